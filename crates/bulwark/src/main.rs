@@ -1,1 +1,84 @@
-fn main() {}
+//! The `bulwark` command.
+//!
+//! Today it offers the storage engine's tools: `bulwark bench storage` (the storage
+//! benchmark, printing a table) and `bulwark check` (an offline integrity check of a data
+//! directory). The SQL server (`bulwark start`) and the shell (`bulwark sql`) come with the
+//! layers above.
+
+mod bench;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "bulwark", version, about = "A PostgreSQL-compatible database that treats failure as the normal case")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a benchmark and print a table.
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+    /// Check a data directory offline: meta pages, log records, every page checksum and the
+    /// B-tree's order. Exits non-zero and names each problem.
+    Check {
+        /// The data directory.
+        #[arg(long, default_value = "./bulwark-data")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// The storage engine: durable appends, point reads, checkpoints, recovery.
+    Storage(bench::StorageArgs),
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Bench { what: BenchWhat::Storage(args) } => match bench::storage(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Check { data_dir } => check(&data_dir),
+    }
+}
+
+fn check(dir: &std::path::Path) -> ExitCode {
+    if !dir.join(storage::btree::DATA_FILE).is_file() {
+        eprintln!("{}: no Bulwark data directory here (no {})", dir.display(), storage::btree::DATA_FILE);
+        return ExitCode::FAILURE;
+    }
+    let opts = storage::StoreOptions { checkpoint_interval: None, checkpoint_log_bytes: None, ..Default::default() };
+    let store = match storage::Store::open(Arc::new(storage::vfs::RealVfs), dir, opts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("problem: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match storage::store::check_tree(&store) {
+        Ok(pages) => {
+            let s = store.stats();
+            println!(
+                "ok: {pages} tree pages checked, applied index {}, {} log records replayed, {} pages in file",
+                s.applied_index, s.replayed_records, s.page_count
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("problem: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -17,7 +17,7 @@ mod real;
 mod sim;
 
 pub use real::RealVfs;
-pub use sim::{SimFaults, SimOp, SimVfs};
+pub use sim::{SimFaults, SimOp, SimRng, SimVfs, SECTOR_BYTES};
 
 use std::io;
 use std::path::Path;
