@@ -83,9 +83,10 @@
 //!   error. Restarting the process runs recovery from what is really on disk.
 //! - A failed `write_at` (ENOSPC above all) happens before anything was acknowledged: the
 //!   batch and every append queued behind it (they have later indices) fail, the segment is
-//!   cut back to its durable end with `set_len`, and the next index goes back to one past
-//!   the last durable record, so indices stay gapless. The log stays usable: once space
-//!   returns, appends work again. If the `set_len` itself fails, the log is poisoned.
+//!   cut back to its durable end (`set_len`, then `sync_data`), and the next index goes back
+//!   to one past the last durable record, so indices stay gapless. The log stays usable:
+//!   once space returns, appends work again. If the rollback itself fails, the log is
+//!   poisoned.
 //!
 //! # Recovery: torn tail or corruption
 //!
@@ -595,10 +596,12 @@ impl Wal {
         let result = match file.write_at(&buf, offset) {
             Err(e) => {
                 let error = Error::io(format!("writing {} bytes to {name} at offset {offset}", buf.len()), e);
-                Err(match file.set_len(offset) {
+                // Sync the rollback too: should the next write go to a new segment, junk
+                // left past this one's end would read as corruption after a crash.
+                Err(match file.set_len(offset).and_then(|()| syncs.sync(&*file)) {
                     Ok(()) => Failure::plain(error),
                     Err(e) => Failure::poisoned(format!(
-                        "cutting {name} back to {offset} bytes after a failed write ({error}) failed: {e}"
+                        "rolling {name} back to {offset} bytes after a failed write ({error}) failed: {e}"
                     )),
                 })
             }
@@ -1113,7 +1116,7 @@ fn read_chunk(chunk: &ReadChunk, records: &mut Vec<(u64, Vec<u8>)>) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vfs::{RealVfs, SimVfs};
+    use crate::vfs::{RealVfs, SimOp, SimVfs};
     use std::collections::BTreeMap;
     use std::time::Duration;
 
@@ -1391,6 +1394,21 @@ mod tests {
     }
 
     #[test]
+    fn write_error_fails_the_batch_without_poisoning() {
+        let vfs = SimVfs::new(15);
+        let wal = open(&vfs, WalOptions::default());
+        wal.append(&payload(1)).unwrap();
+        vfs.update_faults(|f| f.eio_on = Some((SimOp::Write, 1)));
+        assert!(matches!(wal.append(&payload(2)), Err(Error::Io { .. })));
+        assert!(wal.poisoned().is_none());
+        assert_eq!(wal.append(&payload(2)).unwrap(), 2);
+        vfs.update_faults(|f| f.eio_on = Some((SimOp::SetLen, 1)));
+        vfs.update_faults(|f| f.disk_bytes_max = Some(0));
+        let Err(Error::Poisoned(reason)) = wal.append(&payload(3)) else { panic!("a failed rollback poisons") };
+        assert!(reason.contains("rolling") && reason.contains("No space"), "{reason}");
+    }
+
+    #[test]
     fn disk_full_while_starting_a_segment_leaves_no_stray_file() {
         let vfs = SimVfs::new(10);
         let wal = open(&vfs, small_segments());
@@ -1408,9 +1426,10 @@ mod tests {
         }
         let names = segment_names(&vfs);
         // Too little room for the new segment's 32-byte header.
-        vfs.update_faults(|f| f.disk_bytes_max = Some(vfs.used_bytes() + 10));
+        let used = vfs.used_bytes();
+        vfs.update_faults(|f| f.disk_bytes_max = Some(used + 10));
         let err = wal.append(&[7u8; 200]).unwrap_err();
-        assert!(matches!(err, Error::DiskFull(_)), "{err:?}");
+        assert!(matches!(&err, Error::DiskFull(m) if m.contains("header")), "{err:?}");
         assert_eq!(segment_names(&vfs), names);
         vfs.clear_faults();
         let n = wal.append(b"room again").unwrap();

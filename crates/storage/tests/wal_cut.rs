@@ -109,14 +109,14 @@ fn cut_at_every_byte(log: &Log) {
 }
 
 #[test]
-fn cut_newest_of_several_segments_at_every_byte() {
+fn wal_cut_newest_of_several_segments_at_every_byte() {
     let log = write_log(1024);
     assert!(log.files.len() >= 2, "the log spans segments: {}", log.files.len());
     cut_at_every_byte(&log);
 }
 
 #[test]
-fn cut_only_segment_at_every_byte() {
+fn wal_cut_only_segment_at_every_byte() {
     let log = write_log(64 << 20);
     assert_eq!(log.files.len(), 1);
     cut_at_every_byte(&log);
