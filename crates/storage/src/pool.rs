@@ -92,7 +92,7 @@ impl BufferPool {
     /// Caches a clean page, evicting others if the pool is full.
     pub fn insert(&self, id: PageId, page: Arc<Page>) {
         let mut inner = self.lock();
-        if inner.map.insert(id, (page, false)).is_none() {
+        if inner.map.insert(id, (page, true)).is_none() {
             inner.clock.push_back(id);
         }
         while inner.map.len() > self.pages_max {

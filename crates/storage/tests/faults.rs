@@ -130,7 +130,8 @@ fn bit_flips_in_log_records_are_reported_never_served() {
         let bit = rng.below(8) as u8;
         let (vfs, model) = build(12, 120, 20);
         assert!(vfs.flip_bit(&path, offset, bit));
-        let what = check_after_flip(&vfs, &model, &[last_key.clone()], &format!("{seg} byte {offset} bit {bit}"));
+        let what =
+            check_after_flip(&vfs, &model, std::slice::from_ref(&last_key), &format!("{seg} byte {offset} bit {bit}"));
         if what == "open refused" {
             let err = open(&vfs).err().unwrap().to_string();
             assert!(err.contains(".wal") || err.contains("log"), "names the log file: {err}");
