@@ -133,6 +133,7 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+use std::thread::Thread;
 use std::time::Instant;
 
 /// The largest payload one record may have, in bytes. Bigger ones are [`Error::Invalid`].
@@ -275,6 +276,38 @@ impl Segment {
 /// How an append ended, set once by the flusher that wrote (or failed) it.
 type Outcome = std::result::Result<(), Arc<Error>>;
 
+/// An append's outcome and its place in the group of appenders settled together. Waking a
+/// whole group from the flusher would put one syscall per appender on the flusher's path;
+/// instead the flusher wakes the group's first appender, and appender `i` wakes `2i + 1`
+/// and `2i + 2`, so a group of `n` is awake after about `log2 n` steps.
+struct Settled {
+    result: Outcome,
+    group: Arc<[Thread]>,
+    pos: usize,
+}
+
+impl Settled {
+    fn wake_children(&self) {
+        for child in [2 * self.pos + 1, 2 * self.pos + 2] {
+            if let Some(thread) = self.group.get(child) {
+                thread.unpark();
+            }
+        }
+    }
+}
+
+/// Sets the outcome of every entry and returns the group's first thread (to wake).
+fn settle_group(entries: Vec<Entry>, result: impl Fn() -> Outcome) -> Option<Thread> {
+    let group: Arc<[Thread]> = entries.iter().map(|e| e.waiter.clone()).collect();
+    for (pos, entry) in entries.into_iter().enumerate() {
+        let settled = Settled { result: result(), group: group.clone(), pos };
+        if entry.outcome.set(settled).is_err() {
+            panic!("an append is settled once");
+        }
+    }
+    group.first().cloned()
+}
+
 /// One append waiting in the queue.
 struct Entry {
     first_index: u64,
@@ -282,7 +315,9 @@ struct Entry {
     /// Frames with `len` and the payload's CRC in the `crc` field; `index`, `batch_first`
     /// and the final checksum are filled in by the flusher.
     frames: Vec<u8>,
-    outcome: Arc<OnceLock<Outcome>>,
+    outcome: Arc<OnceLock<Settled>>,
+    /// The appender's thread, parked until its outcome is set or it is handed the flush.
+    waiter: Thread,
 }
 
 /// Where a flusher writes its batch.
@@ -403,10 +438,12 @@ impl Wal {
         st.next_index =
             first_index.checked_add(count).ok_or_else(|| Error::Invalid("the log ran out of indices".into()))?;
         st.queue_bytes += frames.len();
-        st.queue.push_back(Entry { first_index, count, frames, outcome: outcome.clone() });
+        let waiter = std::thread::current();
+        st.queue.push_back(Entry { first_index, count, frames, outcome: outcome.clone(), waiter });
         loop {
-            if let Some(result) = outcome.get() {
-                return match result {
+            if let Some(settled) = outcome.get() {
+                settled.wake_children();
+                return match &settled.result {
                     Ok(()) => Ok(first_index),
                     Err(error) => Err(clone_error(error)),
                 };
@@ -414,7 +451,12 @@ impl Wal {
             if !st.flushing && !st.queue.is_empty() {
                 st = self.flush(st);
             } else {
-                st = self.wait(st);
+                // Parked, not waiting on the condvar: a flusher wakes exactly the appenders
+                // it settled, and hands the next flush to the appender at the queue's front.
+                // (An unpark that comes before the park makes the park return at once.)
+                drop(st);
+                std::thread::park();
+                st = self.lock_state();
             }
         }
     }
@@ -558,14 +600,22 @@ impl Wal {
         self.changed.notify_all();
         match io {
             Ok(flushed) => {
-                settle_flush(&mut st, entries, flushed);
-                st
+                // The next flusher first: it can start its write while the rest wake up.
+                let next = st.queue.front().map(|e| e.waiter.clone());
+                let first = settle_flush(&mut st, entries, flushed);
+                drop(st);
+                let me = std::thread::current().id();
+                for thread in next.iter().chain(first.iter()).filter(|t| t.id() != me) {
+                    thread.unpark();
+                }
+                self.lock_state()
             }
             Err(panic) => {
                 let reason = "the WAL flusher panicked".to_string();
                 st.poisoned.get_or_insert(reason.clone());
-                fail_all(&mut st, entries, Error::Poisoned(reason));
+                let first = fail_all(&mut st, entries, Error::Poisoned(reason));
                 drop(st);
+                first.iter().for_each(Thread::unpark);
                 panic::resume_unwind(panic)
             }
         }
@@ -668,7 +718,8 @@ impl Wal {
 }
 
 /// Records what a flusher's I/O did and settles every append it took.
-fn settle_flush(st: &mut State, entries: Vec<Entry>, flushed: Flushed) {
+/// Returns the first thread of the settled group, to wake.
+fn settle_flush(st: &mut State, entries: Vec<Entry>, flushed: Flushed) -> Option<Thread> {
     add_syncs(&mut st.stats, &flushed.syncs);
     st.stats.bytes_written += flushed.bytes_written;
     if let Some(seg) = flushed.new_segment {
@@ -687,29 +738,27 @@ fn settle_flush(st: &mut State, entries: Vec<Entry>, flushed: Flushed) {
             assert_eq!(last.first_index + last.count, st.durable_next);
             st.stats.appends += entries.iter().map(|e| e.count).sum::<u64>();
             st.stats.batches += 1;
-            for entry in entries {
-                entry.outcome.set(Ok(())).expect("an append is settled once");
-            }
+            settle_group(entries, || Ok(()))
         }
         Err(failure) => {
             if let Some(reason) = failure.poison {
                 st.poisoned.get_or_insert(reason);
             }
-            fail_all(st, entries, failure.error);
+            fail_all(st, entries, failure.error)
         }
     }
 }
 
 /// Fails `entries` and every append still queued (they have later indices), and takes the
 /// next index back to one past the last durable record.
-fn fail_all(st: &mut State, entries: Vec<Entry>, error: Error) {
+/// Returns the first thread of the failed group, to wake.
+fn fail_all(st: &mut State, entries: Vec<Entry>, error: Error) -> Option<Thread> {
     let error = Arc::new(error);
     let queued: Vec<Entry> = st.queue.drain(..).collect();
-    for entry in entries.into_iter().chain(queued) {
-        entry.outcome.set(Err(error.clone())).expect("an append is settled once");
-    }
     st.queue_bytes = 0;
     st.next_index = st.durable_next;
+    let all: Vec<Entry> = entries.into_iter().chain(queued).collect();
+    settle_group(all, || Err(error.clone()))
 }
 
 fn add_syncs(stats: &mut WalStats, syncs: &SyncTiming) {
@@ -1608,7 +1657,13 @@ mod tests {
     #[test]
     fn frame_checksum_covers_payload_then_header() {
         let frames = encode_frames(&[b"abc"]).unwrap();
-        let entry = Entry { first_index: 7, count: 1, frames, outcome: Arc::new(OnceLock::new()) };
+        let entry = Entry {
+            first_index: 7,
+            count: 1,
+            frames,
+            outcome: Arc::new(OnceLock::new()),
+            waiter: std::thread::current(),
+        };
         let (buf, offsets) = seal_batch(std::slice::from_ref(&entry), 27, 32);
         assert_eq!(offsets, vec![32]);
         let mut covered = b"abc".to_vec();
