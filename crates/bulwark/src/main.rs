@@ -71,8 +71,12 @@ fn check(dir: &std::path::Path) -> ExitCode {
         Ok(pages) => {
             let s = store.stats();
             println!(
-                "ok: {pages} tree pages checked, applied index {}, {} log records replayed, {} pages in file",
-                s.applied_index, s.replayed_records, s.page_count
+                "ok: {pages} tree pages checked, applied index {}, {} pages in file; recovery replayed {} log records ({:.1} MB) in {:.1} ms",
+                s.applied_index,
+                s.page_count,
+                s.replayed_records,
+                s.replayed_bytes as f64 / 1e6,
+                s.replay_micros as f64 / 1000.0
             );
             ExitCode::SUCCESS
         }

@@ -37,12 +37,12 @@
 
 use crate::error::{Error, Result};
 use crate::page::{
-    self, branch_entry_len, leaf_entry_len, overflow_pages, Page, PageId, PageType, Val, FREELIST_ENTRIES_PER_PAGE,
-    KEY_BYTES_MAX, OVERFLOW_DATA_BYTES, PAGE_BYTES, VALUE_BYTES_MAX, VALUE_INLINE_BYTES_MAX,
+    self, branch_entry_len, leaf_entry_len, overflow_pages, Page, PageId, PageMap, PageSet, PageType, Val,
+    FREELIST_ENTRIES_PER_PAGE, KEY_BYTES_MAX, OVERFLOW_DATA_BYTES, PAGE_BYTES, VALUE_BYTES_MAX, VALUE_INLINE_BYTES_MAX,
 };
 use crate::pool::BufferPool;
 use crate::vfs::VfsFile;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -126,11 +126,11 @@ pub struct Tree {
     /// Pages in the file (the next page number at the end of the file).
     pub page_count: u64,
     /// Pages created in this epoch, not yet handed to a checkpoint.
-    pub dirty: HashMap<PageId, Arc<Page>>,
+    pub dirty: PageMap<Arc<Page>>,
     /// Pages handed to the checkpoint in flight, until it is durable.
-    pub writing: Arc<HashMap<PageId, Arc<Page>>>,
+    pub writing: Arc<PageMap<Arc<Page>>>,
     /// Pages of `writing` given up while the checkpoint was in flight.
-    pub freed_in_flight: HashSet<PageId>,
+    pub freed_in_flight: PageSet,
     /// Page numbers free for reuse now.
     pub reusable: BTreeSet<PageId>,
     /// Page numbers freed in an epoch whose checkpoint is not yet durable: (epoch, page).
@@ -222,9 +222,9 @@ impl Tree {
 
     // ---- values ---------------------------------------------------------------------
 
-    fn store_value(&mut self, value: &[u8]) -> Val {
+    fn store_value(&mut self, value: Vec<u8>) -> Val {
         if value.len() <= VALUE_INLINE_BYTES_MAX {
-            return Val::Inline(value.to_vec());
+            return Val::Inline(value);
         }
         let n = overflow_pages(value.len());
         let first = self.alloc_run(n);
@@ -371,11 +371,16 @@ impl Tree {
 
     /// Stores `value` under `key`, replacing any earlier value.
     pub fn put(&mut self, pager: &Pager, key: &[u8], value: &[u8]) -> Result<()> {
-        check_sizes(key, Some(value))?;
+        self.put_owned(pager, key.to_vec(), value.to_vec())
+    }
+
+    /// [`Tree::put`] taking ownership of the key and value (saves copies on replay).
+    pub fn put_owned(&mut self, pager: &Pager, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        check_sizes(&key, Some(&value))?;
         let val = self.store_value(value);
         if self.root == 0 {
             let id = self.alloc();
-            self.put_dirty(id, Page::Leaf(vec![(key.to_vec(), val)]));
+            self.put_dirty(id, Page::Leaf(vec![(key, val)]));
             self.root = id;
             return Ok(());
         }
@@ -391,18 +396,18 @@ impl Tree {
         Ok(())
     }
 
-    fn insert(&mut self, pager: &Pager, id: PageId, key: &[u8], val: Val) -> Result<Grown> {
+    fn insert(&mut self, pager: &Pager, id: PageId, key: Vec<u8>, val: Val) -> Result<Grown> {
         let (id, mut page) = self.writable(pager, id)?;
         match &mut page {
-            Page::Leaf(entries) => match entries.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
+            Page::Leaf(entries) => match entries.binary_search_by(|(k, _)| k.as_slice().cmp(&key)) {
                 Ok(i) => {
                     let old = std::mem::replace(&mut entries[i].1, val);
                     self.free_value(pager, &old);
                 }
-                Err(i) => entries.insert(i, (key.to_vec(), val)),
+                Err(i) => entries.insert(i, (key, val)),
             },
             Page::Branch { keys, children } => {
-                let i = child_index(keys, key);
+                let i = child_index(keys, &key);
                 let (child, split) = self.insert(pager, children[i], key, val)?;
                 children[i] = child;
                 if let Some((sep, right)) = split {
@@ -550,7 +555,7 @@ pub struct CheckpointPlan {
     /// The meta record it ends with.
     pub meta: Meta,
     /// The tree pages to write.
-    pub pages: Arc<HashMap<PageId, Arc<Page>>>,
+    pub pages: Arc<PageMap<Arc<Page>>>,
     /// The free-list chain pages.
     pub chain: Vec<PageId>,
     /// The free-list entries: (page, epoch that freed it; 0 = free before).

@@ -6,8 +6,8 @@
 //! the last checkpoint are held by the tree until a checkpoint has written them, so eviction
 //! never needs I/O. Hits and misses are counted for the cache hit ratio.
 
-use crate::page::{Page, PageId, PAGE_BYTES};
-use std::collections::{HashMap, VecDeque};
+use crate::page::{Page, PageId, PageMap, PAGE_BYTES};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -21,7 +21,7 @@ pub struct BufferPool {
 }
 
 struct Inner {
-    map: HashMap<PageId, (Arc<Page>, bool)>,
+    map: PageMap<(Arc<Page>, bool)>,
     clock: VecDeque<PageId>,
 }
 
@@ -57,7 +57,7 @@ impl BufferPool {
     pub fn new(bytes_max: usize) -> BufferPool {
         BufferPool {
             pages_max: (bytes_max / PAGE_BYTES).max(16),
-            inner: Mutex::new(Inner { map: HashMap::new(), clock: VecDeque::new() }),
+            inner: Mutex::new(Inner { map: PageMap::default(), clock: VecDeque::new() }),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             evictions: AtomicU64::new(0),

@@ -518,13 +518,13 @@ fn load_freelist(pager: &Pager, meta: &Meta, tree: &mut Tree) -> Result<()> {
     Ok(())
 }
 
-fn apply_batch(tree: &mut Tree, pager: &Pager, index: u64, batch: &WriteBatch) -> Result<()> {
+fn apply_batch(tree: &mut Tree, pager: &Pager, index: u64, batch: WriteBatch) -> Result<()> {
     assert_eq!(index, tree.applied_index + 1, "log records are applied in order");
-    for op in &batch.ops {
+    for op in batch.ops {
         match op {
-            WriteOp::Put(k, v) => tree.put(pager, k, v)?,
+            WriteOp::Put(k, v) => tree.put_owned(pager, k, v)?,
             WriteOp::Delete(k) => {
-                tree.delete(pager, k)?;
+                tree.delete(pager, &k)?;
             }
         }
     }
@@ -572,7 +572,7 @@ impl Inner {
             }
             for (index, payload) in self.wal.read(from, 8 << 20)? {
                 let batch = WriteBatch::decode(&payload, index)?;
-                apply_batch(&mut tree, &self.pager, index, &batch)?;
+                apply_batch(&mut tree, &self.pager, index, batch)?;
                 records += 1;
                 bytes += payload.len() as u64;
             }
@@ -594,7 +594,7 @@ impl Inner {
         }
         let result = {
             let mut tree = self.write_tree();
-            apply_batch(&mut tree, &self.pager, index, batch)
+            apply_batch(&mut tree, &self.pager, index, batch.clone())
         };
         if let Err(e) = &result {
             self.poison(format!("applying log record {index} failed: {e}"));
