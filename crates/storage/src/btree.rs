@@ -522,10 +522,10 @@ impl Tree {
         }
     }
 
-    /// Ends the checkpoint in flight. On success its pages become clean (pooled) and the
-    /// pages it freed become reusable; on failure its pages return to the dirty set so the
-    /// next checkpoint writes them.
-    pub fn finish_checkpoint(&mut self, pager: &Pager, plan: &CheckpointPlan, durable: bool) {
+    /// Ends the checkpoint in flight. On success the pages it freed become reusable (the
+    /// caller has already put its pages in the buffer pool); on failure its pages return to
+    /// the dirty set so the next checkpoint writes them.
+    pub fn finish_checkpoint(&mut self, plan: &CheckpointPlan, durable: bool) {
         let writing = std::mem::take(&mut self.writing);
         let freed = std::mem::take(&mut self.freed_in_flight);
         if durable {
@@ -534,11 +534,7 @@ impl Tree {
             self.pending = rest;
             self.reusable.extend(done.into_iter().map(|(_, p)| p));
             self.reusable.extend(std::mem::replace(&mut self.freelist_pages, plan.chain.clone()));
-            for (id, page) in writing.iter() {
-                if !freed.contains(id) {
-                    pager.pool.insert(*id, page.clone());
-                }
-            }
+            // The written pages are already in the buffer pool (see `Store::checkpoint`).
         } else {
             for (id, page) in writing.iter() {
                 if !freed.contains(id) {

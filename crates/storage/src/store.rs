@@ -627,8 +627,18 @@ impl Inner {
         self.record_pause(start);
         let slot = 1 - state.durable_slot;
         let written = self.write_checkpoint(&plan, slot);
+        if written.is_ok() {
+            // Into the pool before they leave the in-flight set, so a reader always finds
+            // the newest content of a page number, and without the tree's lock, so readers
+            // do not wait for it. A page freed meanwhile may enter the pool too; the tree no
+            // longer references it, and its number is reused only after the next checkpoint,
+            // which puts the new content here first.
+            for (&id, page) in plan.pages.iter() {
+                self.pager.pool.insert(id, page.clone());
+            }
+        }
         let pause = Instant::now();
-        self.write_tree().finish_checkpoint(&self.pager, &plan, written.is_ok());
+        self.write_tree().finish_checkpoint(&plan, written.is_ok());
         self.record_pause(pause);
         let c = &self.counters;
         match written {
