@@ -1,0 +1,564 @@
+//! The engine: transactions over the store, the commit seam, vacuum.
+
+use crate::command::{
+    self, decide, for_each_version, newest_version, parse_version_key, read_at, show, store_range, Command,
+    IsolationLevel, KeyRange, Outcome,
+};
+use crate::error::{Error, Result};
+use crate::lock::{Acquired, LockMode, LockSettings, LockStats, LockTable, TxnId, WaitPolicy};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use storage::vfs::Vfs;
+use storage::{KvRead, Store, StoreOptions};
+
+/// The most transactions open at once.
+pub const TXN_OPEN_MAX: usize = 10_000;
+/// The most bytes (keys plus values) one transaction may write; a commit is one log record.
+pub const WRITE_SET_BYTES_MAX: usize = 8 << 20;
+/// The most rows locked at once.
+pub const LOCK_ENTRIES_MAX: usize = 1_000_000;
+/// Dead versions removed per vacuum command.
+pub const VACUUM_DELETES_PER_COMMAND: usize = 10_000;
+
+/// Settings of an [`Engine`].
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// The store's settings.
+    pub store: StoreOptions,
+    /// Bound on open transactions.
+    pub txn_open_max: usize,
+    /// Bound on one transaction's writes, in bytes.
+    pub write_set_bytes_max: usize,
+    /// Bound on locked rows.
+    pub lock_entries_max: usize,
+    /// lock_timeout and deadlock_timeout.
+    pub locks: LockSettings,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            store: StoreOptions::default(),
+            txn_open_max: TXN_OPEN_MAX,
+            write_set_bytes_max: WRITE_SET_BYTES_MAX,
+            lock_entries_max: LOCK_ENTRIES_MAX,
+            locks: LockSettings::default(),
+        }
+    }
+}
+
+/// How a transaction starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnOptions {
+    /// Its isolation level.
+    pub isolation: IsolationLevel,
+    /// READ ONLY: writes fail with 25006, and it never aborts for conflicts.
+    pub read_only: bool,
+}
+
+impl Default for TxnOptions {
+    fn default() -> Self {
+        TxnOptions { isolation: IsolationLevel::ReadCommitted, read_only: false }
+    }
+}
+
+/// The commit seam: turns a command into a durable, applied log record and reports the
+/// outcome. Today the local log ([`Engine`] itself); Raft goes behind the same interface.
+pub trait Propose: Send + Sync {
+    /// Makes `cmd` durable, applies it in log order, and returns how it ended.
+    fn propose(&self, cmd: &Command) -> Result<Outcome>;
+}
+
+/// Counters of the engine.
+#[derive(Debug, Clone, Default)]
+pub struct EngineStats {
+    /// Transactions committed with writes.
+    pub commits: u64,
+    /// Read-only commits (no log record).
+    pub read_only_commits: u64,
+    /// Rollbacks.
+    pub rollbacks: u64,
+    /// Commits rejected by validation (40001 at commit).
+    pub conflicts_at_commit: u64,
+    /// 40001 raised before commit (a locked row changed since the snapshot).
+    pub conflicts_at_write: u64,
+    /// Open transactions now.
+    pub open_transactions: u64,
+    /// The oldest snapshot still in use (vacuum's horizon).
+    pub oldest_snapshot: u64,
+    /// How far vacuum is held back: applied index minus the oldest snapshot.
+    pub vacuum_held_back_by: u64,
+    /// Dead versions found by vacuum, in total.
+    pub dead_versions_found: u64,
+    /// Dead versions removed by vacuum, in total.
+    pub dead_versions_reclaimed: u64,
+    /// The lock table's counters.
+    pub locks: LockStats,
+    /// The storage engine's counters.
+    pub storage: storage::StoreStats,
+}
+
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    read_only_commits: AtomicU64,
+    rollbacks: AtomicU64,
+    conflicts_at_commit: AtomicU64,
+    conflicts_at_write: AtomicU64,
+    dead_found: AtomicU64,
+    dead_reclaimed: AtomicU64,
+}
+
+struct ApplyState {
+    applied: u64,
+    failed: Option<String>,
+}
+
+struct Inner {
+    opts: EngineOptions,
+    store: Store,
+    locks: LockTable,
+    /// Open transactions and their snapshots.
+    active: Mutex<BTreeMap<TxnId, u64>>,
+    apply: Mutex<ApplyState>,
+    applied_cv: Condvar,
+    next_txn: AtomicU64,
+    counters: Counters,
+}
+
+/// A transactional key-value engine: MVCC over the store.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Engine {
+    /// Opens (creating if needed) an engine in `dir`, recovering the store and replaying the
+    /// log's commands through the same deterministic validation.
+    pub fn open(vfs: Arc<dyn Vfs>, dir: &Path, opts: EngineOptions) -> Result<Engine> {
+        let mut replay = |kv: &dyn KvRead, index: u64, payload: &[u8]| -> storage::Result<storage::WriteBatch> {
+            let cmd = Command::decode(payload, index)?;
+            decide(kv, index, &cmd).map(|(batch, _)| batch).map_err(|e| match e {
+                Error::Storage(s) => s,
+                other => storage::Error::Invalid(format!("replaying log record {index}: {other}")),
+            })
+        };
+        let store = Store::open_with_replay(vfs, dir, opts.store.clone(), &mut replay)?;
+        let applied = store.applied_index();
+        let locks = LockTable::new(opts.lock_entries_max);
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                opts,
+                store,
+                locks,
+                active: Mutex::new(BTreeMap::new()),
+                apply: Mutex::new(ApplyState { applied, failed: None }),
+                applied_cv: Condvar::new(),
+                next_txn: AtomicU64::new(1),
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    /// Starts a transaction.
+    pub fn begin(&self, opts: TxnOptions) -> Result<Txn> {
+        let id = self.inner.next_txn.fetch_add(1, Ordering::Relaxed);
+        let snapshot = {
+            let mut active = lock(&self.inner.active);
+            if active.len() >= self.inner.opts.txn_open_max {
+                return Err(Error::Resources(format!(
+                    "too many open transactions (the limit is {})",
+                    self.inner.opts.txn_open_max
+                )));
+            }
+            let snapshot = self.inner.applied();
+            active.insert(id, snapshot);
+            snapshot
+        };
+        Ok(Txn {
+            engine: self.inner.clone(),
+            id,
+            opts,
+            snapshot,
+            writes: BTreeMap::new(),
+            write_bytes: 0,
+            reads: BTreeSet::new(),
+            ranges: Vec::new(),
+            failed: None,
+            done: false,
+            lock_settings: self.inner.opts.locks,
+        })
+    }
+
+    /// Removes versions that no open snapshot can see; returns (found, reclaimed).
+    pub fn vacuum(&self) -> Result<(u64, u64)> {
+        self.inner.vacuum()
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The last applied log index (a new snapshot sees everything up to it).
+    pub fn applied_index(&self) -> u64 {
+        self.inner.applied()
+    }
+
+    /// Counters and gauges.
+    pub fn stats(&self) -> EngineStats {
+        let c = &self.inner.counters;
+        let (open, oldest) = {
+            let active = lock(&self.inner.active);
+            (active.len() as u64, self.inner.horizon_locked(&active))
+        };
+        EngineStats {
+            commits: c.commits.load(Ordering::Relaxed),
+            read_only_commits: c.read_only_commits.load(Ordering::Relaxed),
+            rollbacks: c.rollbacks.load(Ordering::Relaxed),
+            conflicts_at_commit: c.conflicts_at_commit.load(Ordering::Relaxed),
+            conflicts_at_write: c.conflicts_at_write.load(Ordering::Relaxed),
+            open_transactions: open,
+            oldest_snapshot: oldest,
+            vacuum_held_back_by: self.inner.applied().saturating_sub(oldest),
+            dead_versions_found: c.dead_found.load(Ordering::Relaxed),
+            dead_versions_reclaimed: c.dead_reclaimed.load(Ordering::Relaxed),
+            locks: self.inner.locks.stats(),
+            storage: self.inner.store.stats(),
+        }
+    }
+}
+
+impl Propose for Inner {
+    fn propose(&self, cmd: &Command) -> Result<Outcome> {
+        let index = self.store.log().append(&cmd.encode())?;
+        // Apply in log order: wait for the record before this one.
+        let mut st = lock(&self.apply);
+        while st.applied + 1 != index {
+            if let Some(reason) = &st.failed {
+                return Err(Error::Storage(storage::Error::Poisoned(reason.clone())));
+            }
+            st = self.applied_cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        let result = decide(&self.store, index, cmd).and_then(|(batch, outcome)| {
+            self.store.apply(index, &batch)?;
+            Ok(outcome)
+        });
+        match &result {
+            Ok(_) => st.applied = index,
+            Err(e) => {
+                // Not deterministic (I/O): this node must stop applying; recovery replays.
+                st.failed = Some(format!("applying log record {index} failed: {e}"));
+            }
+        }
+        drop(st);
+        self.applied_cv.notify_all();
+        result
+    }
+}
+
+impl Inner {
+    fn applied(&self) -> u64 {
+        lock(&self.apply).applied
+    }
+
+    fn horizon_locked(&self, active: &BTreeMap<TxnId, u64>) -> u64 {
+        active.values().copied().min().unwrap_or_else(|| self.applied())
+    }
+
+    fn end(&self, id: TxnId) {
+        lock(&self.active).remove(&id);
+        self.locks.release_all(id);
+    }
+
+    fn vacuum(&self) -> Result<(u64, u64)> {
+        let horizon = {
+            let active = lock(&self.active);
+            self.horizon_locked(&active)
+        };
+        let (lo, hi) = store_range(&Bound::Unbounded, &Bound::Unbounded);
+        let mut dead = Vec::new();
+        let mut current: Option<Vec<u8>> = None;
+        let mut kept_visible = false;
+        for_each_version(&self.store, lo, hi, |k, v| {
+            let (key, ts) = parse_version_key(k)?;
+            if current.as_deref() != Some(key.as_slice()) {
+                current = Some(key);
+                kept_visible = false;
+            }
+            if ts > horizon {
+                return Ok(true); // some snapshot may need it
+            }
+            if kept_visible {
+                dead.push(k.to_vec()); // shadowed by a newer version every snapshot sees
+            } else {
+                kept_visible = true;
+                if command::decode_value(v)?.is_none() {
+                    dead.push(k.to_vec()); // a tombstone every snapshot sees: the key is gone
+                }
+            }
+            Ok(true)
+        })?;
+        let found = dead.len() as u64;
+        self.counters.dead_found.fetch_add(found, Ordering::Relaxed);
+        let mut reclaimed = 0;
+        for chunk in dead.chunks(VACUUM_DELETES_PER_COMMAND) {
+            self.propose(&Command::Vacuum { deletes: chunk.to_vec() })?;
+            reclaimed += chunk.len() as u64;
+        }
+        self.counters.dead_reclaimed.fetch_add(reclaimed, Ordering::Relaxed);
+        Ok((found, reclaimed))
+    }
+}
+
+/// A transaction. Dropping it without [`Txn::commit`] rolls it back.
+pub struct Txn {
+    engine: Arc<Inner>,
+    id: TxnId,
+    opts: TxnOptions,
+    snapshot: u64,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    write_bytes: usize,
+    reads: BTreeSet<Vec<u8>>,
+    ranges: Vec<KeyRange>,
+    failed: Option<String>,
+    done: bool,
+    lock_settings: LockSettings,
+}
+
+impl Txn {
+    /// This transaction's number (as named in deadlock messages).
+    pub fn id(&self) -> TxnId {
+        self.id
+    }
+
+    /// The applied index its current snapshot sees.
+    pub fn snapshot(&self) -> u64 {
+        self.snapshot
+    }
+
+    /// Its options.
+    pub fn options(&self) -> TxnOptions {
+        self.opts
+    }
+
+    /// Sets lock_timeout and deadlock_timeout for this transaction.
+    pub fn set_lock_settings(&mut self, settings: LockSettings) {
+        self.lock_settings = settings;
+    }
+
+    /// Starts a new statement: READ COMMITTED takes a new snapshot.
+    pub fn new_statement(&mut self) {
+        if self.opts.isolation == IsolationLevel::ReadCommitted && !self.done {
+            let mut active = lock(&self.engine.active);
+            self.snapshot = self.engine.applied();
+            active.insert(self.id, self.snapshot);
+        }
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        if self.done {
+            return Err(Error::Aborted("the transaction has ended".into()));
+        }
+        if let Some(why) = &self.failed {
+            return Err(Error::Aborted(format!(
+                "current transaction is aborted, commands ignored until end of transaction block ({why})"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Records an error that ends the transaction's usefulness.
+    fn fail<T>(&mut self, e: Error) -> Result<T> {
+        self.failed = Some(e.to_string());
+        Err(e)
+    }
+
+    /// The value of `key` as this transaction sees it: its own write, else its snapshot.
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.check_usable()?;
+        if let Some(v) = self.writes.get(key) {
+            return Ok(v.clone());
+        }
+        if self.opts.isolation == IsolationLevel::Serializable && !self.opts.read_only {
+            self.reads.insert(key.to_vec());
+        }
+        match read_at(&self.engine.store, key, self.snapshot) {
+            Ok(v) => Ok(v),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// The entries with keys in `(lo, hi)` as this transaction sees them, ascending or
+    /// descending, at most `limit` of them.
+    pub fn scan(
+        &mut self,
+        lo: Bound<Vec<u8>>,
+        hi: Bound<Vec<u8>>,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.check_usable()?;
+        if self.opts.isolation == IsolationLevel::Serializable && !self.opts.read_only {
+            self.ranges.push((lo.clone(), hi.clone()));
+        }
+        let (slo, shi) = store_range(&lo, &hi);
+        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        let snapshot = self.snapshot;
+        let mut last: Option<Vec<u8>> = None;
+        let result = for_each_version(&self.engine.store, slo, shi, |k, v| {
+            let (key, ts) = parse_version_key(k)?;
+            if ts <= snapshot && last.as_ref() != Some(&key) {
+                last = Some(key.clone());
+                merged.insert(key, command::decode_value(v)?);
+            }
+            Ok(true)
+        });
+        if let Err(e) = result {
+            return self.fail(e);
+        }
+        for (k, v) in self.writes.range((lo, hi)) {
+            merged.insert(k.clone(), v.clone());
+        }
+        let live = merged.into_iter().filter_map(|(k, v)| v.map(|v| (k, v)));
+        Ok(if reverse { live.rev().take(limit).collect() } else { live.take(limit).collect() })
+    }
+
+    /// Locks `key` (SELECT ... FOR UPDATE / FOR SHARE) and returns its value: the newest
+    /// committed one under READ COMMITTED, the snapshot's otherwise. `Ok(None)` means SKIP
+    /// LOCKED skipped it. Under REPEATABLE READ and SERIALIZABLE, a row changed since the
+    /// snapshot fails with 40001, as in PostgreSQL.
+    pub fn lock_row(&mut self, key: &[u8], mode: LockMode, policy: WaitPolicy) -> Result<Option<Option<Vec<u8>>>> {
+        self.check_usable()?;
+        if self.opts.read_only && mode == LockMode::Exclusive {
+            return Err(Error::ReadOnly("SELECT FOR UPDATE".into()));
+        }
+        match self.take_lock(key, mode, policy)? {
+            Acquired::Skipped => Ok(None),
+            Acquired::Granted => {
+                if let Some(v) = self.writes.get(key) {
+                    return Ok(Some(v.clone()));
+                }
+                let at = if self.opts.isolation == IsolationLevel::ReadCommitted { u64::MAX } else { self.snapshot };
+                if self.opts.isolation == IsolationLevel::Serializable {
+                    self.reads.insert(key.to_vec());
+                }
+                match read_at(&self.engine.store, key, at) {
+                    Ok(v) => Ok(Some(v)),
+                    Err(e) => self.fail(e),
+                }
+            }
+        }
+    }
+
+    fn take_lock(&mut self, key: &[u8], mode: LockMode, policy: WaitPolicy) -> Result<Acquired> {
+        let got = match self.engine.locks.acquire(self.id, key, mode, policy, self.lock_settings) {
+            Ok(got) => got,
+            Err(e @ Error::Deadlock(_)) => return self.fail(e),
+            Err(e) => return Err(e),
+        };
+        if got == Acquired::Granted && self.opts.isolation != IsolationLevel::ReadCommitted {
+            let newest = match newest_version(&self.engine.store, key) {
+                Ok(n) => n,
+                Err(e) => return self.fail(e),
+            };
+            if let Some(ts) = newest.filter(|&ts| ts > self.snapshot) {
+                self.engine.counters.conflicts_at_write.fetch_add(1, Ordering::Relaxed);
+                return self.fail(Error::Serialization(format!(
+                    "could not serialize access due to concurrent update: key {} was changed by a transaction that committed at {ts}, after this one's snapshot {}",
+                    show(key),
+                    self.snapshot
+                )));
+            }
+        }
+        Ok(got)
+    }
+
+    /// Writes `value` under `key` (locking the row first).
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.write(key, Some(value))
+    }
+
+    /// Deletes `key` (locking the row first).
+    pub fn delete(&mut self, key: &[u8]) -> Result<()> {
+        self.write(key, None)
+    }
+
+    fn write(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        self.check_usable()?;
+        if self.opts.read_only {
+            return Err(Error::ReadOnly(if value.is_some() { "a write" } else { "a delete" }.into()));
+        }
+        let size = key.len() + value.map_or(0, <[u8]>::len);
+        if self.write_bytes + size > self.engine.opts.write_set_bytes_max {
+            return Err(Error::TooLarge(format!(
+                "transaction writes exceed {} bytes (write_set_bytes_max)",
+                self.engine.opts.write_set_bytes_max
+            )));
+        }
+        storage::btree::check_sizes(&command::version_key(key, 0), Some(&command::encode_value(value)))?;
+        self.take_lock(key, LockMode::Exclusive, WaitPolicy::Wait)?;
+        self.write_bytes += size;
+        self.writes.insert(key.to_vec(), value.map(<[u8]>::to_vec));
+        Ok(())
+    }
+
+    /// Commits: hands the writes (and for SERIALIZABLE the reads) to the log, which
+    /// validates and applies them. Returns the commit index, or None for a transaction that
+    /// wrote nothing (it needs no log record). A conflict is 40001 with the reason.
+    pub fn commit(mut self) -> Result<Option<u64>> {
+        self.check_usable()?;
+        self.done = true;
+        let c = &self.engine.counters;
+        if self.writes.is_empty() {
+            c.read_only_commits.fetch_add(1, Ordering::Relaxed);
+            self.engine.end(self.id);
+            return Ok(None);
+        }
+        let cmd = Command::Commit {
+            snapshot: self.snapshot,
+            isolation: self.opts.isolation,
+            writes: std::mem::take(&mut self.writes).into_iter().collect(),
+            reads: std::mem::take(&mut self.reads).into_iter().collect(),
+            ranges: std::mem::take(&mut self.ranges),
+        };
+        let result = self.engine.propose(&cmd);
+        self.engine.end(self.id);
+        match result? {
+            Outcome::Committed(index) => {
+                c.commits.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(index))
+            }
+            Outcome::Rejected(reason) => {
+                c.conflicts_at_commit.fetch_add(1, Ordering::Relaxed);
+                Err(Error::Serialization(reason))
+            }
+        }
+    }
+
+    /// Rolls back: nothing it wrote is kept, its locks are released.
+    pub fn rollback(mut self) {
+        self.finish_rollback();
+    }
+
+    fn finish_rollback(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.engine.counters.rollbacks.fetch_add(1, Ordering::Relaxed);
+            self.engine.end(self.id);
+        }
+    }
+}
+
+impl Drop for Txn {
+    fn drop(&mut self) {
+        self.finish_rollback();
+    }
+}
