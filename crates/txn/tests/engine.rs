@@ -1,0 +1,167 @@
+//! The engine's basic guarantees: snapshots, own writes, commit through the log and
+//! recovery replaying the same decisions, vacuum and its metrics, and the bounds.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+use storage::vfs::{SimVfs, Vfs};
+use storage::StoreOptions;
+use txn::{Engine, EngineOptions, Error, IsolationLevel, TxnOptions};
+
+fn options() -> EngineOptions {
+    EngineOptions {
+        store: StoreOptions { checkpoint_interval: None, checkpoint_log_bytes: None, ..Default::default() },
+        ..Default::default()
+    }
+}
+
+fn open(vfs: &SimVfs, opts: EngineOptions) -> Engine {
+    let vfs: Arc<dyn Vfs> = Arc::new(vfs.clone());
+    Engine::open(vfs, Path::new("/db"), opts).expect("open")
+}
+
+fn at(level: IsolationLevel) -> TxnOptions {
+    TxnOptions { isolation: level, read_only: false }
+}
+
+const RR: IsolationLevel = IsolationLevel::RepeatableRead;
+const SER: IsolationLevel = IsolationLevel::Serializable;
+
+#[test]
+fn snapshots_own_writes_and_visibility() {
+    let e = open(&SimVfs::new(1), options());
+    let mut t1 = e.begin(at(RR)).unwrap();
+    t1.put(b"a", b"1").unwrap();
+    assert_eq!(t1.get(b"a").unwrap(), Some(b"1".to_vec()), "reads its own write");
+    let mut t2 = e.begin(at(RR)).unwrap();
+    assert_eq!(t2.get(b"a").unwrap(), None, "no dirty read");
+    let index = t1.commit().unwrap().expect("a writer commits at a log index");
+    assert_eq!(t2.get(b"a").unwrap(), None, "snapshot is stable");
+    let mut t3 = e.begin(at(RR)).unwrap();
+    assert_eq!(t3.get(b"a").unwrap(), Some(b"1".to_vec()));
+    assert!(t3.snapshot() >= index);
+    t3.delete(b"a").unwrap();
+    assert_eq!(t3.scan(Bound::Unbounded, Bound::Unbounded, false, 10).unwrap(), vec![]);
+    t3.commit().unwrap();
+    assert_eq!(t2.commit().unwrap(), None, "read-only commits need no log record");
+}
+
+#[test]
+fn scans_merge_own_writes_both_directions() {
+    let e = open(&SimVfs::new(2), options());
+    let mut t = e.begin(at(SER)).unwrap();
+    for k in ["b", "d", "f"] {
+        t.put(k.as_bytes(), b"old").unwrap();
+    }
+    t.commit().unwrap();
+    let mut t = e.begin(at(SER)).unwrap();
+    t.put(b"c", b"new").unwrap();
+    t.delete(b"d").unwrap();
+    t.put(b"f", b"new").unwrap();
+    let fwd = t.scan(Bound::Included(b"b".to_vec()), Bound::Excluded(b"g".to_vec()), false, 10).unwrap();
+    let keys: Vec<&[u8]> = fwd.iter().map(|(k, _)| k.as_slice()).collect();
+    assert_eq!(keys, vec![&b"b"[..], b"c", b"f"]);
+    assert_eq!(fwd[2].1, b"new");
+    let rev = t.scan(Bound::Excluded(b"b".to_vec()), Bound::Unbounded, true, 1).unwrap();
+    assert_eq!(rev, vec![(b"f".to_vec(), b"new".to_vec())]);
+}
+
+#[test]
+fn recovery_replays_the_same_decisions() {
+    let vfs = SimVfs::new(3);
+    {
+        let e = open(&vfs, options());
+        let mut setup = e.begin(at(RR)).unwrap();
+        setup.put(b"x", b"0").unwrap();
+        setup.commit().unwrap();
+        // Two serializable transactions read x; both write; the second must be rejected.
+        let mut a = e.begin(at(SER)).unwrap();
+        let mut b = e.begin(at(SER)).unwrap();
+        a.get(b"x").unwrap();
+        b.get(b"x").unwrap();
+        a.put(b"y", b"a").unwrap();
+        b.put(b"z", b"b").unwrap();
+        let mut c = e.begin(at(RR)).unwrap();
+        c.put(b"x", b"1").unwrap();
+        c.commit().unwrap();
+        let err = a.commit().unwrap_err();
+        assert_eq!(err.sqlstate(), "40001", "{err}");
+        assert!(err.to_string().contains("read-write conflict"), "{err}");
+        assert_eq!(b.commit().unwrap_err().sqlstate(), "40001");
+    }
+    vfs.crash();
+    let e = open(&vfs, options());
+    let mut t = e.begin(at(RR)).unwrap();
+    assert_eq!(t.get(b"x").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(t.get(b"y").unwrap(), None, "a rejected command stays rejected on replay");
+    assert_eq!(t.get(b"z").unwrap(), None);
+    assert!(e.store().stats().replayed_records >= 4);
+}
+
+#[test]
+fn vacuum_removes_what_no_snapshot_sees_and_is_held_back_by_old_snapshots() {
+    let e = open(&SimVfs::new(4), options());
+    for i in 0..10u8 {
+        let mut t = e.begin(at(RR)).unwrap();
+        t.put(b"k", &[i]).unwrap();
+        t.put(b"gone", &[i]).unwrap();
+        t.commit().unwrap();
+    }
+    let mut old = e.begin(at(RR)).unwrap();
+    assert_eq!(old.get(b"k").unwrap(), Some(vec![9]));
+    let mut t = e.begin(at(RR)).unwrap();
+    t.put(b"k", b"new").unwrap();
+    t.delete(b"gone").unwrap();
+    t.commit().unwrap();
+    let before = e.stats();
+    assert!(before.vacuum_held_back_by > 0, "the old snapshot holds vacuum back: {before:?}");
+    let (found, reclaimed) = e.vacuum().unwrap();
+    assert_eq!((found, reclaimed), (18, 18), "9 shadowed versions of each key below the old snapshot");
+    assert_eq!(old.get(b"k").unwrap(), Some(vec![9]), "the old snapshot still reads its version");
+    assert_eq!(old.get(b"gone").unwrap(), Some(vec![9]));
+    old.commit().unwrap();
+    let (found, _) = e.vacuum().unwrap();
+    assert_eq!(found, 3, "k's version 9, gone's version 9 and gone's tombstone");
+    let mut t = e.begin(at(RR)).unwrap();
+    assert_eq!(t.get(b"k").unwrap(), Some(b"new".to_vec()));
+    assert_eq!(t.get(b"gone").unwrap(), None);
+    let s = e.stats();
+    assert_eq!(s.dead_versions_reclaimed, 21);
+    assert_eq!(s.vacuum_held_back_by, 0);
+}
+
+#[test]
+fn bounds_give_clear_errors() {
+    let opts = EngineOptions { txn_open_max: 2, write_set_bytes_max: 100, ..options() };
+    let e = open(&SimVfs::new(5), opts);
+    let _a = e.begin(at(RR)).unwrap();
+    let mut b = e.begin(at(RR)).unwrap();
+    let err = e.begin(at(RR)).err().unwrap();
+    assert!(matches!(err, Error::Resources(_)) && err.to_string().contains("too many open transactions"), "{err}");
+    let err = b.put(b"k", &[0u8; 200]).unwrap_err();
+    assert_eq!(err.sqlstate(), "54000", "{err}");
+    let mut ro = {
+        drop(b);
+        e.begin(TxnOptions { isolation: RR, read_only: true }).unwrap()
+    };
+    assert_eq!(ro.put(b"k", b"v").unwrap_err().sqlstate(), "25006");
+}
+
+#[test]
+fn a_failed_transaction_refuses_further_work() {
+    let e = open(&SimVfs::new(6), options());
+    let mut setup = e.begin(at(RR)).unwrap();
+    setup.put(b"k", b"0").unwrap();
+    setup.commit().unwrap();
+    let mut a = e.begin(at(RR)).unwrap();
+    a.get(b"k").unwrap();
+    let mut b = e.begin(at(RR)).unwrap();
+    b.put(b"k", b"1").unwrap();
+    b.commit().unwrap();
+    let err = a.put(b"k", b"2").unwrap_err();
+    assert_eq!(err.sqlstate(), "40001", "{err}");
+    assert!(err.to_string().contains("concurrent update"), "{err}");
+    assert_eq!(a.get(b"k").unwrap_err().sqlstate(), "25P02");
+    a.rollback();
+    assert_eq!(e.stats().locks.locked_rows, 0, "locks are released");
+}
