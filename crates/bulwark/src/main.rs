@@ -1,11 +1,12 @@
 //! The `bulwark` command.
 //!
-//! Today it offers the storage engine's tools: `bulwark bench storage` (the storage
-//! benchmark, printing a table) and `bulwark check` (an offline integrity check of a data
-//! directory). The SQL server (`bulwark start`) and the shell (`bulwark sql`) come with the
+//! Today it offers the engine's tools: `bulwark bench storage` and `bulwark bench txn`
+//! (benchmarks that print a table) and `bulwark check` (an offline integrity check of a
+//! data directory). The SQL server (`bulwark start`) and the shell (`bulwark sql`) come with the
 //! layers above.
 
 mod bench;
+mod bench_txn;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -39,11 +40,20 @@ enum Command {
 enum BenchWhat {
     /// The storage engine: durable appends, point reads, checkpoints, recovery.
     Storage(bench::StorageArgs),
+    /// Transactions: transfers at three thread counts and two contention levels, vacuum.
+    Txn(bench_txn::TxnArgs),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Bench { what: BenchWhat::Storage(args) } => match bench::storage(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Bench { what: BenchWhat::Txn(args) } => match bench_txn::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bench failed: {e}");
