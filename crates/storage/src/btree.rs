@@ -50,6 +50,17 @@ use std::sync::Arc;
 pub const DATA_FILE: &str = "data.db";
 /// The first page number the tree may use (0 and 1 are the meta slots).
 pub const FIRST_TREE_PAGE: PageId = 2;
+/// The deepest tree walked before a cycle of child pointers is assumed (a tree of 4 KiB
+/// pages with 7 keys per branch at least is far shallower than this for any file size).
+pub const TREE_DEPTH_MAX: usize = 64;
+
+fn too_deep(id: PageId) -> Error {
+    Error::corrupted(
+        DATA_FILE,
+        format!("page {id}: tree deeper than {TREE_DEPTH_MAX} levels (a cycle of child pointers?)"),
+    )
+}
+
 /// The longest run of consecutive free pages searched for an overflow value before
 /// growing the file instead.
 const RUN_SEARCH_PAGES_MAX: usize = 4096;
@@ -60,6 +71,9 @@ pub struct Pager {
     pub file: Arc<dyn VfsFile>,
     /// The cache of clean pages.
     pub pool: BufferPool,
+    /// The newest checkpoint epoch a page on disk may carry: a page written by a later
+    /// (never completed, or abandoned) checkpoint is not part of the tree in force.
+    pub epoch_max: std::sync::atomic::AtomicU64,
 }
 
 impl Pager {
@@ -76,6 +90,14 @@ impl Pager {
             _ => Error::io(format!("reading {DATA_FILE} page {id}"), e),
         })?;
         let page = Arc::new(Page::decode(&buf, id, DATA_FILE)?);
+        let epoch = page::sealed_epoch(&buf);
+        let max = self.epoch_max.load(std::sync::atomic::Ordering::Relaxed);
+        if epoch > max {
+            return Err(Error::corrupted(
+                DATA_FILE,
+                format!("page {id}: written by checkpoint {epoch}, newer than the checkpoint in force ({max})"),
+            ));
+        }
         self.pool.insert(id, page.clone());
         Ok(page)
     }
@@ -236,7 +258,7 @@ impl Tree {
 
     fn free_value(&mut self, pager: &Pager, val: &Val) {
         if let Val::Overflow { len, first } = val {
-            for id in *first..*first + overflow_pages(*len as usize) {
+            for id in *first..first.saturating_add(overflow_pages(*len as usize)) {
                 self.free(pager, id);
             }
         }
@@ -248,7 +270,7 @@ impl Tree {
             Val::Inline(v) => Ok(v.clone()),
             Val::Overflow { len, first } => {
                 let mut out = Vec::with_capacity(*len as usize);
-                for id in *first..*first + overflow_pages(*len as usize) {
+                for id in *first..first.saturating_add(overflow_pages(*len as usize)) {
                     match &*self.load(pager, id)? {
                         Page::Overflow(data) => out.extend_from_slice(data),
                         other => {
@@ -285,7 +307,7 @@ impl Tree {
         if id == 0 {
             return Ok(None);
         }
-        loop {
+        for _ in 0..=TREE_DEPTH_MAX {
             let page = self.load(pager, id)?;
             match &*page {
                 Page::Branch { keys, children } => id = children[child_index(keys, key)],
@@ -300,6 +322,7 @@ impl Tree {
                 }
             }
         }
+        Err(too_deep(id))
     }
 
     /// Up to `limit` entries with keys in `(lo, hi)`, ascending, or descending if `reverse`.
@@ -313,7 +336,7 @@ impl Tree {
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut raw = Vec::new();
         if self.root != 0 && limit > 0 {
-            self.scan_node(pager, self.root, lo, hi, reverse, limit, &mut raw)?;
+            self.scan_node(pager, self.root, lo, hi, reverse, limit, &mut raw, 0)?;
         }
         raw.into_iter().map(|(k, v)| Ok((k, self.read_value(pager, &v)?))).collect()
     }
@@ -328,7 +351,11 @@ impl Tree {
         reverse: bool,
         limit: usize,
         out: &mut Vec<(Vec<u8>, Val)>,
+        depth: usize,
     ) -> Result<()> {
+        if depth > TREE_DEPTH_MAX {
+            return Err(too_deep(id));
+        }
         let page = self.load(pager, id)?;
         match &*page {
             Page::Branch { keys, children } => {
@@ -348,7 +375,7 @@ impl Tree {
                     if out.len() >= limit {
                         break;
                     }
-                    self.scan_node(pager, children[i], lo, hi, reverse, limit, out)?;
+                    self.scan_node(pager, children[i], lo, hi, reverse, limit, out, depth + 1)?;
                 }
             }
             Page::Leaf(entries) => {
@@ -384,7 +411,7 @@ impl Tree {
             self.root = id;
             return Ok(());
         }
-        let (root, split) = self.insert(pager, self.root, key, val)?;
+        let (root, split) = self.insert(pager, self.root, key, val, 0)?;
         self.root = match split {
             None => root,
             Some((sep, right)) => {
@@ -396,7 +423,10 @@ impl Tree {
         Ok(())
     }
 
-    fn insert(&mut self, pager: &Pager, id: PageId, key: Vec<u8>, val: Val) -> Result<Grown> {
+    fn insert(&mut self, pager: &Pager, id: PageId, key: Vec<u8>, val: Val, depth: usize) -> Result<Grown> {
+        if depth > TREE_DEPTH_MAX {
+            return Err(too_deep(id));
+        }
         let (id, mut page) = self.writable(pager, id)?;
         match &mut page {
             Page::Leaf(entries) => match entries.binary_search_by(|(k, _)| k.as_slice().cmp(&key)) {
@@ -408,7 +438,7 @@ impl Tree {
             },
             Page::Branch { keys, children } => {
                 let i = child_index(keys, &key);
-                let (child, split) = self.insert(pager, children[i], key, val)?;
+                let (child, split) = self.insert(pager, children[i], key, val, depth + 1)?;
                 children[i] = child;
                 if let Some((sep, right)) = split {
                     keys.insert(i, sep);

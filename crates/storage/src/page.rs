@@ -234,15 +234,24 @@ impl Page {
                 let mut entries = Vec::with_capacity(count as usize);
                 for _ in 0..count {
                     let klen = r.u16().ok_or_else(|| bad("truncated leaf"))? as usize;
+                    if klen > KEY_BYTES_MAX {
+                        return Err(bad("key longer than the limit"));
+                    }
                     let key = r.bytes(klen).ok_or_else(|| bad("truncated leaf key"))?.to_vec();
                     let val = match r.u8() {
                         Some(0) => {
                             let vlen = r.u16().ok_or_else(|| bad("truncated leaf"))? as usize;
+                            if vlen > VALUE_INLINE_BYTES_MAX {
+                                return Err(bad("inline value longer than the limit"));
+                            }
                             Val::Inline(r.bytes(vlen).ok_or_else(|| bad("truncated value"))?.to_vec())
                         }
                         Some(1) => {
                             let len = r.u32().ok_or_else(|| bad("truncated leaf"))?;
                             let first = r.u64().ok_or_else(|| bad("truncated leaf"))?;
+                            if (len as usize) <= VALUE_INLINE_BYTES_MAX || len as usize > VALUE_BYTES_MAX {
+                                return Err(bad("overflow value length out of range"));
+                            }
                             Val::Overflow { len, first }
                         }
                         _ => return Err(bad("bad value tag")),
@@ -255,10 +264,16 @@ impl Page {
                 Page::Leaf(entries)
             }
             PageType::Branch => {
+                if count == 0 {
+                    return Err(bad("branch without keys"));
+                }
                 let mut children = vec![r.u64().ok_or_else(|| bad("truncated branch"))?];
                 let mut keys = Vec::with_capacity(count as usize);
                 for _ in 0..count {
                     let klen = r.u16().ok_or_else(|| bad("truncated branch"))? as usize;
+                    if klen > KEY_BYTES_MAX {
+                        return Err(bad("separator longer than the limit"));
+                    }
                     keys.push(r.bytes(klen).ok_or_else(|| bad("truncated branch key"))?.to_vec());
                     children.push(r.u64().ok_or_else(|| bad("truncated branch"))?);
                 }

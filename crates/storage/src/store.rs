@@ -274,6 +274,8 @@ struct Inner {
     checkpoint: Mutex<CheckpointState>,
     poisoned: Mutex<Option<String>>,
     counters: Counters,
+    /// Set when applying a durable record failed: the tree may be half changed.
+    apply_failed: std::sync::atomic::AtomicBool,
     shutdown: Mutex<bool>,
     shutdown_cv: Condvar,
 }
@@ -308,18 +310,21 @@ impl Store {
     ) -> Result<Store> {
         vfs.create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let path = dir.join(DATA_FILE);
-        let fresh = !vfs.exists(&path);
-        let file = vfs.open(&path, true).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        let len = file.len().map_err(|e| Error::io("reading data file length", e))?;
-        if fresh || len == 0 {
-            // A new store: one valid meta slot for an empty tree, durable with its name.
+        if !vfs.exists(&path) {
+            // A new store: the first meta slot is written and synced under a temporary name,
+            // then renamed, so a crash leaves either no data file or a valid one.
+            let tmp = dir.join(format!("{DATA_FILE}.new"));
+            let file = vfs.open(&tmp, true).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
             let meta = Meta { page_count: FIRST_TREE_PAGE, ..Meta::default() };
+            file.set_len(0).map_err(|e| Error::io("truncating the new data file", e))?;
             file.write_at(&meta.encode(0)[..], 0).map_err(|e| Error::io("writing the first meta page", e))?;
             file.sync_data().map_err(|e| Error::io("syncing the first meta page", e))?;
+            vfs.rename(&tmp, &path).map_err(|e| Error::io("renaming the new data file", e))?;
             vfs.sync_dir(dir).map_err(|e| Error::io(format!("syncing {}", dir.display()), e))?;
         }
+        let file = vfs.open(&path, false).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
         let (meta, slot) = read_meta(file.as_ref())?;
-        let pager = Pager { file, pool: BufferPool::new(opts.pool_bytes) };
+        let pager = Pager { file, pool: BufferPool::new(opts.pool_bytes), epoch_max: AtomicU64::new(meta.epoch) };
         let mut tree = Tree {
             root: meta.root,
             epoch: meta.epoch + 1,
@@ -358,6 +363,7 @@ impl Store {
             }),
             poisoned: Mutex::new(None),
             counters: Counters::default(),
+            apply_failed: std::sync::atomic::AtomicBool::new(false),
             shutdown: Mutex::new(false),
             shutdown_cv: Condvar::new(),
         };
@@ -384,7 +390,7 @@ impl Store {
         batch.validate()?;
         let index = self.inner.wal.append(&batch.encode())?;
         self.inner.apply_in_order(index, batch)?;
-        self.inner.checkpoint_if_dirty_over_budget()?;
+        self.inner.checkpoint_if_dirty_over_budget();
         Ok(index)
     }
 
@@ -393,11 +399,13 @@ impl Store {
     pub fn apply(&self, index: u64, batch: &WriteBatch) -> Result<()> {
         self.inner.check_writable()?;
         self.inner.apply_in_order(index, batch)?;
-        self.inner.checkpoint_if_dirty_over_budget()
+        self.inner.checkpoint_if_dirty_over_budget();
+        Ok(())
     }
 
     /// The value under `key` in the current state.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.inner.check_readable()?;
         let tree = self.inner.read_tree();
         tree.get(&self.inner.pager, key)
     }
@@ -555,6 +563,15 @@ impl Inner {
         self.tree.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// After a failed apply the tree in memory may be half changed: refuse reads too.
+    fn check_readable(&self) -> Result<()> {
+        if self.apply_failed.load(Ordering::Relaxed) {
+            let reason = lock(&self.poisoned).clone().unwrap_or_default();
+            return Err(Error::Poisoned(reason));
+        }
+        Ok(())
+    }
+
     fn check_writable(&self) -> Result<()> {
         if let Some(reason) = lock(&self.poisoned).clone() {
             return Err(Error::Poisoned(reason));
@@ -612,6 +629,7 @@ impl Inner {
         };
         if let Err(e) = &result {
             self.poison(format!("applying log record {index} failed: {e}"));
+            self.apply_failed.store(true, Ordering::Relaxed);
         }
         *turn = index;
         drop(turn);
@@ -619,12 +637,14 @@ impl Inner {
         result
     }
 
-    fn checkpoint_if_dirty_over_budget(&self) -> Result<()> {
+    /// Runs a checkpoint if dirty pages passed their budget. Its failure is not the
+    /// caller's: the batch that triggered it is already durable and applied, so the error
+    /// is only counted (`checkpoint_failures`) and the previous checkpoint stays in force.
+    fn checkpoint_if_dirty_over_budget(&self) {
         let dirty_bytes = self.read_tree().dirty.len() * PAGE_BYTES;
         if dirty_bytes > self.opts.dirty_bytes_max {
-            self.checkpoint()?;
+            let _ = self.checkpoint();
         }
-        Ok(())
     }
 
     fn checkpoint(&self) -> Result<bool> {
@@ -634,6 +654,7 @@ impl Inner {
         let plan = {
             let mut tree = self.write_tree();
             if tree.dirty.is_empty() && tree.applied_index == state.durable_applied_index && tree.pending.is_empty() {
+                state.at = Instant::now();
                 return Ok(false);
             }
             tree.begin_checkpoint()
@@ -721,8 +742,15 @@ impl Inner {
                 .map_err(|e| Error::io(format!("writing {DATA_FILE} free-list page {id}"), e))?;
         }
         self.sync_or_poison("syncing checkpoint pages")?;
-        file.write_at(&plan.meta.encode(slot)[..], slot * PAGE_BYTES as u64)
-            .map_err(|e| Error::io(format!("writing {DATA_FILE} meta page {slot}"), e))?;
+        // Any failure from here on fences the store: a meta page that reached the page cache
+        // despite an error could otherwise be made durable by a later checkpoint's fsync,
+        // after that checkpoint has changed the pages it references.
+        self.pager.epoch_max.fetch_max(epoch, Ordering::Relaxed);
+        if let Err(e) = file.write_at(&plan.meta.encode(slot)[..], slot * PAGE_BYTES as u64) {
+            let reason = format!("writing {DATA_FILE} meta page {slot} failed: {e}");
+            self.poison(reason.clone());
+            return Err(Error::Poisoned(reason));
+        }
         self.sync_or_poison("syncing the meta page")
     }
 
@@ -812,6 +840,7 @@ impl KvRead for Store {
         reverse: bool,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.inner.check_readable()?;
         self.inner.read_tree().scan(&self.inner.pager, lo, hi, reverse, limit)
     }
 }
@@ -831,6 +860,10 @@ impl Iterator for Scan<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.buf.is_empty() && !self.done {
+            if let Err(e) = self.store.inner.check_readable() {
+                self.done = true;
+                return Some(Err(e));
+            }
             let chunk = {
                 let tree = self.store.inner.read_tree();
                 tree.scan(&self.store.inner.pager, as_ref(&self.lo), as_ref(&self.hi), self.reverse, SCAN_CHUNK_ENTRIES)
@@ -887,8 +920,11 @@ fn check_node(
     pages: &mut u64,
 ) -> Result<()> {
     *pages += 1;
-    let page = tree.load(pager, id)?;
     let bad = |what: String| Error::corrupted(DATA_FILE, format!("page {id}: {what}"));
+    if *pages > tree.page_count {
+        return Err(bad("more tree pages reachable than the file holds (a cycle of child pointers?)".into()));
+    }
+    let page = tree.load(pager, id)?;
     let keys: Vec<&[u8]> = match &*page {
         Page::Leaf(entries) => entries.iter().map(|(k, _)| k.as_slice()).collect(),
         Page::Branch { keys, .. } => keys.iter().map(|k| k.as_slice()).collect(),

@@ -220,3 +220,19 @@ fn limits_are_enforced_with_clear_errors() {
     let store = open(&vfs);
     assert_eq!(store.get(b"big").unwrap(), Some(big));
 }
+
+#[test]
+fn a_crash_while_creating_the_store_leaves_it_openable() {
+    for seed in 0..40 {
+        for cut in 1..10 {
+            let vfs = SimVfs::new(seed);
+            vfs.update_faults(|f| f.power_cut_after_ops = Some(cut));
+            let created = Store::open(Arc::new(vfs.clone()), Path::new("/db"), options());
+            drop(created);
+            vfs.crash();
+            let store = open(&vfs);
+            store.commit(WriteBatch::new().put(b"k".to_vec(), b"v".to_vec())).unwrap();
+            assert_eq!(store.get(b"k").unwrap(), Some(b"v".to_vec()));
+        }
+    }
+}
