@@ -36,6 +36,8 @@ pub struct EngineOptions {
     pub lock_entries_max: usize,
     /// lock_timeout and deadlock_timeout.
     pub locks: LockSettings,
+    /// Run vacuum in the background this often (None: only on demand).
+    pub vacuum_interval: Option<std::time::Duration>,
 }
 
 impl Default for EngineOptions {
@@ -46,6 +48,7 @@ impl Default for EngineOptions {
             write_set_bytes_max: WRITE_SET_BYTES_MAX,
             lock_entries_max: LOCK_ENTRIES_MAX,
             locks: LockSettings::default(),
+            vacuum_interval: Some(std::time::Duration::from_secs(10)),
         }
     }
 }
@@ -153,7 +156,8 @@ impl Engine {
         let store = Store::open_with_replay(vfs, dir, opts.store.clone(), &mut replay)?;
         let applied = store.applied_index();
         let locks = LockTable::new(opts.lock_entries_max);
-        Ok(Engine {
+        let vacuum_interval = opts.vacuum_interval;
+        let engine = Engine {
             inner: Arc::new(Inner {
                 opts,
                 store,
@@ -164,7 +168,15 @@ impl Engine {
                 next_txn: AtomicU64::new(1),
                 counters: Counters::default(),
             }),
-        })
+        };
+        if let Some(every) = vacuum_interval {
+            let weak = Arc::downgrade(&engine.inner);
+            std::thread::Builder::new()
+                .name("bulwark-vacuum".into())
+                .spawn(move || background_vacuum(weak, every))
+                .map_err(|e| storage::Error::io("starting the vacuum thread", e))?;
+        }
+        Ok(engine)
     }
 
     /// Starts a transaction.
@@ -232,6 +244,24 @@ impl Engine {
             dead_versions_reclaimed: c.dead_reclaimed.load(Ordering::Relaxed),
             locks: self.inner.locks.stats(),
             storage: self.inner.store.stats(),
+        }
+    }
+}
+
+/// Vacuums every `every` until the engine is dropped. Errors are counted by the store's
+/// own counters (a failed vacuum changes nothing) and retried at the next round.
+fn background_vacuum(engine: std::sync::Weak<Inner>, every: std::time::Duration) {
+    const POLL: std::time::Duration = std::time::Duration::from_millis(100);
+    let mut waited = std::time::Duration::ZERO;
+    loop {
+        std::thread::sleep(POLL);
+        waited += POLL;
+        let Some(inner) = engine.upgrade() else { return };
+        if waited >= every {
+            waited = std::time::Duration::ZERO;
+            if inner.store.stats().poisoned.is_none() {
+                let _ = inner.vacuum();
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ use txn::{Engine, EngineOptions, Error, IsolationLevel, TxnOptions};
 fn options() -> EngineOptions {
     EngineOptions {
         store: StoreOptions { checkpoint_interval: None, checkpoint_log_bytes: None, ..Default::default() },
+        vacuum_interval: None,
         ..Default::default()
     }
 }
@@ -164,4 +165,22 @@ fn a_failed_transaction_refuses_further_work() {
     assert_eq!(a.get(b"k").unwrap_err().sqlstate(), "25P02");
     a.rollback();
     assert_eq!(e.stats().locks.locked_rows, 0, "locks are released");
+}
+
+#[test]
+fn vacuum_runs_in_the_background() {
+    let opts = EngineOptions { vacuum_interval: Some(std::time::Duration::from_millis(100)), ..options() };
+    let e = open(&SimVfs::new(7), opts);
+    for i in 0..5u8 {
+        let mut t = e.begin(at(RR)).unwrap();
+        t.put(b"k", &[i]).unwrap();
+        t.commit().unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while e.stats().dead_versions_reclaimed < 4 {
+        assert!(std::time::Instant::now() < deadline, "background vacuum never ran: {:?}", e.stats());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut t = e.begin(at(RR)).unwrap();
+    assert_eq!(t.get(b"k").unwrap(), Some(vec![4]));
 }
