@@ -205,6 +205,7 @@ impl Engine {
             ranges: Vec::new(),
             failed: None,
             done: false,
+            snapshot_taken: false,
             lock_settings: self.inner.opts.locks,
         })
     }
@@ -360,6 +361,7 @@ pub struct Txn {
     ranges: Vec<KeyRange>,
     failed: Option<String>,
     done: bool,
+    snapshot_taken: bool,
     lock_settings: LockSettings,
 }
 
@@ -386,7 +388,8 @@ impl Txn {
 
     /// Starts a new statement: READ COMMITTED takes a new snapshot.
     pub fn new_statement(&mut self) {
-        if self.opts.isolation == IsolationLevel::ReadCommitted && !self.done {
+        if self.opts.isolation == IsolationLevel::ReadCommitted && !self.done && self.failed.is_none() {
+            self.snapshot_taken = true;
             let mut active = lock(&self.engine.active);
             self.snapshot = self.engine.applied();
             active.insert(self.id, self.snapshot);
@@ -405,14 +408,46 @@ impl Txn {
         Ok(())
     }
 
-    /// Records an error that ends the transaction's usefulness.
+    /// Every operation starts here: refuse if the transaction ended or failed, and take the
+    /// snapshot at the first statement (as PostgreSQL does for REPEATABLE READ and
+    /// SERIALIZABLE; READ COMMITTED takes one per statement through `new_statement`).
+    fn begin_statement(&mut self) -> Result<()> {
+        self.check_usable()?;
+        if !self.snapshot_taken {
+            self.snapshot_taken = true;
+            let mut active = lock(&self.engine.active);
+            self.snapshot = self.engine.applied();
+            active.insert(self.id, self.snapshot);
+        }
+        Ok(())
+    }
+
+    /// Any error aborts the transaction, as in PostgreSQL.
+    fn after<T>(&mut self, r: Result<T>) -> Result<T> {
+        match r {
+            Err(e) if self.failed.is_none() => self.fail(e),
+            other => other,
+        }
+    }
+
+    /// Records an error that aborts the transaction: it releases its locks and its snapshot
+    /// at once (so waiters go on), and refuses everything but rollback (25P02).
     fn fail<T>(&mut self, e: Error) -> Result<T> {
-        self.failed = Some(e.to_string());
+        if self.failed.is_none() {
+            self.failed = Some(e.to_string());
+            self.engine.end(self.id);
+        }
         Err(e)
     }
 
     /// The value of `key` as this transaction sees it: its own write, else its snapshot.
     pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.begin_statement()?;
+        let r = self.get_inner(key);
+        self.after(r)
+    }
+
+    fn get_inner(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.check_usable()?;
         if let Some(v) = self.writes.get(key) {
             return Ok(v.clone());
@@ -429,6 +464,18 @@ impl Txn {
     /// The entries with keys in `(lo, hi)` as this transaction sees them, ascending or
     /// descending, at most `limit` of them.
     pub fn scan(
+        &mut self,
+        lo: Bound<Vec<u8>>,
+        hi: Bound<Vec<u8>>,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.begin_statement()?;
+        let r = self.scan_inner(lo, hi, reverse, limit);
+        self.after(r)
+    }
+
+    fn scan_inner(
         &mut self,
         lo: Bound<Vec<u8>>,
         hi: Bound<Vec<u8>>,
@@ -466,9 +513,15 @@ impl Txn {
     /// LOCKED skipped it. Under REPEATABLE READ and SERIALIZABLE, a row changed since the
     /// snapshot fails with 40001, as in PostgreSQL.
     pub fn lock_row(&mut self, key: &[u8], mode: LockMode, policy: WaitPolicy) -> Result<Option<Option<Vec<u8>>>> {
-        self.check_usable()?;
-        if self.opts.read_only && mode == LockMode::Exclusive {
-            return Err(Error::ReadOnly("SELECT FOR UPDATE".into()));
+        self.begin_statement()?;
+        let r = self.lock_row_inner(key, mode, policy);
+        self.after(r)
+    }
+
+    fn lock_row_inner(&mut self, key: &[u8], mode: LockMode, policy: WaitPolicy) -> Result<Option<Option<Vec<u8>>>> {
+        if self.opts.read_only {
+            let what = if mode == LockMode::Exclusive { "SELECT FOR UPDATE" } else { "SELECT FOR SHARE" };
+            return Err(Error::ReadOnly(what.into()));
         }
         match self.take_lock(key, mode, policy)? {
             Acquired::Skipped => Ok(None),
@@ -513,12 +566,16 @@ impl Txn {
 
     /// Writes `value` under `key` (locking the row first).
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        self.write(key, Some(value))
+        self.begin_statement()?;
+        let r = self.write(key, Some(value));
+        self.after(r)
     }
 
     /// Deletes `key` (locking the row first).
     pub fn delete(&mut self, key: &[u8]) -> Result<()> {
-        self.write(key, None)
+        self.begin_statement()?;
+        let r = self.write(key, None);
+        self.after(r)
     }
 
     fn write(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {

@@ -4,7 +4,7 @@
 //! # How a transaction runs
 //!
 //! ```text
-//!  begin ──► snapshot = applied index      (READ COMMITTED: a new one per statement)
+//!  first statement ──► snapshot = applied index   (READ COMMITTED: a new one per statement)
 //!  get/scan ──► own writes, else the newest version with commit index <= snapshot
 //!  put/delete/lock_row ──► row lock (wait, NOWAIT or SKIP LOCKED; deadlock detection);
 //!                          REPEATABLE READ / SERIALIZABLE: row changed since snapshot ─► 40001
@@ -28,6 +28,9 @@
 //!   as of that point, so histories are serializable: no anomaly, including write skew and
 //!   anti-dependency cycles through predicates. Read-only transactions are serialized at
 //!   their snapshot and never abort.
+//!
+//! Any error aborts the transaction, as in PostgreSQL: it releases its locks and snapshot at
+//! once, and every later operation fails with 25P02 until it is rolled back.
 //!
 //! # Pessimistic and optimistic
 //!

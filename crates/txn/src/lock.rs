@@ -13,9 +13,9 @@
 //! ```
 //!
 //! As in PostgreSQL, the waiter that finds the cycle aborts itself; it stops waiting at once
-//! (its wait-for edges go), so the others in the cycle find no cycle when they look and
-//! carry on once its transaction rolls back and releases its locks. Exactly one transaction
-//! per cycle is chosen.
+//! (its wait-for edges go), and its transaction, now aborted, releases its locks at once, so
+//! the others in the cycle find no cycle when they look and carry on. Exactly one
+//! transaction per cycle is chosen.
 //!
 //! Shared locks (FOR SHARE) are compatible with each other; an exclusive lock (writes,
 //! FOR UPDATE) with nothing but the holder's own locks: a transaction that holds the only
