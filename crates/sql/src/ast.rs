@@ -1,0 +1,542 @@
+//! Bulwark's own SQL syntax tree.
+//!
+//! The parser (`parser.rs`) turns `sqlparser`'s tree into this one at once, so an upgrade
+//! of `sqlparser` touches one module. Names are already folded the PostgreSQL way
+//! (unquoted identifiers to lower case, quoted ones kept).
+
+use crate::types::{DataType, Value};
+use txn::IsolationLevel;
+
+/// One SQL statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Statement {
+    /// CREATE TABLE.
+    CreateTable {
+        /// Table name.
+        name: String,
+        /// IF NOT EXISTS.
+        if_not_exists: bool,
+        /// Columns in order.
+        columns: Vec<ColumnDef>,
+        /// Table constraints (column constraints are folded in here too).
+        constraints: Vec<TableConstraint>,
+    },
+    /// DROP TABLE.
+    DropTable {
+        /// Tables.
+        names: Vec<String>,
+        /// IF EXISTS.
+        if_exists: bool,
+    },
+    /// CREATE [UNIQUE] INDEX.
+    CreateIndex {
+        /// Index name (generated if absent).
+        name: Option<String>,
+        /// Table.
+        table: String,
+        /// Indexed columns.
+        columns: Vec<String>,
+        /// UNIQUE.
+        unique: bool,
+        /// IF NOT EXISTS.
+        if_not_exists: bool,
+    },
+    /// DROP INDEX.
+    DropIndex {
+        /// Indexes.
+        names: Vec<String>,
+        /// IF EXISTS.
+        if_exists: bool,
+    },
+    /// INSERT.
+    Insert {
+        /// Table.
+        table: String,
+        /// Target columns (None: all, in order).
+        columns: Option<Vec<String>>,
+        /// The rows.
+        source: InsertSource,
+        /// ON CONFLICT.
+        on_conflict: Option<OnConflict>,
+        /// RETURNING.
+        returning: Vec<SelectItem>,
+    },
+    /// UPDATE.
+    Update {
+        /// Table.
+        table: String,
+        /// Alias.
+        alias: Option<String>,
+        /// SET column = expr.
+        assignments: Vec<(String, Expr)>,
+        /// WHERE.
+        filter: Option<Expr>,
+        /// RETURNING.
+        returning: Vec<SelectItem>,
+    },
+    /// DELETE.
+    Delete {
+        /// Table.
+        table: String,
+        /// Alias.
+        alias: Option<String>,
+        /// WHERE.
+        filter: Option<Expr>,
+        /// RETURNING.
+        returning: Vec<SelectItem>,
+    },
+    /// A query.
+    Query(Box<Query>),
+    /// BEGIN / START TRANSACTION.
+    Begin {
+        /// ISOLATION LEVEL.
+        isolation: Option<IsolationLevel>,
+        /// READ ONLY (Some(true)) / READ WRITE (Some(false)).
+        read_only: Option<bool>,
+    },
+    /// COMMIT / END.
+    Commit,
+    /// ROLLBACK / ABORT.
+    Rollback,
+    /// SAVEPOINT name.
+    Savepoint(String),
+    /// ROLLBACK TO SAVEPOINT name.
+    RollbackTo(String),
+    /// RELEASE SAVEPOINT name.
+    Release(String),
+    /// SET TRANSACTION.
+    SetTransaction {
+        /// ISOLATION LEVEL.
+        isolation: Option<IsolationLevel>,
+        /// READ ONLY / READ WRITE.
+        read_only: Option<bool>,
+    },
+    /// SET name = value (value as text; DEFAULT is None).
+    Set {
+        /// Setting name, lower case.
+        name: String,
+        /// The value, or None for DEFAULT.
+        value: Option<String>,
+    },
+    /// SHOW name.
+    Show(String),
+    /// EXPLAIN [ANALYZE].
+    Explain {
+        /// ANALYZE.
+        analyze: bool,
+        /// The explained statement.
+        statement: Box<Statement>,
+    },
+    /// TRUNCATE.
+    Truncate(Vec<String>),
+}
+
+/// A column definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnDef {
+    /// Name.
+    pub name: String,
+    /// Type.
+    pub data_type: DataType,
+    /// NOT NULL (PRIMARY KEY implies it).
+    pub not_null: bool,
+    /// DEFAULT expression.
+    pub default: Option<Expr>,
+    /// SERIAL / BIGSERIAL / GENERATED ... AS IDENTITY: filled from a sequence.
+    pub serial: bool,
+}
+
+/// A table constraint.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TableConstraint {
+    /// PRIMARY KEY (columns).
+    PrimaryKey {
+        /// Constraint name.
+        name: Option<String>,
+        /// Columns.
+        columns: Vec<String>,
+    },
+    /// UNIQUE (columns).
+    Unique {
+        /// Constraint name.
+        name: Option<String>,
+        /// Columns.
+        columns: Vec<String>,
+    },
+    /// CHECK (expr).
+    Check {
+        /// Constraint name.
+        name: Option<String>,
+        /// The condition.
+        expr: Expr,
+    },
+    /// FOREIGN KEY (columns) REFERENCES table (columns).
+    ForeignKey {
+        /// Constraint name.
+        name: Option<String>,
+        /// Referencing columns.
+        columns: Vec<String>,
+        /// Referenced table.
+        foreign_table: String,
+        /// Referenced columns (empty: its primary key).
+        referred_columns: Vec<String>,
+        /// ON DELETE.
+        on_delete: ReferentialAction,
+        /// ON UPDATE.
+        on_update: ReferentialAction,
+    },
+}
+
+/// What a foreign key does when the referenced row goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferentialAction {
+    /// NO ACTION (the default).
+    NoAction,
+    /// RESTRICT.
+    Restrict,
+    /// CASCADE.
+    Cascade,
+    /// SET NULL.
+    SetNull,
+}
+
+/// The rows of an INSERT.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InsertSource {
+    /// VALUES (...), (...); an `Expr::Default` marks DEFAULT.
+    Values(Vec<Vec<Expr>>),
+    /// INSERT ... SELECT.
+    Query(Box<Query>),
+    /// DEFAULT VALUES.
+    DefaultValues,
+}
+
+/// ON CONFLICT.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnConflict {
+    /// The conflict target columns (may be empty).
+    pub columns: Vec<String>,
+    /// DO NOTHING (None) or DO UPDATE SET ... [WHERE ...].
+    pub update: Option<(Vec<(String, Expr)>, Option<Expr>)>,
+}
+
+/// A query: WITH, a body, ORDER BY, LIMIT, OFFSET, FOR UPDATE.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    /// WITH name AS (query), in order.
+    pub with: Vec<(String, Query)>,
+    /// The body.
+    pub body: SetExpr,
+    /// ORDER BY.
+    pub order_by: Vec<OrderBy>,
+    /// LIMIT.
+    pub limit: Option<Expr>,
+    /// OFFSET.
+    pub offset: Option<Expr>,
+    /// FOR UPDATE / FOR SHARE.
+    pub locking: Option<Locking>,
+}
+
+/// A query body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SetExpr {
+    /// SELECT.
+    Select(Box<Select>),
+    /// VALUES (...), (...).
+    Values(Vec<Vec<Expr>>),
+    /// UNION / INTERSECT / EXCEPT [ALL].
+    SetOp {
+        /// The operator.
+        op: SetOperator,
+        /// ALL.
+        all: bool,
+        /// Left side.
+        left: Box<SetExpr>,
+        /// Right side.
+        right: Box<SetExpr>,
+    },
+    /// A parenthesised query.
+    Query(Box<Query>),
+}
+
+/// Set operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetOperator {
+    /// UNION.
+    Union,
+    /// INTERSECT.
+    Intersect,
+    /// EXCEPT.
+    Except,
+}
+
+/// SELECT ... FROM ... WHERE ... GROUP BY ... HAVING ...
+#[derive(Debug, Clone, PartialEq)]
+pub struct Select {
+    /// DISTINCT.
+    pub distinct: bool,
+    /// The output list.
+    pub items: Vec<SelectItem>,
+    /// FROM (several items are a cross join).
+    pub from: Vec<TableRef>,
+    /// WHERE.
+    pub filter: Option<Expr>,
+    /// GROUP BY.
+    pub group_by: Vec<Expr>,
+    /// HAVING.
+    pub having: Option<Expr>,
+}
+
+/// An output item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SelectItem {
+    /// `*`.
+    Wildcard,
+    /// `t.*`.
+    QualifiedWildcard(String),
+    /// An expression with an optional alias.
+    Expr {
+        /// The expression.
+        expr: Expr,
+        /// AS alias.
+        alias: Option<String>,
+    },
+}
+
+/// A FROM item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TableRef {
+    /// A table (or CTE) by name.
+    Table {
+        /// Name.
+        name: String,
+        /// Alias.
+        alias: Option<String>,
+    },
+    /// A subquery with an alias.
+    Subquery {
+        /// The query.
+        query: Box<Query>,
+        /// Alias.
+        alias: String,
+    },
+    /// A join.
+    Join {
+        /// Left side.
+        left: Box<TableRef>,
+        /// Right side.
+        right: Box<TableRef>,
+        /// Kind.
+        kind: JoinKind,
+        /// ON condition (None for CROSS; USING is turned into ON).
+        on: Option<Expr>,
+    },
+}
+
+/// Join kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    /// INNER JOIN.
+    Inner,
+    /// LEFT [OUTER] JOIN.
+    Left,
+    /// RIGHT [OUTER] JOIN.
+    Right,
+    /// FULL [OUTER] JOIN.
+    Full,
+    /// CROSS JOIN.
+    Cross,
+}
+
+/// ORDER BY item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderBy {
+    /// The expression (an integer literal refers to an output column).
+    pub expr: Expr,
+    /// DESC.
+    pub desc: bool,
+    /// NULLS FIRST (Some(true)) / NULLS LAST (Some(false)); None: PostgreSQL's default
+    /// (nulls last ascending, first descending).
+    pub nulls_first: Option<bool>,
+}
+
+/// FOR UPDATE / FOR SHARE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locking {
+    /// FOR UPDATE (true) or FOR SHARE (false).
+    pub exclusive: bool,
+    /// NOWAIT.
+    pub nowait: bool,
+    /// SKIP LOCKED.
+    pub skip_locked: bool,
+}
+
+/// An expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// A constant.
+    Literal(Value),
+    /// A column reference, optionally qualified.
+    Column {
+        /// Table or alias.
+        table: Option<String>,
+        /// Column name.
+        name: String,
+    },
+    /// `$n` (1-based).
+    Param(usize),
+    /// DEFAULT (in INSERT VALUES and UPDATE SET).
+    Default,
+    /// A unary operator.
+    Unary {
+        /// The operator.
+        op: UnaryOp,
+        /// The operand.
+        expr: Box<Expr>,
+    },
+    /// A binary operator.
+    Binary {
+        /// The operator.
+        op: BinaryOp,
+        /// Left operand.
+        left: Box<Expr>,
+        /// Right operand.
+        right: Box<Expr>,
+    },
+    /// A function call (aggregates too).
+    Function {
+        /// Lower-case name.
+        name: String,
+        /// Arguments.
+        args: Vec<Expr>,
+        /// DISTINCT (aggregates).
+        distinct: bool,
+        /// `count(*)`.
+        star: bool,
+    },
+    /// CAST(expr AS type) and expr::type.
+    Cast {
+        /// The operand.
+        expr: Box<Expr>,
+        /// The target type.
+        to: DataType,
+    },
+    /// IS [NOT] NULL.
+    IsNull {
+        /// The operand.
+        expr: Box<Expr>,
+        /// IS NOT NULL.
+        negated: bool,
+    },
+    /// IS [NOT] TRUE / FALSE (Some(true)/Some(false)) or UNKNOWN (None).
+    IsBool {
+        /// The operand.
+        expr: Box<Expr>,
+        /// TRUE, FALSE or UNKNOWN.
+        value: Option<bool>,
+        /// IS NOT.
+        negated: bool,
+    },
+    /// [NOT] IN (list).
+    InList {
+        /// The operand.
+        expr: Box<Expr>,
+        /// The list.
+        list: Vec<Expr>,
+        /// NOT IN.
+        negated: bool,
+    },
+    /// [NOT] BETWEEN low AND high.
+    Between {
+        /// The operand.
+        expr: Box<Expr>,
+        /// Low bound.
+        low: Box<Expr>,
+        /// High bound.
+        high: Box<Expr>,
+        /// NOT BETWEEN.
+        negated: bool,
+    },
+    /// [NOT] LIKE / ILIKE pattern.
+    Like {
+        /// The operand.
+        expr: Box<Expr>,
+        /// The pattern.
+        pattern: Box<Expr>,
+        /// NOT LIKE.
+        negated: bool,
+        /// ILIKE.
+        case_insensitive: bool,
+    },
+    /// CASE [operand] WHEN ... THEN ... [ELSE ...] END.
+    Case {
+        /// CASE operand (simple form).
+        operand: Option<Box<Expr>>,
+        /// WHEN condition/value THEN result.
+        whens: Vec<(Expr, Expr)>,
+        /// ELSE.
+        else_result: Option<Box<Expr>>,
+    },
+    /// A scalar subquery.
+    Subquery(Box<Query>),
+    /// [NOT] EXISTS (subquery).
+    Exists {
+        /// The subquery.
+        query: Box<Query>,
+        /// NOT EXISTS.
+        negated: bool,
+    },
+    /// expr [NOT] IN (subquery).
+    InSubquery {
+        /// The operand.
+        expr: Box<Expr>,
+        /// The subquery.
+        query: Box<Query>,
+        /// NOT IN.
+        negated: bool,
+    },
+}
+
+/// Unary operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnaryOp {
+    /// NOT.
+    Not,
+    /// `-`.
+    Neg,
+    /// `+`.
+    Plus,
+}
+
+/// Binary operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryOp {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+    /// `%`
+    Mod,
+    /// `=`
+    Eq,
+    /// `<>` / `!=`
+    NotEq,
+    /// `<`
+    Lt,
+    /// `<=`
+    LtEq,
+    /// `>`
+    Gt,
+    /// `>=`
+    GtEq,
+    /// AND
+    And,
+    /// OR
+    Or,
+    /// `||`
+    Concat,
+}

@@ -1,0 +1,139 @@
+//! SQL errors: a PostgreSQL SQLSTATE, a message, and optionally a detail and a hint, exactly
+//! what the wire protocol sends.
+
+use std::fmt;
+
+/// A SQL result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error with its PostgreSQL SQLSTATE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    /// The five-character SQLSTATE, e.g. "23505".
+    pub code: &'static str,
+    /// The primary message, as PostgreSQL words it where it can.
+    pub message: String,
+    /// DETAIL.
+    pub detail: Option<String>,
+    /// HINT.
+    pub hint: Option<String>,
+}
+
+impl Error {
+    /// An error with `code` and `message`.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Error {
+        Error { code, message: message.into(), detail: None, hint: None }
+    }
+
+    /// Adds a DETAIL.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Error {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Adds a HINT.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Error {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// 42601 syntax_error.
+    pub fn syntax(message: impl Into<String>) -> Error {
+        Error::new(codes::SYNTAX_ERROR, message)
+    }
+
+    /// 0A000 feature_not_supported.
+    pub fn unsupported(what: impl Into<String>) -> Error {
+        Error::new(codes::FEATURE_NOT_SUPPORTED, format!("{} is not supported", what.into()))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<txn::Error> for Error {
+    fn from(e: txn::Error) -> Error {
+        Error::new(e.sqlstate(), e.to_string())
+    }
+}
+
+impl From<storage::Error> for Error {
+    fn from(e: storage::Error) -> Error {
+        Error::from(txn::Error::Storage(e))
+    }
+}
+
+/// The SQLSTATEs Bulwark raises, named as in PostgreSQL's errcodes.
+pub mod codes {
+    /// 42601
+    pub const SYNTAX_ERROR: &str = "42601";
+    /// 0A000
+    pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    /// 42P01
+    pub const UNDEFINED_TABLE: &str = "42P01";
+    /// 42703
+    pub const UNDEFINED_COLUMN: &str = "42703";
+    /// 42883
+    pub const UNDEFINED_FUNCTION: &str = "42883";
+    /// 42P07
+    pub const DUPLICATE_TABLE: &str = "42P07";
+    /// 42701
+    pub const DUPLICATE_COLUMN: &str = "42701";
+    /// 42702
+    pub const AMBIGUOUS_COLUMN: &str = "42702";
+    /// 42804
+    pub const DATATYPE_MISMATCH: &str = "42804";
+    /// 42846
+    pub const CANNOT_COERCE: &str = "42846";
+    /// 42803
+    pub const GROUPING_ERROR: &str = "42803";
+    /// 42P10
+    pub const INVALID_COLUMN_REFERENCE: &str = "42P10";
+    /// 42704
+    pub const UNDEFINED_OBJECT: &str = "42704";
+    /// 22003
+    pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
+    /// 22P02
+    pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+    /// 22012
+    pub const DIVISION_BY_ZERO: &str = "22012";
+    /// 22001
+    pub const STRING_DATA_RIGHT_TRUNCATION: &str = "22001";
+    /// 22007
+    pub const INVALID_DATETIME_FORMAT: &str = "22007";
+    /// 22008
+    pub const DATETIME_FIELD_OVERFLOW: &str = "22008";
+    /// 22023
+    pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    /// 21000
+    pub const CARDINALITY_VIOLATION: &str = "21000";
+    /// 23502
+    pub const NOT_NULL_VIOLATION: &str = "23502";
+    /// 23503
+    pub const FOREIGN_KEY_VIOLATION: &str = "23503";
+    /// 23505
+    pub const UNIQUE_VIOLATION: &str = "23505";
+    /// 23514
+    pub const CHECK_VIOLATION: &str = "23514";
+    /// 25001
+    pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
+    /// 25P01
+    pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
+    /// 25P02
+    pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
+    /// 3B001
+    pub const INVALID_SAVEPOINT: &str = "3B001";
+    /// 55000
+    pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
+    /// 54000
+    pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+    /// 53200
+    pub const OUT_OF_MEMORY: &str = "53200";
+    /// XX000
+    pub const INTERNAL_ERROR: &str = "XX000";
+}

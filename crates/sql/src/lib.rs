@@ -1,0 +1,20 @@
+//! Bulwark's SQL layer: PostgreSQL's dialect over MVCC transactions.
+//!
+//! # The life of a query
+//!
+//! 1. `parser`: `sqlparser` (PostgreSQL dialect, pinned) parses the text; its tree is
+//!    translated at once into Bulwark's own [`ast`], so a parser upgrade touches one module.
+//! 2. `session` runs the statement in the session's transaction (an explicit block, or an
+//!    implicit one per statement), mapping every error to a PostgreSQL SQLSTATE.
+//! 3. `catalog` resolves names; `exec` plans and runs the statement over `txn`.
+//! 4. `eval` computes expressions with PostgreSQL's semantics: three-valued logic, casts,
+//!    overflow (22003), bad input (22P02), division by zero (22012).
+
+pub mod ast;
+pub mod error;
+pub mod eval;
+pub mod parser;
+pub mod types;
+
+pub use error::{Error, Result};
+pub use types::{DataType, Value};

@@ -1,0 +1,164 @@
+//! SQL types and values.
+//!
+//! Values are held in their natural Rust form. Dates count days from 2000-01-01 and
+//! timestamps microseconds from 2000-01-01 00:00:00 (PostgreSQL's epoch); TIMESTAMPTZ is
+//! stored in UTC. NUMERIC is an `i128` mantissa with a decimal scale (38 significant
+//! digits, fewer than PostgreSQL's 131072: values beyond fail with 22003).
+//! Operators, casts and functions live in `eval.rs`.
+
+use std::fmt;
+
+/// A column or expression type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataType {
+    /// BOOLEAN
+    Bool,
+    /// SMALLINT
+    Int2,
+    /// INTEGER
+    Int4,
+    /// BIGINT
+    Int8,
+    /// REAL
+    Float4,
+    /// DOUBLE PRECISION
+    Float8,
+    /// NUMERIC(p, s)
+    Numeric {
+        /// Total digits.
+        precision: Option<u32>,
+        /// Digits after the point.
+        scale: Option<u32>,
+    },
+    /// TEXT
+    Text,
+    /// VARCHAR(n)
+    Varchar(Option<u32>),
+    /// CHAR(n) (blank-padded)
+    Char(Option<u32>),
+    /// BYTEA
+    Bytea,
+    /// DATE
+    Date,
+    /// TIMESTAMP (without time zone)
+    Timestamp,
+    /// TIMESTAMP WITH TIME ZONE
+    TimestampTz,
+    /// INTERVAL
+    Interval,
+}
+
+impl DataType {
+    /// PostgreSQL's name of the type, as in error messages and `pg_type`.
+    pub fn pg_name(&self) -> &'static str {
+        match self {
+            DataType::Bool => "boolean",
+            DataType::Int2 => "smallint",
+            DataType::Int4 => "integer",
+            DataType::Int8 => "bigint",
+            DataType::Float4 => "real",
+            DataType::Float8 => "double precision",
+            DataType::Numeric { .. } => "numeric",
+            DataType::Text => "text",
+            DataType::Varchar(_) => "character varying",
+            DataType::Char(_) => "character",
+            DataType::Bytea => "bytea",
+            DataType::Date => "date",
+            DataType::Timestamp => "timestamp without time zone",
+            DataType::TimestampTz => "timestamp with time zone",
+            DataType::Interval => "interval",
+        }
+    }
+
+    /// The PostgreSQL type OID (for the wire protocol and `pg_type`).
+    pub fn oid(&self) -> u32 {
+        match self {
+            DataType::Bool => 16,
+            DataType::Int2 => 21,
+            DataType::Int4 => 23,
+            DataType::Int8 => 20,
+            DataType::Float4 => 700,
+            DataType::Float8 => 701,
+            DataType::Numeric { .. } => 1700,
+            DataType::Text => 25,
+            DataType::Varchar(_) => 1043,
+            DataType::Char(_) => 1042,
+            DataType::Bytea => 17,
+            DataType::Date => 1082,
+            DataType::Timestamp => 1114,
+            DataType::TimestampTz => 1184,
+            DataType::Interval => 1186,
+        }
+    }
+}
+
+impl fmt::Display for DataType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataType::Numeric { precision: Some(p), scale } => write!(f, "numeric({p},{})", scale.unwrap_or(0)),
+            DataType::Varchar(Some(n)) => write!(f, "character varying({n})"),
+            DataType::Char(Some(n)) => write!(f, "character({n})"),
+            other => f.write_str(other.pg_name()),
+        }
+    }
+}
+
+/// A NUMERIC value: `mantissa / 10^scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Numeric {
+    /// The digits.
+    pub mantissa: i128,
+    /// Digits after the decimal point.
+    pub scale: u32,
+}
+
+/// An INTERVAL value, with PostgreSQL's three fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Interval {
+    /// Months.
+    pub months: i32,
+    /// Days.
+    pub days: i32,
+    /// Microseconds.
+    pub micros: i64,
+}
+
+/// A SQL value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// NULL.
+    Null,
+    /// BOOLEAN.
+    Bool(bool),
+    /// SMALLINT.
+    Int2(i16),
+    /// INTEGER.
+    Int4(i32),
+    /// BIGINT.
+    Int8(i64),
+    /// REAL.
+    Float4(f32),
+    /// DOUBLE PRECISION.
+    Float8(f64),
+    /// NUMERIC.
+    Numeric(Numeric),
+    /// TEXT, VARCHAR, CHAR; also the type of a string literal until context gives it one.
+    Text(String),
+    /// BYTEA.
+    Bytea(Vec<u8>),
+    /// DATE: days since 2000-01-01.
+    Date(i32),
+    /// TIMESTAMP: microseconds since 2000-01-01 00:00:00.
+    Timestamp(i64),
+    /// TIMESTAMPTZ: microseconds since 2000-01-01 00:00:00 UTC.
+    TimestampTz(i64),
+    /// INTERVAL.
+    Interval(Interval),
+}
+
+impl Value {
+    /// True for NULL.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+}
