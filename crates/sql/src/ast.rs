@@ -211,13 +211,16 @@ pub enum InsertSource {
     DefaultValues,
 }
 
+/// ON CONFLICT ... DO UPDATE: the SET list and the optional WHERE.
+pub type ConflictUpdate = (Vec<(String, Expr)>, Option<Expr>);
+
 /// ON CONFLICT.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OnConflict {
     /// The conflict target columns (may be empty).
     pub columns: Vec<String>,
     /// DO NOTHING (None) or DO UPDATE SET ... [WHERE ...].
-    pub update: Option<(Vec<(String, Expr)>, Option<Expr>)>,
+    pub update: Option<ConflictUpdate>,
 }
 
 /// A query: WITH, a body, ORDER BY, LIMIT, OFFSET, FOR UPDATE.

@@ -11,10 +11,18 @@
 //!    overflow (22003), bad input (22P02), division by zero (22012).
 
 pub mod ast;
+pub mod bind;
+pub mod catalog;
+pub mod display;
+pub mod dml;
 pub mod error;
 pub mod eval;
+pub mod exec;
 pub mod parser;
+pub mod plan;
+pub mod session;
 pub mod types;
 
 pub use error::{Error, Result};
+pub use session::{Database, QueryResult, ResultColumn, Session, TxnStatus};
 pub use types::{DataType, Value};

@@ -541,6 +541,42 @@ impl Txn {
         }
     }
 
+    /// Locks `key` and returns its newest committed value (or this transaction's own
+    /// write), whatever the isolation level, without the serialization check of
+    /// [`Txn::lock_row`]. For constraint checks, which PostgreSQL makes against the latest
+    /// committed state: a unique key inserted and committed concurrently is a unique
+    /// violation, not a serialization failure. `Ok(None)` means SKIP LOCKED skipped it.
+    pub fn lock_row_latest(
+        &mut self,
+        key: &[u8],
+        mode: LockMode,
+        policy: WaitPolicy,
+    ) -> Result<Option<Option<Vec<u8>>>> {
+        self.begin_statement()?;
+        let r = self.lock_row_latest_inner(key, mode, policy);
+        self.after(r)
+    }
+
+    fn lock_row_latest_inner(
+        &mut self,
+        key: &[u8],
+        mode: LockMode,
+        policy: WaitPolicy,
+    ) -> Result<Option<Option<Vec<u8>>>> {
+        if self.opts.read_only && mode == LockMode::Exclusive {
+            return Err(Error::ReadOnly("a write".into()));
+        }
+        match self.engine.locks.acquire(self.id, key, mode, policy, self.lock_settings)? {
+            Acquired::Skipped => Ok(None),
+            Acquired::Granted => {
+                if let Some(v) = self.writes.get(key) {
+                    return Ok(Some(v.clone()));
+                }
+                Ok(Some(read_at(&self.engine.store, key, u64::MAX)?))
+            }
+        }
+    }
+
     fn take_lock(&mut self, key: &[u8], mode: LockMode, policy: WaitPolicy) -> Result<Acquired> {
         let got = match self.engine.locks.acquire(self.id, key, mode, policy, self.lock_settings) {
             Ok(got) => got,

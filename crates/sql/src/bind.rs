@@ -1,0 +1,312 @@
+//! Binding: names in expressions become positions in rows.
+//!
+//! A [`Scope`] lists the columns of the rows an operator produces, with the table (or alias)
+//! each came from. Binding an [`Expr`] against a scope resolves every column reference to
+//! a position, or, for a correlated subquery, to a position in an enclosing query's row
+//! ([`BExpr::Outer`]). Subqueries are planned at bind time and run at evaluation time.
+
+use crate::ast::{BinaryOp, Expr, UnaryOp};
+use crate::error::{codes, Error, Result};
+use crate::eval;
+use crate::plan::Plan;
+use crate::types::{DataType, Value};
+
+/// One column of a scope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScopeColumn {
+    /// The table or alias it belongs to.
+    pub table: Option<String>,
+    /// Its name.
+    pub name: String,
+    /// Its type, when known.
+    pub data_type: Option<DataType>,
+}
+
+/// The columns of the rows an operator produces.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scope {
+    /// The columns, in row order.
+    pub columns: Vec<ScopeColumn>,
+}
+
+impl Scope {
+    /// Finds `table.name` (or `name`); Ok(None) if absent; 42702 if ambiguous.
+    pub fn find(&self, table: Option<&str>, name: &str) -> Result<Option<usize>> {
+        let mut found = None;
+        for (i, c) in self.columns.iter().enumerate() {
+            let table_ok = table.is_none_or(|t| c.table.as_deref() == Some(t));
+            if table_ok && c.name == name {
+                if found.is_some() {
+                    return Err(Error::new(
+                        codes::AMBIGUOUS_COLUMN,
+                        format!("column reference \"{name}\" is ambiguous"),
+                    ));
+                }
+                found = Some(i);
+            }
+        }
+        Ok(found)
+    }
+
+    /// True if some column belongs to `table`.
+    pub fn has_table(&self, table: &str) -> bool {
+        self.columns.iter().any(|c| c.table.as_deref() == Some(table))
+    }
+
+    /// This scope followed by `other`.
+    pub fn join(&self, other: &Scope) -> Scope {
+        Scope { columns: self.columns.iter().chain(&other.columns).cloned().collect() }
+    }
+}
+
+/// What a subquery expression does with its rows.
+#[derive(Debug, Clone)]
+pub enum SubqueryKind {
+    /// A scalar: one column, at most one row (21000 otherwise); NULL if none.
+    Scalar,
+    /// [NOT] EXISTS.
+    Exists {
+        /// NOT EXISTS.
+        negated: bool,
+    },
+    /// expr [NOT] IN (subquery).
+    In {
+        /// The left operand.
+        expr: Box<BExpr>,
+        /// NOT IN.
+        negated: bool,
+    },
+}
+
+/// A bound expression.
+#[derive(Debug, Clone)]
+pub enum BExpr {
+    /// A constant.
+    Const(Value),
+    /// A column of the current row.
+    Col(usize),
+    /// A column of an enclosing query's row: (levels up, 1 = the nearest; position).
+    Outer(usize, usize),
+    /// A parameter, 1-based.
+    Param(usize),
+    /// A unary operator.
+    Unary(UnaryOp, Box<BExpr>),
+    /// A binary operator (AND/OR evaluate lazily).
+    Binary(BinaryOp, Box<BExpr>, Box<BExpr>),
+    /// A scalar function.
+    Func(String, Vec<BExpr>),
+    /// COALESCE (lazy).
+    Coalesce(Vec<BExpr>),
+    /// CAST.
+    Cast(Box<BExpr>, DataType),
+    /// IS [NOT] NULL.
+    IsNull(Box<BExpr>, bool),
+    /// IS [NOT] TRUE/FALSE/UNKNOWN.
+    IsBool(Box<BExpr>, Option<bool>, bool),
+    /// [NOT] IN (list).
+    InList(Box<BExpr>, Vec<BExpr>, bool),
+    /// [NOT] LIKE / ILIKE.
+    Like(Box<BExpr>, Box<BExpr>, bool, bool),
+    /// CASE.
+    Case(Option<Box<BExpr>>, Vec<(BExpr, BExpr)>, Option<Box<BExpr>>),
+    /// A subquery.
+    Subquery(Box<Plan>, SubqueryKind),
+}
+
+/// The names of the aggregate functions.
+pub fn is_aggregate(name: &str) -> bool {
+    matches!(name, "count" | "sum" | "avg" | "min" | "max" | "bool_and" | "bool_or" | "string_agg" | "every")
+}
+
+/// True if `e` contains an aggregate call (outside subqueries).
+pub fn has_aggregate(e: &Expr) -> bool {
+    let mut found = false;
+    visit(e, &mut |x| {
+        if let Expr::Function { name, .. } = x {
+            if is_aggregate(name) {
+                found = true;
+            }
+        }
+    });
+    found
+}
+
+/// Calls `f` on `e` and every expression inside it (not descending into subqueries).
+pub fn visit(e: &Expr, f: &mut dyn FnMut(&Expr)) {
+    f(e);
+    match e {
+        Expr::Unary { expr, .. } | Expr::Cast { expr, .. } | Expr::IsNull { expr, .. } | Expr::IsBool { expr, .. } => {
+            visit(expr, f)
+        }
+        Expr::Binary { left, right, .. } => {
+            visit(left, f);
+            visit(right, f);
+        }
+        Expr::Function { args, .. } => args.iter().for_each(|a| visit(a, f)),
+        Expr::InList { expr, list, .. } => {
+            visit(expr, f);
+            list.iter().for_each(|a| visit(a, f));
+        }
+        Expr::Between { expr, low, high, .. } => {
+            visit(expr, f);
+            visit(low, f);
+            visit(high, f);
+        }
+        Expr::Like { expr, pattern, .. } => {
+            visit(expr, f);
+            visit(pattern, f);
+        }
+        Expr::Case { operand, whens, else_result } => {
+            if let Some(o) = operand {
+                visit(o, f);
+            }
+            for (w, t) in whens {
+                visit(w, f);
+                visit(t, f);
+            }
+            if let Some(e) = else_result {
+                visit(e, f);
+            }
+        }
+        Expr::InSubquery { expr, .. } => visit(expr, f),
+        Expr::Literal(_)
+        | Expr::Column { .. }
+        | Expr::Param(_)
+        | Expr::Default
+        | Expr::Subquery(_)
+        | Expr::Exists { .. } => {}
+    }
+}
+
+/// Plans subqueries for the binder.
+pub trait SubPlanner {
+    /// Plans `q` with the given enclosing scopes (outermost first).
+    fn plan_subquery(&mut self, q: &crate::ast::Query, outer: Vec<Scope>) -> Result<(Plan, Scope)>;
+}
+
+/// The context binding needs: the scopes of enclosing queries (nearest last) and a way to
+/// plan subqueries.
+pub struct Binder<'a> {
+    /// Enclosing scopes, outermost first.
+    pub outer: Vec<Scope>,
+    /// Plans subqueries.
+    pub planner: &'a mut dyn SubPlanner,
+}
+
+impl Binder<'_> {
+    /// Binds `e` against `scope`.
+    pub fn bind(&mut self, e: &Expr, scope: &Scope) -> Result<BExpr> {
+        Ok(match e {
+            Expr::Literal(v) => BExpr::Const(v.clone()),
+            Expr::Column { table, name } => {
+                if let Some(i) = scope.find(table.as_deref(), name)? {
+                    return Ok(BExpr::Col(i));
+                }
+                for (depth, outer) in self.outer.iter().rev().enumerate() {
+                    if let Some(i) = outer.find(table.as_deref(), name)? {
+                        return Ok(BExpr::Outer(depth + 1, i));
+                    }
+                }
+                return Err(match table {
+                    Some(t) if !scope.has_table(t) && !self.outer.iter().any(|s| s.has_table(t)) => {
+                        Error::new(codes::UNDEFINED_TABLE, format!("missing FROM-clause entry for table \"{t}\""))
+                    }
+                    Some(t) => Error::new(codes::UNDEFINED_COLUMN, format!("column {t}.{name} does not exist")),
+                    None => Error::new(codes::UNDEFINED_COLUMN, format!("column \"{name}\" does not exist")),
+                });
+            }
+            Expr::Param(n) => BExpr::Param(*n),
+            Expr::Default => return Err(Error::syntax("DEFAULT is not allowed in this context")),
+            Expr::Unary { op, expr } => BExpr::Unary(*op, Box::new(self.bind(expr, scope)?)),
+            Expr::Binary { op, left, right } => {
+                BExpr::Binary(*op, Box::new(self.bind(left, scope)?), Box::new(self.bind(right, scope)?))
+            }
+            Expr::Function { name, args, .. } if is_aggregate(name) => {
+                return Err(Error::new(
+                    codes::GROUPING_ERROR,
+                    format!("aggregate functions are not allowed here ({name})"),
+                ))
+            }
+            Expr::Function { name, args, .. } => {
+                let args = args.iter().map(|a| self.bind(a, scope)).collect::<Result<Vec<_>>>()?;
+                if name == "coalesce" {
+                    BExpr::Coalesce(args)
+                } else {
+                    BExpr::Func(name.clone(), args)
+                }
+            }
+            Expr::Cast { expr, to } => BExpr::Cast(Box::new(self.bind(expr, scope)?), to.clone()),
+            Expr::IsNull { expr, negated } => BExpr::IsNull(Box::new(self.bind(expr, scope)?), *negated),
+            Expr::IsBool { expr, value, negated } => BExpr::IsBool(Box::new(self.bind(expr, scope)?), *value, *negated),
+            Expr::InList { expr, list, negated } => BExpr::InList(
+                Box::new(self.bind(expr, scope)?),
+                list.iter().map(|a| self.bind(a, scope)).collect::<Result<Vec<_>>>()?,
+                *negated,
+            ),
+            Expr::Between { expr, low, high, negated } => {
+                let x = self.bind(expr, scope)?;
+                let both = BExpr::Binary(
+                    BinaryOp::And,
+                    Box::new(BExpr::Binary(BinaryOp::GtEq, Box::new(x.clone()), Box::new(self.bind(low, scope)?))),
+                    Box::new(BExpr::Binary(BinaryOp::LtEq, Box::new(x), Box::new(self.bind(high, scope)?))),
+                );
+                if *negated {
+                    BExpr::Unary(UnaryOp::Not, Box::new(both))
+                } else {
+                    both
+                }
+            }
+            Expr::Like { expr, pattern, negated, case_insensitive } => BExpr::Like(
+                Box::new(self.bind(expr, scope)?),
+                Box::new(self.bind(pattern, scope)?),
+                *negated,
+                *case_insensitive,
+            ),
+            Expr::Case { operand, whens, else_result } => BExpr::Case(
+                operand.as_ref().map(|o| self.bind(o, scope).map(Box::new)).transpose()?,
+                whens
+                    .iter()
+                    .map(|(w, t)| Ok((self.bind(w, scope)?, self.bind(t, scope)?)))
+                    .collect::<Result<Vec<_>>>()?,
+                else_result.as_ref().map(|e| self.bind(e, scope).map(Box::new)).transpose()?,
+            ),
+            Expr::Subquery(q) => {
+                let (plan, sub_scope) = self.plan_sub(q, scope)?;
+                if sub_scope.columns.len() != 1 {
+                    return Err(Error::syntax("subquery must return only one column"));
+                }
+                BExpr::Subquery(Box::new(plan), SubqueryKind::Scalar)
+            }
+            Expr::Exists { query, negated } => {
+                let (plan, _) = self.plan_sub(query, scope)?;
+                BExpr::Subquery(Box::new(plan), SubqueryKind::Exists { negated: *negated })
+            }
+            Expr::InSubquery { expr, query, negated } => {
+                let left = self.bind(expr, scope)?;
+                let (plan, sub_scope) = self.plan_sub(query, scope)?;
+                if sub_scope.columns.len() != 1 {
+                    return Err(Error::syntax("subquery has too many columns"));
+                }
+                BExpr::Subquery(Box::new(plan), SubqueryKind::In { expr: Box::new(left), negated: *negated })
+            }
+        })
+    }
+
+    fn plan_sub(&mut self, q: &crate::ast::Query, scope: &Scope) -> Result<(Plan, Scope)> {
+        let mut outer = self.outer.clone();
+        outer.push(scope.clone());
+        self.planner.plan_subquery(q, outer)
+    }
+}
+
+/// Folds a bound expression that reads no row into a constant where it can (used to find
+/// primary-key lookups); None if it depends on a row or a subquery.
+pub fn constant(e: &BExpr, params: &[Value]) -> Option<Value> {
+    match e {
+        BExpr::Const(v) => Some(v.clone()),
+        BExpr::Param(n) => params.get(n.checked_sub(1)?).cloned(),
+        BExpr::Cast(x, t) => eval::cast(constant(x, params)?, t, true).ok(),
+        BExpr::Unary(op, x) => eval::unary(*op, constant(x, params)?).ok(),
+        _ => None,
+    }
+}

@@ -1,0 +1,426 @@
+//! The catalog: table and index definitions, stored transactionally in the same key space
+//! as the rows, so DDL commits or rolls back with the transaction that ran it.
+//!
+//! # Key layout (all keys go through the transaction layer)
+//!
+//! ```text
+//!   C t <name>                          table definition (see `encode`)
+//!   C i <name>                          index name -> owning table name
+//!   C n                                 next object id (u32)
+//!   Q <seq id u32 BE>                   sequence: the next value not yet handed out (i64)
+//!   R <table id u32 BE> <primary key>   row: encode_row(all columns)
+//!   X <index id u32 BE> <columns>       unique index entry -> primary key
+//!   X <index id u32 BE> <columns> <pk>  non-unique index entry -> primary key
+//! ```
+//!
+//! Primary keys and index columns use the order-preserving key encoding
+//! (`storage::keycode`), so key order is value order and a prefix scan is a range scan.
+//! A table without a primary key gets a hidden `ctid`-like row number from a sequence.
+//!
+//! Definitions are read through the transaction on each statement: a transaction sees its
+//! own DDL and the committed DDL of its snapshot, like any other data.
+
+use crate::ast::{Expr, ReferentialAction};
+use crate::error::{codes, Error, Result};
+use crate::types::DataType;
+use txn::Txn;
+
+/// The most columns a table may have (as PostgreSQL).
+pub const COLUMNS_MAX: usize = 1600;
+
+/// A column of a table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    /// Name.
+    pub name: String,
+    /// Type.
+    pub data_type: DataType,
+    /// NOT NULL.
+    pub not_null: bool,
+    /// DEFAULT expression.
+    pub default: Option<Expr>,
+    /// The sequence feeding a SERIAL / IDENTITY column.
+    pub sequence: Option<u32>,
+}
+
+/// An index (unique constraints and primary keys included).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Index {
+    /// Object id (key prefix of its entries).
+    pub id: u32,
+    /// Name.
+    pub name: String,
+    /// Indexed column positions.
+    pub columns: Vec<usize>,
+    /// UNIQUE.
+    pub unique: bool,
+    /// Created by a UNIQUE constraint (dropped with the table, named in 23505 errors).
+    pub constraint: bool,
+}
+
+/// A FOREIGN KEY constraint of the referencing table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForeignKey {
+    /// Constraint name.
+    pub name: String,
+    /// Referencing column positions.
+    pub columns: Vec<usize>,
+    /// Referenced table.
+    pub table: String,
+    /// Referenced column positions (its primary key or a unique index).
+    pub referred: Vec<usize>,
+    /// ON DELETE.
+    pub on_delete: ReferentialAction,
+    /// ON UPDATE.
+    pub on_update: ReferentialAction,
+}
+
+/// A table definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    /// Object id (key prefix of its rows).
+    pub id: u32,
+    /// Name.
+    pub name: String,
+    /// Columns in order.
+    pub columns: Vec<Column>,
+    /// Primary key column positions; empty: a hidden row number keys the rows.
+    pub primary_key: Vec<usize>,
+    /// The primary key constraint's name.
+    pub pk_name: String,
+    /// The sequence of hidden row numbers (tables without a primary key).
+    pub rowid_sequence: u32,
+    /// Secondary and unique indexes.
+    pub indexes: Vec<Index>,
+    /// CHECK constraints: (name, condition).
+    pub checks: Vec<(String, Expr)>,
+    /// FOREIGN KEY constraints of this table.
+    pub foreign_keys: Vec<ForeignKey>,
+}
+
+impl Table {
+    /// The position of column `name`.
+    pub fn column_index(&self, name: &str) -> Result<usize> {
+        self.columns.iter().position(|c| c.name == name).ok_or_else(|| {
+            Error::new(
+                codes::UNDEFINED_COLUMN,
+                format!("column \"{name}\" of relation \"{}\" does not exist", self.name),
+            )
+        })
+    }
+}
+
+/// Key prefixes.
+pub mod keys {
+    /// Table definitions.
+    pub fn table(name: &str) -> Vec<u8> {
+        [b"Ct".as_slice(), name.as_bytes()].concat()
+    }
+    /// All table definitions.
+    pub const TABLES: &[u8] = b"Ct";
+    /// Index names.
+    pub fn index(name: &str) -> Vec<u8> {
+        [b"Ci".as_slice(), name.as_bytes()].concat()
+    }
+    /// The object id counter.
+    pub const NEXT_ID: &[u8] = b"Cn";
+    /// A sequence.
+    pub fn sequence(id: u32) -> Vec<u8> {
+        [b"Q".as_slice(), &id.to_be_bytes()].concat()
+    }
+    /// The rows of a table.
+    pub fn rows(table: u32) -> Vec<u8> {
+        [b"R".as_slice(), &table.to_be_bytes()].concat()
+    }
+    /// The entries of an index.
+    pub fn index_entries(index: u32) -> Vec<u8> {
+        [b"X".as_slice(), &index.to_be_bytes()].concat()
+    }
+}
+
+/// Reads a table definition, or None.
+pub fn get_table(txn: &mut Txn, name: &str) -> Result<Option<Table>> {
+    match txn.get(&keys::table(name))? {
+        Some(bytes) => Ok(Some(decode(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+/// Reads a table definition, or 42P01.
+pub fn table(txn: &mut Txn, name: &str) -> Result<Table> {
+    get_table(txn, name)?
+        .ok_or_else(|| Error::new(codes::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist")))
+}
+
+/// Writes a table definition.
+pub fn put_table(txn: &mut Txn, table: &Table) -> Result<()> {
+    txn.put(&keys::table(&table.name), &encode(table))?;
+    Ok(())
+}
+
+/// All table names, sorted.
+pub fn table_names(txn: &mut Txn) -> Result<Vec<String>> {
+    use std::ops::Bound;
+    let end = storage::keycode::prefix_end(keys::TABLES).expect("prefix has an end");
+    let rows = txn.scan(Bound::Included(keys::TABLES.to_vec()), Bound::Excluded(end), false, usize::MAX)?;
+    Ok(rows.into_iter().map(|(k, _)| String::from_utf8_lossy(&k[2..]).into_owned()).collect())
+}
+
+/// Allocates a new object id (tables, indexes, sequences).
+pub fn next_id(txn: &mut Txn) -> Result<u32> {
+    let current = match txn.get(keys::NEXT_ID)? {
+        Some(b) if b.len() == 4 => u32::from_be_bytes(b.try_into().expect("4 bytes")),
+        Some(_) => return Err(corrupt("object id counter")),
+        None => 1,
+    };
+    txn.put(keys::NEXT_ID, &(current + 1).to_be_bytes())?;
+    Ok(current)
+}
+
+fn corrupt(what: &str) -> Error {
+    Error::new("XX001", format!("catalog entry is malformed: {what}"))
+}
+
+// ---- encoding ----------------------------------------------------------------------
+
+const FORMAT: u8 = 1;
+
+struct W(Vec<u8>);
+
+impl W {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn str(&mut self, s: &str) {
+        self.u32(s.len() as u32);
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    fn opt_u32(&mut self, v: Option<u32>) {
+        match v {
+            Some(v) => {
+                self.u8(1);
+                self.u32(v);
+            }
+            None => self.u8(0),
+        }
+    }
+    fn cols(&mut self, cols: &[usize]) {
+        self.u32(cols.len() as u32);
+        for &c in cols {
+            self.u32(c as u32);
+        }
+    }
+    fn expr(&mut self, e: &Option<Expr>) {
+        match e {
+            Some(e) => {
+                self.u8(1);
+                self.str(&e.to_string());
+            }
+            None => self.u8(0),
+        }
+    }
+    fn data_type(&mut self, t: &DataType) {
+        let (tag, a, b) = match t {
+            DataType::Bool => (1, None, None),
+            DataType::Int2 => (2, None, None),
+            DataType::Int4 => (3, None, None),
+            DataType::Int8 => (4, None, None),
+            DataType::Float4 => (5, None, None),
+            DataType::Float8 => (6, None, None),
+            DataType::Numeric { precision, scale } => (7, *precision, *scale),
+            DataType::Text => (8, None, None),
+            DataType::Varchar(n) => (9, *n, None),
+            DataType::Char(n) => (10, *n, None),
+            DataType::Bytea => (11, None, None),
+            DataType::Date => (12, None, None),
+            DataType::Timestamp => (13, None, None),
+            DataType::TimestampTz => (14, None, None),
+            DataType::Interval => (15, None, None),
+        };
+        self.u8(tag);
+        self.opt_u32(a);
+        self.opt_u32(b);
+    }
+}
+
+fn action_to_u8(a: ReferentialAction) -> u8 {
+    match a {
+        ReferentialAction::NoAction => 0,
+        ReferentialAction::Restrict => 1,
+        ReferentialAction::Cascade => 2,
+        ReferentialAction::SetNull => 3,
+    }
+}
+
+/// Encodes a table definition (expressions as SQL text).
+pub fn encode(t: &Table) -> Vec<u8> {
+    let mut w = W(vec![FORMAT]);
+    w.u32(t.id);
+    w.str(&t.name);
+    w.u32(t.columns.len() as u32);
+    for c in &t.columns {
+        w.str(&c.name);
+        w.data_type(&c.data_type);
+        w.u8(c.not_null as u8);
+        w.expr(&c.default);
+        w.opt_u32(c.sequence);
+    }
+    w.cols(&t.primary_key);
+    w.str(&t.pk_name);
+    w.u32(t.rowid_sequence);
+    w.u32(t.indexes.len() as u32);
+    for i in &t.indexes {
+        w.u32(i.id);
+        w.str(&i.name);
+        w.cols(&i.columns);
+        w.u8(i.unique as u8);
+        w.u8(i.constraint as u8);
+    }
+    w.u32(t.checks.len() as u32);
+    for (name, e) in &t.checks {
+        w.str(name);
+        w.expr(&Some(e.clone()));
+    }
+    w.u32(t.foreign_keys.len() as u32);
+    for fk in &t.foreign_keys {
+        w.str(&fk.name);
+        w.cols(&fk.columns);
+        w.str(&fk.table);
+        w.cols(&fk.referred);
+        w.u8(action_to_u8(fk.on_delete));
+        w.u8(action_to_u8(fk.on_update));
+    }
+    w.0
+}
+
+struct R<'a>(&'a [u8]);
+
+impl R<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8]> {
+        if self.0.len() < n {
+            return Err(corrupt("truncated table definition"));
+        }
+        let (h, t) = self.0.split_at(n);
+        self.0 = t;
+        Ok(h)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    fn str(&mut self) -> Result<String> {
+        let n = self.u32()? as usize;
+        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| corrupt("name is not UTF-8"))
+    }
+    fn opt_u32(&mut self) -> Result<Option<u32>> {
+        Ok(if self.u8()? == 1 { Some(self.u32()?) } else { None })
+    }
+    fn cols(&mut self) -> Result<Vec<usize>> {
+        let n = self.u32()? as usize;
+        if n > COLUMNS_MAX {
+            return Err(corrupt("column list"));
+        }
+        (0..n).map(|_| self.u32().map(|c| c as usize)).collect()
+    }
+    fn expr(&mut self) -> Result<Option<Expr>> {
+        if self.u8()? == 0 {
+            return Ok(None);
+        }
+        let text = self.str()?;
+        crate::parser::parse_expr(&text).map(Some).map_err(|e| corrupt(&format!("expression {text}: {e}")))
+    }
+    fn data_type(&mut self) -> Result<DataType> {
+        let tag = self.u8()?;
+        let a = self.opt_u32()?;
+        let b = self.opt_u32()?;
+        Ok(match tag {
+            1 => DataType::Bool,
+            2 => DataType::Int2,
+            3 => DataType::Int4,
+            4 => DataType::Int8,
+            5 => DataType::Float4,
+            6 => DataType::Float8,
+            7 => DataType::Numeric { precision: a, scale: b },
+            8 => DataType::Text,
+            9 => DataType::Varchar(a),
+            10 => DataType::Char(a),
+            11 => DataType::Bytea,
+            12 => DataType::Date,
+            13 => DataType::Timestamp,
+            14 => DataType::TimestampTz,
+            15 => DataType::Interval,
+            _ => return Err(corrupt("data type")),
+        })
+    }
+    fn action(&mut self) -> Result<ReferentialAction> {
+        Ok(match self.u8()? {
+            0 => ReferentialAction::NoAction,
+            1 => ReferentialAction::Restrict,
+            2 => ReferentialAction::Cascade,
+            3 => ReferentialAction::SetNull,
+            _ => return Err(corrupt("referential action")),
+        })
+    }
+}
+
+/// Decodes a table definition.
+pub fn decode(bytes: &[u8]) -> Result<Table> {
+    let mut r = R(bytes);
+    if r.u8()? != FORMAT {
+        return Err(corrupt("unknown format"));
+    }
+    let id = r.u32()?;
+    let name = r.str()?;
+    let ncols = r.u32()? as usize;
+    if ncols > COLUMNS_MAX {
+        return Err(corrupt("column count"));
+    }
+    let mut columns = Vec::with_capacity(ncols);
+    for _ in 0..ncols {
+        columns.push(Column {
+            name: r.str()?,
+            data_type: r.data_type()?,
+            not_null: r.u8()? == 1,
+            default: r.expr()?,
+            sequence: r.opt_u32()?,
+        });
+    }
+    let primary_key = r.cols()?;
+    let pk_name = r.str()?;
+    let rowid_sequence = r.u32()?;
+    let n = r.u32()?;
+    let mut indexes = Vec::new();
+    for _ in 0..n {
+        indexes.push(Index {
+            id: r.u32()?,
+            name: r.str()?,
+            columns: r.cols()?,
+            unique: r.u8()? == 1,
+            constraint: r.u8()? == 1,
+        });
+    }
+    let n = r.u32()?;
+    let mut checks = Vec::new();
+    for _ in 0..n {
+        let name = r.str()?;
+        checks.push((name, r.expr()?.ok_or_else(|| corrupt("check"))?));
+    }
+    let n = r.u32()?;
+    let mut foreign_keys = Vec::new();
+    for _ in 0..n {
+        foreign_keys.push(ForeignKey {
+            name: r.str()?,
+            columns: r.cols()?,
+            table: r.str()?,
+            referred: r.cols()?,
+            on_delete: r.action()?,
+            on_update: r.action()?,
+        });
+    }
+    Ok(Table { id, name, columns, primary_key, pk_name, rowid_sequence, indexes, checks, foreign_keys })
+}

@@ -1,0 +1,290 @@
+//! Casts: `CAST`, `::`, assignment to a column, and text input (COPY, parameters).
+//!
+//! Every conversion PostgreSQL has between the supported types, with its rounding and its
+//! errors: floats round to integers with `rint` (ties to even), numerics round half away
+//! from zero; `numeric(p,s)` rounds to `s` digits then fails with `numeric field overflow`;
+//! `varchar(n)` fails with 22001 on assignment but truncates in an explicit cast; `char(n)`
+//! pads with blanks. Text converts to anything through that type's input function.
+
+use super::{datetime, numeric, text, type_name};
+use crate::error::{codes, Error, Result};
+use crate::types::{DataType, Interval, Numeric, Value};
+
+/// Converts `v` to type `to`. `explicit` is true for `CAST` and `::`, false for assignment
+/// (the two differ only for `varchar(n)`/`char(n)` overflow).
+pub fn cast(v: Value, to: &DataType, explicit: bool) -> Result<Value> {
+    if v.is_null() {
+        return Ok(Value::Null);
+    }
+    match to {
+        DataType::Text => return Ok(Value::Text(text::to_text(&v).unwrap_or_default())),
+        DataType::Varchar(limit) => {
+            let s = text::to_text(&v).unwrap_or_default();
+            return Ok(Value::Text(limit_length(s, *limit, explicit, to)?));
+        }
+        DataType::Char(limit) => {
+            let s = text::to_text(&v).unwrap_or_default();
+            let n = limit.unwrap_or(1);
+            let s = limit_length(s, Some(n), explicit, to)?;
+            let len = s.chars().count();
+            let padded = if len < n as usize { format!("{s}{}", " ".repeat(n as usize - len)) } else { s };
+            return Ok(Value::Text(padded));
+        }
+        _ => {}
+    }
+    match v {
+        Value::Text(s) => parse_text(&s, to),
+        Value::Bool(b) => match to {
+            DataType::Bool => Ok(Value::Bool(b)),
+            DataType::Int4 => Ok(Value::Int4(i32::from(b))),
+            _ => Err(cannot_cast(&Value::Bool(b), to)),
+        },
+        Value::Int2(_) | Value::Int4(_) | Value::Int8(_) | Value::Float4(_) | Value::Float8(_) | Value::Numeric(_) => {
+            cast_number(v, to)
+        }
+        Value::Bytea(b) => match to {
+            DataType::Bytea => Ok(Value::Bytea(b)),
+            _ => Err(cannot_cast(&Value::Bytea(b), to)),
+        },
+        Value::Date(d) => match to {
+            DataType::Date => Ok(Value::Date(d)),
+            DataType::Timestamp => Ok(Value::Timestamp(checked_date_ts(d)?)),
+            DataType::TimestampTz => Ok(Value::TimestampTz(checked_date_ts(d)?)),
+            _ => Err(cannot_cast(&Value::Date(d), to)),
+        },
+        Value::Timestamp(t) | Value::TimestampTz(t) => match to {
+            DataType::Date => Ok(Value::Date(datetime::timestamp_to_date(t))),
+            DataType::Timestamp => Ok(Value::Timestamp(t)),
+            DataType::TimestampTz => Ok(Value::TimestampTz(t)),
+            _ => Err(cannot_cast(&v, to)),
+        },
+        Value::Interval(iv) => match to {
+            DataType::Interval => Ok(Value::Interval(iv)),
+            _ => Err(cannot_cast(&Value::Interval(iv), to)),
+        },
+        Value::Null => Ok(Value::Null),
+    }
+}
+
+fn checked_date_ts(d: i32) -> Result<i64> {
+    let t = datetime::date_to_timestamp(d);
+    if t == datetime::TS_INFINITY || t == datetime::TS_NEG_INFINITY {
+        return Ok(t);
+    }
+    datetime::check_timestamp(t)
+}
+
+/// 42846 `cannot cast type boolean to date`.
+pub fn cannot_cast(v: &Value, to: &DataType) -> Error {
+    Error::new(codes::CANNOT_COERCE, format!("cannot cast type {} to {}", type_name(v), to.pg_name()))
+}
+
+/// Enforces `varchar(n)`/`char(n)`: trailing blanks beyond `n` are dropped silently, an
+/// explicit cast truncates, assignment fails with 22001.
+fn limit_length(s: String, limit: Option<u32>, explicit: bool, to: &DataType) -> Result<String> {
+    let Some(n) = limit else { return Ok(s) };
+    let n = n as usize;
+    let Some((cut, _)) = s.char_indices().nth(n) else { return Ok(s) };
+    if explicit || s[cut..].chars().all(|c| c == ' ') {
+        return Ok(s[..cut].to_string());
+    }
+    Err(Error::new(codes::STRING_DATA_RIGHT_TRUNCATION, format!("value too long for type {to}")))
+}
+
+/// 22003 `integer out of range` and its siblings.
+pub fn int_out_of_range(to: &DataType) -> Error {
+    Error::new(codes::NUMERIC_VALUE_OUT_OF_RANGE, format!("{} out of range", to.pg_name()))
+}
+
+/// An integer of width `to`, or 22003.
+pub fn int_value(v: i128, to: &DataType) -> Result<Value> {
+    let out = || int_out_of_range(to);
+    Ok(match to {
+        DataType::Int2 => Value::Int2(i16::try_from(v).map_err(|_| out())?),
+        DataType::Int4 => Value::Int4(i32::try_from(v).map_err(|_| out())?),
+        DataType::Int8 => Value::Int8(i64::try_from(v).map_err(|_| out())?),
+        _ => unreachable!("int_value to {to}"),
+    })
+}
+
+/// Float -> integer: round to nearest, ties to even (`rint`), then range-check.
+fn float_to_int(f: f64, to: &DataType) -> Result<Value> {
+    let r = f.round_ties_even();
+    if !r.is_finite() || r.abs() >= 1.8e19 {
+        return Err(int_out_of_range(to));
+    }
+    int_value(r as i128, to)
+}
+
+fn cast_number(v: Value, to: &DataType) -> Result<Value> {
+    match to {
+        DataType::Int2 | DataType::Int4 | DataType::Int8 => match v {
+            Value::Int2(i) => int_value(i128::from(i), to),
+            Value::Int4(i) => int_value(i128::from(i), to),
+            Value::Int8(i) => int_value(i128::from(i), to),
+            Value::Float4(f) => float_to_int(f64::from(f), to),
+            Value::Float8(f) => float_to_int(f, to),
+            Value::Numeric(n) => int_value(numeric::round_to_integer(n), to),
+            other => Err(cannot_cast(&other, to)),
+        },
+        DataType::Float8 => Ok(Value::Float8(match v {
+            Value::Int2(i) => f64::from(i),
+            Value::Int4(i) => f64::from(i),
+            Value::Int8(i) => i as f64,
+            Value::Float4(f) => f64::from(f),
+            Value::Float8(f) => f,
+            Value::Numeric(n) => numeric::to_f64(n),
+            other => return Err(cannot_cast(&other, to)),
+        })),
+        DataType::Float4 => Ok(Value::Float4(match v {
+            Value::Int2(i) => f32::from(i),
+            Value::Int4(i) => i as f32,
+            Value::Int8(i) => i as f32,
+            Value::Float4(f) => f,
+            Value::Float8(f) => f64_to_f32(f)?,
+            Value::Numeric(n) => {
+                let f = numeric::to_f32(n);
+                if f.is_infinite() {
+                    return Err(float_overflow());
+                }
+                f
+            }
+            other => return Err(cannot_cast(&other, to)),
+        })),
+        DataType::Numeric { precision, scale } => {
+            let n = match v {
+                Value::Int2(i) => numeric::from_int(i128::from(i))?,
+                Value::Int4(i) => numeric::from_int(i128::from(i))?,
+                Value::Int8(i) => numeric::from_int(i128::from(i))?,
+                Value::Float4(f) => float_to_numeric(f64::from(f), 6)?,
+                Value::Float8(f) => float_to_numeric(f, 15)?,
+                Value::Numeric(n) => n,
+                other => return Err(cannot_cast(&other, to)),
+            };
+            Ok(Value::Numeric(apply_typmod(n, *precision, *scale)?))
+        }
+        DataType::Bool => match v {
+            Value::Int4(i) => Ok(Value::Bool(i != 0)),
+            other => Err(cannot_cast(&other, to)),
+        },
+        _ => Err(cannot_cast(&v, to)),
+    }
+}
+
+fn float_to_numeric(f: f64, digits: usize) -> Result<Numeric> {
+    match numeric::from_float(f, digits) {
+        Some(r) => r,
+        None if f.is_nan() => Err(Error::unsupported("numeric NaN")),
+        None => Err(Error::new(codes::NUMERIC_VALUE_OUT_OF_RANGE, "cannot convert infinity to numeric")),
+    }
+}
+
+/// 22003 `value out of range: overflow`.
+pub fn float_overflow() -> Error {
+    Error::new(codes::NUMERIC_VALUE_OUT_OF_RANGE, "value out of range: overflow")
+}
+
+/// 22003 `value out of range: underflow`.
+pub fn float_underflow() -> Error {
+    Error::new(codes::NUMERIC_VALUE_OUT_OF_RANGE, "value out of range: underflow")
+}
+
+/// `double precision` -> `real`, failing on overflow and underflow as PostgreSQL does.
+pub fn f64_to_f32(f: f64) -> Result<f32> {
+    let r = f as f32;
+    if r.is_infinite() && f.is_finite() {
+        return Err(float_overflow());
+    }
+    if r == 0.0 && f != 0.0 {
+        return Err(float_underflow());
+    }
+    Ok(r)
+}
+
+/// Rounds to `numeric(p,s)` and checks the integer digits fit (22003 `numeric field
+/// overflow`). Unconstrained when `precision` is `None`.
+pub fn apply_typmod(n: Numeric, precision: Option<u32>, scale: Option<u32>) -> Result<Numeric> {
+    let Some(p) = precision else { return Ok(n) };
+    let s = scale.unwrap_or(0);
+    let r = numeric::round(n, i64::from(s))?;
+    let int_digits = if r.mantissa == 0 {
+        0
+    } else {
+        (numeric::digits(r.mantissa.unsigned_abs()) as i64 - i64::from(r.scale)).max(0)
+    };
+    let max_digits = i64::from(p) - i64::from(s);
+    if int_digits > max_digits {
+        let bound = if max_digits > 0 { format!("10^{max_digits}") } else { "1".to_string() };
+        return Err(Error::new(codes::NUMERIC_VALUE_OUT_OF_RANGE, "numeric field overflow").with_detail(format!(
+            "A field with precision {p}, scale {s} must round to an absolute value less than {bound}."
+        )));
+    }
+    Ok(r)
+}
+
+/// 22P02 `invalid input syntax for type integer: "abc"`.
+fn invalid_input(type_name: &str, s: &str) -> Error {
+    Error::new(codes::INVALID_TEXT_REPRESENTATION, format!("invalid input syntax for type {type_name}: \"{s}\""))
+}
+
+/// Parses the text form of a value of type `t`, as PostgreSQL's input functions.
+pub fn parse_text(s: &str, t: &DataType) -> Result<Value> {
+    match t {
+        DataType::Text | DataType::Varchar(_) | DataType::Char(_) => cast(Value::Text(s.to_string()), t, false),
+        DataType::Bool => parse_bool(s).map(Value::Bool).ok_or_else(|| invalid_input("boolean", s)),
+        DataType::Int2 | DataType::Int4 | DataType::Int8 => {
+            let trimmed = s.trim_matches(|c: char| c.is_ascii_whitespace());
+            let digits = trimmed.strip_prefix(['+', '-']).unwrap_or(trimmed);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid_input(t.pg_name(), s));
+            }
+            let out_of_range = || {
+                Error::new(
+                    codes::NUMERIC_VALUE_OUT_OF_RANGE,
+                    format!("value \"{s}\" is out of range for type {}", t.pg_name()),
+                )
+            };
+            let v: i128 = trimmed.parse().map_err(|_| out_of_range())?;
+            int_value(v, t).map_err(|_| out_of_range())
+        }
+        DataType::Float4 => Ok(Value::Float4(text::parse_float(s, 32)? as f32)),
+        DataType::Float8 => Ok(Value::Float8(text::parse_float(s, 64)?)),
+        DataType::Numeric { precision, scale } => {
+            let trimmed = s.trim().to_ascii_lowercase();
+            if trimmed == "nan" {
+                return Err(Error::unsupported("numeric NaN"));
+            }
+            if matches!(trimmed.as_str(), "infinity" | "+infinity" | "-infinity" | "inf" | "+inf" | "-inf") {
+                return Err(Error::unsupported("numeric infinity"));
+            }
+            let n = numeric::parse(s).ok_or_else(|| invalid_input("numeric", s))??;
+            Ok(Value::Numeric(apply_typmod(n, *precision, *scale)?))
+        }
+        DataType::Bytea => Ok(Value::Bytea(text::parse_bytea(s)?)),
+        DataType::Date => {
+            let d = datetime::parse_datetime(s, datetime::DateKind::Date)?;
+            Ok(Value::Date(d as i32))
+        }
+        DataType::Timestamp => Ok(Value::Timestamp(datetime::parse_datetime(s, datetime::DateKind::Timestamp)?)),
+        DataType::TimestampTz => Ok(Value::TimestampTz(datetime::parse_datetime(s, datetime::DateKind::TimestampTz)?)),
+        DataType::Interval => Ok(Value::Interval(parse_interval_value(s)?)),
+    }
+}
+
+fn parse_interval_value(s: &str) -> Result<Interval> {
+    datetime::parse_interval(s)
+}
+
+/// PostgreSQL's `parse_bool`: `t`/`true`/`y`/`yes`/`on`/`1` and their negatives, any
+/// unambiguous prefix, any case, blanks around.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    let t = s.trim_matches(|c: char| c.is_ascii_whitespace()).to_ascii_lowercase();
+    let prefix_of = |word: &str, min: usize| t.len() >= min && word.starts_with(t.as_str());
+    if prefix_of("true", 1) || prefix_of("yes", 1) || prefix_of("on", 2) || t == "1" {
+        Some(true)
+    } else if prefix_of("false", 1) || prefix_of("no", 1) || prefix_of("off", 2) || t == "0" {
+        Some(false)
+    } else {
+        None
+    }
+}

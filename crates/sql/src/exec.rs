@@ -1,0 +1,682 @@
+//! Execution: runs a plan over the transaction and evaluates bound expressions.
+//!
+//! Operators materialise their rows (a vector per operator). Every operator's output is
+//! bounded by [`ROWS_MAX`]; a query that would pass it fails with 53200 instead of taking the
+//! server's memory.
+
+use crate::ast::{BinaryOp, JoinKind, SetOperator};
+use crate::bind::{BExpr, SubqueryKind};
+use crate::catalog::{keys, Table};
+use crate::error::{codes, Error, Result};
+use crate::eval::{self, FnContext, GroupKey};
+use crate::plan::{Agg, Plan, SortKey};
+use crate::types::Value;
+use std::collections::{HashMap, HashSet};
+use std::ops::Bound;
+use storage::keycode;
+use txn::{LockMode, Txn, WaitPolicy};
+
+/// A row of values.
+pub type Row = Vec<Value>;
+
+/// The most rows one operator may hold.
+pub const ROWS_MAX: usize = 10_000_000;
+
+/// Hands out sequence values (SERIAL, nextval): outside the transaction, as in PostgreSQL.
+pub trait Sequences {
+    /// The next value of sequence `name`.
+    fn nextval(&self, txn: &mut Txn, name: &str) -> Result<i64>;
+    /// The last value nextval gave this session for `name`.
+    fn currval(&self, name: &str) -> Result<i64>;
+    /// Sets the sequence's next value to `value + 1`.
+    fn setval(&self, txn: &mut Txn, name: &str, value: i64) -> Result<i64>;
+}
+
+/// The state of a running statement.
+pub struct Exec<'t> {
+    /// The transaction.
+    pub txn: &'t mut Txn,
+    /// $1..$n.
+    pub params: &'t [Value],
+    /// now() and friends.
+    pub fn_ctx: FnContext,
+    /// Sequences.
+    pub sequences: &'t dyn Sequences,
+    /// Materialised CTEs.
+    pub ctes: HashMap<String, Vec<Row>>,
+    /// Rows of enclosing queries (for correlated subqueries), outermost first.
+    pub outer: Vec<Row>,
+    /// Lock waits follow this policy when a plan does not say (FOR UPDATE has its own).
+    pub rows_examined: u64,
+}
+
+fn too_many_rows() -> Error {
+    Error::new(codes::OUT_OF_MEMORY, format!("query result exceeds {ROWS_MAX} rows in one operator"))
+        .with_hint("add a LIMIT or a more selective WHERE clause")
+}
+
+/// The key of a row: the table's prefix and its primary key (or hidden row number).
+pub fn row_key(table: &Table, pk: &[Value]) -> Result<Vec<u8>> {
+    let mut key = keys::rows(table.id);
+    for v in pk {
+        keycode::encode_part(&mut key, &eval::key_part(v)?);
+    }
+    Ok(key)
+}
+
+impl Exec<'_> {
+    /// Runs `plan` and returns its rows.
+    pub fn run(&mut self, plan: &Plan) -> Result<Vec<Row>> {
+        match plan {
+            Plan::One => Ok(vec![vec![]]),
+            Plan::Values(rows) => {
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    out.push(r.iter().map(|e| self.eval(e, &[])).collect::<Result<Row>>()?);
+                }
+                Ok(out)
+            }
+            Plan::Scan { table, lookup, filter, lock } => self.scan(table, lookup.as_deref(), filter.as_ref(), *lock),
+            Plan::CteRef(name) => self
+                .ctes
+                .get(name)
+                .cloned()
+                .ok_or_else(|| Error::new(codes::INTERNAL_ERROR, format!("CTE {name} not run"))),
+            Plan::With(ctes, body) => {
+                for (name, p) in ctes {
+                    let rows = self.run(p)?;
+                    self.ctes.insert(name.clone(), rows);
+                }
+                self.run(body)
+            }
+            Plan::Filter(input, pred) => {
+                let rows = self.run(input)?;
+                let mut out = Vec::new();
+                for r in rows {
+                    if self.test(pred, &r)? {
+                        out.push(r);
+                    }
+                }
+                Ok(out)
+            }
+            Plan::Project(input, exprs) => {
+                let rows = self.run(input)?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    out.push(exprs.iter().map(|e| self.eval(e, &r)).collect::<Result<Row>>()?);
+                }
+                Ok(out)
+            }
+            Plan::Join { left, right, kind, on, left_width, right_width } => {
+                let l = self.run(left)?;
+                let r = self.run(right)?;
+                self.join(l, r, *kind, on.as_ref(), *left_width, *right_width)
+            }
+            Plan::Aggregate { input, group_by, aggs } => {
+                let rows = self.run(input)?;
+                self.aggregate(rows, group_by, aggs)
+            }
+            Plan::Sort(input, keys) => {
+                let mut rows = self.run(input)?;
+                sort_rows(&mut rows, keys);
+                Ok(rows)
+            }
+            Plan::Limit { input, limit, offset } => {
+                let rows = self.run(input)?;
+                let offset = match offset {
+                    Some(e) => self.count_arg(e, "OFFSET")?.unwrap_or(0),
+                    None => 0,
+                };
+                let limit = match limit {
+                    Some(e) => self.count_arg(e, "LIMIT")?,
+                    None => None,
+                };
+                let it = rows.into_iter().skip(offset);
+                Ok(match limit {
+                    Some(n) => it.take(n).collect(),
+                    None => it.collect(),
+                })
+            }
+            Plan::Distinct(input, width) => {
+                let rows = self.run(input)?;
+                let mut seen = HashSet::new();
+                Ok(rows
+                    .into_iter()
+                    .filter(|r| seen.insert(r[..*width].iter().map(eval::group_key).collect::<Vec<_>>()))
+                    .collect())
+            }
+            Plan::Trim(input, width) => {
+                let mut rows = self.run(input)?;
+                rows.iter_mut().for_each(|r| r.truncate(*width));
+                Ok(rows)
+            }
+            Plan::SetOp { op, all, left, right } => {
+                let l = self.run(left)?;
+                let r = self.run(right)?;
+                Ok(set_op(*op, *all, l, r))
+            }
+        }
+    }
+
+    fn count_arg(&mut self, e: &BExpr, what: &str) -> Result<Option<usize>> {
+        match eval::cast(self.eval(e, &[])?, &crate::types::DataType::Int8, true)? {
+            Value::Null => Ok(None),
+            Value::Int8(n) if n < 0 => Err(Error::new("2201W", format!("{what} must not be negative"))),
+            Value::Int8(n) => Ok(Some(n as usize)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The rows of `table` (all, or by primary key), filtered and optionally locked.
+    fn scan(
+        &mut self,
+        table: &Table,
+        lookup: Option<&[BExpr]>,
+        filter: Option<&BExpr>,
+        lock: Option<crate::ast::Locking>,
+    ) -> Result<Vec<Row>> {
+        let mut candidates: Vec<(Vec<u8>, Row)> = Vec::new();
+        match lookup {
+            Some(exprs) => {
+                let mut pk = Vec::new();
+                for (e, &col) in exprs.iter().zip(&table.primary_key) {
+                    let v = self.eval(e, &[])?;
+                    let v = eval::cast(v, &table.columns[col].data_type, false);
+                    match v {
+                        Ok(Value::Null) | Err(_) => return Ok(vec![]),
+                        Ok(v) => pk.push(v),
+                    }
+                }
+                let key = row_key(table, &pk)?;
+                if let Some(bytes) = self.txn.get(&key)? {
+                    candidates.push((key, eval::decode_row(&bytes)?));
+                }
+            }
+            None => {
+                let prefix = keys::rows(table.id);
+                let end = keycode::prefix_end(&prefix).expect("row prefix has an end");
+                for (k, v) in self.txn.scan(Bound::Included(prefix), Bound::Excluded(end), false, usize::MAX)? {
+                    candidates.push((k, eval::decode_row(&v)?));
+                    if candidates.len() > ROWS_MAX {
+                        return Err(too_many_rows());
+                    }
+                }
+            }
+        }
+        self.rows_examined += candidates.len() as u64;
+        let mut out = Vec::new();
+        for (key, row) in candidates {
+            if let Some(f) = filter {
+                if !self.test(f, &row)? {
+                    continue;
+                }
+            }
+            let row = match lock {
+                None => row,
+                Some(l) => {
+                    let mode = if l.exclusive { LockMode::Exclusive } else { LockMode::Shared };
+                    let policy = if l.nowait {
+                        WaitPolicy::NoWait
+                    } else if l.skip_locked {
+                        WaitPolicy::SkipLocked
+                    } else {
+                        WaitPolicy::Wait
+                    };
+                    match self.txn.lock_row(&key, mode, policy)? {
+                        None | Some(None) => continue, // skipped, or deleted meanwhile
+                        Some(Some(bytes)) => {
+                            // READ COMMITTED re-reads the newest version: check it again.
+                            let latest = eval::decode_row(&bytes)?;
+                            if let Some(f) = filter {
+                                if !self.test(f, &latest)? {
+                                    continue;
+                                }
+                            }
+                            latest
+                        }
+                    }
+                }
+            };
+            out.push(row);
+        }
+        Ok(out)
+    }
+
+    fn join(
+        &mut self,
+        l: Vec<Row>,
+        r: Vec<Row>,
+        kind: JoinKind,
+        on: Option<&BExpr>,
+        lw: usize,
+        rw: usize,
+    ) -> Result<Vec<Row>> {
+        let mut out = Vec::new();
+        let mut right_matched = vec![false; r.len()];
+        for lrow in &l {
+            let mut matched = false;
+            for (j, rrow) in r.iter().enumerate() {
+                let mut row = lrow.clone();
+                row.extend(rrow.iter().cloned());
+                let ok = match on {
+                    Some(e) => self.test(e, &row)?,
+                    None => true,
+                };
+                if ok {
+                    matched = true;
+                    right_matched[j] = true;
+                    out.push(row);
+                    if out.len() > ROWS_MAX {
+                        return Err(too_many_rows());
+                    }
+                }
+            }
+            if !matched && matches!(kind, JoinKind::Left | JoinKind::Full) {
+                let mut row = lrow.clone();
+                row.extend(std::iter::repeat_n(Value::Null, rw));
+                out.push(row);
+            }
+        }
+        if matches!(kind, JoinKind::Right | JoinKind::Full) {
+            for (j, rrow) in r.iter().enumerate() {
+                if !right_matched[j] {
+                    let mut row: Row = std::iter::repeat_n(Value::Null, lw).collect();
+                    row.extend(rrow.iter().cloned());
+                    out.push(row);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn aggregate(&mut self, rows: Vec<Row>, group_by: &[BExpr], aggs: &[Agg]) -> Result<Vec<Row>> {
+        let mut index: HashMap<Vec<GroupKey>, usize> = HashMap::new();
+        let mut groups: Vec<(Row, Vec<AggState>)> = Vec::new();
+        for row in &rows {
+            let values = group_by.iter().map(|e| self.eval(e, row)).collect::<Result<Row>>()?;
+            let key: Vec<GroupKey> = values.iter().map(eval::group_key).collect();
+            let g = match index.get(&key) {
+                Some(&g) => g,
+                None => {
+                    index.insert(key, groups.len());
+                    groups.push((values, aggs.iter().map(|_| AggState::default()).collect()));
+                    groups.len() - 1
+                }
+            };
+            for (a, agg) in aggs.iter().enumerate() {
+                let v = match &agg.arg {
+                    Some(e) => Some(self.eval(e, row)?),
+                    None => None,
+                };
+                let extra = match &agg.extra {
+                    Some(e) => Some(self.eval(e, row)?),
+                    None => None,
+                };
+                groups[g].1[a].add(agg, v, extra)?;
+            }
+        }
+        if groups.is_empty() && group_by.is_empty() {
+            groups.push((vec![], aggs.iter().map(|_| AggState::default()).collect()));
+        }
+        groups
+            .into_iter()
+            .map(|(mut values, states)| {
+                for (state, agg) in states.into_iter().zip(aggs) {
+                    values.push(state.finish(agg)?);
+                }
+                Ok(values)
+            })
+            .collect()
+    }
+
+    /// WHERE semantics: NULL is false.
+    pub fn test(&mut self, e: &BExpr, row: &[Value]) -> Result<bool> {
+        let v = self.eval(e, row)?;
+        Ok(eval::truth(&v)?.unwrap_or(false))
+    }
+
+    /// Evaluates `e` over `row`.
+    pub fn eval(&mut self, e: &BExpr, row: &[Value]) -> Result<Value> {
+        Ok(match e {
+            BExpr::Const(v) => v.clone(),
+            BExpr::Col(i) => {
+                row.get(*i).cloned().ok_or_else(|| Error::new(codes::INTERNAL_ERROR, "column out of range"))?
+            }
+            BExpr::Outer(depth, i) => {
+                let r = self
+                    .outer
+                    .len()
+                    .checked_sub(*depth)
+                    .and_then(|d| self.outer.get(d))
+                    .ok_or_else(|| Error::new(codes::INTERNAL_ERROR, "outer reference out of range"))?;
+                r.get(*i).cloned().unwrap_or(Value::Null)
+            }
+            BExpr::Param(n) => self.params.get(n.wrapping_sub(1)).cloned().ok_or_else(|| {
+                Error::new(codes::UNDEFINED_OBJECT, format!("there is no parameter ${n}"))
+                    .with_hint("bind a value for it")
+            })?,
+            BExpr::Unary(op, x) => {
+                let v = self.eval(x, row)?;
+                eval::unary(*op, v)?
+            }
+            BExpr::Binary(BinaryOp::And, l, r) => {
+                let lv = self.eval(l, row)?;
+                if eval::truth(&lv)? == Some(false) {
+                    return Ok(Value::Bool(false));
+                }
+                let rv = self.eval(r, row)?;
+                eval::binary(BinaryOp::And, lv, rv)?
+            }
+            BExpr::Binary(BinaryOp::Or, l, r) => {
+                let lv = self.eval(l, row)?;
+                if eval::truth(&lv)? == Some(true) {
+                    return Ok(Value::Bool(true));
+                }
+                let rv = self.eval(r, row)?;
+                eval::binary(BinaryOp::Or, lv, rv)?
+            }
+            BExpr::Binary(op, l, r) => {
+                let lv = self.eval(l, row)?;
+                let rv = self.eval(r, row)?;
+                eval::binary(*op, lv, rv)?
+            }
+            BExpr::Func(name, args) => {
+                let vals = args.iter().map(|a| self.eval(a, row)).collect::<Result<Vec<_>>>()?;
+                self.call(name, vals)?
+            }
+            BExpr::Coalesce(args) => {
+                for a in args {
+                    let v = self.eval(a, row)?;
+                    if !v.is_null() {
+                        return Ok(v);
+                    }
+                }
+                Value::Null
+            }
+            BExpr::Cast(x, t) => {
+                let v = self.eval(x, row)?;
+                eval::cast(v, t, true)?
+            }
+            BExpr::IsNull(x, negated) => Value::Bool(self.eval(x, row)?.is_null() != *negated),
+            BExpr::IsBool(x, want, negated) => {
+                let t = eval::truth(&self.eval(x, row)?)?;
+                Value::Bool((t == *want) != *negated)
+            }
+            BExpr::InList(x, list, negated) => {
+                let v = self.eval(x, row)?;
+                let mut items = Vec::with_capacity(list.len());
+                for item in list {
+                    items.push(self.eval(item, row)?);
+                }
+                in_values(v, items, *negated)?
+            }
+            BExpr::Like(x, p, negated, ci) => {
+                let v = self.eval(x, row)?;
+                let p = self.eval(p, row)?;
+                match (
+                    eval::cast(v, &crate::types::DataType::Text, true)?,
+                    eval::cast(p, &crate::types::DataType::Text, true)?,
+                ) {
+                    (Value::Text(s), Value::Text(p)) => Value::Bool(eval::like(&s, &p, *ci) != *negated),
+                    _ => Value::Null,
+                }
+            }
+            BExpr::Case(operand, whens, else_result) => {
+                let subject = match operand {
+                    Some(o) => Some(self.eval(o, row)?),
+                    None => None,
+                };
+                for (w, t) in whens {
+                    let hit = match &subject {
+                        Some(s) => {
+                            let wv = self.eval(w, row)?;
+                            eval::truth(&eval::binary(BinaryOp::Eq, s.clone(), wv)?)? == Some(true)
+                        }
+                        None => self.test(w, row)?,
+                    };
+                    if hit {
+                        return self.eval(t, row);
+                    }
+                }
+                match else_result {
+                    Some(e) => self.eval(e, row)?,
+                    None => Value::Null,
+                }
+            }
+            BExpr::Subquery(plan, kind) => {
+                self.outer.push(row.to_vec());
+                let rows = self.run(plan);
+                self.outer.pop();
+                let rows = rows?;
+                match kind {
+                    SubqueryKind::Scalar => match rows.len() {
+                        0 => Value::Null,
+                        1 => rows[0].first().cloned().unwrap_or(Value::Null),
+                        _ => {
+                            return Err(Error::new(
+                                codes::CARDINALITY_VIOLATION,
+                                "more than one row returned by a subquery used as an expression",
+                            ))
+                        }
+                    },
+                    SubqueryKind::Exists { negated } => Value::Bool(rows.is_empty() == *negated),
+                    SubqueryKind::In { expr, negated } => {
+                        let v = self.eval(expr, row)?;
+                        in_values(v, rows.into_iter().filter_map(|r| r.into_iter().next()).collect(), *negated)?
+                    }
+                }
+            }
+        })
+    }
+
+    fn call(&mut self, name: &str, args: Vec<Value>) -> Result<Value> {
+        let seq_name = |args: &[Value]| match args.first() {
+            Some(Value::Text(s)) => Ok(s.trim_matches('"').to_string()),
+            _ => Err(Error::new(codes::UNDEFINED_FUNCTION, format!("function {name} needs a sequence name"))),
+        };
+        match name {
+            "nextval" => Ok(Value::Int8(self.sequences.nextval(self.txn, &seq_name(&args)?)?)),
+            "currval" => Ok(Value::Int8(self.sequences.currval(&seq_name(&args)?)?)),
+            "setval" => {
+                let v = match args.get(1) {
+                    Some(v) => match eval::cast(v.clone(), &crate::types::DataType::Int8, true)? {
+                        Value::Int8(n) => n,
+                        _ => return Ok(Value::Null),
+                    },
+                    None => {
+                        return Err(Error::new(codes::UNDEFINED_FUNCTION, "function setval(regclass) does not exist"))
+                    }
+                };
+                Ok(Value::Int8(self.sequences.setval(self.txn, &seq_name(&args)?, v)?))
+            }
+            _ => eval::call_function(name, args, &self.fn_ctx),
+        }
+    }
+}
+
+/// `v [NOT] IN (items)` with SQL's NULL rules.
+fn in_values(v: Value, items: Vec<Value>, negated: bool) -> Result<Value> {
+    if v.is_null() {
+        return Ok(Value::Null);
+    }
+    let mut saw_null = false;
+    for item in items {
+        match eval::truth(&eval::binary(BinaryOp::Eq, v.clone(), item)?)? {
+            Some(true) => return Ok(Value::Bool(!negated)),
+            None => saw_null = true,
+            Some(false) => {}
+        }
+    }
+    Ok(if saw_null { Value::Null } else { Value::Bool(negated) })
+}
+
+/// Sorts rows by `keys` (stable; NULLs placed as asked).
+pub fn sort_rows(rows: &mut [Row], keys: &[SortKey]) {
+    rows.sort_by(|a, b| {
+        for k in keys {
+            let (x, y) = (&a[k.col], &b[k.col]);
+            let ord = match (x.is_null(), y.is_null()) {
+                (true, true) => std::cmp::Ordering::Equal,
+                (true, false) => {
+                    if k.nulls_first {
+                        std::cmp::Ordering::Less
+                    } else {
+                        std::cmp::Ordering::Greater
+                    }
+                }
+                (false, true) => {
+                    if k.nulls_first {
+                        std::cmp::Ordering::Greater
+                    } else {
+                        std::cmp::Ordering::Less
+                    }
+                }
+                (false, false) => {
+                    let o = eval::compare(x, y).unwrap_or(std::cmp::Ordering::Equal);
+                    if k.desc {
+                        o.reverse()
+                    } else {
+                        o
+                    }
+                }
+            };
+            if ord != std::cmp::Ordering::Equal {
+                return ord;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+}
+
+fn set_op(op: SetOperator, all: bool, l: Vec<Row>, r: Vec<Row>) -> Vec<Row> {
+    let key = |row: &Row| row.iter().map(eval::group_key).collect::<Vec<_>>();
+    match (op, all) {
+        (SetOperator::Union, true) => l.into_iter().chain(r).collect(),
+        (SetOperator::Union, false) => {
+            let mut seen = HashSet::new();
+            l.into_iter().chain(r).filter(|row| seen.insert(key(row))).collect()
+        }
+        (SetOperator::Intersect | SetOperator::Except, _) => {
+            let mut counts: HashMap<Vec<GroupKey>, usize> = HashMap::new();
+            for row in &r {
+                *counts.entry(key(row)).or_default() += 1;
+            }
+            let mut seen = HashSet::new();
+            let mut out = Vec::new();
+            for row in l {
+                let k = key(&row);
+                let in_right = counts.get(&k).copied().unwrap_or(0);
+                let keep = match (op, all) {
+                    (SetOperator::Intersect, true) => {
+                        if in_right > 0 {
+                            counts.insert(k.clone(), in_right - 1);
+                            true
+                        } else {
+                            false
+                        }
+                    }
+                    (SetOperator::Intersect, false) => in_right > 0 && seen.insert(k.clone()),
+                    (SetOperator::Except, true) => {
+                        if in_right > 0 {
+                            counts.insert(k.clone(), in_right - 1);
+                            false
+                        } else {
+                            true
+                        }
+                    }
+                    _ => in_right == 0 && seen.insert(k.clone()),
+                };
+                if keep {
+                    out.push(row);
+                }
+            }
+            out
+        }
+    }
+}
+
+/// The running state of one aggregate in one group.
+#[derive(Default)]
+struct AggState {
+    count: i64,
+    acc: Option<Value>,
+    text: Option<String>,
+    seen: HashSet<GroupKey>,
+}
+
+impl AggState {
+    fn add(&mut self, agg: &Agg, v: Option<Value>, extra: Option<Value>) -> Result<()> {
+        let v = match v {
+            None => {
+                self.count += 1; // count(*)
+                return Ok(());
+            }
+            Some(Value::Null) => return Ok(()),
+            Some(v) => v,
+        };
+        if agg.distinct && !self.seen.insert(eval::group_key(&v)) {
+            return Ok(());
+        }
+        self.count += 1;
+        match agg.func.as_str() {
+            "count" => {}
+            "sum" | "avg" => {
+                self.acc = Some(match self.acc.take() {
+                    None => eval::add_for_sum(Value::Null, v)?,
+                    Some(acc) => eval::add_for_sum(acc, v)?,
+                });
+            }
+            "min" | "max" => {
+                let replace = match &self.acc {
+                    None => true,
+                    Some(cur) => {
+                        let o = eval::compare(&v, cur).ok_or_else(|| {
+                            Error::new(codes::DATATYPE_MISMATCH, format!("cannot compare values in {}", agg.func))
+                        })?;
+                        if agg.func == "min" {
+                            o.is_lt()
+                        } else {
+                            o.is_gt()
+                        }
+                    }
+                };
+                if replace {
+                    self.acc = Some(v);
+                }
+            }
+            "bool_and" | "bool_or" => {
+                let b = eval::truth(&v)?.unwrap_or(false);
+                let cur = match &self.acc {
+                    Some(Value::Bool(c)) => *c,
+                    _ => agg.func == "bool_and",
+                };
+                self.acc = Some(Value::Bool(if agg.func == "bool_and" { cur && b } else { cur || b }));
+            }
+            "string_agg" => {
+                let s = eval::to_text(&v).unwrap_or_default();
+                let sep = extra.as_ref().and_then(eval::to_text).unwrap_or_default();
+                match &mut self.text {
+                    None => self.text = Some(s),
+                    Some(t) => {
+                        t.push_str(&sep);
+                        t.push_str(&s);
+                    }
+                }
+            }
+            other => return Err(Error::new(codes::UNDEFINED_FUNCTION, format!("aggregate {other} does not exist"))),
+        }
+        Ok(())
+    }
+
+    fn finish(self, agg: &Agg) -> Result<Value> {
+        Ok(match agg.func.as_str() {
+            "count" => Value::Int8(self.count),
+            "avg" => match self.acc {
+                None => Value::Null,
+                Some(sum) => eval::avg_finish(sum, self.count)?,
+            },
+            "string_agg" => self.text.map_or(Value::Null, Value::Text),
+            _ => self.acc.unwrap_or(Value::Null),
+        })
+    }
+}

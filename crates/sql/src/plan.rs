@@ -1,0 +1,678 @@
+//! Planning: a query's syntax tree becomes a tree of operators.
+//!
+//! ```text
+//!   FROM (scans, joins, subqueries, CTEs) ─► WHERE ─► GROUP BY / aggregates ─► HAVING
+//!     ─► projection (+ hidden ORDER BY columns) ─► DISTINCT ─► ORDER BY ─► LIMIT/OFFSET
+//! ```
+//!
+//! A scan whose WHERE clause fixes every primary-key column to a constant or parameter
+//! becomes a primary-key lookup; everything else is a sequential scan of the table's key
+//! range. Joins are nested loops.
+
+use crate::ast::{self, Expr, JoinKind, Locking, Query, Select, SelectItem, SetExpr, SetOperator, TableRef};
+use crate::bind::{has_aggregate, is_aggregate, BExpr, Binder, Scope, ScopeColumn, SubPlanner};
+use crate::catalog::{self, Table};
+use crate::error::{codes, Error, Result};
+use crate::types::DataType;
+use txn::Txn;
+
+/// An aggregate computed by [`Plan::Aggregate`].
+#[derive(Debug, Clone)]
+pub struct Agg {
+    /// count, sum, avg, min, max, bool_and, bool_or, string_agg.
+    pub func: String,
+    /// The argument (None for count(*)).
+    pub arg: Option<BExpr>,
+    /// The second argument (string_agg's separator).
+    pub extra: Option<BExpr>,
+    /// DISTINCT.
+    pub distinct: bool,
+}
+
+/// A sort key: a column of the input and its direction.
+#[derive(Debug, Clone, Copy)]
+pub struct SortKey {
+    /// Column position.
+    pub col: usize,
+    /// DESC.
+    pub desc: bool,
+    /// NULLS FIRST.
+    pub nulls_first: bool,
+}
+
+/// An operator tree.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// One empty row (SELECT without FROM).
+    One,
+    /// A table's rows, optionally by primary key, filtered, locked.
+    Scan {
+        /// The table.
+        table: Box<Table>,
+        /// A primary-key lookup: one expression per key column, all constant.
+        lookup: Option<Vec<BExpr>>,
+        /// Rows failing this are skipped (re-checked after locking).
+        filter: Option<BExpr>,
+        /// FOR UPDATE / FOR SHARE.
+        lock: Option<Locking>,
+    },
+    /// VALUES rows.
+    Values(Vec<Vec<BExpr>>),
+    /// A common table expression's rows, by name.
+    CteRef(String),
+    /// WITH: materialise each CTE, then run the body.
+    With(Vec<(String, Plan)>, Box<Plan>),
+    /// WHERE / HAVING.
+    Filter(Box<Plan>, BExpr),
+    /// Computes the output columns.
+    Project(Box<Plan>, Vec<BExpr>),
+    /// A nested-loop join; the output is left columns then right columns.
+    Join {
+        /// Left input.
+        left: Box<Plan>,
+        /// Right input.
+        right: Box<Plan>,
+        /// Join kind.
+        kind: JoinKind,
+        /// The condition, bound against left ++ right.
+        on: Option<BExpr>,
+        /// Columns of the left input.
+        left_width: usize,
+        /// Columns of the right input.
+        right_width: usize,
+    },
+    /// GROUP BY: output is the group values then the aggregates.
+    Aggregate {
+        /// Input.
+        input: Box<Plan>,
+        /// Grouping expressions.
+        group_by: Vec<BExpr>,
+        /// Aggregates.
+        aggs: Vec<Agg>,
+    },
+    /// ORDER BY.
+    Sort(Box<Plan>, Vec<SortKey>),
+    /// LIMIT / OFFSET.
+    Limit {
+        /// Input.
+        input: Box<Plan>,
+        /// LIMIT.
+        limit: Option<BExpr>,
+        /// OFFSET.
+        offset: Option<BExpr>,
+    },
+    /// DISTINCT on the first `width` columns.
+    Distinct(Box<Plan>, usize),
+    /// Keeps the first `width` columns (drops hidden sort columns).
+    Trim(Box<Plan>, usize),
+    /// UNION / INTERSECT / EXCEPT.
+    SetOp {
+        /// The operator.
+        op: SetOperator,
+        /// ALL.
+        all: bool,
+        /// Left.
+        left: Box<Plan>,
+        /// Right.
+        right: Box<Plan>,
+    },
+}
+
+/// Plans queries, reading the catalog through the transaction.
+pub struct Planner<'t> {
+    /// The transaction (for catalog reads).
+    pub txn: &'t mut Txn,
+    /// CTEs in scope: name and columns.
+    pub ctes: Vec<(String, Scope)>,
+}
+
+impl SubPlanner for Planner<'_> {
+    fn plan_subquery(&mut self, q: &Query, outer: Vec<Scope>) -> Result<(Plan, Scope)> {
+        self.plan_query(q, outer)
+    }
+}
+
+impl<'t> Planner<'t> {
+    /// A planner over `txn`.
+    pub fn new(txn: &'t mut Txn) -> Planner<'t> {
+        Planner { txn, ctes: Vec::new() }
+    }
+
+    /// Binds `e` against `scope` with enclosing scopes `outer`.
+    pub fn bind(&mut self, e: &Expr, scope: &Scope, outer: &[Scope]) -> Result<BExpr> {
+        Binder { outer: outer.to_vec(), planner: self }.bind(e, scope)
+    }
+
+    /// Plans a query; returns the plan and its output columns.
+    pub fn plan_query(&mut self, q: &Query, outer: Vec<Scope>) -> Result<(Plan, Scope)> {
+        let ctes_before = self.ctes.len();
+        let mut planned_ctes = Vec::new();
+        for (name, cq) in &q.with {
+            let (plan, scope) = self.plan_query(cq, outer.clone())?;
+            let scope = Scope {
+                columns: scope.columns.into_iter().map(|c| ScopeColumn { table: Some(name.clone()), ..c }).collect(),
+            };
+            self.ctes.push((name.clone(), scope));
+            planned_ctes.push((name.clone(), plan));
+        }
+        let result = self.plan_query_body(q, outer);
+        self.ctes.truncate(ctes_before);
+        let (plan, scope) = result?;
+        if planned_ctes.is_empty() {
+            Ok((plan, scope))
+        } else {
+            Ok((Plan::With(planned_ctes, Box::new(plan)), scope))
+        }
+    }
+
+    fn plan_query_body(&mut self, q: &Query, outer: Vec<Scope>) -> Result<(Plan, Scope)> {
+        match &q.body {
+            SetExpr::Select(select) => self.plan_select(select, q, outer),
+            body => {
+                let (mut plan, scope) = self.plan_set_expr(body, &outer, q.locking)?;
+                // ORDER BY over a set operation or VALUES: output names or positions.
+                if !q.order_by.is_empty() {
+                    let mut keys = Vec::new();
+                    for o in &q.order_by {
+                        let col = output_position(&o.expr, &scope, &[])?
+                            .ok_or_else(|| Error::unsupported("ORDER BY on an expression over a set operation"))?;
+                        keys.push(sort_key(col, o));
+                    }
+                    plan = Plan::Sort(Box::new(plan), keys);
+                }
+                let plan = self.limit(plan, q, &scope, &outer)?;
+                Ok((plan, scope))
+            }
+        }
+    }
+
+    fn limit(&mut self, plan: Plan, q: &Query, scope: &Scope, outer: &[Scope]) -> Result<Plan> {
+        if q.limit.is_none() && q.offset.is_none() {
+            return Ok(plan);
+        }
+        let empty = Scope::default();
+        let limit = q.limit.as_ref().map(|e| self.bind(e, &empty, outer)).transpose()?;
+        let offset = q.offset.as_ref().map(|e| self.bind(e, &empty, outer)).transpose()?;
+        let _ = scope;
+        Ok(Plan::Limit { input: Box::new(plan), limit, offset })
+    }
+
+    fn plan_set_expr(&mut self, body: &SetExpr, outer: &[Scope], locking: Option<Locking>) -> Result<(Plan, Scope)> {
+        match body {
+            SetExpr::Select(s) => {
+                let q = Query {
+                    with: vec![],
+                    body: SetExpr::Select(s.clone()),
+                    order_by: vec![],
+                    limit: None,
+                    offset: None,
+                    locking,
+                };
+                self.plan_select(s, &q, outer.to_vec())
+            }
+            SetExpr::Query(q) => self.plan_query(q, outer.to_vec()),
+            SetExpr::Values(rows) => {
+                let empty = Scope::default();
+                let width = rows.first().map_or(0, Vec::len);
+                let mut bound = Vec::new();
+                for row in rows {
+                    if row.len() != width {
+                        return Err(Error::syntax("VALUES lists must all be the same length"));
+                    }
+                    bound.push(row.iter().map(|e| self.bind(e, &empty, outer)).collect::<Result<Vec<_>>>()?);
+                }
+                let scope = Scope {
+                    columns: (1..=width)
+                        .map(|i| ScopeColumn { table: None, name: format!("column{i}"), data_type: None })
+                        .collect(),
+                };
+                Ok((Plan::Values(bound), scope))
+            }
+            SetExpr::SetOp { op, all, left, right } => {
+                let (l, lscope) = self.plan_set_expr(left, outer, None)?;
+                let (r, rscope) = self.plan_set_expr(right, outer, None)?;
+                if lscope.columns.len() != rscope.columns.len() {
+                    let what = match op {
+                        SetOperator::Union => "UNION",
+                        SetOperator::Intersect => "INTERSECT",
+                        SetOperator::Except => "EXCEPT",
+                    };
+                    return Err(Error::syntax(format!("each {what} query must have the same number of columns")));
+                }
+                Ok((Plan::SetOp { op: *op, all: *all, left: Box::new(l), right: Box::new(r) }, lscope))
+            }
+        }
+    }
+
+    /// Plans a FROM item.
+    fn plan_from(&mut self, item: &TableRef, outer: &[Scope], lock: Option<Locking>) -> Result<(Plan, Scope)> {
+        match item {
+            TableRef::Table { name, alias } => {
+                let label = alias.clone().unwrap_or_else(|| name.clone());
+                if let Some((_, scope)) = self.ctes.iter().rev().find(|(n, _)| n == name) {
+                    let scope = relabel(scope, &label);
+                    return Ok((Plan::CteRef(name.clone()), scope));
+                }
+                let table = catalog::table(self.txn, name)?;
+                let scope = Scope {
+                    columns: table
+                        .columns
+                        .iter()
+                        .map(|c| ScopeColumn {
+                            table: Some(label.clone()),
+                            name: c.name.clone(),
+                            data_type: Some(c.data_type.clone()),
+                        })
+                        .collect(),
+                };
+                Ok((Plan::Scan { table: Box::new(table), lookup: None, filter: None, lock }, scope))
+            }
+            TableRef::Subquery { query, alias } => {
+                let (plan, scope) = self.plan_query(query, outer.to_vec())?;
+                Ok((plan, relabel(&scope, alias)))
+            }
+            TableRef::Join { left, right, kind, on } => {
+                let (l, ls) = self.plan_from(left, outer, lock)?;
+                let (r, rs) = self.plan_from(right, outer, lock)?;
+                let scope = ls.join(&rs);
+                let on = on.as_ref().map(|e| self.bind(e, &scope, outer)).transpose()?;
+                let plan = Plan::Join {
+                    left: Box::new(l),
+                    right: Box::new(r),
+                    kind: *kind,
+                    on,
+                    left_width: ls.columns.len(),
+                    right_width: rs.columns.len(),
+                };
+                Ok((plan, scope))
+            }
+        }
+    }
+
+    fn plan_select(&mut self, s: &Select, q: &Query, outer: Vec<Scope>) -> Result<(Plan, Scope)> {
+        // FROM
+        let (mut plan, scope) = if s.from.is_empty() {
+            (Plan::One, Scope::default())
+        } else {
+            let mut acc: Option<(Plan, Scope)> = None;
+            for item in &s.from {
+                let (p, sc) = self.plan_from(item, &outer, q.locking)?;
+                acc = Some(match acc {
+                    None => (p, sc),
+                    Some((lp, ls)) => {
+                        let scope = ls.join(&sc);
+                        let plan = Plan::Join {
+                            left: Box::new(lp),
+                            right: Box::new(p),
+                            kind: JoinKind::Cross,
+                            on: None,
+                            left_width: ls.columns.len(),
+                            right_width: sc.columns.len(),
+                        };
+                        (plan, scope)
+                    }
+                });
+            }
+            acc.expect("FROM has an item")
+        };
+        // WHERE: a single-table scan takes the filter (and a primary-key lookup if it can).
+        if let Some(filter) = &s.filter {
+            if has_aggregate(filter) {
+                return Err(Error::new(codes::GROUPING_ERROR, "aggregate functions are not allowed in WHERE"));
+            }
+            let pred = self.bind(filter, &scope, &outer)?;
+            plan = match plan {
+                Plan::Scan { table, lookup: None, filter: None, lock } => {
+                    let lookup = pk_lookup(&table, &scope, filter, self, &outer)?;
+                    Plan::Scan { table, lookup, filter: Some(pred), lock }
+                }
+                other => Plan::Filter(Box::new(other), pred),
+            };
+        }
+        // GROUP BY and aggregates.
+        let aggregated = !s.group_by.is_empty()
+            || s.items.iter().any(|i| matches!(i, SelectItem::Expr { expr, .. } if has_aggregate(expr)))
+            || s.having.as_ref().is_some_and(has_aggregate)
+            || q.order_by.iter().any(|o| has_aggregate(&o.expr));
+        let mut post = PostAgg::default();
+        let (plan_after_group, group_scope) = if aggregated {
+            let mut group_by = Vec::new();
+            for g in &s.group_by {
+                // GROUP BY 1 / GROUP BY alias refer to the output list.
+                let g = resolve_output_ref(g, &s.items)?;
+                group_by.push(self.bind(&g, &scope, &outer)?);
+                post.groups.push(g);
+            }
+            post.input_scope = scope.clone();
+            let group_scope = Scope {
+                columns: post
+                    .groups
+                    .iter()
+                    .map(|g| ScopeColumn { table: None, name: expr_name(g), data_type: None })
+                    .collect(),
+            };
+            // Aggregates are collected as the output list, HAVING and ORDER BY are bound.
+            (Some(group_by), group_scope)
+        } else {
+            (None, scope.clone())
+        };
+        // The output list.
+        let mut items: Vec<(Expr, String)> = Vec::new();
+        for item in &s.items {
+            match item {
+                SelectItem::Wildcard => {
+                    if aggregated {
+                        return Err(Error::new(codes::GROUPING_ERROR, "SELECT * is not allowed with GROUP BY"));
+                    }
+                    for c in &scope.columns {
+                        items.push((Expr::Column { table: c.table.clone(), name: c.name.clone() }, c.name.clone()));
+                    }
+                }
+                SelectItem::QualifiedWildcard(t) => {
+                    if !scope.has_table(t) {
+                        return Err(Error::new(
+                            codes::UNDEFINED_TABLE,
+                            format!("missing FROM-clause entry for table \"{t}\""),
+                        ));
+                    }
+                    for c in scope.columns.iter().filter(|c| c.table.as_deref() == Some(t)) {
+                        items.push((Expr::Column { table: c.table.clone(), name: c.name.clone() }, c.name.clone()));
+                    }
+                }
+                SelectItem::Expr { expr, alias } => {
+                    items.push((expr.clone(), alias.clone().unwrap_or_else(|| expr_name(expr))));
+                }
+            }
+        }
+        let mut exprs = Vec::new();
+        let mut out_scope = Scope::default();
+        for (e, name) in &items {
+            let b = match &plan_after_group {
+                Some(_) => self.bind_post_agg(e, &mut post, &group_scope, &outer)?,
+                None => self.bind(e, &scope, &outer)?,
+            };
+            let data_type = match b {
+                BExpr::Col(i) if plan_after_group.is_none() => scope.columns[i].data_type.clone(),
+                _ => None,
+            };
+            exprs.push(b);
+            out_scope.columns.push(ScopeColumn { table: None, name: name.clone(), data_type });
+        }
+        let having = match (&s.having, &plan_after_group) {
+            (Some(h), Some(_)) => Some(self.bind_post_agg(h, &mut post, &group_scope, &outer)?),
+            (Some(h), None) => Some(self.bind(h, &scope, &outer)?),
+            _ => None,
+        };
+        // ORDER BY: output positions, output names, output expressions, or hidden columns.
+        let mut keys = Vec::new();
+        let visible = exprs.len();
+        for o in &q.order_by {
+            let col = match output_position(&o.expr, &out_scope, &items)? {
+                Some(col) => col,
+                None => {
+                    if s.distinct {
+                        return Err(Error::new(
+                            codes::INVALID_COLUMN_REFERENCE,
+                            "for SELECT DISTINCT, ORDER BY expressions must appear in select list",
+                        ));
+                    }
+                    let b = match &plan_after_group {
+                        Some(_) => self.bind_post_agg(&o.expr, &mut post, &group_scope, &outer)?,
+                        None => self.bind(&o.expr, &scope, &outer)?,
+                    };
+                    exprs.push(b);
+                    exprs.len() - 1
+                }
+            };
+            keys.push(sort_key(col, o));
+        }
+        if let Some(group_by) = plan_after_group {
+            plan = Plan::Aggregate { input: Box::new(plan), group_by, aggs: post.aggs };
+        }
+        if let Some(h) = having {
+            plan = Plan::Filter(Box::new(plan), h);
+        }
+        let width = exprs.len();
+        plan = Plan::Project(Box::new(plan), exprs);
+        if s.distinct {
+            plan = Plan::Distinct(Box::new(plan), visible);
+        }
+        if !keys.is_empty() {
+            plan = Plan::Sort(Box::new(plan), keys);
+        }
+        plan = self.limit(plan, q, &out_scope, &outer)?;
+        if width > visible {
+            plan = Plan::Trim(Box::new(plan), visible);
+        }
+        Ok((plan, out_scope))
+    }
+
+    /// Binds an expression above GROUP BY: group expressions and aggregates become columns
+    /// of the aggregate's output; any other column reference is a grouping error.
+    fn bind_post_agg(&mut self, e: &Expr, post: &mut PostAgg, group_scope: &Scope, outer: &[Scope]) -> Result<BExpr> {
+        if let Some(i) = post.groups.iter().position(|g| g == e) {
+            return Ok(BExpr::Col(i));
+        }
+        match e {
+            Expr::Function { name, args, distinct, star } if is_aggregate(name) => {
+                let input_scope = post.input_scope.clone();
+                let mut bound = Vec::new();
+                for a in args {
+                    if has_aggregate(a) {
+                        return Err(Error::new(codes::GROUPING_ERROR, "aggregate function calls cannot be nested"));
+                    }
+                    bound.push(self.bind(a, &input_scope, outer)?);
+                }
+                let name = if name == "every" { "bool_and".to_string() } else { name.clone() };
+                let expected = match name.as_str() {
+                    "count" if *star => 0,
+                    "string_agg" => 2,
+                    _ => 1,
+                };
+                if bound.len() != expected {
+                    return Err(Error::new(
+                        codes::UNDEFINED_FUNCTION,
+                        format!("function {name} with {} arguments does not exist", bound.len()),
+                    ));
+                }
+                let mut it = bound.into_iter();
+                let agg = Agg { func: name, arg: it.next(), extra: it.next(), distinct: *distinct };
+                post.aggs.push(agg);
+                Ok(BExpr::Col(post.groups.len() + post.aggs.len() - 1))
+            }
+            Expr::Column { table, name } => {
+                if post.input_scope.find(table.as_deref(), name)?.is_some() {
+                    let shown = match table {
+                        Some(t) => format!("{t}.{name}"),
+                        None => name.clone(),
+                    };
+                    return Err(Error::new(
+                        codes::GROUPING_ERROR,
+                        format!(
+                            "column \"{shown}\" must appear in the GROUP BY clause or be used in an aggregate function"
+                        ),
+                    ));
+                }
+                self.bind(e, group_scope, outer)
+            }
+            Expr::Unary { op, expr } => {
+                Ok(BExpr::Unary(*op, Box::new(self.bind_post_agg(expr, post, group_scope, outer)?)))
+            }
+            Expr::Binary { op, left, right } => Ok(BExpr::Binary(
+                *op,
+                Box::new(self.bind_post_agg(left, post, group_scope, outer)?),
+                Box::new(self.bind_post_agg(right, post, group_scope, outer)?),
+            )),
+            Expr::Function { name, args, .. } => {
+                let args =
+                    args.iter().map(|a| self.bind_post_agg(a, post, group_scope, outer)).collect::<Result<Vec<_>>>()?;
+                Ok(if name == "coalesce" { BExpr::Coalesce(args) } else { BExpr::Func(name.clone(), args) })
+            }
+            Expr::Cast { expr, to } => {
+                Ok(BExpr::Cast(Box::new(self.bind_post_agg(expr, post, group_scope, outer)?), to.clone()))
+            }
+            Expr::IsNull { expr, negated } => {
+                Ok(BExpr::IsNull(Box::new(self.bind_post_agg(expr, post, group_scope, outer)?), *negated))
+            }
+            Expr::Case { operand, whens, else_result } => Ok(BExpr::Case(
+                operand.as_ref().map(|o| self.bind_post_agg(o, post, group_scope, outer).map(Box::new)).transpose()?,
+                whens
+                    .iter()
+                    .map(|(w, t)| {
+                        Ok((
+                            self.bind_post_agg(w, post, group_scope, outer)?,
+                            self.bind_post_agg(t, post, group_scope, outer)?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+                else_result
+                    .as_ref()
+                    .map(|e| self.bind_post_agg(e, post, group_scope, outer).map(Box::new))
+                    .transpose()?,
+            )),
+            // Other forms: allowed when they reference no input column directly.
+            other => self.bind(other, group_scope, outer),
+        }
+    }
+}
+
+#[derive(Default)]
+struct PostAgg {
+    groups: Vec<Expr>,
+    aggs: Vec<Agg>,
+    input_scope: Scope,
+}
+
+fn sort_key(col: usize, o: &ast::OrderBy) -> SortKey {
+    SortKey { col, desc: o.desc, nulls_first: o.nulls_first.unwrap_or(o.desc) }
+}
+
+fn relabel(scope: &Scope, label: &str) -> Scope {
+    Scope {
+        columns: scope.columns.iter().map(|c| ScopeColumn { table: Some(label.to_string()), ..c.clone() }).collect(),
+    }
+}
+
+/// The output column an ORDER BY item names: a position (`ORDER BY 2`), an output name
+/// (`ORDER BY total`), or an expression equal to an output item.
+fn output_position(e: &Expr, out: &Scope, items: &[(Expr, String)]) -> Result<Option<usize>> {
+    if let Expr::Literal(crate::types::Value::Int4(n)) = e {
+        let n = *n as usize;
+        if n == 0 || n > out.columns.len() {
+            return Err(Error::new(
+                codes::INVALID_COLUMN_REFERENCE,
+                format!("ORDER BY position {n} is not in select list"),
+            ));
+        }
+        return Ok(Some(n - 1));
+    }
+    if let Expr::Column { table: None, name } = e {
+        let matches: Vec<usize> =
+            out.columns.iter().enumerate().filter(|(_, c)| &c.name == name).map(|(i, _)| i).collect();
+        if matches.len() == 1 {
+            return Ok(Some(matches[0]));
+        }
+    }
+    Ok(items.iter().position(|(x, _)| x == e))
+}
+
+/// GROUP BY 1 / GROUP BY alias refer to the output list.
+fn resolve_output_ref(g: &Expr, items: &[SelectItem]) -> Result<Expr> {
+    if let Expr::Literal(crate::types::Value::Int4(n)) = g {
+        return match items.get((*n as usize).wrapping_sub(1)) {
+            Some(SelectItem::Expr { expr, .. }) => Ok(expr.clone()),
+            _ => {
+                Err(Error::new(codes::INVALID_COLUMN_REFERENCE, format!("GROUP BY position {n} is not in select list")))
+            }
+        };
+    }
+    Ok(g.clone())
+}
+
+/// PostgreSQL's name for an unaliased output column.
+pub fn expr_name(e: &Expr) -> String {
+    match e {
+        Expr::Column { name, .. } => name.clone(),
+        Expr::Function { name, .. } => name.clone(),
+        Expr::Cast { expr, to } => match expr.as_ref() {
+            Expr::Literal(_) => match to {
+                DataType::Int4 => "int4".into(),
+                DataType::Int8 => "int8".into(),
+                DataType::Int2 => "int2".into(),
+                DataType::Bool => "bool".into(),
+                DataType::Float8 => "float8".into(),
+                DataType::Float4 => "float4".into(),
+                DataType::Text => "text".into(),
+                DataType::Numeric { .. } => "numeric".into(),
+                DataType::Varchar(_) => "varchar".into(),
+                DataType::Date => "date".into(),
+                DataType::Timestamp => "timestamp".into(),
+                DataType::TimestampTz => "timestamptz".into(),
+                DataType::Interval => "interval".into(),
+                _ => "?column?".into(),
+            },
+            inner => expr_name(inner),
+        },
+        Expr::Case { .. } => "case".into(),
+        Expr::Exists { .. } => "exists".into(),
+        Expr::Subquery(q) => match &q.body {
+            SetExpr::Select(s) => match s.items.first() {
+                Some(SelectItem::Expr { alias: Some(a), .. }) => a.clone(),
+                Some(SelectItem::Expr { expr, .. }) => expr_name(expr),
+                _ => "?column?".into(),
+            },
+            _ => "?column?".into(),
+        },
+        _ => "?column?".into(),
+    }
+}
+
+/// A primary-key lookup if `filter` pins every key column with `col = constant`.
+fn pk_lookup(
+    table: &Table,
+    scope: &Scope,
+    filter: &Expr,
+    planner: &mut Planner<'_>,
+    outer: &[Scope],
+) -> Result<Option<Vec<BExpr>>> {
+    if table.primary_key.is_empty() {
+        return Ok(None);
+    }
+    let mut conjuncts = Vec::new();
+    split_and(filter, &mut conjuncts);
+    let mut keys: Vec<Option<BExpr>> = vec![None; table.primary_key.len()];
+    for c in conjuncts {
+        let Expr::Binary { op: ast::BinaryOp::Eq, left, right } = c else { continue };
+        for (col, other) in [(left, right), (right, left)] {
+            let Expr::Column { table: t, name } = col.as_ref() else { continue };
+            let Some(pos) = scope.find(t.as_deref(), name)? else { continue };
+            let Some(k) = table.primary_key.iter().position(|&p| p == pos) else { continue };
+            if matches!(other.as_ref(), Expr::Literal(_) | Expr::Param(_) | Expr::Cast { .. } | Expr::Unary { .. })
+                && !references_columns(other)
+            {
+                keys[k] = Some(planner.bind(other, &Scope::default(), outer)?);
+            }
+        }
+    }
+    Ok(keys.into_iter().collect::<Option<Vec<_>>>())
+}
+
+fn references_columns(e: &Expr) -> bool {
+    let mut found = false;
+    crate::bind::visit(e, &mut |x| {
+        if matches!(x, Expr::Column { .. } | Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. }) {
+            found = true;
+        }
+    });
+    found
+}
+
+fn split_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+    match e {
+        Expr::Binary { op: ast::BinaryOp::And, left, right } => {
+            split_and(left, out);
+            split_and(right, out);
+        }
+        other => out.push(other),
+    }
+}

@@ -1,0 +1,1251 @@
+//! Databases and sessions: where statements run, in explicit transaction blocks or in an
+//! implicit transaction each, with PostgreSQL's rules for errors inside a block.
+//!
+//! ```text
+//!   execute(sql) ─► parse ─► for each statement:
+//!        BEGIN/COMMIT/ROLLBACK/SET/SHOW ─► session state
+//!        anything else ─► the block's transaction (or a new one, committed at the end)
+//!                          error inside a block ─► the block is aborted: 25P02 until ROLLBACK
+//! ```
+
+use crate::ast::{self, Expr, InsertSource, SelectItem, Statement, TableConstraint};
+use crate::bind::{Scope, ScopeColumn};
+use crate::catalog::{self, keys, Column, ForeignKey, Index, Table};
+use crate::dml::{self, Inserted};
+use crate::error::{codes, Error, Result};
+use crate::eval::{self, FnContext};
+use crate::exec::{Exec, Row, Sequences};
+use crate::plan::{Plan, Planner};
+use crate::types::{DataType, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use storage::keycode;
+use storage::vfs::Vfs;
+use txn::{Engine, EngineOptions, IsolationLevel, LockMode, Txn, TxnOptions, WaitPolicy};
+
+/// Sequence values handed out per trip to the store (lost on a crash, as PostgreSQL's cache).
+pub const SEQUENCE_CACHE: i64 = 32;
+
+/// A column of a result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultColumn {
+    /// Its name.
+    pub name: String,
+    /// Its type.
+    pub data_type: DataType,
+}
+
+/// What a statement returned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryResult {
+    /// Columns, for statements that return rows (None for commands).
+    pub columns: Option<Vec<ResultColumn>>,
+    /// The rows.
+    pub rows: Vec<Row>,
+    /// The command tag ("SELECT 3", "INSERT 0 1", "CREATE TABLE").
+    pub tag: String,
+    /// Notices raised (e.g. IF NOT EXISTS skipped).
+    pub notices: Vec<String>,
+}
+
+impl QueryResult {
+    fn command(tag: impl Into<String>) -> QueryResult {
+        QueryResult { columns: None, rows: vec![], tag: tag.into(), notices: vec![] }
+    }
+}
+
+struct DbInner {
+    engine: Engine,
+    /// Sequence name -> (next value to hand out, end of the cached block).
+    seq_cache: Mutex<HashMap<String, (i64, i64)>>,
+    /// Microseconds since 2000-01-01 at open, and the instant of open (for now()).
+    clock: (i64, std::time::Instant),
+}
+
+/// A database: the engine plus what sessions share.
+#[derive(Clone)]
+pub struct Database {
+    inner: Arc<DbInner>,
+}
+
+impl Database {
+    /// Opens (creating if needed) the database in `dir`.
+    pub fn open(vfs: Arc<dyn Vfs>, dir: &Path, opts: EngineOptions) -> Result<Database> {
+        let engine = Engine::open(vfs, dir, opts)?;
+        let unix_micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0);
+        const PG_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
+        Ok(Database {
+            inner: Arc::new(DbInner {
+                engine,
+                seq_cache: Mutex::new(HashMap::new()),
+                clock: (unix_micros - PG_EPOCH_UNIX_MICROS, std::time::Instant::now()),
+            }),
+        })
+    }
+
+    /// A new session.
+    pub fn session(&self) -> Session {
+        Session {
+            db: self.inner.clone(),
+            block: None,
+            settings: default_settings(),
+            currvals: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The transaction engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+}
+
+fn default_settings() -> BTreeMap<String, String> {
+    [
+        ("application_name", ""),
+        ("client_encoding", "UTF8"),
+        ("datestyle", "ISO, MDY"),
+        ("deadlock_timeout", "1s"),
+        ("default_transaction_isolation", "read committed"),
+        ("default_transaction_read_only", "off"),
+        ("extra_float_digits", "1"),
+        ("integer_datetimes", "on"),
+        ("intervalstyle", "postgres"),
+        ("lock_timeout", "0"),
+        ("max_connections", "100"),
+        ("search_path", "\"$user\", public"),
+        ("server_encoding", "UTF8"),
+        ("server_version", "15.0"),
+        ("server_version_num", "150000"),
+        ("standard_conforming_strings", "on"),
+        ("statement_timeout", "0"),
+        ("timezone", "UTC"),
+        ("idle_in_transaction_session_timeout", "0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+struct Block {
+    /// Created at the block's first statement, so SET TRANSACTION can still change it.
+    txn: Option<Txn>,
+    opts: TxnOptions,
+    failed: bool,
+}
+
+/// A session: settings and at most one open transaction block.
+pub struct Session {
+    db: Arc<DbInner>,
+    block: Option<Block>,
+    settings: BTreeMap<String, String>,
+    currvals: Mutex<HashMap<String, i64>>,
+}
+
+/// The transaction status, as the wire protocol reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnStatus {
+    /// Not in a block.
+    Idle,
+    /// In a block.
+    InBlock,
+    /// In a failed block.
+    Failed,
+}
+
+impl Session {
+    /// Runs every statement in `sql`, stopping at the first error (whose result is last).
+    pub fn execute(&mut self, sql: &str) -> Vec<Result<QueryResult>> {
+        self.execute_with(sql, &[])
+    }
+
+    /// Like [`Session::execute`], with values for `$1..$n`.
+    pub fn execute_with(&mut self, sql: &str, params: &[Value]) -> Vec<Result<QueryResult>> {
+        let statements = match crate::parser::parse(sql) {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail_block();
+                return vec![Err(e)];
+            }
+        };
+        let mut out = Vec::new();
+        for stmt in &statements {
+            let r = self.run(stmt, params);
+            let failed = r.is_err();
+            out.push(r);
+            if failed {
+                break;
+            }
+        }
+        out
+    }
+
+    /// The transaction status.
+    pub fn status(&self) -> TxnStatus {
+        match &self.block {
+            None => TxnStatus::Idle,
+            Some(b) if b.failed => TxnStatus::Failed,
+            Some(_) => TxnStatus::InBlock,
+        }
+    }
+
+    /// A setting's value.
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        self.settings.get(name).map(String::as_str)
+    }
+
+    fn fail_block(&mut self) {
+        if let Some(b) = &mut self.block {
+            b.failed = true;
+            b.txn = None; // rolls back: locks released at once
+        }
+    }
+
+    fn default_options(&self) -> TxnOptions {
+        let isolation = match self.settings.get("default_transaction_isolation").map(String::as_str) {
+            Some("repeatable read") => IsolationLevel::RepeatableRead,
+            Some("serializable") => IsolationLevel::Serializable,
+            _ => IsolationLevel::ReadCommitted,
+        };
+        let read_only = self.settings.get("default_transaction_read_only").is_some_and(|v| v == "on");
+        TxnOptions { isolation, read_only }
+    }
+
+    fn lock_settings(&self) -> txn::LockSettings {
+        let ms = |name: &str| self.settings.get(name).and_then(|v| parse_duration_ms(v)).unwrap_or(0);
+        let lock = ms("lock_timeout");
+        let deadlock = ms("deadlock_timeout").max(1);
+        txn::LockSettings {
+            lock_timeout: (lock > 0).then(|| std::time::Duration::from_millis(lock)),
+            deadlock_timeout: std::time::Duration::from_millis(deadlock),
+        }
+    }
+
+    fn run(&mut self, stmt: &Statement, params: &[Value]) -> Result<QueryResult> {
+        match stmt {
+            Statement::Begin { isolation, read_only } => {
+                if self.block.is_some() {
+                    let mut r = QueryResult::command("BEGIN");
+                    r.notices.push("there is already a transaction in progress".into());
+                    return Ok(r);
+                }
+                let mut opts = self.default_options();
+                if let Some(i) = isolation {
+                    opts.isolation = *i;
+                }
+                if let Some(ro) = read_only {
+                    opts.read_only = *ro;
+                }
+                self.block = Some(Block { txn: None, opts, failed: false });
+                Ok(QueryResult::command("BEGIN"))
+            }
+            Statement::Commit => match self.block.take() {
+                None => {
+                    let mut r = QueryResult::command("COMMIT");
+                    r.notices.push("there is no transaction in progress".into());
+                    Ok(r)
+                }
+                Some(b) if b.failed => Ok(QueryResult::command("ROLLBACK")),
+                Some(b) => {
+                    if let Some(t) = b.txn {
+                        t.commit()?;
+                    }
+                    Ok(QueryResult::command("COMMIT"))
+                }
+            },
+            Statement::Rollback => {
+                let had = self.block.take().is_some();
+                let mut r = QueryResult::command("ROLLBACK");
+                if !had {
+                    r.notices.push("there is no transaction in progress".into());
+                }
+                Ok(r)
+            }
+            _ if self.block.as_ref().is_some_and(|b| b.failed) => Err(Error::new(
+                codes::IN_FAILED_SQL_TRANSACTION,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            )),
+            Statement::Savepoint(_) | Statement::RollbackTo(_) | Statement::Release(_) => {
+                let e = Error::unsupported("SAVEPOINT");
+                self.fail_block();
+                Err(e)
+            }
+            Statement::SetTransaction { isolation, read_only } => match &mut self.block {
+                Some(b) if b.txn.is_none() => {
+                    if let Some(i) = isolation {
+                        b.opts.isolation = *i;
+                    }
+                    if let Some(ro) = read_only {
+                        b.opts.read_only = *ro;
+                    }
+                    Ok(QueryResult::command("SET"))
+                }
+                Some(_) => Err(Error::new(
+                    codes::ACTIVE_SQL_TRANSACTION,
+                    "SET TRANSACTION ISOLATION LEVEL must be called before any query",
+                )),
+                None => {
+                    let mut r = QueryResult::command("SET");
+                    r.notices.push("SET TRANSACTION can only be used in transaction blocks".into());
+                    Ok(r)
+                }
+            },
+            Statement::Set { name, value } => {
+                self.set(name, value.clone())?;
+                Ok(QueryResult::command("SET"))
+            }
+            Statement::Show(name) => self.show(name),
+            other => {
+                let in_block = self.block.is_some();
+                let result = if in_block { self.run_in_block(other, params) } else { self.run_implicit(other, params) };
+                if result.is_err() {
+                    self.fail_block();
+                }
+                result
+            }
+        }
+    }
+
+    fn run_in_block(&mut self, stmt: &Statement, params: &[Value]) -> Result<QueryResult> {
+        let lock_settings = self.lock_settings();
+        let block = self.block.as_mut().expect("in a block");
+        if block.txn.is_none() {
+            let mut t = self.db.engine.begin(block.opts)?;
+            t.set_lock_settings(lock_settings);
+            block.txn = Some(t);
+        }
+        let mut txn = block.txn.take().expect("created above");
+        txn.new_statement();
+        let r = self.statement(&mut txn, stmt, params);
+        if let Some(b) = self.block.as_mut() {
+            b.txn = Some(txn);
+        }
+        r
+    }
+
+    fn run_implicit(&mut self, stmt: &Statement, params: &[Value]) -> Result<QueryResult> {
+        let mut txn = self.db.engine.begin(self.default_options())?;
+        txn.set_lock_settings(self.lock_settings());
+        let r = self.statement(&mut txn, stmt, params)?;
+        txn.commit()?;
+        Ok(r)
+    }
+
+    fn set(&mut self, name: &str, value: Option<String>) -> Result<()> {
+        let name = name.to_ascii_lowercase();
+        let value = match value {
+            None => default_settings().get(&name).cloned().unwrap_or_default(),
+            Some(v) => v,
+        };
+        match name.as_str() {
+            "transaction_isolation" | "default_transaction_isolation" => {
+                let v = value.to_ascii_lowercase();
+                if !["read committed", "repeatable read", "serializable", "read uncommitted"].contains(&v.as_str()) {
+                    return Err(Error::new(
+                        codes::INVALID_PARAMETER_VALUE,
+                        format!("invalid value for parameter \"{name}\": \"{value}\""),
+                    ));
+                }
+                let v = if v == "read uncommitted" { "read committed".to_string() } else { v };
+                if name == "transaction_isolation" {
+                    if let Some(b) = &mut self.block {
+                        if b.txn.is_none() {
+                            b.opts.isolation = parse_isolation(&v);
+                        }
+                    }
+                } else {
+                    self.settings.insert(name, v);
+                }
+            }
+            "statement_timeout" | "lock_timeout" | "deadlock_timeout" | "idle_in_transaction_session_timeout" => {
+                if parse_duration_ms(&value).is_none() {
+                    return Err(Error::new(
+                        codes::INVALID_PARAMETER_VALUE,
+                        format!("invalid value for parameter \"{name}\": \"{value}\""),
+                    ));
+                }
+                self.settings.insert(name, value);
+            }
+            _ => {
+                self.settings.insert(name, value);
+            }
+        }
+        Ok(())
+    }
+
+    fn show(&self, name: &str) -> Result<QueryResult> {
+        let name = name.to_ascii_lowercase();
+        let rows: Vec<Row> = if name == "all" {
+            self.settings.iter().map(|(k, v)| vec![Value::Text(k.clone()), Value::Text(v.clone())]).collect()
+        } else if name == "transaction_isolation" {
+            let iso = match &self.block {
+                Some(b) => b.opts.isolation,
+                None => self.default_options().isolation,
+            };
+            vec![vec![Value::Text(isolation_name(iso).into())]]
+        } else {
+            match self.settings.get(&name) {
+                Some(v) => vec![vec![Value::Text(v.clone())]],
+                None => {
+                    return Err(Error::new(
+                        codes::UNDEFINED_OBJECT,
+                        format!("unrecognized configuration parameter \"{name}\""),
+                    ))
+                }
+            }
+        };
+        let columns = if name == "all" {
+            vec![
+                ResultColumn { name: "name".into(), data_type: DataType::Text },
+                ResultColumn { name: "setting".into(), data_type: DataType::Text },
+            ]
+        } else {
+            vec![ResultColumn { name, data_type: DataType::Text }]
+        };
+        Ok(QueryResult { columns: Some(columns), rows, tag: "SHOW".into(), notices: vec![] })
+    }
+
+    fn now(&self) -> FnContext {
+        let (base, at) = self.db.clock;
+        FnContext { now_micros: base + at.elapsed().as_micros() as i64 }
+    }
+
+    /// Runs a statement in `txn`.
+    fn statement(&self, txn: &mut Txn, stmt: &Statement, params: &[Value]) -> Result<QueryResult> {
+        match stmt {
+            Statement::Query(q) => self.query(txn, q, params),
+            Statement::CreateTable { name, if_not_exists, columns, constraints } => {
+                self.create_table(txn, name, *if_not_exists, columns, constraints)
+            }
+            Statement::DropTable { names, if_exists } => self.drop_tables(txn, names, *if_exists),
+            Statement::CreateIndex { name, table, columns, unique, if_not_exists } => {
+                self.create_index(txn, name.clone(), table, columns, *unique, *if_not_exists)
+            }
+            Statement::DropIndex { names, if_exists } => self.drop_indexes(txn, names, *if_exists),
+            Statement::Truncate(tables) => {
+                for t in tables {
+                    let table = catalog::table(txn, t)?;
+                    self.delete_all(txn, &table)?;
+                }
+                Ok(QueryResult::command("TRUNCATE TABLE"))
+            }
+            Statement::Insert { table, columns, source, on_conflict, returning } => {
+                self.insert(txn, table, columns.as_deref(), source, on_conflict.as_ref(), returning, params)
+            }
+            Statement::Update { table, alias, assignments, filter, returning } => {
+                self.update(txn, table, alias.as_deref(), assignments, filter.as_ref(), returning, params)
+            }
+            Statement::Delete { table, alias, filter, returning } => {
+                self.delete(txn, table, alias.as_deref(), filter.as_ref(), returning, params)
+            }
+            Statement::Explain { analyze, statement } => self.explain(txn, *analyze, statement),
+            other => Err(Error::unsupported(format!("{other:?}").split([' ', '{', '(']).next().unwrap_or("statement"))),
+        }
+    }
+
+    fn exec<'t>(&'t self, txn: &'t mut Txn, params: &'t [Value]) -> Exec<'t> {
+        Exec { txn, params, fn_ctx: self.now(), sequences: self, ctes: HashMap::new(), outer: vec![], rows_examined: 0 }
+    }
+
+    fn query(&self, txn: &mut Txn, q: &ast::Query, params: &[Value]) -> Result<QueryResult> {
+        let (plan, scope) = Planner::new(txn).plan_query(q, vec![])?;
+        let rows = self.exec(txn, params).run(&plan)?;
+        let columns = result_columns(&scope, &rows);
+        let tag = format!("SELECT {}", rows.len());
+        Ok(QueryResult { columns: Some(columns), rows, tag, notices: vec![] })
+    }
+
+    fn explain(&self, txn: &mut Txn, analyze: bool, stmt: &Statement) -> Result<QueryResult> {
+        if analyze {
+            return Err(Error::unsupported("EXPLAIN ANALYZE"));
+        }
+        let plan = match stmt {
+            Statement::Query(q) => Planner::new(txn).plan_query(q, vec![])?.0,
+            _ => return Err(Error::unsupported("EXPLAIN of this statement")),
+        };
+        let mut lines = Vec::new();
+        explain_lines(&plan, 0, &mut lines);
+        let rows = lines.into_iter().map(|l| vec![Value::Text(l)]).collect();
+        Ok(QueryResult {
+            columns: Some(vec![ResultColumn { name: "QUERY PLAN".into(), data_type: DataType::Text }]),
+            rows,
+            tag: "EXPLAIN".into(),
+            notices: vec![],
+        })
+    }
+
+    // ---- DDL ----------------------------------------------------------------------
+
+    fn create_table(
+        &self,
+        txn: &mut Txn,
+        name: &str,
+        if_not_exists: bool,
+        defs: &[ast::ColumnDef],
+        constraints: &[TableConstraint],
+    ) -> Result<QueryResult> {
+        if catalog::get_table(txn, name)?.is_some() {
+            if if_not_exists {
+                let mut r = QueryResult::command("CREATE TABLE");
+                r.notices.push(format!("relation \"{name}\" already exists, skipping"));
+                return Ok(r);
+            }
+            return Err(Error::new(codes::DUPLICATE_TABLE, format!("relation \"{name}\" already exists")));
+        }
+        if defs.len() > catalog::COLUMNS_MAX {
+            return Err(Error::new(codes::PROGRAM_LIMIT_EXCEEDED, "tables can have at most 1600 columns"));
+        }
+        let mut columns: Vec<Column> = Vec::new();
+        for d in defs {
+            if columns.iter().any(|c| c.name == d.name) {
+                return Err(Error::new(
+                    codes::DUPLICATE_COLUMN,
+                    format!("column \"{}\" specified more than once", d.name),
+                ));
+            }
+            let mut default = d.default.clone();
+            if d.serial {
+                let seq = format!("{name}_{}_seq", d.name);
+                txn.put(&sequence_key(&seq), &1i64.to_le_bytes())?;
+                default = Some(Expr::Function {
+                    name: "nextval".into(),
+                    args: vec![Expr::Literal(Value::Text(seq))],
+                    distinct: false,
+                    star: false,
+                });
+            }
+            columns.push(Column {
+                name: d.name.clone(),
+                data_type: d.data_type.clone(),
+                not_null: d.not_null || d.serial,
+                default,
+                sequence: None,
+            });
+        }
+        let id = catalog::next_id(txn)?;
+        let mut table = Table {
+            id,
+            name: name.to_string(),
+            columns,
+            primary_key: vec![],
+            pk_name: format!("{name}_pkey"),
+            rowid_sequence: 0,
+            indexes: vec![],
+            checks: vec![],
+            foreign_keys: vec![],
+        };
+        let positions = |table: &Table, cols: &[String]| -> Result<Vec<usize>> {
+            cols.iter()
+                .map(|c| {
+                    table.column_index(c).map_err(|_| {
+                        Error::new(codes::UNDEFINED_COLUMN, format!("column \"{c}\" named in key does not exist"))
+                    })
+                })
+                .collect()
+        };
+        for c in constraints {
+            match c {
+                TableConstraint::PrimaryKey { name: cname, columns } => {
+                    if !table.primary_key.is_empty() {
+                        return Err(Error::new(
+                            "42P16",
+                            format!("multiple primary keys for table \"{name}\" are not allowed"),
+                        ));
+                    }
+                    table.primary_key = positions(&table, columns)?;
+                    for &p in &table.primary_key.clone() {
+                        table.columns[p].not_null = true;
+                    }
+                    if let Some(n) = cname {
+                        table.pk_name = n.clone();
+                    }
+                }
+                TableConstraint::Unique { name: cname, columns } => {
+                    let cols = positions(&table, columns)?;
+                    let iname = cname.clone().unwrap_or_else(|| format!("{name}_{}_key", columns.join("_")));
+                    let iid = catalog::next_id(txn)?;
+                    txn.put(&keys::index(&iname), name.as_bytes())?;
+                    table.indexes.push(Index { id: iid, name: iname, columns: cols, unique: true, constraint: true });
+                }
+                TableConstraint::Check { name: cname, expr } => {
+                    let cname = cname.clone().unwrap_or_else(|| {
+                        let mut cols = Vec::new();
+                        crate::bind::visit(expr, &mut |e| {
+                            if let Expr::Column { name, .. } = e {
+                                if !cols.contains(name) {
+                                    cols.push(name.clone());
+                                }
+                            }
+                        });
+                        match cols.first() {
+                            Some(c) if cols.len() == 1 => format!("{name}_{c}_check"),
+                            _ => format!("{name}_check"),
+                        }
+                    });
+                    table.checks.push((cname, expr.clone()));
+                }
+                TableConstraint::ForeignKey {
+                    name: cname,
+                    columns,
+                    foreign_table,
+                    referred_columns,
+                    on_delete,
+                    on_update,
+                } => {
+                    let cols = positions(&table, columns)?;
+                    let parent =
+                        if foreign_table == name { table.clone() } else { catalog::table(txn, foreign_table)? };
+                    let referred = if referred_columns.is_empty() {
+                        parent.primary_key.clone()
+                    } else {
+                        positions(&parent, referred_columns)?
+                    };
+                    let keyed = referred == parent.primary_key
+                        || parent.indexes.iter().any(|i| i.unique && i.columns == referred);
+                    if !keyed || referred.len() != cols.len() {
+                        return Err(Error::new(
+                            "42830",
+                            format!(
+                                "there is no unique constraint matching given keys for referenced table \"{}\"",
+                                parent.name
+                            ),
+                        ));
+                    }
+                    table.foreign_keys.push(ForeignKey {
+                        name: cname.clone().unwrap_or_else(|| format!("{name}_{}_fkey", columns.join("_"))),
+                        columns: cols,
+                        table: foreign_table.clone(),
+                        referred,
+                        on_delete: *on_delete,
+                        on_update: *on_update,
+                    });
+                }
+            }
+        }
+        if table.primary_key.is_empty() {
+            txn.put(&sequence_key(&format!("{name}_rowid_seq")), &1i64.to_le_bytes())?;
+        } else {
+            txn.put(&keys::index(&table.pk_name), name.as_bytes())?;
+        }
+        catalog::put_table(txn, &table)?;
+        Ok(QueryResult::command("CREATE TABLE"))
+    }
+
+    fn drop_tables(&self, txn: &mut Txn, names: &[String], if_exists: bool) -> Result<QueryResult> {
+        let mut notices = Vec::new();
+        for name in names {
+            let Some(table) = catalog::get_table(txn, name)? else {
+                if if_exists {
+                    notices.push(format!("table \"{name}\" does not exist, skipping"));
+                    continue;
+                }
+                return Err(Error::new(codes::UNDEFINED_TABLE, format!("table \"{name}\" does not exist")));
+            };
+            for other in catalog::table_names(txn)? {
+                if &other == name || names.contains(&other) {
+                    continue;
+                }
+                let o = catalog::table(txn, &other)?;
+                if let Some(fk) = o.foreign_keys.iter().find(|fk| &fk.table == name) {
+                    return Err(Error::new(
+                        "2BP01",
+                        format!("cannot drop table {name} because other objects depend on it"),
+                    )
+                    .with_detail(format!("constraint {} on table {other} depends on table {name}", fk.name)));
+                }
+            }
+            self.delete_all(txn, &table)?;
+            for index in &table.indexes {
+                txn.delete(&keys::index(&index.name))?;
+            }
+            txn.delete(&keys::index(&table.pk_name))?;
+            for c in &table.columns {
+                txn.delete(&sequence_key(&format!("{name}_{}_seq", c.name)))?;
+            }
+            txn.delete(&sequence_key(&format!("{name}_rowid_seq")))?;
+            txn.delete(&keys::table(name))?;
+        }
+        let mut r = QueryResult::command("DROP TABLE");
+        r.notices = notices;
+        Ok(r)
+    }
+
+    fn delete_all(&self, txn: &mut Txn, table: &Table) -> Result<()> {
+        let mut prefixes = vec![keys::rows(table.id)];
+        prefixes.extend(table.indexes.iter().map(|i| keys::index_entries(i.id)));
+        for prefix in prefixes {
+            let end = keycode::prefix_end(&prefix).expect("prefix has an end");
+            for (k, _) in txn.scan(Bound::Included(prefix), Bound::Excluded(end), false, usize::MAX)? {
+                txn.delete(&k)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn create_index(
+        &self,
+        txn: &mut Txn,
+        name: Option<String>,
+        table_name: &str,
+        columns: &[String],
+        unique: bool,
+        if_not_exists: bool,
+    ) -> Result<QueryResult> {
+        let mut table = catalog::table(txn, table_name)?;
+        let name = name.unwrap_or_else(|| format!("{table_name}_{}_idx", columns.join("_")));
+        if txn.get(&keys::index(&name))?.is_some() || catalog::get_table(txn, &name)?.is_some() {
+            if if_not_exists {
+                let mut r = QueryResult::command("CREATE INDEX");
+                r.notices.push(format!("relation \"{name}\" already exists, skipping"));
+                return Ok(r);
+            }
+            return Err(Error::new(codes::DUPLICATE_TABLE, format!("relation \"{name}\" already exists")));
+        }
+        let cols = columns.iter().map(|c| table.column_index(c)).collect::<Result<Vec<_>>>()?;
+        let index = Index { id: catalog::next_id(txn)?, name: name.clone(), columns: cols, unique, constraint: false };
+        // Build the index over the existing rows.
+        let prefix = keys::rows(table.id);
+        let end = keycode::prefix_end(&prefix).expect("prefix has an end");
+        let rows = txn.scan(Bound::Included(prefix), Bound::Excluded(end), false, usize::MAX)?;
+        table.indexes.push(index.clone());
+        let single = Table { indexes: vec![index.clone()], ..table.clone() };
+        for (key, bytes) in rows {
+            let row = eval::decode_row(&bytes)?;
+            let ikey = index_entry_key(&single.indexes[0], &row, &key)?;
+            if unique && index.columns.iter().all(|&c| !row[c].is_null()) {
+                if let Some(Some(_)) = txn.lock_row_latest(&ikey, LockMode::Exclusive, WaitPolicy::Wait)? {
+                    return Err(Error::new(
+                        codes::UNIQUE_VIOLATION,
+                        format!("could not create unique index \"{name}\""),
+                    ));
+                }
+            }
+            txn.put(&ikey, &key)?;
+        }
+        txn.put(&keys::index(&name), table_name.as_bytes())?;
+        catalog::put_table(txn, &table)?;
+        Ok(QueryResult::command("CREATE INDEX"))
+    }
+
+    fn drop_indexes(&self, txn: &mut Txn, names: &[String], if_exists: bool) -> Result<QueryResult> {
+        let mut notices = Vec::new();
+        for name in names {
+            let Some(owner) = txn.get(&keys::index(name))? else {
+                if if_exists {
+                    notices.push(format!("index \"{name}\" does not exist, skipping"));
+                    continue;
+                }
+                return Err(Error::new(codes::UNDEFINED_OBJECT, format!("index \"{name}\" does not exist")));
+            };
+            let mut table = catalog::table(txn, &String::from_utf8_lossy(&owner))?;
+            let Some(pos) = table.indexes.iter().position(|i| &i.name == name) else {
+                return Err(Error::new(
+                    "2BP01",
+                    format!("cannot drop index {name} because constraint {name} on table {} requires it", table.name),
+                ));
+            };
+            if table.indexes[pos].constraint {
+                return Err(Error::new(
+                    "2BP01",
+                    format!("cannot drop index {name} because constraint {name} on table {} requires it", table.name),
+                ));
+            }
+            let index = table.indexes.remove(pos);
+            let prefix = keys::index_entries(index.id);
+            let end = keycode::prefix_end(&prefix).expect("prefix has an end");
+            for (k, _) in txn.scan(Bound::Included(prefix), Bound::Excluded(end), false, usize::MAX)? {
+                txn.delete(&k)?;
+            }
+            txn.delete(&keys::index(name))?;
+            catalog::put_table(txn, &table)?;
+        }
+        let mut r = QueryResult::command("DROP INDEX");
+        r.notices = notices;
+        Ok(r)
+    }
+
+    // ---- DML ----------------------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert(
+        &self,
+        txn: &mut Txn,
+        table_name: &str,
+        columns: Option<&[String]>,
+        source: &InsertSource,
+        on_conflict: Option<&ast::OnConflict>,
+        returning: &[SelectItem],
+        params: &[Value],
+    ) -> Result<QueryResult> {
+        let table = catalog::table(txn, table_name)?;
+        let targets: Vec<usize> = match columns {
+            Some(cols) => cols.iter().map(|c| table.column_index(c)).collect::<Result<_>>()?,
+            None => (0..table.columns.len()).collect(),
+        };
+        let empty = Scope::default();
+        // The source rows, with None marking DEFAULT.
+        let source_rows: Vec<Vec<Option<Value>>> = match source {
+            InsertSource::DefaultValues => vec![vec![]],
+            InsertSource::Values(rows) => {
+                let mut out = Vec::new();
+                for row in rows {
+                    if row.len() > targets.len() {
+                        return Err(Error::syntax("INSERT has more expressions than target columns"));
+                    }
+                    let mut vals = Vec::new();
+                    for e in row {
+                        vals.push(match e {
+                            Expr::Default => None,
+                            e => {
+                                let b = Planner::new(txn).bind(e, &empty, &[])?;
+                                Some(self.exec(txn, params).eval(&b, &[])?)
+                            }
+                        });
+                    }
+                    out.push(vals);
+                }
+                out
+            }
+            InsertSource::Query(q) => {
+                let (plan, scope) = Planner::new(txn).plan_query(q, vec![])?;
+                if scope.columns.len() > targets.len() {
+                    return Err(Error::syntax("INSERT has more expressions than target columns"));
+                }
+                self.exec(txn, params).run(&plan)?.into_iter().map(|r| r.into_iter().map(Some).collect()).collect()
+            }
+        };
+        let table_scope = table_scope(&table, &table.name);
+        let returning = self.bind_items(txn, returning, &table_scope)?;
+        let mut out_rows = Vec::new();
+        let mut count = 0;
+        for src in source_rows {
+            let mut row = vec![None; table.columns.len()];
+            for (i, v) in src.into_iter().enumerate() {
+                row[targets[i]] = Some(v);
+            }
+            let mut full = Vec::with_capacity(table.columns.len());
+            for (c, col) in table.columns.iter().enumerate() {
+                let v = match row[c].take() {
+                    Some(Some(v)) => v,
+                    _ => match &col.default {
+                        Some(d) => {
+                            let b = Planner::new(txn).bind(d, &empty, &[])?;
+                            self.exec(txn, params).eval(&b, &[])?
+                        }
+                        None => Value::Null,
+                    },
+                };
+                full.push(assign_column(v, &table, c)?);
+            }
+            let mut exec = self.exec(txn, params);
+            match dml::insert_row(&mut exec, &table, &full)? {
+                Inserted::Done(_) => {
+                    count += 1;
+                    if let Some(items) = &returning {
+                        out_rows.push(items.iter().map(|e| exec.eval(e, &full)).collect::<Result<Row>>()?);
+                    }
+                }
+                Inserted::Conflict(existing_key, err) => match on_conflict {
+                    None => return Err(err),
+                    Some(oc) if oc.update.is_none() => {}
+                    Some(oc) => {
+                        let (assignments, filter) = oc.update.as_ref().expect("DO UPDATE");
+                        let Some(Some(bytes)) =
+                            exec.txn.lock_row_latest(&existing_key, LockMode::Exclusive, WaitPolicy::Wait)?
+                        else {
+                            return Err(err);
+                        };
+                        let old = eval::decode_row(&bytes)?;
+                        // Expressions see the existing row and `excluded`, the proposed one.
+                        let scope = table_scope.join(&self::table_scope(&table, "excluded"));
+                        let mut both = old.clone();
+                        both.extend(full.iter().cloned());
+                        drop(exec);
+                        if let Some(f) = filter {
+                            let b = Planner::new(txn).bind(f, &scope, &[])?;
+                            if !self.exec(txn, params).test(&b, &both)? {
+                                continue;
+                            }
+                        }
+                        let mut new = old.clone();
+                        for (col, e) in assignments {
+                            let c = table.column_index(col)?;
+                            let b = Planner::new(txn).bind(e, &scope, &[])?;
+                            new[c] = assign_column(self.exec(txn, params).eval(&b, &both)?, &table, c)?;
+                        }
+                        let mut exec = self.exec(txn, params);
+                        dml::update_row(&mut exec, &table, &existing_key, &old, &new)?;
+                        count += 1;
+                        if let Some(items) = &returning {
+                            out_rows.push(items.iter().map(|e| exec.eval(e, &new)).collect::<Result<Row>>()?);
+                        }
+                    }
+                },
+            }
+        }
+        let tag = format!("INSERT 0 {count}");
+        Ok(self.dml_result(tag, returning.is_some(), out_rows, &table_scope))
+    }
+
+    fn dml_result(&self, tag: String, returning: bool, rows: Vec<Row>, _scope: &Scope) -> QueryResult {
+        if !returning {
+            return QueryResult::command(tag);
+        }
+        let columns = (0..rows.first().map_or(0, Vec::len))
+            .map(|i| ResultColumn {
+                name: format!("column{}", i + 1),
+                data_type: rows.iter().find_map(|r| eval::type_of(&r[i])).unwrap_or(DataType::Text),
+            })
+            .collect();
+        QueryResult { columns: Some(columns), rows, tag, notices: vec![] }
+    }
+
+    fn bind_items(
+        &self,
+        txn: &mut Txn,
+        items: &[SelectItem],
+        scope: &Scope,
+    ) -> Result<Option<Vec<crate::bind::BExpr>>> {
+        if items.is_empty() {
+            return Ok(None);
+        }
+        let mut out = Vec::new();
+        for item in items {
+            match item {
+                SelectItem::Wildcard | SelectItem::QualifiedWildcard(_) => {
+                    out.extend((0..scope.columns.len()).map(crate::bind::BExpr::Col));
+                }
+                SelectItem::Expr { expr, .. } => out.push(Planner::new(txn).bind(expr, scope, &[])?),
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// The rows of `table` matching `filter`, locked for writing: (key, newest row).
+    fn rows_for_write(
+        &self,
+        txn: &mut Txn,
+        table: &Table,
+        scope: &Scope,
+        filter: Option<&Expr>,
+        params: &[Value],
+    ) -> Result<Vec<(Vec<u8>, Row)>> {
+        let pred = filter.map(|f| Planner::new(txn).bind(f, scope, &[])).transpose()?;
+        let prefix = keys::rows(table.id);
+        let end = keycode::prefix_end(&prefix).expect("prefix has an end");
+        let candidates = txn.scan(Bound::Included(prefix), Bound::Excluded(end), false, usize::MAX)?;
+        let mut out = Vec::new();
+        for (key, bytes) in candidates {
+            let row = eval::decode_row(&bytes)?;
+            let mut exec = self.exec(txn, params);
+            if let Some(p) = &pred {
+                if !exec.test(p, &row)? {
+                    continue;
+                }
+            }
+            // Lock; READ COMMITTED then sees the newest version and checks it again.
+            let Some(Some(latest)) = exec.txn.lock_row(&key, LockMode::Exclusive, WaitPolicy::Wait)? else { continue };
+            let latest = eval::decode_row(&latest)?;
+            if let Some(p) = &pred {
+                if !exec.test(p, &latest)? {
+                    continue;
+                }
+            }
+            out.push((key, latest));
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn update(
+        &self,
+        txn: &mut Txn,
+        table_name: &str,
+        alias: Option<&str>,
+        assignments: &[(String, Expr)],
+        filter: Option<&Expr>,
+        returning: &[SelectItem],
+        params: &[Value],
+    ) -> Result<QueryResult> {
+        let table = catalog::table(txn, table_name)?;
+        let scope = table_scope(&table, alias.unwrap_or(table_name));
+        let mut bound = Vec::new();
+        for (col, e) in assignments {
+            let c = table.column_index(col)?;
+            let b = match e {
+                Expr::Default => match &table.columns[c].default {
+                    Some(d) => Planner::new(txn).bind(d, &Scope::default(), &[])?,
+                    None => crate::bind::BExpr::Const(Value::Null),
+                },
+                e => Planner::new(txn).bind(e, &scope, &[])?,
+            };
+            bound.push((c, b));
+        }
+        let returning = self.bind_items(txn, returning, &scope)?;
+        let rows = self.rows_for_write(txn, &table, &scope, filter, params)?;
+        let mut out = Vec::new();
+        let count = rows.len();
+        for (key, old) in rows {
+            let mut exec = self.exec(txn, params);
+            let mut new = old.clone();
+            for (c, b) in &bound {
+                new[*c] = assign_column(exec.eval(b, &old)?, &table, *c)?;
+            }
+            dml::update_row(&mut exec, &table, &key, &old, &new)?;
+            if let Some(items) = &returning {
+                out.push(items.iter().map(|e| exec.eval(e, &new)).collect::<Result<Row>>()?);
+            }
+        }
+        Ok(self.dml_result(format!("UPDATE {count}"), returning.is_some(), out, &scope))
+    }
+
+    fn delete(
+        &self,
+        txn: &mut Txn,
+        table_name: &str,
+        alias: Option<&str>,
+        filter: Option<&Expr>,
+        returning: &[SelectItem],
+        params: &[Value],
+    ) -> Result<QueryResult> {
+        let table = catalog::table(txn, table_name)?;
+        let scope = table_scope(&table, alias.unwrap_or(table_name));
+        let returning = self.bind_items(txn, returning, &scope)?;
+        let rows = self.rows_for_write(txn, &table, &scope, filter, params)?;
+        let count = rows.len();
+        let mut out = Vec::new();
+        for (key, old) in rows {
+            let mut exec = self.exec(txn, params);
+            dml::delete_row(&mut exec, &table, &key, &old)?;
+            if let Some(items) = &returning {
+                out.push(items.iter().map(|e| exec.eval(e, &old)).collect::<Result<Row>>()?);
+            }
+        }
+        Ok(self.dml_result(format!("DELETE {count}"), returning.is_some(), out, &scope))
+    }
+}
+
+fn sequence_key(name: &str) -> Vec<u8> {
+    [b"Q".as_slice(), name.as_bytes()].concat()
+}
+
+fn index_entry_key(index: &Index, row: &[Value], rowkey: &[u8]) -> Result<Vec<u8>> {
+    let mut key = keys::index_entries(index.id);
+    let mut any_null = false;
+    for &c in &index.columns {
+        any_null |= row[c].is_null();
+        keycode::encode_part(&mut key, &eval::key_part(&row[c])?);
+    }
+    if !index.unique || any_null {
+        keycode::encode_part(&mut key, &keycode::KeyPart::Bytes(rowkey.to_vec()));
+    }
+    Ok(key)
+}
+
+fn assign_column(v: Value, table: &Table, c: usize) -> Result<Value> {
+    dml::assign(v, &table.columns[c].data_type)
+}
+
+fn table_scope(table: &Table, label: &str) -> Scope {
+    Scope {
+        columns: table
+            .columns
+            .iter()
+            .map(|c| ScopeColumn {
+                table: Some(label.to_string()),
+                name: c.name.clone(),
+                data_type: Some(c.data_type.clone()),
+            })
+            .collect(),
+    }
+}
+
+fn result_columns(scope: &Scope, rows: &[Row]) -> Vec<ResultColumn> {
+    scope
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ResultColumn {
+            name: c.name.clone(),
+            data_type: c
+                .data_type
+                .clone()
+                .or_else(|| rows.iter().find_map(|r| r.get(i).and_then(eval::type_of)))
+                .unwrap_or(DataType::Text),
+        })
+        .collect()
+}
+
+fn parse_isolation(v: &str) -> IsolationLevel {
+    match v {
+        "repeatable read" => IsolationLevel::RepeatableRead,
+        "serializable" => IsolationLevel::Serializable,
+        _ => IsolationLevel::ReadCommitted,
+    }
+}
+
+fn isolation_name(i: IsolationLevel) -> &'static str {
+    match i {
+        IsolationLevel::ReadCommitted => "read committed",
+        IsolationLevel::RepeatableRead => "repeatable read",
+        IsolationLevel::Serializable => "serializable",
+    }
+}
+
+/// Parses a PostgreSQL duration setting ("0", "500", "500ms", "2s", "1min") into ms.
+fn parse_duration_ms(v: &str) -> Option<u64> {
+    let v = v.trim().trim_matches('\'');
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit.trim() {
+        "" | "ms" => 1,
+        "s" => 1000,
+        "min" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    Some(n * mult)
+}
+
+fn explain_lines(plan: &Plan, depth: usize, out: &mut Vec<String>) {
+    let pad = if depth == 0 { String::new() } else { format!("{}->  ", "      ".repeat(depth - 1) + "  ") };
+    let mut line = |s: String| out.push(format!("{pad}{s}"));
+    match plan {
+        Plan::One => line("Result".into()),
+        Plan::Values(rows) => line(format!("Values Scan on \"*VALUES*\"  (rows={})", rows.len())),
+        Plan::Scan { table, lookup: Some(_), .. } => {
+            line(format!("Index Scan using {} on {}", table.pk_name, table.name))
+        }
+        Plan::Scan { table, filter, .. } => {
+            line(format!("Seq Scan on {}", table.name));
+            if filter.is_some() {
+                out.push(format!("{}  Filter: (...)", " ".repeat(pad.len())));
+            }
+        }
+        Plan::CteRef(n) => line(format!("CTE Scan on {n}")),
+        Plan::With(ctes, body) => {
+            explain_lines(body, depth, out);
+            for (n, p) in ctes {
+                out.push(format!("{}  CTE {n}", " ".repeat(pad.len())));
+                explain_lines(p, depth + 1, out);
+            }
+        }
+        Plan::Filter(i, _) => {
+            explain_lines(i, depth, out);
+        }
+        Plan::Project(i, _) | Plan::Trim(i, _) => explain_lines(i, depth, out),
+        Plan::Join { left, right, kind, .. } => {
+            line(format!(
+                "Nested Loop{}",
+                match kind {
+                    ast::JoinKind::Left => " Left Join",
+                    ast::JoinKind::Right => " Right Join",
+                    ast::JoinKind::Full => " Full Join",
+                    _ => "",
+                }
+            ));
+            explain_lines(left, depth + 1, out);
+            explain_lines(right, depth + 1, out);
+        }
+        Plan::Aggregate { input, group_by, .. } => {
+            line(if group_by.is_empty() { "Aggregate".into() } else { "HashAggregate".into() });
+            explain_lines(input, depth + 1, out);
+        }
+        Plan::Sort(i, _) => {
+            line("Sort".into());
+            explain_lines(i, depth + 1, out);
+        }
+        Plan::Limit { input, .. } => {
+            line("Limit".into());
+            explain_lines(input, depth + 1, out);
+        }
+        Plan::Distinct(i, _) => {
+            line("Unique".into());
+            explain_lines(i, depth + 1, out);
+        }
+        Plan::SetOp { left, right, .. } => {
+            line("Append".into());
+            explain_lines(left, depth + 1, out);
+            explain_lines(right, depth + 1, out);
+        }
+    }
+}
+
+impl Sequences for Session {
+    fn nextval(&self, txn: &mut Txn, name: &str) -> Result<i64> {
+        let mut cache = self.db.seq_cache.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = cache.entry(name.to_string()).or_insert((0, 0));
+        if entry.0 >= entry.1 {
+            // Take a block of values in a transaction of its own, committed at once, so the
+            // sequence never rolls back and never conflicts (as in PostgreSQL).
+            let key = sequence_key(name);
+            let mut own = self.db.engine.begin(TxnOptions::default())?;
+            let block = match own.lock_row_latest(&key, LockMode::Exclusive, WaitPolicy::Wait)? {
+                Some(Some(bytes)) => {
+                    let next = i64::from_le_bytes(bytes.try_into().map_err(|_| Error::new("XX001", "bad sequence"))?);
+                    own.put(&key, &(next + SEQUENCE_CACHE).to_le_bytes())?;
+                    own.commit()?;
+                    Some(next)
+                }
+                _ => {
+                    own.rollback();
+                    None
+                }
+            };
+            match block {
+                Some(next) => *entry = (next, next + SEQUENCE_CACHE),
+                None => {
+                    // Created in this (uncommitted) transaction: count inside it.
+                    drop(cache);
+                    let next = match txn.get(&key)? {
+                        Some(bytes) => {
+                            i64::from_le_bytes(bytes.try_into().map_err(|_| Error::new("XX001", "bad sequence"))?)
+                        }
+                        None => {
+                            return Err(Error::new(
+                                codes::UNDEFINED_TABLE,
+                                format!("relation \"{name}\" does not exist"),
+                            ))
+                        }
+                    };
+                    txn.put(&key, &(next + 1).to_le_bytes())?;
+                    self.currvals.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), next);
+                    return Ok(next);
+                }
+            }
+        }
+        let v = entry.0;
+        entry.0 += 1;
+        self.currvals.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), v);
+        Ok(v)
+    }
+
+    fn currval(&self, name: &str) -> Result<i64> {
+        self.currvals.lock().unwrap_or_else(|e| e.into_inner()).get(name).copied().ok_or_else(|| {
+            Error::new(
+                codes::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("currval of sequence \"{name}\" is not yet defined in this session"),
+            )
+        })
+    }
+
+    fn setval(&self, _txn: &mut Txn, name: &str, value: i64) -> Result<i64> {
+        let key = sequence_key(name);
+        let mut own = self.db.engine.begin(TxnOptions::default())?;
+        match own.lock_row_latest(&key, LockMode::Exclusive, WaitPolicy::Wait)? {
+            Some(Some(_)) => {
+                own.put(&key, &(value + 1).to_le_bytes())?;
+                own.commit()?;
+            }
+            _ => return Err(Error::new(codes::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist"))),
+        }
+        self.db.seq_cache.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+        self.currvals.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), value);
+        Ok(value)
+    }
+}
