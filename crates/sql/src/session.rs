@@ -184,6 +184,38 @@ impl Session {
         out
     }
 
+    /// The result columns a statement would return, without running it (for the wire
+    /// protocol's Describe): None for statements that return no rows. Expressions whose
+    /// type is only known from their values are reported as text.
+    pub fn describe(&mut self, sql: &str) -> Result<Option<Vec<ResultColumn>>> {
+        let mut statements = crate::parser::parse(sql)?;
+        let Some(stmt) = statements.pop() else { return Ok(None) };
+        match stmt {
+            Statement::Query(q) => {
+                let mut txn =
+                    self.db.engine.begin(TxnOptions { isolation: IsolationLevel::ReadCommitted, read_only: true })?;
+                let (_, scope) = Planner::new(&mut txn).plan_query(&q, vec![])?;
+                Ok(Some(result_columns(&scope, &[])))
+            }
+            Statement::Show(name) => Ok(Some(vec![ResultColumn { name, data_type: DataType::Text }])),
+            Statement::Insert { returning, .. }
+            | Statement::Update { returning, .. }
+            | Statement::Delete { returning, .. }
+                if !returning.is_empty() =>
+            {
+                Ok(Some(
+                    (0..returning.len())
+                        .map(|i| ResultColumn { name: format!("column{}", i + 1), data_type: DataType::Text })
+                        .collect(),
+                ))
+            }
+            Statement::Explain { .. } => {
+                Ok(Some(vec![ResultColumn { name: "QUERY PLAN".into(), data_type: DataType::Text }]))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// The transaction status.
     pub fn status(&self) -> TxnStatus {
         match &self.block {
