@@ -496,6 +496,9 @@ impl Exec<'_> {
 
 /// `v [NOT] IN (items)` with SQL's NULL rules.
 fn in_values(v: Value, items: Vec<Value>, negated: bool) -> Result<Value> {
+    if items.is_empty() {
+        return Ok(Value::Bool(negated)); // even for a NULL operand
+    }
     if v.is_null() {
         return Ok(Value::Null);
     }
