@@ -1,9 +1,9 @@
 //! The `bulwark` command.
 //!
-//! Today it offers the engine's tools: `bulwark bench storage` and `bulwark bench txn`
-//! (benchmarks that print a table) and `bulwark check` (an offline integrity check of a
-//! data directory). The SQL server (`bulwark start`) and the shell (`bulwark sql`) come with the
-//! layers above.
+//! `bulwark start` serves SQL over the PostgreSQL wire protocol. The engine's tools:
+//! `bulwark bench storage` and `bulwark bench txn` (benchmarks that print a table) and
+//! `bulwark check` (an offline integrity check of a data directory). The shell (`bulwark sql`)
+//! comes later.
 
 mod bench;
 mod bench_txn;
@@ -22,6 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve SQL over the PostgreSQL wire protocol until SIGINT or SIGTERM.
+    Start(StartArgs),
     /// Run a benchmark and print a table.
     Bench {
         #[command(subcommand)]
@@ -34,6 +36,19 @@ enum Command {
         #[arg(long, default_value = "./bulwark-data")]
         data_dir: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct StartArgs {
+    /// The data directory (created if missing).
+    #[arg(long, default_value = "./bulwark-data")]
+    data_dir: PathBuf,
+    /// Address for PostgreSQL clients, host:port. Loopback only while authentication is trust.
+    #[arg(long, default_value = server::DEFAULT_ADDR)]
+    pg_addr: String,
+    /// Connections served at once; the next one is refused with 53300.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
 }
 
 #[derive(Subcommand)]
@@ -61,7 +76,78 @@ fn main() -> ExitCode {
             }
         },
         Command::Check { data_dir } => check(&data_dir),
+        Command::Start(args) => start(&args),
     }
+}
+
+/// How long shutdown waits for the runtime's threads after the checkpoint.
+const RUNTIME_SHUTDOWN_MS: u64 = 1000;
+
+fn start(args: &StartArgs) -> ExitCode {
+    if args.max_connections == 0 {
+        eprintln!("--max-connections must be at least 1");
+        return ExitCode::FAILURE;
+    }
+    // Refuse a bad address before touching the data directory.
+    if let Err(e) = server::listen_addrs(&args.pg_addr) {
+        eprintln!("bulwark: {e}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let db = match sql::Database::open(Arc::new(storage::vfs::RealVfs), &args.data_dir, txn::EngineOptions::default()) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("cannot open {}: {e}", args.data_dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let config =
+        server::Config { addr: args.pg_addr.clone(), max_connections: args.max_connections, ..Default::default() };
+    let served = runtime.block_on(async {
+        let server = server::Server::bind(db.clone(), config).await?;
+        let addr = server.local_addr()?;
+        println!("bulwark: serving {} on {addr}", args.data_dir.display());
+        println!("connect with: psql -h {} -p {} -U bulwark bulwark", addr.ip(), addr.port());
+        server.run(shutdown_signal()).await
+    });
+    if let Err(e) = served {
+        eprintln!("bulwark: {e}");
+        return ExitCode::FAILURE;
+    }
+    runtime.shutdown_timeout(std::time::Duration::from_millis(RUNTIME_SHUTDOWN_MS));
+    match db.engine().store().checkpoint() {
+        Ok(_) => {
+            println!("bulwark: checkpointed, stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bulwark: checkpoint at shutdown failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes at SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bulwark: cannot listen for SIGTERM ({e}); stop with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    println!("bulwark: shutting down");
 }
 
 fn check(dir: &std::path::Path) -> ExitCode {

@@ -1,0 +1,368 @@
+//! `bulwark start` end to end: the real binary, spoken to by psql and by tokio-postgres.
+//!
+//! Each test starts its own server on a free loopback port with a fresh data directory, and
+//! kills it at the end. psql must be installed (CI installs postgresql-client).
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+/// How long a server may take to start accepting connections.
+const STARTUP_WAIT_MS_MAX: u64 = 30_000;
+/// How long a server may take to exit after SIGTERM.
+const SHUTDOWN_WAIT_MS_MAX: u64 = 10_000;
+
+/// A running `bulwark start`, killed on drop.
+struct ServerProcess {
+    child: Child,
+    port: u16,
+}
+
+impl ServerProcess {
+    fn start(dir: &Path, extra: &[&str]) -> ServerProcess {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .arg("start")
+            .arg("--data-dir")
+            .arg(dir)
+            .arg("--pg-addr")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start bulwark");
+        let mut server = ServerProcess { child, port };
+        let deadline = Instant::now() + Duration::from_millis(STARTUP_WAIT_MS_MAX);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("bulwark exited before accepting connections: {status}");
+            }
+            assert!(Instant::now() < deadline, "bulwark did not accept connections on port {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn psql(&self, args: &[&str]) -> Output {
+        let port = self.port.to_string();
+        Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &port, "-U", "bulwark", "-X", "-A", "-t", "-q"])
+            .args(args)
+            .env("PGCONNECT_TIMEOUT", "10")
+            .output()
+            .expect("psql must be installed (apt-get install postgresql-client)")
+    }
+
+    async fn connect(&self) -> Client {
+        self.connect_to("bulwark").await.expect("connect")
+    }
+
+    async fn connect_to(&self, dbname: &str) -> Result<Client, tokio_postgres::Error> {
+        let (client, connection) = tokio_postgres::Config::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .user("bulwark")
+            .dbname(dbname)
+            .connect(NoTls)
+            .await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(client)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let killed = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(killed.success());
+        let deadline = Instant::now() + Duration::from_millis(SHUTDOWN_WAIT_MS_MAX);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "bulwark did not exit within {SHUTDOWN_WAIT_MS_MAX} ms of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A fresh data directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("bulwark-server-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn psql_runs_statements_reports_errors_and_transactions() {
+    let dir = TempDir::new("psql");
+    let server = ServerProcess::start(&dir.0, &[]);
+
+    let out = server.psql(&[
+        "-d",
+        "bulwark",
+        "-c",
+        "CREATE TABLE t (id int primary key, v text); INSERT INTO t VALUES (1,'a'),(2,'b'); SELECT v FROM t ORDER BY id",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "a\nb\n");
+
+    let out = server.psql(&["-d", "bulwark", "-v", "VERBOSITY=verbose", "-c", "INSERT INTO t VALUES (1, 'again')"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("23505"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("duplicate key"), "{}", stderr(&out));
+
+    let script = "BEGIN;\nINSERT INTO t VALUES (3, 'c');\nINSERT INTO t VALUES (4, 'd');\nCOMMIT;\n\
+                  BEGIN;\nINSERT INTO t VALUES (5, 'e');\nROLLBACK;\nSELECT string_agg(v, ',') FROM t;\n";
+    let out = server.psql(&["-d", "bulwark", "-v", "ON_ERROR_STOP=1", "-c", script]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = server.psql(&["-d", "bulwark", "-c", "SELECT v FROM t ORDER BY id"]);
+    assert_eq!(stdout(&out), "a\nb\nc\nd\n");
+
+    // A failed statement inside a block aborts the block until ROLLBACK.
+    let out = server.psql(&[
+        "-d",
+        "bulwark",
+        "-v",
+        "VERBOSITY=verbose",
+        "-c",
+        "BEGIN; SELECT 1/0;",
+        "-c",
+        "SELECT 1;",
+        "-c",
+        "ROLLBACK;",
+    ]);
+    assert!(stderr(&out).contains("22012"), "{}", stderr(&out));
+
+    let out = server.psql(&["-d", "other", "-c", "SELECT 1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("database \"other\" does not exist"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn tokio_postgres_prepared_statements_and_transactions() {
+    let dir = TempDir::new("tokio-postgres");
+    let server = ServerProcess::start(&dir.0, &[]);
+    let client = server.connect().await;
+
+    client
+        .batch_execute(
+            "CREATE TABLE items (id int primary key, big bigint, name text not null, ok boolean, price double precision)",
+        )
+        .await
+        .unwrap();
+    let insert = client
+        .prepare_typed(
+            "INSERT INTO items VALUES ($1, $2, $3, $4, $5)",
+            &[Type::INT4, Type::INT8, Type::TEXT, Type::BOOL, Type::FLOAT8],
+        )
+        .await
+        .unwrap();
+    assert_eq!(client.execute(&insert, &[&1i32, &10_000_000_000i64, &"one", &true, &1.5f64]).await.unwrap(), 1);
+    assert_eq!(client.execute(&insert, &[&2i32, &20i64, &"two", &false, &-2.25f64]).await.unwrap(), 1);
+
+    // Binary results, read by the described column types.
+    let by_id =
+        client.prepare_typed("SELECT id, big, name, ok, price FROM items WHERE id = $1", &[Type::INT4]).await.unwrap();
+    let rows = client.query(&by_id, &[&1i32]).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, i32>(0), 1);
+    assert_eq!(rows[0].get::<_, i64>(1), 10_000_000_000);
+    assert_eq!(rows[0].get::<_, String>(2), "one");
+    assert!(rows[0].get::<_, bool>(3));
+    assert_eq!(rows[0].get::<_, f64>(4), 1.5);
+
+    // An untyped parameter is described as text.
+    let rows = client.query("SELECT id FROM items WHERE name = $1", &[&"two"]).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(), vec![2]);
+    let rows = client.query("SELECT id, name FROM items ORDER BY id", &[]).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1].get::<_, String>("name"), "two");
+
+    // NULLs, and a NULL parameter.
+    client.execute(&insert, &[&3i32, &None::<i64>, &"three", &None::<bool>, &None::<f64>]).await.unwrap();
+    let row = client.query_one(&by_id, &[&3i32]).await.unwrap();
+    assert_eq!(row.get::<_, Option<i64>>(1), None);
+    assert_eq!(row.get::<_, Option<bool>>(3), None);
+
+    let err = client.execute(&insert, &[&1i32, &1i64, &"dup", &true, &0.0f64]).await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNIQUE_VIOLATION), "{err}");
+    let err = client.batch_execute("SELECT * FROM missing").await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE), "{err}");
+
+    // Transactions: committed work stays, rolled-back work does not.
+    let mut client = client;
+    let tx = client.transaction().await.unwrap();
+    tx.execute("INSERT INTO items (id, name) VALUES (10, 'committed')", &[]).await.unwrap();
+    tx.commit().await.unwrap();
+    let tx = client.transaction().await.unwrap();
+    tx.execute("INSERT INTO items (id, name) VALUES (11, 'rolled back')", &[]).await.unwrap();
+    tx.rollback().await.unwrap();
+    // Session::describe types computed columns (aggregates, expressions) as text for now.
+    let count: String = client.query_one("SELECT count(*) FROM items WHERE id >= 10", &[]).await.unwrap().get(0);
+    assert_eq!(count, "1");
+
+    // A failed transaction reports 25P02 until it ends.
+    let tx = client.transaction().await.unwrap();
+    assert!(tx.batch_execute("SELECT 1/0").await.is_err());
+    let err = tx.batch_execute("SELECT 1").await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::IN_FAILED_SQL_TRANSACTION), "{err}");
+    tx.rollback().await.unwrap();
+    // Session::describe types computed columns as text, so the value arrives as text.
+    assert_eq!(client.query_one("SELECT 1 + 1", &[]).await.unwrap().get::<_, String>(0), "2");
+
+    let err = server.connect_to("other").await.expect_err("database other is refused");
+    assert_eq!(err.code(), Some(&SqlState::INVALID_CATALOG_NAME), "{err}");
+}
+
+#[tokio::test]
+async fn max_connections_refuses_the_next_client() {
+    let dir = TempDir::new("max-connections");
+    let server = ServerProcess::start(&dir.0, &["--max-connections", "2"]);
+    let first = server.connect().await;
+    let second = server.connect().await;
+    let err = server.connect_to("bulwark").await.expect_err("a third connection is refused");
+    assert_eq!(err.code(), Some(&SqlState::TOO_MANY_CONNECTIONS), "{err}");
+    for client in [&first, &second] {
+        let messages = client.simple_query("SELECT 41 + 1").await.unwrap();
+        let value = messages.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        });
+        assert_eq!(value.as_deref(), Some("42"));
+    }
+    // A slot frees when a client leaves.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let third = loop {
+        match server.connect_to("bulwark").await {
+            Ok(c) => break c,
+            Err(e) if Instant::now() < deadline => {
+                assert_eq!(e.code(), Some(&SqlState::TOO_MANY_CONNECTIONS), "{e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("slot never freed: {e}"),
+        }
+    };
+    third.batch_execute("SELECT 1").await.unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_stops_cleanly_and_keeps_committed_data() {
+    let dir = TempDir::new("sigterm");
+    let server = ServerProcess::start(&dir.0, &[]);
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE kept (id int primary key, v text); INSERT INTO kept VALUES (1, 'x')")
+        .await
+        .unwrap();
+    // An idle connection must not hold shutdown up.
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status}");
+    drop(client);
+
+    let server = ServerProcess::start(&dir.0, &[]);
+    let client = server.connect().await;
+    let row = client.query_one("SELECT v FROM kept WHERE id = 1", &[]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "x");
+}
+
+/// A NUMERIC column's raw binary value, to check the wire encoding byte by byte.
+struct RawNumeric(Vec<u8>);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for RawNumeric {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawNumeric(raw.to_vec()))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::NUMERIC
+    }
+}
+
+#[tokio::test]
+async fn binary_results_for_each_type_and_portals_with_row_limits() {
+    let dir = TempDir::new("types");
+    let server = ServerProcess::start(&dir.0, &[]);
+    let mut client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE v (id smallint primary key, r real, b bytea, ts timestamptz, vc varchar(10), c char(3), \
+             n numeric(10,3)); \
+             INSERT INTO v VALUES (1, 0.5, '\\x00ff', '2000-01-01 00:00:01+00', 'hi', 'x', 12345.678)",
+        )
+        .await
+        .unwrap();
+    let row = client.query_one("SELECT id, r, b, ts, vc, c, n FROM v", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i16>(0), 1);
+    assert_eq!(row.get::<_, f32>(1), 0.5);
+    assert_eq!(row.get::<_, Vec<u8>>(2), vec![0, 255]);
+    let ts: std::time::SystemTime = row.get(3);
+    assert_eq!(ts.duration_since(std::time::UNIX_EPOCH).unwrap(), Duration::from_secs(946_684_801));
+    assert_eq!(row.get::<_, String>(4), "hi");
+    assert_eq!(row.get::<_, String>(5), "x  ");
+    // PostgreSQL's numeric_send of 12345.678: 3 digits [1, 2345, 6780], weight 1, dscale 3.
+    assert_eq!(row.get::<_, RawNumeric>(6).0, vec![0, 3, 0, 1, 0, 0, 0, 3, 0, 1, 0x09, 0x29, 0x1a, 0x7c]);
+
+    // Binary parameters of each type round-trip through a typed statement.
+    let echo = client
+        .prepare_typed(
+            "SELECT id FROM v WHERE b = $1 AND ts = $2 AND r = $3",
+            &[Type::BYTEA, Type::TIMESTAMPTZ, Type::FLOAT4],
+        )
+        .await
+        .unwrap();
+    let rows = client.query(&echo, &[&vec![0u8, 255], &ts, &0.5f32]).await.unwrap();
+    assert_eq!(rows.len(), 1);
+
+    // Execute with a row limit: the portal hands out the rest on the next Execute.
+    client.batch_execute("INSERT INTO v (id) VALUES (2), (3), (4), (5)").await.unwrap();
+    let tx = client.transaction().await.unwrap();
+    let all = tx.prepare("SELECT id FROM v ORDER BY id").await.unwrap();
+    let portal = tx.bind(&all, &[]).await.unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let batch = tx.query_portal(&portal, 2).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        assert!(batch.len() <= 2);
+        seen.extend(batch.iter().map(|r| r.get::<_, i16>(0)));
+    }
+    assert_eq!(seen, vec![1, 2, 3, 4, 5]);
+    tx.commit().await.unwrap();
+}

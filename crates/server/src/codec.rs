@@ -1,0 +1,497 @@
+//! Values on the wire: PostgreSQL's text and binary formats for every type Bulwark has, for
+//! result columns (server to client) and for bound parameters (client to server).
+//!
+//! Text output is `sql::eval::to_text`, text input `sql::eval::parse_text`, so the wire and
+//! SQL agree by construction. Binary formats follow PostgreSQL's `*send`/`*recv` functions,
+//! all big-endian:
+//!
+//! ```text
+//!   bool        1 byte, 0 or 1
+//!   int2/4/8    two's complement, 2/4/8 bytes
+//!   float4/8    IEEE 754, 4/8 bytes
+//!   text, varchar, char, name, unknown   the UTF-8 bytes
+//!   bytea       the bytes
+//!   date        i32 days since 2000-01-01
+//!   timestamp(tz)  i64 microseconds since 2000-01-01 00:00:00 (UTC)
+//!   interval    i64 microseconds, i32 days, i32 months
+//!   numeric     i16 ndigits, i16 weight, u16 sign, u16 dscale, ndigits x i16 base-10000 digits
+//! ```
+
+use bytes::{BufMut, BytesMut};
+use sql::types::{Interval, Numeric};
+use sql::{DataType, Error, Value};
+
+/// Wire format code 0.
+pub const FORMAT_TEXT: i16 = 0;
+/// Wire format code 1.
+pub const FORMAT_BINARY: i16 = 1;
+
+/// OID of `unknown`, the type of an untyped literal.
+pub const OID_UNKNOWN: u32 = 705;
+/// OID of `text`.
+pub const OID_TEXT: u32 = 25;
+/// OID of `name`.
+pub const OID_NAME: u32 = 19;
+
+/// NUMERIC's sign word for positive values.
+const NUMERIC_POS: u16 = 0x0000;
+/// NUMERIC's sign word for negative values.
+const NUMERIC_NEG: u16 = 0x4000;
+/// Decimal digits per NUMERIC base-10000 digit.
+const NUMERIC_DEC_DIGITS: usize = 4;
+
+/// 22P03 invalid_binary_representation.
+const INVALID_BINARY_REPRESENTATION: &str = "22P03";
+/// 22021 character_not_in_repertoire.
+const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
+/// 0A000 feature_not_supported.
+const FEATURE_NOT_SUPPORTED: &str = "0A000";
+/// 08P01 protocol_violation.
+pub const PROTOCOL_VIOLATION: &str = "08P01";
+
+/// The Bulwark type for a PostgreSQL type OID, for types Bulwark has (None otherwise, and for
+/// text-like types without a length limit that take any string: text, name, unknown).
+pub fn data_type_for_oid(oid: u32) -> Option<DataType> {
+    Some(match oid {
+        16 => DataType::Bool,
+        21 => DataType::Int2,
+        23 => DataType::Int4,
+        20 => DataType::Int8,
+        700 => DataType::Float4,
+        701 => DataType::Float8,
+        1700 => DataType::Numeric { precision: None, scale: None },
+        1043 => DataType::Varchar(None),
+        1042 => DataType::Char(None),
+        17 => DataType::Bytea,
+        1082 => DataType::Date,
+        1114 => DataType::Timestamp,
+        1184 => DataType::TimestampTz,
+        1186 => DataType::Interval,
+        _ => return None,
+    })
+}
+
+/// `pg_type.typlen` of a type: its fixed width in bytes, or -1 for variable-width types.
+pub fn type_size(t: &DataType) -> i16 {
+    match t {
+        DataType::Bool => 1,
+        DataType::Int2 => 2,
+        DataType::Int4 | DataType::Float4 | DataType::Date => 4,
+        DataType::Int8 | DataType::Float8 | DataType::Timestamp | DataType::TimestampTz => 8,
+        DataType::Interval => 16,
+        DataType::Numeric { .. } | DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Bytea => -1,
+    }
+}
+
+/// `pg_attribute.atttypmod` of a type: -1 for none, else PostgreSQL's encoding (length + 4
+/// for varchar/char; `(precision << 16 | scale) + 4` for numeric).
+pub fn type_modifier(t: &DataType) -> i32 {
+    const VARHDRSZ: i32 = 4;
+    match t {
+        DataType::Varchar(Some(n)) | DataType::Char(Some(n)) => i32::try_from(*n).map_or(-1, |n| n + VARHDRSZ),
+        DataType::Numeric { precision: Some(p), scale } => {
+            let (p, s) = (*p as i32, scale.unwrap_or(0) as i32);
+            ((p << 16) | s) + VARHDRSZ
+        }
+        _ => -1,
+    }
+}
+
+/// Whether `v` already has the representation of type `t` (so no cast is needed).
+fn has_type(v: &Value, t: &DataType) -> bool {
+    matches!(
+        (v, t),
+        (Value::Null, _)
+            | (Value::Bool(_), DataType::Bool)
+            | (Value::Int2(_), DataType::Int2)
+            | (Value::Int4(_), DataType::Int4)
+            | (Value::Int8(_), DataType::Int8)
+            | (Value::Float4(_), DataType::Float4)
+            | (Value::Float8(_), DataType::Float8)
+            | (Value::Numeric(_), DataType::Numeric { precision: None, scale: None })
+            | (Value::Text(_), DataType::Text | DataType::Varchar(None))
+            | (Value::Bytea(_), DataType::Bytea)
+            | (Value::Date(_), DataType::Date)
+            | (Value::Timestamp(_), DataType::Timestamp)
+            | (Value::TimestampTz(_), DataType::TimestampTz)
+            | (Value::Interval(_), DataType::Interval)
+    )
+}
+
+/// Converts `v` to the column's declared type, so that a DataRow always matches the
+/// RowDescription the client was given.
+pub fn conform(v: Value, t: &DataType) -> Result<Value, Error> {
+    if has_type(&v, t) {
+        return Ok(v);
+    }
+    // Values of a typed column already carry its typmod; only the representation may differ.
+    match (&v, t) {
+        (Value::Numeric(_), DataType::Numeric { .. }) | (Value::Text(_), DataType::Varchar(_) | DataType::Char(_)) => {
+            Ok(v)
+        }
+        _ => sql::eval::cast(v, t, true),
+    }
+}
+
+/// Appends one DataRow field: its length (-1 for NULL) then its bytes in `format`.
+pub fn put_field(buf: &mut BytesMut, v: &Value, format: i16) {
+    if v.is_null() {
+        buf.put_i32(-1);
+        return;
+    }
+    let len_at = buf.len();
+    buf.put_i32(0);
+    if format == FORMAT_BINARY {
+        put_binary(buf, v);
+    } else {
+        buf.put_slice(sql::eval::to_text(v).unwrap_or_default().as_bytes());
+    }
+    let len = i32::try_from(buf.len() - len_at - 4).expect("a field fits in a wire message");
+    buf[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// PostgreSQL's binary send format of a non-NULL value.
+fn put_binary(buf: &mut BytesMut, v: &Value) {
+    match v {
+        Value::Null => unreachable!("NULL has no bytes"),
+        Value::Bool(b) => buf.put_u8(u8::from(*b)),
+        Value::Int2(i) => buf.put_i16(*i),
+        Value::Int4(i) => buf.put_i32(*i),
+        Value::Int8(i) => buf.put_i64(*i),
+        Value::Float4(f) => buf.put_f32(*f),
+        Value::Float8(f) => buf.put_f64(*f),
+        Value::Numeric(n) => put_numeric(buf, *n),
+        Value::Text(s) => buf.put_slice(s.as_bytes()),
+        Value::Bytea(b) => buf.put_slice(b),
+        Value::Date(d) => buf.put_i32(*d),
+        Value::Timestamp(t) | Value::TimestampTz(t) => buf.put_i64(*t),
+        Value::Interval(iv) => {
+            buf.put_i64(iv.micros);
+            buf.put_i32(iv.days);
+            buf.put_i32(iv.months);
+        }
+    }
+}
+
+/// NUMERIC's binary form: base-10000 digits around the decimal point, leading and trailing
+/// zero digits dropped, `dscale` = the value's scale.
+fn put_numeric(buf: &mut BytesMut, n: Numeric) {
+    let decimal = n.mantissa.unsigned_abs().to_string();
+    let scale = n.scale as usize;
+    // Split into integer and fraction digits, padding the integer part to whole groups on the
+    // left and the fraction to whole groups on the right.
+    let (int_part, frac_part) =
+        if decimal.len() > scale { decimal.split_at(decimal.len() - scale) } else { ("", decimal.as_str()) };
+    let frac_owned = format!("{}{frac_part}", "0".repeat(scale - frac_part.len()));
+    let int_pad = (NUMERIC_DEC_DIGITS - int_part.len() % NUMERIC_DEC_DIGITS) % NUMERIC_DEC_DIGITS;
+    let int_owned = format!("{}{int_part}", "0".repeat(int_pad));
+    let frac_pad = (NUMERIC_DEC_DIGITS - frac_owned.len() % NUMERIC_DEC_DIGITS) % NUMERIC_DEC_DIGITS;
+    let frac_owned = format!("{frac_owned}{}", "0".repeat(frac_pad));
+    let group = |s: &str| -> Vec<i16> {
+        s.as_bytes().chunks(NUMERIC_DEC_DIGITS).map(|c| std::str::from_utf8(c).unwrap().parse().unwrap()).collect()
+    };
+    let int_groups = group(&int_owned);
+    let mut digits: Vec<i16> = int_groups.iter().copied().chain(group(&frac_owned)).collect();
+    let mut weight = int_groups.len() as i32 - 1;
+    let leading = digits.iter().take_while(|d| **d == 0).count();
+    digits.drain(..leading);
+    weight -= leading as i32;
+    while digits.last() == Some(&0) {
+        digits.pop();
+    }
+    if digits.is_empty() {
+        weight = 0;
+    }
+    buf.put_i16(digits.len() as i16);
+    buf.put_i16(weight as i16);
+    buf.put_u16(if n.mantissa < 0 { NUMERIC_NEG } else { NUMERIC_POS });
+    buf.put_u16(n.scale as u16);
+    for d in digits {
+        buf.put_i16(d);
+    }
+}
+
+/// Decodes bound parameter `index` (0-based) of declared type `oid` (0 = unspecified) from
+/// the client's bytes in `format`.
+pub fn decode_param(index: usize, oid: u32, format: i16, bytes: Option<&[u8]>) -> Result<Value, Error> {
+    let Some(bytes) = bytes else { return Ok(Value::Null) };
+    let t = data_type_for_oid(oid);
+    if format == FORMAT_BINARY {
+        return decode_binary(index, oid, t.as_ref(), bytes);
+    }
+    let s = std::str::from_utf8(bytes)
+        .map_err(|_| Error::new(CHARACTER_NOT_IN_REPERTOIRE, "invalid byte sequence for encoding \"UTF8\""))?;
+    match t {
+        // Untyped and text parameters stay text, which the SQL layer types from context as it
+        // does a string literal.
+        None | Some(DataType::Varchar(_) | DataType::Char(_)) => Ok(Value::Text(s.to_string())),
+        Some(t) => sql::eval::parse_text(s, &t),
+    }
+}
+
+fn decode_binary(index: usize, oid: u32, t: Option<&DataType>, b: &[u8]) -> Result<Value, Error> {
+    let bad = || {
+        Error::new(
+            INVALID_BINARY_REPRESENTATION,
+            format!("incorrect binary data format in bind parameter {}", index + 1),
+        )
+    };
+    let fixed = |n: usize| -> Result<&[u8], Error> {
+        if b.len() == n {
+            Ok(b)
+        } else {
+            Err(bad())
+        }
+    };
+    let Some(t) = t else {
+        return match oid {
+            0 | OID_TEXT | OID_NAME | OID_UNKNOWN => std::str::from_utf8(b)
+                .map(|s| Value::Text(s.into()))
+                .map_err(|_| Error::new(CHARACTER_NOT_IN_REPERTOIRE, "invalid byte sequence for encoding \"UTF8\"")),
+            _ => Err(Error::new(
+                FEATURE_NOT_SUPPORTED,
+                format!("binary format for parameter {} of type oid {oid} is not supported", index + 1),
+            )),
+        };
+    };
+    Ok(match t {
+        DataType::Bool => match fixed(1)?[0] {
+            0 => Value::Bool(false),
+            1 => Value::Bool(true),
+            _ => return Err(bad()),
+        },
+        DataType::Int2 => Value::Int2(i16::from_be_bytes(fixed(2)?.try_into().unwrap())),
+        DataType::Int4 => Value::Int4(i32::from_be_bytes(fixed(4)?.try_into().unwrap())),
+        DataType::Int8 => Value::Int8(i64::from_be_bytes(fixed(8)?.try_into().unwrap())),
+        DataType::Float4 => Value::Float4(f32::from_be_bytes(fixed(4)?.try_into().unwrap())),
+        DataType::Float8 => Value::Float8(f64::from_be_bytes(fixed(8)?.try_into().unwrap())),
+        DataType::Text | DataType::Varchar(_) | DataType::Char(_) => Value::Text(
+            std::str::from_utf8(b)
+                .map_err(|_| Error::new(CHARACTER_NOT_IN_REPERTOIRE, "invalid byte sequence for encoding \"UTF8\""))?
+                .to_string(),
+        ),
+        DataType::Bytea => Value::Bytea(b.to_vec()),
+        DataType::Date => Value::Date(i32::from_be_bytes(fixed(4)?.try_into().unwrap())),
+        DataType::Timestamp => Value::Timestamp(i64::from_be_bytes(fixed(8)?.try_into().unwrap())),
+        DataType::TimestampTz => Value::TimestampTz(i64::from_be_bytes(fixed(8)?.try_into().unwrap())),
+        DataType::Interval => {
+            let b = fixed(16)?;
+            Value::Interval(Interval {
+                micros: i64::from_be_bytes(b[0..8].try_into().unwrap()),
+                days: i32::from_be_bytes(b[8..12].try_into().unwrap()),
+                months: i32::from_be_bytes(b[12..16].try_into().unwrap()),
+            })
+        }
+        DataType::Numeric { .. } => decode_numeric(b).ok_or_else(bad)??,
+    })
+}
+
+/// NUMERIC's binary form back to a value, through its decimal text (None if malformed).
+fn decode_numeric(b: &[u8]) -> Option<Result<Value, Error>> {
+    const NUMERIC_NAN: u16 = 0xC000;
+    let word = |i: usize| b.get(i * 2..i * 2 + 2).map(|w| u16::from_be_bytes([w[0], w[1]]));
+    let ndigits = word(0)? as usize;
+    let weight = word(1)? as i16 as i64;
+    let sign = word(2)?;
+    let dscale = word(3)? as usize;
+    if b.len() != 8 + ndigits * 2 {
+        return None;
+    }
+    if sign == NUMERIC_NAN {
+        return Some(Err(Error::unsupported("numeric NaN")));
+    }
+    if sign != NUMERIC_POS && sign != NUMERIC_NEG {
+        return None;
+    }
+    let digits: Vec<u16> = (0..ndigits).map(|i| word(4 + i)).collect::<Option<_>>()?;
+    if digits.iter().any(|d| *d >= 10000) {
+        return None;
+    }
+    // Integer groups are those with exponent >= 0: digit i has exponent weight - i.
+    let mut int_part = String::new();
+    let mut frac_part = String::new();
+    for e in (0..=weight.max(-1)).rev() {
+        let i = weight - e;
+        let d = usize::try_from(i).ok().and_then(|i| digits.get(i)).copied().unwrap_or(0);
+        int_part.push_str(&format!("{d:04}"));
+    }
+    let mut e = -1;
+    while frac_part.len() < dscale {
+        let i = weight - e;
+        let d = usize::try_from(i).ok().and_then(|i| digits.get(i)).copied().unwrap_or(0);
+        frac_part.push_str(&format!("{d:04}"));
+        e -= 1;
+    }
+    frac_part.truncate(dscale);
+    let int_part = int_part.trim_start_matches('0');
+    let int_part = if int_part.is_empty() { "0" } else { int_part };
+    let minus = if sign == NUMERIC_NEG { "-" } else { "" };
+    let text = if dscale > 0 { format!("{minus}{int_part}.{frac_part}") } else { format!("{minus}{int_part}") };
+    Some(sql::eval::parse_text(&text, &DataType::Numeric { precision: None, scale: None }))
+}
+
+/// The highest `$n` parameter number in `sql` (0 if none), skipping string literals, quoted
+/// identifiers, dollar-quoted strings and comments.
+pub fn max_param_number(sql: &str) -> usize {
+    let b = sql.as_bytes();
+    let mut max = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\'' => {
+                // E'...' strings escape with backslashes; others only by doubling the quote.
+                let backslash = i > 0 && matches!(b[i - 1], b'e' | b'E');
+                i += 1;
+                while i < b.len() {
+                    if backslash && b[i] == b'\\' {
+                        i += 2;
+                        continue;
+                    }
+                    if b[i] == b'\'' {
+                        if b.get(i + 1) == Some(&b'\'') {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let mut depth = 0usize;
+                while i < b.len() {
+                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+                        depth += 1;
+                        i += 2;
+                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            b'$' => {
+                let start = i + 1;
+                let mut j = start;
+                while j < b.len() && b[j].is_ascii_digit() {
+                    j += 1;
+                }
+                let prev_is_ident = i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_');
+                if j > start && !prev_is_ident {
+                    max = max.max(sql[start..j].parse().unwrap_or(usize::MAX));
+                    i = j;
+                } else if !prev_is_ident {
+                    // A dollar quote: $tag$ ... $tag$.
+                    let mut k = start;
+                    while k < b.len() && (b[k].is_ascii_alphanumeric() || b[k] == b'_') {
+                        k += 1;
+                    }
+                    if b.get(k) == Some(&b'$') {
+                        let tag = &sql[i..=k];
+                        i = match sql[k + 1..].find(tag) {
+                            Some(end) => k + 1 + end + tag.len(),
+                            None => b.len(),
+                        };
+                    } else {
+                        i += 1;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    max
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numeric(mantissa: i128, scale: u32) -> Numeric {
+        Numeric { mantissa, scale }
+    }
+
+    fn numeric_roundtrip(n: Numeric) -> Value {
+        let mut buf = BytesMut::new();
+        put_numeric(&mut buf, n);
+        decode_numeric(&buf).unwrap().unwrap()
+    }
+
+    #[test]
+    fn numeric_binary_matches_postgres() {
+        // 12345.678 = digits [1, 2345, 6780], weight 1, dscale 3 (PostgreSQL's numeric_send).
+        let mut buf = BytesMut::new();
+        put_numeric(&mut buf, numeric(12_345_678, 3));
+        assert_eq!(&buf[..], &[0, 3, 0, 1, 0, 0, 0, 3, 0, 1, 0x09, 0x29, 0x1a, 0x7c]);
+        // 0.0001 = digits [1], weight -1.
+        let mut buf = BytesMut::new();
+        put_numeric(&mut buf, numeric(1, 4));
+        assert_eq!(&buf[..], &[0, 1, 0xff, 0xff, 0, 0, 0, 4, 0, 1]);
+        // 0 with scale 2: no digits.
+        let mut buf = BytesMut::new();
+        put_numeric(&mut buf, numeric(0, 2));
+        assert_eq!(&buf[..], &[0, 0, 0, 0, 0, 0, 0, 2]);
+    }
+
+    #[test]
+    fn numeric_binary_roundtrips() {
+        for (m, s) in
+            [(12_345_678, 3), (-5, 0), (1, 4), (0, 2), (10_000, 0), (-123_456_789_012, 7), (1, 9), (50_000, 1)]
+        {
+            let n = numeric(m, s);
+            let back = numeric_roundtrip(n);
+            assert_eq!(sql::eval::to_text(&back), sql::eval::to_text(&Value::Numeric(n)), "{m} scale {s}");
+        }
+    }
+
+    #[test]
+    fn params_decode_from_text_and_binary() {
+        assert_eq!(decode_param(0, 23, FORMAT_TEXT, Some(b"42")).unwrap(), Value::Int4(42));
+        assert_eq!(decode_param(0, 23, FORMAT_BINARY, Some(&42i32.to_be_bytes())).unwrap(), Value::Int4(42));
+        assert_eq!(decode_param(0, 0, FORMAT_TEXT, Some(b"x")).unwrap(), Value::Text("x".into()));
+        assert_eq!(decode_param(0, 25, FORMAT_BINARY, Some(b"x")).unwrap(), Value::Text("x".into()));
+        assert_eq!(decode_param(0, 16, FORMAT_BINARY, Some(&[1])).unwrap(), Value::Bool(true));
+        assert_eq!(decode_param(0, 701, FORMAT_BINARY, Some(&1.5f64.to_be_bytes())).unwrap(), Value::Float8(1.5));
+        assert_eq!(decode_param(0, 23, FORMAT_TEXT, None).unwrap(), Value::Null);
+        assert_eq!(decode_param(1, 23, FORMAT_BINARY, Some(&[0, 1])).unwrap_err().code, "22P03");
+        assert_eq!(decode_param(0, 23, FORMAT_TEXT, Some(b"abc")).unwrap_err().code, "22P02");
+    }
+
+    #[test]
+    fn fields_carry_their_length() {
+        let mut buf = BytesMut::new();
+        put_field(&mut buf, &Value::Int4(7), FORMAT_BINARY);
+        put_field(&mut buf, &Value::Null, FORMAT_TEXT);
+        put_field(&mut buf, &Value::Bool(true), FORMAT_TEXT);
+        assert_eq!(&buf[..], &[0, 0, 0, 4, 0, 0, 0, 7, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, b't']);
+    }
+
+    #[test]
+    fn param_numbers_skip_literals_and_comments() {
+        assert_eq!(max_param_number("SELECT 1"), 0);
+        assert_eq!(max_param_number("SELECT $1, $2 + $10"), 10);
+        assert_eq!(max_param_number("SELECT '$3', \"$4\", $1 -- $5\n /* $6 /* $7 */ */"), 1);
+        assert_eq!(max_param_number("SELECT $tag$ $9 $tag$, $$ $8 $$, $2"), 2);
+        assert_eq!(max_param_number("SELECT E'\\' $3', 'it''s $4', $1"), 1);
+        assert_eq!(max_param_number("SELECT a$1 FROM t"), 0);
+    }
+}

@@ -1,0 +1,904 @@
+//! One client connection: startup, the simple and the extended query protocol, over one
+//! [`sql::Session`].
+//!
+//! pgwire runs the message loop and stores prepared statements and portals; this module
+//! decides every reply. Statements run on a blocking thread (`spawn_blocking`) with the session
+//! behind a mutex, and come back as ready-to-send messages, so the async side only writes.
+//!
+//! ```text
+//!   simple:    Query ──► execute_with(sql) ──► per statement: [Notice*] [RowDescription DataRow*]
+//!                                              CommandComplete | ErrorResponse (stops)
+//!                        ──► [ParameterStatus*] ReadyForQuery(session status)
+//!   extended:  Parse (parsed once, one statement only) ─ Bind (parameter count checked) ─
+//!              Describe (Session::describe, cached on the statement) ─ Execute (parameters
+//!              decoded, rows encoded per column format, row limit served from the portal) ─
+//!              Sync ──► ReadyForQuery(session status)
+//! ```
+//!
+//! An error in the extended protocol is returned to pgwire, which sends it and skips messages
+//! until Sync. A panic while running a statement closes this connection only (FATAL XX000).
+
+use crate::codec::{self, FORMAT_BINARY, FORMAT_TEXT, OID_TEXT, PROTOCOL_VIOLATION};
+use crate::DATABASE_NAME;
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures::{Sink, SinkExt};
+use pgwire::api::auth::{protocol_negotiation, save_startup_parameters_to_metadata, StartupHandler};
+use pgwire::api::portal::{Format, Portal, PortalExecutionState};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::{Entry, PortalStore};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type, DEFAULT_NAME, METADATA_DATABASE,
+    METADATA_USER,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::data::{DataRow, FieldDescription, NoData, ParameterDescription, RowDescription};
+use pgwire::messages::extendedquery::{
+    Bind, BindComplete, Close, CloseComplete, Describe, Execute, PortalSuspended, Sync as PgSync,
+    TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
+};
+use pgwire::messages::response::{
+    CommandComplete, EmptyQueryResponse, NoticeResponse, ReadyForQuery, TransactionStatus,
+};
+use pgwire::messages::simplequery::Query;
+use pgwire::messages::startup::{Authentication, BackendKeyData, ParameterStatus, SecretKey};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use sql::{Database, ResultColumn, Session, TxnStatus, Value};
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::OwnedSemaphorePermit;
+
+/// SQLSTATEs raised here rather than by the SQL layer.
+mod codes {
+    /// 3D000 invalid_catalog_name.
+    pub const INVALID_CATALOG_NAME: &str = "3D000";
+    /// 53300 too_many_connections.
+    pub const TOO_MANY_CONNECTIONS: &str = "53300";
+    /// 57P01 admin_shutdown.
+    pub const ADMIN_SHUTDOWN: &str = "57P01";
+    /// 28000 invalid_authorization_specification.
+    pub const INVALID_AUTHORIZATION: &str = "28000";
+    /// 42601 syntax_error.
+    pub const SYNTAX_ERROR: &str = "42601";
+    /// 26000 invalid_sql_statement_name.
+    pub const INVALID_STATEMENT_NAME: &str = "26000";
+    /// 34000 invalid_cursor_name.
+    pub const INVALID_CURSOR_NAME: &str = "34000";
+    /// XX000 internal_error.
+    pub const INTERNAL_ERROR: &str = "XX000";
+    /// 00000 successful_completion (the code of a plain NOTICE).
+    pub const SUCCESSFUL_COMPLETION: &str = "00000";
+}
+
+/// Settings PostgreSQL reports to the client (ParameterStatus) at startup and whenever they
+/// change: (name on the wire, name in the session).
+const REPORTED_SETTINGS: [(&str, &str); 10] = [
+    ("application_name", "application_name"),
+    ("client_encoding", "client_encoding"),
+    ("DateStyle", "datestyle"),
+    ("default_transaction_read_only", "default_transaction_read_only"),
+    ("integer_datetimes", "integer_datetimes"),
+    ("IntervalStyle", "intervalstyle"),
+    ("server_encoding", "server_encoding"),
+    ("server_version", "server_version"),
+    ("standard_conforming_strings", "standard_conforming_strings"),
+    ("TimeZone", "timezone"),
+];
+
+/// What all connections share.
+pub(crate) struct Shared {
+    pub(crate) db: Database,
+    /// Statements running now (shutdown waits for them).
+    pub(crate) in_flight: AtomicUsize,
+    /// Set once shutdown begins: new statements are refused.
+    pub(crate) shutting_down: AtomicBool,
+    /// The next BackendKeyData process id.
+    next_pid: AtomicI32,
+}
+
+impl Shared {
+    pub(crate) fn new(db: Database) -> Shared {
+        Shared {
+            db,
+            in_flight: AtomicUsize::new(0),
+            shutting_down: AtomicBool::new(false),
+            next_pid: AtomicI32::new(1),
+        }
+    }
+}
+
+/// Counts a running statement from before it starts until its blocking thread is done, even
+/// if the connection is dropped meanwhile.
+struct InFlight(Arc<Shared>);
+
+impl InFlight {
+    fn enter(shared: &Arc<Shared>) -> InFlight {
+        shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(shared.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let before = self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        assert!(before > 0, "in-flight statement count underflow");
+    }
+}
+
+/// A statement prepared by Parse: its text, one type OID per parameter (0 = not given by the
+/// client), and its result columns once described.
+#[derive(Debug)]
+pub struct Prepared {
+    sql: String,
+    param_oids: Vec<u32>,
+    described: Mutex<Option<Option<Vec<ResultColumn>>>>,
+}
+
+impl Prepared {
+    /// The parameter types reported in ParameterDescription: the client's, else text.
+    fn reported_param_oids(&self) -> Vec<u32> {
+        self.param_oids.iter().map(|&oid| if oid == 0 { OID_TEXT } else { oid }).collect()
+    }
+
+    fn cached_description(&self) -> Option<Option<Vec<ResultColumn>>> {
+        self.described.lock().expect("describe cache lock").clone()
+    }
+}
+
+/// Parses statements at Parse time, so syntax errors are reported there as PostgreSQL does.
+#[derive(Debug, Default)]
+pub struct StatementParser;
+
+#[async_trait]
+impl QueryParser for StatementParser {
+    type Statement = Arc<Prepared>;
+
+    async fn parse_sql<C>(&self, _client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Arc<Prepared>>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let statements = sql::parser::parse(sql).map_err(sql_error)?;
+        match statements.len() {
+            0 => return Ok(None),
+            1 => {}
+            _ => {
+                return Err(user_error(
+                    "ERROR",
+                    codes::SYNTAX_ERROR,
+                    "cannot insert multiple commands into a prepared statement",
+                ))
+            }
+        }
+        let given: Vec<u32> = types.iter().map(|t| t.as_ref().map_or(0, Type::oid)).collect();
+        let count = given.len().max(codec::max_param_number(sql));
+        let param_oids = (0..count).map(|i| given.get(i).copied().unwrap_or(0)).collect();
+        Ok(Some(Arc::new(Prepared { sql: sql.to_string(), param_oids, described: Mutex::new(None) })))
+    }
+
+    fn get_parameter_types(&self, stmt: &Arc<Prepared>) -> PgWireResult<Vec<Type>> {
+        Ok(stmt.reported_param_oids().into_iter().map(|oid| Type::from_oid(oid).unwrap_or(Type::UNKNOWN)).collect())
+    }
+
+    fn get_result_schema(&self, _stmt: &Arc<Prepared>, _format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        // Describe is answered by `Connection::on_describe`, which can reach the session.
+        Ok(vec![])
+    }
+}
+
+/// A connection's state: its session, and the settings last reported to the client.
+pub(crate) struct Connection {
+    shared: Arc<Shared>,
+    session: Arc<Mutex<Session>>,
+    reported: Mutex<BTreeMap<&'static str, String>>,
+    parser: Arc<StatementParser>,
+    /// Holds one of the `max_connections` slots until the connection ends.
+    _slot: OwnedSemaphorePermit,
+}
+
+/// The handlers pgwire calls for one connection.
+pub(crate) struct Handlers(pub(crate) Arc<Connection>);
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.0.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.0.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.0.clone()
+    }
+}
+
+/// What a batch of work on the session produced, ready to send.
+struct Outcome {
+    messages: Vec<PgWireBackendMessage>,
+    status: TxnStatus,
+    settings: Vec<(&'static str, String)>,
+}
+
+impl Connection {
+    pub(crate) fn new(shared: Arc<Shared>, slot: OwnedSemaphorePermit) -> Connection {
+        let session = shared.db.session();
+        Connection {
+            shared,
+            session: Arc::new(Mutex::new(session)),
+            reported: Mutex::new(BTreeMap::new()),
+            parser: Arc::new(StatementParser),
+            _slot: slot,
+        }
+    }
+
+    /// Runs `f` on the session on a blocking thread. Refuses once shutdown has begun; a panic
+    /// in `f` becomes a FATAL error that closes this connection.
+    async fn run<T, F>(&self, f: F) -> PgWireResult<T>
+    where
+        F: FnOnce(&mut Session) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let guard = InFlight::enter(&self.shared);
+        if self.shared.shutting_down.load(Ordering::SeqCst) {
+            return Err(user_error(
+                "FATAL",
+                codes::ADMIN_SHUTDOWN,
+                "terminating connection due to administrator command",
+            ));
+        }
+        let session = self.session.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let _guard = guard;
+            let mut session = session.lock().ok()?;
+            Some(f(&mut session))
+        })
+        .await;
+        match joined {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => {
+                Err(user_error("FATAL", codes::INTERNAL_ERROR, "session unusable after an earlier internal error"))
+            }
+            Err(e) => {
+                eprintln!("bulwark: statement failed with an internal error, closing its connection: {e}");
+                Err(user_error("FATAL", codes::INTERNAL_ERROR, "internal error while running the statement"))
+            }
+        }
+    }
+
+    /// The session's status without waiting: statements of this connection have all returned
+    /// by the time it is asked for.
+    fn status(&self) -> TxnStatus {
+        match self.session.try_lock() {
+            Ok(s) => s.status(),
+            Err(_) => TxnStatus::Failed,
+        }
+    }
+
+    /// Sends ParameterStatus for each reported setting whose value changed.
+    async fn report_settings<C>(&self, client: &mut C, settings: Vec<(&'static str, String)>) -> PgWireResult<()>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let changed: Vec<_> = {
+            let mut reported = self.reported.lock().expect("reported settings lock");
+            settings
+                .into_iter()
+                .filter(|(name, value)| reported.insert(name, value.clone()).as_ref() != Some(value))
+                .collect()
+        };
+        for (name, value) in changed {
+            client.feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name.into(), value))).await?;
+        }
+        Ok(())
+    }
+
+    /// The result columns of a prepared statement, described once and cached.
+    async fn describe(&self, prepared: &Arc<Prepared>) -> PgWireResult<Option<Vec<ResultColumn>>> {
+        if let Some(cached) = prepared.cached_description() {
+            return Ok(cached);
+        }
+        let p = prepared.clone();
+        let columns = self.run(move |s| s.describe(&p.sql)).await?.map_err(sql_error)?;
+        *prepared.described.lock().expect("describe cache lock") = Some(columns.clone());
+        Ok(columns)
+    }
+}
+
+// ---- Startup ------------------------------------------------------------------------------
+
+#[async_trait]
+impl StartupHandler for Connection {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let PgWireFrontendMessage::Startup(startup) = message else { return Ok(()) };
+        protocol_negotiation(client, &startup).await?;
+        save_startup_parameters_to_metadata(client, &startup);
+        // Trust authentication: any user is accepted (see the crate docs).
+        let Some(user) = client.metadata().get(METADATA_USER).cloned() else {
+            return refuse(client, codes::INVALID_AUTHORIZATION, "no PostgreSQL user name specified in startup packet")
+                .await;
+        };
+        let database = client.metadata().get(METADATA_DATABASE).cloned().unwrap_or_else(|| user.clone());
+        if database != DATABASE_NAME {
+            return refuse(client, codes::INVALID_CATALOG_NAME, &format!("database \"{database}\" does not exist"))
+                .await;
+        }
+        let application_name = client.metadata().get("application_name").cloned().unwrap_or_default();
+        let settings = self
+            .run(move |s| {
+                if !application_name.is_empty() {
+                    let set = format!("SET application_name = '{}'", application_name.replace('\'', "''"));
+                    if let Some(Err(e)) = s.execute(&set).pop() {
+                        eprintln!("bulwark: ignoring application_name {application_name:?}: {e}");
+                    }
+                }
+                reported_settings(s)
+            })
+            .await?;
+        client.feed(PgWireBackendMessage::Authentication(Authentication::Ok)).await?;
+        self.report_settings(client, settings).await?;
+        for (name, value) in [("is_superuser", "on".to_string()), ("session_authorization", user)] {
+            client.feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name.into(), value))).await?;
+        }
+        let pid = self.shared.next_pid.fetch_add(1, Ordering::Relaxed);
+        // Cancel requests are not served, so the secret only has to be well formed.
+        client.set_pid_and_secret_key(pid, SecretKey::I32(0));
+        client.feed(PgWireBackendMessage::BackendKeyData(BackendKeyData::new(pid, SecretKey::I32(0)))).await?;
+        client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(TransactionStatus::Idle))).await?;
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        Ok(())
+    }
+}
+
+/// Sends a FATAL error during startup and closes the connection, as PostgreSQL does (no
+/// ReadyForQuery follows).
+async fn refuse<C>(client: &mut C, code: &str, message: &str) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let info = error_info("FATAL", code, message);
+    client.send(PgWireBackendMessage::ErrorResponse(info.into())).await?;
+    client.close().await?;
+    Ok(())
+}
+
+/// The handlers for a connection over `max_connections`: FATAL 53300 at startup.
+pub(crate) struct Refusal;
+
+#[async_trait]
+impl StartupHandler for Refusal {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let PgWireFrontendMessage::Startup(startup) = message {
+            protocol_negotiation(client, &startup).await?;
+            refuse(client, codes::TOO_MANY_CONNECTIONS, "sorry, too many clients already").await?;
+        }
+        Ok(())
+    }
+}
+
+impl PgWireServerHandlers for Refusal {
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        Arc::new(Refusal)
+    }
+}
+
+// ---- Simple query protocol ----------------------------------------------------------------
+
+#[async_trait]
+impl SimpleQueryHandler for Connection {
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let sql = query.query;
+        let outcome = if sql.chars().all(|c| c == ';' || c.is_whitespace()) {
+            Outcome {
+                messages: vec![PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())],
+                status: self.status(),
+                settings: vec![],
+            }
+        } else {
+            self.run(move |s| simple_query(s, &sql)).await?
+        };
+        for m in outcome.messages {
+            client.feed(m).await?;
+        }
+        self.report_settings(client, outcome.settings).await?;
+        let status = wire_status(outcome.status);
+        client.set_transaction_status(status);
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status))).await?;
+        Ok(())
+    }
+
+    async fn do_query<C>(&self, _client: &mut C, _query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        unreachable!("on_query answers simple queries itself")
+    }
+}
+
+/// Runs every statement of a simple Query; replies in order, stopping at the first error.
+fn simple_query(s: &mut Session, sql: &str) -> Outcome {
+    let results = s.execute_with(sql, &[]);
+    let mut messages = Vec::new();
+    if results.is_empty() {
+        messages.push(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()));
+    }
+    for result in results {
+        match result.and_then(|r| encode_result(r, None, |_| FORMAT_TEXT)) {
+            Ok(encoded) => {
+                messages.extend(encoded.notices);
+                if let Some(columns) = encoded.columns {
+                    messages.push(PgWireBackendMessage::RowDescription(columns));
+                }
+                messages.extend(encoded.rows.into_iter().map(PgWireBackendMessage::DataRow));
+                messages.push(PgWireBackendMessage::CommandComplete(CommandComplete::new(encoded.tag)));
+            }
+            Err(e) => messages.push(PgWireBackendMessage::ErrorResponse(sql_error_info(e).into())),
+        }
+    }
+    Outcome { messages, status: s.status(), settings: reported_settings(s) }
+}
+
+/// A statement's result, encoded.
+struct Encoded {
+    notices: Vec<PgWireBackendMessage>,
+    columns: Option<RowDescription>,
+    rows: Vec<DataRow>,
+    tag: String,
+}
+
+/// Encodes a result in the column formats `format_of(column)` asks for. Values are converted
+/// to the types of `declared` (the columns a Describe reported) when it matches the result's
+/// shape, else to the result's own column types, so DataRows agree with the RowDescription.
+fn encode_result(
+    r: sql::QueryResult,
+    declared: Option<&[ResultColumn]>,
+    format_of: impl Fn(usize) -> i16,
+) -> sql::Result<Encoded> {
+    let notices = r.notices.iter().map(|n| notice(n)).collect();
+    let Some(mut columns) = r.columns else {
+        return Ok(Encoded { notices, columns: None, rows: vec![], tag: r.tag });
+    };
+    if let Some(declared) = declared.filter(|d| d.len() == columns.len()) {
+        for (c, d) in columns.iter_mut().zip(declared) {
+            c.data_type = d.data_type.clone();
+        }
+    }
+    let mut rows = Vec::with_capacity(r.rows.len());
+    for row in r.rows {
+        assert_eq!(row.len(), columns.len(), "a row has one value per result column");
+        let mut buf = BytesMut::new();
+        for (i, (v, c)) in row.into_iter().zip(&columns).enumerate() {
+            codec::put_field(&mut buf, &codec::conform(v, &c.data_type)?, format_of(i));
+        }
+        rows.push(DataRow::new(buf, columns.len() as i16));
+    }
+    let description = row_description(&columns, format_of);
+    Ok(Encoded { notices, columns: Some(description), rows, tag: r.tag })
+}
+
+fn row_description(columns: &[ResultColumn], format_of: impl Fn(usize) -> i16) -> RowDescription {
+    RowDescription::new(
+        columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                FieldDescription::new(
+                    c.name.clone(),
+                    0,
+                    0,
+                    c.data_type.oid(),
+                    codec::type_size(&c.data_type),
+                    codec::type_modifier(&c.data_type),
+                    format_of(i),
+                )
+            })
+            .collect(),
+    )
+}
+
+// ---- Extended query protocol --------------------------------------------------------------
+
+#[async_trait]
+impl ExtendedQueryHandler for Connection {
+    type Statement = Arc<Prepared>;
+    type QueryParser = StatementParser;
+
+    fn query_parser(&self) -> Arc<StatementParser> {
+        self.parser.clone()
+    }
+
+    async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.statement_name.as_deref().unwrap_or(DEFAULT_NAME);
+        let (required, statement) = match client.portal_store().get_statement(name) {
+            Some(Entry::Value(s)) => (s.statement.param_oids.len(), Some(s)),
+            Some(Entry::Empty) => (0, None),
+            None => return Err(statement_not_found(name)),
+        };
+        let supplied = message.parameters.len();
+        if supplied != required {
+            return Err(user_error(
+                "ERROR",
+                PROTOCOL_VIOLATION,
+                &format!(
+                    "bind message supplies {supplied} parameters, but prepared statement \"{}\" requires {required}",
+                    display_name(name)
+                ),
+            ));
+        }
+        let formats = message.parameter_format_codes.len();
+        if formats > 1 && formats != supplied {
+            return Err(user_error(
+                "ERROR",
+                PROTOCOL_VIOLATION,
+                &format!("bind message has {formats} parameter formats but {supplied} parameters"),
+            ));
+        }
+        match statement {
+            Some(s) => client.portal_store().put_portal(Arc::new(Portal::try_new(&message, s)?)),
+            None => client.portal_store().put_empty_portal(message.portal_name.as_deref().unwrap_or(DEFAULT_NAME)),
+        }
+        client.send(PgWireBackendMessage::BindComplete(BindComplete::new())).await?;
+        Ok(())
+    }
+
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let (columns, formats) = match message.target_type {
+            TARGET_TYPE_BYTE_STATEMENT => {
+                let statement = match client.portal_store().get_statement(name) {
+                    Some(Entry::Value(s)) => Some(s),
+                    Some(Entry::Empty) => None,
+                    None => return Err(statement_not_found(name)),
+                };
+                let params = statement.as_ref().map(|s| s.statement.reported_param_oids()).unwrap_or_default();
+                client.feed(PgWireBackendMessage::ParameterDescription(ParameterDescription::new(params))).await?;
+                match statement {
+                    Some(s) => (self.describe(&s.statement).await?, Format::UnifiedText),
+                    None => (None, Format::UnifiedText),
+                }
+            }
+            TARGET_TYPE_BYTE_PORTAL => match client.portal_store().get_portal(name) {
+                Some(Entry::Value(p)) => (self.describe(&p.statement.statement).await?, p.result_column_format.clone()),
+                Some(Entry::Empty) => (None, Format::UnifiedText),
+                None => return Err(portal_not_found(name)),
+            },
+            other => {
+                return Err(user_error(
+                    "ERROR",
+                    PROTOCOL_VIOLATION,
+                    &format!("invalid DESCRIBE message subtype {}", other as char),
+                ))
+            }
+        };
+        match columns {
+            Some(columns) => {
+                let formats = format_codes(&formats, columns.len())?;
+                let description = row_description(&columns, |i| formats[i]);
+                client.send(PgWireBackendMessage::RowDescription(description)).await?;
+            }
+            None => client.send(PgWireBackendMessage::NoData(NoData::new())).await?,
+        }
+        Ok(())
+    }
+
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let portal = match client.portal_store().get_portal(name) {
+            Some(Entry::Value(p)) => p,
+            Some(Entry::Empty) => {
+                client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
+                return Ok(());
+            }
+            None => return Err(portal_not_found(name)),
+        };
+        // max_rows <= 0 means all rows.
+        let max_rows = usize::try_from(message.max_rows).unwrap_or(0);
+        let started = !matches!(*portal.state().lock().await, PortalExecutionState::Initial);
+        if started {
+            return fetch_more(client, &portal, max_rows).await;
+        }
+        let prepared = portal.statement.statement.clone();
+        let declared = self.describe_if_cached(&prepared);
+        let params = portal.parameters.clone();
+        let param_format = portal.parameter_format.clone();
+        let result_format = portal.result_column_format.clone();
+        let (result, status, settings) = self
+            .run(move |s| {
+                let r = execute_portal(s, &prepared, declared.as_deref(), &params, &param_format, &result_format);
+                (r, s.status(), reported_settings(s))
+            })
+            .await?;
+        client.set_transaction_status(wire_status(status));
+        let encoded = result?;
+        for n in encoded.notices {
+            client.feed(n).await?;
+        }
+        self.report_settings(client, settings).await?;
+        if encoded.columns.is_none() || max_rows == 0 || encoded.rows.len() <= max_rows {
+            for row in encoded.rows {
+                client.feed(PgWireBackendMessage::DataRow(row)).await?;
+            }
+            *portal.state().lock().await = PortalExecutionState::Finished;
+            client.send(PgWireBackendMessage::CommandComplete(CommandComplete::new(encoded.tag))).await?;
+            return Ok(());
+        }
+        // More rows than asked for: keep them in the portal for the next Execute.
+        let prefix = tag_without_count(&encoded.tag);
+        let mut response =
+            QueryResponse::new(Arc::new(vec![]), futures::stream::iter(encoded.rows.into_iter().map(Ok)));
+        response.set_command_tag(&prefix);
+        portal.start(response).await;
+        fetch_more(client, &portal, max_rows).await
+    }
+
+    async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        client.portal_store().rm_portal(DEFAULT_NAME);
+        let status = wire_status(self.status());
+        client.set_transaction_status(status);
+        client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status))).await?;
+        Ok(())
+    }
+
+    async fn on_close<C>(&self, client: &mut C, message: Close) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        match message.target_type {
+            TARGET_TYPE_BYTE_STATEMENT => client.portal_store().rm_statement(name),
+            TARGET_TYPE_BYTE_PORTAL => client.portal_store().rm_portal(name),
+            other => {
+                return Err(user_error(
+                    "ERROR",
+                    PROTOCOL_VIOLATION,
+                    &format!("invalid CLOSE message subtype {}", other as char),
+                ))
+            }
+        }
+        client.send(PgWireBackendMessage::CloseComplete(CloseComplete::new())).await?;
+        Ok(())
+    }
+
+    async fn do_query<C>(
+        &self,
+        _client: &mut C,
+        _portal: &Portal<Arc<Prepared>>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        unreachable!("on_execute answers Execute itself")
+    }
+}
+
+impl Connection {
+    /// The described columns, if this statement was described (the client then decodes by them).
+    fn describe_if_cached(&self, prepared: &Prepared) -> Option<Vec<ResultColumn>> {
+        prepared.cached_description().flatten()
+    }
+}
+
+/// Sends up to `max_rows` more rows of a started portal, then PortalSuspended or
+/// CommandComplete.
+async fn fetch_more<C>(client: &mut C, portal: &Portal<Arc<Prepared>>, max_rows: usize) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    if matches!(*portal.state().lock().await, PortalExecutionState::Finished) {
+        // PostgreSQL answers a finished portal with an empty completion.
+        client.send(PgWireBackendMessage::CommandComplete(CommandComplete::new("SELECT 0".into()))).await?;
+        return Ok(());
+    }
+    let fetched = portal.fetch(max_rows).await?;
+    let mut response = fetched.response;
+    let prefix = response.command_tag().to_string();
+    let mut sent = 0;
+    while let Some(row) = futures::StreamExt::next(response.data_rows()).await {
+        client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+        sent += 1;
+    }
+    if fetched.suspended {
+        client.send(PgWireBackendMessage::PortalSuspended(PortalSuspended::new())).await?;
+    } else {
+        client.send(PgWireBackendMessage::CommandComplete(Tag::new(&prefix).with_rows(sent).into())).await?;
+    }
+    Ok(())
+}
+
+/// Decodes a portal's parameters, runs its statement and encodes the result.
+fn execute_portal(
+    s: &mut Session,
+    prepared: &Prepared,
+    declared: Option<&[ResultColumn]>,
+    raw: &[Option<Bytes>],
+    param_format: &Format,
+    result_format: &Format,
+) -> PgWireResult<Encoded> {
+    let param_formats = format_codes(param_format, raw.len())?;
+    let params = raw
+        .iter()
+        .enumerate()
+        .map(|(i, b)| codec::decode_param(i, prepared.param_oids[i], param_formats[i], b.as_deref()))
+        .collect::<sql::Result<Vec<Value>>>()
+        .map_err(sql_error)?;
+    let mut results = s.execute_with(&prepared.sql, &params);
+    assert!(results.len() <= 1, "Parse admits one statement");
+    let Some(result) = results.pop() else {
+        return Ok(Encoded { notices: vec![], columns: None, rows: vec![], tag: "EMPTY".into() });
+    };
+    let result = result.map_err(sql_error)?;
+    let ncols = result.columns.as_ref().map_or(0, Vec::len);
+    let formats = format_codes(result_format, ncols)?;
+    encode_result(result, declared, |i| formats[i]).map_err(sql_error)
+}
+
+/// One format code per column from a Bind's codes (none: all text; one: for all).
+fn format_codes(format: &Format, columns: usize) -> PgWireResult<Vec<i16>> {
+    match format {
+        Format::UnifiedText => Ok(vec![FORMAT_TEXT; columns]),
+        Format::UnifiedBinary => Ok(vec![FORMAT_BINARY; columns]),
+        Format::Individual(codes) if codes.len() == columns => {
+            if let Some(bad) = codes.iter().find(|c| **c != FORMAT_TEXT && **c != FORMAT_BINARY) {
+                return Err(user_error("ERROR", PROTOCOL_VIOLATION, &format!("unsupported format code: {bad}")));
+            }
+            Ok(codes.clone())
+        }
+        Format::Individual(codes) => Err(user_error(
+            "ERROR",
+            PROTOCOL_VIOLATION,
+            &format!("bind message has {} result formats but query has {columns} columns", codes.len()),
+        )),
+    }
+}
+
+/// "SELECT 5" -> "SELECT", "INSERT 0 5" -> "INSERT 0": the tag before its row count.
+fn tag_without_count(tag: &str) -> String {
+    match tag.rsplit_once(' ') {
+        Some((head, count)) if count.bytes().all(|b| b.is_ascii_digit()) => head.to_string(),
+        _ => tag.to_string(),
+    }
+}
+
+// ---- Helpers ------------------------------------------------------------------------------
+
+fn reported_settings(s: &Session) -> Vec<(&'static str, String)> {
+    REPORTED_SETTINGS.iter().map(|(wire, key)| (*wire, s.setting(key).unwrap_or_default().to_string())).collect()
+}
+
+fn wire_status(status: TxnStatus) -> TransactionStatus {
+    match status {
+        TxnStatus::Idle => TransactionStatus::Idle,
+        TxnStatus::InBlock => TransactionStatus::Transaction,
+        TxnStatus::Failed => TransactionStatus::Error,
+    }
+}
+
+fn display_name(name: &str) -> &str {
+    if name == DEFAULT_NAME {
+        ""
+    } else {
+        name
+    }
+}
+
+fn statement_not_found(name: &str) -> PgWireError {
+    user_error(
+        "ERROR",
+        codes::INVALID_STATEMENT_NAME,
+        &format!("prepared statement \"{}\" does not exist", display_name(name)),
+    )
+}
+
+fn portal_not_found(name: &str) -> PgWireError {
+    user_error("ERROR", codes::INVALID_CURSOR_NAME, &format!("portal \"{}\" does not exist", display_name(name)))
+}
+
+fn error_info(severity: &str, code: &str, message: &str) -> ErrorInfo {
+    let mut info = ErrorInfo::new(severity.into(), code.into(), message.into());
+    info.severity_nonlocalized = Some(severity.into());
+    info
+}
+
+fn user_error(severity: &str, code: &str, message: &str) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(severity, code, message)))
+}
+
+fn sql_error_info(e: sql::Error) -> ErrorInfo {
+    let mut info = error_info("ERROR", e.code, &e.message);
+    info.detail = e.detail;
+    info.hint = e.hint;
+    info
+}
+
+fn sql_error(e: sql::Error) -> PgWireError {
+    PgWireError::UserError(Box::new(sql_error_info(e)))
+}
+
+fn notice(message: &str) -> PgWireBackendMessage {
+    PgWireBackendMessage::NoticeResponse(NoticeResponse::from(error_info(
+        "NOTICE",
+        codes::SUCCESSFUL_COMPLETION,
+        message,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_lose_their_count() {
+        assert_eq!(tag_without_count("SELECT 5"), "SELECT");
+        assert_eq!(tag_without_count("INSERT 0 5"), "INSERT 0");
+        assert_eq!(tag_without_count("CREATE TABLE"), "CREATE TABLE");
+    }
+
+    #[test]
+    fn format_codes_expand_per_column() {
+        assert_eq!(format_codes(&Format::UnifiedText, 2).unwrap(), vec![0, 0]);
+        assert_eq!(format_codes(&Format::UnifiedBinary, 2).unwrap(), vec![1, 1]);
+        assert_eq!(format_codes(&Format::Individual(vec![0, 1]), 2).unwrap(), vec![0, 1]);
+        assert!(format_codes(&Format::Individual(vec![0, 1]), 3).is_err());
+        assert!(format_codes(&Format::Individual(vec![0, 2]), 2).is_err());
+    }
+}

@@ -1,0 +1,197 @@
+//! Bulwark's PostgreSQL wire-protocol server: psql, drivers and ORMs talk to Bulwark as they
+//! would to PostgreSQL 15.
+//!
+//! # How it works
+//!
+//! ```text
+//!   TcpListener ──accept──► admission (max_connections, else FATAL 53300)
+//!                               │
+//!                               ▼  one tokio task per connection
+//!                  pgwire::tokio::process_socket  (framing, SSL refusal, message loop)
+//!                               │
+//!              ┌────────────────┼──────────────────────┐
+//!        StartupHandler   SimpleQueryHandler    ExtendedQueryHandler
+//!        (trust auth,     (Query: many          (Parse/Bind/Describe/
+//!         database check)  statements)           Execute/Sync/Close)
+//!                               │
+//!                               ▼  spawn_blocking: sessions are synchronous and may wait on
+//!                   Arc<Mutex<sql::Session>>      row locks, never on the async executor
+//! ```
+//!
+//! [pgwire] parses and frames messages and keeps the prepared statements and portals of each
+//! connection; everything that decides what the client sees (results, errors, the transaction
+//! status in ReadyForQuery) is in [`connection`], driven by the connection's [`sql::Session`].
+//! Values are encoded in [`codec`], in text or binary as the client asks per column.
+//!
+//! # Shutdown
+//!
+//! [`Server::run`] returns when its shutdown future completes: it stops accepting, refuses new
+//! statements (FATAL 57P01), waits up to [`Config::drain_timeout`] for running statements to
+//! finish, then closes every connection. The caller checkpoints.
+//!
+//! # Left out (for now)
+//!
+//! - Authentication is `trust`: any user name is accepted, so the server refuses to listen on
+//!   anything but a loopback address. Passwords (SCRAM) and TLS come next.
+//! - Parameter types are not inferred: a `$n` the client did not type is described as `text`
+//!   and arrives as a text value the SQL layer types from context.
+//! - Results are materialized before they are sent (no streaming); `Execute` with a row limit
+//!   is served from the materialized rows (PortalSuspended).
+//! - No query cancellation (CancelRequest is ignored), no COPY, no notifications.
+
+pub mod codec;
+pub mod connection;
+
+use connection::{Connection, Handlers, Refusal, Shared};
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+/// The only database name a client may connect to.
+pub const DATABASE_NAME: &str = "bulwark";
+/// The default listen address.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:5433";
+/// The default connection limit.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100;
+/// How long shutdown waits for running statements by default.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause after a failed `accept` (e.g. out of file descriptors), so the loop does not spin.
+const ACCEPT_ERROR_BACKOFF_MS: u64 = 100;
+/// How often shutdown checks whether running statements have finished.
+const DRAIN_POLL_MS: u64 = 20;
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on, `host:port`. Must be a loopback address while authentication
+    /// is `trust`.
+    pub addr: String,
+    /// Connections served at once; the next one gets FATAL 53300.
+    pub max_connections: usize,
+    /// How long shutdown waits for running statements before closing connections.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            addr: DEFAULT_ADDR.into(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+}
+
+/// A bound server, ready to [`run`](Server::run).
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    max_connections: usize,
+    drain_timeout: Duration,
+}
+
+impl Server {
+    /// Binds the listening socket. Fails if the address is not loopback (trust authentication
+    /// would let anyone on the network in) or cannot be bound.
+    pub async fn bind(db: sql::Database, config: Config) -> io::Result<Server> {
+        assert!(config.max_connections > 0, "max_connections must be at least 1");
+        let addrs = listen_addrs(&config.addr)?;
+        let listener = TcpListener::bind(&addrs[..]).await?;
+        Ok(Server {
+            listener,
+            shared: Arc::new(Shared::new(db)),
+            max_connections: config.max_connections,
+            drain_timeout: config.drain_timeout,
+        })
+    }
+
+    /// The address the server listens on (useful with port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves connections until `shutdown` completes, then drains (see the module docs).
+    /// Errors of one connection are logged and close only that connection.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let Server { listener, shared, max_connections, drain_timeout } = self;
+        let slots = Arc::new(Semaphore::new(max_connections));
+        let mut tasks = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Err(e) = done {
+                        if e.is_panic() {
+                            eprintln!("bulwark: a connection task panicked; that connection is closed");
+                        }
+                    }
+                }
+                accepted = listener.accept() => match accepted {
+                    Ok((socket, peer)) => {
+                        let shared = shared.clone();
+                        match slots.clone().try_acquire_owned() {
+                            Ok(permit) => tasks.spawn(async move {
+                                let handlers = Handlers(Arc::new(Connection::new(shared, permit)));
+                                if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                                    eprintln!("bulwark: connection from {peer}: {e}");
+                                }
+                            }),
+                            Err(_) => tasks.spawn(async move {
+                                if let Err(e) = pgwire::tokio::process_socket(socket, None, Refusal).await {
+                                    eprintln!("bulwark: connection from {peer}: {e}");
+                                }
+                            }),
+                        };
+                    }
+                    Err(e) => {
+                        eprintln!("bulwark: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(ACCEPT_ERROR_BACKOFF_MS)).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        shared.shutting_down.store(true, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + drain_timeout;
+        while shared.in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(DRAIN_POLL_MS)).await;
+        }
+        let still_running = shared.in_flight.load(Ordering::SeqCst);
+        if still_running > 0 {
+            eprintln!("bulwark: {still_running} statement(s) still running after {drain_timeout:?}; closing anyway");
+        }
+        tasks.shutdown().await;
+        Ok(())
+    }
+}
+
+/// Resolves a listen address, refusing any that is not loopback: authentication is `trust`,
+/// so anyone who can reach the port gets in.
+pub fn listen_addrs(addr: &str) -> io::Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
+    if addrs.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{addr}: no address")));
+    }
+    if let Some(a) = addrs.iter().find(|a| !a.ip().is_loopback()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "refusing to listen on {a}: trust authentication is only allowed on loopback addresses; \
+                 bind to 127.0.0.1 (--pg-addr 127.0.0.1:5433) or configure passwords (not yet supported)"
+            ),
+        ));
+    }
+    Ok(addrs)
+}
+
+/// Binds `config.addr` and serves `db` until `shutdown` completes.
+pub async fn serve(db: sql::Database, config: Config, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    Server::bind(db, config).await?.run(shutdown).await
+}

@@ -1,0 +1,104 @@
+//! The server in-process, spoken to by tokio-postgres: simple-protocol replies and shutdown.
+
+use std::sync::Arc;
+use tokio_postgres::{NoTls, SimpleQueryMessage};
+
+/// Starts a server on a free loopback port over a fresh data directory; returns its port, a
+/// shutdown trigger and the server task.
+async fn start(name: &str) -> (u16, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let dir = std::env::temp_dir().join(format!("bulwark-wire-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = sql::Database::open(Arc::new(storage::vfs::RealVfs), &dir, txn::EngineOptions::default()).unwrap();
+    let config = server::Config { addr: "127.0.0.1:0".into(), ..Default::default() };
+    let server = server::Server::bind(db, config).await.unwrap();
+    let port = server.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    (port, stop, task)
+}
+
+async fn connect(port: u16) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::Config::new()
+        .host("127.0.0.1")
+        .port(port)
+        .user("bulwark")
+        .dbname("bulwark")
+        .connect(NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+fn tags(messages: &[SimpleQueryMessage]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| match m {
+            SimpleQueryMessage::Row(r) => format!("row {}", r.get(0).unwrap_or("NULL")),
+            SimpleQueryMessage::CommandComplete(n) => format!("complete {n}"),
+            SimpleQueryMessage::RowDescription(_) => "description".into(),
+            _ => "other".into(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn simple_queries_reply_per_statement_and_stop_at_an_error() {
+    let (port, stop, task) = start("simple").await;
+    let client = connect(port).await;
+    let out = client
+        .simple_query(
+            "CREATE TABLE t (id int primary key); INSERT INTO t VALUES (1), (2); SELECT id FROM t ORDER BY id",
+        )
+        .await
+        .unwrap();
+    assert_eq!(tags(&out), ["complete 0", "complete 2", "description", "row 1", "row 2", "complete 2"]);
+
+    // Statements after an error are not run.
+    let err = client.simple_query("INSERT INTO t VALUES (3); SELECT 1/0; INSERT INTO t VALUES (4)").await.unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("22012"));
+    let out = client.simple_query("SELECT count(*) FROM t").await.unwrap();
+    assert_eq!(tags(&out), ["description", "row 3", "complete 1"]);
+
+    // An empty query is answered (EmptyQueryResponse, which tokio-postgres reports as a
+    // completion of 0 rows), not run.
+    assert_eq!(tags(&client.simple_query("").await.unwrap()), ["complete 0"]);
+    assert_eq!(tags(&client.simple_query(" ; ").await.unwrap()), ["complete 0"]);
+
+    // NULL arrives as NULL.
+    let out = client.simple_query("SELECT NULL").await.unwrap();
+    assert_eq!(tags(&out), ["description", "row NULL", "complete 1"]);
+
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn extended_protocol_checks_parameters_and_statements() {
+    let (port, stop, task) = start("extended").await;
+    let client = connect(port).await;
+    client.batch_execute("CREATE TABLE t (id int primary key, v text)").await.unwrap();
+
+    // Untyped parameters are counted from the text and described as text.
+    let st = client.prepare("INSERT INTO t VALUES ($1::int, $2)").await.unwrap();
+    assert_eq!(st.params(), [tokio_postgres::types::Type::TEXT, tokio_postgres::types::Type::TEXT]);
+    assert!(st.columns().is_empty());
+    client.execute(&st, &[&"7", &"seven"]).await.unwrap();
+
+    // One statement per Parse; syntax errors surface at Parse.
+    let err = client.prepare("SELECT 1; SELECT 2").await.unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("42601"));
+    let err = client.prepare("SELEC 1").await.unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("42601"));
+    let err = client.prepare("SELECT * FROM missing").await.unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("42P01"));
+
+    // The connection is still usable after errors.
+    let row = client.query_one("SELECT v FROM t WHERE id = 7", &[]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "seven");
+
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
