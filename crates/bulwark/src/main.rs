@@ -49,6 +49,9 @@ struct StartArgs {
     /// Connections served at once; the next one is refused with 53300.
     #[arg(long, default_value_t = server::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+    /// Address of the HTTP endpoint (/metrics, /health/live, /health/ready, /status).
+    #[arg(long, default_value = server::http::DEFAULT_HTTP_ADDR)]
+    http_addr: String,
 }
 
 #[derive(Subcommand)]
@@ -107,13 +110,26 @@ fn start(args: &StartArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let config =
-        server::Config { addr: args.pg_addr.clone(), max_connections: args.max_connections, ..Default::default() };
+    let config = server::Config {
+        addr: args.pg_addr.clone(),
+        max_connections: args.max_connections,
+        http_addr: Some(args.http_addr.clone()),
+        status_settings: vec![
+            ("data_dir", args.data_dir.display().to_string()),
+            ("pg_addr", args.pg_addr.clone()),
+            ("http_addr", args.http_addr.clone()),
+            ("max_connections", args.max_connections.to_string()),
+        ],
+        ..Default::default()
+    };
     let served = runtime.block_on(async {
         let server = server::Server::bind(db.clone(), config).await?;
         let addr = server.local_addr()?;
         println!("bulwark: serving {} on {addr}", args.data_dir.display());
         println!("connect with: psql -h {} -p {} -U bulwark bulwark", addr.ip(), addr.port());
+        if let Some(http) = server.http_addr() {
+            println!("metrics at: http://{http}/metrics (also /health/live, /health/ready, /status)");
+        }
         server.run(shutdown_signal()).await
     });
     if let Err(e) = served {
@@ -155,15 +171,22 @@ fn check(dir: &std::path::Path) -> ExitCode {
         eprintln!("{}: no Bulwark data directory here (no {})", dir.display(), storage::btree::DATA_FILE);
         return ExitCode::FAILURE;
     }
-    let opts = storage::StoreOptions { checkpoint_interval: None, checkpoint_log_bytes: None, ..Default::default() };
-    let store = match storage::Store::open(Arc::new(storage::vfs::RealVfs), dir, opts) {
-        Ok(s) => s,
+    // Open through the transaction layer: the log holds its commands, replayed the way they
+    // were first applied.
+    let opts = txn::EngineOptions {
+        store: storage::StoreOptions { checkpoint_interval: None, checkpoint_log_bytes: None, ..Default::default() },
+        vacuum_interval: None,
+        ..Default::default()
+    };
+    let engine = match txn::Engine::open(Arc::new(storage::vfs::RealVfs), dir, opts) {
+        Ok(e) => e,
         Err(e) => {
             eprintln!("problem: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match storage::store::check_tree(&store) {
+    let store = engine.store();
+    match storage::store::check_tree(store) {
         Ok(pages) => {
             let s = store.stats();
             println!(

@@ -20,22 +20,26 @@ const SHUTDOWN_WAIT_MS_MAX: u64 = 10_000;
 struct ServerProcess {
     child: Child,
     port: u16,
+    http_port: u16,
 }
 
 impl ServerProcess {
     fn start(dir: &Path, extra: &[&str]) -> ServerProcess {
         let port = free_port();
+        let http_port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
             .arg("start")
             .arg("--data-dir")
             .arg(dir)
             .arg("--pg-addr")
             .arg(format!("127.0.0.1:{port}"))
+            .arg("--http-addr")
+            .arg(format!("127.0.0.1:{http_port}"))
             .args(extra)
             .stdout(Stdio::null())
             .spawn()
             .expect("start bulwark");
-        let mut server = ServerProcess { child, port };
+        let mut server = ServerProcess { child, port, http_port };
         let deadline = Instant::now() + Duration::from_millis(STARTUP_WAIT_MS_MAX);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Some(status) = server.child.try_wait().unwrap() {
@@ -365,4 +369,77 @@ async fn binary_results_for_each_type_and_portals_with_row_limits() {
     }
     assert_eq!(seen, vec![1, 2, 3, 4, 5]);
     tx.commit().await.unwrap();
+}
+
+/// One HTTP GET to the server's endpoint: (status line, body).
+fn http_get(port: u16, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the HTTP endpoint");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    (head.lines().next().unwrap_or("").to_string(), body.to_string())
+}
+
+#[test]
+fn http_endpoint_serves_metrics_health_and_status() {
+    let dir = TempDir::new("http");
+    let server = ServerProcess::start(&dir.0, &[]);
+    let out = server.psql(&["-c", "CREATE TABLE m (id int primary key)", "-c", "INSERT INTO m VALUES (1)"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = server.psql(&["-c", "INSERT INTO m VALUES (1)"]);
+    assert!(!out.status.success());
+
+    let (status, body) = http_get(server.http_port, "/metrics");
+    assert!(status.contains("200"), "{status}");
+    for needle in [
+        "bulwark_statements_total{kind=\"INSERT\"} 1",
+        "bulwark_errors_total{sqlstate_class=\"23\"} 1",
+        "bulwark_commits_total 2",
+        "bulwark_wal_fsync_seconds_total",
+        "bulwark_buffer_pool_hit_ratio",
+        "bulwark_checkpoints_total",
+        "bulwark_deadlocks_total 0",
+        "bulwark_dead_versions_found_total",
+        "bulwark_statement_duration_seconds_bucket{le=\"+Inf\"} 3",
+    ] {
+        assert!(body.contains(needle), "/metrics lacks {needle}:\n{body}");
+    }
+    let connections = body
+        .lines()
+        .find_map(|l| l.strip_prefix("bulwark_connections_total "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .expect("bulwark_connections_total");
+    assert!(connections >= 2.0, "two psql runs connected: {connections}");
+    let (status, body) = http_get(server.http_port, "/health/live");
+    assert!(status.contains("200") && body.contains("ok"), "{status} {body}");
+    let (status, _) = http_get(server.http_port, "/health/ready");
+    assert!(status.contains("200"), "{status}");
+    let (status, body) = http_get(server.http_port, "/status");
+    assert!(status.contains("200"), "{status}");
+    assert!(body.contains("\"role\":\"leader\"") && body.contains("\"applied_index\":2"), "{body}");
+    let (status, _) = http_get(server.http_port, "/nope");
+    assert!(status.contains("404"), "{status}");
+}
+
+#[test]
+fn check_is_clean_after_sigkill() {
+    let dir = TempDir::new("check");
+    let mut server = ServerProcess::start(&dir.0, &[]);
+    let out = server.psql(&[
+        "-c",
+        "CREATE TABLE k (id serial primary key, v text unique)",
+        "-c",
+        "INSERT INTO k (v) VALUES ('row1'), ('row2'), ('row3')",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    server.child.kill().unwrap(); // SIGKILL: nothing checkpointed, everything in the log
+    server.child.wait().unwrap();
+    let check = Command::new(env!("CARGO_BIN_EXE_bulwark")).args(["check", "--data-dir"]).arg(&dir.0).output().unwrap();
+    assert!(check.status.success(), "bulwark check failed: {}{}", stdout(&check), stderr(&check));
+    assert!(stdout(&check).contains("ok:"), "{}", stdout(&check));
+    let server = ServerProcess::start(&dir.0, &[]);
+    let out = server.psql(&["-c", "SELECT count(*) FROM k"]);
+    assert_eq!(stdout(&out).trim(), "3", "{}", stderr(&out));
 }

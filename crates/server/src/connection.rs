@@ -98,6 +98,8 @@ pub(crate) struct Shared {
     pub(crate) shutting_down: AtomicBool,
     /// The next BackendKeyData process id.
     next_pid: AtomicI32,
+    /// Counters for /metrics.
+    pub(crate) metrics: crate::http::Metrics,
 }
 
 impl Shared {
@@ -107,6 +109,7 @@ impl Shared {
             in_flight: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
             next_pid: AtomicI32::new(1),
+            metrics: crate::http::Metrics::default(),
         }
     }
 }
@@ -418,7 +421,8 @@ impl SimpleQueryHandler for Connection {
                 settings: vec![],
             }
         } else {
-            self.run(move |s| simple_query(s, &sql)).await?
+            let shared = self.shared.clone();
+            self.run(move |s| simple_query(s, &sql, &shared.metrics)).await?
         };
         for m in outcome.messages {
             client.feed(m).await?;
@@ -443,8 +447,13 @@ impl SimpleQueryHandler for Connection {
 }
 
 /// Runs every statement of a simple Query; replies in order, stopping at the first error.
-fn simple_query(s: &mut Session, sql: &str) -> Outcome {
+fn simple_query(s: &mut Session, sql: &str, metrics: &crate::http::Metrics) -> Outcome {
+    let start = std::time::Instant::now();
     let results = s.execute_with(sql, &[]);
+    let each = start.elapsed() / results.len().max(1) as u32;
+    for r in &results {
+        metrics.statement(r.as_ref().map(|q| q.tag.as_str()).map_err(|e| e.code), each);
+    }
     let mut messages = Vec::new();
     if results.is_empty() {
         messages.push(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()));
@@ -647,9 +656,16 @@ impl ExtendedQueryHandler for Connection {
         let params = portal.parameters.clone();
         let param_format = portal.parameter_format.clone();
         let result_format = portal.result_column_format.clone();
+        let shared = self.shared.clone();
         let (result, status, settings) = self
             .run(move |s| {
+                let start = std::time::Instant::now();
                 let r = execute_portal(s, &prepared, declared.as_deref(), &params, &param_format, &result_format);
+                let outcome = match &r {
+                    Ok(encoded) => Ok(encoded.tag.as_str()),
+                    Err(_) => Err("XX"),
+                };
+                shared.metrics.statement(outcome, start.elapsed());
                 (r, s.status(), reported_settings(s))
             })
             .await?;

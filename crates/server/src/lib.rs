@@ -41,6 +41,7 @@
 
 pub mod codec;
 pub mod connection;
+pub mod http;
 
 use connection::{Connection, Handlers, Refusal, Shared};
 use std::future::Future;
@@ -76,6 +77,11 @@ pub struct Config {
     pub max_connections: usize,
     /// How long shutdown waits for running statements before closing connections.
     pub drain_timeout: Duration,
+    /// Address of the HTTP endpoint (/metrics, /health/live, /health/ready, /status);
+    /// None: no HTTP endpoint. Loopback only, like `addr`.
+    pub http_addr: Option<String>,
+    /// Settings reported by /status.
+    pub status_settings: Vec<(&'static str, String)>,
 }
 
 impl Default for Config {
@@ -84,6 +90,8 @@ impl Default for Config {
             addr: DEFAULT_ADDR.into(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            http_addr: None,
+            status_settings: vec![],
         }
     }
 }
@@ -91,6 +99,8 @@ impl Default for Config {
 /// A bound server, ready to [`run`](Server::run).
 pub struct Server {
     listener: TcpListener,
+    http: Option<TcpListener>,
+    status_settings: Vec<(&'static str, String)>,
     shared: Arc<Shared>,
     max_connections: usize,
     drain_timeout: Duration,
@@ -103,8 +113,14 @@ impl Server {
         assert!(config.max_connections > 0, "max_connections must be at least 1");
         let addrs = listen_addrs(&config.addr)?;
         let listener = TcpListener::bind(&addrs[..]).await?;
+        let http = match &config.http_addr {
+            Some(a) => Some(TcpListener::bind(&listen_addrs(a)?[..]).await?),
+            None => None,
+        };
         Ok(Server {
             listener,
+            http,
+            status_settings: config.status_settings.clone(),
             shared: Arc::new(Shared::new(db)),
             max_connections: config.max_connections,
             drain_timeout: config.drain_timeout,
@@ -116,10 +132,22 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// The address of the HTTP endpoint, if there is one.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves connections until `shutdown` completes, then drains (see the module docs).
     /// Errors of one connection are logged and close only that connection.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-        let Server { listener, shared, max_connections, drain_timeout } = self;
+        let Server { listener, http, status_settings, shared, max_connections, drain_timeout } = self;
+        let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
+        if let Some(http) = http {
+            let mut stopped = http_stopped.clone();
+            tokio::spawn(http::serve_http(http, shared.clone(), status_settings, async move {
+                let _ = stopped.changed().await;
+            }));
+        }
         let slots = Arc::new(Semaphore::new(max_connections));
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
@@ -136,14 +164,18 @@ impl Server {
                 accepted = listener.accept() => match accepted {
                     Ok((socket, peer)) => {
                         let shared = shared.clone();
+                        shared.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
                         match slots.clone().try_acquire_owned() {
                             Ok(permit) => tasks.spawn(async move {
-                                let handlers = Handlers(Arc::new(Connection::new(shared, permit)));
+                                shared.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+                                let handlers = Handlers(Arc::new(Connection::new(shared.clone(), permit)));
                                 if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
                                     eprintln!("bulwark: connection from {peer}: {e}");
                                 }
+                                shared.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
                             }),
                             Err(_) => tasks.spawn(async move {
+                                shared.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
                                 if let Err(e) = pgwire::tokio::process_socket(socket, None, Refusal).await {
                                     eprintln!("bulwark: connection from {peer}: {e}");
                                 }
@@ -159,6 +191,7 @@ impl Server {
         }
         drop(listener);
         shared.shutting_down.store(true, Ordering::SeqCst);
+        let _ = stop_http.send(true);
         let deadline = tokio::time::Instant::now() + drain_timeout;
         while shared.in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(DRAIN_POLL_MS)).await;
