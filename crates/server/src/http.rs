@@ -109,9 +109,27 @@ pub(crate) fn render_metrics(shared: &Shared) -> String {
     let mut out = String::new();
     metric(&mut out, "bulwark_up", "gauge", "1 while the server runs.", &one(1u32));
     metric(&mut out, "bulwark_uptime_seconds", "gauge", "Seconds since start.", &one(m.uptime().as_secs_f64()));
-    metric(&mut out, "bulwark_connections_open", "gauge", "Client connections open.", &one(m.connections_open.load(Ordering::Relaxed) as f64));
-    metric(&mut out, "bulwark_connections_total", "counter", "Client connections accepted.", &one(m.connections_total.load(Ordering::Relaxed) as f64));
-    metric(&mut out, "bulwark_connections_refused_total", "counter", "Connections refused by max_connections (53300).", &one(m.connections_refused.load(Ordering::Relaxed) as f64));
+    metric(
+        &mut out,
+        "bulwark_connections_open",
+        "gauge",
+        "Client connections open.",
+        &one(m.connections_open.load(Ordering::Relaxed) as f64),
+    );
+    metric(
+        &mut out,
+        "bulwark_connections_total",
+        "counter",
+        "Client connections accepted.",
+        &one(m.connections_total.load(Ordering::Relaxed) as f64),
+    );
+    metric(
+        &mut out,
+        "bulwark_connections_refused_total",
+        "counter",
+        "Connections refused by max_connections (53300).",
+        &one(m.connections_refused.load(Ordering::Relaxed) as f64),
+    );
     let statements: Vec<(String, f64)> = m
         .statements
         .lock()
@@ -138,7 +156,13 @@ pub(crate) fn render_metrics(shared: &Shared) -> String {
     hist.push(("_count".into(), count));
     metric(&mut out, "bulwark_statement_duration_seconds", "histogram", "Statement latency.", &hist);
     metric(&mut out, "bulwark_commits_total", "counter", "Transactions committed with writes.", &one(e.commits as f64));
-    metric(&mut out, "bulwark_read_only_commits_total", "counter", "Transactions committed without writes.", &one(e.read_only_commits as f64));
+    metric(
+        &mut out,
+        "bulwark_read_only_commits_total",
+        "counter",
+        "Transactions committed without writes.",
+        &one(e.read_only_commits as f64),
+    );
     metric(&mut out, "bulwark_rollbacks_total", "counter", "Transactions rolled back.", &one(e.rollbacks as f64));
     metric(
         &mut out,
@@ -152,27 +176,117 @@ pub(crate) fn render_metrics(shared: &Shared) -> String {
             ("{cause=\"lock_timeout\"}".into(), e.locks.timeouts as f64),
         ],
     );
-    metric(&mut out, "bulwark_lock_waits_total", "counter", "Row lock requests that waited.", &one(e.locks.waits as f64));
-    metric(&mut out, "bulwark_deadlocks_total", "counter", "Deadlocks detected (one victim each).", &one(e.locks.deadlocks as f64));
+    metric(
+        &mut out,
+        "bulwark_lock_waits_total",
+        "counter",
+        "Row lock requests that waited.",
+        &one(e.locks.waits as f64),
+    );
+    metric(
+        &mut out,
+        "bulwark_deadlocks_total",
+        "counter",
+        "Deadlocks detected (one victim each).",
+        &one(e.locks.deadlocks as f64),
+    );
     metric(&mut out, "bulwark_locked_rows", "gauge", "Rows locked now.", &one(e.locks.locked_rows as f64));
     metric(&mut out, "bulwark_open_transactions", "gauge", "Transactions open now.", &one(e.open_transactions as f64));
-    metric(&mut out, "bulwark_dead_versions_found_total", "counter", "Dead row versions found by vacuum.", &one(e.dead_versions_found as f64));
-    metric(&mut out, "bulwark_dead_versions_reclaimed_total", "counter", "Dead row versions removed by vacuum.", &one(e.dead_versions_reclaimed as f64));
-    metric(&mut out, "bulwark_vacuum_held_back_entries", "gauge", "Log entries between the applied index and the oldest snapshot.", &one(e.vacuum_held_back_by as f64));
+    metric(
+        &mut out,
+        "bulwark_dead_versions_found_total",
+        "counter",
+        "Dead row versions found by vacuum.",
+        &one(e.dead_versions_found as f64),
+    );
+    metric(
+        &mut out,
+        "bulwark_dead_versions_reclaimed_total",
+        "counter",
+        "Dead row versions removed by vacuum.",
+        &one(e.dead_versions_reclaimed as f64),
+    );
+    metric(
+        &mut out,
+        "bulwark_vacuum_held_back_entries",
+        "gauge",
+        "Log entries between the applied index and the oldest snapshot.",
+        &one(e.vacuum_held_back_by as f64),
+    );
     metric(&mut out, "bulwark_applied_index", "gauge", "The last applied log index.", &one(s.applied_index as f64));
-    metric(&mut out, "bulwark_wal_bytes", "gauge", "Bytes in the write-ahead log's segments.", &one(s.wal_bytes as f64));
-    metric(&mut out, "bulwark_wal_appends_total", "counter", "Records appended to the log.", &one(s.wal.appends as f64));
+    metric(
+        &mut out,
+        "bulwark_wal_bytes",
+        "gauge",
+        "Bytes in the write-ahead log's segments.",
+        &one(s.wal_bytes as f64),
+    );
+    metric(
+        &mut out,
+        "bulwark_wal_appends_total",
+        "counter",
+        "Records appended to the log.",
+        &one(s.wal.appends as f64),
+    );
     metric(&mut out, "bulwark_wal_fsyncs_total", "counter", "fdatasync calls on the log.", &one(s.wal.fsyncs as f64));
-    metric(&mut out, "bulwark_wal_fsync_seconds_total", "counter", "Time spent in log fdatasync.", &one(s.wal.fsync_nanos_total as f64 / 1e9));
-    metric(&mut out, "bulwark_wal_fsync_seconds_max", "gauge", "Longest log fdatasync.", &one(s.wal.fsync_nanos_max as f64 / 1e9));
-    metric(&mut out, "bulwark_buffer_pool_hits_total", "counter", "Page lookups served from memory.", &one(s.pool.hits as f64));
-    metric(&mut out, "bulwark_buffer_pool_misses_total", "counter", "Page lookups that read the disk.", &one(s.pool.misses as f64));
+    metric(
+        &mut out,
+        "bulwark_wal_fsync_seconds_total",
+        "counter",
+        "Time spent in log fdatasync.",
+        &one(s.wal.fsync_nanos_total as f64 / 1e9),
+    );
+    metric(
+        &mut out,
+        "bulwark_wal_fsync_seconds_max",
+        "gauge",
+        "Longest log fdatasync.",
+        &one(s.wal.fsync_nanos_max as f64 / 1e9),
+    );
+    metric(
+        &mut out,
+        "bulwark_buffer_pool_hits_total",
+        "counter",
+        "Page lookups served from memory.",
+        &one(s.pool.hits as f64),
+    );
+    metric(
+        &mut out,
+        "bulwark_buffer_pool_misses_total",
+        "counter",
+        "Page lookups that read the disk.",
+        &one(s.pool.misses as f64),
+    );
     metric(&mut out, "bulwark_buffer_pool_hit_ratio", "gauge", "hits / (hits + misses).", &one(s.pool.hit_ratio()));
     metric(&mut out, "bulwark_checkpoints_total", "counter", "Checkpoints completed.", &one(s.checkpoints as f64));
-    metric(&mut out, "bulwark_checkpoint_failures_total", "counter", "Checkpoints that failed.", &one(s.checkpoint_failures as f64));
-    metric(&mut out, "bulwark_checkpoint_last_seconds", "gauge", "Duration of the last checkpoint.", &one(s.checkpoint_last_micros as f64 / 1e6));
-    metric(&mut out, "bulwark_checkpoint_max_seconds", "gauge", "Longest checkpoint.", &one(s.checkpoint_max_micros as f64 / 1e6));
-    metric(&mut out, "bulwark_storage_fenced", "gauge", "1 if an fsync failure fenced the store (writes refused).", &one(s.poisoned.is_some() as u32));
+    metric(
+        &mut out,
+        "bulwark_checkpoint_failures_total",
+        "counter",
+        "Checkpoints that failed.",
+        &one(s.checkpoint_failures as f64),
+    );
+    metric(
+        &mut out,
+        "bulwark_checkpoint_last_seconds",
+        "gauge",
+        "Duration of the last checkpoint.",
+        &one(s.checkpoint_last_micros as f64 / 1e6),
+    );
+    metric(
+        &mut out,
+        "bulwark_checkpoint_max_seconds",
+        "gauge",
+        "Longest checkpoint.",
+        &one(s.checkpoint_max_micros as f64 / 1e6),
+    );
+    metric(
+        &mut out,
+        "bulwark_storage_fenced",
+        "gauge",
+        "1 if an fsync failure fenced the store (writes refused).",
+        &one(s.poisoned.is_some() as u32),
+    );
     out
 }
 
@@ -249,7 +363,9 @@ async fn handle(mut socket: tokio::net::TcpStream, shared: Arc<Shared>, settings
                 let shutting_down = shared.shutting_down.load(Ordering::SeqCst);
                 match (fenced, shutting_down) {
                     (None, false) => response("200 OK", "text/plain", "ready\n"),
-                    (Some(why), _) => response("503 Service Unavailable", "text/plain", &format!("storage fenced: {why}\n")),
+                    (Some(why), _) => {
+                        response("503 Service Unavailable", "text/plain", &format!("storage fenced: {why}\n"))
+                    }
                     (None, true) => response("503 Service Unavailable", "text/plain", "shutting down\n"),
                 }
             }
