@@ -129,6 +129,68 @@ pub enum Statement {
     },
     /// TRUNCATE.
     Truncate(Vec<String>),
+    /// ALTER TABLE name action, ...
+    AlterTable {
+        /// Table name.
+        name: String,
+        /// IF EXISTS.
+        if_exists: bool,
+        /// The actions, applied in order.
+        actions: Vec<AlterAction>,
+    },
+}
+
+/// One action of ALTER TABLE.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlterAction {
+    /// ADD [COLUMN] [IF NOT EXISTS] column, with its column constraints.
+    AddColumn {
+        /// The column.
+        column: ColumnDef,
+        /// Constraints written on the column (PRIMARY KEY, UNIQUE, CHECK, REFERENCES).
+        constraints: Vec<TableConstraint>,
+        /// IF NOT EXISTS.
+        if_not_exists: bool,
+    },
+    /// DROP [COLUMN] [IF EXISTS] name.
+    DropColumn {
+        /// Column name.
+        name: String,
+        /// IF EXISTS.
+        if_exists: bool,
+    },
+    /// RENAME [COLUMN] old TO new.
+    RenameColumn {
+        /// Current name.
+        old: String,
+        /// New name.
+        new: String,
+    },
+    /// RENAME TO new.
+    RenameTable(String),
+    /// ADD table_constraint.
+    AddConstraint(TableConstraint),
+    /// DROP CONSTRAINT [IF EXISTS] name.
+    DropConstraint {
+        /// Constraint name.
+        name: String,
+        /// IF EXISTS.
+        if_exists: bool,
+    },
+    /// ALTER [COLUMN] c SET DEFAULT expr (Some) / DROP DEFAULT (None).
+    SetDefault {
+        /// Column name.
+        column: String,
+        /// The new default.
+        default: Option<Expr>,
+    },
+    /// ALTER [COLUMN] c SET NOT NULL (true) / DROP NOT NULL (false).
+    SetNotNull {
+        /// Column name.
+        column: String,
+        /// SET (true) or DROP (false).
+        not_null: bool,
+    },
 }
 
 /// A column definition.

@@ -178,6 +178,53 @@ pub fn visit(e: &Expr, f: &mut dyn FnMut(&Expr)) {
     }
 }
 
+/// Like [`visit`], with mutable access (used to rename columns in stored expressions).
+pub fn visit_mut(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) {
+    f(e);
+    match e {
+        Expr::Unary { expr, .. } | Expr::Cast { expr, .. } | Expr::IsNull { expr, .. } | Expr::IsBool { expr, .. } => {
+            visit_mut(expr, f)
+        }
+        Expr::Binary { left, right, .. } => {
+            visit_mut(left, f);
+            visit_mut(right, f);
+        }
+        Expr::Function { args, .. } => args.iter_mut().for_each(|a| visit_mut(a, f)),
+        Expr::InList { expr, list, .. } => {
+            visit_mut(expr, f);
+            list.iter_mut().for_each(|a| visit_mut(a, f));
+        }
+        Expr::Between { expr, low, high, .. } => {
+            visit_mut(expr, f);
+            visit_mut(low, f);
+            visit_mut(high, f);
+        }
+        Expr::Like { expr, pattern, .. } => {
+            visit_mut(expr, f);
+            visit_mut(pattern, f);
+        }
+        Expr::Case { operand, whens, else_result } => {
+            if let Some(o) = operand {
+                visit_mut(o, f);
+            }
+            for (w, t) in whens {
+                visit_mut(w, f);
+                visit_mut(t, f);
+            }
+            if let Some(e) = else_result {
+                visit_mut(e, f);
+            }
+        }
+        Expr::InSubquery { expr, .. } => visit_mut(expr, f),
+        Expr::Literal(_)
+        | Expr::Column { .. }
+        | Expr::Param(_)
+        | Expr::Default
+        | Expr::Subquery(_)
+        | Expr::Exists { .. } => {}
+    }
+}
+
 /// Plans subqueries for the binder.
 pub trait SubPlanner {
     /// Plans `q` with the given enclosing scopes (outermost first).

@@ -94,7 +94,7 @@ pub fn check_row(exec: &mut Exec<'_>, table: &Table, row: &[Value]) -> Result<()
 }
 
 /// Checks that every foreign key of `row` finds its parent, locking the parent row shared.
-fn check_parents(exec: &mut Exec<'_>, table: &Table, row: &[Value]) -> Result<()> {
+pub(crate) fn check_parents(exec: &mut Exec<'_>, table: &Table, row: &[Value]) -> Result<()> {
     for fk in &table.foreign_keys {
         if fk.columns.iter().any(|&c| row[c].is_null()) {
             continue; // MATCH SIMPLE: a NULL in the key means no check
@@ -329,11 +329,17 @@ fn matching_children(
     let prefix = keys::rows(child.id);
     let end = keycode::prefix_end(&prefix).expect("row prefix has an end");
     let mut out = Vec::new();
-    for (k, v) in exec.txn.scan(Bound::Included(prefix), Bound::Excluded(end), false, usize::MAX)? {
+    // The newest committed children, not just the snapshot's: a child inserted and committed
+    // concurrently must stop the delete. Locking it with the snapshot check turns a child
+    // this snapshot cannot see into 40001 under REPEATABLE READ and SERIALIZABLE.
+    for (k, v) in exec.txn.scan_latest(Bound::Included(prefix), Bound::Excluded(end))? {
         let row = eval::decode_row(&v)?;
         if fk.columns.iter().zip(values).all(|(&c, v)| same(&row[c], v)) {
-            if let Some(Some(latest)) = exec.txn.lock_row_latest(&k, LockMode::Exclusive, WaitPolicy::Wait)? {
-                out.push((k, eval::decode_row(&latest)?));
+            if let Some(Some(latest)) = exec.txn.lock_row(&k, LockMode::Exclusive, WaitPolicy::Wait)? {
+                let latest = eval::decode_row(&latest)?;
+                if fk.columns.iter().zip(values).all(|(&c, v)| same(&latest[c], v)) {
+                    out.push((k, latest));
+                }
             }
         }
     }

@@ -51,8 +51,8 @@ use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, TokenizerError};
 use txn::IsolationLevel;
 
 use crate::ast::{
-    BinaryOp, ColumnDef, Expr, InsertSource, JoinKind, Locking, OnConflict, OrderBy, Query, ReferentialAction, Select,
-    SelectItem, SetExpr, SetOperator, Statement, TableConstraint, TableRef, UnaryOp,
+    AlterAction, BinaryOp, ColumnDef, Expr, InsertSource, JoinKind, Locking, OnConflict, OrderBy, Query,
+    ReferentialAction, Select, SelectItem, SetExpr, SetOperator, Statement, TableConstraint, TableRef, UnaryOp,
 };
 use crate::error::{codes, Error, Result};
 use crate::types::{DataType, Numeric, Value};
@@ -376,6 +376,7 @@ fn statement(s: sql::Statement) -> Result<Vec<Statement>> {
             }
         }
         sql::Statement::Truncate(truncate) => ddl::truncate(truncate)?,
+        sql::Statement::AlterTable(alter) => ddl::alter_table(alter)?,
         sql::Statement::StartTransaction { modes, statements, exception, .. } => {
             if !statements.is_empty() || exception.is_some() {
                 return Err(Error::unsupported("BEGIN ... END blocks"));
@@ -946,6 +947,65 @@ mod ddl {
             columns: key_columns(c.columns)?,
             unique: c.unique,
             if_not_exists: c.if_not_exists,
+        })
+    }
+
+    pub(super) fn alter_table(a: sql::AlterTable) -> Result<Statement> {
+        if a.location.is_some() || a.on_cluster.is_some() || a.table_type.is_some() {
+            return Err(Error::unsupported("this form of ALTER TABLE"));
+        }
+        // ONLY t is t: Bulwark has no table inheritance.
+        let name = relation_name(a.name)?;
+        let actions = a.operations.into_iter().map(alter_action).collect::<Result<_>>()?;
+        Ok(Statement::AlterTable { name, if_exists: a.if_exists, actions })
+    }
+
+    fn alter_action(op: sql::AlterTableOperation) -> Result<AlterAction> {
+        use sql::AlterTableOperation as Op;
+        Ok(match op {
+            Op::AddColumn { if_not_exists, column_def: def, column_position: None, .. } => {
+                let mut constraints = Vec::new();
+                let column = column_def(def, &mut constraints)?;
+                AlterAction::AddColumn { column, constraints, if_not_exists }
+            }
+            Op::DropColumn { column_names, if_exists, drop_behavior, .. } => {
+                if drop_behavior == Some(sql::DropBehavior::Cascade) {
+                    return Err(Error::unsupported("DROP COLUMN ... CASCADE"));
+                }
+                let mut names = idents(column_names);
+                if names.len() != 1 {
+                    return Err(Error::unsupported("dropping several columns in one action"));
+                }
+                AlterAction::DropColumn { name: names.remove(0), if_exists }
+            }
+            Op::RenameColumn { old_column_name, new_column_name } => {
+                AlterAction::RenameColumn { old: ident(old_column_name), new: ident(new_column_name) }
+            }
+            Op::RenameTable { table_name: sql::RenameTableNameKind::To(name) } => {
+                AlterAction::RenameTable(relation_name(name)?)
+            }
+            Op::AddConstraint { constraint, not_valid: false } => {
+                AlterAction::AddConstraint(table_constraint(constraint)?)
+            }
+            Op::DropConstraint { if_exists, name, drop_behavior } => {
+                if drop_behavior == Some(sql::DropBehavior::Cascade) {
+                    return Err(Error::unsupported("DROP CONSTRAINT ... CASCADE"));
+                }
+                AlterAction::DropConstraint { name: ident(name), if_exists }
+            }
+            Op::AlterColumn { column_name, op } => {
+                let column = ident(column_name);
+                match op {
+                    sql::AlterColumnOperation::SetDefault { value } => {
+                        AlterAction::SetDefault { column, default: Some(super::expr(value)?) }
+                    }
+                    sql::AlterColumnOperation::DropDefault => AlterAction::SetDefault { column, default: None },
+                    sql::AlterColumnOperation::SetNotNull => AlterAction::SetNotNull { column, not_null: true },
+                    sql::AlterColumnOperation::DropNotNull => AlterAction::SetNotNull { column, not_null: false },
+                    other => return Err(unsupported_sql("ALTER COLUMN", &other)),
+                }
+            }
+            other => return Err(unsupported_sql("ALTER TABLE action", &other)),
         })
     }
 

@@ -8,6 +8,8 @@
 //!                          error inside a block ─► the block is aborted: 25P02 until ROLLBACK
 //! ```
 
+mod alter;
+
 use crate::ast::{self, Expr, InsertSource, SelectItem, Statement, TableConstraint};
 use crate::bind::{Scope, ScopeColumn};
 use crate::catalog::{self, keys, Column, ForeignKey, Index, Table};
@@ -23,7 +25,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use storage::keycode;
 use storage::vfs::Vfs;
-use txn::{Engine, EngineOptions, IsolationLevel, LockMode, Txn, TxnOptions, WaitPolicy};
+use txn::{Engine, EngineOptions, IsolationLevel, LockMode, SavepointId, Txn, TxnOptions, WaitPolicy};
 
 /// Sequence values handed out per trip to the store (lost on a crash, as PostgreSQL's cache).
 pub const SEQUENCE_CACHE: i64 = 32;
@@ -136,6 +138,8 @@ struct Block {
     txn: Option<Txn>,
     opts: TxnOptions,
     failed: bool,
+    /// Open savepoints, oldest first; a name may repeat (the newest one wins).
+    savepoints: Vec<(String, SavepointId)>,
 }
 
 /// A session: settings and at most one open transaction block.
@@ -230,10 +234,64 @@ impl Session {
         self.settings.get(name).map(String::as_str)
     }
 
+    /// An error inside a block aborts it. Without a savepoint the transaction is rolled
+    /// back at once (locks released); with one it is kept for ROLLBACK TO SAVEPOINT.
     fn fail_block(&mut self) {
         if let Some(b) = &mut self.block {
             b.failed = true;
-            b.txn = None; // rolls back: locks released at once
+            if b.savepoints.is_empty() {
+                b.txn = None;
+            }
+        }
+    }
+
+    /// The block's transaction, started if this is its first statement.
+    fn block_txn(&mut self) -> Result<&mut Txn> {
+        let lock_settings = self.lock_settings();
+        let block = self.block.as_mut().expect("in a block");
+        if block.txn.is_none() {
+            let mut t = self.db.engine.begin(block.opts)?;
+            t.set_lock_settings(lock_settings);
+            block.txn = Some(t);
+        }
+        Ok(block.txn.as_mut().expect("created above"))
+    }
+
+    /// SAVEPOINT, ROLLBACK TO SAVEPOINT and RELEASE SAVEPOINT. ROLLBACK TO is the one
+    /// statement besides ROLLBACK a failed block accepts: it leaves the aborted state.
+    fn savepoint_statement(&mut self, stmt: &Statement) -> Result<QueryResult> {
+        let (what, name) = match stmt {
+            Statement::Savepoint(n) => ("SAVEPOINT", n),
+            Statement::RollbackTo(n) => ("ROLLBACK TO SAVEPOINT", n),
+            Statement::Release(n) => ("RELEASE SAVEPOINT", n),
+            _ => unreachable!("only savepoint statements come here"),
+        };
+        let Some(block) = &self.block else {
+            return Err(Error::new(
+                codes::NO_ACTIVE_SQL_TRANSACTION,
+                format!("{what} can only be used in transaction blocks"),
+            ));
+        };
+        if matches!(stmt, Statement::Savepoint(_)) {
+            let id = self.block_txn()?.savepoint()?;
+            self.block.as_mut().expect("in a block").savepoints.push((name.clone(), id));
+            return Ok(QueryResult::command("SAVEPOINT"));
+        }
+        let Some(pos) = block.savepoints.iter().rposition(|(n, _)| n == name) else {
+            return Err(Error::new(codes::INVALID_SAVEPOINT, format!("savepoint \"{name}\" does not exist")));
+        };
+        let id = block.savepoints[pos].1;
+        let block = self.block.as_mut().expect("in a block");
+        let txn = block.txn.as_mut().expect("a savepoint started the transaction");
+        if matches!(stmt, Statement::RollbackTo(_)) {
+            txn.rollback_to(id)?;
+            block.savepoints.truncate(pos + 1);
+            block.failed = false;
+            Ok(QueryResult::command("ROLLBACK"))
+        } else {
+            txn.release(id)?;
+            block.savepoints.truncate(pos);
+            Ok(QueryResult::command("RELEASE"))
         }
     }
 
@@ -272,7 +330,7 @@ impl Session {
                 if let Some(ro) = read_only {
                     opts.read_only = *ro;
                 }
-                self.block = Some(Block { txn: None, opts, failed: false });
+                self.block = Some(Block { txn: None, opts, failed: false, savepoints: Vec::new() });
                 Ok(QueryResult::command("BEGIN"))
             }
             Statement::Commit => match self.block.take() {
@@ -297,14 +355,23 @@ impl Session {
                 }
                 Ok(r)
             }
+            Statement::RollbackTo(_) => {
+                let r = self.savepoint_statement(stmt);
+                if r.is_err() {
+                    self.fail_block();
+                }
+                r
+            }
             _ if self.block.as_ref().is_some_and(|b| b.failed) => Err(Error::new(
                 codes::IN_FAILED_SQL_TRANSACTION,
                 "current transaction is aborted, commands ignored until end of transaction block",
             )),
-            Statement::Savepoint(_) | Statement::RollbackTo(_) | Statement::Release(_) => {
-                let e = Error::unsupported("SAVEPOINT");
-                self.fail_block();
-                Err(e)
+            Statement::Savepoint(_) | Statement::Release(_) => {
+                let r = self.savepoint_statement(stmt);
+                if r.is_err() {
+                    self.fail_block();
+                }
+                r
             }
             Statement::SetTransaction { isolation, read_only } => match &mut self.block {
                 Some(b) if b.txn.is_none() => {
@@ -343,14 +410,8 @@ impl Session {
     }
 
     fn run_in_block(&mut self, stmt: &Statement, params: &[Value]) -> Result<QueryResult> {
-        let lock_settings = self.lock_settings();
-        let block = self.block.as_mut().expect("in a block");
-        if block.txn.is_none() {
-            let mut t = self.db.engine.begin(block.opts)?;
-            t.set_lock_settings(lock_settings);
-            block.txn = Some(t);
-        }
-        let mut txn = block.txn.take().expect("created above");
+        self.block_txn()?;
+        let mut txn = self.block.as_mut().and_then(|b| b.txn.take()).expect("created above");
         txn.new_statement();
         let r = self.statement(&mut txn, stmt, params);
         if let Some(b) = self.block.as_mut() {
@@ -475,6 +536,7 @@ impl Session {
                 self.delete(txn, table, alias.as_deref(), filter.as_ref(), returning, params)
             }
             Statement::Explain { analyze, statement } => self.explain(txn, *analyze, statement),
+            Statement::AlterTable { name, if_exists, actions } => self.alter_table(txn, name, *if_exists, actions),
             other => Err(Error::unsupported(format!("{other:?}").split([' ', '{', '(']).next().unwrap_or("statement"))),
         }
     }
@@ -695,6 +757,7 @@ impl Session {
                 txn.delete(&keys::index(&index.name))?;
             }
             txn.delete(&keys::index(&table.pk_name))?;
+            self.forget_sequences(&table);
             for c in &table.columns {
                 txn.delete(&sequence_key(&format!("{name}_{}_seq", c.name)))?;
             }
@@ -704,6 +767,16 @@ impl Session {
         let mut r = QueryResult::command("DROP TABLE");
         r.notices = notices;
         Ok(r)
+    }
+
+    /// Drops the cached values of `table`'s sequences, so a table created later under the
+    /// same name starts from its own sequence, not this one's leftovers.
+    fn forget_sequences(&self, table: &Table) {
+        let mut cache = self.db.seq_cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.remove(&format!("{}_rowid_seq", table.name));
+        for c in &table.columns {
+            cache.remove(&format!("{}_{}_seq", table.name, c.name));
+        }
     }
 
     fn delete_all(&self, txn: &mut Txn, table: &Table) -> Result<()> {
@@ -1061,6 +1134,11 @@ impl Session {
     }
 }
 
+/// Drops the cached values of sequence `name` (it was created, moved or dropped).
+fn forget_sequence(session: &Session, name: &str) {
+    session.db.seq_cache.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+}
+
 fn sequence_key(name: &str) -> Vec<u8> {
     [b"Q".as_slice(), name.as_bytes()].concat()
 }
@@ -1212,12 +1290,19 @@ impl Sequences for Session {
     fn nextval(&self, txn: &mut Txn, name: &str) -> Result<i64> {
         let mut cache = self.db.seq_cache.lock().unwrap_or_else(|e| e.into_inner());
         let entry = cache.entry(name.to_string()).or_insert((0, 0));
-        if entry.0 >= entry.1 {
+        let key = sequence_key(name);
+        if entry.0 >= entry.1 || txn.has_written(&key) {
             // Take a block of values in a transaction of its own, committed at once, so the
-            // sequence never rolls back and never conflicts (as in PostgreSQL).
-            let key = sequence_key(name);
+            // sequence never rolls back and never conflicts (as in PostgreSQL). A sequence
+            // this transaction created (or dropped) is locked by it: count inside it, not
+            // in a second transaction that would wait for this one forever.
             let mut own = self.db.engine.begin(TxnOptions::default())?;
-            let block = match own.lock_row_latest(&key, LockMode::Exclusive, WaitPolicy::Wait)? {
+            let locked = if txn.has_written(&key) {
+                None
+            } else {
+                own.lock_row_latest(&key, LockMode::Exclusive, WaitPolicy::Wait)?
+            };
+            let block = match locked {
                 Some(Some(bytes)) => {
                     let next = i64::from_le_bytes(bytes.try_into().map_err(|_| Error::new("XX001", "bad sequence"))?);
                     own.put(&key, &(next + SEQUENCE_CACHE).to_le_bytes())?;
@@ -1266,8 +1351,18 @@ impl Sequences for Session {
         })
     }
 
-    fn setval(&self, _txn: &mut Txn, name: &str, value: i64) -> Result<i64> {
+    fn setval(&self, txn: &mut Txn, name: &str, value: i64) -> Result<i64> {
         let key = sequence_key(name);
+        if txn.has_written(&key) {
+            // Created in this transaction (see nextval): set it inside it.
+            if txn.get(&key)?.is_none() {
+                return Err(Error::new(codes::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist")));
+            }
+            txn.put(&key, &(value + 1).to_le_bytes())?;
+            self.db.seq_cache.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+            self.currvals.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), value);
+            return Ok(value);
+        }
         let mut own = self.db.engine.begin(TxnOptions::default())?;
         match own.lock_row_latest(&key, LockMode::Exclusive, WaitPolicy::Wait)? {
             Some(Some(_)) => {

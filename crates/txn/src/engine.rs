@@ -207,6 +207,7 @@ impl Engine {
             done: false,
             snapshot_taken: false,
             lock_settings: self.inner.opts.locks,
+            sp: Box::default(),
         })
     }
 
@@ -349,7 +350,54 @@ impl Inner {
     }
 }
 
+/// The most savepoints open at once in one transaction.
+pub const SAVEPOINTS_MAX: usize = 10_000;
+
+/// A point inside a transaction that [`Txn::rollback_to`] returns to. Savepoints nest: the
+/// id is the savepoint's depth, and rolling back to or releasing one forgets the deeper
+/// ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SavepointId(usize);
+
+/// A write undone by [`Txn::rollback_to`]: the key and its previous entry in the write set
+/// (None: it had none; Some(None): a delete).
+type UndoEntry = (Vec<u8>, Option<Option<Vec<u8>>>);
+
+/// What a savepoint captured: how long the undo log was and the write-set size.
+#[derive(Debug, Clone, Copy)]
+struct SavepointMark {
+    undo_len: usize,
+    write_bytes: usize,
+}
+
+/// A transaction's open savepoints and the undo log they need.
+#[derive(Default)]
+struct Savepoints {
+    /// Open savepoints, outermost first.
+    marks: Vec<SavepointMark>,
+    /// While a savepoint is open: every write's key and previous entry, oldest first.
+    undo: Vec<UndoEntry>,
+}
+
 /// A transaction. Dropping it without [`Txn::commit`] rolls it back.
+///
+/// # Savepoints
+///
+/// While a savepoint is open every write logs the key's previous entry in the write set
+/// (`undo`); [`Txn::rollback_to`] replays that log backwards to the savepoint's mark. What
+/// it does not undo, on purpose:
+///
+/// - Reads and ranges recorded for SERIALIZABLE validation stay recorded, as PostgreSQL
+///   keeps the predicate locks of a rolled-back subtransaction (what it read may have
+///   shaped what the transaction did next). This can only add aborts, never lose one.
+/// - Row locks taken after the savepoint stay held until the transaction ends. PostgreSQL
+///   releases a subtransaction's locks at ROLLBACK TO; keeping them is safe (no anomaly),
+///   only less concurrent.
+/// - The snapshot: REPEATABLE READ and SERIALIZABLE keep theirs, as in PostgreSQL.
+///
+/// An error while a savepoint is open marks the transaction failed but does not release its
+/// locks or its snapshot, so [`Txn::rollback_to`] can bring it back; without a savepoint a
+/// failure releases them at once.
 pub struct Txn {
     engine: Arc<Inner>,
     id: TxnId,
@@ -363,6 +411,8 @@ pub struct Txn {
     done: bool,
     snapshot_taken: bool,
     lock_settings: LockSettings,
+    /// Savepoint state (boxed: most transactions never open one).
+    sp: Box<Savepoints>,
 }
 
 impl Txn {
@@ -432,12 +482,78 @@ impl Txn {
 
     /// Records an error that aborts the transaction: it releases its locks and its snapshot
     /// at once (so waiters go on), and refuses everything but rollback (25P02).
+    ///
+    /// With a savepoint open it only marks the transaction failed: [`Txn::rollback_to`] may
+    /// still bring it back, so it keeps its locks and snapshot until then.
     fn fail<T>(&mut self, e: Error) -> Result<T> {
         if self.failed.is_none() {
             self.failed = Some(e.to_string());
-            self.engine.end(self.id);
+            if self.sp.marks.is_empty() {
+                self.engine.end(self.id);
+            }
         }
         Err(e)
+    }
+
+    /// True if this transaction has written (or deleted) `key` and not rolled that back.
+    pub fn has_written(&self, key: &[u8]) -> bool {
+        self.writes.contains_key(key)
+    }
+
+    /// True if an error has aborted the transaction (only [`Txn::rollback_to`] or a
+    /// rollback can follow).
+    pub fn is_failed(&self) -> bool {
+        self.failed.is_some()
+    }
+
+    /// Opens a savepoint: a later [`Txn::rollback_to`] undoes every write made after it.
+    pub fn savepoint(&mut self) -> Result<SavepointId> {
+        self.check_usable()?;
+        if self.sp.marks.len() >= SAVEPOINTS_MAX {
+            return Err(Error::Resources(format!(
+                "too many savepoints in one transaction (the limit is {SAVEPOINTS_MAX})"
+            )));
+        }
+        self.sp.marks.push(SavepointMark { undo_len: self.sp.undo.len(), write_bytes: self.write_bytes });
+        Ok(SavepointId(self.sp.marks.len() - 1))
+    }
+
+    /// Undoes every write made since savepoint `id` and forgets the savepoints opened after
+    /// it; `id` itself stays open (PostgreSQL's ROLLBACK TO SAVEPOINT). Clears a failure,
+    /// so the transaction goes on.
+    pub fn rollback_to(&mut self, id: SavepointId) -> Result<()> {
+        if self.done {
+            return Err(Error::Aborted("the transaction has ended".into()));
+        }
+        let Some(&mark) = self.sp.marks.get(id.0) else {
+            return Err(Error::Aborted(format!("savepoint {} is no longer open", id.0)));
+        };
+        assert!(mark.undo_len <= self.sp.undo.len(), "undo log shorter than a savepoint's mark");
+        while self.sp.undo.len() > mark.undo_len {
+            let (key, previous) = self.sp.undo.pop().expect("checked above");
+            match previous {
+                Some(v) => self.writes.insert(key, v),
+                None => self.writes.remove(&key),
+            };
+        }
+        self.write_bytes = mark.write_bytes;
+        self.sp.marks.truncate(id.0 + 1);
+        self.failed = None;
+        Ok(())
+    }
+
+    /// Forgets savepoint `id` and those opened after it, keeping their writes
+    /// (RELEASE SAVEPOINT).
+    pub fn release(&mut self, id: SavepointId) -> Result<()> {
+        self.check_usable()?;
+        if id.0 >= self.sp.marks.len() {
+            return Err(Error::Aborted(format!("savepoint {} is no longer open", id.0)));
+        }
+        self.sp.marks.truncate(id.0);
+        if self.sp.marks.is_empty() {
+            self.sp.undo.clear();
+        }
+        Ok(())
     }
 
     /// The value of `key` as this transaction sees it: its own write, else its snapshot.
@@ -475,6 +591,16 @@ impl Txn {
         self.after(r)
     }
 
+    /// The entries in `(lo, hi)` as of the newest committed state (plus this transaction's
+    /// own writes), whatever the snapshot: for constraint checks, which must see rows that
+    /// concurrent transactions committed (lock what you find with [`Txn::lock_row`] to turn
+    /// a row this snapshot cannot see into 40001 under REPEATABLE READ and SERIALIZABLE).
+    pub fn scan_latest(&mut self, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.begin_statement()?;
+        let r = self.scan_at(lo, hi, false, usize::MAX, u64::MAX);
+        self.after(r)
+    }
+
     fn scan_inner(
         &mut self,
         lo: Bound<Vec<u8>>,
@@ -486,9 +612,19 @@ impl Txn {
         if self.opts.isolation == IsolationLevel::Serializable && !self.opts.read_only {
             self.ranges.push((lo.clone(), hi.clone()));
         }
+        self.scan_at(lo, hi, reverse, limit, self.snapshot)
+    }
+
+    fn scan_at(
+        &mut self,
+        lo: Bound<Vec<u8>>,
+        hi: Bound<Vec<u8>>,
+        reverse: bool,
+        limit: usize,
+        snapshot: u64,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let (slo, shi) = store_range(&lo, &hi);
         let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        let snapshot = self.snapshot;
         let mut last: Option<Vec<u8>> = None;
         let result = for_each_version(&self.engine.store, slo, shi, |k, v| {
             let (key, ts) = parse_version_key(k)?;
@@ -629,7 +765,10 @@ impl Txn {
         storage::btree::check_sizes(&command::version_key(key, 0), Some(&command::encode_value(value)))?;
         self.take_lock(key, LockMode::Exclusive, WaitPolicy::Wait)?;
         self.write_bytes += size;
-        self.writes.insert(key.to_vec(), value.map(<[u8]>::to_vec));
+        let previous = self.writes.insert(key.to_vec(), value.map(<[u8]>::to_vec));
+        if !self.sp.marks.is_empty() {
+            self.sp.undo.push((key.to_vec(), previous));
+        }
         Ok(())
     }
 

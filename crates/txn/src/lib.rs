@@ -30,7 +30,10 @@
 //!   their snapshot and never abort.
 //!
 //! Any error aborts the transaction, as in PostgreSQL: it releases its locks and snapshot at
-//! once, and every later operation fails with 25P02 until it is rolled back.
+//! once, and every later operation fails with 25P02 until it is rolled back. With a
+//! savepoint open (`Txn::savepoint`), an error only marks it failed, keeping locks and
+//! snapshot, and `Txn::rollback_to` undoes the writes made since the savepoint and lets
+//! the transaction go on (see [`Txn`] for what a rollback to a savepoint keeps).
 //!
 //! # Pessimistic and optimistic
 //!
@@ -52,6 +55,6 @@ pub mod error;
 pub mod lock;
 
 pub use command::IsolationLevel;
-pub use engine::{Engine, EngineOptions, EngineStats, Propose, Txn, TxnOptions};
+pub use engine::{Engine, EngineOptions, EngineStats, Propose, SavepointId, Txn, TxnOptions};
 pub use error::{Error, Result};
 pub use lock::{LockMode, LockSettings, WaitPolicy};

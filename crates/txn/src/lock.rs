@@ -7,7 +7,8 @@
 //!                               ├─ SKIP LOCKED ────► Skipped
 //!                               └─ wait (edge txn ─► holders in the wait-for graph)
 //!                                    ├─ granted when the holders release
-//!                                    ├─ after deadlock_timeout: look for a cycle through txn;
+//!                                    ├─ after deadlock_timeout (again after each change of
+//!                                    │  holder): look for a cycle through txn;
 //!                                    │  if there is one, txn is the victim ─► 40P01
 //!                                    └─ after lock_timeout ─► 55P03
 //! ```
@@ -156,7 +157,13 @@ impl LockTable {
         settings: LockSettings,
     ) -> Result<Acquired> {
         let start = Instant::now();
-        let mut deadlock_checked = false;
+        // Look for a cycle deadlock_timeout after the wait starts, and again
+        // deadlock_timeout after each change of whom it waits for: a row's holder changes
+        // while a waiter sleeps, and the cycle that change closes may have no other member
+        // left to look (each already looked, too early). The transaction that closes a
+        // cycle still looks first, so it is the one chosen, as before.
+        let mut next_deadlock_check = Some(start + settings.deadlock_timeout);
+        let mut waiting_for: Option<BTreeSet<TxnId>> = None;
         let mut t = self.lock();
         loop {
             let blockers = t.rows.get(key).map(|r| r.blockers(txn, mode)).unwrap_or_default();
@@ -199,10 +206,14 @@ impl LockTable {
             if !t.waits_for.contains_key(&txn) {
                 self.count(|s| s.waits += 1);
             }
+            if waiting_for.as_ref().is_some_and(|w| *w != blockers) {
+                next_deadlock_check = Some(Instant::now() + settings.deadlock_timeout);
+            }
+            waiting_for = Some(blockers.clone());
             t.waits_for.insert(txn, blockers);
             let waited = start.elapsed();
-            if !deadlock_checked && waited >= settings.deadlock_timeout {
-                deadlock_checked = true;
+            if next_deadlock_check.is_some_and(|at| Instant::now() >= at) {
+                next_deadlock_check = None;
                 if let Some(cycle) = find_cycle(&t.waits_for, txn) {
                     t.waits_for.remove(&txn);
                     self.count(|s| s.deadlocks += 1);
@@ -220,11 +231,10 @@ impl LockTable {
                     )));
                 }
             }
-            let mut wake_at = settings.lock_timeout.map(|l| start + l);
-            if !deadlock_checked {
-                let d = start + settings.deadlock_timeout;
-                wake_at = Some(wake_at.map_or(d, |w| w.min(d)));
-            }
+            let wake_at = match (settings.lock_timeout.map(|l| start + l), next_deadlock_check) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             t = match wake_at {
                 Some(at) => {
                     let dur = at.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
