@@ -152,6 +152,28 @@ pub fn table(txn: &mut Txn, name: &str) -> Result<Table> {
         .ok_or_else(|| Error::new(codes::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist")))
 }
 
+/// Locks a table's definition for a statement that writes its rows (`exclusive` false:
+/// writers run together) or changes the definition (`exclusive` true: DDL waits for the
+/// writers and holds new ones off until it commits, as PostgreSQL's ACCESS EXCLUSIVE lock),
+/// and returns the newest committed definition, or this transaction's own. Under REPEATABLE
+/// READ and SERIALIZABLE, a definition changed since the snapshot is a serialization failure:
+/// the rows the snapshot shows may not have the layout the definition now describes.
+pub fn lock_table(txn: &mut Txn, name: &str, exclusive: bool) -> Result<Table> {
+    let key = keys::table(name);
+    let mode = if exclusive { txn::LockMode::Exclusive } else { txn::LockMode::Shared };
+    let latest = match txn.lock_row_latest(&key, mode, txn::WaitPolicy::Wait)? {
+        Some(Some(bytes)) => bytes,
+        _ => return Err(Error::new(codes::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist"))),
+    };
+    if txn.options().isolation != txn::IsolationLevel::ReadCommitted && txn.get(&key)?.as_ref() != Some(&latest) {
+        return Err(Error::new(
+            "40001",
+            format!("could not serialize access: table \"{name}\" was changed by a concurrent transaction"),
+        ));
+    }
+    decode(&latest)
+}
+
 /// Writes a table definition.
 pub fn put_table(txn: &mut Txn, table: &Table) -> Result<()> {
     txn.put(&keys::table(&table.name), &encode(table))?;

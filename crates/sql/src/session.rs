@@ -521,7 +521,7 @@ impl Session {
             Statement::DropIndex { names, if_exists } => self.drop_indexes(txn, names, *if_exists),
             Statement::Truncate(tables) => {
                 for t in tables {
-                    let table = catalog::table(txn, t)?;
+                    let table = catalog::lock_table(txn, t, true)?;
                     self.delete_all(txn, &table)?;
                 }
                 Ok(QueryResult::command("TRUNCATE TABLE"))
@@ -732,13 +732,14 @@ impl Session {
     fn drop_tables(&self, txn: &mut Txn, names: &[String], if_exists: bool) -> Result<QueryResult> {
         let mut notices = Vec::new();
         for name in names {
-            let Some(table) = catalog::get_table(txn, name)? else {
+            if catalog::get_table(txn, name)?.is_none() {
                 if if_exists {
                     notices.push(format!("table \"{name}\" does not exist, skipping"));
                     continue;
                 }
                 return Err(Error::new(codes::UNDEFINED_TABLE, format!("table \"{name}\" does not exist")));
-            };
+            }
+            let table = catalog::lock_table(txn, name, true)?;
             for other in catalog::table_names(txn)? {
                 if &other == name || names.contains(&other) {
                     continue;
@@ -784,7 +785,7 @@ impl Session {
         prefixes.extend(table.indexes.iter().map(|i| keys::index_entries(i.id)));
         for prefix in prefixes {
             let end = keycode::prefix_end(&prefix).expect("prefix has an end");
-            for (k, _) in txn.scan(Bound::Included(prefix), Bound::Excluded(end), false, usize::MAX)? {
+            for (k, _) in txn.scan_latest(Bound::Included(prefix), Bound::Excluded(end))? {
                 txn.delete(&k)?;
             }
         }
@@ -800,7 +801,7 @@ impl Session {
         unique: bool,
         if_not_exists: bool,
     ) -> Result<QueryResult> {
-        let mut table = catalog::table(txn, table_name)?;
+        let mut table = catalog::lock_table(txn, table_name, true)?;
         let name = name.unwrap_or_else(|| format!("{table_name}_{}_idx", columns.join("_")));
         if txn.get(&keys::index(&name))?.is_some() || catalog::get_table(txn, &name)?.is_some() {
             if if_not_exists {
@@ -815,7 +816,7 @@ impl Session {
         // Build the index over the existing rows.
         let prefix = keys::rows(table.id);
         let end = keycode::prefix_end(&prefix).expect("prefix has an end");
-        let rows = txn.scan(Bound::Included(prefix), Bound::Excluded(end), false, usize::MAX)?;
+        let rows = txn.scan_latest(Bound::Included(prefix), Bound::Excluded(end))?;
         table.indexes.push(index.clone());
         let single = Table { indexes: vec![index.clone()], ..table.clone() };
         for (key, bytes) in rows {
@@ -862,7 +863,7 @@ impl Session {
             let index = table.indexes.remove(pos);
             let prefix = keys::index_entries(index.id);
             let end = keycode::prefix_end(&prefix).expect("prefix has an end");
-            for (k, _) in txn.scan(Bound::Included(prefix), Bound::Excluded(end), false, usize::MAX)? {
+            for (k, _) in txn.scan_latest(Bound::Included(prefix), Bound::Excluded(end))? {
                 txn.delete(&k)?;
             }
             txn.delete(&keys::index(name))?;
@@ -886,7 +887,7 @@ impl Session {
         returning: &[SelectItem],
         params: &[Value],
     ) -> Result<QueryResult> {
-        let table = catalog::table(txn, table_name)?;
+        let table = catalog::lock_table(txn, table_name, false)?;
         let targets: Vec<usize> = match columns {
             Some(cols) => cols.iter().map(|c| table.column_index(c)).collect::<Result<_>>()?,
             None => (0..table.columns.len()).collect(),
@@ -1076,7 +1077,7 @@ impl Session {
         returning: &[SelectItem],
         params: &[Value],
     ) -> Result<QueryResult> {
-        let table = catalog::table(txn, table_name)?;
+        let table = catalog::lock_table(txn, table_name, false)?;
         let scope = table_scope(&table, alias.unwrap_or(table_name));
         let mut bound = Vec::new();
         for (col, e) in assignments {
@@ -1117,7 +1118,7 @@ impl Session {
         returning: &[SelectItem],
         params: &[Value],
     ) -> Result<QueryResult> {
-        let table = catalog::table(txn, table_name)?;
+        let table = catalog::lock_table(txn, table_name, false)?;
         let scope = table_scope(&table, alias.unwrap_or(table_name));
         let returning = self.bind_items(txn, returning, &scope)?;
         let rows = self.rows_for_write(txn, &table, &scope, filter, params)?;

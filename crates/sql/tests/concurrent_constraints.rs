@@ -108,3 +108,36 @@ fn a_parent_cannot_vanish_under_a_new_child() {
         }
     }
 }
+
+#[test]
+fn alter_table_and_concurrent_writers_never_mix_row_layouts() {
+    for round in 0..5 {
+        let db = db(200 + round);
+        let mut setup = db.session();
+        exec(&mut setup, "CREATE TABLE w (id INT PRIMARY KEY, v INT)").unwrap();
+        let writer = {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                let mut s = db.session();
+                let mut ok = 0;
+                for i in 0..200 {
+                    match exec(&mut s, &format!("INSERT INTO w (id, v) VALUES ({i}, {i})")) {
+                        Ok(_) => ok += 1,
+                        Err(e) => assert!(["40001", "40P01"].contains(&e.code), "insert failed: {e}"),
+                    }
+                }
+                ok
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let mut alter = db.session();
+        exec(&mut alter, "ALTER TABLE w ADD COLUMN c INT DEFAULT 7").unwrap();
+        let inserted = writer.join().unwrap();
+        let rows = exec(&mut setup, "SELECT count(*), count(c), min(c), max(c) FROM w").unwrap();
+        assert_eq!(rows[0][0], Value::Int8(inserted), "every acknowledged insert is there");
+        assert_eq!(rows[0][1], Value::Int8(inserted), "every row has the new column: {rows:?}");
+        if inserted > 0 {
+            assert_eq!((&rows[0][2], &rows[0][3]), (&Value::Int4(7), &Value::Int4(7)));
+        }
+    }
+}

@@ -56,6 +56,8 @@ impl Session {
             }
             return Err(Error::new(codes::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist")));
         }
+        // Hold writers off for the whole statement (and wait for those running).
+        catalog::lock_table(txn, name, true)?;
         let mut current = name.to_string();
         for action in actions {
             let table = catalog::table(txn, &current)?;
@@ -420,7 +422,7 @@ impl Session {
             let index = new.indexes.remove(i);
             let prefix = keys::index_entries(index.id);
             let end = keycode::prefix_end(&prefix).expect("prefix has an end");
-            for (k, _) in txn.scan(Bound::Included(prefix), Bound::Excluded(end), false, usize::MAX)? {
+            for (k, _) in txn.scan_latest(Bound::Included(prefix), Bound::Excluded(end))? {
                 txn.delete(&k)?;
             }
             txn.delete(&keys::index(name))?;
@@ -533,11 +535,12 @@ impl Session {
     }
 }
 
-/// Every row of `table`, in key order.
+/// Every row of `table`, in key order: the newest committed rows, since DDL holds the
+/// table's exclusive lock and must rewrite rows committed after its snapshot too.
 fn table_rows(txn: &mut Txn, table: &Table) -> Result<Rows> {
     let prefix = keys::rows(table.id);
     let end = keycode::prefix_end(&prefix).expect("prefix has an end");
-    txn.scan(Bound::Included(prefix), Bound::Excluded(end), false, usize::MAX)?
+    txn.scan_latest(Bound::Included(prefix), Bound::Excluded(end))?
         .into_iter()
         .map(|(k, v)| Ok((k, eval::decode_row(&v)?)))
         .collect()
