@@ -202,16 +202,15 @@ impl Session {
                 Ok(Some(result_columns(&scope, &[])))
             }
             Statement::Show(name) => Ok(Some(vec![ResultColumn { name, data_type: DataType::Text }])),
-            Statement::Insert { returning, .. }
-            | Statement::Update { returning, .. }
-            | Statement::Delete { returning, .. }
+            Statement::Insert { table, returning, .. }
+            | Statement::Update { table, returning, .. }
+            | Statement::Delete { table, returning, .. }
                 if !returning.is_empty() =>
             {
-                Ok(Some(
-                    (0..returning.len())
-                        .map(|i| ResultColumn { name: format!("column{}", i + 1), data_type: DataType::Text })
-                        .collect(),
-                ))
+                let mut txn =
+                    self.db.engine.begin(TxnOptions { isolation: IsolationLevel::ReadCommitted, read_only: true })?;
+                let def = catalog::table(&mut txn, &table)?;
+                Ok(returning_columns(&returning, &table_scope(&def, &table)))
             }
             Statement::Explain { .. } => {
                 Ok(Some(vec![ResultColumn { name: "QUERY PLAN".into(), data_type: DataType::Text }]))
@@ -925,6 +924,7 @@ impl Session {
             }
         };
         let table_scope = table_scope(&table, &table.name);
+        let returning_columns = returning_columns(returning, &table_scope);
         let returning = self.bind_items(txn, returning, &table_scope)?;
         let mut out_rows = Vec::new();
         let mut count = 0;
@@ -994,20 +994,14 @@ impl Session {
             }
         }
         let tag = format!("INSERT 0 {count}");
-        Ok(self.dml_result(tag, returning.is_some(), out_rows, &table_scope))
+        Ok(self.dml_result(tag, returning_columns, out_rows))
     }
 
-    fn dml_result(&self, tag: String, returning: bool, rows: Vec<Row>, _scope: &Scope) -> QueryResult {
-        if !returning {
-            return QueryResult::command(tag);
+    fn dml_result(&self, tag: String, returning: Option<Vec<ResultColumn>>, rows: Vec<Row>) -> QueryResult {
+        match returning {
+            None => QueryResult::command(tag),
+            Some(columns) => QueryResult { columns: Some(columns), rows, tag, notices: vec![] },
         }
-        let columns = (0..rows.first().map_or(0, Vec::len))
-            .map(|i| ResultColumn {
-                name: format!("column{}", i + 1),
-                data_type: rows.iter().find_map(|r| eval::type_of(&r[i])).unwrap_or(DataType::Text),
-            })
-            .collect();
-        QueryResult { columns: Some(columns), rows, tag, notices: vec![] }
     }
 
     fn bind_items(
@@ -1091,6 +1085,7 @@ impl Session {
             };
             bound.push((c, b));
         }
+        let returning_columns = returning_columns(returning, &scope);
         let returning = self.bind_items(txn, returning, &scope)?;
         let rows = self.rows_for_write(txn, &table, &scope, filter, params)?;
         let mut out = Vec::new();
@@ -1106,7 +1101,7 @@ impl Session {
                 out.push(items.iter().map(|e| exec.eval(e, &new)).collect::<Result<Row>>()?);
             }
         }
-        Ok(self.dml_result(format!("UPDATE {count}"), returning.is_some(), out, &scope))
+        Ok(self.dml_result(format!("UPDATE {count}"), returning_columns, out))
     }
 
     fn delete(
@@ -1120,6 +1115,7 @@ impl Session {
     ) -> Result<QueryResult> {
         let table = catalog::lock_table(txn, table_name, false)?;
         let scope = table_scope(&table, alias.unwrap_or(table_name));
+        let returning_columns = returning_columns(returning, &scope);
         let returning = self.bind_items(txn, returning, &scope)?;
         let rows = self.rows_for_write(txn, &table, &scope, filter, params)?;
         let count = rows.len();
@@ -1131,13 +1127,44 @@ impl Session {
                 out.push(items.iter().map(|e| exec.eval(e, &old)).collect::<Result<Row>>()?);
             }
         }
-        Ok(self.dml_result(format!("DELETE {count}"), returning.is_some(), out, &scope))
+        Ok(self.dml_result(format!("DELETE {count}"), returning_columns, out))
     }
 }
 
 /// Drops the cached values of sequence `name` (it was created, moved or dropped).
 fn forget_sequence(session: &Session, name: &str) {
     session.db.seq_cache.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+}
+
+/// The columns of a RETURNING list: names as PostgreSQL gives them, the column's type for a
+/// plain column reference, text otherwise.
+fn returning_columns(items: &[SelectItem], scope: &Scope) -> Option<Vec<ResultColumn>> {
+    if items.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for item in items {
+        match item {
+            SelectItem::Wildcard | SelectItem::QualifiedWildcard(_) => out.extend(scope.columns.iter().map(|c| {
+                ResultColumn { name: c.name.clone(), data_type: c.data_type.clone().unwrap_or(DataType::Text) }
+            })),
+            SelectItem::Expr { expr, alias } => {
+                let data_type = match expr {
+                    Expr::Column { table, name } => scope
+                        .find(table.as_deref(), name)
+                        .ok()
+                        .flatten()
+                        .and_then(|i| scope.columns[i].data_type.clone()),
+                    _ => None,
+                };
+                out.push(ResultColumn {
+                    name: alias.clone().unwrap_or_else(|| crate::plan::expr_name(expr)),
+                    data_type: data_type.unwrap_or(DataType::Text),
+                });
+            }
+        }
+    }
+    Some(out)
 }
 
 fn sequence_key(name: &str) -> Vec<u8> {
