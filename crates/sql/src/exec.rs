@@ -48,6 +48,10 @@ pub struct Exec<'t> {
     pub outer: Vec<Row>,
     /// Lock waits follow this policy when a plan does not say (FOR UPDATE has its own).
     pub rows_examined: u64,
+    /// statement_timeout: past this instant the statement fails with 57014.
+    pub deadline: Option<std::time::Instant>,
+    /// Rows handled since the deadline was last checked.
+    pub ticks: u32,
 }
 
 fn too_many_rows() -> Error {
@@ -64,7 +68,23 @@ pub fn row_key(table: &Table, pk: &[Value]) -> Result<Vec<u8>> {
     Ok(key)
 }
 
+/// How many rows an operator handles between two looks at the clock.
+const DEADLINE_CHECK_ROWS: u32 = 256;
+
 impl Exec<'_> {
+    /// Counts a row of work; every [`DEADLINE_CHECK_ROWS`] rows, fails with 57014 if the
+    /// statement ran past statement_timeout.
+    pub fn tick(&mut self) -> Result<()> {
+        self.ticks += 1;
+        if self.ticks >= DEADLINE_CHECK_ROWS {
+            self.ticks = 0;
+            if self.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Err(Error::new("57014", "canceling statement due to statement timeout"));
+            }
+        }
+        Ok(())
+    }
+
     /// Runs `plan` and returns its rows.
     pub fn run(&mut self, plan: &Plan) -> Result<Vec<Row>> {
         match plan {
@@ -93,6 +113,7 @@ impl Exec<'_> {
                 let rows = self.run(input)?;
                 let mut out = Vec::new();
                 for r in rows {
+                    self.tick()?;
                     if self.test(pred, &r)? {
                         out.push(r);
                     }
@@ -103,6 +124,7 @@ impl Exec<'_> {
                 let rows = self.run(input)?;
                 let mut out = Vec::with_capacity(rows.len());
                 for r in rows {
+                    self.tick()?;
                     out.push(exprs.iter().map(|e| self.eval(e, &r)).collect::<Result<Row>>()?);
                 }
                 Ok(out)
@@ -206,6 +228,7 @@ impl Exec<'_> {
         self.rows_examined += candidates.len() as u64;
         let mut out = Vec::new();
         for (key, row) in candidates {
+            self.tick()?;
             if let Some(f) = filter {
                 if !self.test(f, &row)? {
                     continue;
@@ -256,6 +279,7 @@ impl Exec<'_> {
         for lrow in &l {
             let mut matched = false;
             for (j, rrow) in r.iter().enumerate() {
+                self.tick()?;
                 let mut row = lrow.clone();
                 row.extend(rrow.iter().cloned());
                 let ok = match on {
@@ -293,6 +317,7 @@ impl Exec<'_> {
         let mut index: HashMap<Vec<GroupKey>, usize> = HashMap::new();
         let mut groups: Vec<(Row, Vec<AggState>)> = Vec::new();
         for row in &rows {
+            self.tick()?;
             let values = group_by.iter().map(|e| self.eval(e, row)).collect::<Result<Row>>()?;
             let key: Vec<GroupKey> = values.iter().map(eval::group_key).collect();
             let g = match index.get(&key) {

@@ -97,6 +97,7 @@ impl Database {
             block: None,
             settings: default_settings(),
             currvals: Mutex::new(HashMap::new()),
+            deadline: std::cell::Cell::new(None),
         }
     }
 
@@ -148,6 +149,8 @@ pub struct Session {
     block: Option<Block>,
     settings: BTreeMap<String, String>,
     currvals: Mutex<HashMap<String, i64>>,
+    /// When the running statement passes statement_timeout.
+    deadline: std::cell::Cell<Option<std::time::Instant>>,
 }
 
 /// The transaction status, as the wire protocol reports it.
@@ -399,6 +402,10 @@ impl Session {
             Statement::Show(name) => self.show(name),
             other => {
                 let in_block = self.block.is_some();
+                let timeout_ms = self.settings.get("statement_timeout").and_then(|v| parse_duration_ms(v)).unwrap_or(0);
+                self.deadline.set(
+                    (timeout_ms > 0).then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms)),
+                );
                 let result = if in_block { self.run_in_block(other, params) } else { self.run_implicit(other, params) };
                 if result.is_err() {
                     self.fail_block();
@@ -541,7 +548,17 @@ impl Session {
     }
 
     fn exec<'t>(&'t self, txn: &'t mut Txn, params: &'t [Value]) -> Exec<'t> {
-        Exec { txn, params, fn_ctx: self.now(), sequences: self, ctes: HashMap::new(), outer: vec![], rows_examined: 0 }
+        Exec {
+            txn,
+            params,
+            fn_ctx: self.now(),
+            sequences: self,
+            ctes: HashMap::new(),
+            outer: vec![],
+            rows_examined: 0,
+            deadline: self.deadline.get(),
+            ticks: 0,
+        }
     }
 
     fn query(&self, txn: &mut Txn, q: &ast::Query, params: &[Value]) -> Result<QueryResult> {
