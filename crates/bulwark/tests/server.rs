@@ -443,3 +443,31 @@ fn check_is_clean_after_sigkill() {
     let out = server.psql(&["-c", "SELECT count(*) FROM k"]);
     assert_eq!(stdout(&out).trim(), "3", "{}", stderr(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_request_stops_the_running_statement() {
+    let dir = TempDir::new("cancel");
+    let server = ServerProcess::start(&dir.0, &[]);
+    let client = server.connect().await;
+    client.batch_execute("CREATE TABLE c (n INT)").await.unwrap();
+    let values: Vec<String> = (1..=60).map(|i| format!("({i})")).collect();
+    client.batch_execute(&format!("INSERT INTO c VALUES {}", values.join(","))).await.unwrap();
+    let token = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        token.cancel_query(NoTls).await
+    });
+    let started = Instant::now();
+    // 60^4 = 13 million joined rows: far longer than the 300 ms before the cancel.
+    let err = client.query("SELECT count(*) FROM c a, c b, c d, c e", &[]).await.unwrap_err();
+    canceller.await.unwrap().expect("cancel request sent");
+    assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::QUERY_CANCELED), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "cancelled promptly: {:?}", started.elapsed());
+    // The session goes on.
+    let rows = client.simple_query("SELECT count(*) FROM c").await.unwrap();
+    let count = rows.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+        _ => None,
+    });
+    assert_eq!(count.as_deref(), Some("60"));
+}

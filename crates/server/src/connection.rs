@@ -100,6 +100,8 @@ pub(crate) struct Shared {
     next_pid: AtomicI32,
     /// Counters for /metrics.
     pub(crate) metrics: crate::http::Metrics,
+    /// Cancel handles of open connections: pid -> (secret key, the session's cancel flag).
+    cancels: std::sync::Mutex<BTreeMap<i32, (i32, Arc<std::sync::atomic::AtomicBool>)>>,
 }
 
 impl Shared {
@@ -110,6 +112,7 @@ impl Shared {
             shutting_down: AtomicBool::new(false),
             next_pid: AtomicI32::new(1),
             metrics: crate::http::Metrics::default(),
+            cancels: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -200,6 +203,16 @@ pub(crate) struct Connection {
     parser: Arc<StatementParser>,
     /// Holds one of the `max_connections` slots until the connection ends.
     _slot: OwnedSemaphorePermit,
+    /// The BackendKeyData pid, once started (its cancel handle is registered under it).
+    pid: Mutex<Option<i32>>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(pid) = *self.pid.lock().unwrap_or_else(|e| e.into_inner()) {
+            self.shared.cancels.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+        }
+    }
 }
 
 /// The handlers pgwire calls for one connection.
@@ -216,6 +229,10 @@ impl PgWireServerHandlers for Handlers {
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         self.0.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        Arc::new(Canceller(self.0.shared.clone()))
     }
 }
 
@@ -235,6 +252,7 @@ impl Connection {
             reported: Mutex::new(BTreeMap::new()),
             parser: Arc::new(StatementParser),
             _slot: slot,
+            pid: Mutex::new(None),
         }
     }
 
@@ -354,9 +372,21 @@ impl StartupHandler for Connection {
             client.feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name.into(), value))).await?;
         }
         let pid = self.shared.next_pid.fetch_add(1, Ordering::Relaxed);
-        // Cancel requests are not served, so the secret only has to be well formed.
-        client.set_pid_and_secret_key(pid, SecretKey::I32(0));
-        client.feed(PgWireBackendMessage::BackendKeyData(BackendKeyData::new(pid, SecretKey::I32(0)))).await?;
+        // The secret a CancelRequest must quote: unguessable enough for loopback clients.
+        let secret = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_i32(pid);
+            h.finish() as i32
+        };
+        let flag = match self.session.lock() {
+            Ok(session) => session.cancel_handle(),
+            Err(_) => return Err(user_error("FATAL", codes::INTERNAL_ERROR, "session unusable")),
+        };
+        self.shared.cancels.lock().unwrap_or_else(|e| e.into_inner()).insert(pid, (secret, flag));
+        *self.pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);
+        client.set_pid_and_secret_key(pid, SecretKey::I32(secret));
+        client.feed(PgWireBackendMessage::BackendKeyData(BackendKeyData::new(pid, SecretKey::I32(secret)))).await?;
         client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(TransactionStatus::Idle))).await?;
         client.set_state(PgWireConnectionState::ReadyForQuery);
         Ok(())
@@ -377,8 +407,31 @@ where
     Ok(())
 }
 
-/// The handlers for a connection over `max_connections`: FATAL 53300 at startup.
-pub(crate) struct Refusal;
+/// Serves CancelRequests (they arrive on a connection of their own): sets the cancel flag of
+/// the session whose pid and secret key match.
+pub(crate) struct Canceller(pub(crate) Arc<Shared>);
+
+#[async_trait]
+impl pgwire::api::cancel::CancelHandler for Canceller {
+    async fn on_cancel_request(&self, request: pgwire::messages::cancel::CancelRequest) {
+        // The key comes back as the 4 bytes BackendKeyData sent (big-endian).
+        let secret = match &request.secret_key {
+            SecretKey::I32(s) => *s,
+            SecretKey::Bytes(b) if b.len() == 4 => i32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            SecretKey::Bytes(_) => return,
+        };
+        let cancels = self.0.cancels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((expected, flag)) = cancels.get(&request.pid) {
+            if *expected == secret {
+                flag.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The handlers for a connection over `max_connections`: FATAL 53300 at startup. A cancel
+/// request is still served: it needs no slot.
+pub(crate) struct Refusal(pub(crate) Arc<Shared>);
 
 #[async_trait]
 impl StartupHandler for Refusal {
@@ -398,7 +451,11 @@ impl StartupHandler for Refusal {
 
 impl PgWireServerHandlers for Refusal {
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        Arc::new(Refusal)
+        Arc::new(Refusal(self.0.clone()))
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        Arc::new(Canceller(self.0.clone()))
     }
 }
 

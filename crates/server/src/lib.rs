@@ -176,7 +176,7 @@ impl Server {
                             }),
                             Err(_) => tasks.spawn(async move {
                                 shared.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
-                                if let Err(e) = pgwire::tokio::process_socket(socket, None, Refusal).await {
+                                if let Err(e) = pgwire::tokio::process_socket(socket, None, Refusal(shared.clone())).await {
                                     eprintln!("bulwark: connection from {peer}: {e}");
                                 }
                             }),

@@ -52,6 +52,8 @@ pub struct Exec<'t> {
     pub deadline: Option<std::time::Instant>,
     /// Rows handled since the deadline was last checked.
     pub ticks: u32,
+    /// Set by a cancel request (psql's Ctrl-C): the statement fails with 57014.
+    pub cancel: &'t std::sync::atomic::AtomicBool,
 }
 
 fn too_many_rows() -> Error {
@@ -80,6 +82,9 @@ impl Exec<'_> {
             self.ticks = 0;
             if self.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 return Err(Error::new("57014", "canceling statement due to statement timeout"));
+            }
+            if self.cancel.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                return Err(Error::new("57014", "canceling statement due to user request"));
             }
         }
         Ok(())
