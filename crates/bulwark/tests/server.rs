@@ -236,9 +236,17 @@ async fn tokio_postgres_prepared_statements_and_transactions() {
     let tx = client.transaction().await.unwrap();
     tx.execute("INSERT INTO items (id, name) VALUES (11, 'rolled back')", &[]).await.unwrap();
     tx.rollback().await.unwrap();
-    // Session::describe types computed columns (aggregates, expressions) as text for now.
-    let count: String = client.query_one("SELECT count(*) FROM items WHERE id >= 10", &[]).await.unwrap().get(0);
-    assert_eq!(count, "1");
+    // Computed columns are typed as PostgreSQL types them: count(*) is bigint.
+    let count: i64 = client.query_one("SELECT count(*) FROM items WHERE id >= 10", &[]).await.unwrap().get(0);
+    assert_eq!(count, 1);
+    let row =
+        client.query_one("SELECT 1 + 2, 2.5 * 2, 'a' || 'b', 1 < 2, sum(id), avg(id) FROM items", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 3);
+    assert_eq!(row.get::<_, String>(2), "ab");
+    assert!(row.get::<_, bool>(3));
+    assert_eq!(row.columns()[1].type_(), &tokio_postgres::types::Type::NUMERIC);
+    assert_eq!(row.columns()[4].type_(), &tokio_postgres::types::Type::INT8);
+    assert_eq!(row.columns()[5].type_(), &tokio_postgres::types::Type::NUMERIC);
 
     // A failed transaction reports 25P02 until it ends.
     let tx = client.transaction().await.unwrap();
@@ -246,8 +254,7 @@ async fn tokio_postgres_prepared_statements_and_transactions() {
     let err = tx.batch_execute("SELECT 1").await.unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::IN_FAILED_SQL_TRANSACTION), "{err}");
     tx.rollback().await.unwrap();
-    // Session::describe types computed columns as text, so the value arrives as text.
-    assert_eq!(client.query_one("SELECT 1 + 1", &[]).await.unwrap().get::<_, String>(0), "2");
+    assert_eq!(client.query_one("SELECT 1 + 1", &[]).await.unwrap().get::<_, i32>(0), 2);
 
     let err = server.connect_to("other").await.expect_err("database other is refused");
     assert_eq!(err.code(), Some(&SqlState::INVALID_CATALOG_NAME), "{err}");
@@ -464,10 +471,6 @@ async fn cancel_request_stops_the_running_statement() {
     assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::QUERY_CANCELED), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(10), "cancelled promptly: {:?}", started.elapsed());
     // The session goes on.
-    let rows = client.simple_query("SELECT count(*) FROM c").await.unwrap();
-    let count = rows.iter().find_map(|m| match m {
-        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
-        _ => None,
-    });
-    assert_eq!(count.as_deref(), Some("60"));
+    let row = client.query_one("SELECT count(*) FROM c", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i64>(0), 60);
 }

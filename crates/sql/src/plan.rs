@@ -393,7 +393,7 @@ impl<'t> Planner<'t> {
             };
             let data_type = match b {
                 BExpr::Col(i) if plan_after_group.is_none() => scope.columns[i].data_type.clone(),
-                _ => None,
+                _ => infer_type(e, &scope),
             };
             exprs.push(b);
             out_scope.columns.push(ScopeColumn { table: None, name: name.clone(), data_type });
@@ -675,4 +675,116 @@ fn split_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
         }
         other => out.push(other),
     }
+}
+
+/// The type an expression yields, as far as it can be told before running it (for
+/// RowDescription): column types, literals, casts, operators with PostgreSQL's promotion,
+/// and the result types of aggregates and functions. None when it depends on values.
+pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
+    use crate::ast::{BinaryOp as B, UnaryOp as U};
+    let numeric = DataType::Numeric { precision: None, scale: None };
+    Some(match e {
+        Expr::Literal(v) => crate::eval::type_of(v)?,
+        Expr::Column { table, name } => {
+            let i = scope.find(table.as_deref(), name).ok()??;
+            scope.columns[i].data_type.clone()?
+        }
+        Expr::Param(_) | Expr::Default | Expr::Subquery(_) => return None,
+        Expr::Cast { to, .. } => to.clone(),
+        Expr::Unary { op: U::Not, .. } => DataType::Bool,
+        Expr::Unary { expr, .. } => infer_type(expr, scope)?,
+        Expr::Binary { op, left, right } => match op {
+            B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq | B::And | B::Or => DataType::Bool,
+            B::Concat => DataType::Text,
+            _ => {
+                let (l, r) = (infer_type(left, scope), infer_type(right, scope));
+                match (l, r) {
+                    (Some(l), None) | (None, Some(l)) => l,
+                    (Some(DataType::Text), Some(r)) => r,
+                    (Some(l), Some(DataType::Text)) => l,
+                    (Some(l), Some(r)) => promote(*op, l, r)?,
+                    (None, None) => return None,
+                }
+            }
+        },
+        Expr::Function { name, args, .. } => {
+            let arg = || args.first().and_then(|a| infer_type(a, scope));
+            match name.as_str() {
+                "count" => DataType::Int8,
+                "sum" => crate::eval::sum_type(&arg()?),
+                "avg" => crate::eval::avg_type(&arg()?),
+                "min" | "max" | "abs" | "ceil" | "ceiling" | "floor" | "trunc" | "round" | "sign" => arg()?,
+                "bool_and" | "bool_or" | "every" => DataType::Bool,
+                "length" | "char_length" | "character_length" | "octet_length" | "strpos" => DataType::Int4,
+                "string_agg" | "lower" | "upper" | "substr" | "substring" | "btrim" | "ltrim" | "rtrim" | "replace"
+                | "concat" | "concat_ws" | "left" | "right" | "repeat" | "reverse" | "lpad" | "rpad" | "split_part"
+                | "md5" | "version" | "current_database" | "current_schema" | "current_user" | "session_user" => {
+                    DataType::Text
+                }
+                "sqrt" | "exp" | "ln" | "log" | "power" | "pow" => match arg()? {
+                    DataType::Numeric { .. } => numeric,
+                    _ => DataType::Float8,
+                },
+                "mod" => arg()?,
+                "pi" | "date_part" => DataType::Float8,
+                "now" | "current_timestamp" | "transaction_timestamp" | "statement_timestamp" => DataType::TimestampTz,
+                "localtimestamp" => DataType::Timestamp,
+                "current_date" => DataType::Date,
+                "nextval" | "currval" | "setval" => DataType::Int8,
+                "coalesce" | "nullif" | "greatest" | "least" => args.iter().find_map(|a| infer_type(a, scope))?,
+                _ => return None,
+            }
+        }
+        Expr::IsNull { .. }
+        | Expr::IsBool { .. }
+        | Expr::InList { .. }
+        | Expr::Between { .. }
+        | Expr::Like { .. }
+        | Expr::Exists { .. }
+        | Expr::InSubquery { .. } => DataType::Bool,
+        Expr::Case { whens, else_result, .. } => whens
+            .iter()
+            .map(|(_, t)| t)
+            .chain(else_result.as_deref())
+            .find_map(|t| match infer_type(t, scope) {
+                Some(DataType::Text) if matches!(t, Expr::Literal(_)) => None,
+                other => other,
+            })
+            .or_else(|| whens.first().and_then(|(_, t)| infer_type(t, scope)))?,
+    })
+}
+
+/// The result type of an arithmetic operator, as PostgreSQL promotes its operands.
+fn promote(op: crate::ast::BinaryOp, l: DataType, r: DataType) -> Option<DataType> {
+    use crate::ast::BinaryOp as B;
+    use DataType as T;
+    let rank = |t: &T| match t {
+        T::Int2 => Some(1),
+        T::Int4 => Some(2),
+        T::Int8 => Some(3),
+        T::Numeric { .. } => Some(4),
+        T::Float4 => Some(5),
+        T::Float8 => Some(6),
+        _ => None,
+    };
+    Some(match (&l, &r) {
+        (T::Date, T::Int2 | T::Int4 | T::Int8) if matches!(op, B::Add | B::Sub) => T::Date,
+        (T::Int2 | T::Int4 | T::Int8, T::Date) if op == B::Add => T::Date,
+        (T::Date, T::Date) if op == B::Sub => T::Int4,
+        (T::Date, T::Interval) | (T::Interval, T::Date) => T::Timestamp,
+        (T::Timestamp, T::Interval) | (T::Interval, T::Timestamp) => T::Timestamp,
+        (T::TimestampTz, T::Interval) | (T::Interval, T::TimestampTz) => T::TimestampTz,
+        (T::Timestamp, T::Timestamp) | (T::TimestampTz, T::TimestampTz) if op == B::Sub => T::Interval,
+        (T::Interval, T::Interval) => T::Interval,
+        _ => {
+            let (a, b) = (rank(&l)?, rank(&r)?);
+            match a.max(b) {
+                // real mixed with anything but real becomes double precision
+                5 if a != b => T::Float8,
+                4 => T::Numeric { precision: None, scale: None },
+                _ if a >= b => l,
+                _ => r,
+            }
+        }
+    })
 }
