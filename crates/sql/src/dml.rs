@@ -37,7 +37,8 @@ pub fn primary_key(table: &Table, row: &[Value], rowid: Option<i64>) -> Vec<Valu
     }
 }
 
-fn index_key(index: &Index, row: &[Value], rowkey: &[u8]) -> Result<(Vec<u8>, bool)> {
+/// The key of `row`'s entry in `index`, and whether it is a unique entry (the columns alone).
+pub(crate) fn index_key(index: &Index, row: &[Value], rowkey: &[u8]) -> Result<(Vec<u8>, bool)> {
     let mut key = keys::index_entries(index.id);
     let mut any_null = false;
     for &c in &index.columns {

@@ -961,7 +961,7 @@ mod ddl {
     }
 
     fn alter_action(op: sql::AlterTableOperation) -> Result<AlterAction> {
-        use sql::AlterTableOperation as Op;
+        use self::sql::AlterTableOperation as Op;
         Ok(match op {
             Op::AddColumn { if_not_exists, column_def: def, column_position: None, .. } => {
                 let mut constraints = Vec::new();

@@ -695,20 +695,7 @@ impl Session {
                     table.indexes.push(Index { id: iid, name: iname, columns: cols, unique: true, constraint: true });
                 }
                 TableConstraint::Check { name: cname, expr } => {
-                    let cname = cname.clone().unwrap_or_else(|| {
-                        let mut cols = Vec::new();
-                        crate::bind::visit(expr, &mut |e| {
-                            if let Expr::Column { name, .. } = e {
-                                if !cols.contains(name) {
-                                    cols.push(name.clone());
-                                }
-                            }
-                        });
-                        match cols.first() {
-                            Some(c) if cols.len() == 1 => format!("{name}_{c}_check"),
-                            _ => format!("{name}_check"),
-                        }
-                    });
+                    let cname = cname.clone().unwrap_or_else(|| alter::check_name(name, expr));
                     table.checks.push((cname, expr.clone()));
                 }
                 TableConstraint::ForeignKey {
@@ -1201,17 +1188,9 @@ fn sequence_key(name: &str) -> Vec<u8> {
     [b"Q".as_slice(), name.as_bytes()].concat()
 }
 
+/// The key of `row`'s entry in `index` (see `dml::index_key`).
 fn index_entry_key(index: &Index, row: &[Value], rowkey: &[u8]) -> Result<Vec<u8>> {
-    let mut key = keys::index_entries(index.id);
-    let mut any_null = false;
-    for &c in &index.columns {
-        any_null |= row[c].is_null();
-        keycode::encode_part(&mut key, &eval::key_part(&row[c])?);
-    }
-    if !index.unique || any_null {
-        keycode::encode_part(&mut key, &keycode::KeyPart::Bytes(rowkey.to_vec()));
-    }
-    Ok(key)
+    dml::index_key(index, row, rowkey).map(|(key, _)| key)
 }
 
 fn assign_column(v: Value, table: &Table, c: usize) -> Result<Value> {
