@@ -9,7 +9,7 @@ use crate::bind::{BExpr, SubqueryKind};
 use crate::catalog::{keys, Table};
 use crate::error::{codes, Error, Result};
 use crate::eval::{self, FnContext, GroupKey};
-use crate::plan::{Agg, Plan, SortKey};
+use crate::plan::{Agg, Lookup, Plan, SortKey};
 use crate::types::Value;
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
@@ -101,7 +101,7 @@ impl Exec<'_> {
                 }
                 Ok(out)
             }
-            Plan::Scan { table, lookup, filter, lock } => self.scan(table, lookup.as_deref(), filter.as_ref(), *lock),
+            Plan::Scan { table, lookup, filter, lock } => self.scan(table, lookup.as_ref(), filter.as_ref(), *lock),
             Plan::CteRef(name) => self
                 .ctes
                 .get(name)
@@ -198,13 +198,36 @@ impl Exec<'_> {
     fn scan(
         &mut self,
         table: &Table,
-        lookup: Option<&[BExpr]>,
+        lookup: Option<&Lookup>,
         filter: Option<&BExpr>,
         lock: Option<crate::ast::Locking>,
     ) -> Result<Vec<Row>> {
         let mut candidates: Vec<(Vec<u8>, Row)> = Vec::new();
         match lookup {
-            Some(exprs) => {
+            Some(Lookup::Index { index, values }) => {
+                // The index entries under the pinned leading columns point at the rows;
+                // the filter below checks every condition again on the row itself.
+                let index = &table.indexes[*index];
+                let mut prefix = keys::index_entries(index.id);
+                for (e, &col) in values.iter().zip(&index.columns) {
+                    let v = self.eval(e, &[])?;
+                    match eval::cast(v, &table.columns[col].data_type, false) {
+                        Ok(Value::Null) | Err(_) => return Ok(vec![]),
+                        Ok(v) => keycode::encode_part(&mut prefix, &eval::key_part(&v)?),
+                    }
+                }
+                let end = keycode::prefix_end(&prefix).expect("index prefix has an end");
+                for (_, rowkey) in self.txn.scan(Bound::Included(prefix), Bound::Excluded(end), false, usize::MAX)? {
+                    self.tick()?;
+                    if let Some(bytes) = self.txn.get(&rowkey)? {
+                        candidates.push((rowkey, eval::decode_row(&bytes)?));
+                    }
+                    if candidates.len() > ROWS_MAX {
+                        return Err(too_many_rows());
+                    }
+                }
+            }
+            Some(Lookup::PrimaryKey(exprs)) => {
                 let mut pk = Vec::new();
                 for (e, &col) in exprs.iter().zip(&table.primary_key) {
                     let v = self.eval(e, &[])?;

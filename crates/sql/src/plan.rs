@@ -49,8 +49,8 @@ pub enum Plan {
     Scan {
         /// The table.
         table: Box<Table>,
-        /// A primary-key lookup: one expression per key column, all constant.
-        lookup: Option<Vec<BExpr>>,
+        /// A primary-key or index lookup from the WHERE clause's equalities.
+        lookup: Option<Lookup>,
         /// Rows failing this are skipped (re-checked after locking).
         filter: Option<BExpr>,
         /// FOR UPDATE / FOR SHARE.
@@ -115,6 +115,20 @@ pub enum Plan {
         left: Box<Plan>,
         /// Right.
         right: Box<Plan>,
+    },
+}
+
+/// How a scan finds its rows without reading the whole table.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// Every primary-key column pinned: one expression per key column, all constant.
+    PrimaryKey(Vec<BExpr>),
+    /// The leading columns of `table.indexes[index]` pinned, one expression each.
+    Index {
+        /// Position in the table's index list.
+        index: usize,
+        /// Values of the index's first `values.len()` columns.
+        values: Vec<BExpr>,
     },
 }
 
@@ -323,7 +337,7 @@ impl<'t> Planner<'t> {
             let pred = self.bind(filter, &scope, &outer)?;
             plan = match plan {
                 Plan::Scan { table, lookup: None, filter: None, lock } => {
-                    let lookup = pk_lookup(&table, &scope, filter, self, &outer)?;
+                    let lookup = choose_lookup(&table, &scope, filter, self, &outer)?;
                     Plan::Scan { table, lookup, filter: Some(pred), lock }
                 }
                 other => Plan::Filter(Box::new(other), pred),
@@ -627,34 +641,44 @@ pub fn expr_name(e: &Expr) -> String {
     }
 }
 
-/// A primary-key lookup if `filter` pins every key column with `col = constant`.
-fn pk_lookup(
+/// A lookup from `filter`'s `column = constant` conjuncts: the primary key if they pin all
+/// of it, else the index whose leading columns they pin the most of (at least one).
+fn choose_lookup(
     table: &Table,
     scope: &Scope,
     filter: &Expr,
     planner: &mut Planner<'_>,
     outer: &[Scope],
-) -> Result<Option<Vec<BExpr>>> {
-    if table.primary_key.is_empty() {
-        return Ok(None);
-    }
+) -> Result<Option<Lookup>> {
     let mut conjuncts = Vec::new();
     split_and(filter, &mut conjuncts);
-    let mut keys: Vec<Option<BExpr>> = vec![None; table.primary_key.len()];
+    let mut pinned: std::collections::BTreeMap<usize, BExpr> = std::collections::BTreeMap::new();
     for c in conjuncts {
         let Expr::Binary { op: ast::BinaryOp::Eq, left, right } = c else { continue };
         for (col, other) in [(left, right), (right, left)] {
             let Expr::Column { table: t, name } = col.as_ref() else { continue };
             let Some(pos) = scope.find(t.as_deref(), name)? else { continue };
-            let Some(k) = table.primary_key.iter().position(|&p| p == pos) else { continue };
             if matches!(other.as_ref(), Expr::Literal(_) | Expr::Param(_) | Expr::Cast { .. } | Expr::Unary { .. })
                 && !references_columns(other)
             {
-                keys[k] = Some(planner.bind(other, &Scope::default(), outer)?);
+                pinned.insert(pos, planner.bind(other, &Scope::default(), outer)?);
             }
         }
     }
-    Ok(keys.into_iter().collect::<Option<Vec<_>>>())
+    if !table.primary_key.is_empty() && table.primary_key.iter().all(|c| pinned.contains_key(c)) {
+        return Ok(Some(Lookup::PrimaryKey(table.primary_key.iter().map(|c| pinned[c].clone()).collect())));
+    }
+    let best = table
+        .indexes
+        .iter()
+        .enumerate()
+        .map(|(i, ix)| (i, ix.columns.iter().take_while(|c| pinned.contains_key(c)).count()))
+        .filter(|&(_, n)| n > 0)
+        .max_by_key(|&(i, n)| (n, std::cmp::Reverse(i)));
+    Ok(best.map(|(index, n)| Lookup::Index {
+        index,
+        values: table.indexes[index].columns[..n].iter().map(|c| pinned[c].clone()).collect(),
+    }))
 }
 
 fn references_columns(e: &Expr) -> bool {

@@ -1265,8 +1265,11 @@ fn explain_lines(plan: &Plan, depth: usize, out: &mut Vec<String>) {
     match plan {
         Plan::One => line("Result".into()),
         Plan::Values(rows) => line(format!("Values Scan on \"*VALUES*\"  (rows={})", rows.len())),
-        Plan::Scan { table, lookup: Some(_), .. } => {
+        Plan::Scan { table, lookup: Some(crate::plan::Lookup::PrimaryKey(_)), .. } => {
             line(format!("Index Scan using {} on {}", table.pk_name, table.name))
+        }
+        Plan::Scan { table, lookup: Some(crate::plan::Lookup::Index { index, .. }), .. } => {
+            line(format!("Index Scan using {} on {}", table.indexes[*index].name, table.name))
         }
         Plan::Scan { table, filter, .. } => {
             line(format!("Seq Scan on {}", table.name));

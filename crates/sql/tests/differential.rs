@@ -117,7 +117,10 @@ impl Drop for Postgres {
 }
 
 const SCHEMA: &str = "CREATE TABLE t1 (id INT PRIMARY KEY, a INT, b INT, c TEXT);\n\
-                      CREATE TABLE t2 (id INT PRIMARY KEY, a INT, d INT);\n";
+                      CREATE TABLE t2 (id INT PRIMARY KEY, a INT, d INT);\n\
+                      CREATE INDEX t1_a ON t1 (a);\n\
+                      CREATE INDEX t1_c_b ON t1 (c, b);\n\
+                      CREATE INDEX t2_a ON t2 (a);\n";
 
 fn data(rng: &mut SimRng) -> String {
     let mut sql = String::new();
