@@ -6,8 +6,9 @@
 //! ```
 //!
 //! A scan whose WHERE clause fixes every primary-key column to a constant or parameter
-//! becomes a primary-key lookup; everything else is a sequential scan of the table's key
-//! range. Joins are nested loops.
+//! becomes a primary-key lookup; one that fixes the leading columns of a secondary index
+//! becomes an index lookup; everything else is a sequential scan of the table's key range.
+//! Joins are nested loops.
 
 use crate::ast::{self, Expr, JoinKind, Locking, Query, Select, SelectItem, SetExpr, SetOperator, TableRef};
 use crate::bind::{has_aggregate, is_aggregate, BExpr, Binder, Scope, ScopeColumn, SubPlanner};
