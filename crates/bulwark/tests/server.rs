@@ -474,3 +474,33 @@ async fn cancel_request_stops_the_running_statement() {
     let row = client.query_one("SELECT count(*) FROM c", &[]).await.unwrap();
     assert_eq!(row.get::<_, i64>(0), 60);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untyped_parameters_take_their_types_from_the_statement() {
+    let dir = TempDir::new("params");
+    let server = ServerProcess::start(&dir.0, &[]);
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE p (id INT PRIMARY KEY, big BIGINT, name TEXT, score DOUBLE PRECISION, ok BOOLEAN)")
+        .await
+        .unwrap();
+    // No types given: Describe infers them from the columns they meet.
+    let n = client
+        .execute(
+            "INSERT INTO p (id, big, name, score, ok) VALUES ($1, $2, $3, $4, $5)",
+            &[&1i32, &9_000_000_000i64, &"ann", &2.5f64, &true],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let row =
+        client.query_one("SELECT name, big FROM p WHERE id = $1 AND score > $2", &[&1i32, &1.0f64]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "ann");
+    assert_eq!(row.get::<_, i64>(1), 9_000_000_000);
+    let n = client.execute("UPDATE p SET name = $1 WHERE id IN ($2, $3)", &[&"bob", &1i32, &2i32]).await.unwrap();
+    assert_eq!(n, 1);
+    let rows = client.query("SELECT id FROM p ORDER BY id LIMIT $1", &[&5i64]).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let stmt = client.prepare("SELECT id FROM p WHERE ok = $1 AND name = $2").await.unwrap();
+    assert_eq!(stmt.params(), &[tokio_postgres::types::Type::BOOL, tokio_postgres::types::Type::TEXT]);
+}

@@ -142,12 +142,29 @@ pub struct Prepared {
     sql: String,
     param_oids: Vec<u32>,
     described: Mutex<Option<Option<Vec<ResultColumn>>>>,
+    /// Types inferred from the statement for parameters the client left untyped (set at
+    /// Describe; 0 where nothing said).
+    inferred: Mutex<Option<Vec<u32>>>,
 }
 
 impl Prepared {
-    /// The parameter types reported in ParameterDescription: the client's, else text.
+    /// The type of parameter `i`: the client's, else the inferred one, else 0 (unknown).
+    fn param_oid(&self, i: usize) -> u32 {
+        match self.param_oids[i] {
+            0 => self.inferred.lock().expect("inferred lock").as_ref().map_or(0, |v| v[i]),
+            oid => oid,
+        }
+    }
+
+    /// The parameter types reported in ParameterDescription: the client's, else the
+    /// inferred ones, else text.
     fn reported_param_oids(&self) -> Vec<u32> {
-        self.param_oids.iter().map(|&oid| if oid == 0 { OID_TEXT } else { oid }).collect()
+        (0..self.param_oids.len())
+            .map(|i| match self.param_oid(i) {
+                0 => OID_TEXT,
+                oid => oid,
+            })
+            .collect()
     }
 
     fn cached_description(&self) -> Option<Option<Vec<ResultColumn>>> {
@@ -182,7 +199,12 @@ impl QueryParser for StatementParser {
         let given: Vec<u32> = types.iter().map(|t| t.as_ref().map_or(0, Type::oid)).collect();
         let count = given.len().max(codec::max_param_number(sql));
         let param_oids = (0..count).map(|i| given.get(i).copied().unwrap_or(0)).collect();
-        Ok(Some(Arc::new(Prepared { sql: sql.to_string(), param_oids, described: Mutex::new(None) })))
+        Ok(Some(Arc::new(Prepared {
+            sql: sql.to_string(),
+            param_oids,
+            described: Mutex::new(None),
+            inferred: Mutex::new(None),
+        })))
     }
 
     fn get_parameter_types(&self, stmt: &Arc<Prepared>) -> PgWireResult<Vec<Type>> {
@@ -328,6 +350,20 @@ impl Connection {
         let columns = self.run(move |s| s.describe(&p.sql)).await?.map_err(sql_error)?;
         *prepared.described.lock().expect("describe cache lock") = Some(columns.clone());
         Ok(columns)
+    }
+
+    /// Infers the types of parameters the client left untyped, once per statement.
+    async fn infer_params(&self, prepared: &Arc<Prepared>) -> PgWireResult<()> {
+        if !prepared.param_oids.contains(&0) || prepared.inferred.lock().expect("inferred lock").is_some() {
+            return Ok(());
+        }
+        let p = prepared.clone();
+        let count = prepared.param_oids.len();
+        // A statement the SQL layer cannot analyse keeps unknown (text) parameters.
+        let types = self.run(move |s| s.describe_params(&p.sql, count)).await?.unwrap_or_else(|_| vec![None; count]);
+        let oids = types.iter().map(|t| t.as_ref().map_or(0, |t| t.oid())).collect();
+        *prepared.inferred.lock().expect("inferred lock") = Some(oids);
+        Ok(())
     }
 }
 
@@ -655,6 +691,9 @@ impl ExtendedQueryHandler for Connection {
                     Some(Entry::Empty) => None,
                     None => return Err(statement_not_found(name)),
                 };
+                if let Some(s) = &statement {
+                    self.infer_params(&s.statement).await?;
+                }
                 let params = statement.as_ref().map(|s| s.statement.reported_param_oids()).unwrap_or_default();
                 client.feed(PgWireBackendMessage::ParameterDescription(ParameterDescription::new(params))).await?;
                 match statement {
@@ -851,7 +890,7 @@ fn execute_portal(
     let params = raw
         .iter()
         .enumerate()
-        .map(|(i, b)| codec::decode_param(i, prepared.param_oids[i], param_formats[i], b.as_deref()))
+        .map(|(i, b)| codec::decode_param(i, prepared.param_oid(i), param_formats[i], b.as_deref()))
         .collect::<sql::Result<Vec<Value>>>()
         .map_err(sql_error)?;
     let mut results = s.execute_with(&prepared.sql, &params);

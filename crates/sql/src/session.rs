@@ -225,6 +225,113 @@ impl Session {
         }
     }
 
+    /// The types of `$1..$count` as the statement's context gives them (for the wire
+    /// protocol's ParameterDescription): a parameter compared with, assigned to, inserted
+    /// into or computed with a column takes the column's type; LIMIT and OFFSET take bigint;
+    /// a cast takes its target. None where nothing says.
+    pub fn describe_params(&mut self, sql: &str, count: usize) -> Result<Vec<Option<DataType>>> {
+        let mut out = vec![None; count];
+        let mut statements = crate::parser::parse(sql)?;
+        let Some(stmt) = statements.pop() else { return Ok(out) };
+        let mut txn = self.db.engine.begin(TxnOptions { isolation: IsolationLevel::ReadCommitted, read_only: true })?;
+        let mut tables: Vec<Table> = Vec::new();
+        let add_table = |txn: &mut Txn, name: &str, tables: &mut Vec<Table>| {
+            if let Ok(Some(t)) = catalog::get_table(txn, name) {
+                tables.push(t);
+            }
+        };
+        let mut exprs: Vec<&Expr> = Vec::new();
+        let set = |out: &mut Vec<Option<DataType>>, n: usize, t: Option<DataType>| {
+            if let (Some(slot), Some(t)) = (out.get_mut(n.wrapping_sub(1)), t) {
+                slot.get_or_insert(t);
+            }
+        };
+        match &stmt {
+            Statement::Query(q) => {
+                collect_query(q, &mut |name| add_table(&mut txn, name, &mut tables), &mut exprs);
+                for e in [&q.limit, &q.offset].into_iter().flatten() {
+                    if let Expr::Param(n) = e {
+                        set(&mut out, *n, Some(DataType::Int8));
+                    }
+                }
+            }
+            Statement::Insert { table, columns, source, .. } => {
+                add_table(&mut txn, table, &mut tables);
+                if let (Some(t), InsertSource::Values(rows)) = (tables.first().cloned(), source) {
+                    let targets: Vec<usize> = match columns {
+                        Some(cols) => cols.iter().filter_map(|c| t.column_index(c).ok()).collect(),
+                        None => (0..t.columns.len()).collect(),
+                    };
+                    for row in rows {
+                        for (e, &c) in row.iter().zip(&targets) {
+                            if let Expr::Param(n) = e {
+                                set(&mut out, *n, Some(t.columns[c].data_type.clone()));
+                            }
+                        }
+                    }
+                }
+                if let InsertSource::Query(q) = source {
+                    collect_query(q, &mut |name| add_table(&mut txn, name, &mut tables), &mut exprs);
+                }
+            }
+            Statement::Update { table, assignments, filter, .. } => {
+                add_table(&mut txn, table, &mut tables);
+                if let Some(t) = tables.first().cloned() {
+                    for (col, e) in assignments {
+                        if let (Expr::Param(n), Ok(c)) = (e, t.column_index(col)) {
+                            set(&mut out, *n, Some(t.columns[c].data_type.clone()));
+                        }
+                        exprs.push(e);
+                    }
+                }
+                exprs.extend(filter.iter());
+            }
+            Statement::Delete { table, filter, .. } => {
+                add_table(&mut txn, table, &mut tables);
+                exprs.extend(filter.iter());
+            }
+            _ => {}
+        }
+        let column_type =
+            |name: &str| tables.iter().find_map(|t| t.column_index(name).ok().map(|c| t.columns[c].data_type.clone()));
+        for e in exprs {
+            crate::bind::visit(e, &mut |x| match x {
+                Expr::Binary { left, right, .. } => {
+                    for (a, b) in [(left, right), (right, left)] {
+                        if let (Expr::Param(n), Expr::Column { name, .. }) = (a.as_ref(), b.as_ref()) {
+                            set(&mut out, *n, column_type(name));
+                        }
+                    }
+                }
+                Expr::Cast { expr, to } => {
+                    if let Expr::Param(n) = expr.as_ref() {
+                        set(&mut out, *n, Some(to.clone()));
+                    }
+                }
+                Expr::InList { expr, list, .. } => {
+                    if let Expr::Column { name, .. } = expr.as_ref() {
+                        for item in list {
+                            if let Expr::Param(n) = item {
+                                set(&mut out, *n, column_type(name));
+                            }
+                        }
+                    }
+                }
+                Expr::Between { expr, low, high, .. } => {
+                    if let Expr::Column { name, .. } = expr.as_ref() {
+                        for b in [low, high] {
+                            if let Expr::Param(n) = b.as_ref() {
+                                set(&mut out, *n, column_type(name));
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            });
+        }
+        Ok(out)
+    }
+
     /// A handle that cancels the statement running in this session (from another thread):
     /// it fails with 57014 at its next check, within a few hundred rows of work. A statement
     /// waiting on a row lock notices when the wait ends.
@@ -1182,6 +1289,48 @@ fn returning_columns(items: &[SelectItem], scope: &Scope) -> Option<Vec<ResultCo
         }
     }
     Some(out)
+}
+
+/// Visits a query's table names (FROM items, also in subqueries of FROM) and its WHERE,
+/// HAVING and output expressions.
+fn collect_query<'q>(q: &'q ast::Query, table: &mut dyn FnMut(&str), exprs: &mut Vec<&'q Expr>) {
+    fn from<'q>(t: &'q ast::TableRef, table: &mut dyn FnMut(&str), exprs: &mut Vec<&'q Expr>) {
+        match t {
+            ast::TableRef::Table { name, .. } => table(name),
+            ast::TableRef::Subquery { query, .. } => collect_query(query, table, exprs),
+            ast::TableRef::Join { left, right, on, .. } => {
+                from(left, table, exprs);
+                from(right, table, exprs);
+                exprs.extend(on.iter());
+            }
+        }
+    }
+    fn body<'q>(b: &'q ast::SetExpr, table: &mut dyn FnMut(&str), exprs: &mut Vec<&'q Expr>) {
+        match b {
+            ast::SetExpr::Select(s) => {
+                for t in &s.from {
+                    from(t, table, exprs);
+                }
+                exprs.extend(s.filter.iter());
+                exprs.extend(s.having.iter());
+                for item in &s.items {
+                    if let SelectItem::Expr { expr, .. } = item {
+                        exprs.push(expr);
+                    }
+                }
+            }
+            ast::SetExpr::SetOp { left, right, .. } => {
+                body(left, table, exprs);
+                body(right, table, exprs);
+            }
+            ast::SetExpr::Query(q) => collect_query(q, table, exprs),
+            ast::SetExpr::Values(_) => {}
+        }
+    }
+    for (_, cte) in &q.with {
+        collect_query(cte, table, exprs);
+    }
+    body(&q.body, table, exprs);
 }
 
 fn sequence_key(name: &str) -> Vec<u8> {
