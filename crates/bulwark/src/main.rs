@@ -7,6 +7,7 @@
 
 mod bench;
 mod bench_txn;
+mod shell;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -29,6 +30,8 @@ enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
+    /// A SQL shell connected to a running server (-c SQL runs and exits).
+    Sql(shell::SqlArgs),
     /// Check a data directory offline: meta pages, log records, every page checksum and the
     /// B-tree's order. Exits non-zero and names each problem.
     Check {
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Check { data_dir } => check(&data_dir),
+        Command::Sql(args) => shell::run(&args),
         Command::Start(args) => start(&args),
     }
 }

@@ -13,6 +13,8 @@ use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 /// How long a server may take to start accepting connections.
 const STARTUP_WAIT_MS_MAX: u64 = 30_000;
+/// Starts tried before giving up (each with new ports).
+const START_ATTEMPTS: usize = 5;
 /// How long a server may take to exit after SIGTERM.
 const SHUTDOWN_WAIT_MS_MAX: u64 = 10_000;
 
@@ -24,10 +26,23 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// Starts the server on free ports. It is ready once it prints its HTTP address (both
+    /// listeners are bound by then); if a port was taken meanwhile by another test's server,
+    /// it exits, and this tries again with new ports.
     fn start(dir: &Path, extra: &[&str]) -> ServerProcess {
+        for _ in 0..START_ATTEMPTS {
+            if let Some(server) = ServerProcess::try_start(dir, extra) {
+                return server;
+            }
+        }
+        panic!("bulwark did not start in {START_ATTEMPTS} attempts");
+    }
+
+    fn try_start(dir: &Path, extra: &[&str]) -> Option<ServerProcess> {
+        use std::io::{BufRead, BufReader};
         let port = free_port();
         let http_port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
             .arg("start")
             .arg("--data-dir")
             .arg(dir)
@@ -36,19 +51,30 @@ impl ServerProcess {
             .arg("--http-addr")
             .arg(format!("127.0.0.1:{http_port}"))
             .args(extra)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .spawn()
             .expect("start bulwark");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("metrics at:") {
+                    let _ = tx.send(());
+                }
+            }
+        });
         let mut server = ServerProcess { child, port, http_port };
         let deadline = Instant::now() + Duration::from_millis(STARTUP_WAIT_MS_MAX);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("bulwark exited before accepting connections: {status}");
+        loop {
+            if rx.recv_timeout(Duration::from_millis(50)).is_ok() {
+                return Some(server);
             }
-            assert!(Instant::now() < deadline, "bulwark did not accept connections on port {port}");
-            std::thread::sleep(Duration::from_millis(50));
+            if server.child.try_wait().unwrap().is_some() {
+                return None; // a port was taken: try others
+            }
+            assert!(Instant::now() < deadline, "bulwark did not start listening on port {port}");
         }
-        server
     }
 
     fn psql(&self, args: &[&str]) -> Output {
@@ -503,4 +529,22 @@ async fn untyped_parameters_take_their_types_from_the_statement() {
     assert_eq!(rows.len(), 1);
     let stmt = client.prepare("SELECT id FROM p WHERE ok = $1 AND name = $2").await.unwrap();
     assert_eq!(stmt.params(), &[tokio_postgres::types::Type::BOOL, tokio_postgres::types::Type::TEXT]);
+}
+
+#[test]
+fn bulwark_sql_shell_runs_statements_and_reports_errors() {
+    let dir = TempDir::new("shell");
+    let server = ServerProcess::start(&dir.0, &[]);
+    let url = format!("postgres://bulwark@127.0.0.1:{}/bulwark", server.port);
+    let shell = |sql: &str| {
+        Command::new(env!("CARGO_BIN_EXE_bulwark")).args(["sql", "--url", &url, "-c", sql]).output().unwrap()
+    };
+    let out =
+        shell("CREATE TABLE s (id int primary key, v text); INSERT INTO s VALUES (1, 'a'); SELECT v AS value FROM s");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains(" value") && text.contains(" a") && text.contains("(1 row)"), "{text}");
+    let out = shell("INSERT INTO s VALUES (1, 'b')");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("SQLSTATE 23505"), "{}", stdout(&out));
 }
