@@ -108,8 +108,8 @@ pub fn truth_for(v: &Value, clause: &str) -> Result<Option<bool>> {
     }
 }
 
-/// The symbol of an operator, as in PostgreSQL's messages.
-fn op_symbol(op: BinaryOp) -> &'static str {
+/// The symbol of an operator, as in PostgreSQL's messages (and SQL text).
+pub fn op_symbol(op: BinaryOp) -> &'static str {
     match op {
         BinaryOp::Add => "+",
         BinaryOp::Sub => "-",
