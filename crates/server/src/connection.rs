@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::{Sink, SinkExt};
 use pgwire::api::auth::{protocol_negotiation, save_startup_parameters_to_metadata, StartupHandler};
+use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
@@ -34,6 +35,7 @@ use pgwire::api::{
     METADATA_USER,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyInResponse, CopyOutResponse};
 use pgwire::messages::data::{DataRow, FieldDescription, NoData, ParameterDescription, RowDescription};
 use pgwire::messages::extendedquery::{
     Bind, BindComplete, Close, CloseComplete, Describe, Execute, PortalSuspended, Sync as PgSync,
@@ -45,6 +47,7 @@ use pgwire::messages::response::{
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::{Authentication, BackendKeyData, ParameterStatus, SecretKey};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use sql::session::CopyResponse;
 use sql::{Database, ResultColumn, Session, TxnStatus, Value};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -227,6 +230,8 @@ pub(crate) struct Connection {
     _slot: OwnedSemaphorePermit,
     /// The BackendKeyData pid, once started (its cancel handle is registered under it).
     pid: Mutex<Option<i32>>,
+    /// COPY FROM data received and not yet handed to the session (below COPY_CHUNK_BYTES).
+    copy_buf: Mutex<Vec<u8>>,
 }
 
 impl Drop for Connection {
@@ -256,6 +261,10 @@ impl PgWireServerHandlers for Handlers {
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
         Arc::new(Canceller(self.0.shared.clone()))
     }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        self.0.clone()
+    }
 }
 
 /// What a batch of work on the session produced, ready to send.
@@ -263,6 +272,8 @@ struct Outcome {
     messages: Vec<PgWireBackendMessage>,
     status: TxnStatus,
     settings: Vec<(&'static str, String)>,
+    /// The last statement was COPY FROM STDIN: its data comes next, not ReadyForQuery.
+    copy_in: bool,
 }
 
 impl Connection {
@@ -275,6 +286,7 @@ impl Connection {
             parser: Arc::new(StatementParser),
             _slot: slot,
             pid: Mutex::new(None),
+            copy_buf: Mutex::new(Vec::new()),
         }
     }
 
@@ -512,6 +524,7 @@ impl SimpleQueryHandler for Connection {
                 messages: vec![PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())],
                 status: self.status(),
                 settings: vec![],
+                copy_in: false,
             }
         } else {
             let shared = self.shared.clone();
@@ -523,6 +536,12 @@ impl SimpleQueryHandler for Connection {
         self.report_settings(client, outcome.settings).await?;
         let status = wire_status(outcome.status);
         client.set_transaction_status(status);
+        if outcome.copy_in {
+            self.copy_buffer().clear();
+            client.set_state(PgWireConnectionState::CopyInProgress(false));
+            client.flush().await?;
+            return Ok(());
+        }
         client.set_state(PgWireConnectionState::ReadyForQuery);
         client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status))).await?;
         Ok(())
@@ -548,11 +567,16 @@ fn simple_query(s: &mut Session, sql: &str, metrics: &crate::http::Metrics) -> O
         metrics.statement(r.as_ref().map(|q| q.tag.as_str()).map_err(|e| e.code), each);
     }
     let mut messages = Vec::new();
+    let mut copy_in = false;
     if results.is_empty() {
         messages.push(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()));
     }
     for result in results {
         match result.and_then(|r| encode_result(r, None, |_| FORMAT_TEXT)) {
+            Ok(Encoded { notices, copy: Some(copy), tag, .. }) => {
+                messages.extend(notices);
+                copy_in = copy_messages(copy, tag, &mut messages);
+            }
             Ok(encoded) => {
                 messages.extend(encoded.notices);
                 if let Some(columns) = encoded.columns {
@@ -564,7 +588,7 @@ fn simple_query(s: &mut Session, sql: &str, metrics: &crate::http::Metrics) -> O
             Err(e) => messages.push(PgWireBackendMessage::ErrorResponse(sql_error_info(e).into())),
         }
     }
-    Outcome { messages, status: s.status(), settings: reported_settings(s) }
+    Outcome { messages, status: s.status(), settings: reported_settings(s), copy_in }
 }
 
 /// A statement's result, encoded.
@@ -573,6 +597,8 @@ struct Encoded {
     columns: Option<RowDescription>,
     rows: Vec<DataRow>,
     tag: String,
+    /// COPY's data out or request for data in.
+    copy: Option<CopyResponse>,
 }
 
 /// Encodes a result in the column formats `format_of(column)` asks for. Values are converted
@@ -585,7 +611,7 @@ fn encode_result(
 ) -> sql::Result<Encoded> {
     let notices = r.notices.iter().map(|n| notice(n)).collect();
     let Some(mut columns) = r.columns else {
-        return Ok(Encoded { notices, columns: None, rows: vec![], tag: r.tag });
+        return Ok(Encoded { notices, columns: None, rows: vec![], tag: r.tag, copy: r.copy });
     };
     if let Some(declared) = declared.filter(|d| d.len() == columns.len()) {
         for (c, d) in columns.iter_mut().zip(declared) {
@@ -602,7 +628,7 @@ fn encode_result(
         rows.push(DataRow::new(buf, columns.len() as i16));
     }
     let description = row_description(&columns, format_of);
-    Ok(Encoded { notices, columns: Some(description), rows, tag: r.tag })
+    Ok(Encoded { notices, columns: Some(description), rows, tag: r.tag, copy: None })
 }
 
 fn row_description(columns: &[ResultColumn], format_of: impl Fn(usize) -> i16) -> RowDescription {
@@ -623,6 +649,103 @@ fn row_description(columns: &[ResultColumn], format_of: impl Fn(usize) -> i16) -
             })
             .collect(),
     )
+}
+
+// ---- COPY ----------------------------------------------------------------------------------
+
+/// COPY FROM data is handed to the session in chunks of about this many bytes: one trip to
+/// the session's thread per chunk instead of per CopyData message (clients send one per row).
+pub const COPY_CHUNK_BYTES: usize = 256 << 10;
+
+/// Appends the messages that start COPY FROM STDIN (true) or carry COPY TO STDOUT (false).
+fn copy_messages(copy: CopyResponse, tag: String, messages: &mut Vec<PgWireBackendMessage>) -> bool {
+    match copy {
+        CopyResponse::In { columns } => {
+            let formats = vec![FORMAT_TEXT; columns];
+            messages.push(PgWireBackendMessage::CopyInResponse(CopyInResponse::new(0, columns as i16, formats)));
+            true
+        }
+        CopyResponse::Out { columns, lines } => {
+            let formats = vec![FORMAT_TEXT; columns];
+            messages.push(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(0, columns as i16, formats)));
+            for line in lines {
+                messages.push(PgWireBackendMessage::CopyData(CopyData::new(Bytes::from(line))));
+            }
+            messages.push(PgWireBackendMessage::CopyDone(CopyDone::new()));
+            messages.push(PgWireBackendMessage::CommandComplete(CommandComplete::new(tag)));
+            false
+        }
+    }
+}
+
+impl Connection {
+    fn copy_buffer(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.copy_buf.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl CopyHandler for Connection {
+    async fn on_copy_data<C>(&self, _client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let chunk = {
+            let mut buf = self.copy_buffer();
+            buf.extend_from_slice(&copy_data.data);
+            if buf.len() < COPY_CHUNK_BYTES {
+                return Ok(());
+            }
+            std::mem::take(&mut *buf)
+        };
+        match self.run(move |s| s.copy_data(&chunk)).await? {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.copy_buffer().clear();
+                Err(sql_error(e))
+            }
+        }
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let chunk = std::mem::take(&mut *self.copy_buffer());
+        let shared = self.shared.clone();
+        let (result, status) = self
+            .run(move |s| {
+                let start = std::time::Instant::now();
+                let r = s.copy_data(&chunk).and_then(|_| s.copy_done());
+                shared.metrics.statement(r.as_ref().map(|q| q.tag.as_str()).map_err(|e| e.code), start.elapsed());
+                (r, s.status())
+            })
+            .await?;
+        client.set_transaction_status(wire_status(status));
+        let result = result.map_err(sql_error)?;
+        client.send(PgWireBackendMessage::CommandComplete(CommandComplete::new(result.tag))).await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.copy_buffer().clear();
+        match self.run(move |s| (s.copy_fail(&fail.message), s.status())).await {
+            Ok((e, status)) => {
+                client.set_transaction_status(wire_status(status));
+                sql_error(e)
+            }
+            Err(e) => e,
+        }
+    }
 }
 
 // ---- Extended query protocol --------------------------------------------------------------
@@ -771,6 +894,20 @@ impl ExtendedQueryHandler for Connection {
             client.feed(n).await?;
         }
         self.report_settings(client, settings).await?;
+        if let Some(copy) = encoded.copy {
+            let mut messages = Vec::new();
+            let copy_in = copy_messages(copy, encoded.tag, &mut messages);
+            for m in messages {
+                client.feed(m).await?;
+            }
+            *portal.state().lock().await = PortalExecutionState::Finished;
+            if copy_in {
+                self.copy_buffer().clear();
+                client.set_state(PgWireConnectionState::CopyInProgress(true));
+            }
+            client.flush().await?;
+            return Ok(());
+        }
         if encoded.columns.is_none() || max_rows == 0 || encoded.rows.len() <= max_rows {
             for row in encoded.rows {
                 client.feed(PgWireBackendMessage::DataRow(row)).await?;
@@ -896,7 +1033,7 @@ fn execute_portal(
     let mut results = s.execute_with(&prepared.sql, &params);
     assert!(results.len() <= 1, "Parse admits one statement");
     let Some(result) = results.pop() else {
-        return Ok(Encoded { notices: vec![], columns: None, rows: vec![], tag: "EMPTY".into() });
+        return Ok(Encoded { notices: vec![], columns: None, rows: vec![], tag: "EMPTY".into(), copy: None });
     };
     let result = result.map_err(sql_error)?;
     let ncols = result.columns.as_ref().map_or(0, Vec::len);
@@ -979,6 +1116,7 @@ fn sql_error_info(e: sql::Error) -> ErrorInfo {
     let mut info = error_info("ERROR", e.code, &e.message);
     info.detail = e.detail;
     info.hint = e.hint;
+    info.where_context = e.context;
     info
 }
 

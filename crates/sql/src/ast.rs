@@ -129,6 +129,17 @@ pub enum Statement {
     },
     /// TRUNCATE.
     Truncate(Vec<String>),
+    /// COPY ... FROM STDIN / TO STDOUT.
+    Copy(Box<CopyStatement>),
+    /// VACUUM [FULL] [ANALYZE] [table, ...] (no tables: all of them).
+    Vacuum {
+        /// The tables.
+        tables: Vec<String>,
+        /// ANALYZE as well.
+        analyze: bool,
+    },
+    /// ANALYZE [table, ...] (no tables: all of them).
+    Analyze(Vec<String>),
     /// ALTER TABLE name action, ...
     AlterTable {
         /// Table name.
@@ -138,6 +149,92 @@ pub enum Statement {
         /// The actions, applied in order.
         actions: Vec<AlterAction>,
     },
+}
+
+/// COPY.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopyStatement {
+    /// What is copied.
+    pub source: CopySource,
+    /// FROM STDIN (true) or TO STDOUT (false).
+    pub from: bool,
+    /// The options, as written.
+    pub options: CopyOptions,
+}
+
+/// What COPY reads or writes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CopySource {
+    /// A table, with an optional column list.
+    Table {
+        /// Table name.
+        name: String,
+        /// Columns (None: all, in order).
+        columns: Option<Vec<String>>,
+    },
+    /// COPY (query) TO STDOUT.
+    Query(Box<Query>),
+}
+
+/// COPY's data format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyFormat {
+    /// PostgreSQL's text format (tab-separated, backslash escapes, \N for NULL).
+    Text,
+    /// Comma-separated values.
+    Csv,
+    /// PostgreSQL's binary format.
+    Binary,
+}
+
+/// COPY's options as written (None: the format's default).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopyOptions {
+    /// FORMAT.
+    pub format: CopyFormat,
+    /// DELIMITER.
+    pub delimiter: Option<String>,
+    /// NULL.
+    pub null: Option<String>,
+    /// HEADER.
+    pub header: bool,
+    /// QUOTE.
+    pub quote: Option<String>,
+    /// ESCAPE.
+    pub escape: Option<String>,
+    /// FORCE_QUOTE: columns, or every column (`*`).
+    pub force_quote: ForceQuote,
+    /// FORCE_NOT_NULL columns.
+    pub force_not_null: Vec<String>,
+    /// FORCE_NULL columns.
+    pub force_null: Vec<String>,
+}
+
+/// FORCE_QUOTE.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ForceQuote {
+    /// None forced.
+    None,
+    /// Every column (`*`).
+    All,
+    /// These columns.
+    Columns(Vec<String>),
+}
+
+impl Default for CopyOptions {
+    fn default() -> CopyOptions {
+        CopyOptions {
+            format: CopyFormat::Text,
+            delimiter: None,
+            null: None,
+            header: false,
+            quote: None,
+            escape: None,
+            force_quote: ForceQuote::None,
+            force_not_null: vec![],
+            force_null: vec![],
+        }
+    }
 }
 
 /// One action of ALTER TABLE.

@@ -151,11 +151,8 @@ pub enum Inserted {
 pub fn insert_row(exec: &mut Exec<'_>, table: &Table, row: &Row) -> Result<Inserted> {
     check_row(exec, table, row)?;
     check_parents(exec, table, row)?;
-    let rowid = if table.primary_key.is_empty() {
-        Some(exec.sequences.nextval(exec.txn, &format!("{}_rowid_seq", table.name))?)
-    } else {
-        None
-    };
+    let rowid =
+        if table.primary_key.is_empty() { Some(exec.sequences.next_rowid(exec.txn, &table.name)?) } else { None };
     let key = row_key(table, &primary_key(table, row, rowid))?;
     if let Some(Some(_)) = exec.txn.lock_row_latest(&key, LockMode::Exclusive, WaitPolicy::Wait)? {
         let err = Error::new(

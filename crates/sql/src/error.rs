@@ -17,12 +17,14 @@ pub struct Error {
     pub detail: Option<String>,
     /// HINT.
     pub hint: Option<String>,
+    /// CONTEXT: where it happened (e.g. "COPY t, line 3, column b").
+    pub context: Option<String>,
 }
 
 impl Error {
     /// An error with `code` and `message`.
     pub fn new(code: &'static str, message: impl Into<String>) -> Error {
-        Error { code, message: message.into(), detail: None, hint: None }
+        Error { code, message: message.into(), detail: None, hint: None, context: None }
     }
 
     /// Adds a DETAIL.
@@ -34,6 +36,14 @@ impl Error {
     /// Adds a HINT.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Error {
         self.hint = Some(hint.into());
+        self
+    }
+
+    /// Adds a CONTEXT, unless one is there already (the innermost place wins).
+    pub fn with_context(mut self, context: impl Into<String>) -> Error {
+        if self.context.is_none() {
+            self.context = Some(context.into());
+        }
         self
     }
 

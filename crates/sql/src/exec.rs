@@ -26,6 +26,8 @@ pub const ROWS_MAX: usize = 10_000_000;
 pub trait Sequences {
     /// The next value of sequence `name`.
     fn nextval(&self, txn: &mut Txn, name: &str) -> Result<i64>;
+    /// The next hidden row number of `table` (a table without a primary key).
+    fn next_rowid(&self, txn: &mut Txn, table: &str) -> Result<i64>;
     /// The last value nextval gave this session for `name`.
     fn currval(&self, name: &str) -> Result<i64>;
     /// Sets the sequence's next value to `value + 1`.
@@ -194,14 +196,8 @@ impl Exec<'_> {
         }
     }
 
-    /// The rows of `table` (all, or by primary key), filtered and optionally locked.
-    fn scan(
-        &mut self,
-        table: &Table,
-        lookup: Option<&Lookup>,
-        filter: Option<&BExpr>,
-        lock: Option<crate::ast::Locking>,
-    ) -> Result<Vec<Row>> {
+    /// The rows `lookup` finds in `table` (all of them without one), with their keys.
+    pub fn candidates(&mut self, table: &Table, lookup: Option<&Lookup>) -> Result<Vec<(Vec<u8>, Row)>> {
         let mut candidates: Vec<(Vec<u8>, Row)> = Vec::new();
         match lookup {
             Some(Lookup::Index { index, values }) => {
@@ -254,6 +250,18 @@ impl Exec<'_> {
             }
         }
         self.rows_examined += candidates.len() as u64;
+        Ok(candidates)
+    }
+
+    /// The rows of `table` (all, or by primary key), filtered and optionally locked.
+    fn scan(
+        &mut self,
+        table: &Table,
+        lookup: Option<&Lookup>,
+        filter: Option<&BExpr>,
+        lock: Option<crate::ast::Locking>,
+    ) -> Result<Vec<Row>> {
+        let candidates = self.candidates(table, lookup)?;
         let mut out = Vec::new();
         for (key, row) in candidates {
             self.tick()?;

@@ -44,6 +44,8 @@
 //! expression indexes, `ON CONFLICT ON CONSTRAINT`, `SET DEFAULT` foreign key actions, and
 //! time and timestamp precisions other than 6: all 0A000.
 
+mod utility_stmts;
+
 use sqlparser::ast as sql;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::{Parser, ParserError};
@@ -83,6 +85,10 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
             continue;
         }
         if let Some(statement) = utility::parse(&significant)? {
+            statements.push(statement);
+            continue;
+        }
+        if let Some(statement) = utility_stmts::parse(&run)? {
             statements.push(statement);
             continue;
         }

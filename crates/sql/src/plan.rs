@@ -644,7 +644,7 @@ pub fn expr_name(e: &Expr) -> String {
 
 /// A lookup from `filter`'s `column = constant` conjuncts: the primary key if they pin all
 /// of it, else the index whose leading columns they pin the most of (at least one).
-fn choose_lookup(
+pub fn choose_lookup(
     table: &Table,
     scope: &Scope,
     filter: &Expr,

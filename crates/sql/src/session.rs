@@ -9,6 +9,9 @@
 //! ```
 
 mod alter;
+mod copy;
+
+pub use copy::CopyResponse;
 
 use crate::ast::{self, Expr, InsertSource, SelectItem, Statement, TableConstraint};
 use crate::bind::{Scope, ScopeColumn};
@@ -29,6 +32,9 @@ use txn::{Engine, EngineOptions, IsolationLevel, LockMode, SavepointId, Txn, Txn
 
 /// Sequence values handed out per trip to the store (lost on a crash, as PostgreSQL's cache).
 pub const SEQUENCE_CACHE: i64 = 32;
+/// Hidden row numbers handed out per trip to the store: they need only be unique, and a bulk
+/// load into a table without a primary key would otherwise commit once per 32 rows.
+pub const ROWID_CACHE: i64 = 4096;
 
 /// A column of a result.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,11 +56,13 @@ pub struct QueryResult {
     pub tag: String,
     /// Notices raised (e.g. IF NOT EXISTS skipped).
     pub notices: Vec<String>,
+    /// For COPY: the data out, or the request for data in.
+    pub copy: Option<CopyResponse>,
 }
 
 impl QueryResult {
     fn command(tag: impl Into<String>) -> QueryResult {
-        QueryResult { columns: None, rows: vec![], tag: tag.into(), notices: vec![] }
+        QueryResult { columns: None, rows: vec![], tag: tag.into(), notices: vec![], copy: None }
     }
 }
 
@@ -99,6 +107,7 @@ impl Database {
             currvals: Mutex::new(HashMap::new()),
             deadline: std::cell::Cell::new(None),
             cancel: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            copy_in: None,
         }
     }
 
@@ -154,6 +163,8 @@ pub struct Session {
     deadline: std::cell::Cell<Option<std::time::Instant>>,
     /// Set from another thread to cancel the running statement.
     cancel: Arc<std::sync::atomic::AtomicBool>,
+    /// The COPY FROM STDIN waiting for data.
+    copy_in: Option<copy::CopyIn>,
 }
 
 /// The transaction status, as the wire protocol reports it.
@@ -182,6 +193,21 @@ impl Session {
                 return vec![Err(e)];
             }
         };
+        if let Some(copy) = self.copy_in.take() {
+            self.abort_copy(copy);
+            return vec![Err(Error::new(
+                "08P01",
+                "a statement arrived while COPY FROM STDIN waited for data; the COPY was abandoned",
+            ))];
+        }
+        let copy_in_at = statements.iter().position(|s| matches!(s, Statement::Copy(c) if c.from));
+        if copy_in_at.is_some_and(|at| at + 1 != statements.len()) {
+            self.fail_block();
+            return vec![Err(Error::new(
+                codes::FEATURE_NOT_SUPPORTED,
+                "COPY FROM STDIN must be the last statement of a query string",
+            ))];
+        }
         let mut out = Vec::new();
         for stmt in &statements {
             let r = self.run(stmt, params);
@@ -364,6 +390,16 @@ impl Session {
         }
     }
 
+    /// Fails with 42P01 unless every table exists.
+    fn check_tables(&self, tables: &[String]) -> Result<()> {
+        let mut txn = self.db.engine.begin(TxnOptions { read_only: true, ..self.default_options() })?;
+        for t in tables {
+            catalog::lock_table(&mut txn, t, false)?;
+        }
+        txn.rollback();
+        Ok(())
+    }
+
     /// The block's transaction, started if this is its first statement.
     fn block_txn(&mut self) -> Result<&mut Txn> {
         let lock_settings = self.lock_settings();
@@ -512,6 +548,26 @@ impl Session {
                     Ok(r)
                 }
             },
+            Statement::Copy(c) if c.from => {
+                let r = self.start_copy_in(c);
+                if r.is_err() {
+                    self.fail_block();
+                }
+                r
+            }
+            Statement::Vacuum { tables, analyze } => {
+                if self.block.is_some() {
+                    self.fail_block();
+                    return Err(Error::new(
+                        codes::ACTIVE_SQL_TRANSACTION,
+                        "VACUUM cannot run inside a transaction block",
+                    ));
+                }
+                let _ = analyze;
+                self.check_tables(tables)?;
+                self.db.engine.vacuum()?;
+                Ok(QueryResult::command("VACUUM"))
+            }
             Statement::Set { name, value } => {
                 self.set(name, value.clone())?;
                 Ok(QueryResult::command("SET"))
@@ -624,7 +680,7 @@ impl Session {
         } else {
             vec![ResultColumn { name, data_type: DataType::Text }]
         };
-        Ok(QueryResult { columns: Some(columns), rows, tag: "SHOW".into(), notices: vec![] })
+        Ok(QueryResult { columns: Some(columns), rows, tag: "SHOW".into(), notices: vec![], copy: None })
     }
 
     fn now(&self) -> FnContext {
@@ -661,6 +717,13 @@ impl Session {
                 self.delete(txn, table, alias.as_deref(), filter.as_ref(), returning, params)
             }
             Statement::Explain { analyze, statement } => self.explain(txn, *analyze, statement),
+            Statement::Copy(c) => self.copy_out(txn, c),
+            Statement::Analyze(tables) => {
+                for t in tables {
+                    catalog::lock_table(txn, t, false)?;
+                }
+                Ok(QueryResult::command("ANALYZE"))
+            }
             Statement::AlterTable { name, if_exists, actions } => self.alter_table(txn, name, *if_exists, actions),
             other => Err(Error::unsupported(format!("{other:?}").split([' ', '{', '(']).next().unwrap_or("statement"))),
         }
@@ -686,7 +749,7 @@ impl Session {
         let rows = self.exec(txn, params).run(&plan)?;
         let columns = result_columns(&scope, &rows);
         let tag = format!("SELECT {}", rows.len());
-        Ok(QueryResult { columns: Some(columns), rows, tag, notices: vec![] })
+        Ok(QueryResult { columns: Some(columns), rows, tag, notices: vec![], copy: None })
     }
 
     fn explain(&self, txn: &mut Txn, analyze: bool, stmt: &Statement) -> Result<QueryResult> {
@@ -705,6 +768,7 @@ impl Session {
             rows,
             tag: "EXPLAIN".into(),
             notices: vec![],
+            copy: None,
         })
     }
 
@@ -1124,7 +1188,7 @@ impl Session {
     fn dml_result(&self, tag: String, returning: Option<Vec<ResultColumn>>, rows: Vec<Row>) -> QueryResult {
         match returning {
             None => QueryResult::command(tag),
-            Some(columns) => QueryResult { columns: Some(columns), rows, tag, notices: vec![] },
+            Some(columns) => QueryResult { columns: Some(columns), rows, tag, notices: vec![], copy: None },
         }
     }
 
@@ -1159,12 +1223,13 @@ impl Session {
         params: &[Value],
     ) -> Result<Vec<(Vec<u8>, Row)>> {
         let pred = filter.map(|f| Planner::new(txn).bind(f, scope, &[])).transpose()?;
-        let prefix = keys::rows(table.id);
-        let end = keycode::prefix_end(&prefix).expect("prefix has an end");
-        let candidates = txn.scan(Bound::Included(prefix), Bound::Excluded(end), false, usize::MAX)?;
+        let lookup = match filter {
+            Some(f) => crate::plan::choose_lookup(table, scope, f, &mut Planner::new(txn), &[])?,
+            None => None,
+        };
+        let candidates = self.exec(txn, params).candidates(table, lookup.as_ref())?;
         let mut out = Vec::new();
-        for (key, bytes) in candidates {
-            let row = eval::decode_row(&bytes)?;
+        for (key, row) in candidates {
             let mut exec = self.exec(txn, params);
             if let Some(p) = &pred {
                 if !exec.test(p, &row)? {
@@ -1475,8 +1540,9 @@ fn explain_lines(plan: &Plan, depth: usize, out: &mut Vec<String>) {
     }
 }
 
-impl Sequences for Session {
-    fn nextval(&self, txn: &mut Txn, name: &str) -> Result<i64> {
+impl Session {
+    /// The next value of sequence `name`, taking `cache_size` values per trip to the store.
+    fn next_value(&self, txn: &mut Txn, name: &str, cache_size: i64) -> Result<i64> {
         let mut cache = self.db.seq_cache.lock().unwrap_or_else(|e| e.into_inner());
         let entry = cache.entry(name.to_string()).or_insert((0, 0));
         let key = sequence_key(name);
@@ -1494,7 +1560,7 @@ impl Sequences for Session {
             let block = match locked {
                 Some(Some(bytes)) => {
                     let next = i64::from_le_bytes(bytes.try_into().map_err(|_| Error::new("XX001", "bad sequence"))?);
-                    own.put(&key, &(next + SEQUENCE_CACHE).to_le_bytes())?;
+                    own.put(&key, &(next + cache_size).to_le_bytes())?;
                     own.commit()?;
                     Some(next)
                 }
@@ -1504,7 +1570,7 @@ impl Sequences for Session {
                 }
             };
             match block {
-                Some(next) => *entry = (next, next + SEQUENCE_CACHE),
+                Some(next) => *entry = (next, next + cache_size),
                 None => {
                     // Created in this (uncommitted) transaction: count inside it.
                     drop(cache);
@@ -1520,15 +1586,25 @@ impl Sequences for Session {
                         }
                     };
                     txn.put(&key, &(next + 1).to_le_bytes())?;
-                    self.currvals.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), next);
                     return Ok(next);
                 }
             }
         }
         let v = entry.0;
         entry.0 += 1;
+        Ok(v)
+    }
+}
+
+impl Sequences for Session {
+    fn nextval(&self, txn: &mut Txn, name: &str) -> Result<i64> {
+        let v = self.next_value(txn, name, SEQUENCE_CACHE)?;
         self.currvals.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), v);
         Ok(v)
+    }
+
+    fn next_rowid(&self, txn: &mut Txn, table: &str) -> Result<i64> {
+        self.next_value(txn, &format!("{table}_rowid_seq"), ROWID_CACHE)
     }
 
     fn currval(&self, name: &str) -> Result<i64> {

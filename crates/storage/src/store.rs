@@ -59,8 +59,9 @@ pub const WAL_DIR: &str = "wal";
 pub const SCAN_CHUNK_ENTRIES: usize = 256;
 /// How often the background checkpointer looks at its triggers.
 const CHECKPOINT_POLL: Duration = Duration::from_millis(50);
-/// The longest write batch accepted, in operations.
-pub const BATCH_OPS_MAX: usize = 1 << 20;
+/// The longest write batch accepted, in operations (a transaction's writes apply as one
+/// batch: a rewrite of a 4-million-row table fits).
+pub const BATCH_OPS_MAX: usize = 8 << 20;
 
 /// Settings of a store.
 #[derive(Debug, Clone)]

@@ -39,7 +39,7 @@
 //!
 //!   record frame (24 bytes + payload)
 //!   offset  size  field
-//!        0     4  len          u32, payload length, at most WAL_RECORD_BYTES_MAX (16 MiB)
+//!        0     4  len          u32, payload length, at most WAL_RECORD_BYTES_MAX (640 MiB)
 //!        4     4  crc          u32, CRC-32C of: payload ‖ bytes 0..4 ‖ bytes 8..24
 //!        8     8  index        u64, the record's index
 //!       16     8  batch_first  u64, index of the first record of the same group-commit write
@@ -137,10 +137,13 @@ use std::thread::Thread;
 use std::time::Instant;
 
 /// The largest payload one record may have, in bytes. Bigger ones are [`Error::Invalid`].
-pub const WAL_RECORD_BYTES_MAX: usize = 16 << 20;
+/// A transaction commits as one record, so this bounds the largest transaction (a bulk load
+/// such as `pgbench -i -s 10` writes ~150 MB in one); it also bounds what a corrupt length
+/// field can make recovery allocate before the checksum rejects the frame.
+pub const WAL_RECORD_BYTES_MAX: usize = 640 << 20;
 
 /// The most frame bytes (headers plus payloads) one [`Wal::append_batch`] call may add.
-pub const WAL_APPEND_BATCH_BYTES_MAX: usize = 64 << 20;
+pub const WAL_APPEND_BATCH_BYTES_MAX: usize = WAL_RECORD_BYTES_MAX + (64 << 20);
 
 /// The size of a segment file's header, in bytes.
 pub const WAL_SEGMENT_HEADER_BYTES: usize = 32;

@@ -16,10 +16,12 @@ use storage::{KvRead, Store, StoreOptions};
 
 /// The most transactions open at once.
 pub const TXN_OPEN_MAX: usize = 10_000;
-/// The most bytes (keys plus values) one transaction may write; a commit is one log record.
-pub const WRITE_SET_BYTES_MAX: usize = 8 << 20;
-/// The most rows locked at once.
-pub const LOCK_ENTRIES_MAX: usize = 1_000_000;
+/// The most bytes (keys plus values) one transaction may write by default; a commit is one
+/// log record, so this stays below `storage::wal::WAL_RECORD_BYTES_MAX` with room for the
+/// record's framing. Past it a write fails with 54000 and the transaction can roll back.
+pub const WRITE_SET_BYTES_MAX: usize = 512 << 20;
+/// The most rows locked at once (a bulk load locks every row it writes until it commits).
+pub const LOCK_ENTRIES_MAX: usize = 4_000_000;
 /// Dead versions removed per vacuum command.
 pub const VACUUM_DELETES_PER_COMMAND: usize = 10_000;
 

@@ -511,7 +511,7 @@ impl Session {
                 if old.primary_key.is_empty() {
                     old_key
                 } else {
-                    let rowid = self.nextval(txn, &format!("{}_rowid_seq", new.name))?;
+                    let rowid = self.next_rowid(txn, &new.name)?;
                     row_key(new, &[Value::Int8(rowid)])?
                 }
             } else {
