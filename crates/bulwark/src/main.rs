@@ -7,7 +7,10 @@
 
 mod bench;
 mod bench_txn;
+mod config;
 mod shell;
+
+use config::StartArgs;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -39,22 +42,6 @@ enum Command {
         #[arg(long, default_value = "./bulwark-data")]
         data_dir: PathBuf,
     },
-}
-
-#[derive(clap::Args)]
-struct StartArgs {
-    /// The data directory (created if missing).
-    #[arg(long, default_value = "./bulwark-data")]
-    data_dir: PathBuf,
-    /// Address for PostgreSQL clients, host:port. Loopback only while authentication is trust.
-    #[arg(long, default_value = server::DEFAULT_ADDR)]
-    pg_addr: String,
-    /// Connections served at once; the next one is refused with 53300.
-    #[arg(long, default_value_t = server::DEFAULT_MAX_CONNECTIONS)]
-    max_connections: usize,
-    /// Address of the HTTP endpoint (/metrics, /health/live, /health/ready, /status).
-    #[arg(long, default_value = server::http::DEFAULT_HTTP_ADDR)]
-    http_addr: String,
 }
 
 #[derive(Subcommand)]
@@ -91,12 +78,21 @@ fn main() -> ExitCode {
 const RUNTIME_SHUTDOWN_MS: u64 = 1000;
 
 fn start(args: &StartArgs) -> ExitCode {
-    if args.max_connections == 0 {
-        eprintln!("--max-connections must be at least 1");
-        return ExitCode::FAILURE;
-    }
+    let settings = match config::resolve(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bulwark: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(settings.log_level)
+        .with_target(false)
+        .with_ansi(false)
+        .init();
     // Refuse a bad address before touching the data directory.
-    if let Err(e) = server::listen_addrs(&args.pg_addr) {
+    if let Err(e) = server::listen_addrs(&settings.pg_addr) {
         eprintln!("bulwark: {e}");
         return ExitCode::FAILURE;
     }
@@ -107,29 +103,58 @@ fn start(args: &StartArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let db = match sql::Database::open(Arc::new(storage::vfs::RealVfs), &args.data_dir, txn::EngineOptions::default()) {
-        Ok(db) => db,
-        Err(e) => {
-            eprintln!("cannot open {}: {e}", args.data_dir.display());
+    let opened = std::time::Instant::now();
+    let db =
+        match sql::Database::open(Arc::new(storage::vfs::RealVfs), &settings.data_dir, txn::EngineOptions::default()) {
+            Ok(db) => db,
+            Err(e) => {
+                eprintln!("cannot open {}: {e}", settings.data_dir.display());
+                return ExitCode::FAILURE;
+            }
+        };
+    let stats = db.engine().store().stats();
+    tracing::info!(
+        data_dir = %settings.data_dir.display(),
+        applied_index = stats.applied_index,
+        replayed_records = stats.replayed_records,
+        open_ms = opened.elapsed().as_millis() as u64,
+        "data directory opened"
+    );
+    for (name, value) in &settings.session {
+        if let Err(e) = db.set_session_default(name, value) {
+            eprintln!("bulwark: setting {name}: {}", e.message);
             return ExitCode::FAILURE;
         }
-    };
+    }
+    let mut status_settings = vec![
+        ("data_dir", settings.data_dir.display().to_string()),
+        ("pg_addr", settings.pg_addr.clone()),
+        ("http_addr", settings.http_addr.clone()),
+        ("max_connections", settings.max_connections.to_string()),
+        ("log_connections", settings.log_connections.to_string()),
+        (
+            "log_min_duration_statement",
+            settings.log_min_duration_statement.map_or("-1".into(), |d| d.as_millis().to_string()),
+        ),
+    ];
+    for name in config::SESSION_SETTINGS {
+        if let Some(v) = db.session().setting(name) {
+            status_settings.push((name, v.to_string()));
+        }
+    }
     let config = server::Config {
-        addr: args.pg_addr.clone(),
-        max_connections: args.max_connections,
-        http_addr: Some(args.http_addr.clone()),
-        status_settings: vec![
-            ("data_dir", args.data_dir.display().to_string()),
-            ("pg_addr", args.pg_addr.clone()),
-            ("http_addr", args.http_addr.clone()),
-            ("max_connections", args.max_connections.to_string()),
-        ],
+        addr: settings.pg_addr.clone(),
+        max_connections: settings.max_connections,
+        http_addr: Some(settings.http_addr.clone()),
+        status_settings,
+        log_min_duration_statement: settings.log_min_duration_statement,
+        log_connections: settings.log_connections,
         ..Default::default()
     };
     let served = runtime.block_on(async {
         let server = server::Server::bind(db.clone(), config).await?;
         let addr = server.local_addr()?;
-        println!("bulwark: serving {} on {addr}", args.data_dir.display());
+        println!("bulwark: serving {} on {addr}", settings.data_dir.display());
         println!("connect with: psql -h {} -p {} -U bulwark bulwark", addr.ip(), addr.port());
         if let Some(http) = server.http_addr() {
             println!("metrics at: http://{http}/metrics (also /health/live, /health/ready, /status)");
@@ -141,12 +166,15 @@ fn start(args: &StartArgs) -> ExitCode {
         return ExitCode::FAILURE;
     }
     runtime.shutdown_timeout(std::time::Duration::from_millis(RUNTIME_SHUTDOWN_MS));
+    let started = std::time::Instant::now();
     match db.engine().store().checkpoint() {
         Ok(_) => {
+            tracing::info!(checkpoint_ms = started.elapsed().as_millis() as u64, "checkpointed at shutdown");
             println!("bulwark: checkpointed, stopped");
             ExitCode::SUCCESS
         }
         Err(e) => {
+            tracing::error!(error = %e, "checkpoint at shutdown failed");
             eprintln!("bulwark: checkpoint at shutdown failed: {e}");
             ExitCode::FAILURE
         }

@@ -404,3 +404,66 @@ fn bulwark_sql_shell_runs_statements_and_reports_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("SQLSTATE 23505"), "{}", stdout(&out));
 }
+
+#[tokio::test]
+async fn idle_in_transaction_timeout_ends_the_session_and_releases_its_locks() {
+    let dir = TempDir::new("idle-timeout");
+    let server = ServerProcess::start(dir.path(), &[]);
+    let setup = server.connect().await;
+    setup.batch_execute("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1, 0)").await.unwrap();
+
+    let idle = server.connect().await;
+    idle.batch_execute("SET idle_in_transaction_session_timeout = '300ms'; BEGIN; UPDATE t SET v = 1 WHERE id = 1")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The session was ended: its next statement fails (FATAL 25P03, or the closed connection).
+    let err = idle.simple_query("SELECT 1").await.unwrap_err();
+    if let Some(db) = err.as_db_error() {
+        assert_eq!(db.code().code(), "25P03", "{db:?}");
+    }
+    // Its update was rolled back and its row lock released: another session writes at once.
+    let other = server.connect().await;
+    other.batch_execute("SET lock_timeout = '2s'; UPDATE t SET v = 2 WHERE id = 1").await.unwrap();
+    let v: i32 = other.query_one("SELECT v FROM t WHERE id = 1", &[]).await.unwrap().get(0);
+    assert_eq!(v, 2);
+
+    // Outside a block, idling is fine.
+    let calm = server.connect().await;
+    calm.batch_execute("SET idle_in_transaction_session_timeout = '200ms'").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    calm.simple_query("SELECT 1").await.unwrap();
+}
+
+#[tokio::test]
+async fn settings_come_from_flags_over_the_config_file() {
+    let dir = TempDir::new("config-file");
+    let config = dir.path().join("bulwark.toml");
+    std::fs::write(&config, "statement_timeout = \"7s\"\nlock_timeout = \"3s\"\nlog_min_duration_statement = 0\n")
+        .unwrap();
+    let data = dir.path().join("data");
+    let server = ServerProcess::start(&data, &["--config", config.to_str().unwrap(), "--lock-timeout", "4s"]);
+    let c = server.connect().await;
+    let show = |name: &'static str| {
+        let c = &c;
+        async move {
+            let row = c.query_one(&format!("SHOW {name}"), &[]).await.unwrap();
+            row.get::<_, String>(0)
+        }
+    };
+    assert_eq!(show("statement_timeout").await, "7s");
+    assert_eq!(show("lock_timeout").await, "4s", "the flag wins over the file");
+    // RESET returns to the configured default, not the built-in one.
+    c.batch_execute("SET statement_timeout = '1s'; RESET statement_timeout").await.unwrap();
+    assert_eq!(show("statement_timeout").await, "7s");
+
+    // A misspelt key stops the start and names the key.
+    std::fs::write(&config, "statment_timeout = \"7s\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(["start", "--config", config.to_str().unwrap(), "--data-dir"])
+        .arg(dir.path().join("data2"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("unknown setting \"statment_timeout\""), "{}", stderr(&out));
+}

@@ -92,9 +92,27 @@ const REPORTED_SETTINGS: [(&str, &str); 10] = [
     ("TimeZone", "timezone"),
 ];
 
+/// What the server logs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LogSettings {
+    /// The slow-query threshold (None: off).
+    pub(crate) min_duration_statement: Option<std::time::Duration>,
+    /// Log connections and disconnections.
+    pub(crate) connections: bool,
+}
+
+/// How long the idle-in-transaction watchdog sleeps when the timeout is off (the setting may
+/// be turned on by SET at any time).
+const IDLE_WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The longest statement text a log line quotes.
+const LOGGED_STATEMENT_CHARS_MAX: usize = 1000;
+
 /// What all connections share.
 pub(crate) struct Shared {
     pub(crate) db: Database,
+    /// What to log.
+    pub(crate) log: LogSettings,
     /// Statements running now (shutdown waits for them).
     pub(crate) in_flight: AtomicUsize,
     /// Set once shutdown begins: new statements are refused.
@@ -108,9 +126,10 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(db: Database) -> Shared {
+    pub(crate) fn new(db: Database, log: LogSettings) -> Shared {
         Shared {
             db,
+            log,
             in_flight: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
             next_pid: AtomicI32::new(1),
@@ -232,6 +251,14 @@ pub(crate) struct Connection {
     pid: Mutex<Option<i32>>,
     /// COPY FROM data received and not yet handed to the session (below COPY_CHUNK_BYTES).
     copy_buf: Mutex<Vec<u8>>,
+    /// The client's address.
+    peer: std::net::SocketAddr,
+    /// When the connection was accepted.
+    opened: std::time::Instant,
+    /// When the session last finished work (for idle_in_transaction_session_timeout).
+    last_active: Mutex<std::time::Instant>,
+    /// Work running on the session now.
+    running: AtomicUsize,
 }
 
 impl Drop for Connection {
@@ -277,7 +304,7 @@ struct Outcome {
 }
 
 impl Connection {
-    pub(crate) fn new(shared: Arc<Shared>, slot: OwnedSemaphorePermit) -> Connection {
+    pub(crate) fn new(shared: Arc<Shared>, slot: OwnedSemaphorePermit, peer: std::net::SocketAddr) -> Connection {
         let session = shared.db.session();
         Connection {
             shared,
@@ -287,6 +314,10 @@ impl Connection {
             _slot: slot,
             pid: Mutex::new(None),
             copy_buf: Mutex::new(Vec::new()),
+            peer,
+            opened: std::time::Instant::now(),
+            last_active: Mutex::new(std::time::Instant::now()),
+            running: AtomicUsize::new(0),
         }
     }
 
@@ -306,19 +337,22 @@ impl Connection {
             ));
         }
         let session = self.session.clone();
+        self.running.fetch_add(1, Ordering::SeqCst);
         let joined = tokio::task::spawn_blocking(move || {
             let _guard = guard;
             let mut session = session.lock().ok()?;
             Some(f(&mut session))
         })
         .await;
+        *self.last_active.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now();
+        self.running.fetch_sub(1, Ordering::SeqCst);
         match joined {
             Ok(Some(v)) => Ok(v),
             Ok(None) => {
                 Err(user_error("FATAL", codes::INTERNAL_ERROR, "session unusable after an earlier internal error"))
             }
             Err(e) => {
-                eprintln!("bulwark: statement failed with an internal error, closing its connection: {e}");
+                tracing::error!(peer = %self.peer, error = %e, "statement failed with an internal error; closing its connection");
                 Err(user_error("FATAL", codes::INTERNAL_ERROR, "internal error while running the statement"))
             }
         }
@@ -408,7 +442,7 @@ impl StartupHandler for Connection {
                 if !application_name.is_empty() {
                     let set = format!("SET application_name = '{}'", application_name.replace('\'', "''"));
                     if let Some(Err(e)) = s.execute(&set).pop() {
-                        eprintln!("bulwark: ignoring application_name {application_name:?}: {e}");
+                        tracing::info!(application_name, error = %e, "ignoring application_name");
                     }
                 }
                 reported_settings(s)
@@ -433,6 +467,9 @@ impl StartupHandler for Connection {
         };
         self.shared.cancels.lock().unwrap_or_else(|e| e.into_inner()).insert(pid, (secret, flag));
         *self.pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);
+        if self.shared.log.connections {
+            tracing::info!(peer = %self.peer, user = %client.metadata().get(METADATA_USER).cloned().unwrap_or_default(), database = DATABASE_NAME, pid, auth = "trust", "connection authorized");
+        }
         client.set_pid_and_secret_key(pid, SecretKey::I32(secret));
         client.feed(PgWireBackendMessage::BackendKeyData(BackendKeyData::new(pid, SecretKey::I32(secret)))).await?;
         client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(TransactionStatus::Idle))).await?;
@@ -528,7 +565,7 @@ impl SimpleQueryHandler for Connection {
             }
         } else {
             let shared = self.shared.clone();
-            self.run(move |s| simple_query(s, &sql, &shared.metrics)).await?
+            self.run(move |s| simple_query(s, &sql, &shared)).await?
         };
         for m in outcome.messages {
             client.feed(m).await?;
@@ -559,13 +596,15 @@ impl SimpleQueryHandler for Connection {
 }
 
 /// Runs every statement of a simple Query; replies in order, stopping at the first error.
-fn simple_query(s: &mut Session, sql: &str, metrics: &crate::http::Metrics) -> Outcome {
+fn simple_query(s: &mut Session, sql: &str, shared: &Shared) -> Outcome {
     let start = std::time::Instant::now();
     let results = s.execute_with(sql, &[]);
-    let each = start.elapsed() / results.len().max(1) as u32;
+    let elapsed = start.elapsed();
+    let each = elapsed / results.len().max(1) as u32;
     for r in &results {
-        metrics.statement(r.as_ref().map(|q| q.tag.as_str()).map_err(|e| e.code), each);
+        shared.metrics.statement(r.as_ref().map(|q| q.tag.as_str()).map_err(|e| e.code), each);
     }
+    log_statement(shared, sql, elapsed, results.last().and_then(|r| r.as_ref().err()));
     let mut messages = Vec::new();
     let mut copy_in = false;
     if results.is_empty() {
@@ -589,6 +628,23 @@ fn simple_query(s: &mut Session, sql: &str, metrics: &crate::http::Metrics) -> O
         }
     }
     Outcome { messages, status: s.status(), settings: reported_settings(s), copy_in }
+}
+
+/// The slow-query log, and statement errors.
+fn log_statement(shared: &Shared, sql: &str, elapsed: std::time::Duration, error: Option<&sql::Error>) {
+    let statement = || -> String {
+        let mut text: String = sql.chars().take(LOGGED_STATEMENT_CHARS_MAX).collect();
+        if text.len() < sql.len() {
+            text.push_str("...");
+        }
+        text
+    };
+    if let Some(e) = error {
+        tracing::info!(sqlstate = e.code, message = %e.message, statement = %statement(), "statement failed");
+    }
+    if shared.log.min_duration_statement.is_some_and(|min| elapsed >= min) {
+        tracing::warn!(duration_ms = elapsed.as_secs_f64() * 1000.0, statement = %statement(), "slow statement");
+    }
 }
 
 /// A statement's result, encoded.
@@ -649,6 +705,58 @@ fn row_description(columns: &[ResultColumn], format_of: impl Fn(usize) -> i16) -
             })
             .collect(),
     )
+}
+
+// ---- Idle sessions --------------------------------------------------------------------------
+
+/// Completes when the connection has sat in a transaction block longer than its
+/// idle_in_transaction_session_timeout, after rolling the transaction back (its locks are
+/// released at once); gives the timeout. Never completes otherwise.
+pub(crate) async fn idle_watch(conn: Arc<Connection>) -> std::time::Duration {
+    loop {
+        let wait = {
+            let idle_for = conn.last_active.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
+            match conn.session.try_lock() {
+                Ok(mut s) if conn.running.load(Ordering::SeqCst) == 0 && s.status() != TxnStatus::Idle => {
+                    match s.idle_in_transaction_timeout() {
+                        Some(timeout) if idle_for >= timeout => {
+                            s.terminate();
+                            return timeout;
+                        }
+                        Some(timeout) => timeout - idle_for,
+                        None => IDLE_WATCH_POLL,
+                    }
+                }
+                Ok(s) => s.idle_in_transaction_timeout().unwrap_or(IDLE_WATCH_POLL).min(IDLE_WATCH_POLL),
+                Err(_) => IDLE_WATCH_POLL, // a statement runs: not idle
+            }
+        };
+        tokio::time::sleep(wait.max(std::time::Duration::from_millis(1))).await;
+    }
+}
+
+/// An ErrorResponse with severity FATAL, encoded for the wire.
+pub(crate) fn fatal_message(code: &str, message: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (field, value) in [(b'S', "FATAL"), (b'V', "FATAL"), (b'C', code), (b'M', message)] {
+        body.push(field);
+        body.extend_from_slice(value.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut out = vec![b'E'];
+    out.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+impl Connection {
+    /// Logs the end of the connection.
+    pub(crate) fn log_end(&self) {
+        if self.shared.log.connections {
+            tracing::info!(peer = %self.peer, session_ms = self.opened.elapsed().as_millis() as u64, "disconnection");
+        }
+    }
 }
 
 // ---- COPY ----------------------------------------------------------------------------------
@@ -885,6 +993,7 @@ impl ExtendedQueryHandler for Connection {
                     Err(_) => Err("XX"),
                 };
                 shared.metrics.statement(outcome, start.elapsed());
+                log_statement(&shared, &prepared.sql, start.elapsed(), None);
                 (r, s.status(), reported_settings(s))
             })
             .await?;

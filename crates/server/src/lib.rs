@@ -62,6 +62,8 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:5433";
 pub const DEFAULT_MAX_CONNECTIONS: usize = 100;
 /// How long shutdown waits for running statements by default.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default slow-query threshold.
+pub const DEFAULT_LOG_MIN_DURATION_STATEMENT: Duration = Duration::from_secs(1);
 /// Pause after a failed `accept` (e.g. out of file descriptors), so the loop does not spin.
 const ACCEPT_ERROR_BACKOFF_MS: u64 = 100;
 /// How often shutdown checks whether running statements have finished.
@@ -82,6 +84,10 @@ pub struct Config {
     pub http_addr: Option<String>,
     /// Settings reported by /status.
     pub status_settings: Vec<(&'static str, String)>,
+    /// Statements that run at least this long are logged (the slow-query log); None: off.
+    pub log_min_duration_statement: Option<Duration>,
+    /// Log each connection, its authorization and its end.
+    pub log_connections: bool,
 }
 
 impl Default for Config {
@@ -92,6 +98,8 @@ impl Default for Config {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             http_addr: None,
             status_settings: vec![],
+            log_min_duration_statement: Some(DEFAULT_LOG_MIN_DURATION_STATEMENT),
+            log_connections: true,
         }
     }
 }
@@ -121,7 +129,13 @@ impl Server {
             listener,
             http,
             status_settings: config.status_settings.clone(),
-            shared: Arc::new(Shared::new(db)),
+            shared: Arc::new(Shared::new(
+                db,
+                connection::LogSettings {
+                    min_duration_statement: config.log_min_duration_statement,
+                    connections: config.log_connections,
+                },
+            )),
             max_connections: config.max_connections,
             drain_timeout: config.drain_timeout,
         })
@@ -157,7 +171,7 @@ impl Server {
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                     if let Err(e) = done {
                         if e.is_panic() {
-                            eprintln!("bulwark: a connection task panicked; that connection is closed");
+                            tracing::error!("a connection task panicked; that connection is closed");
                         }
                     }
                 }
@@ -168,22 +182,23 @@ impl Server {
                         match slots.clone().try_acquire_owned() {
                             Ok(permit) => tasks.spawn(async move {
                                 shared.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
-                                let handlers = Handlers(Arc::new(Connection::new(shared.clone(), permit)));
-                                if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
-                                    eprintln!("bulwark: connection from {peer}: {e}");
+                                if shared.log.connections {
+                                    tracing::info!(%peer, "connection received");
                                 }
+                                serve_connection(socket, peer, shared.clone(), permit).await;
                                 shared.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
                             }),
                             Err(_) => tasks.spawn(async move {
                                 shared.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(%peer, max_connections, "connection refused: too many connections (53300)");
                                 if let Err(e) = pgwire::tokio::process_socket(socket, None, Refusal(shared.clone())).await {
-                                    eprintln!("bulwark: connection from {peer}: {e}");
+                                    tracing::info!(%peer, error = %e, "connection ended with an error");
                                 }
                             }),
                         };
                     }
                     Err(e) => {
-                        eprintln!("bulwark: accept failed: {e}");
+                        tracing::error!(error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(ACCEPT_ERROR_BACKOFF_MS)).await;
                     }
                 },
@@ -198,11 +213,65 @@ impl Server {
         }
         let still_running = shared.in_flight.load(Ordering::SeqCst);
         if still_running > 0 {
-            eprintln!("bulwark: {still_running} statement(s) still running after {drain_timeout:?}; closing anyway");
+            tracing::warn!(
+                still_running,
+                ?drain_timeout,
+                "statements still running at the end of the drain; closing anyway"
+            );
         }
         tasks.shutdown().await;
         Ok(())
     }
+}
+
+/// Serves one admitted connection until it ends, or until idle_in_transaction_session_timeout
+/// closes it (FATAL 25P03 is written to the client first, as PostgreSQL does).
+async fn serve_connection(
+    socket: tokio::net::TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    // A second handle on the socket, to write the FATAL when the watchdog ends the connection
+    // (pgwire owns the first one).
+    let (socket, fatal_writer) = match socket.into_std().and_then(|s| Ok((s.try_clone()?, s))) {
+        Ok((clone, std)) => match tokio::net::TcpStream::from_std(std) {
+            Ok(s) => (s, Some(clone)),
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "cannot serve connection");
+                return;
+            }
+        },
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "cannot serve connection");
+            return;
+        }
+    };
+    let conn = Arc::new(Connection::new(shared.clone(), permit, peer));
+    let handlers = Handlers(conn.clone());
+    tokio::select! {
+        r = pgwire::tokio::process_socket(socket, None, handlers) => {
+            if let Err(e) = r {
+                tracing::info!(%peer, error = %e, "connection ended with an error");
+            }
+        }
+        timeout = connection::idle_watch(conn.clone()) => {
+            tracing::info!(%peer, ?timeout, "terminating connection due to idle-in-transaction timeout");
+            if let Some(mut w) = fatal_writer {
+                use std::io::Write;
+                let _ = w.write_all(&connection::fatal_message(
+                    codes_idle::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+                    "terminating connection due to idle-in-transaction timeout",
+                ));
+            }
+        }
+    }
+    conn.log_end();
+}
+
+mod codes_idle {
+    /// SQLSTATE 25P03 idle_in_transaction_session_timeout.
+    pub const IDLE_IN_TRANSACTION_SESSION_TIMEOUT: &str = "25P03";
 }
 
 /// Resolves a listen address, refusing any that is not loopback: authentication is `trust`,

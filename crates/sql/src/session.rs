@@ -72,6 +72,9 @@ struct DbInner {
     seq_cache: Mutex<HashMap<String, (i64, i64)>>,
     /// Microseconds since 2000-01-01 at open, and the instant of open (for now()).
     clock: (i64, std::time::Instant),
+    /// Session settings every new session starts with (and RESET returns to), over the
+    /// built-in defaults: the server's configuration.
+    session_defaults: Mutex<BTreeMap<String, String>>,
 }
 
 /// A database: the engine plus what sessions share.
@@ -94,20 +97,37 @@ impl Database {
                 engine,
                 seq_cache: Mutex::new(HashMap::new()),
                 clock: (unix_micros - PG_EPOCH_UNIX_MICROS, std::time::Instant::now()),
+                session_defaults: Mutex::new(BTreeMap::new()),
             }),
         })
     }
 
+    /// Makes `value` the default of session setting `name` for sessions opened from now on,
+    /// checking it as SET would.
+    pub fn set_session_default(&self, name: &str, value: &str) -> Result<()> {
+        let name = name.to_ascii_lowercase();
+        let mut probe = self.session();
+        probe.set(&name, Some(value.to_string()))?;
+        let checked = probe.settings.get(&name).cloned().unwrap_or_else(|| value.to_string());
+        self.inner.session_defaults.lock().unwrap_or_else(|e| e.into_inner()).insert(name, checked);
+        Ok(())
+    }
+
     /// A new session.
     pub fn session(&self) -> Session {
+        let mut settings = default_settings();
+        for (k, v) in self.inner.session_defaults.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            settings.insert(k.clone(), v.clone());
+        }
         Session {
             db: self.inner.clone(),
             block: None,
-            settings: default_settings(),
+            settings,
             currvals: Mutex::new(HashMap::new()),
             deadline: std::cell::Cell::new(None),
             cancel: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             copy_in: None,
+            terminated: false,
         }
     }
 
@@ -165,6 +185,8 @@ pub struct Session {
     cancel: Arc<std::sync::atomic::AtomicBool>,
     /// The COPY FROM STDIN waiting for data.
     copy_in: Option<copy::CopyIn>,
+    /// `terminate` was called: every later statement fails (its connection is closing).
+    terminated: bool,
 }
 
 /// The transaction status, as the wire protocol reports it.
@@ -186,6 +208,9 @@ impl Session {
 
     /// Like [`Session::execute`], with values for `$1..$n`.
     pub fn execute_with(&mut self, sql: &str, params: &[Value]) -> Vec<Result<QueryResult>> {
+        if self.terminated {
+            return vec![Err(Error::new("57P01", "terminating connection: the session was ended"))];
+        }
         let statements = match crate::parser::parse(sql) {
             Ok(s) => s,
             Err(e) => {
@@ -377,6 +402,20 @@ impl Session {
     /// A setting's value.
     pub fn setting(&self, name: &str) -> Option<&str> {
         self.settings.get(name).map(String::as_str)
+    }
+
+    /// idle_in_transaction_session_timeout, if set (not 0).
+    pub fn idle_in_transaction_timeout(&self) -> Option<std::time::Duration> {
+        let ms = self.settings.get("idle_in_transaction_session_timeout").and_then(|v| parse_duration_ms(v))?;
+        (ms > 0).then(|| std::time::Duration::from_millis(ms))
+    }
+
+    /// Ends the session's transaction block and any COPY, rolling back (the connection is
+    /// being closed, e.g. after idle_in_transaction_session_timeout).
+    pub fn terminate(&mut self) {
+        self.copy_in = None;
+        self.block = None;
+        self.terminated = true;
     }
 
     /// An error inside a block aborts it. Without a savepoint the transaction is rolled
@@ -612,7 +651,10 @@ impl Session {
     fn set(&mut self, name: &str, value: Option<String>) -> Result<()> {
         let name = name.to_ascii_lowercase();
         let value = match value {
-            None => default_settings().get(&name).cloned().unwrap_or_default(),
+            None => {
+                let configured = self.db.session_defaults.lock().unwrap_or_else(|e| e.into_inner()).get(&name).cloned();
+                configured.or_else(|| default_settings().get(&name).cloned()).unwrap_or_default()
+            }
             Some(v) => v,
         };
         match name.as_str() {

@@ -1,0 +1,242 @@
+//! `bulwark start`'s settings. Each comes from its flag, else from the TOML file named by
+//! `--config`, else from its default; every flag is also a key of the file:
+//!
+//! ```toml
+//! data_dir = "/var/lib/bulwark"
+//! pg_addr = "127.0.0.1:5433"
+//! http_addr = "127.0.0.1:9433"
+//! max_connections = 100
+//! log_level = "info"                       # error, warn, info, debug, trace
+//! log_connections = true
+//! log_min_duration_statement = 1000        # ms; -1 turns the slow-query log off
+//! # Defaults of the session settings of the same names:
+//! statement_timeout = "30s"
+//! lock_timeout = 0
+//! deadlock_timeout = "1s"
+//! idle_in_transaction_session_timeout = "10min"
+//! default_transaction_isolation = "read committed"
+//! ```
+//!
+//! An unknown key or a value of the wrong type stops the start with a message naming it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Session settings that the server's configuration may give defaults for.
+pub const SESSION_SETTINGS: [&str; 5] = [
+    "statement_timeout",
+    "lock_timeout",
+    "deadlock_timeout",
+    "idle_in_transaction_session_timeout",
+    "default_transaction_isolation",
+];
+
+/// The flags of `bulwark start`.
+#[derive(clap::Args, Debug, Default)]
+pub struct StartArgs {
+    /// A TOML file of settings (flags override it).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The data directory (created if missing) [default: ./bulwark-data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Address for PostgreSQL clients, host:port; loopback only while authentication is
+    /// trust [default: 127.0.0.1:5433].
+    #[arg(long)]
+    pub pg_addr: Option<String>,
+    /// Connections served at once; the next one is refused with 53300 [default: 100].
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Address of the HTTP endpoint (/metrics, /health/live, /health/ready, /status)
+    /// [default: 127.0.0.1:9433].
+    #[arg(long)]
+    pub http_addr: Option<String>,
+    /// Log level: error, warn, info, debug or trace [default: info].
+    #[arg(long)]
+    pub log_level: Option<String>,
+    /// Log connections, authorizations and disconnections [default: true].
+    #[arg(long)]
+    pub log_connections: Option<bool>,
+    /// Log statements that run at least this many milliseconds; -1: never [default: 1000].
+    #[arg(long, allow_hyphen_values = true)]
+    pub log_min_duration_statement: Option<i64>,
+    /// Default statement_timeout of new sessions (e.g. 30s; 0: none).
+    #[arg(long)]
+    pub statement_timeout: Option<String>,
+    /// Default lock_timeout of new sessions.
+    #[arg(long)]
+    pub lock_timeout: Option<String>,
+    /// Default deadlock_timeout of new sessions.
+    #[arg(long)]
+    pub deadlock_timeout: Option<String>,
+    /// Default idle_in_transaction_session_timeout of new sessions (0: none).
+    #[arg(long)]
+    pub idle_in_transaction_session_timeout: Option<String>,
+    /// Default default_transaction_isolation of new sessions.
+    #[arg(long)]
+    pub default_transaction_isolation: Option<String>,
+}
+
+/// The settings in force.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub pg_addr: String,
+    pub http_addr: String,
+    pub max_connections: usize,
+    pub log_level: tracing::Level,
+    pub log_connections: bool,
+    pub log_min_duration_statement: Option<Duration>,
+    /// Session setting defaults given (name, value).
+    pub session: Vec<(String, String)>,
+}
+
+/// Keys the file may hold: the flags' names with underscores.
+const FILE_KEYS: [&str; 12] = [
+    "data_dir",
+    "pg_addr",
+    "http_addr",
+    "max_connections",
+    "log_level",
+    "log_connections",
+    "log_min_duration_statement",
+    "statement_timeout",
+    "lock_timeout",
+    "deadlock_timeout",
+    "idle_in_transaction_session_timeout",
+    "default_transaction_isolation",
+];
+
+/// Flags over the file over the defaults.
+pub fn resolve(args: &StartArgs) -> Result<Settings, String> {
+    let file = match &args.config {
+        None => toml::Table::new(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let table: toml::Table = text.parse().map_err(|e| format!("{}: {e}", path.display()))?;
+            if let Some(unknown) = table.keys().find(|k| !FILE_KEYS.contains(&k.as_str())) {
+                return Err(format!(
+                    "{}: unknown setting \"{unknown}\" (known: {})",
+                    path.display(),
+                    FILE_KEYS.join(", ")
+                ));
+            }
+            table
+        }
+    };
+    let string = |key: &str| -> Result<Option<String>, String> {
+        match file.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+            Some(toml::Value::Integer(i)) => Ok(Some(i.to_string())),
+            Some(other) => Err(format!("setting {key}: expected a string, found {}", other.type_str())),
+        }
+    };
+    let integer = |key: &str| -> Result<Option<i64>, String> {
+        match file.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Integer(i)) => Ok(Some(*i)),
+            Some(other) => Err(format!("setting {key}: expected an integer, found {}", other.type_str())),
+        }
+    };
+    let boolean = |key: &str| -> Result<Option<bool>, String> {
+        match file.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
+            Some(other) => Err(format!("setting {key}: expected true or false, found {}", other.type_str())),
+        }
+    };
+    let data_dir = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => PathBuf::from(string("data_dir")?.unwrap_or_else(|| "./bulwark-data".into())),
+    };
+    let pg_addr = args.pg_addr.clone().map_or_else(|| string("pg_addr"), |v| Ok(Some(v)))?;
+    let http_addr = args.http_addr.clone().map_or_else(|| string("http_addr"), |v| Ok(Some(v)))?;
+    let max_connections = match args.max_connections {
+        Some(n) => n,
+        None => match integer("max_connections")? {
+            Some(n) => usize::try_from(n).map_err(|_| format!("setting max_connections: {n} is out of range"))?,
+            None => server::DEFAULT_MAX_CONNECTIONS,
+        },
+    };
+    if max_connections == 0 {
+        return Err("max_connections must be at least 1".into());
+    }
+    let level_text = args.log_level.clone().map_or_else(|| string("log_level"), |v| Ok(Some(v)))?;
+    let log_level = match level_text.as_deref().unwrap_or("info").to_ascii_lowercase().as_str() {
+        "error" => tracing::Level::ERROR,
+        "warn" | "warning" => tracing::Level::WARN,
+        "info" => tracing::Level::INFO,
+        "debug" => tracing::Level::DEBUG,
+        "trace" => tracing::Level::TRACE,
+        other => return Err(format!("log_level: \"{other}\" is not one of error, warn, info, debug, trace")),
+    };
+    let log_connections = args.log_connections.map_or_else(|| boolean("log_connections"), |v| Ok(Some(v)))?;
+    let slow_ms =
+        args.log_min_duration_statement.map_or_else(|| integer("log_min_duration_statement"), |v| Ok(Some(v)))?;
+    let log_min_duration_statement = match slow_ms {
+        None => Some(server::DEFAULT_LOG_MIN_DURATION_STATEMENT),
+        Some(-1) => None,
+        Some(ms) if ms >= 0 => Some(Duration::from_millis(ms as u64)),
+        Some(ms) => return Err(format!("log_min_duration_statement: {ms} must be -1 (off) or at least 0")),
+    };
+    let flags = [
+        &args.statement_timeout,
+        &args.lock_timeout,
+        &args.deadlock_timeout,
+        &args.idle_in_transaction_session_timeout,
+        &args.default_transaction_isolation,
+    ];
+    let mut session = Vec::new();
+    for (name, flag) in SESSION_SETTINGS.iter().zip(flags) {
+        if let Some(v) = flag.clone().map_or_else(|| string(name), |v| Ok(Some(v)))? {
+            session.push((name.to_string(), v));
+        }
+    }
+    Ok(Settings {
+        data_dir,
+        pg_addr: pg_addr.unwrap_or_else(|| server::DEFAULT_ADDR.into()),
+        http_addr: http_addr.unwrap_or_else(|| server::http::DEFAULT_HTTP_ADDR.into()),
+        max_connections,
+        log_level,
+        log_connections: log_connections.unwrap_or(true),
+        log_min_duration_statement,
+        session,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("bulwark-config-test-{}-{}.toml", std::process::id(), text.len()));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let path = file("pg_addr = \"127.0.0.1:6000\"\nmax_connections = 7\nstatement_timeout = \"5s\"\nlog_min_duration_statement = -1\n");
+        let args = StartArgs { config: Some(path.clone()), max_connections: Some(9), ..Default::default() };
+        let s = resolve(&args).unwrap();
+        assert_eq!(s.pg_addr, "127.0.0.1:6000");
+        assert_eq!(s.max_connections, 9);
+        assert_eq!(s.http_addr, server::http::DEFAULT_HTTP_ADDR);
+        assert_eq!(s.log_min_duration_statement, None);
+        assert_eq!(s.session, vec![("statement_timeout".to_string(), "5s".to_string())]);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_refused() {
+        let path = file("max_conections = 5\n");
+        let err = resolve(&StartArgs { config: Some(path.clone()), ..Default::default() }).unwrap_err();
+        assert!(err.contains("unknown setting \"max_conections\""), "{err}");
+        std::fs::remove_file(path).unwrap();
+        let path = file("max_connections = \"many\"\n");
+        let err = resolve(&StartArgs { config: Some(path.clone()), ..Default::default() }).unwrap_err();
+        assert!(err.contains("expected an integer"), "{err}");
+        std::fs::remove_file(path).unwrap();
+    }
+}
