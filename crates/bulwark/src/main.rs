@@ -2,8 +2,7 @@
 //!
 //! `bulwark start` serves SQL over the PostgreSQL wire protocol. The engine's tools:
 //! `bulwark bench storage` and `bulwark bench txn` (benchmarks that print a table) and
-//! `bulwark check` (an offline integrity check of a data directory). The shell (`bulwark sql`)
-//! comes later.
+//! `bulwark check` (an offline integrity check of a data directory), and `bulwark sql`, a shell.
 
 mod bench;
 mod bench_txn;
@@ -35,8 +34,10 @@ enum Command {
     },
     /// A SQL shell connected to a running server (-c SQL runs and exits).
     Sql(shell::SqlArgs),
-    /// Check a data directory offline: meta pages, log records, every page checksum and the
-    /// B-tree's order. Exits non-zero and names each problem.
+    /// Check a data directory offline: meta pages, log records, every tree page's checksum
+    /// and the B-tree's order; then every row against its table's definition, every index
+    /// entry against its row and back, and every foreign key. Exits non-zero and names each
+    /// problem.
     Check {
         /// The data directory.
         #[arg(long, default_value = "./bulwark-data")]
@@ -210,30 +211,51 @@ fn check(dir: &std::path::Path) -> ExitCode {
         vacuum_interval: None,
         ..Default::default()
     };
-    let engine = match txn::Engine::open(Arc::new(storage::vfs::RealVfs), dir, opts) {
-        Ok(e) => e,
+    let db = match sql::Database::open(Arc::new(storage::vfs::RealVfs), dir, opts) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("problem: {}", e.message);
+            return ExitCode::FAILURE;
+        }
+    };
+    let store = db.engine().store();
+    let pages = match storage::store::check_tree(store) {
+        Ok(pages) => pages,
         Err(e) => {
             eprintln!("problem: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let store = engine.store();
-    match storage::store::check_tree(store) {
-        Ok(pages) => {
-            let s = store.stats();
-            println!(
-                "ok: {pages} tree pages checked, applied index {}, {} pages in file; recovery replayed {} log records ({:.1} MB) in {:.1} ms",
-                s.applied_index,
-                s.page_count,
-                s.replayed_records,
-                s.replayed_bytes as f64 / 1e6,
-                s.replay_micros as f64 / 1000.0
-            );
-            ExitCode::SUCCESS
-        }
+    let s = store.stats();
+    println!(
+        "storage ok: {pages} tree pages checked, applied index {}, {} pages in file; recovery replayed {} log records ({:.1} MB) in {:.1} ms",
+        s.applied_index,
+        s.page_count,
+        s.replayed_records,
+        s.replayed_bytes as f64 / 1e6,
+        s.replay_micros as f64 / 1000.0
+    );
+    let report = match sql::check::check_database(&db) {
+        Ok(r) => r,
         Err(e) => {
-            eprintln!("problem: {e}");
-            ExitCode::FAILURE
+            eprintln!("problem: the tables cannot be read: {}", e.message);
+            return ExitCode::FAILURE;
         }
+    };
+    for p in &report.problems {
+        eprintln!("problem: {p}");
     }
+    if report.problem_count > report.problems.len() as u64 {
+        eprintln!("... and {} more problems", report.problem_count - report.problems.len() as u64);
+    }
+    let summary = format!(
+        "{} tables, {} rows, {} index entries, {} foreign key references",
+        report.tables, report.rows, report.index_entries, report.references
+    );
+    if report.problem_count > 0 {
+        eprintln!("{} problems in {summary}", report.problem_count);
+        return ExitCode::FAILURE;
+    }
+    println!("tables ok: {summary}");
+    ExitCode::SUCCESS
 }

@@ -13,6 +13,7 @@
 pub mod ast;
 pub mod bind;
 pub mod catalog;
+pub mod check;
 pub mod copy;
 pub mod display;
 pub mod dml;
