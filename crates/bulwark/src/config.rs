@@ -6,6 +6,9 @@
 //! pg_addr = "127.0.0.1:5433"
 //! http_addr = "127.0.0.1:9433"
 //! max_connections = 100
+//! auth = "trust"                           # or "scram-sha-256" (needed off loopback)
+//! tls_cert = "/etc/bulwark/server.crt"     # TLS for clients that ask (sslmode=require)
+//! tls_key = "/etc/bulwark/server.key"
 //! log_level = "info"                       # error, warn, info, debug, trace
 //! log_connections = true
 //! log_min_duration_statement = 1000        # ms; -1 turns the slow-query log off
@@ -51,6 +54,15 @@ pub struct StartArgs {
     /// [default: 127.0.0.1:9433].
     #[arg(long)]
     pub http_addr: Option<String>,
+    /// How clients authenticate: trust (loopback only) or scram-sha-256 [default: trust].
+    #[arg(long)]
+    pub auth: Option<String>,
+    /// TLS certificate chain (PEM); with --tls-key, clients may connect with TLS.
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
     /// Log level: error, warn, info, debug or trace [default: info].
     #[arg(long)]
     pub log_level: Option<String>,
@@ -84,6 +96,8 @@ pub struct Settings {
     pub pg_addr: String,
     pub http_addr: String,
     pub max_connections: usize,
+    pub auth: server::AuthMethod,
+    pub tls: Option<server::TlsFiles>,
     pub log_level: tracing::Level,
     pub log_connections: bool,
     pub log_min_duration_statement: Option<Duration>,
@@ -92,11 +106,14 @@ pub struct Settings {
 }
 
 /// Keys the file may hold: the flags' names with underscores.
-const FILE_KEYS: [&str; 12] = [
+const FILE_KEYS: [&str; 15] = [
     "data_dir",
     "pg_addr",
     "http_addr",
     "max_connections",
+    "auth",
+    "tls_cert",
+    "tls_key",
     "log_level",
     "log_connections",
     "log_min_duration_statement",
@@ -162,6 +179,19 @@ pub fn resolve(args: &StartArgs) -> Result<Settings, String> {
     if max_connections == 0 {
         return Err("max_connections must be at least 1".into());
     }
+    let auth_text = args.auth.clone().map_or_else(|| string("auth"), |v| Ok(Some(v)))?;
+    let auth: server::AuthMethod = auth_text.as_deref().unwrap_or("trust").parse()?;
+    let path = |flag: &Option<PathBuf>, key: &str| -> Result<Option<PathBuf>, String> {
+        match flag {
+            Some(p) => Ok(Some(p.clone())),
+            None => Ok(string(key)?.map(PathBuf::from)),
+        }
+    };
+    let tls = match (path(&args.tls_cert, "tls_cert")?, path(&args.tls_key, "tls_key")?) {
+        (Some(cert), Some(key)) => Some(server::TlsFiles { cert, key }),
+        (None, None) => None,
+        _ => return Err("tls_cert and tls_key go together: give both or neither".into()),
+    };
     let level_text = args.log_level.clone().map_or_else(|| string("log_level"), |v| Ok(Some(v)))?;
     let log_level = match level_text.as_deref().unwrap_or("info").to_ascii_lowercase().as_str() {
         "error" => tracing::Level::ERROR,
@@ -198,6 +228,8 @@ pub fn resolve(args: &StartArgs) -> Result<Settings, String> {
         pg_addr: pg_addr.unwrap_or_else(|| server::DEFAULT_ADDR.into()),
         http_addr: http_addr.unwrap_or_else(|| server::http::DEFAULT_HTTP_ADDR.into()),
         max_connections,
+        auth,
+        tls,
         log_level,
         log_connections: log_connections.unwrap_or(true),
         log_min_duration_statement,

@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve SQL over the PostgreSQL wire protocol until SIGINT or SIGTERM.
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// Run a benchmark and print a table.
     Bench {
         #[command(subcommand)]
@@ -93,7 +93,7 @@ fn start(args: &StartArgs) -> ExitCode {
         .with_ansi(false)
         .init();
     // Refuse a bad address before touching the data directory.
-    if let Err(e) = server::listen_addrs(&settings.pg_addr) {
+    if let Err(e) = server::listen_addrs(&settings.pg_addr, settings.auth) {
         eprintln!("bulwark: {e}");
         return ExitCode::FAILURE;
     }
@@ -132,6 +132,8 @@ fn start(args: &StartArgs) -> ExitCode {
         ("pg_addr", settings.pg_addr.clone()),
         ("http_addr", settings.http_addr.clone()),
         ("max_connections", settings.max_connections.to_string()),
+        ("auth", if settings.auth == server::AuthMethod::Trust { "trust" } else { "scram-sha-256" }.to_string()),
+        ("tls", settings.tls.is_some().to_string()),
         ("log_connections", settings.log_connections.to_string()),
         (
             "log_min_duration_statement",
@@ -144,6 +146,8 @@ fn start(args: &StartArgs) -> ExitCode {
         }
     }
     let config = server::Config {
+        auth: settings.auth,
+        tls: settings.tls.clone(),
         addr: settings.pg_addr.clone(),
         max_connections: settings.max_connections,
         http_addr: Some(settings.http_addr.clone()),

@@ -467,3 +467,108 @@ async fn settings_come_from_flags_over_the_config_file() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("unknown setting \"statment_timeout\""), "{}", stderr(&out));
 }
+
+/// psql against `server` as `user` with `password` and `sslmode`.
+fn psql_as(server: &ServerProcess, user: &str, password: &str, sslmode: &str, sql: &str) -> std::process::Output {
+    Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &server.port.to_string(), "-U", user, "-d", "bulwark", "-X", "-A", "-t"])
+        .args(["-c", sql])
+        .env("PGPASSWORD", password)
+        .env("PGSSLMODE", sslmode)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .expect("psql")
+}
+
+#[tokio::test]
+async fn scram_passwords_and_tls_from_psql_and_tokio_postgres() {
+    let dir = TempDir::new("scram-tls");
+    let data = dir.path().join("data");
+    // Under trust (loopback), give the roles passwords.
+    let server = ServerProcess::start(&data, &[]);
+    let c = server.connect().await;
+    c.batch_execute(
+        "ALTER ROLE bulwark PASSWORD 'root secret';
+         CREATE ROLE app LOGIN PASSWORD 'app pw';
+         CREATE ROLE locked PASSWORD 'x';
+         CREATE USER plain;
+         CREATE TABLE t (id INT PRIMARY KEY)",
+    )
+    .await
+    .unwrap();
+    let err = c.batch_execute("CREATE ROLE app").await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::DUPLICATE_OBJECT));
+    assert!(server.terminate().success());
+
+    // A throwaway certificate.
+    let cert = dir.path().join("server.crt");
+    let key = dir.path().join("server.key");
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl must be installed");
+    assert!(made.status.success(), "{}", stderr(&made));
+
+    let server = ServerProcess::start(
+        &data,
+        &["--auth", "scram-sha-256", "--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
+    );
+    // psql over TLS with the right password.
+    let ok = psql_as(&server, "app", "app pw", "require", "SELECT count(*) FROM t");
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_eq!(stdout(&ok).trim(), "0");
+    let root = psql_as(&server, "bulwark", "root secret", "require", "SHOW session_authorization");
+    assert_eq!(stdout(&root).trim(), "bulwark", "{}", stderr(&root));
+    // Wrong password, unknown role, no LOGIN, no password: all 28P01, the same words.
+    for (user, password) in [("app", "wrong"), ("nobody", "x"), ("locked", "x"), ("plain", "anything")] {
+        let bad = psql_as(&server, user, password, "prefer", "SELECT 1");
+        assert!(!bad.status.success(), "{user} got in");
+        let err = stderr(&bad);
+        assert!(err.contains(&format!("password authentication failed for user \"{user}\"")), "{user}: {err}");
+    }
+    // A non-superuser cannot manage roles.
+    let denied = psql_as(&server, "app", "app pw", "require", "CREATE ROLE sneaky SUPERUSER");
+    assert!(stderr(&denied).contains("permission denied to create role"), "{}", stderr(&denied));
+    // tokio-postgres authenticates with SCRAM too (without TLS: it is optional here).
+    let (client, conn) = tokio_postgres::Config::new()
+        .host("127.0.0.1")
+        .port(server.port)
+        .user("app")
+        .password("app pw")
+        .dbname("bulwark")
+        .connect(NoTls)
+        .await
+        .expect("scram login");
+    tokio::spawn(conn);
+    client.batch_execute("INSERT INTO t VALUES (1)").await.unwrap();
+    let wrong = tokio_postgres::Config::new()
+        .host("127.0.0.1")
+        .port(server.port)
+        .user("app")
+        .password("nope")
+        .dbname("bulwark")
+        .connect(NoTls)
+        .await;
+    assert_eq!(wrong.err().and_then(|e| e.code().cloned()), Some(SqlState::INVALID_PASSWORD));
+}
+
+#[test]
+fn trust_refuses_non_loopback_addresses_and_says_how_to_fix_it() {
+    let dir = TempDir::new("non-loopback");
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(["start", "--pg-addr", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("trust authentication is only allowed on loopback") && err.contains("--auth scram-sha-256"),
+        "{err}"
+    );
+    assert!(!dir.path().join("data").exists(), "refused before touching the data directory");
+}

@@ -19,10 +19,11 @@
 //! until Sync. A panic while running a statement closes this connection only (FATAL XX000).
 
 use crate::codec::{self, FORMAT_BINARY, FORMAT_TEXT, OID_TEXT, PROTOCOL_VIOLATION};
-use crate::DATABASE_NAME;
+use crate::{AuthMethod, DATABASE_NAME};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::{Sink, SinkExt};
+use pgwire::api::auth::sasl::scram::{ScramSecret, ScramServerAuth, ScramServerAuthWaitingForClientFinal};
 use pgwire::api::auth::{protocol_negotiation, save_startup_parameters_to_metadata, StartupHandler};
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal, PortalExecutionState};
@@ -108,9 +109,16 @@ const IDLE_WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(50
 /// The longest statement text a log line quotes.
 const LOGGED_STATEMENT_CHARS_MAX: usize = 1000;
 
+/// The SASL mechanism offered.
+const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
+/// SQLSTATE 28P01 invalid_password.
+const INVALID_PASSWORD: &str = "28P01";
+
 /// What all connections share.
 pub(crate) struct Shared {
     pub(crate) db: Database,
+    /// How clients authenticate.
+    pub(crate) auth: AuthMethod,
     /// What to log.
     pub(crate) log: LogSettings,
     /// Statements running now (shutdown waits for them).
@@ -126,9 +134,10 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(db: Database, log: LogSettings) -> Shared {
+    pub(crate) fn new(db: Database, log: LogSettings, auth: AuthMethod) -> Shared {
         Shared {
             db,
+            auth,
             log,
             in_flight: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
@@ -259,6 +268,18 @@ pub(crate) struct Connection {
     last_active: Mutex<std::time::Instant>,
     /// Work running on the session now.
     running: AtomicUsize,
+    /// Where SCRAM authentication stands.
+    auth_stage: Mutex<AuthStage>,
+}
+
+/// SCRAM-SHA-256 authentication, between the startup message and AuthenticationOk.
+enum AuthStage {
+    /// Not authenticating.
+    None,
+    /// SASL offered; the client-first message is next.
+    ClientFirst { user: String, secret: ScramSecret, known: bool },
+    /// Server-first sent; the client-final message (with the proof) is next.
+    ClientFinal { user: String, waiting: Box<ScramServerAuthWaitingForClientFinal>, known: bool },
 }
 
 impl Drop for Connection {
@@ -318,6 +339,7 @@ impl Connection {
             opened: std::time::Instant::now(),
             last_active: Mutex::new(std::time::Instant::now()),
             running: AtomicUsize::new(0),
+            auth_stage: Mutex::new(AuthStage::None),
         }
     }
 
@@ -423,22 +445,157 @@ impl StartupHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let PgWireFrontendMessage::Startup(startup) = message else { return Ok(()) };
-        protocol_negotiation(client, &startup).await?;
-        save_startup_parameters_to_metadata(client, &startup);
-        // Trust authentication: any user is accepted (see the crate docs).
-        let Some(user) = client.metadata().get(METADATA_USER).cloned() else {
-            return refuse(client, codes::INVALID_AUTHORIZATION, "no PostgreSQL user name specified in startup packet")
-                .await;
-        };
-        let database = client.metadata().get(METADATA_DATABASE).cloned().unwrap_or_else(|| user.clone());
-        if database != DATABASE_NAME {
-            return refuse(client, codes::INVALID_CATALOG_NAME, &format!("database \"{database}\" does not exist"))
-                .await;
+        match message {
+            PgWireFrontendMessage::Startup(startup) => {
+                protocol_negotiation(client, &startup).await?;
+                save_startup_parameters_to_metadata(client, &startup);
+                let Some(user) = client.metadata().get(METADATA_USER).cloned() else {
+                    return refuse(
+                        client,
+                        codes::INVALID_AUTHORIZATION,
+                        "no PostgreSQL user name specified in startup packet",
+                    )
+                    .await;
+                };
+                let database = client.metadata().get(METADATA_DATABASE).cloned().unwrap_or_else(|| user.clone());
+                if database != DATABASE_NAME {
+                    return refuse(
+                        client,
+                        codes::INVALID_CATALOG_NAME,
+                        &format!("database \"{database}\" does not exist"),
+                    )
+                    .await;
+                }
+                let db = self.shared.db.clone();
+                let lookup = user.clone();
+                let role = match self.run(move |_| db.role(&lookup)).await? {
+                    Ok(r) => r,
+                    Err(e) => return refuse(client, codes::INTERNAL_ERROR, &e.message).await,
+                };
+                match self.shared.auth {
+                    AuthMethod::Trust => {
+                        let Some(role) = role else {
+                            return refuse(
+                                client,
+                                codes::INVALID_AUTHORIZATION,
+                                &format!("role \"{user}\" does not exist"),
+                            )
+                            .await;
+                        };
+                        if !role.login {
+                            return self.refuse_login(client, &user).await;
+                        }
+                        self.finish_startup(client, user, "trust").await
+                    }
+                    AuthMethod::ScramSha256 => {
+                        // An unknown role, or one without a password or login, still goes
+                        // through the exchange (against a secret nobody knows) and fails at
+                        // its end, so the reply does not tell which roles exist.
+                        let known = role.as_ref().is_some_and(|r| r.login && r.verifier.is_some());
+                        let verifier = role.and_then(|r| r.verifier).and_then(|v| sql::roles::parse_verifier(&v));
+                        let secret = match verifier {
+                            Some(v) if known => ScramSecret::Verifier {
+                                salt: v.salt,
+                                iterations: v.iterations as usize,
+                                stored_key: v.stored_key,
+                                server_key: v.server_key,
+                            },
+                            _ => unknown_secret(&user),
+                        };
+                        *self.auth_stage.lock().unwrap_or_else(|e| e.into_inner()) =
+                            AuthStage::ClientFirst { user, secret, known };
+                        client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                        client
+                            .send(PgWireBackendMessage::Authentication(Authentication::SASL(vec![
+                                SCRAM_SHA_256.to_string()
+                            ])))
+                            .await?;
+                        Ok(())
+                    }
+                }
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(message) => {
+                let stage =
+                    std::mem::replace(&mut *self.auth_stage.lock().unwrap_or_else(|e| e.into_inner()), AuthStage::None);
+                match stage {
+                    AuthStage::ClientFirst { user, secret, known } => {
+                        let initial = message.into_sasl_initial_response()?;
+                        if initial.auth_method != SCRAM_SHA_256 {
+                            return self.refuse_password(client, &user, "unsupported SASL mechanism").await;
+                        }
+                        let data = initial.data.unwrap_or_default();
+                        match ScramServerAuth::new().on_client_first_message_with_secret(&data, secret) {
+                            Ok((server_first, waiting)) => {
+                                *self.auth_stage.lock().unwrap_or_else(|e| e.into_inner()) =
+                                    AuthStage::ClientFinal { user, waiting: Box::new(waiting), known };
+                                client
+                                    .send(PgWireBackendMessage::Authentication(Authentication::SASLContinue(
+                                        Bytes::from(server_first),
+                                    )))
+                                    .await?;
+                                Ok(())
+                            }
+                            Err(e) => self.refuse_password(client, &user, &e.to_string()).await,
+                        }
+                    }
+                    AuthStage::ClientFinal { user, waiting, known } => {
+                        let response = message.into_sasl_response()?;
+                        match waiting.on_client_final_message(&response.data) {
+                            Ok(server_final) if known => {
+                                client
+                                    .feed(PgWireBackendMessage::Authentication(Authentication::SASLFinal(Bytes::from(
+                                        server_final,
+                                    ))))
+                                    .await?;
+                                self.finish_startup(client, user, "scram-sha-256").await
+                            }
+                            Ok(_) => {
+                                self.refuse_password(client, &user, "no such role with a password and LOGIN").await
+                            }
+                            Err(e) => self.refuse_password(client, &user, &e.to_string()).await,
+                        }
+                    }
+                    AuthStage::None => Err(user_error("FATAL", PROTOCOL_VIOLATION, "unexpected password message")),
+                }
+            }
+            _ => Ok(()),
         }
+    }
+}
+
+impl Connection {
+    async fn refuse_login<C>(&self, client: &mut C, user: &str) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        tracing::warn!(peer = %self.peer, user, "authentication refused: role may not log in");
+        refuse(client, codes::INVALID_AUTHORIZATION, &format!("role \"{user}\" is not permitted to log in")).await
+    }
+
+    async fn refuse_password<C>(&self, client: &mut C, user: &str, why: &str) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        tracing::warn!(peer = %self.peer, user, reason = why, "password authentication failed");
+        refuse(client, INVALID_PASSWORD, &format!("password authentication failed for user \"{user}\"")).await
+    }
+
+    /// Authentication succeeded: settings, the cancel key, ReadyForQuery.
+    async fn finish_startup<C>(&self, client: &mut C, user: String, auth: &'static str) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         let application_name = client.metadata().get("application_name").cloned().unwrap_or_default();
+        let session_user = user.clone();
         let settings = self
             .run(move |s| {
+                s.set_user(&session_user);
                 if !application_name.is_empty() {
                     let set = format!("SET application_name = '{}'", application_name.replace('\'', "''"));
                     if let Some(Err(e)) = s.execute(&set).pop() {
@@ -450,7 +607,9 @@ impl StartupHandler for Connection {
             .await?;
         client.feed(PgWireBackendMessage::Authentication(Authentication::Ok)).await?;
         self.report_settings(client, settings).await?;
-        for (name, value) in [("is_superuser", "on".to_string()), ("session_authorization", user)] {
+        let superuser = self.shared.db.role(&user).ok().flatten().is_some_and(|r| r.superuser);
+        let is_superuser = if superuser { "on" } else { "off" };
+        for (name, value) in [("is_superuser", is_superuser.to_string()), ("session_authorization", user.clone())] {
             client.feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name.into(), value))).await?;
         }
         let pid = self.shared.next_pid.fetch_add(1, Ordering::Relaxed);
@@ -468,13 +627,32 @@ impl StartupHandler for Connection {
         self.shared.cancels.lock().unwrap_or_else(|e| e.into_inner()).insert(pid, (secret, flag));
         *self.pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);
         if self.shared.log.connections {
-            tracing::info!(peer = %self.peer, user = %client.metadata().get(METADATA_USER).cloned().unwrap_or_default(), database = DATABASE_NAME, pid, auth = "trust", "connection authorized");
+            tracing::info!(peer = %self.peer, user = %user, database = DATABASE_NAME, pid, auth, "connection authorized");
         }
         client.set_pid_and_secret_key(pid, SecretKey::I32(secret));
         client.feed(PgWireBackendMessage::BackendKeyData(BackendKeyData::new(pid, SecretKey::I32(secret)))).await?;
         client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(TransactionStatus::Idle))).await?;
         client.set_state(PgWireConnectionState::ReadyForQuery);
         Ok(())
+    }
+}
+
+/// A SCRAM secret no password matches (random salt and keys), for roles that cannot log in
+/// with a password.
+fn unknown_secret(user: &str) -> ScramSecret {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 80];
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        // No randomness: keys derived from the name still match no password's proof.
+        for (i, b) in user.bytes().cycle().take(bytes.len()).enumerate() {
+            bytes[i] = b ^ (i as u8);
+        }
+    }
+    ScramSecret::Verifier {
+        salt: bytes[..16].to_vec(),
+        iterations: sql::roles::SCRAM_ITERATIONS as usize,
+        stored_key: bytes[16..48].to_vec(),
+        server_key: bytes[48..80].to_vec(),
     }
 }
 

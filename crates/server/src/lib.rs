@@ -69,9 +69,67 @@ const ACCEPT_ERROR_BACKOFF_MS: u64 = 100;
 /// How often shutdown checks whether running statements have finished.
 const DRAIN_POLL_MS: u64 = 20;
 
+/// How clients prove who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// Any existing role that may log in is let in without a password: loopback only.
+    Trust,
+    /// SCRAM-SHA-256 against the role's stored verifier (CREATE/ALTER ROLE ... PASSWORD).
+    ScramSha256,
+}
+
+impl std::str::FromStr for AuthMethod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<AuthMethod, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "trust" => Ok(AuthMethod::Trust),
+            "scram-sha-256" | "scram" => Ok(AuthMethod::ScramSha256),
+            other => Err(format!("auth \"{other}\" is not one of trust, scram-sha-256")),
+        }
+    }
+}
+
+/// TLS: the certificate chain and private key, PEM files.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain (the server's certificate first).
+    pub cert: std::path::PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
+}
+
+/// Builds the TLS acceptor clients' SSLRequest is answered with.
+pub fn tls_acceptor(files: &TlsFiles) -> io::Result<pgwire::tokio::TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &std::path::Path, e: &dyn std::fmt::Display| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("{}: {e}", what.display()))
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .map_err(|e| bad(&files.cert, &e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(&files.cert, &e))?;
+    if certs.is_empty() {
+        return Err(bad(&files.cert, &"no certificate in the file"));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| bad(&files.key, &e))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| io::Error::other(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| bad(&files.cert, &e))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 /// Server settings.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// How clients authenticate.
+    pub auth: AuthMethod,
+    /// TLS certificate and key; None: SSLRequest is declined (plain connections only).
+    pub tls: Option<TlsFiles>,
     /// Address to listen on, `host:port`. Must be a loopback address while authentication
     /// is `trust`.
     pub addr: String,
@@ -93,6 +151,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
+            auth: AuthMethod::Trust,
+            tls: None,
             addr: DEFAULT_ADDR.into(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
@@ -107,6 +167,7 @@ impl Default for Config {
 /// A bound server, ready to [`run`](Server::run).
 pub struct Server {
     listener: TcpListener,
+    tls: Option<pgwire::tokio::TlsAcceptor>,
     http: Option<TcpListener>,
     status_settings: Vec<(&'static str, String)>,
     shared: Arc<Shared>,
@@ -119,14 +180,16 @@ impl Server {
     /// would let anyone on the network in) or cannot be bound.
     pub async fn bind(db: sql::Database, config: Config) -> io::Result<Server> {
         assert!(config.max_connections > 0, "max_connections must be at least 1");
-        let addrs = listen_addrs(&config.addr)?;
+        let addrs = listen_addrs(&config.addr, config.auth)?;
+        let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
         let listener = TcpListener::bind(&addrs[..]).await?;
         let http = match &config.http_addr {
-            Some(a) => Some(TcpListener::bind(&listen_addrs(a)?[..]).await?),
+            Some(a) => Some(TcpListener::bind(&listen_addrs(a, AuthMethod::Trust)?[..]).await?),
             None => None,
         };
         Ok(Server {
             listener,
+            tls,
             http,
             status_settings: config.status_settings.clone(),
             shared: Arc::new(Shared::new(
@@ -135,6 +198,7 @@ impl Server {
                     min_duration_statement: config.log_min_duration_statement,
                     connections: config.log_connections,
                 },
+                config.auth,
             )),
             max_connections: config.max_connections,
             drain_timeout: config.drain_timeout,
@@ -154,7 +218,7 @@ impl Server {
     /// Serves connections until `shutdown` completes, then drains (see the module docs).
     /// Errors of one connection are logged and close only that connection.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-        let Server { listener, http, status_settings, shared, max_connections, drain_timeout } = self;
+        let Server { listener, tls, http, status_settings, shared, max_connections, drain_timeout } = self;
         let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
         if let Some(http) = http {
             let mut stopped = http_stopped.clone();
@@ -178,6 +242,7 @@ impl Server {
                 accepted = listener.accept() => match accepted {
                     Ok((socket, peer)) => {
                         let shared = shared.clone();
+                        let tls = tls.clone();
                         shared.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
                         match slots.clone().try_acquire_owned() {
                             Ok(permit) => tasks.spawn(async move {
@@ -185,13 +250,13 @@ impl Server {
                                 if shared.log.connections {
                                     tracing::info!(%peer, "connection received");
                                 }
-                                serve_connection(socket, peer, shared.clone(), permit).await;
+                                serve_connection(socket, peer, tls, shared.clone(), permit).await;
                                 shared.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
                             }),
                             Err(_) => tasks.spawn(async move {
                                 shared.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
                                 tracing::warn!(%peer, max_connections, "connection refused: too many connections (53300)");
-                                if let Err(e) = pgwire::tokio::process_socket(socket, None, Refusal(shared.clone())).await {
+                                if let Err(e) = pgwire::tokio::process_socket(socket, tls, Refusal(shared.clone())).await {
                                     tracing::info!(%peer, error = %e, "connection ended with an error");
                                 }
                             }),
@@ -229,6 +294,7 @@ impl Server {
 async fn serve_connection(
     socket: tokio::net::TcpStream,
     peer: SocketAddr,
+    tls: Option<pgwire::tokio::TlsAcceptor>,
     shared: Arc<Shared>,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
@@ -250,7 +316,7 @@ async fn serve_connection(
     let conn = Arc::new(Connection::new(shared.clone(), permit, peer));
     let handlers = Handlers(conn.clone());
     tokio::select! {
-        r = pgwire::tokio::process_socket(socket, None, handlers) => {
+        r = pgwire::tokio::process_socket(socket, tls, handlers) => {
             if let Err(e) = r {
                 tracing::info!(%peer, error = %e, "connection ended with an error");
             }
@@ -274,21 +340,25 @@ mod codes_idle {
     pub const IDLE_IN_TRANSACTION_SESSION_TIMEOUT: &str = "25P03";
 }
 
-/// Resolves a listen address, refusing any that is not loopback: authentication is `trust`,
-/// so anyone who can reach the port gets in.
-pub fn listen_addrs(addr: &str) -> io::Result<Vec<SocketAddr>> {
+/// Resolves a listen address, refusing any that is not loopback under `trust`
+/// authentication: anyone who can reach the port would get in.
+pub fn listen_addrs(addr: &str, auth: AuthMethod) -> io::Result<Vec<SocketAddr>> {
     let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
     if addrs.is_empty() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{addr}: no address")));
     }
-    if let Some(a) = addrs.iter().find(|a| !a.ip().is_loopback()) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "refusing to listen on {a}: trust authentication is only allowed on loopback addresses; \
-                 bind to 127.0.0.1 (--pg-addr 127.0.0.1:5433) or configure passwords (not yet supported)"
-            ),
-        ));
+    if auth == AuthMethod::Trust {
+        if let Some(a) = addrs.iter().find(|a| !a.ip().is_loopback()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "refusing to listen on {a}: trust authentication is only allowed on loopback addresses; \
+                     bind to 127.0.0.1 (--pg-addr 127.0.0.1:5433), or give the roles passwords \
+                     (ALTER ROLE bulwark PASSWORD '...') and start with --auth scram-sha-256 (with --tls-cert \
+                     and --tls-key so passwords never cross the network in the clear)"
+                ),
+            ));
+        }
     }
     Ok(addrs)
 }

@@ -140,6 +140,27 @@ pub enum Statement {
     },
     /// ANALYZE [table, ...] (no tables: all of them).
     Analyze(Vec<String>),
+    /// CREATE ROLE / CREATE USER (USER: LOGIN unless NOLOGIN).
+    CreateRole {
+        /// Role name.
+        name: String,
+        /// Options.
+        options: RoleOptions,
+    },
+    /// ALTER ROLE / ALTER USER name [WITH] options.
+    AlterRole {
+        /// Role name.
+        name: String,
+        /// Options.
+        options: RoleOptions,
+    },
+    /// DROP ROLE / DROP USER [IF EXISTS] names.
+    DropRole {
+        /// Role names.
+        names: Vec<String>,
+        /// IF EXISTS.
+        if_exists: bool,
+    },
     /// ALTER TABLE name action, ...
     AlterTable {
         /// Table name.
@@ -149,6 +170,17 @@ pub enum Statement {
         /// The actions, applied in order.
         actions: Vec<AlterAction>,
     },
+}
+
+/// Options of CREATE ROLE / ALTER ROLE (None: not given).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoleOptions {
+    /// SUPERUSER / NOSUPERUSER.
+    pub superuser: Option<bool>,
+    /// LOGIN / NOLOGIN.
+    pub login: Option<bool>,
+    /// PASSWORD 'p' (Some(Some)) / PASSWORD NULL (Some(None)).
+    pub password: Option<Option<String>>,
 }
 
 /// COPY.

@@ -124,6 +124,12 @@ pub mod keys {
     }
     /// The object id counter.
     pub const NEXT_ID: &[u8] = b"Cn";
+    /// Roles.
+    pub fn role(name: &str) -> Vec<u8> {
+        [ROLES, name.as_bytes()].concat()
+    }
+    /// All roles.
+    pub const ROLES: &[u8] = b"Cr";
     /// A sequence.
     pub fn sequence(id: u32) -> Vec<u8> {
         [b"Q".as_slice(), &id.to_be_bytes()].concat()

@@ -22,6 +22,7 @@ pub mod eval;
 pub mod exec;
 pub mod parser;
 pub mod plan;
+pub mod roles;
 pub mod session;
 pub mod types;
 

@@ -10,6 +10,7 @@
 
 mod alter;
 mod copy;
+mod roles;
 
 pub use copy::CopyResponse;
 
@@ -113,6 +114,14 @@ impl Database {
         Ok(())
     }
 
+    /// The role `name`, as last committed (None: no such role).
+    pub fn role(&self, name: &str) -> Result<Option<crate::roles::Role>> {
+        let mut txn = self.inner.engine.begin(TxnOptions { read_only: true, ..TxnOptions::default() })?;
+        let role = crate::roles::get(&mut txn, name);
+        txn.rollback();
+        role
+    }
+
     /// A new session.
     pub fn session(&self) -> Session {
         let mut settings = default_settings();
@@ -128,6 +137,7 @@ impl Database {
             cancel: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             copy_in: None,
             terminated: false,
+            user: crate::roles::BOOTSTRAP_SUPERUSER.to_string(),
         }
     }
 
@@ -187,6 +197,8 @@ pub struct Session {
     copy_in: Option<copy::CopyIn>,
     /// `terminate` was called: every later statement fails (its connection is closing).
     terminated: bool,
+    /// The role the session runs as.
+    user: String,
 }
 
 /// The transaction status, as the wire protocol reports it.
@@ -402,6 +414,18 @@ impl Session {
     /// A setting's value.
     pub fn setting(&self, name: &str) -> Option<&str> {
         self.settings.get(name).map(String::as_str)
+    }
+
+    /// Runs the session as role `user` (the server calls this once the client has
+    /// authenticated); also sets session_authorization.
+    pub fn set_user(&mut self, user: &str) {
+        self.user = user.to_string();
+        self.settings.insert("session_authorization".into(), user.to_string());
+    }
+
+    /// The role the session runs as.
+    pub fn user(&self) -> &str {
+        &self.user
     }
 
     /// idle_in_transaction_session_timeout, if set (not 0).
@@ -760,6 +784,9 @@ impl Session {
             }
             Statement::Explain { analyze, statement } => self.explain(txn, *analyze, statement),
             Statement::Copy(c) => self.copy_out(txn, c),
+            Statement::CreateRole { name, options } => self.create_role(txn, name, options),
+            Statement::AlterRole { name, options } => self.alter_role(txn, name, options),
+            Statement::DropRole { names, if_exists } => self.drop_roles(txn, names, *if_exists),
             Statement::Analyze(tables) => {
                 for t in tables {
                     catalog::lock_table(txn, t, false)?;

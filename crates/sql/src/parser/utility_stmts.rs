@@ -11,10 +11,16 @@
 //!        | ESCAPE [AS] 'e' | FORCE QUOTE { column [, ...] | * } | FORCE NOT NULL column [, ...] ]
 //! VACUUM [ ( option [, ...] ) ] [ FULL ] [ FREEZE ] [ VERBOSE ] [ ANALYZE ] [ table [, ...] ]
 //! ANALYZE [ ( option [, ...] ) ] [ VERBOSE ] [ table [, ...] ]
+//! CREATE { ROLE | USER } name [ [ WITH ] option ... ]
+//! ALTER { ROLE | USER } name [ [ WITH ] option ... ]
+//! DROP { ROLE | USER } [ IF EXISTS ] name [, ...]
+//!     option: SUPERUSER | NOSUPERUSER | LOGIN | NOLOGIN | [ ENCRYPTED ] PASSWORD 'p'
+//!           | PASSWORD NULL | CREATEDB | CREATEROLE | INHERIT | REPLICATION | BYPASSRLS
+//!           (and their NO forms) | CONNECTION LIMIT n | VALID UNTIL 'timestamp'
 //! ```
 
 use super::{column_name, parser_error, query, relation_name};
-use crate::ast::{CopyFormat, CopyOptions, CopySource, CopyStatement, ForceQuote, Statement};
+use crate::ast::{CopyFormat, CopyOptions, CopySource, CopyStatement, ForceQuote, RoleOptions, Statement};
 use crate::error::{codes, Error, Result};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::keywords::Keyword;
@@ -39,6 +45,19 @@ pub(super) fn parse(run: &[TokenWithSpan]) -> Result<Option<Statement>> {
         Keyword::VACUUM => {
             p.next_token();
             vacuum(&mut p)?
+        }
+        Keyword::CREATE | Keyword::ALTER | Keyword::DROP => {
+            let verb = w.keyword;
+            p.next_token();
+            let is_role = match p.peek_token().token {
+                Token::Word(r) => r.keyword == Keyword::ROLE || r.keyword == Keyword::USER,
+                _ => false,
+            };
+            if !is_role {
+                return Ok(None);
+            }
+            let user = p.next_token().token.to_string().eq_ignore_ascii_case("user");
+            role(&mut p, verb, user)?
         }
         _ if w.keyword == Keyword::ANALYZE || analyse => {
             p.next_token();
@@ -249,6 +268,74 @@ fn vacuum(p: &mut Parser) -> Result<Statement> {
     }
     let tables = maintenance_tables(p, &[])?;
     Ok(Statement::Vacuum { tables, analyze })
+}
+
+fn role(p: &mut Parser, verb: Keyword, user: bool) -> Result<Statement> {
+    if verb == Keyword::DROP {
+        let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+        let names = p.parse_comma_separated(|p| p.parse_identifier()).map_err(parser_error)?;
+        return Ok(Statement::DropRole { names: names.into_iter().map(super::ident).collect(), if_exists });
+    }
+    let name = super::ident(p.parse_identifier().map_err(parser_error)?);
+    if verb == Keyword::ALTER && p.parse_keyword(Keyword::RENAME) {
+        return Err(Error::unsupported("ALTER ROLE ... RENAME"));
+    }
+    if verb == Keyword::ALTER && p.parse_keyword(Keyword::SET) {
+        return Err(Error::unsupported("ALTER ROLE ... SET"));
+    }
+    let _ = p.parse_keyword(Keyword::WITH);
+    let mut options = RoleOptions::default();
+    if verb == Keyword::CREATE && user {
+        options.login = Some(true);
+    }
+    while let Token::Word(w) = p.peek_token().token {
+        let word = w.value.to_ascii_lowercase();
+        match word.as_str() {
+            "superuser" | "nosuperuser" => options.superuser = Some(word == "superuser"),
+            "login" | "nologin" => options.login = Some(word == "login"),
+            "createdb" | "nocreatedb" | "createrole" | "nocreaterole" | "inherit" | "noinherit" | "replication"
+            | "noreplication" | "bypassrls" | "nobypassrls" => {}
+            "encrypted" | "password" => {
+                p.next_token();
+                if word == "encrypted" && !p.parse_keyword(Keyword::PASSWORD) {
+                    return Err(near(p));
+                }
+                options.password = Some(match p.next_token().token {
+                    Token::SingleQuotedString(s) | Token::EscapedStringLiteral(s) => Some(s),
+                    Token::Word(n) if n.keyword == Keyword::NULL => None,
+                    other => return Err(Error::syntax(format!("syntax error at or near \"{other}\""))),
+                });
+                continue;
+            }
+            "connection" => {
+                p.next_token();
+                if !p.parse_keyword(Keyword::LIMIT) {
+                    return Err(near(p));
+                }
+                let _ = p.consume_token(&Token::Minus);
+                match p.next_token().token {
+                    Token::Number(_, _) => {}
+                    other => return Err(Error::syntax(format!("syntax error at or near \"{other}\""))),
+                }
+                continue;
+            }
+            "valid" => {
+                p.next_token();
+                if !p.parse_keyword(Keyword::UNTIL) {
+                    return Err(near(p));
+                }
+                string(p)?;
+                continue;
+            }
+            _ => break,
+        }
+        p.next_token();
+    }
+    Ok(if verb == Keyword::CREATE {
+        Statement::CreateRole { name, options }
+    } else {
+        Statement::AlterRole { name, options }
+    })
 }
 
 /// `[ ( option, ... ) ] [ skip... ] [ table [ ( column, ... ) ] [, ...] ]`.
