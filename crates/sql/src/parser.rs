@@ -1479,6 +1479,9 @@ fn table_factor(t: sql::TableFactor) -> Result<TableRef> {
         }
         sql::TableFactor::NestedJoin { table_with_joins: inner, alias: None } => table_with_joins(*inner),
         sql::TableFactor::Function { name, .. } => Err(Error::unsupported(format!("table function {name}"))),
+        sql::TableFactor::UNNEST { alias, array_exprs, with_offset: false, with_ordinality, .. } => {
+            postgres::unnest(array_exprs, alias, with_ordinality)
+        }
         other => Err(unsupported_sql("FROM item", &other)),
     }
 }
@@ -1973,6 +1976,7 @@ fn data_type(t: sql::DataType) -> Result<DataType> {
             }
         }
         T::Array(sql::ArrayElemTypeDef::SquareBracket(inner, None)) => postgres::array_type(Some(inner))?,
+        T::Regclass => DataType::Reg(crate::types::RegKind::Class),
         other => return Err(Error::unsupported(format!("type {other}"))),
     })
 }

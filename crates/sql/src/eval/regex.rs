@@ -62,7 +62,10 @@ fn compile(pattern: &str, case_insensitive: bool) -> Result<regex::Regex> {
         .build()
         .map_err(|e| {
             let reason = match e {
-                regex::Error::Syntax(s) => s.lines().last().unwrap_or("syntax error").trim().to_string(),
+                regex::Error::Syntax(s) => {
+                    let last = s.lines().last().unwrap_or("syntax error").trim();
+                    last.strip_prefix("error: ").unwrap_or(last).to_string()
+                }
                 regex::Error::CompiledTooBig(_) => "regular expression is too complex".to_string(),
                 other => other.to_string(),
             };

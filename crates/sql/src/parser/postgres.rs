@@ -147,6 +147,18 @@ pub(super) fn table_function(
     Ok(TableRef::Function { name, args, alias, columns, ordinality })
 }
 
+/// `UNNEST(array) [WITH ORDINALITY] [AS alias[(columns)]]` in FROM.
+pub(super) fn unnest(arrays: Vec<sql::Expr>, alias: Option<sql::TableAlias>, ordinality: bool) -> Result<TableRef> {
+    if arrays.len() != 1 {
+        return Err(Error::unsupported("UNNEST of several arrays"));
+    }
+    let args = sql::TableFunctionArgs {
+        args: arrays.into_iter().map(|e| sql::FunctionArg::Unnamed(sql::FunctionArgExpr::Expr(e))).collect(),
+        settings: None,
+    };
+    table_function(sql::ObjectName::from(vec![sql::Ident::new("unnest")]), args, alias, ordinality)
+}
+
 /// A type named by a `pg_catalog` name (`int4`, `pg_catalog.text`, `regclass`, ...), or None.
 pub(super) fn catalog_type(name: &str) -> Option<DataType> {
     Some(match name {

@@ -366,6 +366,11 @@ pub static TABLES: &[SysTable] = &[
         1213,
         &[("oid", Oid), ("spcname", Name), ("spcowner", Oid), ("spcacl", Arr), ("spcoptions", Arr)],
     ),
+    t(
+        "pg_auth_members",
+        1261,
+        &[("oid", Oid), ("roleid", Oid), ("member", Oid), ("grantor", Oid), ("admin_option", Bool)],
+    ),
     t("pg_description", 2609, &[("objoid", Oid), ("classoid", Oid), ("objsubid", I4), ("description", Text)]),
     t("pg_inherits", 2611, &[("inhrelid", Oid), ("inhparent", Oid), ("inhseqno", I4), ("inhdetachpending", Bool)]),
     t(

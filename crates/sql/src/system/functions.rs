@@ -27,6 +27,7 @@ pub fn version() -> String {
 pub fn function_type(name: &str) -> Option<DataType> {
     Some(match name {
         "version"
+        | "pg_tablespace_location"
         | "current_database"
         | "current_catalog"
         | "current_schema"
@@ -86,6 +87,18 @@ fn oid_arg(v: Option<&Value>) -> Option<u32> {
         Value::Reg(_, oid, _) => Some(*oid),
         Value::Text(s) => s.trim().parse().ok(),
         _ => None,
+    }
+}
+
+/// The oid of a `regclass` argument: a name in a string literal is looked up, as
+/// PostgreSQL reads an untyped literal passed as regclass.
+fn relation_arg(exec: &mut Exec, v: &Value) -> Result<u32> {
+    match v {
+        Value::Text(s) if s.trim().parse::<u32>().is_err() => match to_reg(exec, RegKind::Class, v.clone())? {
+            Value::Reg(_, oid, _) => Ok(oid),
+            _ => Ok(0),
+        },
+        other => Ok(oid_arg(Some(other)).unwrap_or(0)),
     }
 }
 
@@ -168,7 +181,7 @@ fn call_known(exec: &mut Exec, name: &str, args: &[Value]) -> Result<Value> {
         // Bulwark keeps no comments.
         ("obj_description", 1 | 2) | ("col_description", 2) | ("shobj_description", 2) => Ok(Value::Null),
         ("pg_relation_is_publishable", 1) => {
-            let oid = oid_arg(args.first()).unwrap_or(0);
+            let oid = relation_arg(exec, &args[0])?;
             let rel = (oid >= FIRST_NORMAL_OID).then(|| Snapshot::load(exec.txn)).transpose()?;
             Ok(Value::Bool(rel.is_some_and(|s| s.rel(oid).is_some_and(|r| r.kind == RelKind::Table))))
         }
@@ -184,7 +197,8 @@ fn call_known(exec: &mut Exec, name: &str, args: &[Value]) -> Result<Value> {
             None => Err(wrong_args(name, args)),
         },
         ("pg_relation_size", 1 | 2) | ("pg_table_size" | "pg_total_relation_size" | "pg_indexes_size", 1) => {
-            relation_size(exec, name, oid_arg(args.first()).unwrap_or(0))
+            let oid = relation_arg(exec, &args[0])?;
+            relation_size(exec, name, oid)
         }
         ("pg_encoding_to_char", 1) => text(match int_arg(args.first()) {
             Some(6) => "UTF8",
@@ -196,6 +210,8 @@ fn call_known(exec: &mut Exec, name: &str, args: &[Value]) -> Result<Value> {
         | ("has_column_privilege", 3 | 4)
         | ("pg_has_role", 2 | 3) => Ok(Value::Bool(true)),
         ("pg_is_in_recovery", 0) => Ok(Value::Bool(false)),
+        // The built-in tablespaces live in the data directory: PostgreSQL says ''.
+        ("pg_tablespace_location", 1) => text(""),
         ("current_setting", 1 | 2) => {
             let Some(wanted) = text_arg(args.first()) else { return Ok(Value::Null) };
             let missing_ok = matches!(args.get(1), Some(Value::Bool(true)));

@@ -211,7 +211,8 @@ pub fn rows(def: &SysTable, snapshot: &Snapshot, settings: &[(String, String)]) 
         (Schema::InformationSchema, "table_constraints") => table_constraints(snapshot),
         (Schema::InformationSchema, "key_column_usage") => key_column_usage(snapshot),
         (Schema::InformationSchema, "referential_constraints") => referential_constraints(snapshot),
-        // Catalogs of features Bulwark does not have: descriptions, inheritance, policies,
+        // Catalogs of features Bulwark does not have: role membership, descriptions,
+        // inheritance, policies,
         // triggers (foreign keys are enforced without them), rules, extended statistics,
         // publications, extensions.
         _ => Vec::new(),
