@@ -572,3 +572,53 @@ fn trust_refuses_non_loopback_addresses_and_says_how_to_fix_it() {
     );
     assert!(!dir.path().join("data").exists(), "refused before touching the data directory");
 }
+
+#[test]
+fn psql_lists_and_describes_tables() {
+    let dir = TempDir::new("psql-describe");
+    let server = ServerProcess::start(dir.path(), &[]);
+    let ddl = server.psql(&[
+        "-c",
+        "CREATE TABLE parent (id SERIAL PRIMARY KEY, code TEXT UNIQUE NOT NULL, n INT DEFAULT 5 CHECK (n > 0));
+         CREATE TABLE child (id BIGINT PRIMARY KEY, parent INT REFERENCES parent(id) ON DELETE CASCADE, note VARCHAR(20));
+         CREATE INDEX child_parent ON child (parent);",
+    ]);
+    assert!(ddl.status.success(), "{}", stderr(&ddl));
+    let list = server.psql(&["-c", "\\dt"]);
+    assert!(list.status.success(), "{}", stderr(&list));
+    assert_eq!(stdout(&list), "public|child|table|bulwark\npublic|parent|table|bulwark\n");
+
+    // \d NAME runs psql's own catalog queries; its output is PostgreSQL's, line for line.
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &server.port.to_string(), "-U", "bulwark", "-X", "-c", "\\d parent"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let described = stdout(&out);
+    for line in [
+        "Table \"public.parent\"",
+        " id     | integer |           | not null | nextval('parent_id_seq'::regclass)",
+        " code   | text    |           | not null | ",
+        " n      | integer |           |          | 5",
+        "    \"parent_pkey\" PRIMARY KEY, btree (id)",
+        "    \"parent_code_key\" UNIQUE CONSTRAINT, btree (code)",
+        "    \"parent_n_check\" CHECK (n > 0)",
+        "    TABLE \"child\" CONSTRAINT \"child_parent_fkey\" FOREIGN KEY (parent) REFERENCES parent(id) ON DELETE CASCADE",
+    ] {
+        assert!(described.contains(line), "missing {line:?} in:\n{described}");
+    }
+    let columns = stdout(&server.psql(&["-c", "\\d child"]));
+    assert_eq!(columns, "id|bigint||not null|\nparent|integer|||\nnote|character varying(20)|||\n");
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &server.port.to_string(), "-U", "bulwark", "-X", "-c", "\\d child"])
+        .output()
+        .unwrap();
+    let child = stdout(&out);
+    assert!(child.contains("    \"child_parent\" btree (parent)"), "{child}");
+    assert!(child.contains("Foreign-key constraints:"), "{child}");
+    let missing = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &server.port.to_string(), "-U", "bulwark", "-X", "-c", "\\d nosuch"])
+        .output()
+        .unwrap();
+    assert!(stderr(&missing).contains("Did not find any relation named \"nosuch\""), "{}", stderr(&missing));
+}

@@ -76,7 +76,7 @@ pub fn type_size(t: &DataType) -> i16 {
     match t {
         DataType::Bool => 1,
         DataType::Int2 => 2,
-        DataType::Int4 | DataType::Float4 | DataType::Date => 4,
+        DataType::Int4 | DataType::Float4 | DataType::Date | DataType::Reg(_) => 4,
         DataType::Int8 | DataType::Float8 | DataType::Timestamp | DataType::TimestampTz => 8,
         DataType::Interval => 16,
         DataType::Numeric { .. } | DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Bytea => -1,
@@ -115,7 +115,7 @@ fn has_type(v: &Value, t: &DataType) -> bool {
             | (Value::Timestamp(_), DataType::Timestamp)
             | (Value::TimestampTz(_), DataType::TimestampTz)
             | (Value::Interval(_), DataType::Interval)
-    )
+    ) || matches!((v, t), (Value::Reg(k, ..), DataType::Reg(want)) if k == want)
 }
 
 /// Converts `v` to the column's declared type, so that a DataRow always matches the
@@ -170,6 +170,8 @@ fn put_binary(buf: &mut BytesMut, v: &Value) {
             buf.put_i32(iv.days);
             buf.put_i32(iv.months);
         }
+        // reg* types travel as their oid (PostgreSQL's regclasssend is oidsend).
+        Value::Reg(_, oid, _) => buf.put_u32(*oid),
     }
 }
 
@@ -283,6 +285,11 @@ fn decode_binary(index: usize, oid: u32, t: Option<&DataType>, b: &[u8]) -> Resu
             })
         }
         DataType::Numeric { .. } => decode_numeric(b).ok_or_else(bad)??,
+        // Never chosen by `data_type_for_oid` (reg* parameters arrive as text), kept total.
+        DataType::Reg(kind) => {
+            let oid = u32::from_be_bytes(fixed(4)?.try_into().unwrap());
+            Value::Reg(*kind, oid, oid.to_string())
+        }
     })
 }
 

@@ -514,6 +514,19 @@ pub enum TableRef {
         /// Alias.
         alias: String,
     },
+    /// A function in FROM: `generate_series(1, 3) [WITH ORDINALITY] [AS a(x, n)]`.
+    Function {
+        /// Lower-case name (`pg_catalog.` dropped).
+        name: String,
+        /// Arguments (may refer to enclosing queries' columns).
+        args: Vec<Expr>,
+        /// Alias (default: the function's name).
+        alias: Option<String>,
+        /// Column aliases, in order (the ordinality column last).
+        columns: Vec<String>,
+        /// WITH ORDINALITY: a bigint column numbering the rows from 1.
+        ordinality: bool,
+    },
     /// A join.
     Join {
         /// Left side.
@@ -689,6 +702,27 @@ pub enum Expr {
         /// NOT IN.
         negated: bool,
     },
+    /// `expr op ANY (array)` / `expr op ALL (array)`; the array is in PostgreSQL's text
+    /// form (`{a,b}`), as Bulwark represents arrays.
+    AnyAll {
+        /// The left operand.
+        expr: Box<Expr>,
+        /// The comparison.
+        op: BinaryOp,
+        /// The array.
+        array: Box<Expr>,
+        /// ALL (true) or ANY / SOME (false).
+        all: bool,
+    },
+    /// `ARRAY(subquery)`: the subquery's one column as an array (in text form).
+    ArraySubquery(Box<Query>),
+    /// `array[index]` (1-based; 0-based for the `int2vector` form `1 2 3`).
+    Subscript {
+        /// The array.
+        expr: Box<Expr>,
+        /// The subscript.
+        index: Box<Expr>,
+    },
 }
 
 /// Unary operators.
@@ -733,4 +767,12 @@ pub enum BinaryOp {
     Or,
     /// `||`
     Concat,
+    /// `~`: matches the POSIX regular expression.
+    Match,
+    /// `!~`
+    NotMatch,
+    /// `~*`: matches, ignoring case.
+    IMatch,
+    /// `!~*`
+    NotIMatch,
 }

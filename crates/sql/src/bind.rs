@@ -76,6 +76,8 @@ pub enum SubqueryKind {
         /// NOT IN.
         negated: bool,
     },
+    /// ARRAY(subquery): the column's values as an array (text form).
+    Array,
 }
 
 /// A bound expression.
@@ -111,6 +113,10 @@ pub enum BExpr {
     Case(Option<Box<BExpr>>, Vec<(BExpr, BExpr)>, Option<Box<BExpr>>),
     /// A subquery.
     Subquery(Box<Plan>, SubqueryKind),
+    /// `expr op ANY/ALL (array)`: (op, expr, array, ALL).
+    AnyAll(BinaryOp, Box<BExpr>, Box<BExpr>, bool),
+    /// `array[index]`.
+    Subscript(Box<BExpr>, Box<BExpr>),
 }
 
 /// The names of the aggregate functions.
@@ -169,11 +175,20 @@ pub fn visit(e: &Expr, f: &mut dyn FnMut(&Expr)) {
             }
         }
         Expr::InSubquery { expr, .. } => visit(expr, f),
+        Expr::AnyAll { expr, array, .. } => {
+            visit(expr, f);
+            visit(array, f);
+        }
+        Expr::Subscript { expr, index } => {
+            visit(expr, f);
+            visit(index, f);
+        }
         Expr::Literal(_)
         | Expr::Column { .. }
         | Expr::Param(_)
         | Expr::Default
         | Expr::Subquery(_)
+        | Expr::ArraySubquery(_)
         | Expr::Exists { .. } => {}
     }
 }
@@ -216,11 +231,20 @@ pub fn visit_mut(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) {
             }
         }
         Expr::InSubquery { expr, .. } => visit_mut(expr, f),
+        Expr::AnyAll { expr, array, .. } => {
+            visit_mut(expr, f);
+            visit_mut(array, f);
+        }
+        Expr::Subscript { expr, index } => {
+            visit_mut(expr, f);
+            visit_mut(index, f);
+        }
         Expr::Literal(_)
         | Expr::Column { .. }
         | Expr::Param(_)
         | Expr::Default
         | Expr::Subquery(_)
+        | Expr::ArraySubquery(_)
         | Expr::Exists { .. } => {}
     }
 }
@@ -335,6 +359,19 @@ impl Binder<'_> {
                     return Err(Error::syntax("subquery has too many columns"));
                 }
                 BExpr::Subquery(Box::new(plan), SubqueryKind::In { expr: Box::new(left), negated: *negated })
+            }
+            Expr::ArraySubquery(query) => {
+                let (plan, sub_scope) = self.plan_sub(query, scope)?;
+                if sub_scope.columns.len() != 1 {
+                    return Err(Error::syntax("subquery must return only one column"));
+                }
+                BExpr::Subquery(Box::new(plan), SubqueryKind::Array)
+            }
+            Expr::AnyAll { expr, op, array, all } => {
+                BExpr::AnyAll(*op, Box::new(self.bind(expr, scope)?), Box::new(self.bind(array, scope)?), *all)
+            }
+            Expr::Subscript { expr, index } => {
+                BExpr::Subscript(Box::new(self.bind(expr, scope)?), Box::new(self.bind(index, scope)?))
             }
         })
     }

@@ -22,11 +22,15 @@
 
 use crate::ast::{Expr, ReferentialAction};
 use crate::error::{codes, Error, Result};
-use crate::types::DataType;
+use crate::types::{DataType, RegKind};
 use txn::Txn;
 
 /// The most columns a table may have (as PostgreSQL).
 pub const COLUMNS_MAX: usize = 1600;
+
+/// Object ids from here up belong to the virtual system tables (`pg_catalog.pg_class`, ...,
+/// see `system`); [`next_id`] never hands them out.
+pub const SYSTEM_ID_MIN: u32 = 0xFFFF_0000;
 
 /// A column of a table.
 #[derive(Debug, Clone, PartialEq)]
@@ -201,6 +205,9 @@ pub fn next_id(txn: &mut Txn) -> Result<u32> {
         Some(_) => return Err(corrupt("object id counter")),
         None => 1,
     };
+    if current >= SYSTEM_ID_MIN {
+        return Err(Error::new(codes::PROGRAM_LIMIT_EXCEEDED, "out of object ids"));
+    }
     txn.put(keys::NEXT_ID, &(current + 1).to_be_bytes())?;
     Ok(current)
 }
@@ -267,11 +274,34 @@ impl W {
             DataType::Timestamp => (13, None, None),
             DataType::TimestampTz => (14, None, None),
             DataType::Interval => (15, None, None),
+            DataType::Reg(kind) => (16, Some(reg_kind_code(*kind)), None),
         };
         self.u8(tag);
         self.opt_u32(a);
         self.opt_u32(b);
     }
+}
+
+/// The stored code of a `reg*` type (no column has one today; the encoding stays total).
+fn reg_kind_code(kind: RegKind) -> u32 {
+    match kind {
+        RegKind::Class => 1,
+        RegKind::Type => 2,
+        RegKind::Namespace => 3,
+        RegKind::Proc => 4,
+        RegKind::Role => 5,
+    }
+}
+
+fn reg_kind(code: u32) -> Result<RegKind> {
+    Ok(match code {
+        1 => RegKind::Class,
+        2 => RegKind::Type,
+        3 => RegKind::Namespace,
+        4 => RegKind::Proc,
+        5 => RegKind::Role,
+        _ => return Err(corrupt("data type")),
+    })
 }
 
 fn action_to_u8(a: ReferentialAction) -> u8 {
@@ -382,6 +412,7 @@ impl R<'_> {
             13 => DataType::Timestamp,
             14 => DataType::TimestampTz,
             15 => DataType::Interval,
+            16 => DataType::Reg(reg_kind(a.ok_or_else(|| corrupt("data type"))?)?),
             _ => return Err(corrupt("data type")),
         })
     }

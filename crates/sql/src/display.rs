@@ -121,6 +121,11 @@ impl fmt::Display for Expr {
             Expr::InSubquery { expr, negated, .. } => {
                 write!(f, "({expr} {}IN (SubPlan))", if *negated { "NOT " } else { "" })
             }
+            Expr::AnyAll { expr, op, array, all } => {
+                write!(f, "({expr} {op} {} ({array}))", if *all { "ALL" } else { "ANY" })
+            }
+            Expr::ArraySubquery(_) => f.write_str("ARRAY(SubPlan)"),
+            Expr::Subscript { expr, index } => write!(f, "({expr})[{index}]"),
         }
     }
 }

@@ -106,6 +106,14 @@ pub mod codes {
     pub const INVALID_COLUMN_REFERENCE: &str = "42P10";
     /// 42704
     pub const UNDEFINED_OBJECT: &str = "42704";
+    /// 42809
+    pub const WRONG_OBJECT_TYPE: &str = "42809";
+    /// 42501
+    pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
+    /// 3F000
+    pub const INVALID_SCHEMA_NAME: &str = "3F000";
+    /// 2201B
+    pub const INVALID_REGULAR_EXPRESSION: &str = "2201B";
     /// 22003
     pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
     /// 22P02

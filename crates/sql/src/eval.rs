@@ -32,6 +32,8 @@
 //! - `func`: scalar functions, LIKE, md5.
 //! - `encoding`: order-preserving key parts and the row format.
 //! - `aggregate`: sum/avg accumulation helpers.
+//! - `array`: arrays in their text form: `op ANY/ALL`, subscripts, the array functions.
+//! - `regex`: the POSIX regular expression operators `~ !~ ~* !~*`.
 //!
 //! # Left out
 //!
@@ -39,11 +41,13 @@
 //! beyond 38 digits, NaN and infinite NUMERICs, arrays, JSON, and the TIME types.
 
 mod aggregate;
+pub mod array;
 mod cast;
 mod datetime;
 mod encoding;
 mod func;
 mod numeric;
+mod regex;
 mod text;
 
 #[cfg(test)]
@@ -78,6 +82,7 @@ pub fn type_of(v: &Value) -> Option<DataType> {
         Value::Timestamp(_) => DataType::Timestamp,
         Value::TimestampTz(_) => DataType::TimestampTz,
         Value::Interval(_) => DataType::Interval,
+        Value::Reg(kind, ..) => DataType::Reg(*kind),
     })
 }
 
@@ -125,6 +130,10 @@ pub fn op_symbol(op: BinaryOp) -> &'static str {
         BinaryOp::And => "AND",
         BinaryOp::Or => "OR",
         BinaryOp::Concat => "||",
+        BinaryOp::Match => "~",
+        BinaryOp::NotMatch => "!~",
+        BinaryOp::IMatch => "~*",
+        BinaryOp::NotIMatch => "!~*",
     }
 }
 
@@ -142,6 +151,12 @@ pub fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value> {
     match op {
         BinaryOp::And | BinaryOp::Or => return logic(op, &l, &r),
         BinaryOp::Concat => return concat(l, r),
+        BinaryOp::Match | BinaryOp::NotMatch | BinaryOp::IMatch | BinaryOp::NotIMatch => {
+            return match (cast(l, &DataType::Text, true)?, cast(r, &DataType::Text, true)?) {
+                (Value::Text(t), Value::Text(p)) => regex::match_op(op, &t, &p),
+                _ => Ok(Value::Null),
+            }
+        }
         _ => {}
     }
     if l.is_null() || r.is_null() {
@@ -548,6 +563,10 @@ pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
             Some(datetime::interval_cmp_value(*x).cmp(&datetime::interval_cmp_value(*y)))
         }
         (Value::Date(x), Value::Date(y)) => Some(x.cmp(y)),
+        // A reg* value compares as its oid, with other reg* values and with numbers.
+        (Value::Reg(_, x, _), Value::Reg(_, y, _)) => Some(x.cmp(y)),
+        (Value::Reg(_, x, _), other) => compare(&Value::Int8(i64::from(*x)), other),
+        (other, Value::Reg(_, y, _)) => compare(other, &Value::Int8(i64::from(*y))),
         _ => {
             if let (Some(x), Some(y)) = (as_num(a), as_num(b)) {
                 return Some(num_cmp(x, y));
@@ -608,6 +627,7 @@ pub fn group_key(v: &Value) -> GroupKey {
         Value::Date(d) => GroupKey::Time(datetime::date_to_timestamp(*d)),
         Value::Timestamp(t) | Value::TimestampTz(t) => GroupKey::Time(*t),
         Value::Interval(iv) => GroupKey::Interval(datetime::interval_cmp_value(*iv)),
+        Value::Reg(_, oid, _) => GroupKey::Int(i128::from(*oid)),
     }
 }
 

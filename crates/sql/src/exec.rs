@@ -23,7 +23,8 @@ pub type Row = Vec<Value>;
 pub const ROWS_MAX: usize = 10_000_000;
 
 /// Hands out sequence values (SERIAL, nextval): outside the transaction, as in PostgreSQL.
-pub trait Sequences {
+/// Also tells the system views about the session ([`crate::system::SessionInfo`]).
+pub trait Sequences: crate::system::SessionInfo {
     /// The next value of sequence `name`.
     fn nextval(&self, txn: &mut Txn, name: &str) -> Result<i64>;
     /// The next hidden row number of `table` (a table without a primary key).
@@ -104,6 +105,10 @@ impl Exec<'_> {
                 Ok(out)
             }
             Plan::Scan { table, lookup, filter, lock } => self.scan(table, lookup.as_ref(), filter.as_ref(), *lock),
+            Plan::Function { name, args, ordinality } => {
+                let args = args.iter().map(|a| self.eval(a, &[])).collect::<Result<Vec<_>>>()?;
+                crate::system::table_function(self, name, args, *ordinality)
+            }
             Plan::CteRef(name) => self
                 .ctes
                 .get(name)
@@ -199,7 +204,12 @@ impl Exec<'_> {
     /// The rows `lookup` finds in `table` (all of them without one), with their keys.
     pub fn candidates(&mut self, table: &Table, lookup: Option<&Lookup>) -> Result<Vec<(Vec<u8>, Row)>> {
         let mut candidates: Vec<(Vec<u8>, Row)> = Vec::new();
+        if table.id >= crate::catalog::SYSTEM_ID_MIN {
+            // A system table: its rows are made from the catalog (see `system`).
+            candidates = crate::system::scan(self, table)?.into_iter().map(|r| (Vec::new(), r)).collect();
+        }
         match lookup {
+            _ if table.id >= crate::catalog::SYSTEM_ID_MIN => {}
             Some(Lookup::Index { index, values }) => {
                 // The index entries under the pinned leading columns point at the rows;
                 // the filter below checks every condition again on the row itself.
@@ -261,6 +271,9 @@ impl Exec<'_> {
         filter: Option<&BExpr>,
         lock: Option<crate::ast::Locking>,
     ) -> Result<Vec<Row>> {
+        if table.id >= crate::catalog::SYSTEM_ID_MIN && lock.is_some() {
+            return Err(Error::unsupported(format!("FOR UPDATE/SHARE on system table {}", table.name)));
+        }
         let candidates = self.candidates(table, lookup)?;
         let mut out = Vec::new();
         for (key, row) in candidates {
@@ -454,9 +467,23 @@ impl Exec<'_> {
                 }
                 Value::Null
             }
+            BExpr::Cast(x, crate::types::DataType::Reg(kind)) => {
+                let v = self.eval(x, row)?;
+                crate::system::to_reg(self, *kind, v)?
+            }
             BExpr::Cast(x, t) => {
                 let v = self.eval(x, row)?;
                 eval::cast(v, t, true)?
+            }
+            BExpr::AnyAll(op, x, array, all) => {
+                let v = self.eval(x, row)?;
+                let array = self.eval(array, row)?;
+                eval::array::any_all(*op, v, &array, *all)?
+            }
+            BExpr::Subscript(array, index) => {
+                let array = self.eval(array, row)?;
+                let index = self.eval(index, row)?;
+                eval::array::subscript(&array, &index)?
             }
             BExpr::IsNull(x, negated) => Value::Bool(self.eval(x, row)?.is_null() != *negated),
             BExpr::IsBool(x, want, negated) => {
@@ -525,6 +552,11 @@ impl Exec<'_> {
                         let v = self.eval(expr, row)?;
                         in_values(v, rows.into_iter().filter_map(|r| r.into_iter().next()).collect(), *negated)?
                     }
+                    SubqueryKind::Array => {
+                        let items: Vec<Option<String>> =
+                            rows.iter().map(|r| r.first().and_then(eval::to_text)).collect();
+                        Value::Text(eval::array::format(&items))
+                    }
                 }
             }
         })
@@ -550,7 +582,10 @@ impl Exec<'_> {
                 };
                 Ok(Value::Int8(self.sequences.setval(self.txn, &seq_name(&args)?, v)?))
             }
-            _ => eval::call_function(name, args, &self.fn_ctx),
+            _ => match crate::system::call(self, name, &args) {
+                Some(result) => result,
+                None => eval::call_function(name, args, &self.fn_ctx),
+            },
         }
     }
 }

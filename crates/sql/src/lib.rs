@@ -7,6 +7,8 @@
 //! 2. `session` runs the statement in the session's transaction (an explicit block, or an
 //!    implicit one per statement), mapping every error to a PostgreSQL SQLSTATE.
 //! 3. `catalog` resolves names; `exec` plans and runs the statement over `txn`.
+//!    System tables (`pg_catalog`, `information_schema`) are made from the catalog by
+//!    `system` and scanned like any table.
 //! 4. `eval` computes expressions with PostgreSQL's semantics: three-valued logic, casts,
 //!    overflow (22003), bad input (22P02), division by zero (22012).
 
@@ -24,6 +26,7 @@ pub mod parser;
 pub mod plan;
 pub mod roles;
 pub mod session;
+pub mod system;
 pub mod types;
 
 pub use error::{Error, Result};

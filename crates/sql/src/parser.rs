@@ -39,10 +39,14 @@
 //!
 //! # Left out
 //!
-//! Window functions, `FILTER`, `ANY`/`ALL`, row constructors, arrays, `LATERAL`, `NATURAL`
-//! joins, table functions, recursive CTEs, `UPDATE ... FROM`, `DELETE ... USING`, partial and
-//! expression indexes, `ON CONFLICT ON CONSTRAINT`, `SET DEFAULT` foreign key actions, and
-//! time and timestamp precisions other than 6: all 0A000.
+//! Window functions, `FILTER`, `op ANY/ALL (subquery)` other than `= ANY` and `<> ALL`, row
+//! constructors, `ARRAY[...]` and array slices, `LATERAL`, `NATURAL` joins, recursive CTEs,
+//! `UPDATE ... FROM`, `DELETE ... USING`, partial and expression indexes,
+//! `ON CONFLICT ON CONSTRAINT`, `SET DEFAULT` foreign key actions, collations other than the
+//! default and "C", and time and timestamp precisions other than 6: all 0A000. The
+//! PostgreSQL-specific syntax that is supported (regular expression operators,
+//! `OPERATOR(pg_catalog.op)`, `COLLATE`, `op ANY (array)`, `ARRAY(subquery)`, subscripts,
+//! functions in FROM, `pg_catalog` type names) is translated in `parser/postgres.rs`.
 
 mod utility_stmts;
 
@@ -58,6 +62,9 @@ use crate::ast::{
 };
 use crate::error::{codes, Error, Result};
 use crate::types::{DataType, Numeric, Value};
+
+mod postgres;
+pub(crate) use postgres::is_reserved_keyword;
 
 /// PostgreSQL's identifier length limit (NAMEDATALEN - 1): longer names are cut, as there.
 const IDENTIFIER_BYTES_MAX: usize = 63;
@@ -1433,6 +1440,7 @@ fn range_name(t: &TableRef) -> Option<String> {
     match t {
         TableRef::Table { name, alias } => Some(alias.clone().unwrap_or_else(|| name.clone())),
         TableRef::Subquery { alias, .. } => Some(alias.clone()),
+        TableRef::Function { name, alias, .. } => Some(alias.clone().unwrap_or_else(|| name.clone())),
         TableRef::Join { .. } => None,
     }
 }
@@ -1449,8 +1457,14 @@ fn table_factor(t: sql::TableFactor) -> Result<TableRef> {
         sql::TableFactor::Table {
             name, alias, args, with_hints, version, with_ordinality, partitions, sample, ..
         } => {
-            if args.is_some() || with_ordinality {
-                return Err(Error::unsupported(format!("table function {name}")));
+            if let Some(args) = args {
+                if !with_hints.is_empty() || version.is_some() || !partitions.is_empty() || sample.is_some() {
+                    return Err(unsupported_sql("table reference", &name));
+                }
+                return postgres::table_function(name, args, alias, with_ordinality);
+            }
+            if with_ordinality {
+                return Err(Error::unsupported(format!("WITH ORDINALITY on table {name}")));
             }
             if !with_hints.is_empty() || version.is_some() || !partitions.is_empty() || sample.is_some() {
                 return Err(unsupported_sql("table reference", &name));
@@ -1471,6 +1485,9 @@ fn table_factor(t: sql::TableFactor) -> Result<TableRef> {
         }
         sql::TableFactor::NestedJoin { table_with_joins: inner, alias: None } => table_with_joins(*inner),
         sql::TableFactor::Function { name, .. } => Err(Error::unsupported(format!("table function {name}"))),
+        sql::TableFactor::UNNEST { alias, array_exprs, with_offset: false, with_ordinality, .. } => {
+            postgres::unnest(array_exprs, alias, with_ordinality)
+        }
         other => Err(unsupported_sql("FROM item", &other)),
     }
 }
@@ -1618,7 +1635,10 @@ fn expr(e: sql::Expr) -> Result<Expr> {
         },
         sql::Expr::Exists { subquery, negated } => Expr::Exists { query: Box::new(query(*subquery)?), negated },
         sql::Expr::Subquery(q) => Expr::Subquery(Box::new(query(*q)?)),
-        other @ (sql::Expr::AnyOp { .. } | sql::Expr::AllOp { .. }) => return Err(unsupported_sql("ANY/ALL", &other)),
+        sql::Expr::AnyOp { left, compare_op, right, .. } => postgres::any_all(*left, &compare_op, *right, false)?,
+        sql::Expr::AllOp { left, compare_op, right } => postgres::any_all(*left, &compare_op, *right, true)?,
+        sql::Expr::Collate { expr: inner, collation } => postgres::collate(*inner, collation)?,
+        sql::Expr::CompoundFieldAccess { root, access_chain } => postgres::field_access(*root, access_chain)?,
         other => return Err(unsupported_sql("expression", &other)),
     })
 }
@@ -1657,7 +1677,7 @@ fn binary_op(op: &sql::BinaryOperator) -> Result<BinaryOp> {
         sql::BinaryOperator::GtEq => BinaryOp::GtEq,
         sql::BinaryOperator::And => BinaryOp::And,
         sql::BinaryOperator::Or => BinaryOp::Or,
-        other => return Err(Error::unsupported(format!("operator {other}"))),
+        other => return postgres::binary_op(other).ok_or_else(|| Error::unsupported(format!("operator {other}"))),
     })
 }
 
@@ -1738,6 +1758,7 @@ fn function(f: sql::Function) -> Result<Expr> {
             };
             return Ok(function_call(&name, Vec::new()));
         }
+        sql::FunctionArguments::Subquery(q) if name == "array" => return postgres::array_subquery(*q),
         sql::FunctionArguments::Subquery(_) => return Err(Error::unsupported(format!("{name}(subquery)"))),
         sql::FunctionArguments::List(list) => {
             if !list.clauses.is_empty() {
@@ -1895,7 +1916,9 @@ fn column_type(t: sql::DataType) -> Result<(DataType, bool)> {
             }
         }
     }
-    Ok((data_type(t)?, false))
+    let t = data_type(t)?;
+    postgres::storable(&t)?;
+    Ok((t, false))
 }
 
 fn data_type(t: sql::DataType) -> Result<DataType> {
@@ -1947,6 +1970,9 @@ fn data_type(t: sql::DataType) -> Result<DataType> {
                 [schema, one] if schema == "pg_catalog" => one.as_str(),
                 _ => return Err(Error::unsupported(format!("type \"{name}\""))),
             };
+            if let Some(t) = postgres::catalog_type(bare) {
+                return Ok(t);
+            }
             match bare {
                 "bpchar" => DataType::Char(None),
                 "serial" | "serial2" | "serial4" | "serial8" | "smallserial" | "bigserial" => {
@@ -1955,6 +1981,8 @@ fn data_type(t: sql::DataType) -> Result<DataType> {
                 _ => return Err(Error::unsupported(format!("type \"{name}\""))),
             }
         }
+        T::Array(sql::ArrayElemTypeDef::SquareBracket(inner, None)) => postgres::array_type(Some(inner))?,
+        T::Regclass => DataType::Reg(crate::types::RegKind::Class),
         other => return Err(Error::unsupported(format!("type {other}"))),
     })
 }
@@ -2777,9 +2805,11 @@ mod tests {
     #[test]
     fn unsupported_constructs_are_0a000() {
         for sql in [
-            "SELECT a = ANY(b) FROM t",
+            "SELECT a < ANY(SELECT 1) FROM t",
             "SELECT (1, 2)",
-            "SELECT * FROM generate_series(1, 3)",
+            "SELECT a[1:2] FROM t",
+            "SELECT a COLLATE \"de_DE\" FROM t",
+            "CREATE TABLE t (r regclass)",
             "SELECT * FROM t, LATERAL (SELECT 1) s",
             "SELECT DISTINCT ON (a) a FROM t",
             "CREATE TEMP TABLE t (a int)",

@@ -59,6 +59,16 @@ pub enum Plan {
     },
     /// VALUES rows.
     Values(Vec<Vec<BExpr>>),
+    /// A function in FROM (`generate_series`, `unnest`, ...): its rows, numbered in an
+    /// extra last column WITH ORDINALITY.
+    Function {
+        /// Lower-case name.
+        name: String,
+        /// Arguments (evaluated once per run, so they may refer to enclosing rows).
+        args: Vec<BExpr>,
+        /// WITH ORDINALITY.
+        ordinality: bool,
+    },
     /// A common table expression's rows, by name.
     CteRef(String),
     /// WITH: materialise each CTE, then run the body.
@@ -268,7 +278,15 @@ impl<'t> Planner<'t> {
                     let scope = relabel(scope, &label);
                     return Ok((Plan::CteRef(name.clone()), scope));
                 }
-                let table = catalog::table(self.txn, name)?;
+                // pg_catalog is searched before the user's tables, as PostgreSQL's implicit
+                // search path does; information_schema only when named.
+                let (table, label) = match crate::system::table(name) {
+                    Some(table) => {
+                        let label = alias.clone().unwrap_or_else(|| crate::system::bare_name(name).to_string());
+                        (table, label)
+                    }
+                    None => (catalog::table(self.txn, name)?, label),
+                };
                 let scope = Scope {
                     columns: table
                         .columns
@@ -285,6 +303,36 @@ impl<'t> Planner<'t> {
             TableRef::Subquery { query, alias } => {
                 let (plan, scope) = self.plan_query(query, outer.to_vec())?;
                 Ok((plan, relabel(&scope, alias)))
+            }
+            TableRef::Function { name, args, alias, columns, ordinality } => {
+                let label = alias.clone().unwrap_or_else(|| name.clone());
+                let types: Vec<Option<DataType>> = args.iter().map(|a| infer_type(a, &Scope::default())).collect();
+                let mut out = crate::system::table_function_columns(name, &types)?;
+                // A function of one unnamed column is named by the alias, as in PostgreSQL.
+                if out.len() == 1 && out[0].0 == *name && alias.is_some() {
+                    out[0].0 = label.clone();
+                }
+                if *ordinality {
+                    out.push(("ordinality".to_string(), DataType::Int8));
+                }
+                if columns.len() > out.len() {
+                    return Err(Error::syntax(format!(
+                        "table \"{label}\" has {} columns available but {} columns specified",
+                        out.len(),
+                        columns.len()
+                    )));
+                }
+                for (c, alias) in out.iter_mut().zip(columns) {
+                    c.0 = alias.clone();
+                }
+                let bound = args.iter().map(|a| self.bind(a, &Scope::default(), outer)).collect::<Result<Vec<_>>>()?;
+                let scope = Scope {
+                    columns: out
+                        .into_iter()
+                        .map(|(name, t)| ScopeColumn { table: Some(label.clone()), name, data_type: Some(t) })
+                        .collect(),
+                };
+                Ok((Plan::Function { name: name.clone(), args: bound, ordinality: *ordinality }, scope))
             }
             TableRef::Join { left, right, kind, on } => {
                 let (l, ls) = self.plan_from(left, outer, lock)?;
@@ -714,12 +762,15 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
             let i = scope.find(table.as_deref(), name).ok()??;
             scope.columns[i].data_type.clone()?
         }
-        Expr::Param(_) | Expr::Default | Expr::Subquery(_) => return None,
+        Expr::Param(_) | Expr::Default | Expr::Subquery(_) | Expr::Subscript { .. } => return None,
+        Expr::ArraySubquery(_) => DataType::Text,
+        Expr::AnyAll { .. } => DataType::Bool,
         Expr::Cast { to, .. } => to.clone(),
         Expr::Unary { op: U::Not, .. } => DataType::Bool,
         Expr::Unary { expr, .. } => infer_type(expr, scope)?,
         Expr::Binary { op, left, right } => match op {
             B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq | B::And | B::Or => DataType::Bool,
+            B::Match | B::NotMatch | B::IMatch | B::NotIMatch => DataType::Bool,
             B::Concat => DataType::Text,
             _ => {
                 let (l, r) = (infer_type(left, scope), infer_type(right, scope));
@@ -757,7 +808,7 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
                 "current_date" => DataType::Date,
                 "nextval" | "currval" | "setval" => DataType::Int8,
                 "coalesce" | "nullif" | "greatest" | "least" => args.iter().find_map(|a| infer_type(a, scope))?,
-                _ => return None,
+                other => return crate::system::function_type(other),
             }
         }
         Expr::IsNull { .. }

@@ -442,6 +442,11 @@ impl Session {
         self.terminated = true;
     }
 
+    /// Every setting and its value, sorted by name.
+    pub fn settings(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.settings.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// An error inside a block aborts it. Without a savepoint the transaction is rolled
     /// back at once (locks released); with one it is kept for ROLLBACK TO SAVEPOINT.
     fn fail_block(&mut self) {
@@ -1432,6 +1437,7 @@ fn collect_query<'q>(q: &'q ast::Query, table: &mut dyn FnMut(&str), exprs: &mut
         match t {
             ast::TableRef::Table { name, .. } => table(name),
             ast::TableRef::Subquery { query, .. } => collect_query(query, table, exprs),
+            ast::TableRef::Function { args, .. } => exprs.extend(args),
             ast::TableRef::Join { left, right, on, .. } => {
                 from(left, table, exprs);
                 from(right, table, exprs);
@@ -1561,6 +1567,7 @@ fn explain_lines(plan: &Plan, depth: usize, out: &mut Vec<String>) {
             }
         }
         Plan::CteRef(n) => line(format!("CTE Scan on {n}")),
+        Plan::Function { name, .. } => line(format!("Function Scan on {name}")),
         Plan::With(ctes, body) => {
             explain_lines(body, depth, out);
             for (n, p) in ctes {

@@ -46,6 +46,49 @@ pub enum DataType {
     TimestampTz,
     /// INTERVAL
     Interval,
+    /// An object identifier alias type: `regclass`, `regtype`, `regnamespace`, `regproc`,
+    /// `regrole`. Its values name the object (see [`Value::Reg`]); the catalog is needed to
+    /// make one, so casts to it run in the executor (`system::to_reg`).
+    Reg(RegKind),
+}
+
+/// The object identifier alias types: an oid that prints as the name of the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RegKind {
+    /// `regclass`: a relation (table, index, sequence, view).
+    Class,
+    /// `regtype`: a type.
+    Type,
+    /// `regnamespace`: a schema.
+    Namespace,
+    /// `regproc`: a function.
+    Proc,
+    /// `regrole`: a role.
+    Role,
+}
+
+impl RegKind {
+    /// The type's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RegKind::Class => "regclass",
+            RegKind::Type => "regtype",
+            RegKind::Namespace => "regnamespace",
+            RegKind::Proc => "regproc",
+            RegKind::Role => "regrole",
+        }
+    }
+
+    /// The type's oid.
+    pub fn oid(self) -> u32 {
+        match self {
+            RegKind::Class => 2205,
+            RegKind::Type => 2206,
+            RegKind::Namespace => 4089,
+            RegKind::Proc => 24,
+            RegKind::Role => 4096,
+        }
+    }
 }
 
 impl DataType {
@@ -67,6 +110,7 @@ impl DataType {
             DataType::Timestamp => "timestamp without time zone",
             DataType::TimestampTz => "timestamp with time zone",
             DataType::Interval => "interval",
+            DataType::Reg(kind) => kind.name(),
         }
     }
 
@@ -88,6 +132,7 @@ impl DataType {
             DataType::Timestamp => 1114,
             DataType::TimestampTz => 1184,
             DataType::Interval => 1186,
+            DataType::Reg(kind) => kind.oid(),
         }
     }
 }
@@ -154,6 +199,10 @@ pub enum Value {
     TimestampTz(i64),
     /// INTERVAL.
     Interval(Interval),
+    /// A `reg*` value: the object's oid and its name as the type prints it (quoted and
+    /// schema-qualified where PostgreSQL would). It compares, groups and converts to
+    /// integers as the oid.
+    Reg(RegKind, u32, String),
 }
 
 impl Value {

@@ -62,6 +62,12 @@ pub fn cast(v: Value, to: &DataType, explicit: bool) -> Result<Value> {
             DataType::Interval => Ok(Value::Interval(iv)),
             _ => Err(cannot_cast(&Value::Interval(iv), to)),
         },
+        Value::Reg(kind, oid, name) => match to {
+            DataType::Reg(k) if *k == kind => Ok(Value::Reg(kind, oid, name)),
+            DataType::Int8 | DataType::Numeric { .. } => cast_number(Value::Int8(i64::from(oid)), to),
+            DataType::Int4 | DataType::Int2 => cast_number(Value::Int8(i64::from(oid)), to),
+            _ => Err(cannot_cast(&Value::Reg(kind, oid, name), to)),
+        },
         Value::Null => Ok(Value::Null),
     }
 }
@@ -167,6 +173,15 @@ fn cast_number(v: Value, to: &DataType) -> Result<Value> {
             Value::Int4(i) => Ok(Value::Bool(i != 0)),
             other => Err(cannot_cast(&other, to)),
         },
+        // Without the catalog an oid names itself, as PostgreSQL prints an unknown oid; the
+        // executor casts with the catalog at hand (`system::to_reg`).
+        DataType::Reg(kind) => match v {
+            Value::Int2(_) | Value::Int4(_) | Value::Int8(_) => {
+                let oid = u32::try_from(super::int_of(&v)).map_err(|_| int_out_of_range(to))?;
+                Ok(Value::Reg(*kind, oid, oid.to_string()))
+            }
+            other => Err(cannot_cast(&other, to)),
+        },
         _ => Err(cannot_cast(&v, to)),
     }
 }
@@ -268,6 +283,14 @@ pub fn parse_text(s: &str, t: &DataType) -> Result<Value> {
         DataType::Timestamp => Ok(Value::Timestamp(datetime::parse_datetime(s, datetime::DateKind::Timestamp)?)),
         DataType::TimestampTz => Ok(Value::TimestampTz(datetime::parse_datetime(s, datetime::DateKind::TimestampTz)?)),
         DataType::Interval => Ok(Value::Interval(parse_interval_value(s)?)),
+        DataType::Reg(kind) => {
+            let trimmed = s.trim();
+            if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+                return cast_number(parse_text(trimmed, &DataType::Int8)?, t);
+            }
+            // A name needs the catalog: the executor resolves it before it gets here.
+            Err(Error::unsupported(format!("{} input without the catalog: \"{s}\"", kind.name())))
+        }
     }
 }
 

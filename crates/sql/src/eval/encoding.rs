@@ -82,6 +82,7 @@ pub fn key_part(v: &Value) -> Result<KeyPart> {
             let v = datetime::interval_cmp_value(*iv);
             KeyPart::Bytes(((v as u128) ^ (1u128 << 127)).to_be_bytes().to_vec())
         }
+        Value::Reg(_, oid, _) => KeyPart::Int(i64::from(*oid)),
     })
 }
 
@@ -189,6 +190,11 @@ pub fn encode_row(values: &[Value]) -> Vec<u8> {
                 out.extend(iv.months.to_le_bytes());
                 out.extend(iv.days.to_le_bytes());
                 out.extend(iv.micros.to_le_bytes());
+            }
+            // No column has a reg* type; a reg* value stored anyway keeps its oid.
+            Value::Reg(_, oid, _) => {
+                out.push(5);
+                out.extend(i64::from(*oid).to_le_bytes());
             }
         }
     }

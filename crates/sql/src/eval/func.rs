@@ -73,7 +73,11 @@ pub fn call_function(name: &str, args: Vec<Value>, ctx: &FnContext) -> Result<Va
             return Ok(Value::Date(datetime::timestamp_to_date(ctx.now_micros)));
         }
         "pi" if args.is_empty() => return Ok(Value::Float8(std::f64::consts::PI)),
-        _ => {}
+        _ => {
+            if let Some(result) = super::array::call(name, &args) {
+                return result;
+            }
+        }
     }
     if args.iter().any(Value::is_null) && is_known(name) {
         return Ok(Value::Null);

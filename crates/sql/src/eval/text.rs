@@ -26,6 +26,7 @@ pub fn to_text(v: &Value) -> Option<String> {
         Value::Timestamp(t) => datetime::format_timestamp(*t, false),
         Value::TimestampTz(t) => datetime::format_timestamp(*t, true),
         Value::Interval(iv) => datetime::format_interval(*iv),
+        Value::Reg(_, _, name) => name.clone(),
     })
 }
 
