@@ -121,6 +121,16 @@ fn start(args: &StartArgs) -> ExitCode {
         open_ms = opened.elapsed().as_millis() as u64,
         "data directory opened"
     );
+    // End-of-recovery checkpoint (as PostgreSQL takes one): a server that crashes again soon
+    // replays from here, not from wherever the log began.
+    if stats.replayed_records > 0 {
+        let started = std::time::Instant::now();
+        if let Err(e) = db.engine().store().checkpoint() {
+            eprintln!("bulwark: checkpoint after recovery failed: {e}");
+            return ExitCode::FAILURE;
+        }
+        tracing::info!(checkpoint_ms = started.elapsed().as_millis() as u64, "checkpointed after recovery");
+    }
     for (name, value) in &settings.session {
         if let Err(e) = db.set_session_default(name, value) {
             eprintln!("bulwark: setting {name}: {}", e.message);

@@ -33,6 +33,10 @@ use txn::{Engine, EngineOptions, IsolationLevel, LockMode, SavepointId, Txn, Txn
 
 /// Sequence values handed out per trip to the store (lost on a crash, as PostgreSQL's cache).
 pub const SEQUENCE_CACHE: i64 = 32;
+/// Statement texts whose parse a session keeps (all are dropped when it fills).
+pub const PARSE_CACHE_ENTRIES_MAX: usize = 256;
+/// Longer statement texts are not kept.
+pub const PARSE_CACHE_TEXT_BYTES_MAX: usize = 16 << 10;
 /// Hidden row numbers handed out per trip to the store: they need only be unique, and a bulk
 /// load into a table without a primary key would otherwise commit once per 32 rows.
 pub const ROWID_CACHE: i64 = 4096;
@@ -138,6 +142,7 @@ impl Database {
             copy_in: None,
             terminated: false,
             user: crate::roles::BOOTSTRAP_SUPERUSER.to_string(),
+            parsed: HashMap::new(),
         }
     }
 
@@ -199,6 +204,8 @@ pub struct Session {
     terminated: bool,
     /// The role the session runs as.
     user: String,
+    /// Parsed statements by text (see `parse_cached`).
+    parsed: HashMap<String, Arc<Vec<Statement>>>,
 }
 
 /// The transaction status, as the wire protocol reports it.
@@ -223,7 +230,7 @@ impl Session {
         if self.terminated {
             return vec![Err(Error::new("57P01", "terminating connection: the session was ended"))];
         }
-        let statements = match crate::parser::parse(sql) {
+        let statements = match self.parse_cached(sql) {
             Ok(s) => s,
             Err(e) => {
                 self.fail_block();
@@ -246,7 +253,7 @@ impl Session {
             ))];
         }
         let mut out = Vec::new();
-        for stmt in &statements {
+        for stmt in statements.iter() {
             let r = self.run(stmt, params);
             let failed = r.is_err();
             out.push(r);
@@ -255,6 +262,22 @@ impl Session {
             }
         }
         out
+    }
+
+    /// The statements of `sql`, parsed once per session and text: drivers send the same
+    /// statement text again and again (prepared statements are executed by their text).
+    fn parse_cached(&mut self, sql: &str) -> Result<Arc<Vec<Statement>>> {
+        if let Some(s) = self.parsed.get(sql) {
+            return Ok(s.clone());
+        }
+        let statements = Arc::new(crate::parser::parse(sql)?);
+        if sql.len() <= PARSE_CACHE_TEXT_BYTES_MAX {
+            if self.parsed.len() >= PARSE_CACHE_ENTRIES_MAX {
+                self.parsed.clear();
+            }
+            self.parsed.insert(sql.to_string(), statements.clone());
+        }
+        Ok(statements)
     }
 
     /// The result columns a statement would return, without running it (for the wire

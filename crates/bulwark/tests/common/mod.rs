@@ -47,6 +47,7 @@ impl ServerProcess {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--http-addr")
             .arg(format!("127.0.0.1:{http_port}"))
+            .args(["--log-level", "warn"])
             .args(extra)
             .stdout(Stdio::piped())
             .spawn()
