@@ -46,7 +46,7 @@ use pgwire::messages::response::{
     CommandComplete, EmptyQueryResponse, NoticeResponse, ReadyForQuery, TransactionStatus,
 };
 use pgwire::messages::simplequery::Query;
-use pgwire::messages::startup::{Authentication, BackendKeyData, ParameterStatus, SecretKey};
+use pgwire::messages::startup::{Authentication, BackendKeyData, ParameterStatus, PasswordMessageFamily, SecretKey};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use sql::session::CopyResponse;
 use sql::{Database, ResultColumn, Session, TxnStatus, Value};
@@ -519,6 +519,18 @@ impl StartupHandler for Connection {
                     std::mem::replace(&mut *self.auth_stage.lock().unwrap_or_else(|e| e.into_inner()), AuthStage::None);
                 match stage {
                     AuthStage::ClientFirst { user, secret, known } => {
+                        // pgwire's decoder reads the body's lengths unchecked.
+                        let well_formed = match &message {
+                            PasswordMessageFamily::Raw(body) => crate::protocol::sasl_initial_response_ok(body),
+                            _ => true,
+                        };
+                        if !well_formed {
+                            return Err(user_error(
+                                "FATAL",
+                                PROTOCOL_VIOLATION,
+                                "malformed SASLInitialResponse message",
+                            ));
+                        }
                         let initial = message.into_sasl_initial_response()?;
                         if initial.auth_method != SCRAM_SHA_256 {
                             return self.refuse_password(client, &user, "unsupported SASL mechanism").await;
@@ -558,7 +570,12 @@ impl StartupHandler for Connection {
                     AuthStage::None => Err(user_error("FATAL", PROTOCOL_VIOLATION, "unexpected password message")),
                 }
             }
-            _ => Ok(()),
+            // Authentication in progress: only the password family may come.
+            other => Err(user_error(
+                "FATAL",
+                PROTOCOL_VIOLATION,
+                &format!("expected SASL response, got message type {}", message_name(&other)),
+            )),
         }
     }
 }
@@ -634,6 +651,29 @@ impl Connection {
         client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(TransactionStatus::Idle))).await?;
         client.set_state(PgWireConnectionState::ReadyForQuery);
         Ok(())
+    }
+}
+
+/// A frontend message's name, for errors.
+fn message_name(m: &PgWireFrontendMessage) -> &'static str {
+    match m {
+        PgWireFrontendMessage::SslNegotiation(_) => "SSLRequest",
+        PgWireFrontendMessage::Startup(_) => "StartupMessage",
+        PgWireFrontendMessage::CancelRequest(_) => "CancelRequest",
+        PgWireFrontendMessage::PasswordMessageFamily(_) => "PasswordMessage",
+        PgWireFrontendMessage::Query(_) => "Query",
+        PgWireFrontendMessage::Parse(_) => "Parse",
+        PgWireFrontendMessage::Close(_) => "Close",
+        PgWireFrontendMessage::Bind(_) => "Bind",
+        PgWireFrontendMessage::Describe(_) => "Describe",
+        PgWireFrontendMessage::Execute(_) => "Execute",
+        PgWireFrontendMessage::PortalSuspended(_) => "PortalSuspended",
+        PgWireFrontendMessage::Flush(_) => "Flush",
+        PgWireFrontendMessage::Sync(_) => "Sync",
+        PgWireFrontendMessage::Terminate(_) => "Terminate",
+        PgWireFrontendMessage::CopyData(_) => "CopyData",
+        PgWireFrontendMessage::CopyFail(_) => "CopyFail",
+        PgWireFrontendMessage::CopyDone(_) => "CopyDone",
     }
 }
 

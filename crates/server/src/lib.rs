@@ -7,7 +7,8 @@
 //!   TcpListener ──accept──► admission (max_connections, else FATAL 53300)
 //!                               │
 //!                               ▼  one tokio task per connection
-//!                  pgwire::tokio::process_socket  (framing, SSL refusal, message loop)
+//!                  protocol::process_socket  (TLS negotiation, every message checked
+//!                               │             against its bound and layout, message loop)
 //!                               │
 //!              ┌────────────────┼──────────────────────┐
 //!        StartupHandler   SimpleQueryHandler    ExtendedQueryHandler
@@ -18,8 +19,9 @@
 //!                   Arc<Mutex<sql::Session>>      row locks, never on the async executor
 //! ```
 //!
-//! [pgwire] parses and frames messages and keeps the prepared statements and portals of each
-//! connection; everything that decides what the client sees (results, errors, the transaction
+//! [`protocol`] checks every message a client sends (its type, its length against a named
+//! bound, its layout) before [pgwire] decodes it, and answers a violation with FATAL 08P01;
+//! pgwire decodes messages and keeps the prepared statements and portals of each connection; everything that decides what the client sees (results, errors, the transaction
 //! status in ReadyForQuery) is in [`connection`], driven by the connection's [`sql::Session`].
 //! Values are encoded in [`codec`], in text or binary as the client asks per column.
 //!
@@ -42,6 +44,7 @@
 pub mod codec;
 pub mod connection;
 pub mod http;
+pub mod protocol;
 
 use connection::{Connection, Handlers, Refusal, Shared};
 use std::future::Future;
@@ -256,7 +259,7 @@ impl Server {
                             Err(_) => tasks.spawn(async move {
                                 shared.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
                                 tracing::warn!(%peer, max_connections, "connection refused: too many connections (53300)");
-                                if let Err(e) = pgwire::tokio::process_socket(socket, tls, Refusal(shared.clone())).await {
+                                if let Err(e) = protocol::process_socket(socket, tls, Refusal(shared.clone())).await {
                                     tracing::info!(%peer, error = %e, "connection ended with an error");
                                 }
                             }),
@@ -316,7 +319,7 @@ async fn serve_connection(
     let conn = Arc::new(Connection::new(shared.clone(), permit, peer));
     let handlers = Handlers(conn.clone());
     tokio::select! {
-        r = pgwire::tokio::process_socket(socket, tls, handlers) => {
+        r = protocol::process_socket(socket, tls, handlers) => {
             if let Err(e) = r {
                 tracing::info!(%peer, error = %e, "connection ended with an error");
             }
