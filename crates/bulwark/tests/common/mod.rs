@@ -35,8 +35,29 @@ impl ServerProcess {
         panic!("bulwark did not start in {START_ATTEMPTS} attempts");
     }
 
+    /// Starts the server as [`start`](Self::start) does, with its stderr (logs, and any
+    /// panic message) appended to `stderr_file`.
+    pub fn start_logging_to(dir: &Path, extra: &[&str], stderr_file: &Path) -> ServerProcess {
+        for _ in 0..START_ATTEMPTS {
+            if let Some(server) = ServerProcess::try_start_with(dir, extra, Some(stderr_file)) {
+                return server;
+            }
+        }
+        panic!("bulwark did not start in {START_ATTEMPTS} attempts");
+    }
+
     pub fn try_start(dir: &Path, extra: &[&str]) -> Option<ServerProcess> {
+        ServerProcess::try_start_with(dir, extra, None)
+    }
+
+    fn try_start_with(dir: &Path, extra: &[&str], stderr_file: Option<&Path>) -> Option<ServerProcess> {
         use std::io::{BufRead, BufReader};
+        let stderr = match stderr_file {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new().create(true).append(true).open(path).expect("open the stderr file"),
+            ),
+            None => Stdio::inherit(),
+        };
         let port = free_port();
         let http_port = free_port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_bulwark"))
@@ -50,6 +71,7 @@ impl ServerProcess {
             .args(["--log-level", "warn"])
             .args(extra)
             .stdout(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .expect("start bulwark");
         let stdout = child.stdout.take().unwrap();
