@@ -194,6 +194,84 @@ async fn sigterm_stops_cleanly_and_keeps_committed_data() {
     assert_eq!(row.get::<_, String>(0), "x");
 }
 
+/// Clients committing inserts while SIGTERM arrives.
+const SIGTERM_LOAD_CLIENTS: i64 = 4;
+/// How long the load runs before SIGTERM.
+const SIGTERM_LOAD_MS: u64 = 1_500;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_exits_cleanly_and_keeps_every_acknowledged_commit() {
+    let dir = TempDir::new("sigterm-load");
+    let server = ServerProcess::start(&dir.0, &[]);
+    server.connect().await.batch_execute("CREATE TABLE acked (id bigint primary key, client bigint)").await.unwrap();
+
+    // Each client commits ids c, c + CLIENTS, c + 2 * CLIENTS, ..., alternating single-row
+    // autocommit inserts and two-row transactions, and records the ids whose commit was
+    // acknowledged. It stops at its first error (the shutdown refusing or closing).
+    let mut clients = Vec::new();
+    for c in 0..SIGTERM_LOAD_CLIENTS {
+        let client = server.connect().await;
+        clients.push(tokio::spawn(async move {
+            let mut client = client;
+            let mut acked = Vec::new();
+            let mut next = c;
+            let insert = "INSERT INTO acked VALUES ($1, $2)";
+            loop {
+                let ids = [next, next + SIGTERM_LOAD_CLIENTS];
+                next += 2 * SIGTERM_LOAD_CLIENTS;
+                if (ids[0] / SIGTERM_LOAD_CLIENTS) % 4 == 0 {
+                    let Ok(tx) = client.transaction().await else { break };
+                    if tx.execute(insert, &[&ids[0], &c]).await.is_err()
+                        || tx.execute(insert, &[&ids[1], &c]).await.is_err()
+                        || tx.commit().await.is_err()
+                    {
+                        break;
+                    }
+                    acked.extend(ids);
+                } else {
+                    if client.execute(insert, &[&ids[0], &c]).await.is_err() {
+                        break;
+                    }
+                    acked.push(ids[0]);
+                    if client.execute(insert, &[&ids[1], &c]).await.is_err() {
+                        break;
+                    }
+                    acked.push(ids[1]);
+                }
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(SIGTERM_LOAD_MS)).await;
+    // terminate() bounds the exit by SHUTDOWN_WAIT_MS_MAX.
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+    assert!(status.success(), "exit status {status} under load");
+    eprintln!("exited {} ms after SIGTERM", started.elapsed().as_millis());
+    let mut acked = Vec::new();
+    for c in clients {
+        acked.extend(c.await.unwrap());
+    }
+    assert!(acked.len() as i64 > SIGTERM_LOAD_CLIENTS, "the load hardly ran: {} commits", acked.len());
+
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark")).arg("check").arg("--data-dir").arg(&dir.0).output().unwrap();
+    assert!(
+        out.status.success() && stderr(&out).trim().is_empty() && !stdout(&out).contains("problem"),
+        "bulwark check after SIGTERM under load ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+
+    let server = ServerProcess::start(&dir.0, &[]);
+    let client = server.connect().await;
+    let present: std::collections::BTreeSet<i64> =
+        client.query("SELECT id FROM acked", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let missing: Vec<i64> = acked.iter().copied().filter(|id| !present.contains(id)).collect();
+    assert!(missing.is_empty(), "{} of {} acknowledged ids lost: {missing:?}", missing.len(), acked.len());
+    eprintln!("{} acknowledged commits, {} rows after restart", acked.len(), present.len());
+}
+
 /// A NUMERIC column's raw binary value, to check the wire encoding byte by byte.
 struct RawNumeric(Vec<u8>);
 
