@@ -33,13 +33,11 @@
 //!
 //! # Left out (for now)
 //!
-//! - Authentication is `trust`: any user name is accepted, so the server refuses to listen on
-//!   anything but a loopback address. Passwords (SCRAM) and TLS come next.
-//! - Parameter types are not inferred: a `$n` the client did not type is described as `text`
-//!   and arrives as a text value the SQL layer types from context.
 //! - Results are materialized before they are sent (no streaming); `Execute` with a row limit
 //!   is served from the materialized rows (PortalSuspended).
-//! - No query cancellation (CancelRequest is ignored), no COPY, no notifications.
+//! - No notifications (LISTEN/NOTIFY), no FunctionCall messages.
+//! - A malformed message closes the connection (FATAL 08P01) where PostgreSQL reports a
+//!   malformed body as an ERROR and reads on; see [`protocol`].
 
 pub mod codec;
 pub mod connection;
