@@ -2,8 +2,8 @@
 //! [`sql::Session`].
 //!
 //! pgwire runs the message loop and stores prepared statements and portals; this module
-//! decides every reply. Statements run on a blocking thread (`spawn_blocking`) with the session
-//! behind a mutex, and come back as ready-to-send messages, so the async side only writes.
+//! decides every reply. Statements run inline on the connection's own thread (the crate docs
+//! say why) with the session behind a mutex, and come back as ready-to-send messages.
 //!
 //! ```text
 //!   simple:    Query ──► execute_with(sql) ──► per statement: [Notice*] [RowDescription DataRow*]
@@ -343,8 +343,10 @@ impl Connection {
         }
     }
 
-    /// Runs `f` on the session on a blocking thread. Refuses once shutdown has begun; a panic
-    /// in `f` becomes a FATAL error that closes this connection.
+    /// Runs `f` on the session, on this connection's own thread (see the crate docs: each
+    /// connection has a thread, so a statement that waits on a row lock blocks nobody else).
+    /// Refuses once shutdown has begun; a panic in `f` becomes a FATAL error that closes this
+    /// connection.
     async fn run<T, F>(&self, f: F) -> PgWireResult<T>
     where
         F: FnOnce(&mut Session) -> T + Send + 'static,
@@ -358,23 +360,22 @@ impl Connection {
                 "terminating connection due to administrator command",
             ));
         }
-        let session = self.session.clone();
         self.running.fetch_add(1, Ordering::SeqCst);
-        let joined = tokio::task::spawn_blocking(move || {
-            let _guard = guard;
-            let mut session = session.lock().ok()?;
+        // A poisoned lock means an earlier statement panicked with the session half changed.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut session = self.session.lock().ok()?;
             Some(f(&mut session))
-        })
-        .await;
+        }));
+        drop(guard);
         *self.last_active.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now();
         self.running.fetch_sub(1, Ordering::SeqCst);
-        match joined {
+        match outcome {
             Ok(Some(v)) => Ok(v),
             Ok(None) => {
                 Err(user_error("FATAL", codes::INTERNAL_ERROR, "session unusable after an earlier internal error"))
             }
-            Err(e) => {
-                tracing::error!(peer = %self.peer, error = %e, "statement failed with an internal error; closing its connection");
+            Err(_) => {
+                tracing::error!(peer = %self.peer, "statement failed with an internal error (panic); closing its connection");
                 Err(user_error("FATAL", codes::INTERNAL_ERROR, "internal error while running the statement"))
             }
         }
