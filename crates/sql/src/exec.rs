@@ -57,6 +57,8 @@ pub struct Exec<'t> {
     pub ticks: u32,
     /// Set by a cancel request (psql's Ctrl-C): the statement fails with 57014.
     pub cancel: &'t std::sync::atomic::AtomicBool,
+    /// What each plan node did (EXPLAIN ANALYZE), when asked for.
+    pub profile: Option<crate::explain::Profile>,
 }
 
 fn too_many_rows() -> Error {
@@ -93,8 +95,21 @@ impl Exec<'_> {
         Ok(())
     }
 
-    /// Runs `plan` and returns its rows.
+    /// Runs `plan` and returns its rows (recording what it did when profiling).
     pub fn run(&mut self, plan: &Plan) -> Result<Vec<Row>> {
+        if self.profile.is_none() {
+            return self.run_node(plan);
+        }
+        let start = std::time::Instant::now();
+        let rows = self.run_node(plan)?;
+        let stats = self.profile.as_mut().expect("profiling").entry(crate::explain::node_id(plan)).or_default();
+        stats.rows += rows.len() as u64;
+        stats.loops += 1;
+        stats.time += start.elapsed();
+        Ok(rows)
+    }
+
+    fn run_node(&mut self, plan: &Plan) -> Result<Vec<Row>> {
         match plan {
             Plan::One => Ok(vec![vec![]]),
             Plan::Values(rows) => {
@@ -104,7 +119,7 @@ impl Exec<'_> {
                 }
                 Ok(out)
             }
-            Plan::Scan { table, lookup, filter, lock } => self.scan(table, lookup.as_ref(), filter.as_ref(), *lock),
+            Plan::Scan { table, lookup, filter, lock, .. } => self.scan(table, lookup.as_ref(), filter.as_ref(), *lock),
             Plan::Function { name, args, ordinality } => {
                 let args = args.iter().map(|a| self.eval(a, &[])).collect::<Result<Vec<_>>>()?;
                 crate::system::table_function(self, name, args, *ordinality)
@@ -145,6 +160,23 @@ impl Exec<'_> {
                 let l = self.run(left)?;
                 let r = self.run(right)?;
                 self.join(l, r, *kind, on.as_ref(), *left_width, *right_width)
+            }
+            Plan::HashJoin {
+                left,
+                right,
+                kind,
+                left_keys,
+                right_keys,
+                on,
+                build_left,
+                left_width,
+                right_width,
+                ..
+            } => {
+                let l = self.run(left)?;
+                let r = self.run(right)?;
+                let join = HashJoin { kind: *kind, left_keys, right_keys, on, build_left: *build_left };
+                self.hash_join(l, r, &join, *left_width, *right_width)
             }
             Plan::Aggregate { input, group_by, aggs } => {
                 let rows = self.run(input)?;
@@ -233,6 +265,42 @@ impl Exec<'_> {
                     }
                 }
             }
+            Some(Lookup::Range { index, column, lower, upper }) => {
+                let data_type = &table.columns[*column].data_type;
+                let (Some(lo), Some(hi)) = (
+                    self.range_bound(lower, data_type, std::cmp::Ordering::Greater)?,
+                    self.range_bound(upper, data_type, std::cmp::Ordering::Less)?,
+                ) else {
+                    return Ok(vec![]); // a NULL bound: no row qualifies
+                };
+                let via_index = index.map(|i| &table.indexes[i]);
+                let prefix = match via_index {
+                    Some(ix) => keys::index_entries(ix.id),
+                    None => keys::rows(table.id),
+                };
+                let mut start = prefix.clone();
+                if let Some(v) = &lo {
+                    keycode::encode_part(&mut start, &eval::key_part(v)?);
+                }
+                let mut end = prefix;
+                if let Some(v) = &hi {
+                    keycode::encode_part(&mut end, &eval::key_part(v)?);
+                }
+                let end = keycode::prefix_end(&end).expect("key prefix has an end");
+                if start < end {
+                    for (k, v) in self.txn.scan(Bound::Included(start), Bound::Excluded(end), false, usize::MAX)? {
+                        self.tick()?;
+                        if via_index.is_none() {
+                            candidates.push((k, eval::decode_row(&v)?));
+                        } else if let Some(bytes) = self.txn.get(&v)? {
+                            candidates.push((v, eval::decode_row(&bytes)?));
+                        }
+                        if candidates.len() > ROWS_MAX {
+                            return Err(too_many_rows());
+                        }
+                    }
+                }
+            }
             Some(Lookup::PrimaryKey(exprs)) => {
                 let mut pk = Vec::new();
                 for (e, &col) in exprs.iter().zip(&table.primary_key) {
@@ -261,6 +329,40 @@ impl Exec<'_> {
         }
         self.rows_examined += candidates.len() as u64;
         Ok(candidates)
+    }
+
+    /// The tightest of a range's bounds on a column of type `data_type`: the greatest
+    /// lower bound (`keep` Greater) or the least upper bound (Less), converted to the
+    /// column's type. None: a bound is NULL, so no row qualifies. Some(None): unbounded on
+    /// that side, also for a bound that does not convert (the filter still applies it).
+    /// A conversion that rounds (2.5 for an integer column) only widens the inclusive range.
+    fn range_bound(
+        &mut self,
+        exprs: &[BExpr],
+        data_type: &crate::types::DataType,
+        keep: std::cmp::Ordering,
+    ) -> Result<Option<Option<Value>>> {
+        use crate::types::DataType as T;
+        let text_column = matches!(data_type, T::Text | T::Varchar(_));
+        let mut best: Option<Value> = None;
+        for e in exprs {
+            let v = match self.eval(e, &[])? {
+                Value::Null => return Ok(None),
+                // Text compares with text only; other values with a text column would be
+                // compared some other way than the keys are ordered.
+                v if text_column != matches!(v, Value::Text(_)) && !matches!(v, Value::Text(_)) => continue,
+                v => v,
+            };
+            let Ok(v) = eval::cast(v, data_type, false) else { continue };
+            if v.is_null() {
+                return Ok(None);
+            }
+            best = match best {
+                Some(b) if eval::compare(&v, &b) != Some(keep) => Some(b),
+                _ => Some(v),
+            };
+        }
+        Ok(Some(best))
     }
 
     /// The rows of `table` (all, or by primary key), filtered and optionally locked.
@@ -351,6 +453,89 @@ impl Exec<'_> {
             }
         }
         if matches!(kind, JoinKind::Right | JoinKind::Full) {
+            for (j, rrow) in r.iter().enumerate() {
+                if !right_matched[j] {
+                    let mut row: Row = std::iter::repeat_n(Value::Null, lw).collect();
+                    row.extend(rrow.iter().cloned());
+                    out.push(row);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The keys of `rows` (None for a row with a NULL key: it matches nothing).
+    fn join_keys(&mut self, rows: &[Row], exprs: &[BExpr]) -> Result<Vec<Option<Vec<GroupKey>>>> {
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            self.tick()?;
+            let mut key = Vec::with_capacity(exprs.len());
+            for e in exprs {
+                match self.eval(e, row)? {
+                    Value::Null => break,
+                    v => key.push(eval::group_key(&v)),
+                }
+            }
+            out.push((key.len() == exprs.len()).then_some(key));
+        }
+        Ok(out)
+    }
+
+    /// A hash join: the build side's rows by key, probed with the other side's. Each pair of
+    /// equal keys is checked against the whole condition, so the hash only has to put SQL-equal
+    /// values together. The output is in nested-loop order (left rows in order, each with
+    /// its matches in right order), whichever side is built.
+    fn hash_join(&mut self, l: Vec<Row>, r: Vec<Row>, join: &HashJoin<'_>, lw: usize, rw: usize) -> Result<Vec<Row>> {
+        let lkeys = self.join_keys(&l, join.left_keys)?;
+        let rkeys = self.join_keys(&r, join.right_keys)?;
+        if !hashable_together(&lkeys, &rkeys) {
+            // Keys of different kinds (text against dates, ...) may still compare equal
+            // through conversions the hash does not make: compare every pair instead.
+            return self.join(l, r, join.kind, Some(join.on), lw, rw);
+        }
+        let (build, probe) = if join.build_left { (&lkeys, &rkeys) } else { (&rkeys, &lkeys) };
+        let mut table: HashMap<&[GroupKey], Vec<usize>> = HashMap::new();
+        for (i, k) in build.iter().enumerate() {
+            if let Some(k) = k {
+                table.entry(k.as_slice()).or_default().push(i);
+            }
+        }
+        // matches[i]: the right rows joined to left row i, in order.
+        let mut matches: Vec<Vec<usize>> = vec![Vec::new(); l.len()];
+        let mut pairs = 0usize;
+        for (p, k) in probe.iter().enumerate() {
+            let Some(bucket) = k.as_ref().and_then(|k| table.get(k.as_slice())) else { continue };
+            for &b in bucket {
+                self.tick()?;
+                let (i, j) = if join.build_left { (b, p) } else { (p, b) };
+                let mut row = l[i].clone();
+                row.extend(r[j].iter().cloned());
+                if self.test(join.on, &row)? {
+                    matches[i].push(j);
+                    pairs += 1;
+                    if pairs > ROWS_MAX {
+                        return Err(too_many_rows());
+                    }
+                }
+            }
+        }
+        drop(table);
+        let mut out = Vec::with_capacity(pairs);
+        let mut right_matched = vec![false; r.len()];
+        for (i, js) in matches.iter().enumerate() {
+            for &j in js {
+                right_matched[j] = true;
+                let mut row = l[i].clone();
+                row.extend(r[j].iter().cloned());
+                out.push(row);
+            }
+            if js.is_empty() && matches!(join.kind, JoinKind::Left | JoinKind::Full) {
+                let mut row = l[i].clone();
+                row.extend(std::iter::repeat_n(Value::Null, rw));
+                out.push(row);
+            }
+        }
+        if matches!(join.kind, JoinKind::Right | JoinKind::Full) {
             for (j, rrow) in r.iter().enumerate() {
                 if !right_matched[j] {
                     let mut row: Row = std::iter::repeat_n(Value::Null, lw).collect();
@@ -588,6 +773,47 @@ impl Exec<'_> {
             },
         }
     }
+}
+
+/// What [`Exec::hash_join`] needs of a [`Plan::HashJoin`].
+struct HashJoin<'p> {
+    kind: JoinKind,
+    left_keys: &'p [BExpr],
+    right_keys: &'p [BExpr],
+    on: &'p BExpr,
+    build_left: bool,
+}
+
+/// The kind of a grouping key, as far as hashing goes: equal values (SQL `=`) of one kind
+/// always have equal keys (integers and floats share one kind).
+fn key_kind(k: &GroupKey) -> u8 {
+    match k {
+        GroupKey::Null => 0,
+        GroupKey::Bool(_) => 1,
+        GroupKey::Int(_) | GroupKey::Float(_) => 2,
+        GroupKey::Decimal(..) => 3,
+        GroupKey::Text(_) => 4,
+        GroupKey::Bytes(_) => 5,
+        GroupKey::Time(_) => 6,
+        GroupKey::Interval(_) => 7,
+    }
+}
+
+/// True if every key position holds one kind of key on both sides (see [`key_kind`]).
+fn hashable_together(a: &[Option<Vec<GroupKey>>], b: &[Option<Vec<GroupKey>>]) -> bool {
+    let mut kinds: Vec<Option<u8>> = Vec::new();
+    for key in a.iter().chain(b).flatten() {
+        kinds.resize(key.len(), None);
+        for (slot, k) in kinds.iter_mut().zip(key) {
+            let kind = key_kind(k);
+            match slot {
+                None => *slot = Some(kind),
+                Some(s) if *s != kind => return false,
+                Some(_) => {}
+            }
+        }
+    }
+    true
 }
 
 /// `v [NOT] IN (items)` with SQL's NULL rules.

@@ -22,6 +22,7 @@ pub mod dml;
 pub mod error;
 pub mod eval;
 pub mod exec;
+pub mod explain;
 pub mod parser;
 pub mod plan;
 pub mod roles;

@@ -21,7 +21,7 @@ use crate::dml::{self, Inserted};
 use crate::error::{codes, Error, Result};
 use crate::eval::{self, FnContext};
 use crate::exec::{Exec, Row, Sequences};
-use crate::plan::{Plan, Planner};
+use crate::plan::Planner;
 use crate::types::{DataType, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -810,7 +810,9 @@ impl Session {
             Statement::Delete { table, alias, filter, returning } => {
                 self.delete(txn, table, alias.as_deref(), filter.as_ref(), returning, params)
             }
-            Statement::Explain { analyze, statement } => self.explain(txn, *analyze, statement),
+            Statement::Explain { analyze, costs, timing, summary, statement } => {
+                self.explain(txn, statement, *analyze, *costs, *timing, *summary, params)
+            }
             Statement::Copy(c) => self.copy_out(txn, c),
             Statement::CreateRole { name, options } => self.create_role(txn, name, options),
             Statement::AlterRole { name, options } => self.alter_role(txn, name, options),
@@ -838,6 +840,7 @@ impl Session {
             deadline: self.deadline.get(),
             ticks: 0,
             cancel: &self.cancel,
+            profile: None,
         }
     }
 
@@ -849,16 +852,36 @@ impl Session {
         Ok(QueryResult { columns: Some(columns), rows, tag, notices: vec![], copy: None })
     }
 
-    fn explain(&self, txn: &mut Txn, analyze: bool, stmt: &Statement) -> Result<QueryResult> {
-        if analyze {
-            return Err(Error::unsupported("EXPLAIN ANALYZE"));
-        }
+    /// EXPLAIN [ANALYZE]: the plan, and with ANALYZE what each node did (see `explain`).
+    #[allow(clippy::too_many_arguments)]
+    fn explain(
+        &self,
+        txn: &mut Txn,
+        stmt: &Statement,
+        analyze: bool,
+        costs: bool,
+        timing: bool,
+        summary: bool,
+        params: &[Value],
+    ) -> Result<QueryResult> {
         let plan = match stmt {
             Statement::Query(q) => Planner::new(txn).plan_query(q, vec![])?.0,
             _ => return Err(Error::unsupported("EXPLAIN of this statement")),
         };
-        let mut lines = Vec::new();
-        explain_lines(&plan, 0, &mut lines);
+        let mut profile = None;
+        let start = std::time::Instant::now();
+        if analyze {
+            let mut exec = self.exec(txn, params);
+            exec.profile = Some(crate::explain::Profile::new());
+            exec.run(&plan)?;
+            profile = exec.profile.take();
+        }
+        let elapsed = start.elapsed();
+        let opts = crate::explain::Options { costs, profile: profile.as_ref(), timing };
+        let mut lines = crate::explain::lines(&plan, &opts);
+        if analyze && summary {
+            lines.push(format!("Execution Time: {:.3} ms", elapsed.as_secs_f64() * 1000.0));
+        }
         let rows = lines.into_iter().map(|l| vec![Value::Text(l)]).collect();
         Ok(QueryResult {
             columns: Some(vec![ResultColumn { name: "QUERY PLAN".into(), data_type: DataType::Text }]),
@@ -1321,7 +1344,7 @@ impl Session {
     ) -> Result<Vec<(Vec<u8>, Row)>> {
         let pred = filter.map(|f| Planner::new(txn).bind(f, scope, &[])).transpose()?;
         let lookup = match filter {
-            Some(f) => crate::plan::choose_lookup(table, scope, f, &mut Planner::new(txn), &[])?,
+            Some(f) => crate::plan::choose_lookup(table, scope, f, &mut Planner::new(txn), &[])?.map(|(l, _)| l),
             None => None,
         };
         let candidates = self.exec(txn, params).candidates(table, lookup.as_ref())?;
@@ -1569,74 +1592,6 @@ fn parse_duration_ms(v: &str) -> Option<u64> {
         _ => return None,
     };
     Some(n * mult)
-}
-
-fn explain_lines(plan: &Plan, depth: usize, out: &mut Vec<String>) {
-    let pad = if depth == 0 { String::new() } else { format!("{}->  ", "      ".repeat(depth - 1) + "  ") };
-    let mut line = |s: String| out.push(format!("{pad}{s}"));
-    match plan {
-        Plan::One => line("Result".into()),
-        Plan::Values(rows) => line(format!("Values Scan on \"*VALUES*\"  (rows={})", rows.len())),
-        Plan::Scan { table, lookup: Some(crate::plan::Lookup::PrimaryKey(_)), .. } => {
-            line(format!("Index Scan using {} on {}", table.pk_name, table.name))
-        }
-        Plan::Scan { table, lookup: Some(crate::plan::Lookup::Index { index, .. }), .. } => {
-            line(format!("Index Scan using {} on {}", table.indexes[*index].name, table.name))
-        }
-        Plan::Scan { table, filter, .. } => {
-            line(format!("Seq Scan on {}", table.name));
-            if filter.is_some() {
-                out.push(format!("{}  Filter: (...)", " ".repeat(pad.len())));
-            }
-        }
-        Plan::CteRef(n) => line(format!("CTE Scan on {n}")),
-        Plan::Function { name, .. } => line(format!("Function Scan on {name}")),
-        Plan::With(ctes, body) => {
-            explain_lines(body, depth, out);
-            for (n, p) in ctes {
-                out.push(format!("{}  CTE {n}", " ".repeat(pad.len())));
-                explain_lines(p, depth + 1, out);
-            }
-        }
-        Plan::Filter(i, _) => {
-            explain_lines(i, depth, out);
-        }
-        Plan::Project(i, _) | Plan::Trim(i, _) => explain_lines(i, depth, out),
-        Plan::Join { left, right, kind, .. } => {
-            line(format!(
-                "Nested Loop{}",
-                match kind {
-                    ast::JoinKind::Left => " Left Join",
-                    ast::JoinKind::Right => " Right Join",
-                    ast::JoinKind::Full => " Full Join",
-                    _ => "",
-                }
-            ));
-            explain_lines(left, depth + 1, out);
-            explain_lines(right, depth + 1, out);
-        }
-        Plan::Aggregate { input, group_by, .. } => {
-            line(if group_by.is_empty() { "Aggregate".into() } else { "HashAggregate".into() });
-            explain_lines(input, depth + 1, out);
-        }
-        Plan::Sort(i, _) => {
-            line("Sort".into());
-            explain_lines(i, depth + 1, out);
-        }
-        Plan::Limit { input, .. } => {
-            line("Limit".into());
-            explain_lines(input, depth + 1, out);
-        }
-        Plan::Distinct(i, _) => {
-            line("Unique".into());
-            explain_lines(i, depth + 1, out);
-        }
-        Plan::SetOp { left, right, .. } => {
-            line("Append".into());
-            explain_lines(left, depth + 1, out);
-            explain_lines(right, depth + 1, out);
-        }
-    }
 }
 
 impl Session {
