@@ -556,3 +556,24 @@ pub fn decode(bytes: &[u8]) -> Result<Table> {
     }
     Ok(Table { id, name, columns, primary_key, pk_name, rowid_sequence, indexes, checks, foreign_keys })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_round_trip_and_reject_damage() {
+        let stats = TableStats {
+            rows: 1 << 40,
+            columns: vec![ColumnStats { distinct: 7, nulls: 0 }, ColumnStats { distinct: 0, nulls: 3 }],
+        };
+        let bytes = encode_stats(&stats);
+        assert_eq!(decode_stats(&bytes).unwrap(), stats);
+        for cut in 0..bytes.len() {
+            assert!(decode_stats(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut bad = bytes.clone();
+        bad[0] = 2;
+        assert!(decode_stats(&bad).is_err());
+    }
+}

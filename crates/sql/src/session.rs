@@ -654,9 +654,11 @@ impl Session {
                         "VACUUM cannot run inside a transaction block",
                     ));
                 }
-                let _ = analyze;
                 self.check_tables(tables)?;
                 self.db.engine.vacuum()?;
+                if *analyze {
+                    self.run_implicit(&Statement::Analyze(tables.clone()), &[])?;
+                }
                 Ok(QueryResult::command("VACUUM"))
             }
             Statement::Set { name, value } => {
@@ -818,8 +820,14 @@ impl Session {
             Statement::AlterRole { name, options } => self.alter_role(txn, name, options),
             Statement::DropRole { names, if_exists } => self.drop_roles(txn, names, *if_exists),
             Statement::Analyze(tables) => {
-                for t in tables {
-                    catalog::lock_table(txn, t, false)?;
+                let names = if tables.is_empty() { catalog::table_names(txn)? } else { tables.clone() };
+                for t in &names {
+                    if crate::system::table(t).is_some() {
+                        continue; // system tables are made on demand: nothing to count
+                    }
+                    let table = catalog::lock_table(txn, t, false)?;
+                    let stats = crate::analyze::table_stats(txn, &table)?;
+                    catalog::put_stats(txn, &table, &stats)?;
                 }
                 Ok(QueryResult::command("ANALYZE"))
             }
@@ -1071,6 +1079,7 @@ impl Session {
             }
             txn.delete(&sequence_key(&format!("{name}_rowid_seq")))?;
             txn.delete(&keys::table(name))?;
+            txn.delete(&keys::stats(table.id))?;
         }
         let mut r = QueryResult::command("DROP TABLE");
         r.notices = notices;

@@ -276,7 +276,8 @@ fn random_queries_match_postgres() {
     });
     eprintln!("differential test: {n} queries, seed {seed} (BULWARK_DIFF_SEED={seed} replays it)");
     let mut rng = SimRng::new(seed);
-    let setup = format!("{SCHEMA}{}", data(&mut rng));
+    // ANALYZE: estimates from statistics decide which input a hash join builds from.
+    let setup = format!("{SCHEMA}{}ANALYZE;\n", data(&mut rng));
     let queries: Vec<(String, bool)> = (0..n).map(|_| query(&mut rng)).collect();
 
     let pg = Postgres::start();
