@@ -50,3 +50,43 @@ fn parameters_bound_range_scans() {
     let plan = texts(&mut s, &format!("EXPLAIN (COSTS OFF) {q}"), &[Value::Int8(2401)]);
     assert_eq!(plan, ["Sort", "  ->  Index Scan using nums_sq on nums", "        Index Cond: (sq > $1)"]);
 }
+
+/// `text` with every `time=A..B` range and `Time: X ms` figure replaced by `T`.
+fn without_times(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("time=").or_else(|| rest.find("Time: ")) {
+        let skip = if rest[at..].starts_with("time=") { 5 } else { 6 };
+        out += &rest[..at + skip];
+        let tail = &rest[at + skip..];
+        let end = tail.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(tail.len());
+        assert!(end > 0, "a time follows in {text}");
+        out += "T";
+        rest = &tail[end..];
+    }
+    out + rest
+}
+
+#[test]
+fn explain_analyze_reports_rows_loops_and_times() {
+    let mut s = setup();
+    let lines = texts(&mut s, "EXPLAIN ANALYZE SELECT n FROM nums WHERE n <= 10 ORDER BY sq DESC", &[]);
+    let shown: Vec<String> = lines.iter().map(|l| without_times(l)).collect();
+    assert_eq!(
+        shown,
+        [
+            "Sort  (rows=333) (actual time=T rows=10 loops=1)",
+            "  ->  Index Scan using nums_pkey on nums  (rows=333) (actual time=T rows=10 loops=1)",
+            "        Index Cond: (n <= 10)",
+            "Execution Time: T ms",
+        ]
+    );
+    // Each node's time includes its input's.
+    let time = |line: &str| -> f64 {
+        let at = line.find("..").unwrap() + 2;
+        line[at..].split(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(time(&lines[0]) >= time(&lines[1]));
+    // The statement really runs: one that fails, fails.
+    assert!(exec_with(&mut s, "EXPLAIN ANALYZE SELECT 1 / 0 FROM nums", &[]).is_err());
+}
