@@ -1,8 +1,15 @@
 //! Execution: runs a plan over the transaction and evaluates bound expressions.
 //!
-//! Operators materialise their rows (a vector per operator). Every operator's output is
-//! bounded by [`ROWS_MAX`]; a query that would pass it fails with 53200 instead of taking the
-//! server's memory.
+//! Operators materialise their rows (a vector per operator). Two bounds keep a statement
+//! from taking the server's memory; passing either fails it with 53200:
+//!
+//! - every operator's output is bounded by [`ROWS_MAX`] rows;
+//! - what the materialising operators hold (a sort's rows, a hash join's build side, hash
+//!   aggregation's groups, DISTINCT's and set operations' seen rows, CTE results) is charged
+//!   against the statement's memory budget, the session setting `bulwark.statement_mem_max`
+//!   (default [`STATEMENT_MEM_DEFAULT_BYTES`]). A row is charged its estimated size in
+//!   memory ([`row_bytes`]); an operator's charge is given back when it finishes, a CTE's
+//!   at the end of the statement.
 
 use crate::ast::{BinaryOp, JoinKind, SetOperator};
 use crate::bind::{BExpr, SubqueryKind};
@@ -21,6 +28,43 @@ pub type Row = Vec<Value>;
 
 /// The most rows one operator may hold.
 pub const ROWS_MAX: usize = 10_000_000;
+
+/// The default of `bulwark.statement_mem_max`: the bytes the materialising operators of
+/// one statement may hold at once.
+pub const STATEMENT_MEM_DEFAULT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The smallest `bulwark.statement_mem_max` (as PostgreSQL's smallest work_mem).
+pub const STATEMENT_MEM_MIN_BYTES: u64 = 64 * 1024;
+
+/// The name of the memory budget setting.
+pub const STATEMENT_MEM_SETTING: &str = "bulwark.statement_mem_max";
+
+/// The estimated bytes a row takes in memory: the vector, each value, and what text and
+/// byte strings hold on the heap.
+pub fn row_bytes(row: &[Value]) -> u64 {
+    let heap: usize = row
+        .iter()
+        .map(|v| match v {
+            Value::Text(s) => s.len(),
+            Value::Bytea(b) => b.len(),
+            _ => 0,
+        })
+        .sum();
+    (std::mem::size_of::<Row>() + std::mem::size_of_val(row) + heap) as u64
+}
+
+/// The bytes of a grouping key (for hash tables of keys).
+fn key_bytes(key: &[GroupKey]) -> u64 {
+    let heap: usize = key
+        .iter()
+        .map(|k| match k {
+            GroupKey::Text(s) => s.len(),
+            GroupKey::Bytes(b) => b.len(),
+            _ => 0,
+        })
+        .sum();
+    (std::mem::size_of::<Vec<GroupKey>>() + std::mem::size_of_val(key) + heap) as u64
+}
 
 /// Hands out sequence values (SERIAL, nextval): outside the transaction, as in PostgreSQL.
 /// Also tells the system views about the session ([`crate::system::SessionInfo`]).
@@ -59,6 +103,10 @@ pub struct Exec<'t> {
     pub cancel: &'t std::sync::atomic::AtomicBool,
     /// What each plan node did (EXPLAIN ANALYZE), when asked for.
     pub profile: Option<crate::explain::Profile>,
+    /// The statement's memory budget (`bulwark.statement_mem_max`).
+    pub mem_max_bytes: u64,
+    /// What the materialising operators hold now, charged against `mem_max_bytes`.
+    pub mem_used_bytes: u64,
 }
 
 fn too_many_rows() -> Error {
@@ -79,6 +127,35 @@ pub fn row_key(table: &Table, pk: &[Value]) -> Result<Vec<u8>> {
 const DEADLINE_CHECK_ROWS: u32 = 256;
 
 impl Exec<'_> {
+    /// Charges `bytes` that `operator` holds against the statement's memory budget; fails
+    /// with 53200 when that passes `mem_max_bytes`.
+    pub fn charge(&mut self, operator: &str, bytes: u64) -> Result<()> {
+        self.mem_used_bytes = self.mem_used_bytes.saturating_add(bytes);
+        if self.mem_used_bytes > self.mem_max_bytes {
+            return Err(Error::new(
+                codes::OUT_OF_MEMORY,
+                format!(
+                    "out of memory: the {operator} needs more than {STATEMENT_MEM_SETTING} ({}) \
+                     (SET {STATEMENT_MEM_SETTING} to raise it)",
+                    format_bytes(self.mem_max_bytes)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Gives back what [`Exec::charge`] took.
+    pub fn release(&mut self, bytes: u64) {
+        self.mem_used_bytes = self.mem_used_bytes.saturating_sub(bytes);
+    }
+
+    /// Charges `rows` to `operator` (see [`Exec::charge`]); returns the bytes charged.
+    fn charge_rows(&mut self, operator: &str, rows: &[Row]) -> Result<u64> {
+        let bytes = rows.iter().map(|r| row_bytes(r)).sum();
+        self.charge(operator, bytes)?;
+        Ok(bytes)
+    }
+
     /// Counts a row of work; every [`DEADLINE_CHECK_ROWS`] rows, fails with 57014 if the
     /// statement ran past statement_timeout.
     pub fn tick(&mut self) -> Result<()> {
@@ -132,6 +209,8 @@ impl Exec<'_> {
             Plan::With(ctes, body) => {
                 for (name, p) in ctes {
                     let rows = self.run(p)?;
+                    // Held until the statement ends: never released.
+                    self.charge_rows("CTE", &rows)?;
                     self.ctes.insert(name.clone(), rows);
                 }
                 self.run(body)
@@ -184,7 +263,9 @@ impl Exec<'_> {
             }
             Plan::Sort(input, keys) => {
                 let mut rows = self.run(input)?;
+                let bytes = self.charge_rows("sort", &rows)?;
                 sort_rows(&mut rows, keys);
+                self.release(bytes);
                 Ok(rows)
             }
             Plan::Limit { input, limit, offset } => {
@@ -206,10 +287,19 @@ impl Exec<'_> {
             Plan::Distinct(input, width) => {
                 let rows = self.run(input)?;
                 let mut seen = HashSet::new();
-                Ok(rows
-                    .into_iter()
-                    .filter(|r| seen.insert(r[..*width].iter().map(eval::group_key).collect::<Vec<_>>()))
-                    .collect())
+                let mut out = Vec::new();
+                let mut bytes = 0;
+                for r in rows {
+                    let key = r[..*width].iter().map(eval::group_key).collect::<Vec<_>>();
+                    let size = key_bytes(&key);
+                    if seen.insert(key) {
+                        self.charge("DISTINCT", size)?;
+                        bytes += size;
+                        out.push(r);
+                    }
+                }
+                self.release(bytes);
+                Ok(out)
             }
             Plan::Trim(input, width) => {
                 let mut rows = self.run(input)?;
@@ -219,7 +309,16 @@ impl Exec<'_> {
             Plan::SetOp { op, all, left, right } => {
                 let l = self.run(left)?;
                 let r = self.run(right)?;
-                Ok(set_op(*op, *all, l, r))
+                // The set operation keeps a key per distinct row of its inputs at most.
+                let bytes = if matches!((op, all), (SetOperator::Union, true)) {
+                    0
+                } else {
+                    l.iter().chain(&r).map(|row| row_bytes(row)).sum()
+                };
+                self.charge("set operation", bytes)?;
+                let out = set_op(*op, *all, l, r);
+                self.release(bytes);
+                Ok(out)
             }
         }
     }
@@ -494,9 +593,14 @@ impl Exec<'_> {
             return self.join(l, r, join.kind, Some(join.on), lw, rw);
         }
         let (build, probe) = if join.build_left { (&lkeys, &rkeys) } else { (&rkeys, &lkeys) };
+        let build_rows = if join.build_left { &l } else { &r };
         let mut table: HashMap<&[GroupKey], Vec<usize>> = HashMap::new();
+        let mut bytes = 0;
         for (i, k) in build.iter().enumerate() {
             if let Some(k) = k {
+                let size = key_bytes(k) + row_bytes(&build_rows[i]) + std::mem::size_of::<usize>() as u64;
+                self.charge("hash join", size)?;
+                bytes += size;
                 table.entry(k.as_slice()).or_default().push(i);
             }
         }
@@ -520,6 +624,7 @@ impl Exec<'_> {
             }
         }
         drop(table);
+        self.release(bytes);
         let mut out = Vec::with_capacity(pairs);
         let mut right_matched = vec![false; r.len()];
         for (i, js) in matches.iter().enumerate() {
@@ -550,6 +655,7 @@ impl Exec<'_> {
     fn aggregate(&mut self, rows: Vec<Row>, group_by: &[BExpr], aggs: &[Agg]) -> Result<Vec<Row>> {
         let mut index: HashMap<Vec<GroupKey>, usize> = HashMap::new();
         let mut groups: Vec<(Row, Vec<AggState>)> = Vec::new();
+        let mut bytes = 0;
         for row in &rows {
             self.tick()?;
             let values = group_by.iter().map(|e| self.eval(e, row)).collect::<Result<Row>>()?;
@@ -557,6 +663,9 @@ impl Exec<'_> {
             let g = match index.get(&key) {
                 Some(&g) => g,
                 None => {
+                    let size = key_bytes(&key) + row_bytes(&values) + (aggs.len() * AGG_STATE_BYTES) as u64;
+                    self.charge("hash aggregate", size)?;
+                    bytes += size;
                     index.insert(key, groups.len());
                     groups.push((values, aggs.iter().map(|_| AggState::default()).collect()));
                     groups.len() - 1
@@ -574,6 +683,7 @@ impl Exec<'_> {
                 groups[g].1[a].add(agg, v, extra)?;
             }
         }
+        self.release(bytes);
         if groups.is_empty() && group_by.is_empty() {
             groups.push((vec![], aggs.iter().map(|_| AggState::default()).collect()));
         }
@@ -920,6 +1030,38 @@ fn set_op(op: SetOperator, all: bool, l: Vec<Row>, r: Vec<Row>) -> Vec<Row> {
     }
 }
 
+/// The bytes charged for one aggregate's state in one group (its DISTINCT set and
+/// string_agg's text grow beyond it uncharged, bounded by the group's input rows).
+const AGG_STATE_BYTES: usize = std::mem::size_of::<AggState>();
+
+/// `bytes` as PostgreSQL shows memory settings: the largest unit that divides it.
+pub fn format_bytes(bytes: u64) -> String {
+    for (unit, size) in [("TB", 1u64 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)] {
+        if bytes >= size && bytes.is_multiple_of(size) {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    format!("{bytes}B")
+}
+
+/// Reads a memory setting as PostgreSQL does: a number with an optional unit (B, kB, MB,
+/// GB, TB; none means kB). None if it is not one.
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let t = text.trim().trim_matches('\'').trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim() {
+        "B" => 1,
+        "" | "kB" => 1 << 10,
+        "MB" => 1 << 20,
+        "GB" => 1 << 30,
+        "TB" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
 /// The running state of one aggregate in one group.
 #[derive(Default)]
 struct AggState {
@@ -1003,5 +1145,25 @@ impl AggState {
             "string_agg" => self.text.map_or(Value::Null, Value::Text),
             _ => self.acc.unwrap_or(Value::Null),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_settings_read_and_print_as_postgres() {
+        assert_eq!(parse_bytes("256MB"), Some(STATEMENT_MEM_DEFAULT_BYTES));
+        assert_eq!(parse_bytes("'64kB'"), Some(STATEMENT_MEM_MIN_BYTES));
+        assert_eq!(parse_bytes("64"), Some(STATEMENT_MEM_MIN_BYTES));
+        assert_eq!(parse_bytes("100B"), Some(100));
+        assert_eq!(parse_bytes("1 GB"), Some(1 << 30));
+        assert_eq!(parse_bytes("lots"), None);
+        assert_eq!(parse_bytes("1mb"), None);
+        assert_eq!(parse_bytes("99999999999999999999TB"), None);
+        assert_eq!(format_bytes(STATEMENT_MEM_DEFAULT_BYTES), "256MB");
+        assert_eq!(format_bytes(1536), "1536B");
+        assert_eq!(format_bytes(3 << 10), "3kB");
     }
 }

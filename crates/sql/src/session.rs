@@ -176,6 +176,10 @@ fn default_settings() -> BTreeMap<String, String> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain([(
+        crate::exec::STATEMENT_MEM_SETTING.to_string(),
+        crate::exec::format_bytes(crate::exec::STATEMENT_MEM_DEFAULT_BYTES),
+    )])
     .collect()
 }
 
@@ -740,6 +744,30 @@ impl Session {
                 }
                 self.settings.insert(name, value);
             }
+            crate::exec::STATEMENT_MEM_SETTING => {
+                let min = crate::exec::STATEMENT_MEM_MIN_BYTES;
+                match crate::exec::parse_bytes(&value) {
+                    None => {
+                        return Err(Error::new(
+                            codes::INVALID_PARAMETER_VALUE,
+                            format!("invalid value for parameter \"{name}\": \"{value}\""),
+                        )
+                        .with_hint("Valid units for this parameter are \"B\", \"kB\", \"MB\", \"GB\", and \"TB\"."))
+                    }
+                    Some(bytes) if bytes < min => {
+                        return Err(Error::new(
+                            codes::INVALID_PARAMETER_VALUE,
+                            format!(
+                                "{value} is outside the valid range for parameter \"{name}\" ({} .. )",
+                                crate::exec::format_bytes(min)
+                            ),
+                        ))
+                    }
+                    Some(bytes) => {
+                        self.settings.insert(name, crate::exec::format_bytes(bytes));
+                    }
+                }
+            }
             _ => {
                 self.settings.insert(name, value);
             }
@@ -849,6 +877,12 @@ impl Session {
             ticks: 0,
             cancel: &self.cancel,
             profile: None,
+            mem_max_bytes: self
+                .settings
+                .get(crate::exec::STATEMENT_MEM_SETTING)
+                .and_then(|v| crate::exec::parse_bytes(v))
+                .unwrap_or(crate::exec::STATEMENT_MEM_DEFAULT_BYTES),
+            mem_used_bytes: 0,
         }
     }
 
