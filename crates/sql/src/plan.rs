@@ -18,7 +18,7 @@
 //!
 //! A join whose ON condition has conjuncts `left expression = right expression` is a hash
 //! join on them (the rest of the condition is checked on each matching pair); any other
-//! join (CROSS, comma-separated FROM items, inequalities) is a nested loop. The hash table
+//! join (CROSS without such WHERE equalities, inequalities only) is a nested loop. The hash table
 //! is built from the input with the smaller estimated row count.
 //!
 //! # Estimates
@@ -28,8 +28,11 @@
 //! them from PostgreSQL's defaults: equality on a column keeps rows / distinct values, a
 //! unique lookup one row, a one-sided range a third, a two-sided range 0.5 %.
 //!
+//! WHERE equalities between the items of a comma-separated FROM list make hash joins of
+//! the cross joins they connect (the WHERE clause still applies in full above them).
+//!
 //! Left out: join reordering, merge joins, index-only scans, histograms and most common
-//! values, pushing WHERE conditions into comma-separated joins.
+//! values, pushing other WHERE conditions below joins.
 
 use crate::ast::{self, Expr, JoinKind, Locking, Query, Select, SelectItem, SetExpr, SetOperator, TableRef};
 use crate::bind::{has_aggregate, is_aggregate, BExpr, Binder, Scope, ScopeColumn, SubPlanner};
@@ -449,6 +452,16 @@ impl<'t> Planner<'t> {
         let mut keys = Vec::new();
         for c in conjuncts {
             let Expr::Binary { op: ast::BinaryOp::Eq, left, right } = c else { continue };
+            // Every column must be one of these inputs' (not an enclosing query's).
+            let mut local = true;
+            crate::bind::visit(c, &mut |x| {
+                if let Expr::Column { table, name } = x {
+                    local &= matches!(scope.find(table.as_deref(), name), Ok(Some(_)));
+                }
+            });
+            if !local {
+                continue;
+            }
             let a = self.bind(left, scope, outer)?;
             let b = self.bind(right, scope, outer)?;
             let (sa, sb) = (side(&a, lw), side(&b, lw));
@@ -461,6 +474,46 @@ impl<'t> Planner<'t> {
             keys.push(EquiKey { left: l, right: r, text: c.to_string() });
         }
         Ok(keys)
+    }
+
+    /// `FROM a, b, c WHERE a.x = b.y AND ...`: each cross join of the FROM list (a left-deep
+    /// chain whose left inputs cover the first columns of `scope`) that WHERE equalities
+    /// connect becomes an inner hash join on them. WHERE is still applied in full above.
+    fn hash_cross_joins(&mut self, plan: Plan, filter: &Expr, scope: &Scope, outer: &[Scope]) -> Result<Plan> {
+        let Plan::Join { left, right, kind: JoinKind::Cross, on: None, left_width, right_width } = plan else {
+            return Ok(plan);
+        };
+        let left = self.hash_cross_joins(*left, filter, scope, outer)?;
+        // Only the columns of this join's inputs: a conjunct reading later FROM items is
+        // left to the joins above (equi_keys skips it).
+        let local = Scope { columns: scope.columns[..left_width + right_width].to_vec() };
+        let keys = self.equi_keys(filter, &local, outer, left_width)?;
+        if keys.is_empty() {
+            let kind = JoinKind::Cross;
+            return Ok(Plan::Join { left: Box::new(left), right, kind, on: None, left_width, right_width });
+        }
+        let on = keys
+            .iter()
+            .map(|k| {
+                let r = renumber(&k.right, &mut |i| i + left_width).expect("keys hold no subquery");
+                BExpr::Binary(ast::BinaryOp::Eq, Box::new(k.left.clone()), Box::new(r))
+            })
+            .reduce(|a, b| BExpr::Binary(ast::BinaryOp::And, Box::new(a), Box::new(b)))
+            .expect("keys is not empty");
+        let cond = keys.iter().map(|k| k.text.clone()).reduce(|a, b| format!("({a} AND {b})")).unwrap_or_default();
+        let build_left = estimate_rows(&left) < estimate_rows(&right);
+        Ok(Plan::HashJoin {
+            left: Box::new(left),
+            right,
+            kind: JoinKind::Inner,
+            left_keys: keys.iter().map(|k| k.left.clone()).collect(),
+            right_keys: keys.into_iter().map(|k| k.right).collect(),
+            on,
+            cond,
+            build_left,
+            left_width,
+            right_width,
+        })
     }
 
     fn plan_select(&mut self, s: &Select, q: &Query, outer: Vec<Scope>) -> Result<(Plan, Scope)> {
@@ -503,7 +556,10 @@ impl<'t> Planner<'t> {
                     };
                     Plan::Scan { table, lookup, filter: Some(pred), lock, index_cond, stats }
                 }
-                other => Plan::Filter(Box::new(other), pred),
+                other => {
+                    let joined = self.hash_cross_joins(other, filter, &scope, &outer)?;
+                    Plan::Filter(Box::new(joined), pred)
+                }
             };
         }
         // GROUP BY and aggregates.

@@ -205,14 +205,12 @@ fn query(rng: &mut SimRng) -> (String, bool) {
             let on = pick(rng, &["t1.a = t2.a", "t2.a = t1.b", "t1.a = t2.a AND t1.b < t2.d", "t1.a + 1 = t2.d"]);
             // Either input may be the smaller one (the hash table is built from it).
             let (a, b) = if rng.chance(0.5) { ("t1", "t2") } else { ("t2", "t1") };
-            (
-                format!(
-                    "SELECT t1.id, t2.id, {} FROM {a} {join} {b} ON {on} WHERE {}",
-                    int_expr(rng, &both, 1),
-                    predicate(rng, &t1, 0)
-                ),
-                false,
-            )
+            let from = if join == "JOIN" && rng.chance(0.3) {
+                format!("{a}, {b} WHERE {on} AND")
+            } else {
+                format!("{a} {join} {b} ON {on} WHERE")
+            };
+            (format!("SELECT t1.id, t2.id, {} FROM {from} {}", int_expr(rng, &both, 1), predicate(rng, &t1, 0)), false)
         }
         6 | 7 => {
             // Range scans of the primary key and of an index's leading column.
