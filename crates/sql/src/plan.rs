@@ -1207,7 +1207,7 @@ pub fn choose_lookup(
         return Ok(Some((Lookup::Index { index, values }, text)));
     }
     let leading = table.primary_key.first().map(|&c| (None, c));
-    let indexes = table.indexes.iter().enumerate().map(|(i, ix)| (Some(i), ix.columns[0]));
+    let indexes = table.indexes.iter().enumerate().filter_map(|(i, ix)| Some((Some(i), *ix.columns.first()?)));
     for (index, col) in leading.into_iter().chain(indexes) {
         if !range_scannable(&table.columns[col].data_type) {
             continue;
