@@ -122,8 +122,14 @@ pub enum Statement {
     Show(String),
     /// EXPLAIN [ANALYZE].
     Explain {
-        /// ANALYZE.
+        /// ANALYZE: run the statement and show what each node did.
         analyze: bool,
+        /// COSTS (default on): show the planner's row estimates.
+        costs: bool,
+        /// TIMING (default on): show times with ANALYZE.
+        timing: bool,
+        /// SUMMARY (default: as ANALYZE): show the execution time.
+        summary: bool,
         /// The explained statement.
         statement: Box<Statement>,
     },

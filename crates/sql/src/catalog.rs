@@ -7,6 +7,7 @@
 //!   C t <name>                          table definition (see `encode`)
 //!   C i <name>                          index name -> owning table name
 //!   C n                                 next object id (u32)
+//!   C s <table id u32 BE>               statistics of the last ANALYZE (see `encode_stats`)
 //!   Q <seq id u32 BE>                   sequence: the next value not yet handed out (i64)
 //!   R <table id u32 BE> <primary key>   row: encode_row(all columns)
 //!   X <index id u32 BE> <columns>       unique index entry -> primary key
@@ -134,6 +135,10 @@ pub mod keys {
     }
     /// All roles.
     pub const ROLES: &[u8] = b"Cr";
+    /// A table's statistics (ANALYZE).
+    pub fn stats(table: u32) -> Vec<u8> {
+        [b"Cs".as_slice(), &table.to_be_bytes()].concat()
+    }
     /// A sequence.
     pub fn sequence(id: u32) -> Vec<u8> {
         [b"Q".as_slice(), &id.to_be_bytes()].concat()
@@ -196,6 +201,74 @@ pub fn table_names(txn: &mut Txn) -> Result<Vec<String>> {
     let end = storage::keycode::prefix_end(keys::TABLES).expect("prefix has an end");
     let rows = txn.scan(Bound::Included(keys::TABLES.to_vec()), Bound::Excluded(end), false, usize::MAX)?;
     Ok(rows.into_iter().map(|(k, _)| String::from_utf8_lossy(&k[2..]).into_owned()).collect())
+}
+
+/// What ANALYZE found in a table, for the planner's estimates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableStats {
+    /// Rows.
+    pub rows: u64,
+    /// Per column, in table order (columns added since have none).
+    pub columns: Vec<ColumnStats>,
+}
+
+/// What ANALYZE found in a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColumnStats {
+    /// Distinct non-NULL values (estimated when the table is larger than the sample).
+    pub distinct: u64,
+    /// NULL values.
+    pub nulls: u64,
+}
+
+/// The statistics format this code writes.
+const STATS_FORMAT: u8 = 1;
+
+/// `format (u8 = 1) | rows (u64 BE) | count (u32 BE) | count × (distinct u64 BE, nulls u64 BE)`.
+pub fn encode_stats(stats: &TableStats) -> Vec<u8> {
+    let mut out = vec![STATS_FORMAT];
+    out.extend(stats.rows.to_be_bytes());
+    out.extend((stats.columns.len() as u32).to_be_bytes());
+    for c in &stats.columns {
+        out.extend(c.distinct.to_be_bytes());
+        out.extend(c.nulls.to_be_bytes());
+    }
+    out
+}
+
+/// Reads what [`encode_stats`] wrote.
+pub fn decode_stats(bytes: &[u8]) -> Result<TableStats> {
+    let bad = || corrupt("table statistics");
+    let u64_at = |at: usize| -> Result<u64> {
+        let b = bytes.get(at..at + 8).ok_or_else(bad)?;
+        Ok(u64::from_be_bytes(b.try_into().expect("8 bytes")))
+    };
+    if bytes.first() != Some(&STATS_FORMAT) {
+        return Err(bad());
+    }
+    let rows = u64_at(1)?;
+    let count = u32::from_be_bytes(bytes.get(9..13).ok_or_else(bad)?.try_into().expect("4 bytes")) as usize;
+    if bytes.len() != 13 + count * 16 || count > COLUMNS_MAX {
+        return Err(bad());
+    }
+    let columns = (0..count)
+        .map(|i| Ok(ColumnStats { distinct: u64_at(13 + i * 16)?, nulls: u64_at(21 + i * 16)? }))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(TableStats { rows, columns })
+}
+
+/// The statistics of `table`'s last ANALYZE, if any (none for system tables).
+pub fn get_stats(txn: &mut Txn, table: &Table) -> Result<Option<TableStats>> {
+    if table.id >= SYSTEM_ID_MIN {
+        return Ok(None);
+    }
+    txn.get(&keys::stats(table.id))?.map(|b| decode_stats(&b)).transpose()
+}
+
+/// Stores `table`'s statistics.
+pub fn put_stats(txn: &mut Txn, table: &Table, stats: &TableStats) -> Result<()> {
+    txn.put(&keys::stats(table.id), &encode_stats(stats))?;
+    Ok(())
 }
 
 /// Allocates a new object id (tables, indexes, sequences).
@@ -482,4 +555,25 @@ pub fn decode(bytes: &[u8]) -> Result<Table> {
         });
     }
     Ok(Table { id, name, columns, primary_key, pk_name, rowid_sequence, indexes, checks, foreign_keys })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_round_trip_and_reject_damage() {
+        let stats = TableStats {
+            rows: 1 << 40,
+            columns: vec![ColumnStats { distinct: 7, nulls: 0 }, ColumnStats { distinct: 0, nulls: 3 }],
+        };
+        let bytes = encode_stats(&stats);
+        assert_eq!(decode_stats(&bytes).unwrap(), stats);
+        for cut in 0..bytes.len() {
+            assert!(decode_stats(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut bad = bytes.clone();
+        bad[0] = 2;
+        assert!(decode_stats(&bad).is_err());
+    }
 }

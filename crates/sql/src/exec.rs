@@ -1,8 +1,15 @@
 //! Execution: runs a plan over the transaction and evaluates bound expressions.
 //!
-//! Operators materialise their rows (a vector per operator). Every operator's output is
-//! bounded by [`ROWS_MAX`]; a query that would pass it fails with 53200 instead of taking the
-//! server's memory.
+//! Operators materialise their rows (a vector per operator). Two bounds keep a statement
+//! from taking the server's memory; passing either fails it with 53200:
+//!
+//! - every operator's output is bounded by [`ROWS_MAX`] rows;
+//! - what the materialising operators hold (a sort's rows, a hash join's build side, hash
+//!   aggregation's groups, DISTINCT's and set operations' seen rows, CTE results) is charged
+//!   against the statement's memory budget, the session setting `bulwark.statement_mem_max`
+//!   (default [`STATEMENT_MEM_DEFAULT_BYTES`]). A row is charged its estimated size in
+//!   memory ([`row_bytes`]); an operator's charge is given back when it finishes, a CTE's
+//!   at the end of the statement.
 
 use crate::ast::{BinaryOp, JoinKind, SetOperator};
 use crate::bind::{BExpr, SubqueryKind};
@@ -21,6 +28,43 @@ pub type Row = Vec<Value>;
 
 /// The most rows one operator may hold.
 pub const ROWS_MAX: usize = 10_000_000;
+
+/// The default of `bulwark.statement_mem_max`: the bytes the materialising operators of
+/// one statement may hold at once.
+pub const STATEMENT_MEM_DEFAULT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The smallest `bulwark.statement_mem_max` (as PostgreSQL's smallest work_mem).
+pub const STATEMENT_MEM_MIN_BYTES: u64 = 64 * 1024;
+
+/// The name of the memory budget setting.
+pub const STATEMENT_MEM_SETTING: &str = "bulwark.statement_mem_max";
+
+/// The estimated bytes a row takes in memory: the vector, each value, and what text and
+/// byte strings hold on the heap.
+pub fn row_bytes(row: &[Value]) -> u64 {
+    let heap: usize = row
+        .iter()
+        .map(|v| match v {
+            Value::Text(s) => s.len(),
+            Value::Bytea(b) => b.len(),
+            _ => 0,
+        })
+        .sum();
+    (std::mem::size_of::<Row>() + std::mem::size_of_val(row) + heap) as u64
+}
+
+/// The bytes of a grouping key (for hash tables of keys).
+fn key_bytes(key: &[GroupKey]) -> u64 {
+    let heap: usize = key
+        .iter()
+        .map(|k| match k {
+            GroupKey::Text(s) => s.len(),
+            GroupKey::Bytes(b) => b.len(),
+            _ => 0,
+        })
+        .sum();
+    (std::mem::size_of::<Vec<GroupKey>>() + std::mem::size_of_val(key) + heap) as u64
+}
 
 /// Hands out sequence values (SERIAL, nextval): outside the transaction, as in PostgreSQL.
 /// Also tells the system views about the session ([`crate::system::SessionInfo`]).
@@ -57,6 +101,12 @@ pub struct Exec<'t> {
     pub ticks: u32,
     /// Set by a cancel request (psql's Ctrl-C): the statement fails with 57014.
     pub cancel: &'t std::sync::atomic::AtomicBool,
+    /// What each plan node did (EXPLAIN ANALYZE), when asked for.
+    pub profile: Option<crate::explain::Profile>,
+    /// The statement's memory budget (`bulwark.statement_mem_max`).
+    pub mem_max_bytes: u64,
+    /// What the materialising operators hold now, charged against `mem_max_bytes`.
+    pub mem_used_bytes: u64,
 }
 
 fn too_many_rows() -> Error {
@@ -77,6 +127,35 @@ pub fn row_key(table: &Table, pk: &[Value]) -> Result<Vec<u8>> {
 const DEADLINE_CHECK_ROWS: u32 = 256;
 
 impl Exec<'_> {
+    /// Charges `bytes` that `operator` holds against the statement's memory budget; fails
+    /// with 53200 when that passes `mem_max_bytes`.
+    pub fn charge(&mut self, operator: &str, bytes: u64) -> Result<()> {
+        self.mem_used_bytes = self.mem_used_bytes.saturating_add(bytes);
+        if self.mem_used_bytes > self.mem_max_bytes {
+            return Err(Error::new(
+                codes::OUT_OF_MEMORY,
+                format!(
+                    "out of memory: the {operator} needs more than {STATEMENT_MEM_SETTING} ({}) \
+                     (SET {STATEMENT_MEM_SETTING} to raise it)",
+                    format_bytes(self.mem_max_bytes)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Gives back what [`Exec::charge`] took.
+    pub fn release(&mut self, bytes: u64) {
+        self.mem_used_bytes = self.mem_used_bytes.saturating_sub(bytes);
+    }
+
+    /// Charges `rows` to `operator` (see [`Exec::charge`]); returns the bytes charged.
+    fn charge_rows(&mut self, operator: &str, rows: &[Row]) -> Result<u64> {
+        let bytes = rows.iter().map(|r| row_bytes(r)).sum();
+        self.charge(operator, bytes)?;
+        Ok(bytes)
+    }
+
     /// Counts a row of work; every [`DEADLINE_CHECK_ROWS`] rows, fails with 57014 if the
     /// statement ran past statement_timeout.
     pub fn tick(&mut self) -> Result<()> {
@@ -93,8 +172,21 @@ impl Exec<'_> {
         Ok(())
     }
 
-    /// Runs `plan` and returns its rows.
+    /// Runs `plan` and returns its rows (recording what it did when profiling).
     pub fn run(&mut self, plan: &Plan) -> Result<Vec<Row>> {
+        if self.profile.is_none() {
+            return self.run_node(plan);
+        }
+        let start = std::time::Instant::now();
+        let rows = self.run_node(plan)?;
+        let stats = self.profile.as_mut().expect("profiling").entry(crate::explain::node_id(plan)).or_default();
+        stats.rows += rows.len() as u64;
+        stats.loops += 1;
+        stats.time += start.elapsed();
+        Ok(rows)
+    }
+
+    fn run_node(&mut self, plan: &Plan) -> Result<Vec<Row>> {
         match plan {
             Plan::One => Ok(vec![vec![]]),
             Plan::Values(rows) => {
@@ -104,7 +196,7 @@ impl Exec<'_> {
                 }
                 Ok(out)
             }
-            Plan::Scan { table, lookup, filter, lock } => self.scan(table, lookup.as_ref(), filter.as_ref(), *lock),
+            Plan::Scan { table, lookup, filter, lock, .. } => self.scan(table, lookup.as_ref(), filter.as_ref(), *lock),
             Plan::Function { name, args, ordinality } => {
                 let args = args.iter().map(|a| self.eval(a, &[])).collect::<Result<Vec<_>>>()?;
                 crate::system::table_function(self, name, args, *ordinality)
@@ -117,6 +209,8 @@ impl Exec<'_> {
             Plan::With(ctes, body) => {
                 for (name, p) in ctes {
                     let rows = self.run(p)?;
+                    // Held until the statement ends: never released.
+                    self.charge_rows("CTE", &rows)?;
                     self.ctes.insert(name.clone(), rows);
                 }
                 self.run(body)
@@ -146,13 +240,32 @@ impl Exec<'_> {
                 let r = self.run(right)?;
                 self.join(l, r, *kind, on.as_ref(), *left_width, *right_width)
             }
+            Plan::HashJoin {
+                left,
+                right,
+                kind,
+                left_keys,
+                right_keys,
+                on,
+                build_left,
+                left_width,
+                right_width,
+                ..
+            } => {
+                let l = self.run(left)?;
+                let r = self.run(right)?;
+                let join = HashJoin { kind: *kind, left_keys, right_keys, on, build_left: *build_left };
+                self.hash_join(l, r, &join, *left_width, *right_width)
+            }
             Plan::Aggregate { input, group_by, aggs } => {
                 let rows = self.run(input)?;
                 self.aggregate(rows, group_by, aggs)
             }
             Plan::Sort(input, keys) => {
                 let mut rows = self.run(input)?;
+                let bytes = self.charge_rows("sort", &rows)?;
                 sort_rows(&mut rows, keys);
+                self.release(bytes);
                 Ok(rows)
             }
             Plan::Limit { input, limit, offset } => {
@@ -174,10 +287,19 @@ impl Exec<'_> {
             Plan::Distinct(input, width) => {
                 let rows = self.run(input)?;
                 let mut seen = HashSet::new();
-                Ok(rows
-                    .into_iter()
-                    .filter(|r| seen.insert(r[..*width].iter().map(eval::group_key).collect::<Vec<_>>()))
-                    .collect())
+                let mut out = Vec::new();
+                let mut bytes = 0;
+                for r in rows {
+                    let key = r[..*width].iter().map(eval::group_key).collect::<Vec<_>>();
+                    let size = key_bytes(&key);
+                    if seen.insert(key) {
+                        self.charge("DISTINCT", size)?;
+                        bytes += size;
+                        out.push(r);
+                    }
+                }
+                self.release(bytes);
+                Ok(out)
             }
             Plan::Trim(input, width) => {
                 let mut rows = self.run(input)?;
@@ -187,7 +309,16 @@ impl Exec<'_> {
             Plan::SetOp { op, all, left, right } => {
                 let l = self.run(left)?;
                 let r = self.run(right)?;
-                Ok(set_op(*op, *all, l, r))
+                // The set operation keeps a key per distinct row of its inputs at most.
+                let bytes = if matches!((op, all), (SetOperator::Union, true)) {
+                    0
+                } else {
+                    l.iter().chain(&r).map(|row| row_bytes(row)).sum()
+                };
+                self.charge("set operation", bytes)?;
+                let out = set_op(*op, *all, l, r);
+                self.release(bytes);
+                Ok(out)
             }
         }
     }
@@ -233,6 +364,42 @@ impl Exec<'_> {
                     }
                 }
             }
+            Some(Lookup::Range { index, column, lower, upper }) => {
+                let data_type = &table.columns[*column].data_type;
+                let (Some(lo), Some(hi)) = (
+                    self.range_bound(lower, data_type, std::cmp::Ordering::Greater)?,
+                    self.range_bound(upper, data_type, std::cmp::Ordering::Less)?,
+                ) else {
+                    return Ok(vec![]); // a NULL bound: no row qualifies
+                };
+                let via_index = index.map(|i| &table.indexes[i]);
+                let prefix = match via_index {
+                    Some(ix) => keys::index_entries(ix.id),
+                    None => keys::rows(table.id),
+                };
+                let mut start = prefix.clone();
+                if let Some(v) = &lo {
+                    keycode::encode_part(&mut start, &eval::key_part(v)?);
+                }
+                let mut end = prefix;
+                if let Some(v) = &hi {
+                    keycode::encode_part(&mut end, &eval::key_part(v)?);
+                }
+                let end = keycode::prefix_end(&end).expect("key prefix has an end");
+                if start < end {
+                    for (k, v) in self.txn.scan(Bound::Included(start), Bound::Excluded(end), false, usize::MAX)? {
+                        self.tick()?;
+                        if via_index.is_none() {
+                            candidates.push((k, eval::decode_row(&v)?));
+                        } else if let Some(bytes) = self.txn.get(&v)? {
+                            candidates.push((v, eval::decode_row(&bytes)?));
+                        }
+                        if candidates.len() > ROWS_MAX {
+                            return Err(too_many_rows());
+                        }
+                    }
+                }
+            }
             Some(Lookup::PrimaryKey(exprs)) => {
                 let mut pk = Vec::new();
                 for (e, &col) in exprs.iter().zip(&table.primary_key) {
@@ -261,6 +428,40 @@ impl Exec<'_> {
         }
         self.rows_examined += candidates.len() as u64;
         Ok(candidates)
+    }
+
+    /// The tightest of a range's bounds on a column of type `data_type`: the greatest
+    /// lower bound (`keep` Greater) or the least upper bound (Less), converted to the
+    /// column's type. None: a bound is NULL, so no row qualifies. Some(None): unbounded on
+    /// that side, also for a bound that does not convert (the filter still applies it).
+    /// A conversion that rounds (2.5 for an integer column) only widens the inclusive range.
+    fn range_bound(
+        &mut self,
+        exprs: &[BExpr],
+        data_type: &crate::types::DataType,
+        keep: std::cmp::Ordering,
+    ) -> Result<Option<Option<Value>>> {
+        use crate::types::DataType as T;
+        let text_column = matches!(data_type, T::Text | T::Varchar(_));
+        let mut best: Option<Value> = None;
+        for e in exprs {
+            let v = match self.eval(e, &[])? {
+                Value::Null => return Ok(None),
+                // Text compares with text only; other values with a text column would be
+                // compared some other way than the keys are ordered.
+                v if text_column != matches!(v, Value::Text(_)) && !matches!(v, Value::Text(_)) => continue,
+                v => v,
+            };
+            let Ok(v) = eval::cast(v, data_type, false) else { continue };
+            if v.is_null() {
+                return Ok(None);
+            }
+            best = match best {
+                Some(b) if eval::compare(&v, &b) != Some(keep) => Some(b),
+                _ => Some(v),
+            };
+        }
+        Ok(Some(best))
     }
 
     /// The rows of `table` (all, or by primary key), filtered and optionally locked.
@@ -362,9 +563,99 @@ impl Exec<'_> {
         Ok(out)
     }
 
+    /// The keys of `rows` (None for a row with a NULL key: it matches nothing).
+    fn join_keys(&mut self, rows: &[Row], exprs: &[BExpr]) -> Result<Vec<Option<Vec<GroupKey>>>> {
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            self.tick()?;
+            let mut key = Vec::with_capacity(exprs.len());
+            for e in exprs {
+                match self.eval(e, row)? {
+                    Value::Null => break,
+                    v => key.push(eval::group_key(&v)),
+                }
+            }
+            out.push((key.len() == exprs.len()).then_some(key));
+        }
+        Ok(out)
+    }
+
+    /// A hash join: the build side's rows by key, probed with the other side's. Each pair of
+    /// equal keys is checked against the whole condition, so the hash only has to put SQL-equal
+    /// values together. The output is in nested-loop order (left rows in order, each with
+    /// its matches in right order), whichever side is built.
+    fn hash_join(&mut self, l: Vec<Row>, r: Vec<Row>, join: &HashJoin<'_>, lw: usize, rw: usize) -> Result<Vec<Row>> {
+        let lkeys = self.join_keys(&l, join.left_keys)?;
+        let rkeys = self.join_keys(&r, join.right_keys)?;
+        if !hashable_together(&lkeys, &rkeys) {
+            // Keys of different kinds (text against dates, ...) may still compare equal
+            // through conversions the hash does not make: compare every pair instead.
+            return self.join(l, r, join.kind, Some(join.on), lw, rw);
+        }
+        let (build, probe) = if join.build_left { (&lkeys, &rkeys) } else { (&rkeys, &lkeys) };
+        let build_rows = if join.build_left { &l } else { &r };
+        let mut table: HashMap<&[GroupKey], Vec<usize>> = HashMap::new();
+        let mut bytes = 0;
+        for (i, k) in build.iter().enumerate() {
+            if let Some(k) = k {
+                let size = key_bytes(k) + row_bytes(&build_rows[i]) + std::mem::size_of::<usize>() as u64;
+                self.charge("hash join", size)?;
+                bytes += size;
+                table.entry(k.as_slice()).or_default().push(i);
+            }
+        }
+        // matches[i]: the right rows joined to left row i, in order.
+        let mut matches: Vec<Vec<usize>> = vec![Vec::new(); l.len()];
+        let mut pairs = 0usize;
+        for (p, k) in probe.iter().enumerate() {
+            let Some(bucket) = k.as_ref().and_then(|k| table.get(k.as_slice())) else { continue };
+            for &b in bucket {
+                self.tick()?;
+                let (i, j) = if join.build_left { (b, p) } else { (p, b) };
+                let mut row = l[i].clone();
+                row.extend(r[j].iter().cloned());
+                if self.test(join.on, &row)? {
+                    matches[i].push(j);
+                    pairs += 1;
+                    if pairs > ROWS_MAX {
+                        return Err(too_many_rows());
+                    }
+                }
+            }
+        }
+        drop(table);
+        self.release(bytes);
+        let mut out = Vec::with_capacity(pairs);
+        let mut right_matched = vec![false; r.len()];
+        for (i, js) in matches.iter().enumerate() {
+            for &j in js {
+                right_matched[j] = true;
+                let mut row = l[i].clone();
+                row.extend(r[j].iter().cloned());
+                out.push(row);
+            }
+            if js.is_empty() && matches!(join.kind, JoinKind::Left | JoinKind::Full) {
+                let mut row = l[i].clone();
+                row.extend(std::iter::repeat_n(Value::Null, rw));
+                out.push(row);
+            }
+        }
+        if matches!(join.kind, JoinKind::Right | JoinKind::Full) {
+            for (j, rrow) in r.iter().enumerate() {
+                if !right_matched[j] {
+                    let mut row: Row = std::iter::repeat_n(Value::Null, lw).collect();
+                    row.extend(rrow.iter().cloned());
+                    out.push(row);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn aggregate(&mut self, rows: Vec<Row>, group_by: &[BExpr], aggs: &[Agg]) -> Result<Vec<Row>> {
         let mut index: HashMap<Vec<GroupKey>, usize> = HashMap::new();
         let mut groups: Vec<(Row, Vec<AggState>)> = Vec::new();
+        let mut bytes = 0;
         for row in &rows {
             self.tick()?;
             let values = group_by.iter().map(|e| self.eval(e, row)).collect::<Result<Row>>()?;
@@ -372,6 +663,9 @@ impl Exec<'_> {
             let g = match index.get(&key) {
                 Some(&g) => g,
                 None => {
+                    let size = key_bytes(&key) + row_bytes(&values) + (aggs.len() * AGG_STATE_BYTES) as u64;
+                    self.charge("hash aggregate", size)?;
+                    bytes += size;
                     index.insert(key, groups.len());
                     groups.push((values, aggs.iter().map(|_| AggState::default()).collect()));
                     groups.len() - 1
@@ -389,6 +683,7 @@ impl Exec<'_> {
                 groups[g].1[a].add(agg, v, extra)?;
             }
         }
+        self.release(bytes);
         if groups.is_empty() && group_by.is_empty() {
             groups.push((vec![], aggs.iter().map(|_| AggState::default()).collect()));
         }
@@ -590,6 +885,47 @@ impl Exec<'_> {
     }
 }
 
+/// What [`Exec::hash_join`] needs of a [`Plan::HashJoin`].
+struct HashJoin<'p> {
+    kind: JoinKind,
+    left_keys: &'p [BExpr],
+    right_keys: &'p [BExpr],
+    on: &'p BExpr,
+    build_left: bool,
+}
+
+/// The kind of a grouping key, as far as hashing goes: equal values (SQL `=`) of one kind
+/// always have equal keys (integers and floats share one kind).
+fn key_kind(k: &GroupKey) -> u8 {
+    match k {
+        GroupKey::Null => 0,
+        GroupKey::Bool(_) => 1,
+        GroupKey::Int(_) | GroupKey::Float(_) => 2,
+        GroupKey::Decimal(..) => 3,
+        GroupKey::Text(_) => 4,
+        GroupKey::Bytes(_) => 5,
+        GroupKey::Time(_) => 6,
+        GroupKey::Interval(_) => 7,
+    }
+}
+
+/// True if every key position holds one kind of key on both sides (see [`key_kind`]).
+fn hashable_together(a: &[Option<Vec<GroupKey>>], b: &[Option<Vec<GroupKey>>]) -> bool {
+    let mut kinds: Vec<Option<u8>> = Vec::new();
+    for key in a.iter().chain(b).flatten() {
+        kinds.resize(key.len(), None);
+        for (slot, k) in kinds.iter_mut().zip(key) {
+            let kind = key_kind(k);
+            match slot {
+                None => *slot = Some(kind),
+                Some(s) if *s != kind => return false,
+                Some(_) => {}
+            }
+        }
+    }
+    true
+}
+
 /// `v [NOT] IN (items)` with SQL's NULL rules.
 fn in_values(v: Value, items: Vec<Value>, negated: bool) -> Result<Value> {
     if items.is_empty() {
@@ -694,6 +1030,38 @@ fn set_op(op: SetOperator, all: bool, l: Vec<Row>, r: Vec<Row>) -> Vec<Row> {
     }
 }
 
+/// The bytes charged for one aggregate's state in one group (its DISTINCT set and
+/// string_agg's text grow beyond it uncharged, bounded by the group's input rows).
+const AGG_STATE_BYTES: usize = std::mem::size_of::<AggState>();
+
+/// `bytes` as PostgreSQL shows memory settings: the largest unit that divides it.
+pub fn format_bytes(bytes: u64) -> String {
+    for (unit, size) in [("TB", 1u64 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)] {
+        if bytes >= size && bytes.is_multiple_of(size) {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    format!("{bytes}B")
+}
+
+/// Reads a memory setting as PostgreSQL does: a number with an optional unit (B, kB, MB,
+/// GB, TB; none means kB). None if it is not one.
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let t = text.trim().trim_matches('\'').trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim() {
+        "B" => 1,
+        "" | "kB" => 1 << 10,
+        "MB" => 1 << 20,
+        "GB" => 1 << 30,
+        "TB" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
 /// The running state of one aggregate in one group.
 #[derive(Default)]
 struct AggState {
@@ -777,5 +1145,25 @@ impl AggState {
             "string_agg" => self.text.map_or(Value::Null, Value::Text),
             _ => self.acc.unwrap_or(Value::Null),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_settings_read_and_print_as_postgres() {
+        assert_eq!(parse_bytes("256MB"), Some(STATEMENT_MEM_DEFAULT_BYTES));
+        assert_eq!(parse_bytes("'64kB'"), Some(STATEMENT_MEM_MIN_BYTES));
+        assert_eq!(parse_bytes("64"), Some(STATEMENT_MEM_MIN_BYTES));
+        assert_eq!(parse_bytes("100B"), Some(100));
+        assert_eq!(parse_bytes("1 GB"), Some(1 << 30));
+        assert_eq!(parse_bytes("lots"), None);
+        assert_eq!(parse_bytes("1mb"), None);
+        assert_eq!(parse_bytes("99999999999999999999TB"), None);
+        assert_eq!(format_bytes(STATEMENT_MEM_DEFAULT_BYTES), "256MB");
+        assert_eq!(format_bytes(1536), "1536B");
+        assert_eq!(format_bytes(3 << 10), "3kB");
     }
 }

@@ -12,6 +12,7 @@
 //! 4. `eval` computes expressions with PostgreSQL's semantics: three-valued logic, casts,
 //!    overflow (22003), bad input (22P02), division by zero (22012).
 
+pub mod analyze;
 pub mod ast;
 pub mod bind;
 pub mod catalog;
@@ -22,6 +23,7 @@ pub mod dml;
 pub mod error;
 pub mod eval;
 pub mod exec;
+pub mod explain;
 pub mod parser;
 pub mod plan;
 pub mod roles;

@@ -423,15 +423,18 @@ fn statement(s: sql::Statement) -> Result<Vec<Statement>> {
             if format.is_some() {
                 return Err(Error::unsupported("EXPLAIN FORMAT"));
             }
-            let mut analyze = analyze;
+            let (mut analyze, mut costs, mut timing, mut summary) = (analyze, true, true, None);
             for option in options.unwrap_or_default() {
                 match ident(option.name.clone()).as_str() {
                     "analyze" => analyze = utility_bool(option.arg)?,
+                    "costs" => costs = utility_bool(option.arg)?,
+                    "timing" => timing = utility_bool(option.arg)?,
+                    "summary" => summary = Some(utility_bool(option.arg)?),
                     "format" => match option.arg {
                         Some(sql::Expr::Identifier(id)) if ident(id.clone()) == "text" => {}
                         _ => return Err(Error::unsupported("EXPLAIN formats other than TEXT")),
                     },
-                    // VERBOSE, COSTS, BUFFERS, TIMING, SUMMARY...: presentation only.
+                    // VERBOSE, BUFFERS, ...: nothing to show.
                     _ => {}
                 }
             }
@@ -439,7 +442,8 @@ fn statement(s: sql::Statement) -> Result<Vec<Statement>> {
             if inner.len() != 1 {
                 return Err(Error::unsupported("EXPLAIN of this statement"));
             }
-            Statement::Explain { analyze, statement: Box::new(inner.remove(0)) }
+            let summary = summary.unwrap_or(analyze);
+            Statement::Explain { analyze, costs, timing, summary, statement: Box::new(inner.remove(0)) }
         }
         other => return Err(unsupported_sql("statement", &other)),
     };
@@ -2762,15 +2766,33 @@ mod tests {
     fn explain() {
         assert_eq!(
             one("EXPLAIN SELECT 1"),
-            Statement::Explain { analyze: false, statement: Box::new(one("SELECT 1")) }
+            Statement::Explain {
+                analyze: false,
+                costs: true,
+                timing: true,
+                summary: false,
+                statement: Box::new(one("SELECT 1"))
+            }
         );
         assert_eq!(
             one("EXPLAIN ANALYZE DELETE FROM t"),
-            Statement::Explain { analyze: true, statement: Box::new(one("DELETE FROM t")) }
+            Statement::Explain {
+                analyze: true,
+                costs: true,
+                timing: true,
+                summary: true,
+                statement: Box::new(one("DELETE FROM t"))
+            }
         );
         assert_eq!(
             one("EXPLAIN (ANALYZE, COSTS OFF) SELECT 1"),
-            Statement::Explain { analyze: true, statement: Box::new(one("SELECT 1")) }
+            Statement::Explain {
+                analyze: true,
+                costs: false,
+                timing: true,
+                summary: true,
+                statement: Box::new(one("SELECT 1"))
+            }
         );
     }
 

@@ -5,10 +5,34 @@
 //!     ─► projection (+ hidden ORDER BY columns) ─► DISTINCT ─► ORDER BY ─► LIMIT/OFFSET
 //! ```
 //!
+//! # Scans
+//!
 //! A scan whose WHERE clause fixes every primary-key column to a constant or parameter
 //! becomes a primary-key lookup; one that fixes the leading columns of a secondary index
-//! becomes an index lookup; everything else is a sequential scan of the table's key range.
-//! Joins are nested loops.
+//! becomes an index lookup; one that bounds the leading primary-key column (or an index's
+//! leading column) with `<`, `<=`, `>`, `>=` or BETWEEN scans that key range; everything
+//! else is a sequential scan of the table's key range. The scan's filter checks the whole
+//! WHERE clause again on every row it finds, so a lookup only has to find a superset.
+//!
+//! # Joins
+//!
+//! A join whose ON condition has conjuncts `left expression = right expression` is a hash
+//! join on them (the rest of the condition is checked on each matching pair); any other
+//! join (CROSS without such WHERE equalities, inequalities only) is a nested loop. The hash table
+//! is built from the input with the smaller estimated row count.
+//!
+//! # Estimates
+//!
+//! [`estimate_rows`] guesses each node's output from the statistics ANALYZE stored for the
+//! tables (`catalog::TableStats`: rows, distinct values and NULLs per column), or without
+//! them from PostgreSQL's defaults: equality on a column keeps rows / distinct values, a
+//! unique lookup one row, a one-sided range a third, a two-sided range 0.5 %.
+//!
+//! WHERE equalities between the items of a comma-separated FROM list make hash joins of
+//! the cross joins they connect (the WHERE clause still applies in full above them).
+//!
+//! Left out: join reordering, merge joins, index-only scans, histograms and most common
+//! values, pushing other WHERE conditions below joins.
 
 use crate::ast::{self, Expr, JoinKind, Locking, Query, Select, SelectItem, SetExpr, SetOperator, TableRef};
 use crate::bind::{has_aggregate, is_aggregate, BExpr, Binder, Scope, ScopeColumn, SubPlanner};
@@ -56,6 +80,10 @@ pub enum Plan {
         filter: Option<BExpr>,
         /// FOR UPDATE / FOR SHARE.
         lock: Option<Locking>,
+        /// The conditions the lookup uses, as written (EXPLAIN's `Index Cond`).
+        index_cond: Option<String>,
+        /// The table's statistics from its last ANALYZE.
+        stats: Option<std::sync::Arc<catalog::TableStats>>,
     },
     /// VALUES rows.
     Values(Vec<Vec<BExpr>>),
@@ -87,6 +115,31 @@ pub enum Plan {
         kind: JoinKind,
         /// The condition, bound against left ++ right.
         on: Option<BExpr>,
+        /// Columns of the left input.
+        left_width: usize,
+        /// Columns of the right input.
+        right_width: usize,
+    },
+    /// A hash join on the equalities of its condition; the output is left columns then right
+    /// columns, in the order a nested loop would give them. NULL keys never match.
+    HashJoin {
+        /// Left input.
+        left: Box<Plan>,
+        /// Right input.
+        right: Box<Plan>,
+        /// Join kind (not CROSS).
+        kind: JoinKind,
+        /// Key expressions over the left input's columns.
+        left_keys: Vec<BExpr>,
+        /// Key expressions over the right input's columns, one per left key.
+        right_keys: Vec<BExpr>,
+        /// The whole condition (equalities included), bound against left ++ right, checked
+        /// on every pair whose keys are equal.
+        on: BExpr,
+        /// The equalities as written, for EXPLAIN's `Hash Cond`.
+        cond: String,
+        /// Build the hash table from the left input (the smaller estimate), else the right.
+        build_left: bool,
         /// Columns of the left input.
         left_width: usize,
         /// Columns of the right input.
@@ -140,6 +193,19 @@ pub enum Lookup {
         index: usize,
         /// Values of the index's first `values.len()` columns.
         values: Vec<BExpr>,
+    },
+    /// A range of the leading column of the primary key (`index` None) or of
+    /// `table.indexes[index]`: every key between the highest lower bound and the lowest
+    /// upper bound, both included (the filter drops what an exclusive bound excludes).
+    Range {
+        /// Position in the table's index list; None: the primary key.
+        index: Option<usize>,
+        /// The column's position in the table.
+        column: usize,
+        /// Lower bounds (none: from the first key).
+        lower: Vec<BExpr>,
+        /// Upper bounds (none: to the last key).
+        upper: Vec<BExpr>,
     },
 }
 
@@ -298,7 +364,10 @@ impl<'t> Planner<'t> {
                         })
                         .collect(),
                 };
-                Ok((Plan::Scan { table: Box::new(table), lookup: None, filter: None, lock }, scope))
+                let stats = catalog::get_stats(self.txn, &table)?.map(std::sync::Arc::new);
+                let plan =
+                    Plan::Scan { table: Box::new(table), lookup: None, filter: None, lock, index_cond: None, stats };
+                Ok((plan, scope))
             }
             TableRef::Subquery { query, alias } => {
                 let (plan, scope) = self.plan_query(query, outer.to_vec())?;
@@ -338,18 +407,113 @@ impl<'t> Planner<'t> {
                 let (l, ls) = self.plan_from(left, outer, lock)?;
                 let (r, rs) = self.plan_from(right, outer, lock)?;
                 let scope = ls.join(&rs);
-                let on = on.as_ref().map(|e| self.bind(e, &scope, outer)).transpose()?;
-                let plan = Plan::Join {
-                    left: Box::new(l),
-                    right: Box::new(r),
-                    kind: *kind,
-                    on,
-                    left_width: ls.columns.len(),
-                    right_width: rs.columns.len(),
+                let bound = on.as_ref().map(|e| self.bind(e, &scope, outer)).transpose()?;
+                let (lw, rw) = (ls.columns.len(), rs.columns.len());
+                let keys = match (on, &bound) {
+                    (Some(on), Some(_)) if *kind != JoinKind::Cross => self.equi_keys(on, &scope, outer, lw)?,
+                    _ => Vec::new(),
+                };
+                let plan = match bound {
+                    Some(on_bound) if !keys.is_empty() => {
+                        let cond = keys.iter().map(|k| k.text.clone()).reduce(|a, b| format!("({a} AND {b})"));
+                        let build_left = estimate_rows(&l) < estimate_rows(&r);
+                        Plan::HashJoin {
+                            left: Box::new(l),
+                            right: Box::new(r),
+                            kind: *kind,
+                            left_keys: keys.iter().map(|k| k.left.clone()).collect(),
+                            right_keys: keys.into_iter().map(|k| k.right).collect(),
+                            on: on_bound,
+                            cond: cond.unwrap_or_default(),
+                            build_left,
+                            left_width: lw,
+                            right_width: rw,
+                        }
+                    }
+                    on => Plan::Join {
+                        left: Box::new(l),
+                        right: Box::new(r),
+                        kind: *kind,
+                        on,
+                        left_width: lw,
+                        right_width: rw,
+                    },
                 };
                 Ok((plan, scope))
             }
         }
+    }
+
+    /// The `left = right` conjuncts of a join condition that compare an expression of the
+    /// left input with one of the right input: the keys of a hash join.
+    fn equi_keys(&mut self, on: &Expr, scope: &Scope, outer: &[Scope], lw: usize) -> Result<Vec<EquiKey>> {
+        let mut conjuncts = Vec::new();
+        split_and(on, &mut conjuncts);
+        let mut keys = Vec::new();
+        for c in conjuncts {
+            let Expr::Binary { op: ast::BinaryOp::Eq, left, right } = c else { continue };
+            // Every column must be one of these inputs' (not an enclosing query's).
+            let mut local = true;
+            crate::bind::visit(c, &mut |x| {
+                if let Expr::Column { table, name } = x {
+                    local &= matches!(scope.find(table.as_deref(), name), Ok(Some(_)));
+                }
+            });
+            if !local {
+                continue;
+            }
+            let a = self.bind(left, scope, outer)?;
+            let b = self.bind(right, scope, outer)?;
+            let (sa, sb) = (side(&a, lw), side(&b, lw));
+            let (l, r) = match (sa, sb) {
+                (Some(Side::Left), Some(Side::Right)) => (a, b),
+                (Some(Side::Right), Some(Side::Left)) => (b, a),
+                _ => continue,
+            };
+            let r = renumber(&r, &mut |i| i - lw).expect("side() checked for subqueries");
+            keys.push(EquiKey { left: l, right: r, text: c.to_string() });
+        }
+        Ok(keys)
+    }
+
+    /// `FROM a, b, c WHERE a.x = b.y AND ...`: each cross join of the FROM list (a left-deep
+    /// chain whose left inputs cover the first columns of `scope`) that WHERE equalities
+    /// connect becomes an inner hash join on them. WHERE is still applied in full above.
+    fn hash_cross_joins(&mut self, plan: Plan, filter: &Expr, scope: &Scope, outer: &[Scope]) -> Result<Plan> {
+        let Plan::Join { left, right, kind: JoinKind::Cross, on: None, left_width, right_width } = plan else {
+            return Ok(plan);
+        };
+        let left = self.hash_cross_joins(*left, filter, scope, outer)?;
+        // Only the columns of this join's inputs: a conjunct reading later FROM items is
+        // left to the joins above (equi_keys skips it).
+        let local = Scope { columns: scope.columns[..left_width + right_width].to_vec() };
+        let keys = self.equi_keys(filter, &local, outer, left_width)?;
+        if keys.is_empty() {
+            let kind = JoinKind::Cross;
+            return Ok(Plan::Join { left: Box::new(left), right, kind, on: None, left_width, right_width });
+        }
+        let on = keys
+            .iter()
+            .map(|k| {
+                let r = renumber(&k.right, &mut |i| i + left_width).expect("keys hold no subquery");
+                BExpr::Binary(ast::BinaryOp::Eq, Box::new(k.left.clone()), Box::new(r))
+            })
+            .reduce(|a, b| BExpr::Binary(ast::BinaryOp::And, Box::new(a), Box::new(b)))
+            .expect("keys is not empty");
+        let cond = keys.iter().map(|k| k.text.clone()).reduce(|a, b| format!("({a} AND {b})")).unwrap_or_default();
+        let build_left = estimate_rows(&left) < estimate_rows(&right);
+        Ok(Plan::HashJoin {
+            left: Box::new(left),
+            right,
+            kind: JoinKind::Inner,
+            left_keys: keys.iter().map(|k| k.left.clone()).collect(),
+            right_keys: keys.into_iter().map(|k| k.right).collect(),
+            on,
+            cond,
+            build_left,
+            left_width,
+            right_width,
+        })
     }
 
     fn plan_select(&mut self, s: &Select, q: &Query, outer: Vec<Scope>) -> Result<(Plan, Scope)> {
@@ -385,11 +549,17 @@ impl<'t> Planner<'t> {
             }
             let pred = self.bind(filter, &scope, &outer)?;
             plan = match plan {
-                Plan::Scan { table, lookup: None, filter: None, lock } => {
-                    let lookup = choose_lookup(&table, &scope, filter, self, &outer)?;
-                    Plan::Scan { table, lookup, filter: Some(pred), lock }
+                Plan::Scan { table, lookup: None, filter: None, lock, index_cond: None, stats } => {
+                    let (lookup, index_cond) = match choose_lookup(&table, &scope, filter, self, &outer)? {
+                        Some((lookup, cond)) => (Some(lookup), Some(cond)),
+                        None => (None, None),
+                    };
+                    Plan::Scan { table, lookup, filter: Some(pred), lock, index_cond, stats }
                 }
-                other => Plan::Filter(Box::new(other), pred),
+                other => {
+                    let joined = self.hash_cross_joins(other, filter, &scope, &outer)?;
+                    Plan::Filter(Box::new(joined), pred)
+                }
             };
         }
         // GROUP BY and aggregates.
@@ -599,6 +769,278 @@ impl<'t> Planner<'t> {
     }
 }
 
+/// One equality of a hash join's condition.
+struct EquiKey {
+    /// Over the left input's columns.
+    left: BExpr,
+    /// Over the right input's columns.
+    right: BExpr,
+    /// As written (for EXPLAIN).
+    text: String,
+}
+
+/// Which input of a join an expression reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Left,
+    Right,
+}
+
+/// The input whose columns `e` reads, when it reads columns of exactly one input and holds
+/// no subquery.
+fn side(e: &BExpr, lw: usize) -> Option<Side> {
+    let (mut left, mut right) = (false, false);
+    renumber(e, &mut |i| {
+        if i < lw {
+            left = true
+        } else {
+            right = true
+        }
+        i
+    })?;
+    match (left, right) {
+        (true, false) => Some(Side::Left),
+        (false, true) => Some(Side::Right),
+        _ => None,
+    }
+}
+
+/// `e` with every column of the current row renumbered by `f`; None if `e` holds a
+/// subquery (whose plan reads the row in ways this does not follow).
+pub fn renumber(e: &BExpr, f: &mut dyn FnMut(usize) -> usize) -> Option<BExpr> {
+    let b = |x: &BExpr, f: &mut dyn FnMut(usize) -> usize| renumber(x, f).map(Box::new);
+    Some(match e {
+        BExpr::Col(i) => BExpr::Col(f(*i)),
+        BExpr::Const(_) | BExpr::Outer(..) | BExpr::Param(_) => e.clone(),
+        BExpr::Subquery(..) => return None,
+        BExpr::Unary(op, x) => BExpr::Unary(*op, b(x, f)?),
+        BExpr::Binary(op, x, y) => BExpr::Binary(*op, b(x, f)?, b(y, f)?),
+        BExpr::Func(name, args) => {
+            BExpr::Func(name.clone(), args.iter().map(|a| renumber(a, f)).collect::<Option<Vec<_>>>()?)
+        }
+        BExpr::Coalesce(args) => BExpr::Coalesce(args.iter().map(|a| renumber(a, f)).collect::<Option<Vec<_>>>()?),
+        BExpr::Cast(x, t) => BExpr::Cast(b(x, f)?, t.clone()),
+        BExpr::IsNull(x, n) => BExpr::IsNull(b(x, f)?, *n),
+        BExpr::IsBool(x, w, n) => BExpr::IsBool(b(x, f)?, *w, *n),
+        BExpr::InList(x, list, n) => {
+            BExpr::InList(b(x, f)?, list.iter().map(|a| renumber(a, f)).collect::<Option<Vec<_>>>()?, *n)
+        }
+        BExpr::Like(x, p, n, ci) => BExpr::Like(b(x, f)?, b(p, f)?, *n, *ci),
+        BExpr::Case(operand, whens, else_result) => BExpr::Case(
+            match operand {
+                Some(o) => Some(b(o, f)?),
+                None => None,
+            },
+            whens.iter().map(|(w, t)| Some((renumber(w, f)?, renumber(t, f)?))).collect::<Option<Vec<_>>>()?,
+            match else_result {
+                Some(x) => Some(b(x, f)?),
+                None => None,
+            },
+        ),
+        BExpr::AnyAll(op, x, a, all) => BExpr::AnyAll(*op, b(x, f)?, b(a, f)?, *all),
+        BExpr::Subscript(a, i) => BExpr::Subscript(b(a, f)?, b(i, f)?),
+    })
+}
+
+/// Rows assumed for a table without statistics, a function in FROM or a CTE (PostgreSQL
+/// assumes 1000 rows for a set-returning function).
+pub const DEFAULT_ROWS: f64 = 1000.0;
+/// Distinct values assumed for a column without statistics (PostgreSQL's
+/// DEFAULT_NUM_DISTINCT).
+pub const DEFAULT_DISTINCT: f64 = 200.0;
+/// The fraction of rows a one-sided inequality keeps (PostgreSQL's DEFAULT_INEQ_SEL).
+pub const RANGE_SELECTIVITY: f64 = 1.0 / 3.0;
+/// The fraction of rows a two-sided range keeps (PostgreSQL's DEFAULT_RANGE_INEQ_SEL).
+pub const BETWEEN_SELECTIVITY: f64 = 0.005;
+/// The fraction of rows a condition the estimator does not understand keeps.
+pub const OTHER_SELECTIVITY: f64 = 1.0 / 3.0;
+/// The fraction of rows `IS NULL` keeps without statistics (PostgreSQL's DEFAULT_UNK_SEL).
+pub const NULL_SELECTIVITY: f64 = 0.005;
+
+/// The estimated number of rows `plan` yields, from ANALYZE's statistics where the plan
+/// reads a table that has them, else from PostgreSQL-style defaults.
+pub fn estimate_rows(plan: &Plan) -> f64 {
+    let rows = match plan {
+        Plan::One => 1.0,
+        Plan::Values(rows) => rows.len() as f64,
+        Plan::Function { .. } | Plan::CteRef(_) => DEFAULT_ROWS,
+        Plan::With(_, body) => estimate_rows(body),
+        Plan::Scan { table, lookup, filter, stats, .. } => {
+            let base = stats.as_ref().map_or(DEFAULT_ROWS, |s| s.rows as f64);
+            match (lookup, filter) {
+                (Some(Lookup::PrimaryKey(_)), _) => 1.0_f64.min(base),
+                (Some(Lookup::Index { index, values }), _) => {
+                    let ix = &table.indexes[*index];
+                    if ix.unique && values.len() == ix.columns.len() {
+                        1.0_f64.min(base)
+                    } else {
+                        ix.columns[..values.len()].iter().fold(base, |r, &c| r / distinct(plan, c).unwrap_or(1.0))
+                    }
+                }
+                (Some(Lookup::Range { lower, upper, .. }), _) => {
+                    base * if lower.is_empty() || upper.is_empty() { RANGE_SELECTIVITY } else { BETWEEN_SELECTIVITY }
+                }
+                (None, Some(f)) => base * selectivity(f, plan),
+                (None, None) => base,
+            }
+        }
+        Plan::Filter(input, pred) => estimate_rows(input) * selectivity(pred, input),
+        Plan::Project(input, _) | Plan::Trim(input, _) | Plan::Sort(input, _) => estimate_rows(input),
+        Plan::Join { left, right, kind, on, .. } => {
+            let product = estimate_rows(left) * estimate_rows(right);
+            let inner = on.as_ref().map_or(product, |on| product * selectivity(on, plan));
+            outer_rows(inner, *kind, left, right)
+        }
+        Plan::HashJoin { left, right, kind, left_keys, right_keys, left_width, .. } => {
+            // PostgreSQL's eqjoinsel without histograms: 1 / max(distinct of each side).
+            let mut rows = estimate_rows(left) * estimate_rows(right);
+            for (l, r) in left_keys.iter().zip(right_keys) {
+                let dl = expr_distinct(l, left).unwrap_or(DEFAULT_DISTINCT);
+                let dr = expr_distinct(r, right).unwrap_or(DEFAULT_DISTINCT);
+                rows /= dl.max(dr).max(1.0);
+            }
+            let _ = left_width;
+            outer_rows(rows, *kind, left, right)
+        }
+        Plan::Aggregate { input, group_by, .. } => {
+            let input_rows = estimate_rows(input);
+            if group_by.is_empty() {
+                1.0
+            } else {
+                let groups = group_by.iter().fold(1.0, |g, e| g * expr_distinct(e, input).unwrap_or(DEFAULT_DISTINCT));
+                groups.min(input_rows)
+            }
+        }
+        Plan::Limit { input, limit, .. } => {
+            let rows = estimate_rows(input);
+            match limit {
+                Some(BExpr::Const(crate::types::Value::Int4(n))) => rows.min(f64::from((*n).max(0))),
+                Some(BExpr::Const(crate::types::Value::Int8(n))) => rows.min((*n).max(0) as f64),
+                _ => rows,
+            }
+        }
+        Plan::Distinct(input, width) => {
+            let rows = estimate_rows(input);
+            (0..*width).fold(1.0, |g, c| g * distinct(input, c).unwrap_or(DEFAULT_DISTINCT)).min(rows)
+        }
+        Plan::SetOp { op, left, right, .. } => {
+            let (l, r) = (estimate_rows(left), estimate_rows(right));
+            match op {
+                SetOperator::Union => l + r,
+                SetOperator::Intersect => l.min(r),
+                SetOperator::Except => l,
+            }
+        }
+    };
+    rows.max(0.0)
+}
+
+/// An outer join yields at least every row of its preserved side(s).
+fn outer_rows(inner: f64, kind: JoinKind, left: &Plan, right: &Plan) -> f64 {
+    match kind {
+        JoinKind::Left => inner.max(estimate_rows(left)),
+        JoinKind::Right => inner.max(estimate_rows(right)),
+        JoinKind::Full => inner.max(estimate_rows(left)).max(estimate_rows(right)),
+        JoinKind::Inner | JoinKind::Cross => inner,
+    }
+}
+
+/// The estimated number of distinct values of column `col` of `plan`'s output, when it can
+/// be traced to a table column (at most the table's rows).
+pub fn distinct(plan: &Plan, col: usize) -> Option<f64> {
+    let d = match plan {
+        Plan::Scan { table, stats, .. } => match stats.as_ref().and_then(|s| s.columns.get(col)) {
+            Some(c) => (c.distinct as f64).max(1.0).min((stats.as_ref()?.rows as f64).max(1.0)),
+            None => {
+                let unique =
+                    table.primary_key == [col] || table.indexes.iter().any(|ix| ix.unique && ix.columns == [col]);
+                if unique {
+                    stats.as_ref().map_or(DEFAULT_ROWS, |s| s.rows as f64)
+                } else {
+                    return None;
+                }
+            }
+        },
+        Plan::With(_, input)
+        | Plan::Filter(input, _)
+        | Plan::Trim(input, _)
+        | Plan::Sort(input, _)
+        | Plan::Limit { input, .. }
+        | Plan::Distinct(input, _) => distinct(input, col)?,
+        Plan::Project(input, exprs) => expr_distinct(exprs.get(col)?, input)?,
+        Plan::Join { left, right, left_width, .. } | Plan::HashJoin { left, right, left_width, .. } => {
+            if col < *left_width {
+                distinct(left, col)?
+            } else {
+                distinct(right, col - left_width)?
+            }
+        }
+        _ => return None,
+    };
+    // Not capped by the node's estimated rows: estimating those may ask for this.
+    Some(d)
+}
+
+/// The distinct values of an expression over `input`'s rows: a column's, else unknown.
+fn expr_distinct(e: &BExpr, input: &Plan) -> Option<f64> {
+    match e {
+        BExpr::Col(i) => distinct(input, *i),
+        BExpr::Cast(x, _) => expr_distinct(x, input),
+        _ => None,
+    }
+}
+
+/// The fraction of `input`'s rows that `pred` (bound against them) keeps.
+fn selectivity(pred: &BExpr, input: &Plan) -> f64 {
+    use ast::BinaryOp as B;
+    let is_value = |e: &BExpr| {
+        !matches!(e, BExpr::Col(_)) && renumber(e, &mut |i| i).is_some() && {
+            let mut cols = false;
+            renumber(e, &mut |i| {
+                cols = true;
+                i
+            });
+            !cols
+        }
+    };
+    let s = match pred {
+        BExpr::Binary(B::And, a, b) => selectivity(a, input) * selectivity(b, input),
+        BExpr::Binary(B::Or, a, b) => {
+            let (x, y) = (selectivity(a, input), selectivity(b, input));
+            x + y - x * y
+        }
+        BExpr::Unary(ast::UnaryOp::Not, x) => 1.0 - selectivity(x, input),
+        BExpr::Binary(B::Eq, a, b) => match (a.as_ref(), b.as_ref()) {
+            (BExpr::Col(i), v) | (v, BExpr::Col(i)) if is_value(v) => {
+                1.0 / distinct(input, *i).unwrap_or(DEFAULT_DISTINCT)
+            }
+            (x, y) => {
+                let d = expr_distinct(x, input).unwrap_or(DEFAULT_DISTINCT);
+                1.0 / d.max(expr_distinct(y, input).unwrap_or(DEFAULT_DISTINCT))
+            }
+        },
+        BExpr::Binary(B::NotEq, a, b) => 1.0 - selectivity(&BExpr::Binary(B::Eq, a.clone(), b.clone()), input),
+        BExpr::Binary(B::Lt | B::LtEq | B::Gt | B::GtEq, ..) => RANGE_SELECTIVITY,
+        BExpr::IsNull(x, negated) => {
+            let s = match (x.as_ref(), input) {
+                (BExpr::Col(i), Plan::Scan { stats: Some(st), .. }) if st.rows > 0 => {
+                    st.columns.get(*i).map_or(NULL_SELECTIVITY, |c| c.nulls as f64 / st.rows as f64)
+                }
+                _ => NULL_SELECTIVITY,
+            };
+            if *negated {
+                1.0 - s
+            } else {
+                s
+            }
+        }
+        BExpr::Const(crate::types::Value::Bool(true)) => 1.0,
+        BExpr::Const(crate::types::Value::Bool(false) | crate::types::Value::Null) => 0.0,
+        _ => OTHER_SELECTIVITY,
+    };
+    s.clamp(0.0, 1.0)
+}
+
 #[derive(Default)]
 struct PostAgg {
     groups: Vec<Expr>,
@@ -690,32 +1132,66 @@ pub fn expr_name(e: &Expr) -> String {
     }
 }
 
-/// A lookup from `filter`'s `column = constant` conjuncts: the primary key if they pin all
-/// of it, else the index whose leading columns they pin the most of (at least one).
+/// A lookup from `filter`'s conjuncts that compare a column with a constant (or parameter),
+/// and the text of the conjuncts it uses (EXPLAIN's `Index Cond`). In order of preference:
+/// the primary key if equalities pin all of it; the index whose leading columns equalities
+/// pin the most of; a range of the primary key's leading column; a range of an index's
+/// leading column. The scan's filter checks every conjunct again on the rows found.
 pub fn choose_lookup(
     table: &Table,
     scope: &Scope,
     filter: &Expr,
     planner: &mut Planner<'_>,
     outer: &[Scope],
-) -> Result<Option<Lookup>> {
+) -> Result<Option<(Lookup, String)>> {
     let mut conjuncts = Vec::new();
     split_and(filter, &mut conjuncts);
-    let mut pinned: std::collections::BTreeMap<usize, BExpr> = std::collections::BTreeMap::new();
+    let mut pinned: std::collections::BTreeMap<usize, (BExpr, String)> = std::collections::BTreeMap::new();
+    let mut ranges: std::collections::BTreeMap<usize, RangeBounds> = std::collections::BTreeMap::new();
     for c in conjuncts {
-        let Expr::Binary { op: ast::BinaryOp::Eq, left, right } = c else { continue };
-        for (col, other) in [(left, right), (right, left)] {
-            let Expr::Column { table: t, name } = col.as_ref() else { continue };
-            let Some(pos) = scope.find(t.as_deref(), name)? else { continue };
-            if matches!(other.as_ref(), Expr::Literal(_) | Expr::Param(_) | Expr::Cast { .. } | Expr::Unary { .. })
-                && !references_columns(other)
-            {
-                pinned.insert(pos, planner.bind(other, &Scope::default(), outer)?);
+        let (op, col, other, text) = match c {
+            Expr::Binary { op, left, right } => match (constant(left), constant(right)) {
+                (false, true) => (*op, left, right, c.to_string()),
+                (true, false) => (flip(*op), right, left, c.to_string()),
+                _ => continue,
+            },
+            Expr::Between { expr, low, high, negated: false } if constant(low) && constant(high) => {
+                let Some(pos) = column_of(expr, scope)? else { continue };
+                let r = ranges.entry(pos).or_default();
+                r.lower.push(planner.bind(low, &Scope::default(), outer)?);
+                r.upper.push(planner.bind(high, &Scope::default(), outer)?);
+                r.text.push(format!("({expr} >= {low})"));
+                r.text.push(format!("({expr} <= {high})"));
+                continue;
             }
+            _ => continue,
+        };
+        let Some(pos) = column_of(col, scope)? else { continue };
+        let bound = planner.bind(other, &Scope::default(), outer)?;
+        match op {
+            ast::BinaryOp::Eq => {
+                pinned.insert(pos, (bound, text));
+            }
+            ast::BinaryOp::Lt | ast::BinaryOp::LtEq | ast::BinaryOp::Gt | ast::BinaryOp::GtEq => {
+                let r = ranges.entry(pos).or_default();
+                if matches!(op, ast::BinaryOp::Gt | ast::BinaryOp::GtEq) {
+                    r.lower.push(bound);
+                } else {
+                    r.upper.push(bound);
+                }
+                r.text.push(text);
+            }
+            _ => {}
         }
     }
+    let and = |texts: Vec<&String>| match texts.len() {
+        1 => texts[0].clone(),
+        _ => format!("({})", texts.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(" AND ")),
+    };
     if !table.primary_key.is_empty() && table.primary_key.iter().all(|c| pinned.contains_key(c)) {
-        return Ok(Some(Lookup::PrimaryKey(table.primary_key.iter().map(|c| pinned[c].clone()).collect())));
+        let text = and(table.primary_key.iter().map(|c| &pinned[c].1).collect());
+        let values = table.primary_key.iter().map(|c| pinned[c].0.clone()).collect();
+        return Ok(Some((Lookup::PrimaryKey(values), text)));
     }
     let best = table
         .indexes
@@ -724,10 +1200,74 @@ pub fn choose_lookup(
         .map(|(i, ix)| (i, ix.columns.iter().take_while(|c| pinned.contains_key(c)).count()))
         .filter(|&(_, n)| n > 0)
         .max_by_key(|&(i, n)| (n, std::cmp::Reverse(i)));
-    Ok(best.map(|(index, n)| Lookup::Index {
-        index,
-        values: table.indexes[index].columns[..n].iter().map(|c| pinned[c].clone()).collect(),
-    }))
+    if let Some((index, n)) = best {
+        let columns = &table.indexes[index].columns[..n];
+        let text = and(columns.iter().map(|c| &pinned[c].1).collect());
+        let values = columns.iter().map(|c| pinned[c].0.clone()).collect();
+        return Ok(Some((Lookup::Index { index, values }, text)));
+    }
+    let leading = table.primary_key.first().map(|&c| (None, c));
+    let indexes = table.indexes.iter().enumerate().filter_map(|(i, ix)| Some((Some(i), *ix.columns.first()?)));
+    for (index, col) in leading.into_iter().chain(indexes) {
+        if !range_scannable(&table.columns[col].data_type) {
+            continue;
+        }
+        if let Some(r) = ranges.remove(&col) {
+            let text = and(r.text.iter().collect());
+            return Ok(Some((Lookup::Range { index, column: col, lower: r.lower, upper: r.upper }, text)));
+        }
+    }
+    Ok(None)
+}
+
+/// The bounds the conjuncts of a WHERE clause put on one column.
+#[derive(Default)]
+struct RangeBounds {
+    lower: Vec<BExpr>,
+    upper: Vec<BExpr>,
+    text: Vec<String>,
+}
+
+/// Types whose key encoding orders values as comparison does, for any value a bound
+/// converts to (floats are left out: NaN).
+fn range_scannable(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Int2
+            | DataType::Int4
+            | DataType::Int8
+            | DataType::Numeric { .. }
+            | DataType::Text
+            | DataType::Varchar(_)
+            | DataType::Date
+            | DataType::Timestamp
+            | DataType::TimestampTz
+    )
+}
+
+/// True if `e` is a constant or parameter that a lookup can evaluate before the scan.
+fn constant(e: &Expr) -> bool {
+    matches!(e, Expr::Literal(_) | Expr::Param(_) | Expr::Cast { .. } | Expr::Unary { .. }) && !references_columns(e)
+}
+
+/// The position of the column `e` names, if it is a plain column of `scope`.
+fn column_of(e: &Expr, scope: &Scope) -> Result<Option<usize>> {
+    match e {
+        Expr::Column { table, name } => scope.find(table.as_deref(), name),
+        _ => Ok(None),
+    }
+}
+
+/// `b op a` as `a op' b`.
+fn flip(op: ast::BinaryOp) -> ast::BinaryOp {
+    use ast::BinaryOp as B;
+    match op {
+        B::Lt => B::Gt,
+        B::LtEq => B::GtEq,
+        B::Gt => B::Lt,
+        B::GtEq => B::LtEq,
+        other => other,
+    }
 }
 
 fn references_columns(e: &Expr) -> bool {

@@ -21,7 +21,7 @@ use crate::dml::{self, Inserted};
 use crate::error::{codes, Error, Result};
 use crate::eval::{self, FnContext};
 use crate::exec::{Exec, Row, Sequences};
-use crate::plan::{Plan, Planner};
+use crate::plan::Planner;
 use crate::types::{DataType, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -176,6 +176,10 @@ fn default_settings() -> BTreeMap<String, String> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain([(
+        crate::exec::STATEMENT_MEM_SETTING.to_string(),
+        crate::exec::format_bytes(crate::exec::STATEMENT_MEM_DEFAULT_BYTES),
+    )])
     .collect()
 }
 
@@ -654,9 +658,11 @@ impl Session {
                         "VACUUM cannot run inside a transaction block",
                     ));
                 }
-                let _ = analyze;
                 self.check_tables(tables)?;
                 self.db.engine.vacuum()?;
+                if *analyze {
+                    self.run_implicit(&Statement::Analyze(tables.clone()), &[])?;
+                }
                 Ok(QueryResult::command("VACUUM"))
             }
             Statement::Set { name, value } => {
@@ -738,6 +744,30 @@ impl Session {
                 }
                 self.settings.insert(name, value);
             }
+            crate::exec::STATEMENT_MEM_SETTING => {
+                let min = crate::exec::STATEMENT_MEM_MIN_BYTES;
+                match crate::exec::parse_bytes(&value) {
+                    None => {
+                        return Err(Error::new(
+                            codes::INVALID_PARAMETER_VALUE,
+                            format!("invalid value for parameter \"{name}\": \"{value}\""),
+                        )
+                        .with_hint("Valid units for this parameter are \"B\", \"kB\", \"MB\", \"GB\", and \"TB\"."))
+                    }
+                    Some(bytes) if bytes < min => {
+                        return Err(Error::new(
+                            codes::INVALID_PARAMETER_VALUE,
+                            format!(
+                                "{value} is outside the valid range for parameter \"{name}\" ({} .. )",
+                                crate::exec::format_bytes(min)
+                            ),
+                        ))
+                    }
+                    Some(bytes) => {
+                        self.settings.insert(name, crate::exec::format_bytes(bytes));
+                    }
+                }
+            }
             _ => {
                 self.settings.insert(name, value);
             }
@@ -810,14 +840,22 @@ impl Session {
             Statement::Delete { table, alias, filter, returning } => {
                 self.delete(txn, table, alias.as_deref(), filter.as_ref(), returning, params)
             }
-            Statement::Explain { analyze, statement } => self.explain(txn, *analyze, statement),
+            Statement::Explain { analyze, costs, timing, summary, statement } => {
+                self.explain(txn, statement, *analyze, *costs, *timing, *summary, params)
+            }
             Statement::Copy(c) => self.copy_out(txn, c),
             Statement::CreateRole { name, options } => self.create_role(txn, name, options),
             Statement::AlterRole { name, options } => self.alter_role(txn, name, options),
             Statement::DropRole { names, if_exists } => self.drop_roles(txn, names, *if_exists),
             Statement::Analyze(tables) => {
-                for t in tables {
-                    catalog::lock_table(txn, t, false)?;
+                let names = if tables.is_empty() { catalog::table_names(txn)? } else { tables.clone() };
+                for t in &names {
+                    if crate::system::table(t).is_some() {
+                        continue; // system tables are made on demand: nothing to count
+                    }
+                    let table = catalog::lock_table(txn, t, false)?;
+                    let stats = crate::analyze::table_stats(txn, &table)?;
+                    catalog::put_stats(txn, &table, &stats)?;
                 }
                 Ok(QueryResult::command("ANALYZE"))
             }
@@ -838,6 +876,13 @@ impl Session {
             deadline: self.deadline.get(),
             ticks: 0,
             cancel: &self.cancel,
+            profile: None,
+            mem_max_bytes: self
+                .settings
+                .get(crate::exec::STATEMENT_MEM_SETTING)
+                .and_then(|v| crate::exec::parse_bytes(v))
+                .unwrap_or(crate::exec::STATEMENT_MEM_DEFAULT_BYTES),
+            mem_used_bytes: 0,
         }
     }
 
@@ -849,16 +894,36 @@ impl Session {
         Ok(QueryResult { columns: Some(columns), rows, tag, notices: vec![], copy: None })
     }
 
-    fn explain(&self, txn: &mut Txn, analyze: bool, stmt: &Statement) -> Result<QueryResult> {
-        if analyze {
-            return Err(Error::unsupported("EXPLAIN ANALYZE"));
-        }
+    /// EXPLAIN [ANALYZE]: the plan, and with ANALYZE what each node did (see `explain`).
+    #[allow(clippy::too_many_arguments)]
+    fn explain(
+        &self,
+        txn: &mut Txn,
+        stmt: &Statement,
+        analyze: bool,
+        costs: bool,
+        timing: bool,
+        summary: bool,
+        params: &[Value],
+    ) -> Result<QueryResult> {
         let plan = match stmt {
             Statement::Query(q) => Planner::new(txn).plan_query(q, vec![])?.0,
             _ => return Err(Error::unsupported("EXPLAIN of this statement")),
         };
-        let mut lines = Vec::new();
-        explain_lines(&plan, 0, &mut lines);
+        let mut profile = None;
+        let start = std::time::Instant::now();
+        if analyze {
+            let mut exec = self.exec(txn, params);
+            exec.profile = Some(crate::explain::Profile::new());
+            exec.run(&plan)?;
+            profile = exec.profile.take();
+        }
+        let elapsed = start.elapsed();
+        let opts = crate::explain::Options { costs, profile: profile.as_ref(), timing };
+        let mut lines = crate::explain::lines(&plan, &opts);
+        if analyze && summary {
+            lines.push(format!("Execution Time: {:.3} ms", elapsed.as_secs_f64() * 1000.0));
+        }
         let rows = lines.into_iter().map(|l| vec![Value::Text(l)]).collect();
         Ok(QueryResult {
             columns: Some(vec![ResultColumn { name: "QUERY PLAN".into(), data_type: DataType::Text }]),
@@ -1048,6 +1113,7 @@ impl Session {
             }
             txn.delete(&sequence_key(&format!("{name}_rowid_seq")))?;
             txn.delete(&keys::table(name))?;
+            txn.delete(&keys::stats(table.id))?;
         }
         let mut r = QueryResult::command("DROP TABLE");
         r.notices = notices;
@@ -1321,7 +1387,7 @@ impl Session {
     ) -> Result<Vec<(Vec<u8>, Row)>> {
         let pred = filter.map(|f| Planner::new(txn).bind(f, scope, &[])).transpose()?;
         let lookup = match filter {
-            Some(f) => crate::plan::choose_lookup(table, scope, f, &mut Planner::new(txn), &[])?,
+            Some(f) => crate::plan::choose_lookup(table, scope, f, &mut Planner::new(txn), &[])?.map(|(l, _)| l),
             None => None,
         };
         let candidates = self.exec(txn, params).candidates(table, lookup.as_ref())?;
@@ -1569,74 +1635,6 @@ fn parse_duration_ms(v: &str) -> Option<u64> {
         _ => return None,
     };
     Some(n * mult)
-}
-
-fn explain_lines(plan: &Plan, depth: usize, out: &mut Vec<String>) {
-    let pad = if depth == 0 { String::new() } else { format!("{}->  ", "      ".repeat(depth - 1) + "  ") };
-    let mut line = |s: String| out.push(format!("{pad}{s}"));
-    match plan {
-        Plan::One => line("Result".into()),
-        Plan::Values(rows) => line(format!("Values Scan on \"*VALUES*\"  (rows={})", rows.len())),
-        Plan::Scan { table, lookup: Some(crate::plan::Lookup::PrimaryKey(_)), .. } => {
-            line(format!("Index Scan using {} on {}", table.pk_name, table.name))
-        }
-        Plan::Scan { table, lookup: Some(crate::plan::Lookup::Index { index, .. }), .. } => {
-            line(format!("Index Scan using {} on {}", table.indexes[*index].name, table.name))
-        }
-        Plan::Scan { table, filter, .. } => {
-            line(format!("Seq Scan on {}", table.name));
-            if filter.is_some() {
-                out.push(format!("{}  Filter: (...)", " ".repeat(pad.len())));
-            }
-        }
-        Plan::CteRef(n) => line(format!("CTE Scan on {n}")),
-        Plan::Function { name, .. } => line(format!("Function Scan on {name}")),
-        Plan::With(ctes, body) => {
-            explain_lines(body, depth, out);
-            for (n, p) in ctes {
-                out.push(format!("{}  CTE {n}", " ".repeat(pad.len())));
-                explain_lines(p, depth + 1, out);
-            }
-        }
-        Plan::Filter(i, _) => {
-            explain_lines(i, depth, out);
-        }
-        Plan::Project(i, _) | Plan::Trim(i, _) => explain_lines(i, depth, out),
-        Plan::Join { left, right, kind, .. } => {
-            line(format!(
-                "Nested Loop{}",
-                match kind {
-                    ast::JoinKind::Left => " Left Join",
-                    ast::JoinKind::Right => " Right Join",
-                    ast::JoinKind::Full => " Full Join",
-                    _ => "",
-                }
-            ));
-            explain_lines(left, depth + 1, out);
-            explain_lines(right, depth + 1, out);
-        }
-        Plan::Aggregate { input, group_by, .. } => {
-            line(if group_by.is_empty() { "Aggregate".into() } else { "HashAggregate".into() });
-            explain_lines(input, depth + 1, out);
-        }
-        Plan::Sort(i, _) => {
-            line("Sort".into());
-            explain_lines(i, depth + 1, out);
-        }
-        Plan::Limit { input, .. } => {
-            line("Limit".into());
-            explain_lines(input, depth + 1, out);
-        }
-        Plan::Distinct(i, _) => {
-            line("Unique".into());
-            explain_lines(i, depth + 1, out);
-        }
-        Plan::SetOp { left, right, .. } => {
-            line("Append".into());
-            explain_lines(left, depth + 1, out);
-            explain_lines(right, depth + 1, out);
-        }
-    }
 }
 
 impl Session {

@@ -191,7 +191,7 @@ fn predicate(rng: &mut SimRng, cols: &[&str], depth: u32) -> String {
 fn query(rng: &mut SimRng) -> (String, bool) {
     let t1 = ["t1.id", "t1.a", "t1.b"];
     let both = ["t1.id", "t1.a", "t1.b", "t2.a", "t2.d"];
-    match rng.below(6) {
+    match rng.below(8) {
         0 | 1 => {
             let cols = &t1;
             let sel = format!("t1.id, {}, {}", int_expr(rng, cols, 0), pick(rng, &["t1.c", "t1.a", "t1.b"]));
@@ -200,15 +200,40 @@ fn query(rng: &mut SimRng) -> (String, bool) {
             (format!("SELECT {sel} FROM t1 WHERE {}{order}", predicate(rng, cols, 0)), ordered)
         }
         2 => {
-            let join = pick(rng, &["JOIN", "LEFT JOIN"]);
-            (
-                format!(
-                    "SELECT t1.id, t2.id, {} FROM t1 {join} t2 ON t1.a = t2.a WHERE {}",
-                    int_expr(rng, &both, 1),
-                    predicate(rng, &t1, 0)
+            // Equalities take the hash join; a residual condition rides along.
+            let join = pick(rng, &["JOIN", "LEFT JOIN", "RIGHT JOIN", "FULL JOIN"]);
+            let on = pick(rng, &["t1.a = t2.a", "t2.a = t1.b", "t1.a = t2.a AND t1.b < t2.d", "t1.a + 1 = t2.d"]);
+            // Either input may be the smaller one (the hash table is built from it).
+            let (a, b) = if rng.chance(0.5) { ("t1", "t2") } else { ("t2", "t1") };
+            let from = if join == "JOIN" && rng.chance(0.3) {
+                format!("{a}, {b} WHERE {on} AND")
+            } else {
+                format!("{a} {join} {b} ON {on} WHERE")
+            };
+            (format!("SELECT t1.id, t2.id, {} FROM {from} {}", int_expr(rng, &both, 1), predicate(rng, &t1, 0)), false)
+        }
+        6 | 7 => {
+            // Range scans of the primary key and of an index's leading column.
+            let col = pick(rng, &["t1.id", "t1.a", "t1.c"]);
+            let bound = |rng: &mut SimRng| {
+                if col == "t1.c" {
+                    format!("'{}'", pick(rng, &["a", "ab", "b", "x", ""]))
+                } else {
+                    (rng.below(24) as i64 - 3).to_string()
+                }
+            };
+            let cond = match rng.below(3) {
+                0 => format!("{col} {} {}", pick(rng, &["<", "<=", ">", ">="]), bound(rng)),
+                1 => format!("{col} BETWEEN {} AND {}", bound(rng), bound(rng)),
+                _ => format!(
+                    "{col} {} {} AND {} {} {col}",
+                    pick(rng, &[">", ">="]),
+                    bound(rng),
+                    bound(rng),
+                    pick(rng, &[">", ">="])
                 ),
-                false,
-            )
+            };
+            (format!("SELECT t1.id, t1.a, t1.c FROM t1 WHERE {cond} ORDER BY t1.id"), true)
         }
         3 => {
             let g = pick(rng, &["t1.a", "t1.b", "t1.c"]);
@@ -249,7 +274,8 @@ fn random_queries_match_postgres() {
     });
     eprintln!("differential test: {n} queries, seed {seed} (BULWARK_DIFF_SEED={seed} replays it)");
     let mut rng = SimRng::new(seed);
-    let setup = format!("{SCHEMA}{}", data(&mut rng));
+    // ANALYZE: estimates from statistics decide which input a hash join builds from.
+    let setup = format!("{SCHEMA}{}ANALYZE;\n", data(&mut rng));
     let queries: Vec<(String, bool)> = (0..n).map(|_| query(&mut rng)).collect();
 
     let pg = Postgres::start();

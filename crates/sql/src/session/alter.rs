@@ -58,6 +58,9 @@ impl Session {
         }
         // Hold writers off for the whole statement (and wait for those running).
         catalog::lock_table(txn, name, true)?;
+        // Column positions may change: the statistics no longer describe the table.
+        let id = catalog::table(txn, name)?.id;
+        txn.delete(&catalog::keys::stats(id))?;
         let mut current = name.to_string();
         for action in actions {
             let table = catalog::table(txn, &current)?;

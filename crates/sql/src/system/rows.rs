@@ -274,6 +274,9 @@ fn collation_of(t: &DataType) -> u32 {
     }
 }
 
+/// The position of reltuples in a pg_class row (see `class_row`).
+const PG_CLASS_RELTUPLES: usize = 10;
+
 #[allow(clippy::too_many_arguments)]
 fn class_row(
     oid_: u32,
@@ -343,7 +346,23 @@ fn pg_class(s: &Snapshot) -> Vec<Row> {
                 let foreign = !t.foreign_keys.is_empty()
                     || s.tables.iter().any(|o| o.foreign_keys.iter().any(|fk| fk.table == t.name));
                 let (natts, checks) = (t.columns.len(), t.checks.len());
-                class_row(r.oid, &r.name, PUBLIC_OID, 'r', HEAP_AM_OID, natts, checks, has_index, 'd', false, foreign)
+                let mut row = class_row(
+                    r.oid,
+                    &r.name,
+                    PUBLIC_OID,
+                    'r',
+                    HEAP_AM_OID,
+                    natts,
+                    checks,
+                    has_index,
+                    'd',
+                    false,
+                    foreign,
+                );
+                if let Some(Some(rows)) = s.reltuples.get(r.table) {
+                    row[PG_CLASS_RELTUPLES] = Value::Float4(*rows as f32); // ANALYZE's count
+                }
+                row
             }
             RelKind::Index(ix) => {
                 let n = s.index_columns(r.table, ix).len();

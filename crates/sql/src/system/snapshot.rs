@@ -117,6 +117,8 @@ pub struct Snapshot {
     pub cons: Vec<Con>,
     /// Column defaults.
     pub defaults: Vec<Default>,
+    /// Rows each table had at its last ANALYZE (by position in `tables`; none if never).
+    pub reltuples: Vec<Option<u64>>,
 }
 
 /// The most tables one snapshot reads (a guard against runaway catalogs, far above use).
@@ -133,7 +135,9 @@ impl Snapshot {
             SNAPSHOT_TABLES_MAX,
         )?;
         let tables = entries.iter().map(|(_, v)| catalog::decode(v)).collect::<Result<Vec<_>>>()?;
-        Ok(Snapshot::new(tables))
+        let reltuples =
+            tables.iter().map(|t| Ok(catalog::get_stats(txn, t)?.map(|s| s.rows))).collect::<Result<Vec<_>>>()?;
+        Ok(Snapshot { reltuples, ..Snapshot::new(tables) })
     }
 
     /// A snapshot of `tables` (sorted by name, as the catalog keeps them).

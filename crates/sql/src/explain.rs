@@ -1,0 +1,181 @@
+//! EXPLAIN: a plan as PostgreSQL-style text, one line per node.
+//!
+//! ```text
+//!   Hash Join  (rows=12)                       node, estimated rows (COSTS)
+//!     Hash Cond: (l.k = r.k)                   node details
+//!     ->  Seq Scan on l  (rows=5)              children, indented under "->"
+//!     ->  Hash  (rows=5)
+//!           ->  Seq Scan on r  (rows=5)
+//! ```
+//!
+//! With ANALYZE the statement runs first with a [`Profile`] attached to the executor, and
+//! each node also shows `(actual time=first..total rows=N loops=N)`: what it yielded, how
+//! often it ran, and its time in milliseconds (its inputs' time included). Operators
+//! materialise their output, so the first row and the last come at the same time.
+//!
+//! Nodes that only compute columns or filter rows (projection, WHERE over a join, dropping
+//! hidden sort columns) are not shown, as in PostgreSQL; the node under them reports their
+//! output rows. Expressions are shown as written where the plan kept the text (`Hash Cond`,
+//! `Index Cond`), else as `(...)`.
+
+use crate::ast::JoinKind;
+use crate::plan::{estimate_rows, Lookup, Plan};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// What one node did while the statement ran.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NodeStats {
+    /// Rows it yielded, over all runs.
+    pub rows: u64,
+    /// Times it ran (more than once inside a correlated subquery).
+    pub loops: u64,
+    /// Time spent in it, inputs included, over all runs.
+    pub time: Duration,
+}
+
+/// Per-node statistics of one run, keyed by the node's address in the plan (the plan is
+/// neither moved nor changed while it runs and is explained).
+pub type Profile = HashMap<usize, NodeStats>;
+
+/// The key of `plan` in a [`Profile`].
+pub fn node_id(plan: &Plan) -> usize {
+    plan as *const Plan as usize
+}
+
+/// What to show.
+pub struct Options<'p> {
+    /// The planner's row estimates.
+    pub costs: bool,
+    /// What each node did (EXPLAIN ANALYZE).
+    pub profile: Option<&'p Profile>,
+    /// Times, with `profile`.
+    pub timing: bool,
+}
+
+/// The lines of EXPLAIN's output for `plan`.
+pub fn lines(plan: &Plan, opts: &Options<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    node(plan, plan, 0, opts, &mut out);
+    out
+}
+
+/// The suffix of a node's line: estimate and actual figures of `shown`.
+fn figures(shown: &Plan, estimate: Option<f64>, opts: &Options<'_>) -> String {
+    let mut s = String::new();
+    if opts.costs {
+        let rows = estimate.unwrap_or_else(|| estimate_rows(shown));
+        s += &format!("  (rows={})", rows.round().max(1.0) as u64);
+    }
+    if let Some(profile) = opts.profile {
+        match profile.get(&node_id(shown)) {
+            Some(st) if st.loops > 0 => {
+                let rows = st.rows / st.loops;
+                if opts.timing {
+                    let ms = st.time.as_secs_f64() * 1000.0 / st.loops as f64;
+                    s += &format!(" (actual time={ms:.3}..{ms:.3} rows={rows} loops={})", st.loops);
+                } else {
+                    s += &format!(" (actual rows={rows} loops={})", st.loops);
+                }
+            }
+            _ => s += " (never executed)",
+        }
+    }
+    s
+}
+
+/// Appends the lines of `plan`, whose rows are reported as `shown`'s (the outermost of a
+/// chain of nodes EXPLAIN does not show).
+fn node(plan: &Plan, shown: &Plan, depth: usize, opts: &Options<'_>, out: &mut Vec<String>) {
+    let pad = if depth == 0 { String::new() } else { format!("{}->  ", "      ".repeat(depth - 1) + "  ") };
+    let detail_pad = " ".repeat(pad.len() + 2);
+    let mut line = |s: String| out.push(format!("{pad}{s}{}", figures(shown, None, opts)));
+    match plan {
+        Plan::One => line("Result".into()),
+        Plan::Values(_) => line("Values Scan on \"*VALUES*\"".into()),
+        Plan::Scan { table, lookup, filter, index_cond, .. } => {
+            let index = match lookup {
+                Some(Lookup::PrimaryKey(_)) => Some(table.pk_name.as_str()),
+                Some(Lookup::Index { index, .. }) => Some(table.indexes[*index].name.as_str()),
+                Some(Lookup::Range { index: None, .. }) => Some(table.pk_name.as_str()),
+                Some(Lookup::Range { index: Some(i), .. }) => Some(table.indexes[*i].name.as_str()),
+                None => None,
+            };
+            match index {
+                Some(index) => {
+                    line(format!("Index Scan using {index} on {}", table.name));
+                    if let Some(cond) = index_cond {
+                        out.push(format!("{detail_pad}Index Cond: {cond}"));
+                    }
+                }
+                None => {
+                    line(format!("Seq Scan on {}", table.name));
+                    if filter.is_some() {
+                        out.push(format!("{detail_pad}Filter: (...)"));
+                    }
+                }
+            }
+        }
+        Plan::CteRef(n) => line(format!("CTE Scan on {n}")),
+        Plan::Function { name, .. } => line(format!("Function Scan on {name}")),
+        Plan::With(ctes, body) => {
+            node(body, shown, depth, opts, out);
+            for (n, p) in ctes {
+                out.push(format!("{detail_pad}CTE {n}"));
+                node(p, p, depth + 1, opts, out);
+            }
+        }
+        Plan::Filter(i, _) | Plan::Project(i, _) | Plan::Trim(i, _) => node(i, shown, depth, opts, out),
+        Plan::Join { left, right, kind, .. } => {
+            line(format!(
+                "Nested Loop{}",
+                match kind {
+                    JoinKind::Left => " Left Join",
+                    JoinKind::Right => " Right Join",
+                    JoinKind::Full => " Full Join",
+                    _ => "",
+                }
+            ));
+            node(left, left, depth + 1, opts, out);
+            node(right, right, depth + 1, opts, out);
+        }
+        Plan::HashJoin { left, right, kind, cond, build_left, .. } => {
+            // As PostgreSQL, the outer (probe) input comes first, the hashed one under Hash;
+            // building the left input turns a left join into a right one.
+            let (probe, build) = if *build_left { (right, left) } else { (left, right) };
+            let kind = match (kind, build_left) {
+                (JoinKind::Left, false) | (JoinKind::Right, true) => " Left",
+                (JoinKind::Right, false) | (JoinKind::Left, true) => " Right",
+                (JoinKind::Full, _) => " Full",
+                _ => "",
+            };
+            line(format!("Hash{kind} Join"));
+            out.push(format!("{detail_pad}Hash Cond: {cond}"));
+            node(probe, probe, depth + 1, opts, out);
+            let hash_pad = format!("{}->  ", "      ".repeat(depth) + "  ");
+            out.push(format!("{hash_pad}Hash{}", figures(build, None, opts)));
+            node(build, build, depth + 2, opts, out);
+        }
+        Plan::Aggregate { input, group_by, .. } => {
+            line(if group_by.is_empty() { "Aggregate".into() } else { "HashAggregate".into() });
+            node(input, input, depth + 1, opts, out);
+        }
+        Plan::Sort(i, _) => {
+            line("Sort".into());
+            node(i, i, depth + 1, opts, out);
+        }
+        Plan::Limit { input, .. } => {
+            line("Limit".into());
+            node(input, input, depth + 1, opts, out);
+        }
+        Plan::Distinct(i, _) => {
+            line("Unique".into());
+            node(i, i, depth + 1, opts, out);
+        }
+        Plan::SetOp { left, right, .. } => {
+            line("Append".into());
+            node(left, left, depth + 1, opts, out);
+            node(right, right, depth + 1, opts, out);
+        }
+    }
+}
