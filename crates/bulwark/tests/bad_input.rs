@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{stderr, stdout, ServerProcess, TempDir};
+use common::{figure, stderr, stdout, ServerProcess, TempDir};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::process::Command;
@@ -256,19 +256,6 @@ fn run_bad(port: u16, bad: &Bad) -> Result<(), String> {
     Ok(())
 }
 
-fn query(server: &ServerProcess, sql: &str) -> String {
-    let out = server.psql(&["-c", sql]);
-    assert!(out.status.success(), "{sql}: {}", stderr(&out));
-    stdout(&out).trim().to_string()
-}
-
-/// The number after `label` on its line of pgbench's report.
-fn figure(report: &str, label: &str) -> f64 {
-    let line = report.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no {label:?} in:\n{report}"));
-    let value = line[label.len()..].split_whitespace().next().unwrap();
-    value.parse().unwrap_or_else(|_| panic!("bad figure in {line:?}"))
-}
-
 fn pgbench(port: u16, args: &[&str]) -> Command {
     let mut cmd = Command::new("pgbench");
     cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "bulwark"])
@@ -349,15 +336,8 @@ fn bad_input_under_pgbench_load_closes_only_the_bad_connections() {
 
     // A fresh connection works, and the run's balances add up (pgbench emptied the history
     // before its run; the balances start at zero after -i).
-    let sums = query(
-        &server,
-        "SELECT (SELECT sum(abalance) FROM pgbench_accounts) || ' ' || \
-                (SELECT sum(tbalance) FROM pgbench_tellers) || ' ' || \
-                (SELECT sum(bbalance) FROM pgbench_branches) || ' ' || \
-                (SELECT sum(delta) FROM pgbench_history) || ' ' || \
-                (SELECT count(*) FROM pgbench_history)",
-    );
-    let parts: Vec<i64> = sums.split(' ').map(|p| p.parse().unwrap()).collect();
+    let parts = server.pgbench_sums();
+    let sums = format!("{parts:?}");
     assert_eq!(parts[4] as f64, done, "one history row per transaction: {sums}");
     assert!(parts[..3].iter().all(|&p| p == parts[3]), "balances and deltas differ: {sums}");
 

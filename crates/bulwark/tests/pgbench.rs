@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{stderr, stdout, ServerProcess, TempDir};
+use common::{figure, stderr, stdout, ServerProcess, TempDir};
 use std::process::Command;
 
 /// Seconds each pgbench run lasts.
@@ -28,27 +28,14 @@ fn pgbench(server: &ServerProcess, args: &[&str]) -> String {
     text
 }
 
-/// The number after `label` on its line of pgbench's report.
-fn figure(report: &str, label: &str) -> f64 {
-    let line = report.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no {label:?} in:\n{report}"));
-    let value = line[label.len()..].split_whitespace().next().unwrap();
-    value.parse().unwrap_or_else(|_| panic!("bad figure in {line:?}"))
-}
-
-fn query(server: &ServerProcess, sql: &str) -> String {
-    let out = server.psql(&["-c", sql]);
-    assert!(out.status.success(), "{sql}: {}", stderr(&out));
-    stdout(&out).trim().to_string()
-}
-
 #[test]
 fn pgbench_initialises_and_runs_tpcb_without_failures_and_balances_agree() {
     let dir = TempDir::new("pgbench");
     let server = ServerProcess::start(dir.path(), &[]);
     let init = pgbench(&server, &["-i", "-s", "1"]);
     assert!(init.contains("creating primary keys"), "{init}");
-    assert_eq!(query(&server, "SELECT count(*) FROM pgbench_accounts"), "100000");
-    assert_eq!(query(&server, "SELECT count(*) FROM pgbench_tellers"), "10");
+    assert_eq!(server.query("SELECT count(*) FROM pgbench_accounts"), "100000");
+    assert_eq!(server.query("SELECT count(*) FROM pgbench_tellers"), "10");
 
     for mode in ["simple", "prepared"] {
         let report = pgbench(&server, &["-c", PGBENCH_CLIENTS, "-T", PGBENCH_SECONDS, "-M", mode]);
@@ -60,15 +47,8 @@ fn pgbench_initialises_and_runs_tpcb_without_failures_and_balances_agree() {
         assert_eq!(failed, 0.0, "{report}");
         // pgbench empties pgbench_history before each run; after it, every table's balances
         // add up to the deltas the run recorded.
-        let sums = query(
-            &server,
-            "SELECT (SELECT sum(abalance) FROM pgbench_accounts) || ' ' || \
-                    (SELECT sum(tbalance) FROM pgbench_tellers) || ' ' || \
-                    (SELECT sum(bbalance) FROM pgbench_branches) || ' ' || \
-                    (SELECT sum(delta) FROM pgbench_history) || ' ' || \
-                    (SELECT count(*) FROM pgbench_history)",
-        );
-        let parts: Vec<i64> = sums.split(' ').map(|p| p.parse().unwrap()).collect();
+        let parts = server.pgbench_sums();
+        let sums = format!("{parts:?}");
         assert_eq!(parts[4] as f64, done, "one history row per transaction: {sums}");
         // Balances accumulate over both runs; history holds this run's deltas only.
         if mode == "simple" {
@@ -88,11 +68,11 @@ fn psql_copies_from_and_to_files() {
     let server = ServerProcess::start(dir.path(), &[]);
     let csv = dir.path().join("in.csv");
     std::fs::write(&csv, "id,name,score\n1,Ann,9.5\n2,\"Lee, Jr.\",\n3,\"multi\nline\",7\n").unwrap();
-    query(&server, "CREATE TABLE people (id INT PRIMARY KEY, name TEXT NOT NULL, score NUMERIC(4,1))");
+    server.query("CREATE TABLE people (id INT PRIMARY KEY, name TEXT NOT NULL, score NUMERIC(4,1))");
     let out = server.psql(&["-c", &format!("\\copy people FROM '{}' WITH (FORMAT csv, HEADER)", csv.display())]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(query(&server, "SELECT count(*) FROM people WHERE score IS NULL"), "1");
-    assert_eq!(query(&server, "SELECT name FROM people WHERE id = 2"), "Lee, Jr.");
+    assert_eq!(server.query("SELECT count(*) FROM people WHERE score IS NULL"), "1");
+    assert_eq!(server.query("SELECT name FROM people WHERE id = 2"), "Lee, Jr.");
 
     // A bad row: the error names the line, and nothing of the file is kept.
     let bad = dir.path().join("bad.txt");
@@ -101,7 +81,7 @@ fn psql_copies_from_and_to_files() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("null value in column \"name\"") && err.contains("line 2"), "{err}");
-    assert_eq!(query(&server, "SELECT count(*) FROM people"), "3");
+    assert_eq!(server.query("SELECT count(*) FROM people"), "3");
 
     let dump = dir.path().join("out.txt");
     let out = server.psql(&["-c", &format!("\\copy (SELECT * FROM people ORDER BY id) TO '{}'", dump.display())]);

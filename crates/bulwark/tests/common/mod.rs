@@ -97,6 +97,27 @@ impl ServerProcess {
         }
     }
 
+    /// One psql `-c` statement's unaligned output, trimmed; panics if psql fails.
+    pub fn query(&self, sql: &str) -> String {
+        let out = self.psql(&["-c", sql]);
+        assert!(out.status.success(), "{sql}: {}", stderr(&out));
+        stdout(&out).trim().to_string()
+    }
+
+    /// pgbench's tables after a run: the sums of account, teller and branch balances, of the
+    /// history's deltas, and the number of history rows.
+    pub fn pgbench_sums(&self) -> [i64; 5] {
+        let sums = self.query(
+            "SELECT (SELECT sum(abalance) FROM pgbench_accounts) || ' ' || \
+                    (SELECT sum(tbalance) FROM pgbench_tellers) || ' ' || \
+                    (SELECT sum(bbalance) FROM pgbench_branches) || ' ' || \
+                    (SELECT sum(delta) FROM pgbench_history) || ' ' || \
+                    (SELECT count(*) FROM pgbench_history)",
+        );
+        let parts: Vec<i64> = sums.split(' ').map(|p| p.parse().unwrap_or_else(|_| panic!("sums: {sums}"))).collect();
+        parts.try_into().unwrap_or_else(|_| panic!("sums: {sums}"))
+    }
+
     pub fn psql(&self, args: &[&str]) -> Output {
         let port = self.port.to_string();
         Command::new("psql")
@@ -167,6 +188,13 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// The number after `label` on its line of pgbench's report.
+pub fn figure(report: &str, label: &str) -> f64 {
+    let line = report.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no {label:?} in:\n{report}"));
+    let value = line[label.len()..].split_whitespace().next().unwrap();
+    value.parse().unwrap_or_else(|_| panic!("bad figure in {line:?}"))
 }
 
 pub fn stdout(o: &Output) -> String {
