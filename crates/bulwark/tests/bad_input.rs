@@ -221,7 +221,9 @@ fn sqlstates(mut reply: &[u8]) -> Vec<String> {
 
 /// Sends one bad connection's bytes, then reads until the server closes it. Returns an error
 /// message if the server did not close it in time, or did not send the expected SQLSTATE.
-fn run_bad(port: u16, bad: &Bad) -> Result<(), String> {
+/// Sends one bad connection's bytes and checks the reply; Ok(true) when the reply was the
+/// 08P01 the server counts as a protocol violation.
+fn run_bad(port: u16, bad: &Bad) -> Result<bool, String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_millis(CLOSE_WAIT_MS_MAX))).unwrap();
     // The server may close before it has read everything: a failed write is fine.
@@ -253,7 +255,18 @@ fn run_bad(port: u16, bad: &Bad) -> Result<(), String> {
             return Err(format!("{}: expected SQLSTATE {code}, got {codes:?} (sent {:?})", bad.kind, bad.bytes));
         }
     }
-    Ok(())
+    Ok(bad.expect == Some("08P01"))
+}
+
+/// The value of an unlabelled metric on the server's /metrics page.
+fn metric(http_port: u16, name: &str) -> f64 {
+    let mut s = TcpStream::connect(("127.0.0.1", http_port)).expect("connect to the HTTP endpoint");
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut page = String::new();
+    s.read_to_string(&mut page).unwrap();
+    let line =
+        page.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("no {name} in:\n{page}"));
+    line[name.len()..].trim().parse().unwrap()
 }
 
 fn pgbench(port: u16, args: &[&str]) -> Command {
@@ -295,23 +308,27 @@ fn bad_input_under_pgbench_load_closes_only_the_bad_connections() {
                 let mut rng = Rng(seed ^ i.wrapping_mul(0x2545_f491_4f6c_dd1d));
                 let mut failures = Vec::new();
                 let mut kinds = std::collections::BTreeMap::<&str, usize>::new();
+                let mut violations = 0;
                 for _ in 0..per_sender {
                     let bad = bad_connection(&mut rng);
                     *kinds.entry(bad.kind).or_default() += 1;
-                    if let Err(e) = run_bad(port, &bad) {
-                        failures.push(e);
+                    match run_bad(port, &bad) {
+                        Ok(counted) => violations += counted as usize,
+                        Err(e) => failures.push(e),
                     }
                     std::thread::sleep(pause);
                 }
-                (failures, kinds)
+                (failures, kinds, violations)
             })
         })
         .collect();
     let mut failures = Vec::new();
     let mut kinds = std::collections::BTreeMap::<&str, usize>::new();
+    let mut violations = 0;
     for s in senders {
-        let (f, k) = s.join().expect("sender thread");
+        let (f, k, v) = s.join().expect("sender thread");
         failures.extend(f);
+        violations += v;
         for (kind, n) in k {
             *kinds.entry(kind).or_default() += n;
         }
@@ -327,6 +344,9 @@ fn bad_input_under_pgbench_load_closes_only_the_bad_connections() {
         failures.len(),
         failures.join("\n")
     );
+    // Each 08P01 a client got is counted where operators look.
+    let counted = metric(server.http_port, "bulwark_protocol_violations_total");
+    assert!(counted >= violations as f64, "/metrics counts {counted} protocol violations; clients got {violations}");
     assert!(load.status.success(), "pgbench failed:\n{report}");
     let done = figure(&report, "number of transactions actually processed:");
     let failed = figure(&report, "number of failed transactions:");

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub connections_refused: AtomicU64,
     /// Connections open now.
     pub connections_open: AtomicI64,
+    /// Connections closed for breaking the protocol (FATAL 08P01 or 0A000).
+    pub protocol_violations: AtomicU64,
     statements: Mutex<BTreeMap<String, u64>>,
     errors: Mutex<BTreeMap<String, u64>>,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_SECONDS.len()],
@@ -50,6 +52,7 @@ impl Default for Metrics {
             connections_total: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
             connections_open: AtomicI64::new(0),
+            protocol_violations: AtomicU64::new(0),
             statements: Mutex::new(BTreeMap::new()),
             errors: Mutex::new(BTreeMap::new()),
             latency_buckets: Default::default(),
@@ -129,6 +132,13 @@ pub(crate) fn render_metrics(shared: &Shared) -> String {
         "counter",
         "Connections refused by max_connections (53300).",
         &one(m.connections_refused.load(Ordering::Relaxed) as f64),
+    );
+    metric(
+        &mut out,
+        "bulwark_protocol_violations_total",
+        "counter",
+        "Connections closed for a malformed, oversized or out-of-place message (08P01).",
+        &one(m.protocol_violations.load(Ordering::Relaxed) as f64),
     );
     let statements: Vec<(String, f64)> = m
         .statements

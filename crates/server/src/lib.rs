@@ -270,7 +270,7 @@ impl Server {
                                 tasks.spawn(async move {
                                     shared.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
                                     tracing::warn!(%peer, max_connections, "connection refused: too many connections (53300)");
-                                    if let Err(e) = protocol::process_socket(socket, tls, Refusal(shared.clone())).await {
+                                    if let Err(e) = protocol::process_socket(socket, tls, Refusal(shared.clone()), &shared.metrics.protocol_violations).await {
                                         tracing::info!(%peer, error = %e, "connection ended with an error");
                                     }
                                 });
@@ -402,7 +402,7 @@ async fn serve_connection(
     let conn = Arc::new(Connection::new(shared.clone(), permit, peer));
     let handlers = Handlers(conn.clone());
     tokio::select! {
-        r = protocol::process_socket(socket, tls, handlers) => {
+        r = protocol::process_socket(socket, tls, handlers, &shared.metrics.protocol_violations) => {
             if let Err(e) = r {
                 tracing::info!(%peer, error = %e, "connection ended with an error");
             }

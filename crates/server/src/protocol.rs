@@ -405,11 +405,13 @@ fn violation_of(e: &PgWireError) -> Option<&Violation> {
 
 /// Serves one connection: TLS negotiation (pgwire's), then messages through [`Checked`] to
 /// the handlers until the client leaves, a FATAL error, or a protocol violation (answered
-/// with FATAL and the close). pgwire's own loop, with the checks in front of its decoder.
+/// with FATAL and the close, and counted in `violations`). pgwire's own loop, with the
+/// checks in front of its decoder.
 pub async fn process_socket<H: PgWireServerHandlers>(
     tcp: TcpStream,
     tls: Option<TlsAcceptor>,
     handlers: H,
+    violations: &std::sync::atomic::AtomicU64,
 ) -> io::Result<()> {
     let peer = tcp.peer_addr()?;
     let startup_deadline = tokio::time::sleep(STARTUP_TIMEOUT);
@@ -428,6 +430,7 @@ pub async fn process_socket<H: PgWireServerHandlers>(
     if plaintext_after_tls {
         // Bytes sent in the clear after SSLRequest would be taken as if they came encrypted.
         let v = Violation::new("received unencrypted data after SSL request");
+        violations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return refuse_violation(&mut socket, peer, &v).await;
     }
 
@@ -460,6 +463,7 @@ pub async fn process_socket<H: PgWireServerHandlers>(
                     None if !matches!(e, PgWireError::IoError(_)) => Violation::new(e.to_string()),
                     None => return Err(io::Error::other(e.to_string())),
                 };
+                violations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return refuse_violation(&mut socket, peer, &v).await;
             }
         };
