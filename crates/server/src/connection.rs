@@ -1122,7 +1122,7 @@ impl ExtendedQueryHandler for Connection {
             Some(s) => client.portal_store().put_portal(Arc::new(Portal::try_new(&message, s)?)),
             None => client.portal_store().put_empty_portal(message.portal_name.as_deref().unwrap_or(DEFAULT_NAME)),
         }
-        client.send(PgWireBackendMessage::BindComplete(BindComplete::new())).await?;
+        client.feed(PgWireBackendMessage::BindComplete(BindComplete::new())).await?;
         Ok(())
     }
 
@@ -1168,9 +1168,9 @@ impl ExtendedQueryHandler for Connection {
             Some(columns) => {
                 let formats = format_codes(&formats, columns.len())?;
                 let description = row_description(&columns, |i| formats[i]);
-                client.send(PgWireBackendMessage::RowDescription(description)).await?;
+                client.feed(PgWireBackendMessage::RowDescription(description)).await?;
             }
-            None => client.send(PgWireBackendMessage::NoData(NoData::new())).await?,
+            None => client.feed(PgWireBackendMessage::NoData(NoData::new())).await?,
         }
         Ok(())
     }
@@ -1241,7 +1241,7 @@ impl ExtendedQueryHandler for Connection {
                 client.feed(PgWireBackendMessage::DataRow(row)).await?;
             }
             *portal.state().lock().await = PortalExecutionState::Finished;
-            client.send(PgWireBackendMessage::CommandComplete(CommandComplete::new(encoded.tag))).await?;
+            client.feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(encoded.tag))).await?;
             return Ok(());
         }
         // More rows than asked for: keep them in the portal for the next Execute.
@@ -1286,7 +1286,7 @@ impl ExtendedQueryHandler for Connection {
                 ))
             }
         }
-        client.send(PgWireBackendMessage::CloseComplete(CloseComplete::new())).await?;
+        client.feed(PgWireBackendMessage::CloseComplete(CloseComplete::new())).await?;
         Ok(())
     }
 
@@ -1323,7 +1323,7 @@ where
 {
     if matches!(*portal.state().lock().await, PortalExecutionState::Finished) {
         // PostgreSQL answers a finished portal with an empty completion.
-        client.send(PgWireBackendMessage::CommandComplete(CommandComplete::new("SELECT 0".into()))).await?;
+        client.feed(PgWireBackendMessage::CommandComplete(CommandComplete::new("SELECT 0".into()))).await?;
         return Ok(());
     }
     let fetched = portal.fetch(max_rows).await?;
@@ -1335,9 +1335,9 @@ where
         sent += 1;
     }
     if fetched.suspended {
-        client.send(PgWireBackendMessage::PortalSuspended(PortalSuspended::new())).await?;
+        client.feed(PgWireBackendMessage::PortalSuspended(PortalSuspended::new())).await?;
     } else {
-        client.send(PgWireBackendMessage::CommandComplete(Tag::new(&prefix).with_rows(sent).into())).await?;
+        client.feed(PgWireBackendMessage::CommandComplete(Tag::new(&prefix).with_rows(sent).into())).await?;
     }
     Ok(())
 }
