@@ -1,4 +1,4 @@
-//! The server in-process, spoken to by tokio-postgres: simple-protocol replies and shutdown.
+//! The server in-process, spoken to by tokio-postgres and by raw frames: simple-protocol replies, extended-protocol buffering, and shutdown.
 
 use std::sync::Arc;
 use tokio_postgres::{NoTls, SimpleQueryMessage};
@@ -100,5 +100,66 @@ async fn extended_protocol_checks_parameters_and_statements() {
     assert_eq!(row.get::<_, String>(0), "seven");
 
     stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+/// One frontend message: type byte, length, body.
+fn frame(t: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![t];
+    out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Reads backend messages until one of type `until` arrives; returns the types seen.
+async fn read_until(socket: &mut tokio::net::TcpStream, until: u8) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut types = Vec::new();
+    loop {
+        let t = socket.read_u8().await.unwrap();
+        let len = socket.read_i32().await.unwrap();
+        let mut body = vec![0; len as usize - 4];
+        socket.read_exact(&mut body).await.unwrap();
+        types.push(t);
+        if t == until {
+            return types;
+        }
+    }
+}
+
+#[tokio::test]
+async fn extended_replies_are_buffered_until_flush_or_sync_and_then_all_arrive() {
+    use tokio::io::AsyncWriteExt;
+    let (port, stop, task) = start("flush").await;
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut startup = 196608i32.to_be_bytes().to_vec();
+    startup.extend_from_slice(b"user\0bulwark\0database\0bulwark\0\0");
+    let mut packet = ((startup.len() + 4) as i32).to_be_bytes().to_vec();
+    packet.extend(startup);
+    socket.write_all(&packet).await.unwrap();
+    assert_eq!(read_until(&mut socket, b'Z').await.last(), Some(&b'Z'));
+
+    // Parse, Bind, Describe, Execute, then Flush without Sync: a client that pipelines
+    // this way waits for the replies, so Flush must push them out.
+    let mut batch = frame(b'P', b"\0SELECT 41 + 1\0\0\0");
+    batch.extend(frame(b'B', b"\0\0\0\0\0\0\0\0"));
+    batch.extend(frame(b'D', b"P\0"));
+    batch.extend(frame(b'E', b"\0\0\0\0\0"));
+    batch.extend(frame(b'H', b""));
+    socket.write_all(&batch).await.unwrap();
+    let flushed = tokio::time::timeout(std::time::Duration::from_secs(10), read_until(&mut socket, b'C'))
+        .await
+        .expect("Flush must send the buffered replies");
+    assert_eq!(
+        flushed,
+        vec![b'1', b'2', b'T', b'D', b'C'],
+        "ParseComplete, BindComplete, RowDescription, DataRow, CommandComplete"
+    );
+
+    // Sync ends the batch with ReadyForQuery.
+    socket.write_all(&frame(b'S', b"")).await.unwrap();
+    let synced = tokio::time::timeout(std::time::Duration::from_secs(10), read_until(&mut socket, b'Z')).await.unwrap();
+    assert_eq!(synced, vec![b'Z']);
+    let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
