@@ -155,6 +155,7 @@ struct SmInner {
     registers: BTreeMap<u64, i64>,
     snapshot: Option<(SnapshotMeta<NodeId, openraft::BasicNode>, Vec<u8>)>,
     snapshots_built: u64,
+    snapshots_installed: u64,
 }
 
 /// The state machine, kept in memory: the stand-in for the MVCC store. Applies
@@ -181,6 +182,11 @@ impl MemStateMachine {
     /// The index of the last applied entry (0 before any).
     pub fn applied_index(&self) -> u64 {
         lock(&self.inner).last_applied.map_or(0, |l| l.index)
+    }
+
+    /// How many snapshots from a leader this state machine has installed.
+    pub fn snapshots_installed(&self) -> u64 {
+        lock(&self.inner).snapshots_installed
     }
 
     /// All registers, in key order.
@@ -320,6 +326,7 @@ impl RaftStateMachine<TypeConfig> for MemStateMachine {
         inner.last_applied = meta.last_log_id;
         inner.membership = meta.last_membership.clone();
         inner.snapshot = Some((meta.clone(), data));
+        inner.snapshots_installed += 1;
         Ok(())
     }
 
