@@ -14,7 +14,12 @@
 //! - delayed: by up to [`Faults::delay_ms_max`] each way;
 //! - lost: the request before delivery or the reply after it (so the target may have acted
 //!   on a request whose sender saw an error), each with probability
-//!   [`Faults::drop_per_million`].
+//!   [`Faults::drop_per_million`];
+//! - duplicated: the target gets the request twice, with probability
+//!   [`Faults::duplicate_per_million`] (the sender sees the second reply).
+//!
+//! Reordering comes only from random delays of concurrent RPCs; openraft 0.9 keeps one
+//! append in flight per follower, so appends to one follower are not reordered.
 //!
 //! # Determinism, honestly
 //!
@@ -88,6 +93,8 @@ impl Rng {
 pub struct Faults {
     /// Chance that a request, and separately its reply, is lost, per million.
     pub drop_per_million: u64,
+    /// Chance that a request is delivered twice, per million.
+    pub duplicate_per_million: u64,
     /// Each message is delayed by a uniform `0..=delay_ms_max` milliseconds (at most
     /// [`DELAY_MS_MAX`]).
     pub delay_ms_max: u64,
@@ -223,6 +230,13 @@ impl Router {
         }
     }
 
+    /// Whether to deliver the next request twice.
+    fn duplicate(&self) -> bool {
+        let mut s = self.lock();
+        let chance = s.faults.duplicate_per_million;
+        chance > 0 && s.rng.chance(chance)
+    }
+
     fn target(&self, to: NodeId) -> Option<Raft> {
         self.lock().nodes.get(&to).cloned()
     }
@@ -264,6 +278,10 @@ macro_rules! rpc {
             )))));
         };
         $self.router.pass($self.from, $self.to, $name).await?;
+        if $self.router.duplicate() {
+            // The first copy's reply is lost; the target must cope with the second copy.
+            let _ = raft.$call($rpc.clone()).await;
+        }
         let reply = raft.$call($rpc).await.map_err(|e| RPCError::RemoteError(RemoteError::new($self.to, e)))?;
         $self.router.pass($self.to, $self.from, concat!($name, " reply")).await?;
         Ok(reply)

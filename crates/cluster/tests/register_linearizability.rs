@@ -1,4 +1,4 @@
-//! A register workload under partitions, lost and delayed messages, checked linearizable.
+//! A register workload under partitions, lost, duplicated and delayed messages, checked linearizable.
 //!
 //! Several clients write, compare-and-set and read a few keys through whichever node
 //! claims to lead (sometimes any node), while a nemesis isolates nodes, splits the cluster
@@ -43,6 +43,8 @@ const CLIENT_BACKOFF_MS: u64 = 20;
 const REPLIES_MIN: usize = 20;
 /// Chance in a million that the router loses a message (each way).
 const DROP_PER_MILLION: u64 = 20_000;
+/// Chance in a million that the router delivers a request twice.
+const DUPLICATE_PER_MILLION: u64 = 20_000;
 /// The most the router delays a message, in milliseconds.
 const DELAY_MS_MAX: u64 = 15;
 
@@ -64,7 +66,11 @@ async fn run(seed: u64) {
         .wait_for_leader(&[1, 2, 3], FIRST_ELECTION_MS_MAX)
         .await
         .unwrap_or_else(|| panic!("seed {seed}: no first leader"));
-    cluster.router.set_faults(Faults { drop_per_million: DROP_PER_MILLION, delay_ms_max: DELAY_MS_MAX });
+    cluster.router.set_faults(Faults {
+        drop_per_million: DROP_PER_MILLION,
+        duplicate_per_million: DUPLICATE_PER_MILLION,
+        delay_ms_max: DELAY_MS_MAX,
+    });
 
     let start = Instant::now();
     let history = Arc::new(Mutex::new(Vec::new()));
