@@ -1,0 +1,372 @@
+//! In-memory stand-ins for the two things openraft stores: the log and the state machine.
+//!
+//! ```text
+//!   openraft ──append/truncate/purge/vote──▶ MemLogStore      (later: the WAL)
+//!            ──apply/snapshot──────────────▶ MemStateMachine  (later: the MVCC store)
+//! ```
+//!
+//! [`MemLogStore`] stands in for Bulwark's write-ahead log: later work replaces it with the
+//! segmented, CRC32C-framed, fsynced log of the storage crate, and tells openraft an append
+//! is durable (`LogFlushed`) only after the fsync. Here "durable" means "in the map".
+//!
+//! [`MemStateMachine`] stands in for the MVCC store: later it validates and installs a
+//! transaction's versions at commit_ts = log index. Here it is a map of registers
+//! (`key -> i64`) applying [`RegisterCommand`]s, so tests can check linearizability.
+//!
+//! # What it leaves out
+//!
+//! - Durability: nothing survives the process; a "crashed" node cannot restart with its
+//!   state. Crash-restart tests need the real WAL.
+//! - Bounded memory: the log grows until openraft purges it after a snapshot
+//!   (`Config::snapshot_policy`); tests run short.
+//! - Checksums on snapshots: a snapshot is the register map, little-endian, handed over
+//!   in-process.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::io::Cursor;
+use std::ops::RangeBounds;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
+use openraft::{
+    Entry, EntryPayload, LogId, OptionalSend, RaftLogReader, RaftSnapshotBuilder, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership, Vote,
+};
+
+use crate::types::{NodeId, Outcome, RegisterCommand, TypeConfig};
+
+/// Locks a mutex; a poisoned lock means a thread panicked mid-update, and the state may be
+/// wrong: crash rather than limp on.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().expect("memstore lock poisoned: a holder panicked")
+}
+
+#[derive(Debug, Default)]
+struct LogInner {
+    last_purged: Option<LogId<NodeId>>,
+    entries: BTreeMap<u64, Entry<TypeConfig>>,
+    vote: Option<Vote<NodeId>>,
+    committed: Option<LogId<NodeId>>,
+}
+
+/// The Raft log and vote, kept in memory: the stand-in for the write-ahead log.
+///
+/// Cloning shares the same log (openraft's replication tasks read it through clones).
+#[derive(Debug, Clone, Default)]
+pub struct MemLogStore {
+    inner: Arc<Mutex<LogInner>>,
+}
+
+impl MemLogStore {
+    /// An empty log with no vote.
+    pub fn new() -> MemLogStore {
+        MemLogStore::default()
+    }
+}
+
+impl RaftLogReader<TypeConfig> for MemLogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+        let inner = lock(&self.inner);
+        Ok(inner.entries.range(range).map(|(_, e)| e.clone()).collect())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for MemLogStore {
+    type LogReader = MemLogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
+        let inner = lock(&self.inner);
+        let last = inner.entries.values().next_back().map(|e| e.log_id);
+        Ok(LogState { last_purged_log_id: inner.last_purged, last_log_id: last.or(inner.last_purged) })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
+        lock(&self.inner).vote = Some(*vote);
+        Ok(())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
+        Ok(lock(&self.inner).vote)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
+        lock(&self.inner).committed = committed;
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
+        Ok(lock(&self.inner).committed)
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        {
+            let mut inner = lock(&self.inner);
+            for entry in entries {
+                // Logs are consecutive: openraft truncates before it overwrites.
+                let expected =
+                    inner.entries.keys().next_back().map(|i| i + 1).or(inner.last_purged.map(|l| l.index + 1));
+                assert!(
+                    expected.is_none() || expected == Some(entry.log_id.index),
+                    "log hole: appending {} after {:?}",
+                    entry.log_id,
+                    expected
+                );
+                inner.entries.insert(entry.log_id.index, entry);
+            }
+        }
+        // In memory the append is "durable" at once; the WAL will call this after fsync.
+        callback.log_io_completed(Ok(()));
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        let mut inner = lock(&self.inner);
+        inner.entries.split_off(&log_id.index);
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        let mut inner = lock(&self.inner);
+        assert!(inner.last_purged <= Some(log_id), "purge goes backwards: {log_id} after {:?}", inner.last_purged);
+        inner.last_purged = Some(log_id);
+        let keep = inner.entries.split_off(&(log_id.index + 1));
+        inner.entries = keep;
+        Ok(())
+    }
+}
+
+/// The register map and what Raft needs to know about it.
+#[derive(Debug, Default)]
+struct SmInner {
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, openraft::BasicNode>,
+    registers: BTreeMap<u64, i64>,
+    snapshot: Option<(SnapshotMeta<NodeId, openraft::BasicNode>, Vec<u8>)>,
+    snapshots_built: u64,
+    snapshots_installed: u64,
+}
+
+/// The state machine, kept in memory: the stand-in for the MVCC store. Applies
+/// [`RegisterCommand`]s to a map of registers.
+///
+/// Cloning shares the same state; the node keeps a clone to serve linearizable reads
+/// after openraft confirms leadership (see `InProcessCluster::read`).
+#[derive(Debug, Clone, Default)]
+pub struct MemStateMachine {
+    inner: Arc<Mutex<SmInner>>,
+}
+
+impl MemStateMachine {
+    /// An empty register map.
+    pub fn new() -> MemStateMachine {
+        MemStateMachine::default()
+    }
+
+    /// The value of `key` as applied so far (no freshness promise on its own).
+    pub fn get(&self, key: u64) -> Option<i64> {
+        lock(&self.inner).registers.get(&key).copied()
+    }
+
+    /// The index of the last applied entry (0 before any).
+    pub fn applied_index(&self) -> u64 {
+        lock(&self.inner).last_applied.map_or(0, |l| l.index)
+    }
+
+    /// How many snapshots from a leader this state machine has installed.
+    pub fn snapshots_installed(&self) -> u64 {
+        lock(&self.inner).snapshots_installed
+    }
+
+    /// All registers, in key order.
+    pub fn registers(&self) -> BTreeMap<u64, i64> {
+        lock(&self.inner).registers.clone()
+    }
+}
+
+/// Applies one command to the registers. Pure and deterministic: every replica gets the
+/// same outcome from the same map and command.
+fn apply_command(registers: &mut BTreeMap<u64, i64>, bytes: &[u8]) -> Outcome {
+    match RegisterCommand::decode(bytes) {
+        Err(why) => Outcome::Rejected(why),
+        Ok(RegisterCommand::Write { key, value }) => {
+            registers.insert(key, value);
+            Outcome::Written
+        }
+        Ok(RegisterCommand::Cas { key, expect, new }) => {
+            let ok = registers.get(&key) == Some(&expect);
+            if ok {
+                registers.insert(key, new);
+            }
+            Outcome::Cas { ok, current: registers.get(&key).copied() }
+        }
+        Ok(RegisterCommand::Read { key }) => Outcome::Read(registers.get(&key).copied()),
+    }
+}
+
+/// Encodes registers for a snapshot: count u64, then (key u64, value i64) pairs, all
+/// little-endian, in key order.
+fn encode_registers(registers: &BTreeMap<u64, i64>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + registers.len() * 16);
+    out.extend_from_slice(&(registers.len() as u64).to_le_bytes());
+    for (k, v) in registers {
+        out.extend_from_slice(&k.to_le_bytes());
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+fn decode_registers(bytes: &[u8]) -> Result<BTreeMap<u64, i64>, String> {
+    let word = |at: usize| -> Result<[u8; 8], String> {
+        bytes
+            .get(at..at + 8)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| format!("snapshot truncated at byte {at} of {}", bytes.len()))
+    };
+    let count = u64::from_le_bytes(word(0)?);
+    let expected_len = count.checked_mul(16).and_then(|n| n.checked_add(8)).ok_or("snapshot count overflows")?;
+    if expected_len != bytes.len() as u64 {
+        return Err(format!("snapshot of {count} registers is {} bytes, expected {expected_len}", bytes.len()));
+    }
+    let mut registers = BTreeMap::new();
+    for i in 0..count as usize {
+        let at = 8 + i * 16;
+        registers.insert(u64::from_le_bytes(word(at)?), i64::from_le_bytes(word(at + 8)?));
+    }
+    Ok(registers)
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for MemStateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        let mut inner = lock(&self.inner);
+        let data = encode_registers(&inner.registers);
+        inner.snapshots_built += 1;
+        let snapshot_id = match inner.last_applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id, l.index, inner.snapshots_built),
+            None => format!("none-{}", inner.snapshots_built),
+        };
+        let meta =
+            SnapshotMeta { last_log_id: inner.last_applied, last_membership: inner.membership.clone(), snapshot_id };
+        inner.snapshot = Some((meta.clone(), data.clone()));
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for MemStateMachine {
+    type SnapshotBuilder = MemStateMachine;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, openraft::BasicNode>), StorageError<NodeId>> {
+        let inner = lock(&self.inner);
+        Ok((inner.last_applied, inner.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Outcome>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut inner = lock(&self.inner);
+        let mut outcomes = Vec::new();
+        for entry in entries {
+            assert!(
+                inner.last_applied < Some(entry.log_id),
+                "apply out of order: {} after {:?}",
+                entry.log_id,
+                inner.last_applied
+            );
+            inner.last_applied = Some(entry.log_id);
+            let outcome = match entry.payload {
+                EntryPayload::Blank => Outcome::None,
+                EntryPayload::Normal(command) => apply_command(&mut inner.registers, &command.0),
+                EntryPayload::Membership(m) => {
+                    inner.membership = StoredMembership::new(Some(entry.log_id), m);
+                    Outcome::None
+                }
+            };
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        let data = snapshot.into_inner();
+        let registers = decode_registers(&data).map_err(|why| StorageError::IO {
+            source: StorageIOError::read_snapshot(
+                Some(meta.signature()),
+                &std::io::Error::new(std::io::ErrorKind::InvalidData, why),
+            ),
+        })?;
+        let mut inner = lock(&self.inner);
+        inner.registers = registers;
+        inner.last_applied = meta.last_log_id;
+        inner.membership = meta.last_membership.clone();
+        inner.snapshot = Some((meta.clone(), data));
+        inner.snapshots_installed += 1;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        let inner = lock(&self.inner);
+        Ok(inner
+            .snapshot
+            .as_ref()
+            .map(|(meta, data)| Snapshot { meta: meta.clone(), snapshot: Box::new(Cursor::new(data.clone())) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registers_apply_write_cas_read() {
+        let mut r = BTreeMap::new();
+        let cmd = |c: RegisterCommand| c.encode().0;
+        assert_eq!(apply_command(&mut r, &cmd(RegisterCommand::Read { key: 1 })), Outcome::Read(None));
+        assert_eq!(apply_command(&mut r, &cmd(RegisterCommand::Write { key: 1, value: 5 })), Outcome::Written);
+        assert_eq!(
+            apply_command(&mut r, &cmd(RegisterCommand::Cas { key: 1, expect: 4, new: 9 })),
+            Outcome::Cas { ok: false, current: Some(5) }
+        );
+        assert_eq!(
+            apply_command(&mut r, &cmd(RegisterCommand::Cas { key: 1, expect: 5, new: 9 })),
+            Outcome::Cas { ok: true, current: Some(9) }
+        );
+        assert!(matches!(apply_command(&mut r, &[0xff]), Outcome::Rejected(_)));
+    }
+
+    #[test]
+    fn snapshot_encoding_round_trips_and_rejects_truncation() {
+        let r: BTreeMap<u64, i64> = [(1, -1), (u64::MAX, i64::MIN)].into_iter().collect();
+        let bytes = encode_registers(&r);
+        assert_eq!(decode_registers(&bytes), Ok(r));
+        for cut in 0..bytes.len() {
+            assert!(decode_registers(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+}
