@@ -215,7 +215,7 @@ impl Exec<'_> {
                 }
                 self.run(body)
             }
-            Plan::Filter(input, pred) => {
+            Plan::Filter(input, pred, _) => {
                 let rows = self.run(input)?;
                 let mut out = Vec::new();
                 for r in rows {
@@ -235,7 +235,7 @@ impl Exec<'_> {
                 }
                 Ok(out)
             }
-            Plan::Join { left, right, kind, on, left_width, right_width } => {
+            Plan::Join { left, right, kind, on, left_width, right_width, .. } => {
                 let l = self.run(left)?;
                 let r = self.run(right)?;
                 self.join(l, r, *kind, on.as_ref(), *left_width, *right_width)

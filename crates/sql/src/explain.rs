@@ -13,10 +13,11 @@
 //! often it ran, and its time in milliseconds (its inputs' time included). Operators
 //! materialise their output, so the first row and the last come at the same time.
 //!
-//! Nodes that only compute columns or filter rows (projection, WHERE over a join, dropping
-//! hidden sort columns) are not shown, as in PostgreSQL; the node under them reports their
-//! output rows. Expressions are shown as written where the plan kept the text (`Hash Cond`,
-//! `Index Cond`), else as `(...)`.
+//! Nodes that only compute columns or filter rows (projection, WHERE over a join, HAVING,
+//! dropping hidden sort columns) are not shown, as in PostgreSQL; the node under them
+//! reports their output rows, and a filter shows as a `Filter` (over an inner join, `Join
+//! Filter`) line of that node. Conditions are shown as written, with a scan's own columns
+//! unqualified and the equalities a hash join already checks left out of filters.
 
 use crate::ast::JoinKind;
 use crate::plan::{estimate_rows, Lookup, Plan};
@@ -93,7 +94,7 @@ fn node(plan: &Plan, shown: &Plan, depth: usize, opts: &Options<'_>, out: &mut V
     match plan {
         Plan::One => line("Result".into()),
         Plan::Values(_) => line("Values Scan on \"*VALUES*\"".into()),
-        Plan::Scan { table, lookup, filter, index_cond, .. } => {
+        Plan::Scan { table, lookup, index_cond, filter_text, .. } => {
             let index = match lookup {
                 Some(Lookup::PrimaryKey(_)) => Some(table.pk_name.as_str()),
                 Some(Lookup::Index { index, .. }) => Some(table.indexes[*index].name.as_str()),
@@ -108,12 +109,10 @@ fn node(plan: &Plan, shown: &Plan, depth: usize, opts: &Options<'_>, out: &mut V
                         out.push(format!("{detail_pad}Index Cond: {cond}"));
                     }
                 }
-                None => {
-                    line(format!("Seq Scan on {}", table.name));
-                    if filter.is_some() {
-                        out.push(format!("{detail_pad}Filter: (...)"));
-                    }
-                }
+                None => line(format!("Seq Scan on {}", table.name)),
+            }
+            if let Some(f) = filter_text {
+                out.push(format!("{detail_pad}Filter: {f}"));
             }
         }
         Plan::CteRef(n) => line(format!("CTE Scan on {n}")),
@@ -125,8 +124,25 @@ fn node(plan: &Plan, shown: &Plan, depth: usize, opts: &Options<'_>, out: &mut V
                 node(p, p, depth + 1, opts, out);
             }
         }
-        Plan::Filter(i, _) | Plan::Project(i, _) | Plan::Trim(i, _) => node(i, shown, depth, opts, out),
-        Plan::Join { left, right, kind, .. } => {
+        Plan::Filter(i, _, text) => {
+            let start = out.len();
+            node(i, shown, depth, opts, out);
+            if let Some(text) = text {
+                // A detail of the node below, after its own details (before its inputs).
+                let label = match **i {
+                    Plan::Join { kind: JoinKind::Inner | JoinKind::Cross, .. }
+                    | Plan::HashJoin { kind: JoinKind::Inner | JoinKind::Cross, .. } => "Join Filter",
+                    _ => "Filter",
+                };
+                let is_detail = |l: &String| {
+                    l.strip_prefix(detail_pad.as_str()).is_some_and(|r| !r.starts_with(' ') && !r.starts_with('-'))
+                };
+                let at = start + 1 + out[start + 1..].iter().take_while(|l| is_detail(l)).count();
+                out.insert(at, format!("{detail_pad}{label}: {text}"));
+            }
+        }
+        Plan::Project(i, _) | Plan::Trim(i, _) => node(i, shown, depth, opts, out),
+        Plan::Join { left, right, kind, cond, .. } => {
             line(format!(
                 "Nested Loop{}",
                 match kind {
@@ -136,6 +152,9 @@ fn node(plan: &Plan, shown: &Plan, depth: usize, opts: &Options<'_>, out: &mut V
                     _ => "",
                 }
             ));
+            if let Some(cond) = cond {
+                out.push(format!("{detail_pad}Join Filter: {cond}"));
+            }
             node(left, left, depth + 1, opts, out);
             node(right, right, depth + 1, opts, out);
         }
