@@ -5,11 +5,14 @@
 //!
 //! - every operator's output is bounded by [`ROWS_MAX`] rows;
 //! - what the materialising operators hold (a sort's rows, a hash join's build side, hash
-//!   aggregation's groups, DISTINCT's and set operations' seen rows, CTE results) is charged
-//!   against the statement's memory budget, the session setting `bulwark.statement_mem_max`
-//!   (default [`STATEMENT_MEM_DEFAULT_BYTES`]). A row is charged its estimated size in
-//!   memory ([`row_bytes`]); an operator's charge is given back when it finishes, a CTE's
-//!   at the end of the statement.
+//!   aggregation's groups, DISTINCT's and set operations' seen rows, CTE results, the rows
+//!   table scans, function scans and joins produce, an aggregate's DISTINCT values and
+//!   string_agg's text) is charged against the statement's memory budget, the session
+//!   setting `bulwark.statement_mem_max` (default [`STATEMENT_MEM_DEFAULT_BYTES`]). A row
+//!   is charged its estimated size in memory ([`row_bytes`]) as it is added, so a growing
+//!   operator fails as soon as it passes the budget; an operator's charge is given back
+//!   when it finishes (its output then belongs to the operator above, which is charged for
+//!   what it keeps), a CTE's at the end of the statement.
 
 use crate::ast::{BinaryOp, JoinKind, SetOperator};
 use crate::bind::{BExpr, SubqueryKind};
@@ -55,15 +58,17 @@ pub fn row_bytes(row: &[Value]) -> u64 {
 
 /// The bytes of a grouping key (for hash tables of keys).
 fn key_bytes(key: &[GroupKey]) -> u64 {
-    let heap: usize = key
-        .iter()
-        .map(|k| match k {
-            GroupKey::Text(s) => s.len(),
-            GroupKey::Bytes(b) => b.len(),
-            _ => 0,
-        })
-        .sum();
+    let heap: usize = key.iter().map(key_heap_bytes).sum();
     (std::mem::size_of::<Vec<GroupKey>>() + std::mem::size_of_val(key) + heap) as u64
+}
+
+/// What one key value holds on the heap.
+fn key_heap_bytes(k: &GroupKey) -> usize {
+    match k {
+        GroupKey::Text(s) => s.len(),
+        GroupKey::Bytes(b) => b.len(),
+        _ => 0,
+    }
 }
 
 /// Hands out sequence values (SERIAL, nextval): outside the transaction, as in PostgreSQL.
@@ -130,18 +135,37 @@ impl Exec<'_> {
     /// Charges `bytes` that `operator` holds against the statement's memory budget; fails
     /// with 53200 when that passes `mem_max_bytes`.
     pub fn charge(&mut self, operator: &str, bytes: u64) -> Result<()> {
+        self.charge_named(bytes, || operator.to_string())
+    }
+
+    /// [`Exec::charge`] for the hot path: the operator's name is only made when it fails.
+    #[inline]
+    pub fn charge_named(&mut self, bytes: u64, operator: impl FnOnce() -> String) -> Result<()> {
         self.mem_used_bytes = self.mem_used_bytes.saturating_add(bytes);
         if self.mem_used_bytes > self.mem_max_bytes {
-            return Err(Error::new(
-                codes::OUT_OF_MEMORY,
-                format!(
-                    "out of memory: the {operator} needs more than {STATEMENT_MEM_SETTING} ({}) \
-                     (SET {STATEMENT_MEM_SETTING} to raise it)",
-                    format_bytes(self.mem_max_bytes)
-                ),
-            ));
+            return Err(self.out_of_memory(&operator()));
         }
         Ok(())
+    }
+
+    /// Charges `row`, which `operator` adds to the output it builds, adding its bytes to
+    /// `held` (what the operator gives back with [`Exec::release`] when it is done).
+    #[inline]
+    pub fn charge_output(&mut self, row: &[Value], held: &mut u64, operator: impl FnOnce() -> String) -> Result<()> {
+        let bytes = row_bytes(row);
+        *held += bytes;
+        self.charge_named(bytes, operator)
+    }
+
+    fn out_of_memory(&self, operator: &str) -> Error {
+        Error::new(
+            codes::OUT_OF_MEMORY,
+            format!(
+                "out of memory: the {operator} needs more than {STATEMENT_MEM_SETTING} ({}) \
+                 (SET {STATEMENT_MEM_SETTING} to raise it)",
+                format_bytes(self.mem_max_bytes)
+            ),
+        )
     }
 
     /// Gives back what [`Exec::charge`] took.
@@ -477,6 +501,7 @@ impl Exec<'_> {
         }
         let candidates = self.candidates(table, lookup)?;
         let mut out = Vec::new();
+        let mut held = 0;
         for (key, row) in candidates {
             self.tick()?;
             if let Some(f) = filter {
@@ -510,8 +535,10 @@ impl Exec<'_> {
                     }
                 }
             };
+            self.charge_output(&row, &mut held, || format!("scan of {}", table.name))?;
             out.push(row);
         }
+        self.release(held);
         Ok(out)
     }
 
@@ -525,6 +552,8 @@ impl Exec<'_> {
         rw: usize,
     ) -> Result<Vec<Row>> {
         let mut out = Vec::new();
+        let mut held = 0;
+        let name = || "nested loop join".to_string();
         let mut right_matched = vec![false; r.len()];
         for lrow in &l {
             let mut matched = false;
@@ -539,6 +568,7 @@ impl Exec<'_> {
                 if ok {
                     matched = true;
                     right_matched[j] = true;
+                    self.charge_output(&row, &mut held, name)?;
                     out.push(row);
                     if out.len() > ROWS_MAX {
                         return Err(too_many_rows());
@@ -548,6 +578,7 @@ impl Exec<'_> {
             if !matched && matches!(kind, JoinKind::Left | JoinKind::Full) {
                 let mut row = lrow.clone();
                 row.extend(std::iter::repeat_n(Value::Null, rw));
+                self.charge_output(&row, &mut held, name)?;
                 out.push(row);
             }
         }
@@ -556,10 +587,12 @@ impl Exec<'_> {
                 if !right_matched[j] {
                     let mut row: Row = std::iter::repeat_n(Value::Null, lw).collect();
                     row.extend(rrow.iter().cloned());
+                    self.charge_output(&row, &mut held, name)?;
                     out.push(row);
                 }
             }
         }
+        self.release(held);
         Ok(out)
     }
 
@@ -626,17 +659,21 @@ impl Exec<'_> {
         drop(table);
         self.release(bytes);
         let mut out = Vec::with_capacity(pairs);
+        let mut held = 0;
+        let name = || "hash join".to_string();
         let mut right_matched = vec![false; r.len()];
         for (i, js) in matches.iter().enumerate() {
             for &j in js {
                 right_matched[j] = true;
                 let mut row = l[i].clone();
                 row.extend(r[j].iter().cloned());
+                self.charge_output(&row, &mut held, name)?;
                 out.push(row);
             }
             if js.is_empty() && matches!(join.kind, JoinKind::Left | JoinKind::Full) {
                 let mut row = l[i].clone();
                 row.extend(std::iter::repeat_n(Value::Null, rw));
+                self.charge_output(&row, &mut held, name)?;
                 out.push(row);
             }
         }
@@ -645,10 +682,12 @@ impl Exec<'_> {
                 if !right_matched[j] {
                     let mut row: Row = std::iter::repeat_n(Value::Null, lw).collect();
                     row.extend(rrow.iter().cloned());
+                    self.charge_output(&row, &mut held, name)?;
                     out.push(row);
                 }
             }
         }
+        self.release(held);
         Ok(out)
     }
 
@@ -680,7 +719,11 @@ impl Exec<'_> {
                     Some(e) => Some(self.eval(e, row)?),
                     None => None,
                 };
-                groups[g].1[a].add(agg, v, extra)?;
+                let grew = groups[g].1[a].add(agg, v, extra)?;
+                if grew > 0 {
+                    self.charge_named(grew, || agg_name(agg))?;
+                    bytes += grew;
+                }
             }
         }
         self.release(bytes);
@@ -1030,9 +1073,14 @@ fn set_op(op: SetOperator, all: bool, l: Vec<Row>, r: Vec<Row>) -> Vec<Row> {
     }
 }
 
-/// The bytes charged for one aggregate's state in one group (its DISTINCT set and
-/// string_agg's text grow beyond it uncharged, bounded by the group's input rows).
+/// The bytes charged for one aggregate's state in one group when the group is made (its
+/// DISTINCT set and string_agg's text are charged as they grow).
 const AGG_STATE_BYTES: usize = std::mem::size_of::<AggState>();
+
+/// An aggregate as the memory budget's error names it: `count(DISTINCT) aggregate`.
+fn agg_name(agg: &Agg) -> String {
+    format!("{}{} aggregate", agg.func, if agg.distinct { "(DISTINCT)" } else { "" })
+}
 
 /// `bytes` as PostgreSQL shows memory settings: the largest unit that divides it.
 pub fn format_bytes(bytes: u64) -> String {
@@ -1072,17 +1120,25 @@ struct AggState {
 }
 
 impl AggState {
-    fn add(&mut self, agg: &Agg, v: Option<Value>, extra: Option<Value>) -> Result<()> {
+    /// Adds a value; returns the bytes the state grew by (its DISTINCT set, string_agg's
+    /// text), for the memory budget.
+    fn add(&mut self, agg: &Agg, v: Option<Value>, extra: Option<Value>) -> Result<u64> {
         let v = match v {
             None => {
                 self.count += 1; // count(*)
-                return Ok(());
+                return Ok(0);
             }
-            Some(Value::Null) => return Ok(()),
+            Some(Value::Null) => return Ok(0),
             Some(v) => v,
         };
-        if agg.distinct && !self.seen.insert(eval::group_key(&v)) {
-            return Ok(());
+        let mut grew = 0;
+        if agg.distinct {
+            let key = eval::group_key(&v);
+            let size = (std::mem::size_of::<GroupKey>() + key_heap_bytes(&key)) as u64;
+            if !self.seen.insert(key) {
+                return Ok(0);
+            }
+            grew += size;
         }
         self.count += 1;
         match agg.func.as_str() {
@@ -1123,8 +1179,12 @@ impl AggState {
                 let s = eval::to_text(&v).unwrap_or_default();
                 let sep = extra.as_ref().and_then(eval::to_text).unwrap_or_default();
                 match &mut self.text {
-                    None => self.text = Some(s),
+                    None => {
+                        grew += s.len() as u64;
+                        self.text = Some(s);
+                    }
                     Some(t) => {
+                        grew += (sep.len() + s.len()) as u64;
                         t.push_str(&sep);
                         t.push_str(&s);
                     }
@@ -1132,7 +1192,7 @@ impl AggState {
             }
             other => return Err(Error::new(codes::UNDEFINED_FUNCTION, format!("aggregate {other} does not exist"))),
         }
-        Ok(())
+        Ok(grew)
     }
 
     fn finish(self, agg: &Agg) -> Result<Value> {
