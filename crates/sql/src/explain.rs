@@ -61,6 +61,36 @@ pub fn lines(plan: &Plan, opts: &Options<'_>) -> Vec<String> {
     out
 }
 
+/// The lines of EXPLAIN for a write, `Insert on t` (or Update, Delete) over `input`, the
+/// plan that makes or finds its rows. With ANALYZE, `written` is what the write node did:
+/// as in PostgreSQL it yields rows only with RETURNING.
+pub fn write_lines(
+    verb: &str,
+    table: &str,
+    input: &Plan,
+    returning: bool,
+    written: Option<NodeStats>,
+    opts: &Options<'_>,
+) -> Vec<String> {
+    let mut top = format!("{verb} on {table}");
+    if opts.costs {
+        let rows = if returning { estimate_rows(input).round().max(1.0) as u64 } else { 0 };
+        top += &format!("  (rows={rows})");
+    }
+    if let Some(st) = written.filter(|_| opts.profile.is_some()) {
+        let rows = if returning { st.rows } else { 0 };
+        if opts.timing {
+            let ms = st.time.as_secs_f64() * 1000.0;
+            top += &format!(" (actual time={ms:.3}..{ms:.3} rows={rows} loops=1)");
+        } else {
+            top += &format!(" (actual rows={rows} loops=1)");
+        }
+    }
+    let mut out = vec![top];
+    node(input, input, 1, opts, &mut out);
+    out
+}
+
 /// The suffix of a node's line: estimate and actual figures of `shown`.
 fn figures(shown: &Plan, estimate: Option<f64>, opts: &Options<'_>) -> String {
     let mut s = String::new();
@@ -94,7 +124,11 @@ fn node(plan: &Plan, shown: &Plan, depth: usize, opts: &Options<'_>, out: &mut V
     match plan {
         Plan::One => line("Result".into()),
         Plan::Values(_) => line("Values Scan on \"*VALUES*\"".into()),
-        Plan::Scan { table, lookup, index_cond, filter_text, .. } => {
+        Plan::Scan { table, lookup, index_cond, filter_text, alias, .. } => {
+            let target = match alias {
+                Some(a) => format!("{} {a}", table.name),
+                None => table.name.clone(),
+            };
             let index = match lookup {
                 Some(Lookup::PrimaryKey(_)) => Some(table.pk_name.as_str()),
                 Some(Lookup::Index { index, .. }) => Some(table.indexes[*index].name.as_str()),
@@ -104,12 +138,12 @@ fn node(plan: &Plan, shown: &Plan, depth: usize, opts: &Options<'_>, out: &mut V
             };
             match index {
                 Some(index) => {
-                    line(format!("Index Scan using {index} on {}", table.name));
+                    line(format!("Index Scan using {index} on {target}"));
                     if let Some(cond) = index_cond {
                         out.push(format!("{detail_pad}Index Cond: {cond}"));
                     }
                 }
-                None => line(format!("Seq Scan on {}", table.name)),
+                None => line(format!("Seq Scan on {target}")),
             }
             if let Some(f) = filter_text {
                 out.push(format!("{detail_pad}Filter: {f}"));
@@ -138,7 +172,12 @@ fn node(plan: &Plan, shown: &Plan, depth: usize, opts: &Options<'_>, out: &mut V
                     l.strip_prefix(detail_pad.as_str()).is_some_and(|r| !r.starts_with(' ') && !r.starts_with('-'))
                 };
                 let at = start + 1 + out[start + 1..].iter().take_while(|l| is_detail(l)).count();
-                out.insert(at, format!("{detail_pad}{label}: {text}"));
+                // As PostgreSQL, a nested loop's ON and the WHERE above it make one filter.
+                let on = format!("{detail_pad}Join Filter: ");
+                match out[start + 1..at].iter_mut().find(|l| l.starts_with(&on)) {
+                    Some(l) if label == "Join Filter" => *l = format!("{on}({} AND {text})", &l[on.len()..]),
+                    _ => out.insert(at, format!("{detail_pad}{label}: {text}")),
+                }
             }
         }
         Plan::Project(i, _) | Plan::Trim(i, _) => node(i, shown, depth, opts, out),

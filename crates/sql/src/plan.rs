@@ -84,6 +84,8 @@ pub enum Plan {
         index_cond: Option<String>,
         /// The conditions the lookup does not use, as written (EXPLAIN's `Filter`).
         filter_text: Option<String>,
+        /// The name FROM gives the table, if not its own (EXPLAIN's `Seq Scan on t a`).
+        alias: Option<String>,
         /// The table's statistics from its last ANALYZE.
         stats: Option<std::sync::Arc<catalog::TableStats>>,
     },
@@ -370,6 +372,7 @@ impl<'t> Planner<'t> {
                         .collect(),
                 };
                 let stats = catalog::get_stats(self.txn, &table)?.map(std::sync::Arc::new);
+                let alias = (label != table.name).then(|| label.clone());
                 let plan = Plan::Scan {
                     table: Box::new(table),
                     lookup: None,
@@ -377,6 +380,7 @@ impl<'t> Planner<'t> {
                     lock,
                     index_cond: None,
                     filter_text: None,
+                    alias,
                     stats,
                 };
                 Ok((plan, scope))
@@ -489,6 +493,58 @@ impl<'t> Planner<'t> {
         Ok(keys)
     }
 
+    /// `scan`, a scan of a whole table, made to keep the rows `filter` (bound: `pred`)
+    /// keeps, by a lookup where the filter allows one.
+    fn filtered_scan(
+        &mut self,
+        scan: Plan,
+        scope: &Scope,
+        filter: &Expr,
+        pred: BExpr,
+        outer: &[Scope],
+    ) -> Result<Plan> {
+        let Plan::Scan { table, lookup: None, filter: None, lock, alias, stats, .. } = scan else {
+            panic!("filtered_scan of a filtered scan or another node: {scan:?}");
+        };
+        // As PostgreSQL, a scan's conditions name its columns unqualified.
+        let shown = unqualified(filter, scope);
+        let (lookup, index_cond, used) = match find_lookup(&table, scope, &shown, self, outer)? {
+            Some((lookup, cond, used)) => (Some(lookup), Some(cond), used),
+            None => (None, None, Vec::new()),
+        };
+        let filter_text = conjuncts_text(&shown, |i, _| !used.contains(&i));
+        Ok(Plan::Scan { table, lookup, filter: Some(pred), lock, index_cond, filter_text, alias, stats })
+    }
+
+    /// The scan that finds the rows an UPDATE or DELETE of `table` (columns named by
+    /// `scope`) writes, as EXPLAIN shows it: the same lookup the write uses.
+    pub fn write_scan(
+        &mut self,
+        table: &Table,
+        alias: Option<&str>,
+        scope: &Scope,
+        filter: Option<&Expr>,
+    ) -> Result<Plan> {
+        let stats = catalog::get_stats(self.txn, table)?.map(std::sync::Arc::new);
+        let scan = Plan::Scan {
+            table: Box::new(table.clone()),
+            lookup: None,
+            filter: None,
+            lock: None,
+            index_cond: None,
+            filter_text: None,
+            alias: alias.filter(|a| *a != table.name).map(str::to_string),
+            stats,
+        };
+        match filter {
+            None => Ok(scan),
+            Some(f) => {
+                let pred = self.bind(f, scope, &[])?;
+                self.filtered_scan(scan, scope, f, pred, &[])
+            }
+        }
+    }
+
     /// `FROM a, b, c WHERE a.x = b.y AND ...`: each cross join of the FROM list (a left-deep
     /// chain whose left inputs cover the first columns of `scope`) that WHERE equalities
     /// connect becomes an inner hash join on them. WHERE is still applied in full above.
@@ -572,15 +628,8 @@ impl<'t> Planner<'t> {
             }
             let pred = self.bind(filter, &scope, &outer)?;
             plan = match plan {
-                Plan::Scan { table, lookup: None, filter: None, lock, index_cond: None, stats, .. } => {
-                    // As PostgreSQL, a scan's conditions name its columns unqualified.
-                    let shown = unqualified(filter, &scope);
-                    let (lookup, index_cond, used) = match find_lookup(&table, &scope, &shown, self, &outer)? {
-                        Some((lookup, cond, used)) => (Some(lookup), Some(cond), used),
-                        None => (None, None, Vec::new()),
-                    };
-                    let filter_text = conjuncts_text(&shown, |i, _| !used.contains(&i));
-                    Plan::Scan { table, lookup, filter: Some(pred), lock, index_cond, filter_text, stats }
+                scan @ Plan::Scan { lookup: None, filter: None, .. } => {
+                    self.filtered_scan(scan, &scope, filter, pred, &outer)?
                 }
                 other => {
                     let mut used = Vec::new();
