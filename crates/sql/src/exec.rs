@@ -281,7 +281,7 @@ impl Exec<'_> {
                 let join = HashJoin { kind: *kind, left_keys, right_keys, on, build_left: *build_left };
                 self.hash_join(l, r, &join, *left_width, *right_width)
             }
-            Plan::Aggregate { input, group_by, aggs } => {
+            Plan::Aggregate { input, group_by, aggs, .. } => {
                 let rows = self.run(input)?;
                 self.aggregate(rows, group_by, aggs)
             }

@@ -172,7 +172,7 @@ fn node(plan: &Plan, shown: &Plan, depth: usize, opts: &Options<'_>, out: &mut V
                     l.strip_prefix(detail_pad.as_str()).is_some_and(|r| !r.starts_with(' ') && !r.starts_with('-'))
                 };
                 let at = start + 1 + out[start + 1..].iter().take_while(|l| is_detail(l)).count();
-                // As PostgreSQL, a nested loop's ON and the WHERE above it make one filter.
+                // As PostgreSQL, a join's ON and the WHERE above it make one filter.
                 let on = format!("{detail_pad}Join Filter: ");
                 match out[start + 1..at].iter_mut().find(|l| l.starts_with(&on)) {
                     Some(l) if label == "Join Filter" => *l = format!("{on}({} AND {text})", &l[on.len()..]),
@@ -197,7 +197,7 @@ fn node(plan: &Plan, shown: &Plan, depth: usize, opts: &Options<'_>, out: &mut V
             node(left, left, depth + 1, opts, out);
             node(right, right, depth + 1, opts, out);
         }
-        Plan::HashJoin { left, right, kind, cond, build_left, .. } => {
+        Plan::HashJoin { left, right, kind, cond, join_filter, build_left, .. } => {
             // As PostgreSQL, the outer (probe) input comes first, the hashed one under Hash;
             // building the left input turns a left join into a right one.
             let (probe, build) = if *build_left { (right, left) } else { (left, right) };
@@ -209,13 +209,19 @@ fn node(plan: &Plan, shown: &Plan, depth: usize, opts: &Options<'_>, out: &mut V
             };
             line(format!("Hash{kind} Join"));
             out.push(format!("{detail_pad}Hash Cond: {cond}"));
+            if let Some(f) = join_filter {
+                out.push(format!("{detail_pad}Join Filter: {f}"));
+            }
             node(probe, probe, depth + 1, opts, out);
             let hash_pad = format!("{}->  ", "      ".repeat(depth) + "  ");
             out.push(format!("{hash_pad}Hash{}", figures(build, None, opts)));
             node(build, build, depth + 2, opts, out);
         }
-        Plan::Aggregate { input, group_by, .. } => {
+        Plan::Aggregate { input, group_by, group_text, .. } => {
             line(if group_by.is_empty() { "Aggregate".into() } else { "HashAggregate".into() });
+            if !group_text.is_empty() {
+                out.push(format!("{detail_pad}Group Key: {}", group_text.join(", ")));
+            }
             node(input, input, depth + 1, opts, out);
         }
         Plan::Sort(i, _) => {

@@ -145,6 +145,8 @@ pub enum Plan {
         on: BExpr,
         /// The equalities as written, for EXPLAIN's `Hash Cond`.
         cond: String,
+        /// The rest of the condition as written, for EXPLAIN's `Join Filter`.
+        join_filter: Option<String>,
         /// Build the hash table from the left input (the smaller estimate), else the right.
         build_left: bool,
         /// Columns of the left input.
@@ -158,6 +160,8 @@ pub enum Plan {
         input: Box<Plan>,
         /// Grouping expressions.
         group_by: Vec<BExpr>,
+        /// The grouping expressions as written, for EXPLAIN's `Group Key`.
+        group_text: Vec<String>,
         /// Aggregates.
         aggs: Vec<Agg>,
     },
@@ -432,6 +436,12 @@ impl<'t> Planner<'t> {
                 let plan = match bound {
                     Some(on_bound) if !keys.is_empty() => {
                         let cond = keys.iter().map(|k| k.text.clone()).reduce(|a, b| format!("({a} AND {b})"));
+                        let join_filter = on.as_ref().and_then(|on| {
+                            conjuncts_text(on, |_, c| {
+                                let t = c.to_string();
+                                !keys.iter().any(|k| k.text == t)
+                            })
+                        });
                         let build_left = estimate_rows(&l) < estimate_rows(&r);
                         Plan::HashJoin {
                             left: Box::new(l),
@@ -441,6 +451,7 @@ impl<'t> Planner<'t> {
                             right_keys: keys.into_iter().map(|k| k.right).collect(),
                             on: on_bound,
                             cond: cond.unwrap_or_default(),
+                            join_filter,
                             build_left,
                             left_width: lw,
                             right_width: rw,
@@ -588,6 +599,7 @@ impl<'t> Planner<'t> {
             right_keys: keys.into_iter().map(|k| k.right).collect(),
             on,
             cond,
+            join_filter: None,
             build_left,
             left_width,
             right_width,
@@ -737,7 +749,14 @@ impl<'t> Planner<'t> {
             keys.push(sort_key(col, o));
         }
         if let Some(group_by) = plan_after_group {
-            plan = Plan::Aggregate { input: Box::new(plan), group_by, aggs: post.aggs };
+            // As PostgreSQL, columns of a single table are unqualified.
+            let single = scope.columns.windows(2).all(|w| w[0].table == w[1].table);
+            let group_text = post
+                .groups
+                .iter()
+                .map(|g| if single { unqualified(g, &scope).to_string() } else { g.to_string() })
+                .collect();
+            plan = Plan::Aggregate { input: Box::new(plan), group_by, group_text, aggs: post.aggs };
         }
         if let Some(h) = having {
             let text = s.having.as_ref().map(|e| e.to_string());
