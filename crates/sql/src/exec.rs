@@ -220,7 +220,13 @@ impl Exec<'_> {
                 }
                 Ok(out)
             }
-            Plan::Scan { table, lookup, filter, lock, .. } => self.scan(table, lookup.as_ref(), filter.as_ref(), *lock),
+            Plan::Scan { table, lookup, filter, lock, .. } => {
+                let (rows, removed) = self.scan(table, lookup.as_ref(), filter.as_ref(), *lock)?;
+                if let Some(profile) = self.profile.as_mut() {
+                    profile.entry(crate::explain::node_id(plan)).or_default().removed += removed;
+                }
+                Ok(rows)
+            }
             Plan::Function { name, args, ordinality } => {
                 let args = args.iter().map(|a| self.eval(a, &[])).collect::<Result<Vec<_>>>()?;
                 crate::system::table_function(self, name, args, *ordinality)
@@ -488,24 +494,27 @@ impl Exec<'_> {
         Ok(Some(best))
     }
 
-    /// The rows of `table` (all, or by primary key), filtered and optionally locked.
+    /// The rows of `table` (all, or by primary key), filtered and optionally locked, and how
+    /// many the filter removed.
     fn scan(
         &mut self,
         table: &Table,
         lookup: Option<&Lookup>,
         filter: Option<&BExpr>,
         lock: Option<crate::ast::Locking>,
-    ) -> Result<Vec<Row>> {
+    ) -> Result<(Vec<Row>, u64)> {
         if table.id >= crate::catalog::SYSTEM_ID_MIN && lock.is_some() {
             return Err(Error::unsupported(format!("FOR UPDATE/SHARE on system table {}", table.name)));
         }
         let candidates = self.candidates(table, lookup)?;
         let mut out = Vec::new();
         let mut held = 0;
+        let mut removed = 0;
         for (key, row) in candidates {
             self.tick()?;
             if let Some(f) = filter {
                 if !self.test(f, &row)? {
+                    removed += 1;
                     continue;
                 }
             }
@@ -527,6 +536,7 @@ impl Exec<'_> {
                             let latest = eval::decode_row(&bytes)?;
                             if let Some(f) = filter {
                                 if !self.test(f, &latest)? {
+                                    removed += 1;
                                     continue;
                                 }
                             }
@@ -539,7 +549,7 @@ impl Exec<'_> {
             out.push(row);
         }
         self.release(held);
-        Ok(out)
+        Ok((out, removed))
     }
 
     fn join(

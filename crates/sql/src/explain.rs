@@ -33,6 +33,8 @@ pub struct NodeStats {
     pub loops: u64,
     /// Time spent in it, inputs included, over all runs.
     pub time: Duration,
+    /// Rows a scan's filter removed, over all runs.
+    pub removed: u64,
 }
 
 /// Per-node statistics of one run, keyed by the node's address in the plan (the plan is
@@ -91,6 +93,13 @@ pub fn write_lines(
     out
 }
 
+/// PostgreSQL's `Rows Removed by Filter: N` line for `removed` rows over `loops` runs (per
+/// run, as it shows them; none when that rounds to nothing).
+fn removed_line(pad: &str, label: &str, removed: u64, loops: u64) -> Option<String> {
+    let per_loop = removed as f64 / loops.max(1) as f64;
+    (per_loop > 0.0).then(|| format!("{pad}Rows Removed by {label}: {per_loop:.0}"))
+}
+
 /// The suffix of a node's line: estimate and actual figures of `shown`.
 fn figures(shown: &Plan, estimate: Option<f64>, opts: &Options<'_>) -> String {
     let mut s = String::new();
@@ -147,6 +156,9 @@ fn node(plan: &Plan, shown: &Plan, depth: usize, opts: &Options<'_>, out: &mut V
             }
             if let Some(f) = filter_text {
                 out.push(format!("{detail_pad}Filter: {f}"));
+                if let Some(st) = opts.profile.and_then(|p| p.get(&node_id(plan))) {
+                    out.extend(removed_line(&detail_pad, "Filter", st.removed, st.loops));
+                }
             }
         }
         Plan::CteRef(n) => line(format!("CTE Scan on {n}")),
@@ -175,8 +187,18 @@ fn node(plan: &Plan, shown: &Plan, depth: usize, opts: &Options<'_>, out: &mut V
                 // As PostgreSQL, a join's ON and the WHERE above it make one filter.
                 let on = format!("{detail_pad}Join Filter: ");
                 match out[start + 1..at].iter_mut().find(|l| l.starts_with(&on)) {
+                    // (The rows the join's own filter removed are not counted: no count.)
                     Some(l) if label == "Join Filter" => *l = format!("{on}({} AND {text})", &l[on.len()..]),
-                    _ => out.insert(at, format!("{detail_pad}{label}: {text}")),
+                    _ => {
+                        out.insert(at, format!("{detail_pad}{label}: {text}"));
+                        let stats = opts.profile.map(|p| (p.get(&node_id(plan)), p.get(&node_id(i))));
+                        if let Some((Some(filter), Some(input))) = stats {
+                            let removed = input.rows.saturating_sub(filter.rows);
+                            if let Some(l) = removed_line(&detail_pad, label, removed, filter.loops) {
+                                out.insert(at + 1, l);
+                            }
+                        }
+                    }
                 }
             }
         }

@@ -91,8 +91,13 @@ impl Session {
                 Plan::One => 1,
                 _ => count,
             };
-            profile.entry(explain::node_id(&input)).or_insert(NodeStats { rows: input_rows, loops: 1, time });
-            written = Some(NodeStats { rows: count, loops: 1, time });
+            profile.entry(explain::node_id(&input)).or_insert(NodeStats {
+                rows: input_rows,
+                loops: 1,
+                time,
+                removed: 0,
+            });
+            written = Some(NodeStats { rows: count, loops: 1, time, removed: 0 });
         }
         let opts = Options { costs: o.costs, profile: o.analyze.then_some(&profile), timing: o.timing };
         let mut lines = explain::write_lines(verb, &target, &input, returning, written, &opts);
