@@ -6,8 +6,8 @@
 //! - every operator's output is bounded by [`ROWS_MAX`] rows;
 //! - what the materialising operators hold (a sort's rows, a hash join's build side, hash
 //!   aggregation's groups, DISTINCT's and set operations' seen rows, CTE results, the rows
-//!   table scans, function scans and joins produce, an aggregate's DISTINCT values and
-//!   string_agg's text) is charged against the statement's memory budget, the session
+//!   table scans read (also for UPDATE and DELETE), the rows function scans and joins
+//!   produce, an aggregate's DISTINCT values and string_agg's text) is charged against the statement's memory budget, the session
 //!   setting `bulwark.statement_mem_max` (default [`STATEMENT_MEM_DEFAULT_BYTES`]). A row
 //!   is charged its estimated size in memory ([`row_bytes`]) as it is added, so a growing
 //!   operator fails as soon as it passes the budget; an operator's charge is given back
@@ -362,8 +362,41 @@ impl Exec<'_> {
         }
     }
 
-    /// The rows `lookup` finds in `table` (all of them without one), with their keys.
+    /// The rows `lookup` finds in `table` (all of them without one), with their keys. They
+    /// are checked against the memory budget as they are collected, and given back after.
     pub fn candidates(&mut self, table: &Table, lookup: Option<&Lookup>) -> Result<Vec<(Vec<u8>, Row)>> {
+        let mut held = 0;
+        let candidates = self.collect_candidates(table, lookup, &mut held)?;
+        self.release(held);
+        Ok(candidates)
+    }
+
+    /// Adds a row to a scan's candidates, charging it (see [`Exec::charge_output`]).
+    fn push_candidate(
+        &mut self,
+        candidates: &mut Vec<(Vec<u8>, Row)>,
+        held: &mut u64,
+        table: &Table,
+        key: Vec<u8>,
+        row: Row,
+    ) -> Result<()> {
+        *held += key.len() as u64;
+        self.charge_output(&row, held, || format!("scan of {}", table.name))?;
+        candidates.push((key, row));
+        if candidates.len() > ROWS_MAX {
+            return Err(too_many_rows());
+        }
+        Ok(())
+    }
+
+    /// [`Exec::candidates`], charged to the memory budget until the caller gives `held`
+    /// back.
+    fn collect_candidates(
+        &mut self,
+        table: &Table,
+        lookup: Option<&Lookup>,
+        held: &mut u64,
+    ) -> Result<Vec<(Vec<u8>, Row)>> {
         let mut candidates: Vec<(Vec<u8>, Row)> = Vec::new();
         if table.id >= crate::catalog::SYSTEM_ID_MIN {
             // A system table: its rows are made from the catalog (see `system`).
@@ -387,10 +420,7 @@ impl Exec<'_> {
                 for (_, rowkey) in self.txn.scan(Bound::Included(prefix), Bound::Excluded(end), false, usize::MAX)? {
                     self.tick()?;
                     if let Some(bytes) = self.txn.get(&rowkey)? {
-                        candidates.push((rowkey, eval::decode_row(&bytes)?));
-                    }
-                    if candidates.len() > ROWS_MAX {
-                        return Err(too_many_rows());
+                        self.push_candidate(&mut candidates, held, table, rowkey, eval::decode_row(&bytes)?)?;
                     }
                 }
             }
@@ -420,12 +450,9 @@ impl Exec<'_> {
                     for (k, v) in self.txn.scan(Bound::Included(start), Bound::Excluded(end), false, usize::MAX)? {
                         self.tick()?;
                         if via_index.is_none() {
-                            candidates.push((k, eval::decode_row(&v)?));
+                            self.push_candidate(&mut candidates, held, table, k, eval::decode_row(&v)?)?;
                         } else if let Some(bytes) = self.txn.get(&v)? {
-                            candidates.push((v, eval::decode_row(&bytes)?));
-                        }
-                        if candidates.len() > ROWS_MAX {
-                            return Err(too_many_rows());
+                            self.push_candidate(&mut candidates, held, table, v, eval::decode_row(&bytes)?)?;
                         }
                     }
                 }
@@ -449,10 +476,7 @@ impl Exec<'_> {
                 let prefix = keys::rows(table.id);
                 let end = keycode::prefix_end(&prefix).expect("row prefix has an end");
                 for (k, v) in self.txn.scan(Bound::Included(prefix), Bound::Excluded(end), false, usize::MAX)? {
-                    candidates.push((k, eval::decode_row(&v)?));
-                    if candidates.len() > ROWS_MAX {
-                        return Err(too_many_rows());
-                    }
+                    self.push_candidate(&mut candidates, held, table, k, eval::decode_row(&v)?)?;
                 }
             }
         }
@@ -506,9 +530,11 @@ impl Exec<'_> {
         if table.id >= crate::catalog::SYSTEM_ID_MIN && lock.is_some() {
             return Err(Error::unsupported(format!("FOR UPDATE/SHARE on system table {}", table.name)));
         }
-        let candidates = self.candidates(table, lookup)?;
-        let mut out = Vec::new();
+        // The candidates are charged while the scan runs; the rows it keeps move from them
+        // to its output, so they are not charged again.
         let mut held = 0;
+        let candidates = self.collect_candidates(table, lookup, &mut held)?;
+        let mut out = Vec::new();
         let mut removed = 0;
         for (key, row) in candidates {
             self.tick()?;
@@ -545,7 +571,6 @@ impl Exec<'_> {
                     }
                 }
             };
-            self.charge_output(&row, &mut held, || format!("scan of {}", table.name))?;
             out.push(row);
         }
         self.release(held);
