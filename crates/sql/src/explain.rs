@@ -18,6 +18,14 @@
 //! reports their output rows, and a filter shows as a `Filter` (over an inner join, `Join
 //! Filter`) line of that node. Conditions are shown as written, with a scan's own columns
 //! unqualified and the equalities a hash join already checks left out of filters.
+//!
+//! Writes ([`write_lines`]) show as `Insert on t` (or Update, Delete) over the plan that
+//! makes or finds their rows.
+//!
+//! # Left out
+//!
+//! Costs (only row estimates are shown), widths, `Sort Key`, buffers, other formats than
+//! text, and the rows removed by a join's own ON conditions.
 
 use crate::ast::JoinKind;
 use crate::plan::{estimate_rows, Lookup, Plan};
