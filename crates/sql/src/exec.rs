@@ -291,7 +291,7 @@ impl Exec<'_> {
                 let rows = self.run(input)?;
                 self.aggregate(rows, group_by, aggs)
             }
-            Plan::Sort(input, keys) => {
+            Plan::Sort(input, keys, _) => {
                 let mut rows = self.run(input)?;
                 let bytes = self.charge_rows("sort", &rows)?;
                 sort_rows(&mut rows, keys);

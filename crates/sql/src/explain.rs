@@ -24,7 +24,7 @@
 //!
 //! # Left out
 //!
-//! Costs (only row estimates are shown), widths, `Sort Key`, buffers, other formats than
+//! Costs (only row estimates are shown), widths, buffers, other formats than
 //! text, and the rows removed by a join's own ON conditions.
 
 use crate::ast::JoinKind;
@@ -254,8 +254,9 @@ fn node(plan: &Plan, shown: &Plan, depth: usize, opts: &Options<'_>, out: &mut V
             }
             node(input, input, depth + 1, opts, out);
         }
-        Plan::Sort(i, _) => {
+        Plan::Sort(i, _, texts) => {
             line("Sort".into());
+            out.push(format!("{detail_pad}Sort Key: {}", texts.join(", ")));
             node(i, i, depth + 1, opts, out);
         }
         Plan::Limit { input, .. } => {

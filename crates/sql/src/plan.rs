@@ -165,8 +165,8 @@ pub enum Plan {
         /// Aggregates.
         aggs: Vec<Agg>,
     },
-    /// ORDER BY.
-    Sort(Box<Plan>, Vec<SortKey>),
+    /// ORDER BY: the keys, and for EXPLAIN's `Sort Key` each as written.
+    Sort(Box<Plan>, Vec<SortKey>, Vec<String>),
     /// LIMIT / OFFSET.
     Limit {
         /// Input.
@@ -275,12 +275,14 @@ impl<'t> Planner<'t> {
                 // ORDER BY over a set operation or VALUES: output names or positions.
                 if !q.order_by.is_empty() {
                     let mut keys = Vec::new();
+                    let mut texts = Vec::new();
                     for o in &q.order_by {
                         let col = output_position(&o.expr, &scope, &[])?
                             .ok_or_else(|| Error::unsupported("ORDER BY on an expression over a set operation"))?;
                         keys.push(sort_key(col, o));
+                        texts.push(sort_text(&keys[keys.len() - 1], &scope.columns[col].name));
                     }
-                    plan = Plan::Sort(Box::new(plan), keys);
+                    plan = Plan::Sort(Box::new(plan), keys, texts);
                 }
                 let plan = self.limit(plan, q, &scope, &outer)?;
                 Ok((plan, scope))
@@ -727,6 +729,8 @@ impl<'t> Planner<'t> {
         };
         // ORDER BY: output positions, output names, output expressions, or hidden columns.
         let mut keys = Vec::new();
+        let mut sort_texts = Vec::new();
+        let single = scope.columns.windows(2).all(|w| w[0].table == w[1].table);
         let visible = exprs.len();
         for o in &q.order_by {
             let col = match output_position(&o.expr, &out_scope, &items)? {
@@ -747,10 +751,13 @@ impl<'t> Planner<'t> {
                 }
             };
             keys.push(sort_key(col, o));
+            // As PostgreSQL, the expression sorted on, its columns unqualified over one table.
+            let e = items.get(col).map_or(&o.expr, |(e, _)| e);
+            let e = if single { unqualified(e, &scope) } else { e.clone() };
+            sort_texts.push(sort_text(&keys[keys.len() - 1], &e.to_string()));
         }
         if let Some(group_by) = plan_after_group {
             // As PostgreSQL, columns of a single table are unqualified.
-            let single = scope.columns.windows(2).all(|w| w[0].table == w[1].table);
             let group_text = post
                 .groups
                 .iter()
@@ -768,7 +775,7 @@ impl<'t> Planner<'t> {
             plan = Plan::Distinct(Box::new(plan), visible);
         }
         if !keys.is_empty() {
-            plan = Plan::Sort(Box::new(plan), keys);
+            plan = Plan::Sort(Box::new(plan), keys, sort_texts);
         }
         plan = self.limit(plan, q, &out_scope, &outer)?;
         if width > visible {
@@ -982,7 +989,7 @@ pub fn estimate_rows(plan: &Plan) -> f64 {
             }
         }
         Plan::Filter(input, pred, _) => estimate_rows(input) * selectivity(pred, input),
-        Plan::Project(input, _) | Plan::Trim(input, _) | Plan::Sort(input, _) => estimate_rows(input),
+        Plan::Project(input, _) | Plan::Trim(input, _) | Plan::Sort(input, ..) => estimate_rows(input),
         Plan::Join { left, right, kind, on, .. } => {
             let product = estimate_rows(left) * estimate_rows(right);
             let inner = on.as_ref().map_or(product, |on| product * selectivity(on, plan));
@@ -1061,7 +1068,7 @@ pub fn distinct(plan: &Plan, col: usize) -> Option<f64> {
         Plan::With(_, input)
         | Plan::Filter(input, ..)
         | Plan::Trim(input, _)
-        | Plan::Sort(input, _)
+        | Plan::Sort(input, ..)
         | Plan::Limit { input, .. }
         | Plan::Distinct(input, _) => distinct(input, col)?,
         Plan::Project(input, exprs) => expr_distinct(exprs.get(col)?, input)?,
@@ -1147,6 +1154,17 @@ struct PostAgg {
 
 fn sort_key(col: usize, o: &ast::OrderBy) -> SortKey {
     SortKey { col, desc: o.desc, nulls_first: o.nulls_first.unwrap_or(o.desc) }
+}
+
+/// A sort key as EXPLAIN shows it: `expr`, then DESC and NULLS FIRST/LAST where they are
+/// not the default.
+fn sort_text(key: &SortKey, expr: &str) -> String {
+    let nulls = match (key.desc, key.nulls_first) {
+        (false, true) => " NULLS FIRST",
+        (true, false) => " NULLS LAST",
+        _ => "",
+    };
+    format!("{expr}{}{nulls}", if key.desc { " DESC" } else { "" })
 }
 
 fn relabel(scope: &Scope, label: &str) -> Scope {
