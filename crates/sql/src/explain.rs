@@ -71,12 +71,14 @@ pub fn lines(plan: &Plan, opts: &Options<'_>) -> Vec<String> {
     out
 }
 
-/// The lines of EXPLAIN for a write, `Insert on t` (or Update, Delete) over `input`, the
-/// plan that makes or finds its rows. With ANALYZE, `written` is what the write node did:
-/// as in PostgreSQL it yields rows only with RETURNING.
+/// The lines of EXPLAIN for a write, `Insert on t` (or Update, Delete) with `details`
+/// (`Conflict Resolution: ...`) over `input`, the plan that makes or finds its rows. With
+/// ANALYZE, `written` is what the write node did: as in PostgreSQL it yields rows only with
+/// RETURNING.
 pub fn write_lines(
     verb: &str,
     table: &str,
+    details: &[String],
     input: &Plan,
     returning: bool,
     written: Option<NodeStats>,
@@ -97,6 +99,7 @@ pub fn write_lines(
         }
     }
     let mut out = vec![top];
+    out.extend(details.iter().map(|d| format!("  {d}")));
     node(input, input, 1, opts, &mut out);
     out
 }

@@ -10,10 +10,10 @@
 //!
 //! # Left out
 //!
-//! ON CONFLICT's `Conflict Resolution` lines, and triggers (Bulwark has none).
+//! ANALYZE's counts of inserted and conflicting rows, and triggers (Bulwark has none).
 
 use super::{table_scope, QueryResult, ResultColumn, Session};
-use crate::ast::{Expr, InsertSource, Statement};
+use crate::ast::{Expr, InsertSource, OnConflict, Statement};
 use crate::catalog;
 use crate::error::{Error, Result};
 use crate::explain::{self, NodeStats, Options, Profile};
@@ -42,8 +42,12 @@ impl Session {
         o: &ExplainOptions,
         params: &[Value],
     ) -> Result<QueryResult> {
+        let mut details = Vec::new();
         let (verb, target, input, returning) = match stmt {
-            Statement::Insert { table, source, returning, .. } => {
+            Statement::Insert { table, source, returning, on_conflict, .. } => {
+                if let Some(c) = on_conflict {
+                    details = conflict_lines(&catalog::table(txn, table)?, c);
+                }
                 let input = match source {
                     InsertSource::DefaultValues => Plan::One,
                     InsertSource::Values(rows) if rows.len() == 1 => Plan::One,
@@ -100,7 +104,7 @@ impl Session {
             written = Some(NodeStats { rows: count, loops: 1, time, removed: 0 });
         }
         let opts = Options { costs: o.costs, profile: o.analyze.then_some(&profile), timing: o.timing };
-        let mut lines = explain::write_lines(verb, &target, &input, returning, written, &opts);
+        let mut lines = explain::write_lines(verb, &target, &details, &input, returning, written, &opts);
         if o.analyze && o.summary {
             lines.push(format!("Execution Time: {:.3} ms", start.elapsed().as_secs_f64() * 1000.0));
         }
@@ -112,4 +116,29 @@ impl Session {
             copy: None,
         })
     }
+}
+
+/// PostgreSQL's lines for ON CONFLICT: what it does, the unique index (or primary key) whose
+/// columns are the conflict target, and DO UPDATE's WHERE.
+fn conflict_lines(table: &catalog::Table, c: &OnConflict) -> Vec<String> {
+    let mut out = vec![format!("Conflict Resolution: {}", if c.update.is_some() { "UPDATE" } else { "NOTHING" })];
+    let mut target: Vec<usize> = c.columns.iter().filter_map(|n| table.column_index(n).ok()).collect();
+    target.sort_unstable();
+    let same = |cols: &[usize]| {
+        let mut cols = cols.to_vec();
+        cols.sort_unstable();
+        !cols.is_empty() && cols == target
+    };
+    let arbiter = if same(&table.primary_key) {
+        Some(table.pk_name.clone())
+    } else {
+        table.indexes.iter().find(|ix| ix.unique && same(&ix.columns)).map(|ix| ix.name.clone())
+    };
+    if let Some(name) = arbiter {
+        out.push(format!("Conflict Arbiter Indexes: {name}"));
+    }
+    if let Some((_, Some(filter))) = &c.update {
+        out.push(format!("Conflict Filter: {filter}"));
+    }
+    out
 }
