@@ -5,11 +5,14 @@
 //!
 //! - every operator's output is bounded by [`ROWS_MAX`] rows;
 //! - what the materialising operators hold (a sort's rows, a hash join's build side, hash
-//!   aggregation's groups, DISTINCT's and set operations' seen rows, CTE results) is charged
-//!   against the statement's memory budget, the session setting `bulwark.statement_mem_max`
-//!   (default [`STATEMENT_MEM_DEFAULT_BYTES`]). A row is charged its estimated size in
-//!   memory ([`row_bytes`]); an operator's charge is given back when it finishes, a CTE's
-//!   at the end of the statement.
+//!   aggregation's groups, DISTINCT's and set operations' seen rows, CTE results, the rows
+//!   table scans read (also for UPDATE and DELETE), the rows function scans and joins
+//!   produce, an aggregate's DISTINCT values and string_agg's text) is charged against the statement's memory budget, the session
+//!   setting `bulwark.statement_mem_max` (default [`STATEMENT_MEM_DEFAULT_BYTES`]). A row
+//!   is charged its estimated size in memory ([`row_bytes`]) as it is added, so a growing
+//!   operator fails as soon as it passes the budget; an operator's charge is given back
+//!   when it finishes (its output then belongs to the operator above, which is charged for
+//!   what it keeps), a CTE's at the end of the statement.
 
 use crate::ast::{BinaryOp, JoinKind, SetOperator};
 use crate::bind::{BExpr, SubqueryKind};
@@ -55,15 +58,17 @@ pub fn row_bytes(row: &[Value]) -> u64 {
 
 /// The bytes of a grouping key (for hash tables of keys).
 fn key_bytes(key: &[GroupKey]) -> u64 {
-    let heap: usize = key
-        .iter()
-        .map(|k| match k {
-            GroupKey::Text(s) => s.len(),
-            GroupKey::Bytes(b) => b.len(),
-            _ => 0,
-        })
-        .sum();
+    let heap: usize = key.iter().map(key_heap_bytes).sum();
     (std::mem::size_of::<Vec<GroupKey>>() + std::mem::size_of_val(key) + heap) as u64
+}
+
+/// What one key value holds on the heap.
+fn key_heap_bytes(k: &GroupKey) -> usize {
+    match k {
+        GroupKey::Text(s) => s.len(),
+        GroupKey::Bytes(b) => b.len(),
+        _ => 0,
+    }
 }
 
 /// Hands out sequence values (SERIAL, nextval): outside the transaction, as in PostgreSQL.
@@ -130,18 +135,37 @@ impl Exec<'_> {
     /// Charges `bytes` that `operator` holds against the statement's memory budget; fails
     /// with 53200 when that passes `mem_max_bytes`.
     pub fn charge(&mut self, operator: &str, bytes: u64) -> Result<()> {
+        self.charge_named(bytes, || operator.to_string())
+    }
+
+    /// [`Exec::charge`] for the hot path: the operator's name is only made when it fails.
+    #[inline]
+    pub fn charge_named(&mut self, bytes: u64, operator: impl FnOnce() -> String) -> Result<()> {
         self.mem_used_bytes = self.mem_used_bytes.saturating_add(bytes);
         if self.mem_used_bytes > self.mem_max_bytes {
-            return Err(Error::new(
-                codes::OUT_OF_MEMORY,
-                format!(
-                    "out of memory: the {operator} needs more than {STATEMENT_MEM_SETTING} ({}) \
-                     (SET {STATEMENT_MEM_SETTING} to raise it)",
-                    format_bytes(self.mem_max_bytes)
-                ),
-            ));
+            return Err(self.out_of_memory(&operator()));
         }
         Ok(())
+    }
+
+    /// Charges `row`, which `operator` adds to the output it builds, adding its bytes to
+    /// `held` (what the operator gives back with [`Exec::release`] when it is done).
+    #[inline]
+    pub fn charge_output(&mut self, row: &[Value], held: &mut u64, operator: impl FnOnce() -> String) -> Result<()> {
+        let bytes = row_bytes(row);
+        *held += bytes;
+        self.charge_named(bytes, operator)
+    }
+
+    fn out_of_memory(&self, operator: &str) -> Error {
+        Error::new(
+            codes::OUT_OF_MEMORY,
+            format!(
+                "out of memory: the {operator} needs more than {STATEMENT_MEM_SETTING} ({}) \
+                 (SET {STATEMENT_MEM_SETTING} to raise it)",
+                format_bytes(self.mem_max_bytes)
+            ),
+        )
     }
 
     /// Gives back what [`Exec::charge`] took.
@@ -196,7 +220,13 @@ impl Exec<'_> {
                 }
                 Ok(out)
             }
-            Plan::Scan { table, lookup, filter, lock, .. } => self.scan(table, lookup.as_ref(), filter.as_ref(), *lock),
+            Plan::Scan { table, lookup, filter, lock, .. } => {
+                let (rows, removed) = self.scan(table, lookup.as_ref(), filter.as_ref(), *lock)?;
+                if let Some(profile) = self.profile.as_mut() {
+                    profile.entry(crate::explain::node_id(plan)).or_default().removed += removed;
+                }
+                Ok(rows)
+            }
             Plan::Function { name, args, ordinality } => {
                 let args = args.iter().map(|a| self.eval(a, &[])).collect::<Result<Vec<_>>>()?;
                 crate::system::table_function(self, name, args, *ordinality)
@@ -215,7 +245,7 @@ impl Exec<'_> {
                 }
                 self.run(body)
             }
-            Plan::Filter(input, pred) => {
+            Plan::Filter(input, pred, _) => {
                 let rows = self.run(input)?;
                 let mut out = Vec::new();
                 for r in rows {
@@ -235,7 +265,7 @@ impl Exec<'_> {
                 }
                 Ok(out)
             }
-            Plan::Join { left, right, kind, on, left_width, right_width } => {
+            Plan::Join { left, right, kind, on, left_width, right_width, .. } => {
                 let l = self.run(left)?;
                 let r = self.run(right)?;
                 self.join(l, r, *kind, on.as_ref(), *left_width, *right_width)
@@ -257,11 +287,11 @@ impl Exec<'_> {
                 let join = HashJoin { kind: *kind, left_keys, right_keys, on, build_left: *build_left };
                 self.hash_join(l, r, &join, *left_width, *right_width)
             }
-            Plan::Aggregate { input, group_by, aggs } => {
+            Plan::Aggregate { input, group_by, aggs, .. } => {
                 let rows = self.run(input)?;
                 self.aggregate(rows, group_by, aggs)
             }
-            Plan::Sort(input, keys) => {
+            Plan::Sort(input, keys, _) => {
                 let mut rows = self.run(input)?;
                 let bytes = self.charge_rows("sort", &rows)?;
                 sort_rows(&mut rows, keys);
@@ -332,8 +362,41 @@ impl Exec<'_> {
         }
     }
 
-    /// The rows `lookup` finds in `table` (all of them without one), with their keys.
+    /// The rows `lookup` finds in `table` (all of them without one), with their keys. They
+    /// are checked against the memory budget as they are collected, and given back after.
     pub fn candidates(&mut self, table: &Table, lookup: Option<&Lookup>) -> Result<Vec<(Vec<u8>, Row)>> {
+        let mut held = 0;
+        let candidates = self.collect_candidates(table, lookup, &mut held)?;
+        self.release(held);
+        Ok(candidates)
+    }
+
+    /// Adds a row to a scan's candidates, charging it (see [`Exec::charge_output`]).
+    fn push_candidate(
+        &mut self,
+        candidates: &mut Vec<(Vec<u8>, Row)>,
+        held: &mut u64,
+        table: &Table,
+        key: Vec<u8>,
+        row: Row,
+    ) -> Result<()> {
+        *held += key.len() as u64;
+        self.charge_output(&row, held, || format!("scan of {}", table.name))?;
+        candidates.push((key, row));
+        if candidates.len() > ROWS_MAX {
+            return Err(too_many_rows());
+        }
+        Ok(())
+    }
+
+    /// [`Exec::candidates`], charged to the memory budget until the caller gives `held`
+    /// back.
+    fn collect_candidates(
+        &mut self,
+        table: &Table,
+        lookup: Option<&Lookup>,
+        held: &mut u64,
+    ) -> Result<Vec<(Vec<u8>, Row)>> {
         let mut candidates: Vec<(Vec<u8>, Row)> = Vec::new();
         if table.id >= crate::catalog::SYSTEM_ID_MIN {
             // A system table: its rows are made from the catalog (see `system`).
@@ -357,10 +420,7 @@ impl Exec<'_> {
                 for (_, rowkey) in self.txn.scan(Bound::Included(prefix), Bound::Excluded(end), false, usize::MAX)? {
                     self.tick()?;
                     if let Some(bytes) = self.txn.get(&rowkey)? {
-                        candidates.push((rowkey, eval::decode_row(&bytes)?));
-                    }
-                    if candidates.len() > ROWS_MAX {
-                        return Err(too_many_rows());
+                        self.push_candidate(&mut candidates, held, table, rowkey, eval::decode_row(&bytes)?)?;
                     }
                 }
             }
@@ -390,12 +450,9 @@ impl Exec<'_> {
                     for (k, v) in self.txn.scan(Bound::Included(start), Bound::Excluded(end), false, usize::MAX)? {
                         self.tick()?;
                         if via_index.is_none() {
-                            candidates.push((k, eval::decode_row(&v)?));
+                            self.push_candidate(&mut candidates, held, table, k, eval::decode_row(&v)?)?;
                         } else if let Some(bytes) = self.txn.get(&v)? {
-                            candidates.push((v, eval::decode_row(&bytes)?));
-                        }
-                        if candidates.len() > ROWS_MAX {
-                            return Err(too_many_rows());
+                            self.push_candidate(&mut candidates, held, table, v, eval::decode_row(&bytes)?)?;
                         }
                     }
                 }
@@ -419,10 +476,7 @@ impl Exec<'_> {
                 let prefix = keys::rows(table.id);
                 let end = keycode::prefix_end(&prefix).expect("row prefix has an end");
                 for (k, v) in self.txn.scan(Bound::Included(prefix), Bound::Excluded(end), false, usize::MAX)? {
-                    candidates.push((k, eval::decode_row(&v)?));
-                    if candidates.len() > ROWS_MAX {
-                        return Err(too_many_rows());
-                    }
+                    self.push_candidate(&mut candidates, held, table, k, eval::decode_row(&v)?)?;
                 }
             }
         }
@@ -464,23 +518,29 @@ impl Exec<'_> {
         Ok(Some(best))
     }
 
-    /// The rows of `table` (all, or by primary key), filtered and optionally locked.
+    /// The rows of `table` (all, or by primary key), filtered and optionally locked, and how
+    /// many the filter removed.
     fn scan(
         &mut self,
         table: &Table,
         lookup: Option<&Lookup>,
         filter: Option<&BExpr>,
         lock: Option<crate::ast::Locking>,
-    ) -> Result<Vec<Row>> {
+    ) -> Result<(Vec<Row>, u64)> {
         if table.id >= crate::catalog::SYSTEM_ID_MIN && lock.is_some() {
             return Err(Error::unsupported(format!("FOR UPDATE/SHARE on system table {}", table.name)));
         }
-        let candidates = self.candidates(table, lookup)?;
+        // The candidates are charged while the scan runs; the rows it keeps move from them
+        // to its output, so they are not charged again.
+        let mut held = 0;
+        let candidates = self.collect_candidates(table, lookup, &mut held)?;
         let mut out = Vec::new();
+        let mut removed = 0;
         for (key, row) in candidates {
             self.tick()?;
             if let Some(f) = filter {
                 if !self.test(f, &row)? {
+                    removed += 1;
                     continue;
                 }
             }
@@ -502,6 +562,7 @@ impl Exec<'_> {
                             let latest = eval::decode_row(&bytes)?;
                             if let Some(f) = filter {
                                 if !self.test(f, &latest)? {
+                                    removed += 1;
                                     continue;
                                 }
                             }
@@ -512,7 +573,8 @@ impl Exec<'_> {
             };
             out.push(row);
         }
-        Ok(out)
+        self.release(held);
+        Ok((out, removed))
     }
 
     fn join(
@@ -525,6 +587,8 @@ impl Exec<'_> {
         rw: usize,
     ) -> Result<Vec<Row>> {
         let mut out = Vec::new();
+        let mut held = 0;
+        let name = || "nested loop join".to_string();
         let mut right_matched = vec![false; r.len()];
         for lrow in &l {
             let mut matched = false;
@@ -539,6 +603,7 @@ impl Exec<'_> {
                 if ok {
                     matched = true;
                     right_matched[j] = true;
+                    self.charge_output(&row, &mut held, name)?;
                     out.push(row);
                     if out.len() > ROWS_MAX {
                         return Err(too_many_rows());
@@ -548,6 +613,7 @@ impl Exec<'_> {
             if !matched && matches!(kind, JoinKind::Left | JoinKind::Full) {
                 let mut row = lrow.clone();
                 row.extend(std::iter::repeat_n(Value::Null, rw));
+                self.charge_output(&row, &mut held, name)?;
                 out.push(row);
             }
         }
@@ -556,10 +622,12 @@ impl Exec<'_> {
                 if !right_matched[j] {
                     let mut row: Row = std::iter::repeat_n(Value::Null, lw).collect();
                     row.extend(rrow.iter().cloned());
+                    self.charge_output(&row, &mut held, name)?;
                     out.push(row);
                 }
             }
         }
+        self.release(held);
         Ok(out)
     }
 
@@ -626,17 +694,21 @@ impl Exec<'_> {
         drop(table);
         self.release(bytes);
         let mut out = Vec::with_capacity(pairs);
+        let mut held = 0;
+        let name = || "hash join".to_string();
         let mut right_matched = vec![false; r.len()];
         for (i, js) in matches.iter().enumerate() {
             for &j in js {
                 right_matched[j] = true;
                 let mut row = l[i].clone();
                 row.extend(r[j].iter().cloned());
+                self.charge_output(&row, &mut held, name)?;
                 out.push(row);
             }
             if js.is_empty() && matches!(join.kind, JoinKind::Left | JoinKind::Full) {
                 let mut row = l[i].clone();
                 row.extend(std::iter::repeat_n(Value::Null, rw));
+                self.charge_output(&row, &mut held, name)?;
                 out.push(row);
             }
         }
@@ -645,10 +717,12 @@ impl Exec<'_> {
                 if !right_matched[j] {
                     let mut row: Row = std::iter::repeat_n(Value::Null, lw).collect();
                     row.extend(rrow.iter().cloned());
+                    self.charge_output(&row, &mut held, name)?;
                     out.push(row);
                 }
             }
         }
+        self.release(held);
         Ok(out)
     }
 
@@ -680,7 +754,11 @@ impl Exec<'_> {
                     Some(e) => Some(self.eval(e, row)?),
                     None => None,
                 };
-                groups[g].1[a].add(agg, v, extra)?;
+                let grew = groups[g].1[a].add(agg, v, extra)?;
+                if grew > 0 {
+                    self.charge_named(grew, || agg_name(agg))?;
+                    bytes += grew;
+                }
             }
         }
         self.release(bytes);
@@ -1030,9 +1108,14 @@ fn set_op(op: SetOperator, all: bool, l: Vec<Row>, r: Vec<Row>) -> Vec<Row> {
     }
 }
 
-/// The bytes charged for one aggregate's state in one group (its DISTINCT set and
-/// string_agg's text grow beyond it uncharged, bounded by the group's input rows).
+/// The bytes charged for one aggregate's state in one group when the group is made (its
+/// DISTINCT set and string_agg's text are charged as they grow).
 const AGG_STATE_BYTES: usize = std::mem::size_of::<AggState>();
+
+/// An aggregate as the memory budget's error names it: `count(DISTINCT) aggregate`.
+fn agg_name(agg: &Agg) -> String {
+    format!("{}{} aggregate", agg.func, if agg.distinct { "(DISTINCT)" } else { "" })
+}
 
 /// `bytes` as PostgreSQL shows memory settings: the largest unit that divides it.
 pub fn format_bytes(bytes: u64) -> String {
@@ -1072,17 +1155,25 @@ struct AggState {
 }
 
 impl AggState {
-    fn add(&mut self, agg: &Agg, v: Option<Value>, extra: Option<Value>) -> Result<()> {
+    /// Adds a value; returns the bytes the state grew by (its DISTINCT set, string_agg's
+    /// text), for the memory budget.
+    fn add(&mut self, agg: &Agg, v: Option<Value>, extra: Option<Value>) -> Result<u64> {
         let v = match v {
             None => {
                 self.count += 1; // count(*)
-                return Ok(());
+                return Ok(0);
             }
-            Some(Value::Null) => return Ok(()),
+            Some(Value::Null) => return Ok(0),
             Some(v) => v,
         };
-        if agg.distinct && !self.seen.insert(eval::group_key(&v)) {
-            return Ok(());
+        let mut grew = 0;
+        if agg.distinct {
+            let key = eval::group_key(&v);
+            let size = (std::mem::size_of::<GroupKey>() + key_heap_bytes(&key)) as u64;
+            if !self.seen.insert(key) {
+                return Ok(0);
+            }
+            grew += size;
         }
         self.count += 1;
         match agg.func.as_str() {
@@ -1123,8 +1214,12 @@ impl AggState {
                 let s = eval::to_text(&v).unwrap_or_default();
                 let sep = extra.as_ref().and_then(eval::to_text).unwrap_or_default();
                 match &mut self.text {
-                    None => self.text = Some(s),
+                    None => {
+                        grew += s.len() as u64;
+                        self.text = Some(s);
+                    }
                     Some(t) => {
+                        grew += (sep.len() + s.len()) as u64;
                         t.push_str(&sep);
                         t.push_str(&s);
                     }
@@ -1132,7 +1227,7 @@ impl AggState {
             }
             other => return Err(Error::new(codes::UNDEFINED_FUNCTION, format!("aggregate {other} does not exist"))),
         }
-        Ok(())
+        Ok(grew)
     }
 
     fn finish(self, agg: &Agg) -> Result<Value> {

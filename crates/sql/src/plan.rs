@@ -82,6 +82,10 @@ pub enum Plan {
         lock: Option<Locking>,
         /// The conditions the lookup uses, as written (EXPLAIN's `Index Cond`).
         index_cond: Option<String>,
+        /// The conditions the lookup does not use, as written (EXPLAIN's `Filter`).
+        filter_text: Option<String>,
+        /// The name FROM gives the table, if not its own (EXPLAIN's `Seq Scan on t a`).
+        alias: Option<String>,
         /// The table's statistics from its last ANALYZE.
         stats: Option<std::sync::Arc<catalog::TableStats>>,
     },
@@ -101,8 +105,9 @@ pub enum Plan {
     CteRef(String),
     /// WITH: materialise each CTE, then run the body.
     With(Vec<(String, Plan)>, Box<Plan>),
-    /// WHERE / HAVING.
-    Filter(Box<Plan>, BExpr),
+    /// WHERE / HAVING: the predicate, and for EXPLAIN the conditions it checks that the
+    /// joins below do not already (as written; None if there are none).
+    Filter(Box<Plan>, BExpr, Option<String>),
     /// Computes the output columns.
     Project(Box<Plan>, Vec<BExpr>),
     /// A nested-loop join; the output is left columns then right columns.
@@ -115,6 +120,8 @@ pub enum Plan {
         kind: JoinKind,
         /// The condition, bound against left ++ right.
         on: Option<BExpr>,
+        /// The condition as written (EXPLAIN's `Join Filter`).
+        cond: Option<String>,
         /// Columns of the left input.
         left_width: usize,
         /// Columns of the right input.
@@ -138,6 +145,8 @@ pub enum Plan {
         on: BExpr,
         /// The equalities as written, for EXPLAIN's `Hash Cond`.
         cond: String,
+        /// The rest of the condition as written, for EXPLAIN's `Join Filter`.
+        join_filter: Option<String>,
         /// Build the hash table from the left input (the smaller estimate), else the right.
         build_left: bool,
         /// Columns of the left input.
@@ -151,11 +160,13 @@ pub enum Plan {
         input: Box<Plan>,
         /// Grouping expressions.
         group_by: Vec<BExpr>,
+        /// The grouping expressions as written, for EXPLAIN's `Group Key`.
+        group_text: Vec<String>,
         /// Aggregates.
         aggs: Vec<Agg>,
     },
-    /// ORDER BY.
-    Sort(Box<Plan>, Vec<SortKey>),
+    /// ORDER BY: the keys, and for EXPLAIN's `Sort Key` each as written.
+    Sort(Box<Plan>, Vec<SortKey>, Vec<String>),
     /// LIMIT / OFFSET.
     Limit {
         /// Input.
@@ -264,12 +275,14 @@ impl<'t> Planner<'t> {
                 // ORDER BY over a set operation or VALUES: output names or positions.
                 if !q.order_by.is_empty() {
                     let mut keys = Vec::new();
+                    let mut texts = Vec::new();
                     for o in &q.order_by {
                         let col = output_position(&o.expr, &scope, &[])?
                             .ok_or_else(|| Error::unsupported("ORDER BY on an expression over a set operation"))?;
                         keys.push(sort_key(col, o));
+                        texts.push(sort_text(&keys[keys.len() - 1], &scope.columns[col].name));
                     }
-                    plan = Plan::Sort(Box::new(plan), keys);
+                    plan = Plan::Sort(Box::new(plan), keys, texts);
                 }
                 let plan = self.limit(plan, q, &scope, &outer)?;
                 Ok((plan, scope))
@@ -365,8 +378,17 @@ impl<'t> Planner<'t> {
                         .collect(),
                 };
                 let stats = catalog::get_stats(self.txn, &table)?.map(std::sync::Arc::new);
-                let plan =
-                    Plan::Scan { table: Box::new(table), lookup: None, filter: None, lock, index_cond: None, stats };
+                let alias = (label != table.name).then(|| label.clone());
+                let plan = Plan::Scan {
+                    table: Box::new(table),
+                    lookup: None,
+                    filter: None,
+                    lock,
+                    index_cond: None,
+                    filter_text: None,
+                    alias,
+                    stats,
+                };
                 Ok((plan, scope))
             }
             TableRef::Subquery { query, alias } => {
@@ -416,6 +438,12 @@ impl<'t> Planner<'t> {
                 let plan = match bound {
                     Some(on_bound) if !keys.is_empty() => {
                         let cond = keys.iter().map(|k| k.text.clone()).reduce(|a, b| format!("({a} AND {b})"));
+                        let join_filter = on.as_ref().and_then(|on| {
+                            conjuncts_text(on, |_, c| {
+                                let t = c.to_string();
+                                !keys.iter().any(|k| k.text == t)
+                            })
+                        });
                         let build_left = estimate_rows(&l) < estimate_rows(&r);
                         Plan::HashJoin {
                             left: Box::new(l),
@@ -425,16 +453,18 @@ impl<'t> Planner<'t> {
                             right_keys: keys.into_iter().map(|k| k.right).collect(),
                             on: on_bound,
                             cond: cond.unwrap_or_default(),
+                            join_filter,
                             build_left,
                             left_width: lw,
                             right_width: rw,
                         }
                     }
-                    on => Plan::Join {
+                    on_bound => Plan::Join {
                         left: Box::new(l),
                         right: Box::new(r),
                         kind: *kind,
-                        on,
+                        on: on_bound,
+                        cond: on.as_ref().map(|e| e.to_string()),
                         left_width: lw,
                         right_width: rw,
                     },
@@ -476,22 +506,83 @@ impl<'t> Planner<'t> {
         Ok(keys)
     }
 
+    /// `scan`, a scan of a whole table, made to keep the rows `filter` (bound: `pred`)
+    /// keeps, by a lookup where the filter allows one.
+    fn filtered_scan(
+        &mut self,
+        scan: Plan,
+        scope: &Scope,
+        filter: &Expr,
+        pred: BExpr,
+        outer: &[Scope],
+    ) -> Result<Plan> {
+        let Plan::Scan { table, lookup: None, filter: None, lock, alias, stats, .. } = scan else {
+            panic!("filtered_scan of a filtered scan or another node: {scan:?}");
+        };
+        // As PostgreSQL, a scan's conditions name its columns unqualified.
+        let shown = unqualified(filter, scope);
+        let (lookup, index_cond, used) = match find_lookup(&table, scope, &shown, self, outer)? {
+            Some((lookup, cond, used)) => (Some(lookup), Some(cond), used),
+            None => (None, None, Vec::new()),
+        };
+        let filter_text = conjuncts_text(&shown, |i, _| !used.contains(&i));
+        Ok(Plan::Scan { table, lookup, filter: Some(pred), lock, index_cond, filter_text, alias, stats })
+    }
+
+    /// The scan that finds the rows an UPDATE or DELETE of `table` (columns named by
+    /// `scope`) writes, as EXPLAIN shows it: the same lookup the write uses.
+    pub fn write_scan(
+        &mut self,
+        table: &Table,
+        alias: Option<&str>,
+        scope: &Scope,
+        filter: Option<&Expr>,
+    ) -> Result<Plan> {
+        let stats = catalog::get_stats(self.txn, table)?.map(std::sync::Arc::new);
+        let scan = Plan::Scan {
+            table: Box::new(table.clone()),
+            lookup: None,
+            filter: None,
+            lock: None,
+            index_cond: None,
+            filter_text: None,
+            alias: alias.filter(|a| *a != table.name).map(str::to_string),
+            stats,
+        };
+        match filter {
+            None => Ok(scan),
+            Some(f) => {
+                let pred = self.bind(f, scope, &[])?;
+                self.filtered_scan(scan, scope, f, pred, &[])
+            }
+        }
+    }
+
     /// `FROM a, b, c WHERE a.x = b.y AND ...`: each cross join of the FROM list (a left-deep
     /// chain whose left inputs cover the first columns of `scope`) that WHERE equalities
     /// connect becomes an inner hash join on them. WHERE is still applied in full above.
-    fn hash_cross_joins(&mut self, plan: Plan, filter: &Expr, scope: &Scope, outer: &[Scope]) -> Result<Plan> {
-        let Plan::Join { left, right, kind: JoinKind::Cross, on: None, left_width, right_width } = plan else {
+    /// The text of each equality used is added to `used`.
+    fn hash_cross_joins(
+        &mut self,
+        plan: Plan,
+        filter: &Expr,
+        scope: &Scope,
+        outer: &[Scope],
+        used: &mut Vec<String>,
+    ) -> Result<Plan> {
+        let Plan::Join { left, right, kind: JoinKind::Cross, on: None, left_width, right_width, .. } = plan else {
             return Ok(plan);
         };
-        let left = self.hash_cross_joins(*left, filter, scope, outer)?;
+        let left = self.hash_cross_joins(*left, filter, scope, outer, used)?;
         // Only the columns of this join's inputs: a conjunct reading later FROM items is
         // left to the joins above (equi_keys skips it).
         let local = Scope { columns: scope.columns[..left_width + right_width].to_vec() };
         let keys = self.equi_keys(filter, &local, outer, left_width)?;
         if keys.is_empty() {
             let kind = JoinKind::Cross;
-            return Ok(Plan::Join { left: Box::new(left), right, kind, on: None, left_width, right_width });
+            return Ok(Plan::Join { left: Box::new(left), right, kind, on: None, cond: None, left_width, right_width });
         }
+        used.extend(keys.iter().map(|k| k.text.clone()));
         let on = keys
             .iter()
             .map(|k| {
@@ -510,6 +601,7 @@ impl<'t> Planner<'t> {
             right_keys: keys.into_iter().map(|k| k.right).collect(),
             on,
             cond,
+            join_filter: None,
             build_left,
             left_width,
             right_width,
@@ -533,6 +625,7 @@ impl<'t> Planner<'t> {
                             right: Box::new(p),
                             kind: JoinKind::Cross,
                             on: None,
+                            cond: None,
                             left_width: ls.columns.len(),
                             right_width: sc.columns.len(),
                         };
@@ -549,16 +642,14 @@ impl<'t> Planner<'t> {
             }
             let pred = self.bind(filter, &scope, &outer)?;
             plan = match plan {
-                Plan::Scan { table, lookup: None, filter: None, lock, index_cond: None, stats } => {
-                    let (lookup, index_cond) = match choose_lookup(&table, &scope, filter, self, &outer)? {
-                        Some((lookup, cond)) => (Some(lookup), Some(cond)),
-                        None => (None, None),
-                    };
-                    Plan::Scan { table, lookup, filter: Some(pred), lock, index_cond, stats }
+                scan @ Plan::Scan { lookup: None, filter: None, .. } => {
+                    self.filtered_scan(scan, &scope, filter, pred, &outer)?
                 }
                 other => {
-                    let joined = self.hash_cross_joins(other, filter, &scope, &outer)?;
-                    Plan::Filter(Box::new(joined), pred)
+                    let mut used = Vec::new();
+                    let joined = self.hash_cross_joins(other, filter, &scope, &outer, &mut used)?;
+                    let text = conjuncts_text(filter, |_, c| !used.contains(&c.to_string()));
+                    Plan::Filter(Box::new(joined), pred, text)
                 }
             };
         }
@@ -638,6 +729,8 @@ impl<'t> Planner<'t> {
         };
         // ORDER BY: output positions, output names, output expressions, or hidden columns.
         let mut keys = Vec::new();
+        let mut sort_texts = Vec::new();
+        let single = scope.columns.windows(2).all(|w| w[0].table == w[1].table);
         let visible = exprs.len();
         for o in &q.order_by {
             let col = match output_position(&o.expr, &out_scope, &items)? {
@@ -658,12 +751,23 @@ impl<'t> Planner<'t> {
                 }
             };
             keys.push(sort_key(col, o));
+            // As PostgreSQL, the expression sorted on, its columns unqualified over one table.
+            let e = items.get(col).map_or(&o.expr, |(e, _)| e);
+            let e = if single { unqualified(e, &scope) } else { e.clone() };
+            sort_texts.push(sort_text(&keys[keys.len() - 1], &e.to_string()));
         }
         if let Some(group_by) = plan_after_group {
-            plan = Plan::Aggregate { input: Box::new(plan), group_by, aggs: post.aggs };
+            // As PostgreSQL, columns of a single table are unqualified.
+            let group_text = post
+                .groups
+                .iter()
+                .map(|g| if single { unqualified(g, &scope).to_string() } else { g.to_string() })
+                .collect();
+            plan = Plan::Aggregate { input: Box::new(plan), group_by, group_text, aggs: post.aggs };
         }
         if let Some(h) = having {
-            plan = Plan::Filter(Box::new(plan), h);
+            let text = s.having.as_ref().map(|e| e.to_string());
+            plan = Plan::Filter(Box::new(plan), h, text);
         }
         let width = exprs.len();
         plan = Plan::Project(Box::new(plan), exprs);
@@ -671,7 +775,7 @@ impl<'t> Planner<'t> {
             plan = Plan::Distinct(Box::new(plan), visible);
         }
         if !keys.is_empty() {
-            plan = Plan::Sort(Box::new(plan), keys);
+            plan = Plan::Sort(Box::new(plan), keys, sort_texts);
         }
         plan = self.limit(plan, q, &out_scope, &outer)?;
         if width > visible {
@@ -884,8 +988,8 @@ pub fn estimate_rows(plan: &Plan) -> f64 {
                 (None, None) => base,
             }
         }
-        Plan::Filter(input, pred) => estimate_rows(input) * selectivity(pred, input),
-        Plan::Project(input, _) | Plan::Trim(input, _) | Plan::Sort(input, _) => estimate_rows(input),
+        Plan::Filter(input, pred, _) => estimate_rows(input) * selectivity(pred, input),
+        Plan::Project(input, _) | Plan::Trim(input, _) | Plan::Sort(input, ..) => estimate_rows(input),
         Plan::Join { left, right, kind, on, .. } => {
             let product = estimate_rows(left) * estimate_rows(right);
             let inner = on.as_ref().map_or(product, |on| product * selectivity(on, plan));
@@ -962,9 +1066,9 @@ pub fn distinct(plan: &Plan, col: usize) -> Option<f64> {
             }
         },
         Plan::With(_, input)
-        | Plan::Filter(input, _)
+        | Plan::Filter(input, ..)
         | Plan::Trim(input, _)
-        | Plan::Sort(input, _)
+        | Plan::Sort(input, ..)
         | Plan::Limit { input, .. }
         | Plan::Distinct(input, _) => distinct(input, col)?,
         Plan::Project(input, exprs) => expr_distinct(exprs.get(col)?, input)?,
@@ -1050,6 +1154,17 @@ struct PostAgg {
 
 fn sort_key(col: usize, o: &ast::OrderBy) -> SortKey {
     SortKey { col, desc: o.desc, nulls_first: o.nulls_first.unwrap_or(o.desc) }
+}
+
+/// A sort key as EXPLAIN shows it: `expr`, then DESC and NULLS FIRST/LAST where they are
+/// not the default.
+fn sort_text(key: &SortKey, expr: &str) -> String {
+    let nulls = match (key.desc, key.nulls_first) {
+        (false, true) => " NULLS FIRST",
+        (true, false) => " NULLS LAST",
+        _ => "",
+    };
+    format!("{expr}{}{nulls}", if key.desc { " DESC" } else { "" })
 }
 
 fn relabel(scope: &Scope, label: &str) -> Scope {
@@ -1144,11 +1259,22 @@ pub fn choose_lookup(
     planner: &mut Planner<'_>,
     outer: &[Scope],
 ) -> Result<Option<(Lookup, String)>> {
+    Ok(find_lookup(table, scope, filter, planner, outer)?.map(|(lookup, text, _)| (lookup, text)))
+}
+
+/// [`choose_lookup`], with the positions of the conjuncts the lookup uses.
+fn find_lookup(
+    table: &Table,
+    scope: &Scope,
+    filter: &Expr,
+    planner: &mut Planner<'_>,
+    outer: &[Scope],
+) -> Result<Option<(Lookup, String, Vec<usize>)>> {
     let mut conjuncts = Vec::new();
     split_and(filter, &mut conjuncts);
-    let mut pinned: std::collections::BTreeMap<usize, (BExpr, String)> = std::collections::BTreeMap::new();
+    let mut pinned: std::collections::BTreeMap<usize, (BExpr, String, usize)> = std::collections::BTreeMap::new();
     let mut ranges: std::collections::BTreeMap<usize, RangeBounds> = std::collections::BTreeMap::new();
-    for c in conjuncts {
+    for (n, c) in conjuncts.into_iter().enumerate() {
         let (op, col, other, text) = match c {
             Expr::Binary { op, left, right } => match (constant(left), constant(right)) {
                 (false, true) => (*op, left, right, c.to_string()),
@@ -1162,6 +1288,7 @@ pub fn choose_lookup(
                 r.upper.push(planner.bind(high, &Scope::default(), outer)?);
                 r.text.push(format!("({expr} >= {low})"));
                 r.text.push(format!("({expr} <= {high})"));
+                r.used.push(n);
                 continue;
             }
             _ => continue,
@@ -1170,7 +1297,7 @@ pub fn choose_lookup(
         let bound = planner.bind(other, &Scope::default(), outer)?;
         match op {
             ast::BinaryOp::Eq => {
-                pinned.insert(pos, (bound, text));
+                pinned.insert(pos, (bound, text, n));
             }
             ast::BinaryOp::Lt | ast::BinaryOp::LtEq | ast::BinaryOp::Gt | ast::BinaryOp::GtEq => {
                 let r = ranges.entry(pos).or_default();
@@ -1180,6 +1307,7 @@ pub fn choose_lookup(
                     r.upper.push(bound);
                 }
                 r.text.push(text);
+                r.used.push(n);
             }
             _ => {}
         }
@@ -1191,7 +1319,8 @@ pub fn choose_lookup(
     if !table.primary_key.is_empty() && table.primary_key.iter().all(|c| pinned.contains_key(c)) {
         let text = and(table.primary_key.iter().map(|c| &pinned[c].1).collect());
         let values = table.primary_key.iter().map(|c| pinned[c].0.clone()).collect();
-        return Ok(Some((Lookup::PrimaryKey(values), text)));
+        let used = table.primary_key.iter().map(|c| pinned[c].2).collect();
+        return Ok(Some((Lookup::PrimaryKey(values), text, used)));
     }
     let best = table
         .indexes
@@ -1204,7 +1333,8 @@ pub fn choose_lookup(
         let columns = &table.indexes[index].columns[..n];
         let text = and(columns.iter().map(|c| &pinned[c].1).collect());
         let values = columns.iter().map(|c| pinned[c].0.clone()).collect();
-        return Ok(Some((Lookup::Index { index, values }, text)));
+        let used = columns.iter().map(|c| pinned[c].2).collect();
+        return Ok(Some((Lookup::Index { index, values }, text, used)));
     }
     let leading = table.primary_key.first().map(|&c| (None, c));
     let indexes = table.indexes.iter().enumerate().filter_map(|(i, ix)| Some((Some(i), *ix.columns.first()?)));
@@ -1214,7 +1344,8 @@ pub fn choose_lookup(
         }
         if let Some(r) = ranges.remove(&col) {
             let text = and(r.text.iter().collect());
-            return Ok(Some((Lookup::Range { index, column: col, lower: r.lower, upper: r.upper }, text)));
+            let lookup = Lookup::Range { index, column: col, lower: r.lower, upper: r.upper };
+            return Ok(Some((lookup, text, r.used)));
         }
     }
     Ok(None)
@@ -1226,6 +1357,8 @@ struct RangeBounds {
     lower: Vec<BExpr>,
     upper: Vec<BExpr>,
     text: Vec<String>,
+    /// Positions of the conjuncts the bounds come from.
+    used: Vec<usize>,
 }
 
 /// Types whose key encoding orders values as comparison does, for any value a bound
@@ -1278,6 +1411,33 @@ fn references_columns(e: &Expr) -> bool {
         }
     });
     found
+}
+
+/// `e` with the qualifiers of the columns of `scope` dropped (`a.x` becomes `x`).
+fn unqualified(e: &Expr, scope: &Scope) -> Expr {
+    let mut e = e.clone();
+    crate::bind::visit_mut(&mut e, &mut |x| {
+        if let Expr::Column { table: table @ Some(_), name } = x {
+            if matches!(scope.find(table.as_deref(), name), Ok(Some(_))) {
+                *table = None;
+            }
+        }
+    });
+    e
+}
+
+/// The conjuncts of `e` that `keep` (given each one's position) keeps, as text joined by
+/// AND as PostgreSQL shows them; None if none is kept.
+fn conjuncts_text(e: &Expr, mut keep: impl FnMut(usize, &Expr) -> bool) -> Option<String> {
+    let mut conjuncts = Vec::new();
+    split_and(e, &mut conjuncts);
+    let texts: Vec<String> =
+        conjuncts.into_iter().enumerate().filter(|(i, c)| keep(*i, c)).map(|(_, c)| c.to_string()).collect();
+    match texts.len() {
+        0 => None,
+        1 => texts.into_iter().next(),
+        _ => Some(format!("({})", texts.join(" AND "))),
+    }
 }
 
 fn split_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {

@@ -10,6 +10,7 @@
 
 mod alter;
 mod copy;
+mod explain;
 mod roles;
 
 pub use copy::CopyResponse;
@@ -908,6 +909,10 @@ impl Session {
     ) -> Result<QueryResult> {
         let plan = match stmt {
             Statement::Query(q) => Planner::new(txn).plan_query(q, vec![])?.0,
+            Statement::Insert { .. } | Statement::Update { .. } | Statement::Delete { .. } => {
+                let o = explain::ExplainOptions { analyze, costs, timing, summary };
+                return self.explain_write(txn, stmt, &o, params);
+            }
             _ => return Err(Error::unsupported("EXPLAIN of this statement")),
         };
         let mut profile = None;

@@ -669,6 +669,13 @@ pub fn table_function(exec: &mut Exec, name: &str, args: Vec<Value>, ordinality:
         },
         other => return Err(Error::new(codes::UNDEFINED_FUNCTION, format!("function {other} does not exist"))),
     };
+    if name != "generate_series" {
+        // Bounded by the arguments' size, so charged once built (generate_series charges
+        // each row as it makes it).
+        let bytes = rows.iter().map(|r| crate::exec::row_bytes(r)).sum();
+        exec.charge_named(bytes, || format!("function scan of {name}"))?;
+        exec.release(bytes);
+    }
     if ordinality {
         for (i, r) in rows.iter_mut().enumerate() {
             r.push(Value::Int8(i as i64 + 1));
@@ -699,10 +706,13 @@ fn generate_series(exec: &mut Exec, args: &[Value]) -> Result<Vec<Row>> {
         return Err(Error::new(codes::INVALID_PARAMETER_VALUE, "step size cannot equal zero"));
     }
     let mut out = Vec::new();
+    let mut held = 0;
     let mut i = start;
     while (step > 0 && i <= stop) || (step < 0 && i >= stop) {
         exec.tick()?;
-        out.push(vec![if wide { Value::Int8(i) } else { Value::Int4(i32::try_from(i).unwrap_or(i32::MAX)) }]);
+        let row = vec![if wide { Value::Int8(i) } else { Value::Int4(i32::try_from(i).unwrap_or(i32::MAX)) }];
+        exec.charge_output(&row, &mut held, || "function scan of generate_series".to_string())?;
+        out.push(row);
         if out.len() > ROWS_MAX {
             return Err(Error::new(codes::OUT_OF_MEMORY, format!("generate_series exceeds {ROWS_MAX} rows")));
         }
@@ -711,5 +721,6 @@ fn generate_series(exec: &mut Exec, args: &[Value]) -> Result<Vec<Row>> {
             None => break,
         }
     }
+    exec.release(held);
     Ok(out)
 }

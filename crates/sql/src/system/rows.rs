@@ -171,6 +171,7 @@ pub fn rows(def: &SysTable, snapshot: &Snapshot, settings: &[(String, String)]) 
         ]],
         (Schema::PgCatalog, "pg_settings") => settings::rows(settings),
         (Schema::PgCatalog, "pg_tables") => pg_tables(snapshot),
+        (Schema::PgCatalog, "pg_stats") => pg_stats(snapshot),
         (Schema::PgCatalog, "pg_indexes") => snapshot
             .rels
             .iter()
@@ -327,6 +328,41 @@ fn class_row(
         NULL,
         NULL,
     ]
+}
+
+/// pg_stats: a row per column of each analysed table that had rows, from what ANALYZE
+/// stored (the NULL fraction and the number of distinct values; Bulwark keeps no widths,
+/// common values, histograms or correlation).
+fn pg_stats(s: &Snapshot) -> Vec<Row> {
+    let mut out = Vec::new();
+    for (t, stats) in s.tables.iter().zip(&s.stats) {
+        let Some(stats) = stats.as_ref().filter(|st| st.rows > 0) else { continue };
+        let rows = stats.rows as f64;
+        for (col, c) in t.columns.iter().zip(&stats.columns) {
+            let null_frac = c.nulls as f64 / rows;
+            // As PostgreSQL's ANALYZE: a count that looks like it grows with the table
+            // (over a tenth of the rows) is stored as a negative fraction of the rows.
+            let n_distinct =
+                if c.distinct as f64 > 0.1 * rows { -(c.distinct as f64 / rows) } else { c.distinct as f64 };
+            out.push(vec![
+                text("public"),
+                text(&t.name),
+                text(&col.name),
+                b(false),
+                Value::Float4(null_frac as f32),
+                NULL,
+                Value::Float4(n_distinct as f32),
+                NULL,
+                NULL,
+                NULL,
+                NULL,
+                NULL,
+                NULL,
+                NULL,
+            ]);
+        }
+    }
+    out
 }
 
 fn pg_class(s: &Snapshot) -> Vec<Row> {

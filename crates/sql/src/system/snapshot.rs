@@ -119,6 +119,8 @@ pub struct Snapshot {
     pub defaults: Vec<Default>,
     /// Rows each table had at its last ANALYZE (by position in `tables`; none if never).
     pub reltuples: Vec<Option<u64>>,
+    /// What each table's last ANALYZE found (by position in `tables`; none if never).
+    pub stats: Vec<Option<catalog::TableStats>>,
 }
 
 /// The most tables one snapshot reads (a guard against runaway catalogs, far above use).
@@ -135,9 +137,9 @@ impl Snapshot {
             SNAPSHOT_TABLES_MAX,
         )?;
         let tables = entries.iter().map(|(_, v)| catalog::decode(v)).collect::<Result<Vec<_>>>()?;
-        let reltuples =
-            tables.iter().map(|t| Ok(catalog::get_stats(txn, t)?.map(|s| s.rows))).collect::<Result<Vec<_>>>()?;
-        Ok(Snapshot { reltuples, ..Snapshot::new(tables) })
+        let stats = tables.iter().map(|t| catalog::get_stats(txn, t)).collect::<Result<Vec<_>>>()?;
+        let reltuples = stats.iter().map(|s| s.as_ref().map(|s| s.rows)).collect();
+        Ok(Snapshot { reltuples, stats, ..Snapshot::new(tables) })
     }
 
     /// A snapshot of `tables` (sorted by name, as the catalog keeps them).
