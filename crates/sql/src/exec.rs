@@ -33,8 +33,10 @@ pub type Row = Vec<Value>;
 pub const ROWS_MAX: usize = 10_000_000;
 
 /// The default of `bulwark.statement_mem_max`: the bytes the materialising operators of
-/// one statement may hold at once.
-pub const STATEMENT_MEM_DEFAULT_BYTES: u64 = 256 * 1024 * 1024;
+/// one statement may hold at once. Operators materialise (nothing spills to disk yet), so
+/// the default lets ordinary large statements through (counting ten million one-column
+/// rows, an INSERT ... SELECT of a few million) and stops only the runaway ones.
+pub const STATEMENT_MEM_DEFAULT_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// The smallest `bulwark.statement_mem_max` (as PostgreSQL's smallest work_mem).
 pub const STATEMENT_MEM_MIN_BYTES: u64 = 64 * 1024;
@@ -1249,7 +1251,8 @@ mod tests {
 
     #[test]
     fn memory_settings_read_and_print_as_postgres() {
-        assert_eq!(parse_bytes("256MB"), Some(STATEMENT_MEM_DEFAULT_BYTES));
+        assert_eq!(parse_bytes("1GB"), Some(STATEMENT_MEM_DEFAULT_BYTES));
+        assert_eq!(parse_bytes("256MB"), Some(256 << 20));
         assert_eq!(parse_bytes("'64kB'"), Some(STATEMENT_MEM_MIN_BYTES));
         assert_eq!(parse_bytes("64"), Some(STATEMENT_MEM_MIN_BYTES));
         assert_eq!(parse_bytes("100B"), Some(100));
@@ -1257,7 +1260,8 @@ mod tests {
         assert_eq!(parse_bytes("lots"), None);
         assert_eq!(parse_bytes("1mb"), None);
         assert_eq!(parse_bytes("99999999999999999999TB"), None);
-        assert_eq!(format_bytes(STATEMENT_MEM_DEFAULT_BYTES), "256MB");
+        assert_eq!(format_bytes(STATEMENT_MEM_DEFAULT_BYTES), "1GB");
+        assert_eq!(format_bytes(256 << 20), "256MB");
         assert_eq!(format_bytes(1536), "1536B");
         assert_eq!(format_bytes(3 << 10), "3kB");
     }
