@@ -4,7 +4,7 @@
 //!
 //! The PostgreSQL server runs as a system user (`bulwarkpg`, created if missing: the test
 //! runs as root in CI) on a free loopback port with fsync off, in a temporary directory.
-//! `BULWARK_DIFF_QUERIES` sets the number of queries (default 2000) and
+//! `BULWARK_DIFF_QUERIES` sets the number of queries (default 5000) and
 //! `BULWARK_DIFF_SEED` the seed (default: time-based, printed).
 
 use sql::{Database, Value};
@@ -12,7 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use storage::vfs::{SimRng, SimVfs};
+
 use txn::EngineOptions;
+
+/// Random queries compared per run unless `BULWARK_DIFF_QUERIES` says otherwise.
+const DEFAULT_QUERIES: usize = 5000;
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 const PG_USER: &str = "bulwarkpg";
@@ -268,7 +272,7 @@ fn bulwark_text(v: &Value) -> String {
 
 #[test]
 fn random_queries_match_postgres() {
-    let n: usize = std::env::var("BULWARK_DIFF_QUERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let n: usize = std::env::var("BULWARK_DIFF_QUERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_QUERIES);
     let seed: u64 = std::env::var("BULWARK_DIFF_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
     });
