@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use storage::vfs::{SimRng, SimVfs};
-
 use txn::EngineOptions;
 
 /// Random queries compared per run unless `BULWARK_DIFF_QUERIES` says otherwise.
