@@ -364,7 +364,7 @@ impl<'t> Planner<'t> {
                         })
                         .collect(),
                 };
-                let stats = catalog::get_stats(self.txn, &table)?.map(std::sync::Arc::new);
+                let stats = catalog::get_stats(self.txn, &table)?;
                 let plan =
                     Plan::Scan { table: Box::new(table), lookup: None, filter: None, lock, index_cond: None, stats };
                 Ok((plan, scope))

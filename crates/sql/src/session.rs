@@ -92,6 +92,7 @@ impl Database {
     /// Opens (creating if needed) the database in `dir`.
     pub fn open(vfs: Arc<dyn Vfs>, dir: &Path, opts: EngineOptions) -> Result<Database> {
         let engine = Engine::open(vfs, dir, opts)?;
+        engine.watch_prefix(catalog::WATCHED_PREFIX);
         let unix_micros = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros() as i64)
