@@ -144,6 +144,7 @@ impl Database {
             terminated: false,
             user: crate::roles::BOOTSTRAP_SUPERUSER.to_string(),
             parsed: HashMap::new(),
+            plan_slot: None,
         }
     }
 
@@ -209,8 +210,33 @@ pub struct Session {
     terminated: bool,
     /// The role the session runs as.
     user: String,
-    /// Parsed statements by text (see `parse_cached`).
-    parsed: HashMap<String, Arc<Vec<Statement>>>,
+    /// Parsed statements by text, with their plans (see `parse_cached`).
+    parsed: HashMap<String, Arc<Parsed>>,
+    /// The top-level statement running now: its parse and position, where `query` keeps
+    /// and finds its plan.
+    plan_slot: Option<(Arc<Parsed>, usize)>,
+}
+
+/// A statement text's parse, and the plans its queries last had.
+struct Parsed {
+    statements: Vec<Statement>,
+    /// Per statement, its plan and the catalog version it was made at.
+    plans: Mutex<Vec<Option<Arc<CachedPlan>>>>,
+}
+
+impl Parsed {
+    fn plans(&self) -> std::sync::MutexGuard<'_, Vec<Option<Arc<CachedPlan>>>> {
+        self.plans.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A query's plan, valid for transactions that see catalog `version` (`Txn::watched_version`):
+/// planning reads nothing but table definitions and statistics, both in the catalog, and
+/// leaves parameters to execution, so the same text at the same version plans the same.
+struct CachedPlan {
+    version: u64,
+    plan: crate::plan::Plan,
+    scope: Scope,
 }
 
 /// The transaction status, as the wire protocol reports it.
@@ -249,8 +275,8 @@ impl Session {
                 "a statement arrived while COPY FROM STDIN waited for data; the COPY was abandoned",
             ))];
         }
-        let copy_in_at = statements.iter().position(|s| matches!(s, Statement::Copy(c) if c.from));
-        if copy_in_at.is_some_and(|at| at + 1 != statements.len()) {
+        let copy_in_at = statements.statements.iter().position(|s| matches!(s, Statement::Copy(c) if c.from));
+        if copy_in_at.is_some_and(|at| at + 1 != statements.statements.len()) {
             self.fail_block();
             return vec![Err(Error::new(
                 codes::FEATURE_NOT_SUPPORTED,
@@ -258,8 +284,10 @@ impl Session {
             ))];
         }
         let mut out = Vec::new();
-        for stmt in statements.iter() {
+        for (i, stmt) in statements.statements.iter().enumerate() {
+            self.plan_slot = Some((statements.clone(), i));
             let r = self.run(stmt, params);
+            self.plan_slot = None;
             let failed = r.is_err();
             out.push(r);
             if failed {
@@ -271,11 +299,13 @@ impl Session {
 
     /// The statements of `sql`, parsed once per session and text: drivers send the same
     /// statement text again and again (prepared statements are executed by their text).
-    fn parse_cached(&mut self, sql: &str) -> Result<Arc<Vec<Statement>>> {
+    fn parse_cached(&mut self, sql: &str) -> Result<Arc<Parsed>> {
         if let Some(s) = self.parsed.get(sql) {
             return Ok(s.clone());
         }
-        let statements = Arc::new(crate::parser::parse(sql)?);
+        let parsed = crate::parser::parse(sql)?;
+        let plans = Mutex::new(vec![None; parsed.len()]);
+        let statements = Arc::new(Parsed { statements: parsed, plans });
         if sql.len() <= PARSE_CACHE_TEXT_BYTES_MAX {
             if self.parsed.len() >= PARSE_CACHE_ENTRIES_MAX {
                 self.parsed.clear();
@@ -865,6 +895,30 @@ impl Session {
         }
     }
 
+    /// The plan of `q`: the one kept for the running statement if `q` is that statement and
+    /// the catalog version `txn` sees is the one it was made at, else a new one (kept when
+    /// `q` is the running statement and `txn` has a catalog version).
+    fn cached_plan(&self, txn: &mut Txn, q: &ast::Query) -> Result<Arc<CachedPlan>> {
+        let slot = self.plan_slot.as_ref().filter(
+            |(parsed, i)| matches!(parsed.statements.get(*i), Some(Statement::Query(top)) if std::ptr::eq(&**top, q)),
+        );
+        let version = match slot {
+            Some(_) => txn.watched_version()?,
+            None => None,
+        };
+        if let (Some((parsed, i)), Some(v)) = (slot, version) {
+            if let Some(hit) = parsed.plans()[*i].as_ref().filter(|c| c.version == v) {
+                return Ok(hit.clone());
+            }
+        }
+        let (plan, scope) = Planner::new(txn).plan_query(q, vec![])?;
+        let made = Arc::new(CachedPlan { version: version.unwrap_or(0), plan, scope });
+        if let (Some((parsed, i)), Some(_)) = (slot, version) {
+            parsed.plans()[*i] = Some(made.clone());
+        }
+        Ok(made)
+    }
+
     fn exec<'t>(&'t self, txn: &'t mut Txn, params: &'t [Value]) -> Exec<'t> {
         Exec {
             txn,
@@ -888,9 +942,9 @@ impl Session {
     }
 
     fn query(&self, txn: &mut Txn, q: &ast::Query, params: &[Value]) -> Result<QueryResult> {
-        let (plan, scope) = Planner::new(txn).plan_query(q, vec![])?;
-        let rows = self.exec(txn, params).run(&plan)?;
-        let columns = result_columns(&scope, &rows);
+        let cached = self.cached_plan(txn, q)?;
+        let rows = self.exec(txn, params).run(&cached.plan)?;
+        let columns = result_columns(&cached.scope, &rows);
         let tag = format!("SELECT {}", rows.len());
         Ok(QueryResult { columns: Some(columns), rows, tag, notices: vec![], copy: None })
     }
