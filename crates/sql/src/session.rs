@@ -134,6 +134,7 @@ impl Database {
             settings.insert(k.clone(), v.clone());
         }
         Session {
+            derived: Derived::of(&settings),
             db: self.inner.clone(),
             block: None,
             settings,
@@ -210,11 +211,47 @@ pub struct Session {
     terminated: bool,
     /// The role the session runs as.
     user: String,
+    /// What statements need from `settings`, kept in step by `set`.
+    derived: Derived,
     /// Parsed statements by text, with their plans (see `parse_cached`).
     parsed: HashMap<String, Arc<Parsed>>,
     /// The top-level statement running now: its parse and position, where `query` keeps
     /// and finds its plan.
     plan_slot: Option<(Arc<Parsed>, usize)>,
+}
+
+/// What every statement needs from the settings, parsed once when they change (`set`)
+/// instead of at each statement.
+#[derive(Clone, Copy)]
+struct Derived {
+    /// default_transaction_isolation and default_transaction_read_only.
+    options: TxnOptions,
+    /// lock_timeout and deadlock_timeout.
+    locks: txn::LockSettings,
+    /// statement_timeout (0: none).
+    timeout_ms: u64,
+}
+
+impl Derived {
+    fn of(settings: &BTreeMap<String, String>) -> Derived {
+        let isolation = match settings.get("default_transaction_isolation").map(String::as_str) {
+            Some("repeatable read") => IsolationLevel::RepeatableRead,
+            Some("serializable") => IsolationLevel::Serializable,
+            _ => IsolationLevel::ReadCommitted,
+        };
+        let read_only = settings.get("default_transaction_read_only").is_some_and(|v| v == "on");
+        let ms = |name: &str| settings.get(name).and_then(|v| parse_duration_ms(v)).unwrap_or(0);
+        let lock = ms("lock_timeout");
+        let deadlock = ms("deadlock_timeout").max(1);
+        Derived {
+            options: TxnOptions { isolation, read_only },
+            locks: txn::LockSettings {
+                lock_timeout: (lock > 0).then(|| std::time::Duration::from_millis(lock)),
+                deadlock_timeout: std::time::Duration::from_millis(deadlock),
+            },
+            timeout_ms: ms("statement_timeout"),
+        }
+    }
 }
 
 /// A statement text's parse, and the plans its queries last had.
@@ -577,23 +614,11 @@ impl Session {
     }
 
     fn default_options(&self) -> TxnOptions {
-        let isolation = match self.settings.get("default_transaction_isolation").map(String::as_str) {
-            Some("repeatable read") => IsolationLevel::RepeatableRead,
-            Some("serializable") => IsolationLevel::Serializable,
-            _ => IsolationLevel::ReadCommitted,
-        };
-        let read_only = self.settings.get("default_transaction_read_only").is_some_and(|v| v == "on");
-        TxnOptions { isolation, read_only }
+        self.derived.options
     }
 
     fn lock_settings(&self) -> txn::LockSettings {
-        let ms = |name: &str| self.settings.get(name).and_then(|v| parse_duration_ms(v)).unwrap_or(0);
-        let lock = ms("lock_timeout");
-        let deadlock = ms("deadlock_timeout").max(1);
-        txn::LockSettings {
-            lock_timeout: (lock > 0).then(|| std::time::Duration::from_millis(lock)),
-            deadlock_timeout: std::time::Duration::from_millis(deadlock),
-        }
+        self.derived.locks
     }
 
     fn run(&mut self, stmt: &Statement, params: &[Value]) -> Result<QueryResult> {
@@ -703,7 +728,7 @@ impl Session {
             Statement::Show(name) => self.show(name),
             other => {
                 let in_block = self.block.is_some();
-                let timeout_ms = self.settings.get("statement_timeout").and_then(|v| parse_duration_ms(v)).unwrap_or(0);
+                let timeout_ms = self.derived.timeout_ms;
                 self.deadline.set(
                     (timeout_ms > 0).then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms)),
                 );
@@ -737,7 +762,14 @@ impl Session {
         Ok(r)
     }
 
+    /// Sets (None: resets) a setting, and what statements derive from the settings.
     fn set(&mut self, name: &str, value: Option<String>) -> Result<()> {
+        let r = self.set_setting(name, value);
+        self.derived = Derived::of(&self.settings);
+        r
+    }
+
+    fn set_setting(&mut self, name: &str, value: Option<String>) -> Result<()> {
         let name = name.to_ascii_lowercase();
         let value = match value {
             None => {
