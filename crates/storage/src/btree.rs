@@ -338,7 +338,13 @@ impl Tree {
         if self.root != 0 && limit > 0 {
             self.scan_node(pager, self.root, lo, hi, reverse, limit, &mut raw, 0)?;
         }
-        raw.into_iter().map(|(k, v)| Ok((k, self.read_value(pager, &v)?))).collect()
+        // An inline value is already a copy of its own: hand it over rather than copy again.
+        raw.into_iter()
+            .map(|(k, v)| match v {
+                Val::Inline(v) => Ok((k, v)),
+                v => Ok((k, self.read_value(pager, &v)?)),
+            })
+            .collect()
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -93,8 +93,9 @@ pub enum Outcome {
 
 /// The store key prefix of every version of `key`.
 pub fn version_prefix(key: &[u8]) -> Vec<u8> {
-    // Room for the tag, the terminator and the version suffix `version_key` appends.
-    let mut out = Vec::with_capacity(key.len() + 16);
+    // Room for the prefix byte, the tag, every byte escaped, the terminator and the
+    // version suffix `version_key` appends: one allocation, never grown.
+    let mut out = Vec::with_capacity(2 * key.len() + 12);
     out.push(VERSION_PREFIX);
     keycode::encode_bytes(&mut out, key);
     out
