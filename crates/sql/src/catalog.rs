@@ -19,7 +19,11 @@
 //! A table without a primary key gets a hidden `ctid`-like row number from a sequence.
 //!
 //! Definitions are read through the transaction on each statement: a transaction sees its
-//! own DDL and the committed DDL of its snapshot, like any other data.
+//! own DDL and the committed DDL of its snapshot, like any other data. The engine watches
+//! the `C` prefix ([`WATCHED_PREFIX`]): definitions and statistics are decoded once per
+//! catalog version (the newest commit that changed a `C` key that the snapshot sees) and
+//! shared by every transaction at that version, unless it changed the catalog itself
+//! (`txn::Txn::get_decoded`).
 
 use crate::ast::{Expr, ReferentialAction};
 use crate::error::{codes, Error, Result};
@@ -115,6 +119,9 @@ impl Table {
     }
 }
 
+/// The prefix of every catalog key: commits that write under it change the catalog version.
+pub const WATCHED_PREFIX: &[u8] = b"C";
+
 /// Key prefixes.
 pub mod keys {
     /// Table definitions.
@@ -155,10 +162,7 @@ pub mod keys {
 
 /// Reads a table definition, or None.
 pub fn get_table(txn: &mut Txn, name: &str) -> Result<Option<Table>> {
-    match txn.get(&keys::table(name))? {
-        Some(bytes) => Ok(Some(decode(&bytes)?)),
-        None => Ok(None),
-    }
+    Ok(txn.get_decoded(&keys::table(name), decode)?.map(|t| Table::clone(&t)))
 }
 
 /// Reads a table definition, or 42P01.
@@ -258,11 +262,11 @@ pub fn decode_stats(bytes: &[u8]) -> Result<TableStats> {
 }
 
 /// The statistics of `table`'s last ANALYZE, if any (none for system tables).
-pub fn get_stats(txn: &mut Txn, table: &Table) -> Result<Option<TableStats>> {
+pub fn get_stats(txn: &mut Txn, table: &Table) -> Result<Option<std::sync::Arc<TableStats>>> {
     if table.id >= SYSTEM_ID_MIN {
         return Ok(None);
     }
-    txn.get(&keys::stats(table.id))?.map(|b| decode_stats(&b)).transpose()
+    txn.get_decoded(&keys::stats(table.id), decode_stats)
 }
 
 /// Stores `table`'s statistics.

@@ -377,7 +377,7 @@ impl<'t> Planner<'t> {
                         })
                         .collect(),
                 };
-                let stats = catalog::get_stats(self.txn, &table)?.map(std::sync::Arc::new);
+                let stats = catalog::get_stats(self.txn, &table)?;
                 let alias = (label != table.name).then(|| label.clone());
                 let plan = Plan::Scan {
                     table: Box::new(table),
@@ -538,7 +538,7 @@ impl<'t> Planner<'t> {
         scope: &Scope,
         filter: Option<&Expr>,
     ) -> Result<Plan> {
-        let stats = catalog::get_stats(self.txn, table)?.map(std::sync::Arc::new);
+        let stats = catalog::get_stats(self.txn, table)?;
         let scan = Plan::Scan {
             table: Box::new(table.clone()),
             lookup: None,

@@ -93,6 +93,7 @@ impl Database {
     /// Opens (creating if needed) the database in `dir`.
     pub fn open(vfs: Arc<dyn Vfs>, dir: &Path, opts: EngineOptions) -> Result<Database> {
         let engine = Engine::open(vfs, dir, opts)?;
+        engine.watch_prefix(catalog::WATCHED_PREFIX);
         let unix_micros = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros() as i64)
@@ -134,6 +135,7 @@ impl Database {
             settings.insert(k.clone(), v.clone());
         }
         Session {
+            derived: Derived::of(&settings),
             db: self.inner.clone(),
             block: None,
             settings,
@@ -144,6 +146,7 @@ impl Database {
             terminated: false,
             user: crate::roles::BOOTSTRAP_SUPERUSER.to_string(),
             parsed: HashMap::new(),
+            plan_slot: None,
         }
     }
 
@@ -209,8 +212,69 @@ pub struct Session {
     terminated: bool,
     /// The role the session runs as.
     user: String,
-    /// Parsed statements by text (see `parse_cached`).
-    parsed: HashMap<String, Arc<Vec<Statement>>>,
+    /// What statements need from `settings`, kept in step by `set`.
+    derived: Derived,
+    /// Parsed statements by text, with their plans (see `parse_cached`).
+    parsed: HashMap<String, Arc<Parsed>>,
+    /// The top-level statement running now: its parse and position, where `query` keeps
+    /// and finds its plan.
+    plan_slot: Option<(Arc<Parsed>, usize)>,
+}
+
+/// What every statement needs from the settings, parsed once when they change (`set`)
+/// instead of at each statement.
+#[derive(Clone, Copy)]
+struct Derived {
+    /// default_transaction_isolation and default_transaction_read_only.
+    options: TxnOptions,
+    /// lock_timeout and deadlock_timeout.
+    locks: txn::LockSettings,
+    /// statement_timeout (0: none).
+    timeout_ms: u64,
+}
+
+impl Derived {
+    fn of(settings: &BTreeMap<String, String>) -> Derived {
+        let isolation = match settings.get("default_transaction_isolation").map(String::as_str) {
+            Some("repeatable read") => IsolationLevel::RepeatableRead,
+            Some("serializable") => IsolationLevel::Serializable,
+            _ => IsolationLevel::ReadCommitted,
+        };
+        let read_only = settings.get("default_transaction_read_only").is_some_and(|v| v == "on");
+        let ms = |name: &str| settings.get(name).and_then(|v| parse_duration_ms(v)).unwrap_or(0);
+        let lock = ms("lock_timeout");
+        let deadlock = ms("deadlock_timeout").max(1);
+        Derived {
+            options: TxnOptions { isolation, read_only },
+            locks: txn::LockSettings {
+                lock_timeout: (lock > 0).then(|| std::time::Duration::from_millis(lock)),
+                deadlock_timeout: std::time::Duration::from_millis(deadlock),
+            },
+            timeout_ms: ms("statement_timeout"),
+        }
+    }
+}
+
+/// A statement text's parse, and the plans its queries last had.
+struct Parsed {
+    statements: Vec<Statement>,
+    /// Per statement, its plan and the catalog version it was made at.
+    plans: Mutex<Vec<Option<Arc<CachedPlan>>>>,
+}
+
+impl Parsed {
+    fn plans(&self) -> std::sync::MutexGuard<'_, Vec<Option<Arc<CachedPlan>>>> {
+        self.plans.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A query's plan, valid for transactions that see catalog `version` (`Txn::watched_version`):
+/// planning reads nothing but table definitions and statistics, both in the catalog, and
+/// leaves parameters to execution, so the same text at the same version plans the same.
+struct CachedPlan {
+    version: u64,
+    plan: crate::plan::Plan,
+    scope: Scope,
 }
 
 /// The transaction status, as the wire protocol reports it.
@@ -249,8 +313,8 @@ impl Session {
                 "a statement arrived while COPY FROM STDIN waited for data; the COPY was abandoned",
             ))];
         }
-        let copy_in_at = statements.iter().position(|s| matches!(s, Statement::Copy(c) if c.from));
-        if copy_in_at.is_some_and(|at| at + 1 != statements.len()) {
+        let copy_in_at = statements.statements.iter().position(|s| matches!(s, Statement::Copy(c) if c.from));
+        if copy_in_at.is_some_and(|at| at + 1 != statements.statements.len()) {
             self.fail_block();
             return vec![Err(Error::new(
                 codes::FEATURE_NOT_SUPPORTED,
@@ -258,8 +322,10 @@ impl Session {
             ))];
         }
         let mut out = Vec::new();
-        for stmt in statements.iter() {
+        for (i, stmt) in statements.statements.iter().enumerate() {
+            self.plan_slot = Some((statements.clone(), i));
             let r = self.run(stmt, params);
+            self.plan_slot = None;
             let failed = r.is_err();
             out.push(r);
             if failed {
@@ -271,11 +337,13 @@ impl Session {
 
     /// The statements of `sql`, parsed once per session and text: drivers send the same
     /// statement text again and again (prepared statements are executed by their text).
-    fn parse_cached(&mut self, sql: &str) -> Result<Arc<Vec<Statement>>> {
+    fn parse_cached(&mut self, sql: &str) -> Result<Arc<Parsed>> {
         if let Some(s) = self.parsed.get(sql) {
             return Ok(s.clone());
         }
-        let statements = Arc::new(crate::parser::parse(sql)?);
+        let parsed = crate::parser::parse(sql)?;
+        let plans = Mutex::new(vec![None; parsed.len()]);
+        let statements = Arc::new(Parsed { statements: parsed, plans });
         if sql.len() <= PARSE_CACHE_TEXT_BYTES_MAX {
             if self.parsed.len() >= PARSE_CACHE_ENTRIES_MAX {
                 self.parsed.clear();
@@ -547,23 +615,11 @@ impl Session {
     }
 
     fn default_options(&self) -> TxnOptions {
-        let isolation = match self.settings.get("default_transaction_isolation").map(String::as_str) {
-            Some("repeatable read") => IsolationLevel::RepeatableRead,
-            Some("serializable") => IsolationLevel::Serializable,
-            _ => IsolationLevel::ReadCommitted,
-        };
-        let read_only = self.settings.get("default_transaction_read_only").is_some_and(|v| v == "on");
-        TxnOptions { isolation, read_only }
+        self.derived.options
     }
 
     fn lock_settings(&self) -> txn::LockSettings {
-        let ms = |name: &str| self.settings.get(name).and_then(|v| parse_duration_ms(v)).unwrap_or(0);
-        let lock = ms("lock_timeout");
-        let deadlock = ms("deadlock_timeout").max(1);
-        txn::LockSettings {
-            lock_timeout: (lock > 0).then(|| std::time::Duration::from_millis(lock)),
-            deadlock_timeout: std::time::Duration::from_millis(deadlock),
-        }
+        self.derived.locks
     }
 
     fn run(&mut self, stmt: &Statement, params: &[Value]) -> Result<QueryResult> {
@@ -673,7 +729,7 @@ impl Session {
             Statement::Show(name) => self.show(name),
             other => {
                 let in_block = self.block.is_some();
-                let timeout_ms = self.settings.get("statement_timeout").and_then(|v| parse_duration_ms(v)).unwrap_or(0);
+                let timeout_ms = self.derived.timeout_ms;
                 self.deadline.set(
                     (timeout_ms > 0).then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms)),
                 );
@@ -707,7 +763,14 @@ impl Session {
         Ok(r)
     }
 
+    /// Sets (None: resets) a setting, and what statements derive from the settings.
     fn set(&mut self, name: &str, value: Option<String>) -> Result<()> {
+        let r = self.set_setting(name, value);
+        self.derived = Derived::of(&self.settings);
+        r
+    }
+
+    fn set_setting(&mut self, name: &str, value: Option<String>) -> Result<()> {
         let name = name.to_ascii_lowercase();
         let value = match value {
             None => {
@@ -865,6 +928,30 @@ impl Session {
         }
     }
 
+    /// The plan of `q`: the one kept for the running statement if `q` is that statement and
+    /// the catalog version `txn` sees is the one it was made at, else a new one (kept when
+    /// `q` is the running statement and `txn` has a catalog version).
+    fn cached_plan(&self, txn: &mut Txn, q: &ast::Query) -> Result<Arc<CachedPlan>> {
+        let slot = self.plan_slot.as_ref().filter(
+            |(parsed, i)| matches!(parsed.statements.get(*i), Some(Statement::Query(top)) if std::ptr::eq(&**top, q)),
+        );
+        let version = match slot {
+            Some(_) => txn.watched_version()?,
+            None => None,
+        };
+        if let (Some((parsed, i)), Some(v)) = (slot, version) {
+            if let Some(hit) = parsed.plans()[*i].as_ref().filter(|c| c.version == v) {
+                return Ok(hit.clone());
+            }
+        }
+        let (plan, scope) = Planner::new(txn).plan_query(q, vec![])?;
+        let made = Arc::new(CachedPlan { version: version.unwrap_or(0), plan, scope });
+        if let (Some((parsed, i)), Some(_)) = (slot, version) {
+            parsed.plans()[*i] = Some(made.clone());
+        }
+        Ok(made)
+    }
+
     fn exec<'t>(&'t self, txn: &'t mut Txn, params: &'t [Value]) -> Exec<'t> {
         Exec {
             txn,
@@ -888,9 +975,9 @@ impl Session {
     }
 
     fn query(&self, txn: &mut Txn, q: &ast::Query, params: &[Value]) -> Result<QueryResult> {
-        let (plan, scope) = Planner::new(txn).plan_query(q, vec![])?;
-        let rows = self.exec(txn, params).run(&plan)?;
-        let columns = result_columns(&scope, &rows);
+        let cached = self.cached_plan(txn, q)?;
+        let rows = self.exec(txn, params).run(&cached.plan)?;
+        let columns = result_columns(&cached.scope, &rows);
         let tag = format!("SELECT {}", rows.len());
         Ok(QueryResult { columns: Some(columns), rows, tag, notices: vec![], copy: None })
     }

@@ -338,7 +338,13 @@ impl Tree {
         if self.root != 0 && limit > 0 {
             self.scan_node(pager, self.root, lo, hi, reverse, limit, &mut raw, 0)?;
         }
-        raw.into_iter().map(|(k, v)| Ok((k, self.read_value(pager, &v)?))).collect()
+        // An inline value is already a copy of its own: hand it over rather than copy again.
+        raw.into_iter()
+            .map(|(k, v)| match v {
+                Val::Inline(v) => Ok((k, v)),
+                v => Ok((k, self.read_value(pager, &v)?)),
+            })
+            .collect()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -368,23 +374,34 @@ impl Tree {
                     Bound::Excluded(k) => keys.partition_point(|s| s.as_slice() < k),
                     Bound::Unbounded => keys.len(),
                 };
-                let range = first..=last.max(first);
-                let order: Box<dyn Iterator<Item = usize>> =
-                    if reverse { Box::new(range.rev()) } else { Box::new(range) };
-                for i in order {
+                let last = last.max(first);
+                for step in 0..=last - first {
                     if out.len() >= limit {
                         break;
                     }
+                    let i = if reverse { last - step } else { first + step };
                     self.scan_node(pager, children[i], lo, hi, reverse, limit, out, depth + 1)?;
                 }
             }
             Page::Leaf(entries) => {
-                let inside = |k: &[u8]| in_bounds(k, lo, hi);
+                // Entries are sorted: binary-search both ends instead of testing every key.
+                let from = match lo {
+                    Bound::Included(l) => entries.partition_point(|(k, _)| k.as_slice() < l),
+                    Bound::Excluded(l) => entries.partition_point(|(k, _)| k.as_slice() <= l),
+                    Bound::Unbounded => 0,
+                };
+                let to = match hi {
+                    Bound::Included(h) => entries.partition_point(|(k, _)| k.as_slice() <= h),
+                    Bound::Excluded(h) => entries.partition_point(|(k, _)| k.as_slice() < h),
+                    Bound::Unbounded => entries.len(),
+                };
+                let inside = &entries[from..to.max(from)];
+                debug_assert!(inside.iter().all(|(k, _)| in_bounds(k, lo, hi)));
                 let take = limit - out.len();
                 if reverse {
-                    out.extend(entries.iter().rev().filter(|(k, _)| inside(k)).take(take).cloned());
+                    out.extend(inside.iter().rev().take(take).cloned());
                 } else {
-                    out.extend(entries.iter().filter(|(k, _)| inside(k)).take(take).cloned());
+                    out.extend(inside.iter().take(take).cloned());
                 }
             }
             Page::Overflow(_) => {

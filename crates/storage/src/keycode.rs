@@ -149,15 +149,18 @@ pub fn encode_part(out: &mut Vec<u8>, part: &KeyPart) {
             out.push(TAG_FLOAT);
             out.extend(float_to_sortable(*f).to_be_bytes());
         }
-        KeyPart::Bytes(bytes) => {
-            out.push(TAG_BYTES);
-            encode_escaped(out, bytes);
-        }
+        KeyPart::Bytes(bytes) => encode_bytes(out, bytes),
         KeyPart::Str(s) => {
             out.push(TAG_STR);
             encode_escaped(out, s.as_bytes());
         }
     }
+}
+
+/// Appends `bytes` as [`encode_part`] appends `KeyPart::Bytes(bytes)`, without the copy.
+pub fn encode_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(TAG_BYTES);
+    encode_escaped(out, bytes);
 }
 
 /// Appends `v` as 8 raw big-endian bytes, with no tag: larger values sort later. For version
@@ -262,6 +265,7 @@ fn sortable_to_float(sortable: u64) -> Result<f64, String> {
 
 /// Appends `bytes` with `0x00` escaped, then the terminator.
 fn encode_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(bytes.len() + 2);
     for &b in bytes {
         out.push(b);
         if b == ESCAPE {

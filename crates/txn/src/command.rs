@@ -93,9 +93,11 @@ pub enum Outcome {
 
 /// The store key prefix of every version of `key`.
 pub fn version_prefix(key: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(key.len() + 4);
+    // Room for the prefix byte, the tag, every byte escaped, the terminator and the
+    // version suffix `version_key` appends: one allocation, never grown.
+    let mut out = Vec::with_capacity(2 * key.len() + 12);
     out.push(VERSION_PREFIX);
-    keycode::encode_part(&mut out, &keycode::KeyPart::Bytes(key.to_vec()));
+    keycode::encode_bytes(&mut out, key);
     out
 }
 
@@ -205,9 +207,10 @@ pub fn newest_version(kv: &dyn KvRead, key: &[u8]) -> Result<Option<u64>> {
 
 /// The value of `key` as of snapshot `ts` (None if absent or deleted).
 pub fn read_at(kv: &dyn KvRead, key: &[u8], ts: u64) -> Result<Option<Vec<u8>>> {
-    let prefix = version_prefix(key);
-    let hi = keycode::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
-    let first = kv.scan_range(Bound::Included(&version_key(key, ts)), as_ref(&hi), false, 1)?;
+    let mut lo = version_prefix(key);
+    let hi = keycode::prefix_end(&lo).map_or(Bound::Unbounded, Bound::Excluded);
+    keycode::encode_u64_desc(&mut lo, ts); // version_key(key, ts), the prefix encoded once
+    let first = kv.scan_range(Bound::Included(&lo), as_ref(&hi), false, 1)?;
     match first.first() {
         Some((_, v)) => decode_value(v),
         None => Ok(None),

@@ -120,6 +120,42 @@ struct Counters {
 struct ApplyState {
     applied: u64,
     failed: Option<String>,
+    /// Commits that changed the watched keys (see [`Engine::watch_prefix`]).
+    watch: Option<Watch>,
+}
+
+/// Changes recorded after a commit that wrote [`WATCH_CHANGES_MAX`] more are forgotten.
+pub const WATCH_CHANGES_MAX: usize = 64;
+
+/// The recent commits that wrote a key under `prefix`, newest last.
+struct Watch {
+    prefix: Vec<u8>,
+    /// The keys under `prefix` are as of this index for every snapshot from here up to the
+    /// first of `changes` (the applied index when watching began, or the newest change
+    /// forgotten since).
+    base: u64,
+    changes: std::collections::VecDeque<u64>,
+}
+
+impl Watch {
+    fn record(&mut self, index: u64, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
+        if !writes.iter().any(|(k, _)| k.starts_with(&self.prefix)) {
+            return;
+        }
+        if self.changes.len() >= WATCH_CHANGES_MAX {
+            self.base = self.changes.pop_front().expect("full");
+        }
+        self.changes.push_back(index);
+    }
+
+    /// The index of the newest change a snapshot at `snapshot` sees (or `base`), None if
+    /// that is older than what is remembered.
+    fn version(&self, snapshot: u64) -> Option<u64> {
+        if snapshot < self.base {
+            return None;
+        }
+        Some(self.changes.iter().rev().find(|&&c| c <= snapshot).copied().unwrap_or(self.base))
+    }
 }
 
 struct Inner {
@@ -132,6 +168,20 @@ struct Inner {
     applied_cv: Condvar,
     next_txn: AtomicU64,
     counters: Counters,
+    /// Decoded values of watched keys, by watched version then key (see [`Txn::get_decoded`]).
+    decoded: Mutex<DecodedCache>,
+}
+
+/// A decoded value: None for a key that is not there.
+type Decoded = Option<Arc<dyn std::any::Any + Send + Sync>>;
+
+/// Decoded values kept in [`Txn::get_decoded`]'s cache; all are dropped when it fills.
+pub const DECODED_ENTRIES_MAX: usize = 1024;
+
+#[derive(Default)]
+struct DecodedCache {
+    by_version: std::collections::HashMap<u64, std::collections::HashMap<Vec<u8>, Decoded>>,
+    entries: usize,
 }
 
 /// A transactional key-value engine: MVCC over the store.
@@ -165,10 +215,11 @@ impl Engine {
                 store,
                 locks,
                 active: Mutex::new(BTreeMap::new()),
-                apply: Mutex::new(ApplyState { applied, failed: None }),
+                apply: Mutex::new(ApplyState { applied, failed: None, watch: None }),
                 applied_cv: Condvar::new(),
                 next_txn: AtomicU64::new(1),
                 counters: Counters::default(),
+                decoded: Mutex::new(DecodedCache::default()),
             }),
         };
         if let Some(every) = vacuum_interval {
@@ -221,6 +272,15 @@ impl Engine {
     /// The underlying store.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Starts recording which commits write keys under `prefix` (one prefix per engine; a
+    /// second call replaces the first), for [`Txn::watched_version`]: a cache of what is
+    /// stored there can then tell which snapshots see the same contents.
+    pub fn watch_prefix(&self, prefix: &[u8]) {
+        let mut st = lock(&self.inner.apply);
+        let base = st.applied;
+        st.watch = Some(Watch { prefix: prefix.to_vec(), base, changes: Default::default() });
     }
 
     /// The last applied log index (a new snapshot sees everything up to it).
@@ -286,7 +346,13 @@ impl Propose for Inner {
             Ok(outcome)
         });
         match &result {
-            Ok(_) => st.applied = index,
+            Ok(outcome) => {
+                st.applied = index;
+                if let (Some(w), Outcome::Committed(_), Command::Commit { writes, .. }) = (&mut st.watch, outcome, cmd)
+                {
+                    w.record(index, writes);
+                }
+            }
             Err(e) => {
                 // Not deterministic (I/O): this node must stop applying; recovery replays.
                 st.failed = Some(format!("applying log record {index} failed: {e}"));
@@ -495,6 +561,68 @@ impl Txn {
             }
         }
         Err(e)
+    }
+
+    /// The index of the newest commit that wrote a key under the watched prefix (see
+    /// [`Engine::watch_prefix`]) that this transaction's snapshot sees: two snapshots with
+    /// the same version see the same keys under the prefix. None when that does not hold
+    /// for this transaction's reads: it has written under the prefix itself, a SERIALIZABLE
+    /// writer must record what it reads (so it reads), nothing is watched, or the snapshot
+    /// is older than the changes remembered. Takes the snapshot if no statement has yet.
+    pub fn watched_version(&mut self) -> Result<Option<u64>> {
+        self.version_of(None)
+    }
+
+    /// [`Txn::watched_version`], and None as well for a `key` not under the prefix.
+    fn version_of(&mut self, key: Option<&[u8]>) -> Result<Option<u64>> {
+        self.begin_statement()?;
+        if self.opts.isolation == IsolationLevel::Serializable && !self.opts.read_only {
+            return Ok(None);
+        }
+        let st = lock(&self.engine.apply);
+        let Some(w) = &st.watch else { return Ok(None) };
+        if key.is_some_and(|k| !k.starts_with(&w.prefix)) {
+            return Ok(None);
+        }
+        let from = (Bound::Included(w.prefix.as_slice()), Bound::Unbounded);
+        let own = self.writes.range::<[u8], _>(from).next().is_some_and(|(k, _)| k.starts_with(&w.prefix));
+        Ok(if own { None } else { w.version(self.snapshot) })
+    }
+
+    /// The value of `key` as [`Txn::get`] sees it, through `decode`: for a key under the
+    /// watched prefix, decoded once per watched version and shared by every transaction
+    /// whose snapshot sees that version (the read itself is skipped). Keys elsewhere, and
+    /// transactions without a watched version, read and decode each time.
+    pub fn get_decoded<T: std::any::Any + Send + Sync, E: From<Error>>(
+        &mut self,
+        key: &[u8],
+        decode: impl FnOnce(&[u8]) -> std::result::Result<T, E>,
+    ) -> std::result::Result<Option<Arc<T>>, E> {
+        let watched = self.version_of(Some(key))?;
+        if let Some(v) = watched {
+            let cache = lock(&self.engine.decoded);
+            if let Some(hit) = cache.by_version.get(&v).and_then(|m| m.get(key)) {
+                // A type other than T under the same key is a programmer error: read afresh.
+                if let Ok(value) = hit.clone().map(|a| a.downcast::<T>()).transpose() {
+                    return Ok(value);
+                }
+            }
+        }
+        let value = match self.get(key)? {
+            Some(bytes) => Some(Arc::new(decode(&bytes)?)),
+            None => None,
+        };
+        if let Some(v) = watched {
+            let mut cache = lock(&self.engine.decoded);
+            if cache.entries >= DECODED_ENTRIES_MAX {
+                *cache = DecodedCache::default();
+            }
+            let erased: Decoded = value.clone().map(|a| a as Arc<dyn std::any::Any + Send + Sync>);
+            if cache.by_version.entry(v).or_default().insert(key.to_vec(), erased).is_none() {
+                cache.entries += 1;
+            }
+        }
+        Ok(value)
     }
 
     /// True if this transaction has written (or deleted) `key` and not rolled that back.

@@ -120,7 +120,7 @@ pub struct Snapshot {
     /// Rows each table had at its last ANALYZE (by position in `tables`; none if never).
     pub reltuples: Vec<Option<u64>>,
     /// What each table's last ANALYZE found (by position in `tables`; none if never).
-    pub stats: Vec<Option<catalog::TableStats>>,
+    pub stats: Vec<Option<std::sync::Arc<catalog::TableStats>>>,
 }
 
 /// The most tables one snapshot reads (a guard against runaway catalogs, far above use).
