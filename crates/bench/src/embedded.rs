@@ -20,7 +20,9 @@
 //!
 //! Each operation is timed on its own. SQLite's page cache is set to Bulwark's buffer pool
 //! size, as PostgreSQL's shared_buffers is; SQLite's statements are prepared once (its
-//! usual API), Bulwark's are parsed every time (its API has no prepared statements yet).
+//! usual API); Bulwark's API takes the statement text each time and its session keeps the
+//! parse and the plan of each text it has seen (invalidated by catalog changes), so both
+//! sides plan once.
 
 use crate::stats::{Latencies, XorShift};
 use crate::Result;
