@@ -32,8 +32,12 @@ use storage::keycode;
 use storage::vfs::Vfs;
 use txn::{Engine, EngineOptions, IsolationLevel, LockMode, SavepointId, Txn, TxnOptions, WaitPolicy};
 
-/// Sequence values handed out per trip to the store (lost on a crash, as PostgreSQL's cache).
-pub const SEQUENCE_CACHE: i64 = 32;
+/// Sequence values handed out per trip to the store. Each trip is a durable commit of its
+/// own taken under the sequence cache's lock, so a small block serialises concurrent inserts
+/// on the refill's fsync (16 pgbench clients inserting into a BIGSERIAL table: 10.5k tps with
+/// 32, 13.8k with 1024). Values of an unused block are skipped after a restart, as after a
+/// crash in PostgreSQL: sequences promise order and uniqueness, not gaplessness.
+pub const SEQUENCE_CACHE: i64 = 1024;
 /// Statement texts whose parse a session keeps (all are dropped when it fills).
 pub const PARSE_CACHE_ENTRIES_MAX: usize = 256;
 /// Longer statement texts are not kept.
