@@ -460,7 +460,7 @@ fn section(plan: &Plan, machine: &str, command: &str, date: &str, runs: &[Vec<Ro
          - cold start: from starting `bulwark start` on an empty directory to the first answered \
          `SELECT 1`. PostgreSQL's figure is initdb (which fsyncs) plus start to the first answered \
          query, as a reference only.\n\
-         - embedded: Bulwark's `sql::Session::execute_with` in process (statements parsed every time) \
+         - embedded: Bulwark's `sql::Session::execute_with` in process (the session keeps each statement text's parse and plan) \
          against SQLite through rusqlite (statements prepared once), one thread each, {} s each; point \
          reads use keys from a seeded xorshift, the same for both; inserts are one row per \
          transaction, each durable before the next.\n\n\
