@@ -32,6 +32,9 @@ pub type Row = Vec<Value>;
 /// The most rows one operator may hold.
 pub const ROWS_MAX: usize = 10_000_000;
 
+/// Store entries a table or index scan reads per page (see `Exec::scan_paged`).
+pub const SCAN_PAGE_ROWS: usize = 1024;
+
 /// The default of `bulwark.statement_mem_max`: the bytes the materialising operators of
 /// one statement may hold at once. Operators materialise (nothing spills to disk yet), so
 /// the default lets ordinary large statements through (counting ten million one-column
@@ -419,12 +422,13 @@ impl Exec<'_> {
                     }
                 }
                 let end = keycode::prefix_end(&prefix).expect("index prefix has an end");
-                for (_, rowkey) in self.txn.scan(Bound::Included(prefix), Bound::Excluded(end), false, usize::MAX)? {
-                    self.tick()?;
-                    if let Some(bytes) = self.txn.get(&rowkey)? {
-                        self.push_candidate(&mut candidates, held, table, rowkey, eval::decode_row(&bytes)?)?;
+                self.scan_paged(prefix, end, |x, _, rowkey| {
+                    x.tick()?;
+                    if let Some(bytes) = x.txn.get(&rowkey)? {
+                        x.push_candidate(&mut candidates, held, table, rowkey, eval::decode_row(&bytes)?)?;
                     }
-                }
+                    Ok(())
+                })?;
             }
             Some(Lookup::Range { index, column, lower, upper }) => {
                 let data_type = &table.columns[*column].data_type;
@@ -449,14 +453,15 @@ impl Exec<'_> {
                 }
                 let end = keycode::prefix_end(&end).expect("key prefix has an end");
                 if start < end {
-                    for (k, v) in self.txn.scan(Bound::Included(start), Bound::Excluded(end), false, usize::MAX)? {
-                        self.tick()?;
+                    self.scan_paged(start, end, |x, k, v| {
+                        x.tick()?;
                         if via_index.is_none() {
-                            self.push_candidate(&mut candidates, held, table, k, eval::decode_row(&v)?)?;
-                        } else if let Some(bytes) = self.txn.get(&v)? {
-                            self.push_candidate(&mut candidates, held, table, v, eval::decode_row(&bytes)?)?;
+                            x.push_candidate(&mut candidates, held, table, k, eval::decode_row(&v)?)?;
+                        } else if let Some(bytes) = x.txn.get(&v)? {
+                            x.push_candidate(&mut candidates, held, table, v, eval::decode_row(&bytes)?)?;
                         }
-                    }
+                        Ok(())
+                    })?;
                 }
             }
             Some(Lookup::PrimaryKey(exprs)) => {
@@ -477,13 +482,38 @@ impl Exec<'_> {
             None => {
                 let prefix = keys::rows(table.id);
                 let end = keycode::prefix_end(&prefix).expect("row prefix has an end");
-                for (k, v) in self.txn.scan(Bound::Included(prefix), Bound::Excluded(end), false, usize::MAX)? {
-                    self.push_candidate(&mut candidates, held, table, k, eval::decode_row(&v)?)?;
-                }
+                self.scan_paged(prefix, end, |x, k, v| {
+                    x.push_candidate(&mut candidates, held, table, k, eval::decode_row(&v)?)
+                })?;
             }
         }
         self.rows_examined += candidates.len() as u64;
         Ok(candidates)
+    }
+
+    /// Visits the entries of `[lo, hi)` in key order, [`SCAN_PAGE_ROWS`] read from the store
+    /// at a time, so a scan holds at most one page beyond what `f` has already charged to
+    /// the statement's budget: a scan of a huge table fails with 53200 instead of first
+    /// reading the whole table into memory. Every page reads the statement's one snapshot.
+    fn scan_paged(
+        &mut self,
+        lo: Vec<u8>,
+        hi: Vec<u8>,
+        mut f: impl FnMut(&mut Self, Vec<u8>, Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        let mut start = Bound::Included(lo);
+        loop {
+            let page = self.txn.scan(start, Bound::Excluded(hi.clone()), false, SCAN_PAGE_ROWS)?;
+            let full = page.len() == SCAN_PAGE_ROWS;
+            let Some((last, _)) = page.last() else { return Ok(()) };
+            start = Bound::Excluded(last.clone());
+            for (k, v) in page {
+                f(self, k, v)?;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
     }
 
     /// The tightest of a range's bounds on a column of type `data_type`: the greatest

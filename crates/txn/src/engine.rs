@@ -755,14 +755,14 @@ impl Txn {
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let (slo, shi) = store_range(&lo, &hi);
         // A forward scan stops reading the store once it holds `limit` live committed rows
-        // more than this transaction's writes in the range could delete: the first `limit`
-        // rows of the merged result are then all among them. (Without this a scan read its
-        // whole range for every batch, and ANALYZE of a million rows took minutes.)
-        let enough = if reverse {
-            usize::MAX
-        } else {
-            limit.saturating_add(self.writes.range((lo.clone(), hi.clone())).count())
-        };
+        // more than this transaction's writes up to that key could delete: the first
+        // `limit` rows of the merged result are then all among them. (Without this a scan
+        // read its whole range for every page, and ANALYZE of a million rows took minutes.)
+        // Own writes up to the current key are counted as the store is read (a cursor over
+        // the write set), so a page of a big transaction's scan costs its page, not its
+        // whole write set.
+        let mut own = self.writes.range((lo.clone(), hi.clone())).peekable();
+        let mut own_upto = 0usize;
         let mut live = 0usize;
         let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
         let mut last: Option<Vec<u8>> = None;
@@ -772,8 +772,11 @@ impl Txn {
                 last = Some(key.clone());
                 let value = command::decode_value(v)?;
                 live += usize::from(value.is_some());
+                while own.next_if(|(w, _)| **w <= key).is_some() {
+                    own_upto += 1;
+                }
                 merged.insert(key, value);
-                if live >= enough {
+                if !reverse && live >= limit.saturating_add(own_upto) {
                     return Ok(false);
                 }
             }
