@@ -740,7 +740,12 @@ impl Txn {
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         self.check_usable()?;
         if self.opts.isolation == IsolationLevel::Serializable && !self.opts.read_only {
-            self.ranges.push((lo.clone(), hi.clone()));
+            // A paging scan's later pages lie inside its first page's range: record it once,
+            // or commit validation would re-read the table's rest for every page.
+            let covered = self.ranges.last().is_some_and(|(plo, phi)| *phi == hi && starts_within(plo, &lo));
+            if !covered {
+                self.ranges.push((lo.clone(), hi.clone()));
+            }
         }
         self.scan_at(lo, hi, reverse, limit, self.snapshot)
     }
@@ -970,5 +975,16 @@ impl Txn {
 impl Drop for Txn {
     fn drop(&mut self) {
         self.finish_rollback();
+    }
+}
+
+/// Whether a range starting at `lo` starts at or after one starting at `outer`.
+fn starts_within(outer: &Bound<Vec<u8>>, lo: &Bound<Vec<u8>>) -> bool {
+    match (outer, lo) {
+        (Bound::Unbounded, _) => true,
+        (_, Bound::Unbounded) => false,
+        (Bound::Included(a), Bound::Included(b) | Bound::Excluded(b)) => b >= a,
+        (Bound::Excluded(a), Bound::Excluded(b)) => b >= a,
+        (Bound::Excluded(a), Bound::Included(b)) => b > a,
     }
 }

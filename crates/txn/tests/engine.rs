@@ -218,3 +218,30 @@ fn vacuum_runs_in_the_background() {
     let mut t = e.begin(at(RR)).unwrap();
     assert_eq!(t.get(b"k").unwrap(), Some(vec![4]));
 }
+
+#[test]
+fn a_paged_serializable_scan_still_guards_its_whole_range() {
+    // Pages of one scan are recorded as one range; a key committed past the first page's
+    // rows, inside the scanned range, must still fail the scanning transaction's commit.
+    let e = open(&SimVfs::new(4), options());
+    let mut t = e.begin(at(SER)).unwrap();
+    for i in 0..6u8 {
+        t.put(&[b'p', i * 2], b"v").unwrap();
+    }
+    t.commit().unwrap();
+    let mut scanner = e.begin(at(SER)).unwrap();
+    let mut lo = Bound::Included(vec![b'p']);
+    let mut seen = 0;
+    loop {
+        let page = scanner.scan(lo.clone(), Bound::Excluded(vec![b'q']), false, 2).unwrap();
+        let Some((last, _)) = page.last() else { break };
+        lo = Bound::Excluded(last.clone());
+        seen += page.len();
+    }
+    assert_eq!(seen, 6);
+    let mut writer = e.begin(at(SER)).unwrap();
+    writer.put(&[b'p', 11], b"late").unwrap();
+    writer.commit().unwrap();
+    scanner.put(b"elsewhere", b"x").unwrap();
+    assert_eq!(scanner.commit().unwrap_err().sqlstate(), "40001");
+}
