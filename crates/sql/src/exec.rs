@@ -650,17 +650,30 @@ impl Exec<'_> {
             }
         }
         if matches!(kind, JoinKind::Right | JoinKind::Full) {
-            for (j, rrow) in r.iter().enumerate() {
-                if !right_matched[j] {
-                    let mut row: Row = std::iter::repeat_n(Value::Null, lw).collect();
-                    row.extend(rrow.iter().cloned());
-                    self.charge_output(&row, &mut held, name)?;
-                    out.push(row);
-                }
-            }
+            self.unmatched_right(&r, &right_matched, lw, &mut out, &mut held, name)?;
         }
         self.release(held);
         Ok(out)
+    }
+
+    /// RIGHT and FULL joins: each right row no left row matched, padded with NULLs on the
+    /// left, charged to the budget as it is made.
+    fn unmatched_right(
+        &mut self,
+        r: &[Row],
+        right_matched: &[bool],
+        lw: usize,
+        out: &mut Vec<Row>,
+        held: &mut u64,
+        name: impl Fn() -> String,
+    ) -> Result<()> {
+        for (rrow, _) in r.iter().zip(right_matched).filter(|(_, &m)| !m) {
+            let mut row: Row = std::iter::repeat_n(Value::Null, lw).collect();
+            row.extend(rrow.iter().cloned());
+            self.charge_output(&row, held, &name)?;
+            out.push(row);
+        }
+        Ok(())
     }
 
     /// The keys of `rows` (None for a row with a NULL key: it matches nothing).
@@ -745,14 +758,7 @@ impl Exec<'_> {
             }
         }
         if matches!(join.kind, JoinKind::Right | JoinKind::Full) {
-            for (j, rrow) in r.iter().enumerate() {
-                if !right_matched[j] {
-                    let mut row: Row = std::iter::repeat_n(Value::Null, lw).collect();
-                    row.extend(rrow.iter().cloned());
-                    self.charge_output(&row, &mut held, name)?;
-                    out.push(row);
-                }
-            }
+            self.unmatched_right(&r, &right_matched, lw, &mut out, &mut held, name)?;
         }
         self.release(held);
         Ok(out)
