@@ -61,6 +61,7 @@
 //! network, membership changes, crash-restart, clock offsets, duplication and reordering
 //! in the router, and the `bulwark cluster` commands.
 
+pub mod codec;
 pub mod harness;
 pub mod memstore;
 pub mod network;
