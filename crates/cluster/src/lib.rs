@@ -65,4 +65,5 @@ pub mod codec;
 pub mod harness;
 pub mod memstore;
 pub mod network;
+pub mod tcp;
 pub mod types;
