@@ -18,6 +18,12 @@
 //! deadlock_timeout = "1s"
 //! idle_in_transaction_session_timeout = "10min"
 //! default_transaction_isolation = "read committed"
+//! # A node of a cluster (see docs/runbooks/cluster-node-lost.md):
+//! node_id = 1
+//! peer_addr = "127.0.0.1:7433"
+//! init_cluster = "1=127.0.0.1:7433,2=127.0.0.1:7434,3=127.0.0.1:7435"
+//! raft_heartbeat_ms = 50
+//! raft_election_timeout_ms = 150
 //! ```
 //!
 //! An unknown key or a value of the wrong type stops the start with a message naming it.
@@ -87,6 +93,25 @@ pub struct StartArgs {
     /// Default default_transaction_isolation of new sessions.
     #[arg(long)]
     pub default_transaction_isolation: Option<String>,
+    /// This node's id in its cluster (1 or more) [default: 1].
+    #[arg(long)]
+    pub node_id: Option<u64>,
+    /// Where this node listens for its cluster peers, host:port. Without it the node is a
+    /// single node (a Raft group of one) and listens for no peers.
+    #[arg(long)]
+    pub peer_addr: Option<String>,
+    /// The members of a new cluster, id=host:port of each one's --peer-addr, comma
+    /// separated, this node included (the same list on every member). Used when the data
+    /// directory is new; afterwards the membership is in the log.
+    #[arg(long)]
+    pub init_cluster: Option<String>,
+    /// Raft heartbeat interval, milliseconds [default: 50].
+    #[arg(long)]
+    pub raft_heartbeat_ms: Option<u64>,
+    /// Raft election timeout, milliseconds: a follower that hears no leader for a random
+    /// time between this and twice this starts an election [default: 150].
+    #[arg(long)]
+    pub raft_election_timeout_ms: Option<u64>,
 }
 
 /// The settings in force.
@@ -103,10 +128,48 @@ pub struct Settings {
     pub log_min_duration_statement: Option<Duration>,
     /// Session setting defaults given (name, value).
     pub session: Vec<(String, String)>,
+    /// This node's id.
+    pub node_id: u64,
+    /// The peer address and the initial members, for a node of a cluster.
+    pub peers: Option<(std::net::SocketAddr, std::collections::BTreeMap<u64, String>)>,
+    /// Raft heartbeat interval, milliseconds.
+    pub raft_heartbeat_ms: u64,
+    /// Raft election timeout (the lower end), milliseconds.
+    pub raft_election_timeout_ms: u64,
+}
+
+/// Default Raft heartbeat interval, milliseconds: measured on loopback, a heartbeat round
+/// trip takes well under a millisecond, so 50 ms costs little and lets an election timeout
+/// of 150 ms tolerate two lost heartbeats.
+pub const DEFAULT_RAFT_HEARTBEAT_MS: u64 = 50;
+/// Default Raft election timeout (lower end; the upper end is twice it), milliseconds.
+pub const DEFAULT_RAFT_ELECTION_TIMEOUT_MS: u64 = 150;
+
+/// Parses `--init-cluster`: `id=host:port,...`.
+pub fn parse_members(text: &str) -> Result<std::collections::BTreeMap<u64, String>, String> {
+    let mut members = std::collections::BTreeMap::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part.split_once('=').ok_or_else(|| format!("init_cluster: \"{part}\" is not id=host:port"))?;
+        let id: u64 = id.trim().parse().map_err(|_| format!("init_cluster: \"{id}\" is not a node id"))?;
+        if id == 0 {
+            return Err("init_cluster: node ids start at 1".into());
+        }
+        let addr = addr.trim();
+        if addr.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!("init_cluster: \"{addr}\" is not host:port (an IP address and a port)"));
+        }
+        if members.insert(id, addr.to_string()).is_some() {
+            return Err(format!("init_cluster: node {id} is listed twice"));
+        }
+    }
+    if members.is_empty() {
+        return Err("init_cluster: no members".into());
+    }
+    Ok(members)
 }
 
 /// Keys the file may hold: the flags' names with underscores.
-const FILE_KEYS: [&str; 15] = [
+const FILE_KEYS: [&str; 20] = [
     "data_dir",
     "pg_addr",
     "http_addr",
@@ -122,6 +185,11 @@ const FILE_KEYS: [&str; 15] = [
     "deadlock_timeout",
     "idle_in_transaction_session_timeout",
     "default_transaction_isolation",
+    "node_id",
+    "peer_addr",
+    "init_cluster",
+    "raft_heartbeat_ms",
+    "raft_election_timeout_ms",
 ];
 
 /// Flags over the file over the defaults.
@@ -223,7 +291,57 @@ pub fn resolve(args: &StartArgs) -> Result<Settings, String> {
             session.push((name.to_string(), v));
         }
     }
+    let node_id = match args.node_id {
+        Some(n) => n,
+        None => integer("node_id")?
+            .map_or(Ok(1), |n| u64::try_from(n).map_err(|_| format!("node_id: {n} is out of range")))?,
+    };
+    if node_id == 0 {
+        return Err("node_id: node ids start at 1".into());
+    }
+    let peer_addr = args.peer_addr.clone().map_or_else(|| string("peer_addr"), |v| Ok(Some(v)))?;
+    let init_cluster = args.init_cluster.clone().map_or_else(|| string("init_cluster"), |v| Ok(Some(v)))?;
+    let peers = match (peer_addr, init_cluster) {
+        (None, None) => None,
+        (None, Some(_)) => return Err("init_cluster needs peer_addr: where this node listens for its peers".into()),
+        (Some(addr), init) => {
+            let listen: std::net::SocketAddr = addr
+                .parse()
+                .map_err(|_| format!("peer_addr: \"{addr}\" is not host:port (an IP address and a port)"))?;
+            let init = match init {
+                Some(text) => parse_members(&text)?,
+                None => Default::default(),
+            };
+            if !init.is_empty() && !init.contains_key(&node_id) {
+                return Err(format!("init_cluster does not list this node (node_id {node_id})"));
+            }
+            Some((listen, init))
+        }
+    };
+    let millis = |flag: Option<u64>, key: &str, default: u64| -> Result<u64, String> {
+        let v = match flag {
+            Some(v) => v,
+            None => integer(key)?
+                .map_or(Ok(default), |n| u64::try_from(n).map_err(|_| format!("{key}: {n} is out of range")))?,
+        };
+        if v == 0 {
+            return Err(format!("{key}: must be at least 1 ms"));
+        }
+        Ok(v)
+    };
+    let raft_heartbeat_ms = millis(args.raft_heartbeat_ms, "raft_heartbeat_ms", DEFAULT_RAFT_HEARTBEAT_MS)?;
+    let raft_election_timeout_ms =
+        millis(args.raft_election_timeout_ms, "raft_election_timeout_ms", DEFAULT_RAFT_ELECTION_TIMEOUT_MS)?;
+    if raft_election_timeout_ms <= raft_heartbeat_ms {
+        return Err(format!(
+            "raft_election_timeout_ms ({raft_election_timeout_ms}) must be longer than raft_heartbeat_ms ({raft_heartbeat_ms})"
+        ));
+    }
     Ok(Settings {
+        node_id,
+        peers,
+        raft_heartbeat_ms,
+        raft_election_timeout_ms,
         data_dir,
         pg_addr: pg_addr.unwrap_or_else(|| server::DEFAULT_ADDR.into()),
         http_addr: http_addr.unwrap_or_else(|| server::http::DEFAULT_HTTP_ADDR.into()),

@@ -105,25 +105,30 @@ fn start(args: &StartArgs) -> ExitCode {
         }
     };
     let opened = std::time::Instant::now();
-    let db =
-        match sql::Database::open(Arc::new(storage::vfs::RealVfs), &settings.data_dir, txn::EngineOptions::default()) {
-            Ok(db) => db,
-            Err(e) => {
-                eprintln!("cannot open {}: {e}", settings.data_dir.display());
-                return ExitCode::FAILURE;
-            }
-        };
+    let mut node = cluster::node::NodeOptions { id: settings.node_id, ..Default::default() };
+    node.raft.heartbeat_interval = settings.raft_heartbeat_ms;
+    node.raft.election_timeout_min = settings.raft_election_timeout_ms;
+    node.raft.election_timeout_max = 2 * settings.raft_election_timeout_ms;
+    node.peers = settings.peers.clone().map(|(listen, init)| cluster::node::PeerOptions { listen, init });
+    let db = match sql::Database::open_node(Arc::new(storage::vfs::RealVfs), &settings.data_dir, node) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("cannot open {}: {e}", settings.data_dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
     let stats = db.engine().store().stats();
+    let replayed = db.node().replayed_at_open();
     tracing::info!(
         data_dir = %settings.data_dir.display(),
         applied_index = stats.applied_index,
-        replayed_records = stats.replayed_records,
+        replayed_records = replayed,
         open_ms = opened.elapsed().as_millis() as u64,
         "data directory opened"
     );
     // End-of-recovery checkpoint (as PostgreSQL takes one): a server that crashes again soon
     // replays from here, not from wherever the log began.
-    if stats.replayed_records > 0 {
+    if replayed > 0 {
         let started = std::time::Instant::now();
         if let Err(e) = db.engine().store().checkpoint() {
             eprintln!("bulwark: checkpoint after recovery failed: {e}");

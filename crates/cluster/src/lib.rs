@@ -6,21 +6,25 @@
 //!
 //! ```text
 //!   COMMIT ──Command(bytes)──▶ Raft::client_write (leader)
-//!                                 │  append to log (MemLogStore, later: the WAL)
-//!                                 │  replicate through the network (Router, later: TCP)
+//!                                 │  append to the log (node::WalLog: the write-ahead log)
+//!                                 │  replicate to peers (tcp; in tests: network::Router)
 //!                                 ▼  committed by a quorum
 //!                              apply in log order on every replica
-//!                                 (MemStateMachine, later: the MVCC store)
+//!                                 (node::EngineStateMachine: the MVCC store)
 //!                                 │
 //!   session ◀──Outcome────────────┘
 //! ```
 //!
-//! This is the first brick: the type config ([`types`]), in-memory stand-ins for the log and
-//! the state machine ([`memstore`]), an in-process network with partitions, loss and delay
-//! driven by a seed ([`network`]), and a harness that runs a cluster in one process
-//! ([`harness`]). The state machine is a map of integer registers (write, compare-and-set,
-//! read) so tests can check linearizability with `sim::linearizable`.
-//!
+//! - [`node`]: a Bulwark node. The transaction engine behind Raft: the write-ahead log is
+//!   Raft's log, the MVCC store its state machine, and a single node a group of one voter.
+//!   Every database opens one.
+//! - [`codec`]: the binary encoding of entries, votes and memberships (docs/format.md).
+//! - [`tcp`]: the peer transport, CRC32C-framed messages over TCP.
+//! - [`types`]: the type config; commands are opaque bytes.
+//! - [`memstore`], [`network`], [`harness`]: an in-process cluster for tests, with a
+//!   register state machine (so `sim::linearizable` can judge it) and a seeded network with
+//!   partitions, loss and delay.
+
 //! # Reads
 //!
 //! A linearizable read asks openraft to confirm leadership with a quorum
@@ -57,13 +61,14 @@
 //!
 //! # What it leaves out (later bricks of issue 7)
 //!
-//! The WAL as log store, the MVCC store as state machine, checkpoint snapshots, a TCP
-//! network, membership changes, crash-restart, clock offsets, duplication and reordering
-//! in the router, and the `bulwark cluster` commands.
+//! Snapshots of the MVCC store sent to other nodes, multi-node `bulwark start` with the TCP
+//! transport, membership changes, client routing, check-quorum step-down, clock offsets,
+//! crash-restart in the in-process cluster, and the `bulwark cluster` commands.
 
 pub mod codec;
 pub mod harness;
 pub mod memstore;
 pub mod network;
+pub mod node;
 pub mod tcp;
 pub mod types;

@@ -316,11 +316,33 @@ fn json_string(s: &str) -> String {
     out
 }
 
-/// `/status`: role, applied index, uptime, settings.
+/// `/status`: the node's Raft role and cluster, applied index, uptime, settings.
 pub(crate) fn render_status(shared: &Shared, settings: &[(&str, String)]) -> String {
     let e = shared.db.engine().stats();
+    let n = shared.db.node().status();
     let mut out = String::from("{");
-    let _ = write!(out, "\"role\":\"leader\",\"applied_index\":{},", e.storage.applied_index);
+    let _ = write!(out, "\"node_id\":{},\"role\":\"{}\",\"term\":{},", n.id, n.role, n.term);
+    match &n.leader {
+        Some((id, addr)) => {
+            let _ = write!(out, "\"leader_id\":{id},\"leader_addr\":{},", json_string(addr));
+        }
+        None => out.push_str("\"leader_id\":null,\"leader_addr\":null,"),
+    }
+    let _ = write!(out, "\"applied_index\":{},\"last_log_index\":{},", n.applied_index, n.last_log_index);
+    out.push_str("\"members\":[");
+    for (i, (id, addr, voter)) in n.members.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let matched = n.replication.iter().find(|(r, _)| r == id).and_then(|(_, m)| *m);
+        let _ = write!(
+            out,
+            "{{\"id\":{id},\"addr\":{},\"voter\":{voter},\"matched_index\":{}}}",
+            json_string(addr),
+            matched.map_or("null".to_string(), |m| m.to_string())
+        );
+    }
+    out.push_str("],");
     let _ = write!(out, "\"uptime_seconds\":{:.3},", shared.metrics.uptime().as_secs_f64());
     let _ = write!(out, "\"connections_open\":{},", shared.metrics.connections_open.load(Ordering::Relaxed));
     let _ = write!(out, "\"storage_fenced\":{},", json_string(e.storage.poisoned.as_deref().unwrap_or("")));

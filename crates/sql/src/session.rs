@@ -78,6 +78,8 @@ impl QueryResult {
 
 struct DbInner {
     engine: Engine,
+    /// The Raft node commits go through (kept alive with the database).
+    node: cluster::node::Node,
     /// Sequence name -> (next value to hand out, end of the cached block).
     seq_cache: Mutex<HashMap<String, (i64, i64)>>,
     /// Microseconds since 2000-01-01 at open, and the instant of open (for now()).
@@ -94,23 +96,45 @@ pub struct Database {
 }
 
 impl Database {
-    /// Opens (creating if needed) the database in `dir`.
+    /// Opens (creating if needed) the database in `dir`: a single node, a Raft group of one
+    /// voter, whose commits go through Raft into the write-ahead log.
     pub fn open(vfs: Arc<dyn Vfs>, dir: &Path, opts: EngineOptions) -> Result<Database> {
-        let engine = Engine::open(vfs, dir, opts)?;
+        let node = cluster::node::Node::open_single(
+            vfs,
+            dir,
+            cluster::node::NodeOptions { engine: opts, ..Default::default() },
+        )?;
+        Ok(Database::with_node(node))
+    }
+
+    /// Opens the database in `dir` as the node `opts` describes: a single node, or a member
+    /// of a cluster.
+    pub fn open_node(vfs: Arc<dyn Vfs>, dir: &Path, opts: cluster::node::NodeOptions) -> Result<Database> {
+        Ok(Database::with_node(cluster::node::Node::open(vfs, dir, opts)?))
+    }
+
+    /// The Raft node under the database.
+    pub fn node(&self) -> &cluster::node::Node {
+        &self.inner.node
+    }
+
+    fn with_node(node: cluster::node::Node) -> Database {
+        let engine = node.engine().clone();
         engine.watch_prefix(catalog::WATCHED_PREFIX);
         let unix_micros = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros() as i64)
             .unwrap_or(0);
         const PG_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
-        Ok(Database {
+        Database {
             inner: Arc::new(DbInner {
                 engine,
+                node,
                 seq_cache: Mutex::new(HashMap::new()),
                 clock: (unix_micros - PG_EPOCH_UNIX_MICROS, std::time::Instant::now()),
                 session_defaults: Mutex::new(BTreeMap::new()),
             }),
-        })
+        }
     }
 
     /// Makes `value` the default of session setting `name` for sessions opened from now on,

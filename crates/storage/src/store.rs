@@ -309,6 +309,23 @@ impl Store {
         opts: StoreOptions,
         replay: &mut ReplayFn<'_>,
     ) -> Result<Store> {
+        Store::open_inner(vfs, dir, opts, Some(replay))
+    }
+
+    /// Like [`Store::open`], but recovers the tree to its checkpoint only and leaves the
+    /// log's later records alone: for a caller whose log records are a replication layer's
+    /// entries, some perhaps never committed, which that layer re-applies itself (through
+    /// [`Store::apply`]) once it knows which are committed.
+    pub fn open_without_replay(vfs: Arc<dyn Vfs>, dir: &Path, opts: StoreOptions) -> Result<Store> {
+        Store::open_inner(vfs, dir, opts, None)
+    }
+
+    fn open_inner(
+        vfs: Arc<dyn Vfs>,
+        dir: &Path,
+        opts: StoreOptions,
+        replay: Option<&mut ReplayFn<'_>>,
+    ) -> Result<Store> {
         vfs.create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let path = dir.join(DATA_FILE);
         if !vfs.exists(&path) {
@@ -368,7 +385,10 @@ impl Store {
             shutdown: Mutex::new(false),
             shutdown_cv: Condvar::new(),
         };
-        inner.replay(replay)?;
+        match replay {
+            Some(replay) => inner.replay(replay)?,
+            None => *lock(&inner.apply_turn) = meta.applied_index,
+        }
         let inner = Arc::new(inner);
         let checkpointer = if inner.opts.checkpoint_interval.is_some() || inner.opts.checkpoint_log_bytes.is_some() {
             let bg = inner.clone();
@@ -687,8 +707,11 @@ impl Inner {
                 c.checkpoint_last_micros.store(micros, Ordering::Relaxed);
                 c.checkpoint_max_micros.fetch_max(micros, Ordering::Relaxed);
                 c.pages_written.fetch_add((plan.pages.len() + plan.chain.len()) as u64, Ordering::Relaxed);
-                // The log before the checkpoint is no longer needed for recovery.
-                self.wal.purge_before(plan.meta.applied_index + 1)?;
+                // The log before the checkpoint is no longer needed for recovery. The
+                // record at the checkpoint's own index is kept: a replication layer reads
+                // from it what it needs to know about the last record it no longer has
+                // (Raft's last purged log id).
+                self.wal.purge_before(plan.meta.applied_index)?;
                 state.wal_bytes_at = self.wal.size_bytes();
                 Ok(true)
             }

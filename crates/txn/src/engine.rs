@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use storage::vfs::Vfs;
 use storage::{KvRead, Store, StoreOptions};
 
@@ -71,7 +71,10 @@ impl Default for TxnOptions {
 }
 
 /// The commit seam: turns a command into a durable, applied log record and reports the
-/// outcome. Today the local log ([`Engine`] itself); Raft goes behind the same interface.
+/// outcome. Either the engine's own log (an engine opened with [`Engine::open`]) or a
+/// replication layer installed with [`Engine::set_proposer`] on an engine opened with
+/// [`Engine::open_replicated`]: Raft appends the command to the same write-ahead log,
+/// and its state machine hands it back through [`Engine::apply_logged`].
 pub trait Propose: Send + Sync {
     /// Makes `cmd` durable, applies it in log order, and returns how it ended.
     fn propose(&self, cmd: &Command) -> Result<Outcome>;
@@ -170,6 +173,10 @@ struct Inner {
     counters: Counters,
     /// Decoded values of watched keys, by watched version then key (see [`Txn::get_decoded`]).
     decoded: Mutex<DecodedCache>,
+    /// Set on a replicated engine: where commits go (see [`Engine::set_proposer`]).
+    proposer: RwLock<Option<Arc<dyn Propose>>>,
+    /// Whether the log holds a replication layer's entries rather than commands.
+    replicated: bool,
 }
 
 /// A decoded value: None for a key that is not there.
@@ -206,6 +213,20 @@ impl Engine {
             })
         };
         let store = Store::open_with_replay(vfs, dir, opts.store.clone(), &mut replay)?;
+        Engine::start(store, opts, false)
+    }
+
+    /// Opens an engine whose log belongs to a replication layer (Raft): the log's records
+    /// are that layer's entries, not commands, so the store is recovered to its checkpoint
+    /// only, and the replication layer re-applies the committed entries after it through
+    /// [`Engine::apply_logged`] before any transaction begins. Until
+    /// [`Engine::set_proposer`] installs the layer, commits fail.
+    pub fn open_replicated(vfs: Arc<dyn Vfs>, dir: &Path, opts: EngineOptions) -> Result<Engine> {
+        let store = Store::open_without_replay(vfs, dir, opts.store.clone())?;
+        Engine::start(store, opts, true)
+    }
+
+    fn start(store: Store, opts: EngineOptions, replicated: bool) -> Result<Engine> {
         let applied = store.applied_index();
         let locks = LockTable::new(opts.lock_entries_max);
         let vacuum_interval = opts.vacuum_interval;
@@ -220,6 +241,8 @@ impl Engine {
                 next_txn: AtomicU64::new(1),
                 counters: Counters::default(),
                 decoded: Mutex::new(DecodedCache::default()),
+                proposer: RwLock::new(None),
+                replicated,
             }),
         };
         if let Some(every) = vacuum_interval {
@@ -288,6 +311,60 @@ impl Engine {
         self.inner.applied()
     }
 
+    /// Installs (or, with None, removes) the replication layer that commits go through.
+    /// Only for an engine opened with [`Engine::open_replicated`]. The layer usually holds
+    /// the engine (its state machine applies to it): removing it at shutdown breaks the
+    /// cycle.
+    pub fn set_proposer(&self, proposer: Option<Arc<dyn Propose>>) {
+        assert!(self.inner.replicated, "a proposer is only for an engine opened with open_replicated");
+        *self.inner.proposer.write().unwrap_or_else(|e| e.into_inner()) = proposer;
+    }
+
+    /// Applies the log record at `index`, which the replication layer has made durable and
+    /// committed: `Some(cmd)` for a command, `None` for an entry that carries none (a
+    /// leader's blank entry, a membership change), which only advances the applied index.
+    /// `extra` is written in the same batch, outside the versioned key space (the
+    /// replication layer's own state, such as its membership). Records must come in
+    /// index order, each exactly once.
+    pub fn apply_logged(&self, index: u64, cmd: Option<&Command>, extra: &[(Vec<u8>, Vec<u8>)]) -> Result<Outcome> {
+        let inner = &self.inner;
+        let mut st = lock(&inner.apply);
+        if let Some(reason) = &st.failed {
+            return Err(Error::Storage(storage::Error::Poisoned(reason.clone())));
+        }
+        if st.applied + 1 != index {
+            return Err(Error::Storage(storage::Error::Invalid(format!(
+                "log record {index} handed to apply after record {}",
+                st.applied
+            ))));
+        }
+        let decided = match cmd {
+            Some(cmd) => decide(&inner.store, index, cmd),
+            None => Ok((storage::WriteBatch::new(), Outcome::Committed(index))),
+        };
+        let result = decided.and_then(|(mut batch, outcome)| {
+            for (k, v) in extra {
+                batch.put(k.clone(), v.clone());
+            }
+            inner.store.apply(index, &batch)?;
+            Ok(outcome)
+        });
+        match &result {
+            Ok(outcome) => {
+                st.applied = index;
+                if let (Some(w), Outcome::Committed(_), Some(Command::Commit { writes, .. })) =
+                    (&mut st.watch, outcome, cmd)
+                {
+                    w.record(index, writes);
+                }
+            }
+            Err(e) => st.failed = Some(format!("applying log record {index} failed: {e}")),
+        }
+        drop(st);
+        inner.applied_cv.notify_all();
+        result
+    }
+
     /// Counters and gauges.
     pub fn stats(&self) -> EngineStats {
         let c = &self.inner.counters;
@@ -332,6 +409,13 @@ fn background_vacuum(engine: std::sync::Weak<Inner>, every: std::time::Duration)
 
 impl Propose for Inner {
     fn propose(&self, cmd: &Command) -> Result<Outcome> {
+        if self.replicated {
+            let proposer = self.proposer.read().unwrap_or_else(|e| e.into_inner()).clone();
+            return match proposer {
+                Some(p) => p.propose(cmd),
+                None => Err(Error::Unavailable("the replication layer is not running".into())),
+            };
+        }
         let index = self.store.log().append(&cmd.encode())?;
         // Apply in log order: wait for the record before this one.
         let mut st = lock(&self.apply);

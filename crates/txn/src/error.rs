@@ -28,6 +28,15 @@ pub enum Error {
     /// The transaction is no longer usable (25P02 after an error, or already ended).
     #[error("{0}")]
     Aborted(String),
+    /// This node cannot commit now: it is not the leader, or it cannot reach a quorum
+    /// (57P03, the transaction was not committed; retry, perhaps on another node).
+    #[error("cannot commit now: {0}")]
+    Unavailable(String),
+    /// The commit was handed to replication but its outcome is not known: leadership was
+    /// lost or the wait ran out before a quorum answered (08007). It may or may not have
+    /// committed; check before retrying a non-idempotent change.
+    #[error("transaction resolution unknown: {0}")]
+    CommitUnknown(String),
     /// The storage engine failed (disk full 53100, corruption XX001, I/O 58030).
     #[error(transparent)]
     Storage(#[from] storage::Error),
@@ -44,6 +53,8 @@ impl Error {
             Error::Resources(_) => "53000",
             Error::TooLarge(_) => "54000",
             Error::Aborted(_) => "25P02",
+            Error::Unavailable(_) => "57P03",
+            Error::CommitUnknown(_) => "08007",
             Error::Storage(e) => match e {
                 storage::Error::DiskFull(_) => "53100",
                 storage::Error::Corrupted { .. } => "XX001",

@@ -1,0 +1,999 @@
+//! A Bulwark node: the transaction engine behind Raft, with the write-ahead log as Raft's
+//! log and the MVCC store as its state machine. One write path: a single node is a Raft
+//! group of one voter.
+//!
+//! ```text
+//!   Txn::commit ──Command──▶ RaftProposer::propose ──client_write──▶ RaftCore (leader)
+//!                                                                      │ append
+//!                                ┌─────────────────────────────────────┘
+//!                                ▼
+//!   WalLog: entry cache + one writer thread ──append_batch──▶ Wal (group commit, fsync)
+//!                                │ LogFlushed only after the fsync
+//!                                ▼
+//!   committed by a quorum ──▶ EngineStateMachine::apply ──▶ Engine::apply_logged
+//!                                (decide: validate, install versions at commit index)
+//!                                │
+//!   Txn::commit ◀──Outcome───────┘
+//! ```
+//!
+//! # Indices
+//!
+//! openraft numbers its log from 0 (the first membership entry of a new cluster); the
+//! write-ahead log and the MVCC store number from 1. Raft index `i` is stored as log record
+//! `i + 1`, and a transaction committed at Raft index `i` has commit index `i + 1`. Every
+//! entry, blank and membership entries too, takes a record and advances the store's applied
+//! index, so the two numberings never drift apart.
+//!
+//! # What is on disk
+//!
+//! - The log's records are encoded Raft entries ([`crate::codec`], documented in
+//!   docs/format.md): term, leader node, index and payload. The store's checkpoints purge
+//!   the log before the checkpoint's applied index but keep the record at that index, so
+//!   the id of the last purged entry can always be read back.
+//! - `raft-vote`: the vote, replaced atomically (written to `raft-vote.new`, fsynced,
+//!   renamed, directory fsynced) before openraft is told it is saved. A vote that fails its
+//!   checksum stops the node: forgetting a vote could let it vote twice in one term.
+//! - `raft-committed`: a hint of the highest committed entry, overwritten in place without
+//!   fsync. A torn or stale hint only means re-applying less at startup; the leader's next
+//!   commit brings the rest.
+//! - The membership in force is stored in the store under [`MEMBERSHIP_KEY`], written in
+//!   the same batch as the entry that changed it.
+//!
+//! # Recovery
+//!
+//! The engine is opened with [`Engine::open_replicated`]: the store comes back at its
+//! checkpoint, and openraft re-applies the committed entries after it (those up to the
+//! committed hint at once; the rest once a leader commits them). [`Node::open_single`]
+//! waits until everything in the log is applied before it returns, so a restarted single
+//! node serves exactly what it acknowledged.
+//!
+//! # What it leaves out (later bricks of issue 7)
+//!
+//! - Snapshots are the store's checkpoints on this node's disk. Sending one to another
+//!   node is not built: `install_snapshot` refuses, and openraft never builds snapshots on
+//!   its own ([`SnapshotPolicy::Never`]); the store's checkpoints bound the log instead.
+//!   A follower that falls behind the purged log cannot catch up yet.
+//! - Only the group of one is started here; peers over TCP, membership changes and client
+//!   routing come next.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::io::Cursor;
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, InstallSnapshotError, RPCError, RaftError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
+use openraft::{
+    BasicNode, Config, Entry, EntryPayload, LogId, OptionalSend, RaftLogReader, RaftSnapshotBuilder, SnapshotMeta,
+    SnapshotPolicy, StorageError, StorageIOError, StoredMembership, Vote,
+};
+use storage::vfs::Vfs;
+use txn::{Engine, EngineOptions};
+
+use crate::codec;
+use crate::types::{Command, NodeId, Outcome, Raft, TypeConfig};
+
+/// Where the store keeps the membership in force (outside the versioned key space).
+pub const MEMBERSHIP_KEY: &[u8] = b"Rm";
+/// The vote file in the data directory.
+pub const VOTE_FILE: &str = "raft-vote";
+/// The committed-index hint in the data directory.
+pub const COMMITTED_FILE: &str = "raft-committed";
+/// Recent entries kept decoded in memory, so that replication and apply do not read them
+/// back from the log file.
+pub const LOG_CACHE_ENTRIES_MAX: usize = 16_384;
+/// Bytes of commands in that cache.
+pub const LOG_CACHE_BYTES_MAX: usize = 64 << 20;
+/// Append requests queued for the log writer before openraft waits for room.
+pub const LOG_WRITER_QUEUE_MAX: usize = 4096;
+/// Bytes read from the log file per read when an entry is not cached.
+const LOG_READ_BYTES: usize = 8 << 20;
+/// How long a commit waits for Raft to apply it before its outcome is reported unknown.
+pub const COMMIT_WAIT_MAX: Duration = Duration::from_secs(30);
+/// How long [`Node::open_single`] waits to become leader and apply its log.
+pub const STARTUP_WAIT_MAX: Duration = Duration::from_secs(60);
+
+const VOTE_MAGIC: &[u8; 8] = b"BLWKVOTE";
+const VOTE_BYTES: usize = 8 + 4 + 8 + 8 + 1 + 4;
+const COMMITTED_BYTES: usize = 8 + 8 + 8 + 4;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn io_err(what: impl Into<String>) -> std::io::Error {
+    std::io::Error::other(what.into())
+}
+
+/// The Raft log index of a write-ahead-log record.
+fn raft_index(wal_index: u64) -> u64 {
+    wal_index - 1
+}
+
+/// The write-ahead-log record of a Raft log index.
+fn wal_index(raft_index: u64) -> u64 {
+    raft_index + 1
+}
+
+enum WriterMsg {
+    /// Encoded entries starting at this log record, and whom to tell once durable.
+    Append { first: u64, payloads: Vec<Vec<u8>>, done: LogFlushed<TypeConfig> },
+    /// Remove every record after this one, then answer.
+    Truncate { after: u64, done: SyncSender<storage::Result<()>> },
+}
+
+struct LogMem {
+    /// Recent entries by Raft index (a suffix of the log).
+    cache: BTreeMap<u64, Entry<TypeConfig>>,
+    cache_bytes: usize,
+    /// The last entry appended (handed to the writer), if any.
+    last: Option<LogId<NodeId>>,
+    vote: Option<Vote<NodeId>>,
+}
+
+struct LogShared {
+    engine: Engine,
+    vfs: Arc<dyn Vfs>,
+    dir: PathBuf,
+    mem: Mutex<LogMem>,
+    writer: SyncSender<WriterMsg>,
+    committed_file: Arc<dyn storage::vfs::VfsFile>,
+}
+
+/// Raft's log and vote, kept in the store's write-ahead log and the vote file.
+///
+/// Cloning shares the same log (openraft reads it through clones).
+#[derive(Clone)]
+pub struct WalLog {
+    shared: Arc<LogShared>,
+}
+
+impl WalLog {
+    /// Opens the log of `engine` (opened with [`Engine::open_replicated`] in `dir`) and
+    /// starts its writer thread.
+    pub fn open(engine: Engine, vfs: Arc<dyn Vfs>, dir: &Path) -> std::io::Result<WalLog> {
+        let vote = read_vote(vfs.as_ref(), dir)?;
+        let committed_file = vfs.open(&dir.join(COMMITTED_FILE), true)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(LOG_WRITER_QUEUE_MAX);
+        let log = WalLog {
+            shared: Arc::new(LogShared {
+                engine: engine.clone(),
+                vfs,
+                dir: dir.to_path_buf(),
+                mem: Mutex::new(LogMem { cache: BTreeMap::new(), cache_bytes: 0, last: None, vote }),
+                writer: tx,
+                committed_file,
+            }),
+        };
+        let last = log.read_last()?;
+        lock(&log.shared.mem).last = last;
+        std::thread::Builder::new().name("bulwark-raft-log".into()).spawn(move || log_writer(engine, rx))?;
+        Ok(log)
+    }
+
+    fn wal(&self) -> &storage::wal::Wal {
+        self.shared.engine.store().log()
+    }
+
+    /// The id of the last entry in the log file (or the last purged one), read at open.
+    fn read_last(&self) -> std::io::Result<Option<LogId<NodeId>>> {
+        let wal = self.wal();
+        let next = wal.next_index();
+        if next <= wal.first_index() {
+            return Ok(None);
+        }
+        Ok(Some(self.read_entry(next - 1)?.log_id))
+    }
+
+    /// The id of the record before the first one Raft may read: the log's first record
+    /// (kept by the store's purge for exactly this), or None if nothing was ever purged.
+    fn last_purged(&self) -> std::io::Result<Option<LogId<NodeId>>> {
+        let wal = self.wal();
+        let first = wal.first_index();
+        if first <= 1 || first >= wal.next_index() {
+            // Nothing purged yet (the log starts at record 1), or the log is empty.
+            return Ok(None);
+        }
+        Ok(Some(self.read_entry(first)?.log_id))
+    }
+
+    /// Decodes the entry in log record `wal_index` from the cache or the file.
+    fn read_entry(&self, wal_index: u64) -> std::io::Result<Entry<TypeConfig>> {
+        if let Some(e) = lock(&self.shared.mem).cache.get(&raft_index(wal_index)) {
+            return Ok(e.clone());
+        }
+        let records = self.wal().read(wal_index, 1).map_err(|e| io_err(e.to_string()))?;
+        match records.first() {
+            Some((i, payload)) if *i == wal_index => decode_record(*i, payload),
+            _ => Err(io_err(format!("log record {wal_index} is not in the log"))),
+        }
+    }
+
+    fn cache_insert(mem: &mut LogMem, entry: Entry<TypeConfig>) {
+        mem.cache_bytes += entry_bytes(&entry);
+        mem.cache.insert(entry.log_id.index, entry);
+        while mem.cache.len() > LOG_CACHE_ENTRIES_MAX || mem.cache_bytes > LOG_CACHE_BYTES_MAX {
+            let Some((_, old)) = mem.cache.pop_first() else { break };
+            mem.cache_bytes -= entry_bytes(&old);
+        }
+    }
+}
+
+fn entry_bytes(e: &Entry<TypeConfig>) -> usize {
+    match &e.payload {
+        EntryPayload::Normal(c) => c.0.len() + 64,
+        _ => 256,
+    }
+}
+
+fn decode_record(index: u64, payload: &[u8]) -> std::io::Result<Entry<TypeConfig>> {
+    let entry = codec::decode_entry(payload).map_err(|e| io_err(format!("log record {index}: {e}")))?;
+    if wal_index(entry.log_id.index) != index {
+        return Err(io_err(format!("log record {index} holds Raft entry {}", entry.log_id)));
+    }
+    Ok(entry)
+}
+
+/// The log writer: appends in the order openraft asked, sharing one group-commit write
+/// among every request queued while the previous write was being made durable.
+fn log_writer(engine: Engine, rx: Receiver<WriterMsg>) {
+    let wal = engine.store().log();
+    let mut next: Option<WriterMsg> = None;
+    loop {
+        let msg = match next.take() {
+            Some(m) => m,
+            None => match rx.recv() {
+                Ok(m) => m,
+                Err(_) => return, // the log was dropped
+            },
+        };
+        match msg {
+            WriterMsg::Truncate { after, done } => {
+                let _ = done.send(wal.truncate_after(after));
+            }
+            WriterMsg::Append { first, mut payloads, done } => {
+                let mut dones = vec![done];
+                // Everything queued meanwhile goes into the same write.
+                while let Ok(m) = rx.try_recv() {
+                    match m {
+                        WriterMsg::Append { first: f, payloads: p, done } if f == first + payloads.len() as u64 => {
+                            payloads.extend(p);
+                            dones.push(done);
+                        }
+                        other => {
+                            next = Some(other);
+                            break;
+                        }
+                    }
+                }
+                let slices: Vec<&[u8]> = payloads.iter().map(|p| p.as_slice()).collect();
+                let result = match wal.append_batch(&slices) {
+                    Ok(at) if at == first => Ok(()),
+                    Ok(at) => Err(format!("the log wrote records from {at}, Raft expected {first}")),
+                    Err(e) => Err(e.to_string()),
+                };
+                for d in dones {
+                    d.log_io_completed(result.clone().map_err(io_err));
+                }
+            }
+        }
+    }
+}
+
+fn read_vote(vfs: &dyn Vfs, dir: &Path) -> std::io::Result<Option<Vote<NodeId>>> {
+    let path = dir.join(VOTE_FILE);
+    if !vfs.exists(&path) {
+        return Ok(None);
+    }
+    let file = vfs.open(&path, false)?;
+    let mut buf = [0u8; VOTE_BYTES];
+    file.read_exact_at(&mut buf, 0)
+        .map_err(|e| io_err(format!("{}: {e} (the vote file is damaged)", path.display())))?;
+    let crc = u32::from_le_bytes(buf[VOTE_BYTES - 4..].try_into().expect("4 bytes"));
+    if &buf[..8] != VOTE_MAGIC || crc32c::crc32c(&buf[..VOTE_BYTES - 4]) != crc || file.len()? != VOTE_BYTES as u64 {
+        return Err(io_err(format!(
+            "{}: checksum or header mismatch: the vote is corrupted; this node must not vote until it is restored \
+             (see docs/runbooks/cluster-node-lost.md)",
+            path.display()
+        )));
+    }
+    let word = |at: usize| u64::from_le_bytes(buf[at..at + 8].try_into().expect("8 bytes"));
+    let (term, node, committed) = (word(12), word(20), buf[28] == 1);
+    let mut vote = Vote::new(term, node);
+    if committed {
+        vote.commit();
+    }
+    Ok(Some(vote))
+}
+
+fn write_vote(vfs: &dyn Vfs, dir: &Path, vote: &Vote<NodeId>) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(VOTE_BYTES);
+    buf.extend_from_slice(VOTE_MAGIC);
+    buf.extend_from_slice(&1u32.to_le_bytes());
+    buf.extend_from_slice(&vote.leader_id.term.to_le_bytes());
+    buf.extend_from_slice(&vote.leader_id.node_id.to_le_bytes());
+    buf.push(vote.committed as u8);
+    let crc = crc32c::crc32c(&buf);
+    buf.extend_from_slice(&crc.to_le_bytes());
+    let tmp = dir.join(format!("{VOTE_FILE}.new"));
+    let file = vfs.open(&tmp, true)?;
+    file.set_len(0)?;
+    file.write_at(&buf, 0)?;
+    file.sync_data()?;
+    vfs.rename(&tmp, &dir.join(VOTE_FILE))?;
+    vfs.sync_dir(dir)
+}
+
+fn encode_committed(log_id: &LogId<NodeId>) -> [u8; COMMITTED_BYTES] {
+    let mut buf = [0u8; COMMITTED_BYTES];
+    buf[0..8].copy_from_slice(&log_id.leader_id.term.to_le_bytes());
+    buf[8..16].copy_from_slice(&log_id.leader_id.node_id.to_le_bytes());
+    buf[16..24].copy_from_slice(&log_id.index.to_le_bytes());
+    let crc = crc32c::crc32c(&buf[..24]);
+    buf[24..].copy_from_slice(&crc.to_le_bytes());
+    buf
+}
+
+fn decode_committed(buf: &[u8; COMMITTED_BYTES]) -> Option<LogId<NodeId>> {
+    let crc = u32::from_le_bytes(buf[24..].try_into().expect("4 bytes"));
+    if crc32c::crc32c(&buf[..24]) != crc {
+        return None;
+    }
+    let word = |at: usize| u64::from_le_bytes(buf[at..at + 8].try_into().expect("8 bytes"));
+    Some(LogId::new(openraft::CommittedLeaderId::new(word(0), word(8)), word(16)))
+}
+
+impl RaftLogReader<TypeConfig> for WalLog {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+        let start = match range.start_bound() {
+            Bound::Included(&i) => i,
+            Bound::Excluded(&i) => i + 1,
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&i) => i + 1,
+            Bound::Excluded(&i) => i,
+            Bound::Unbounded => u64::MAX,
+        };
+        let mut out = Vec::new();
+        {
+            let mem = lock(&self.shared.mem);
+            if mem.cache.first_key_value().is_some_and(|(&first, _)| first <= start) {
+                out.extend(mem.cache.range(start..end).map(|(_, e)| e.clone()));
+                return Ok(out);
+            }
+        }
+        // Older than the cache: read the file, then the cache for the rest.
+        let mut at = start;
+        let wal = self.wal();
+        while at < end && wal_index(at) < wal.next_index() {
+            let cached_from = lock(&self.shared.mem).cache.first_key_value().map(|(&k, _)| k);
+            if cached_from.is_some_and(|c| c <= at) {
+                let mem = lock(&self.shared.mem);
+                out.extend(mem.cache.range(at..end).map(|(_, e)| e.clone()));
+                break;
+            }
+            let records = wal
+                .read(wal_index(at), LOG_READ_BYTES)
+                .map_err(|e| StorageIOError::read_logs(&io_err(e.to_string())))?;
+            if records.is_empty() {
+                break;
+            }
+            for (i, payload) in records {
+                if raft_index(i) >= end {
+                    break;
+                }
+                out.push(decode_record(i, &payload).map_err(|e| StorageIOError::read_logs(&e))?);
+                at = raft_index(i) + 1;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for WalLog {
+    type LogReader = WalLog;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
+        let last_purged = self.last_purged().map_err(|e| StorageIOError::read_logs(&e))?;
+        let last = lock(&self.shared.mem).last;
+        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last.or(last_purged) })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
+        write_vote(self.shared.vfs.as_ref(), &self.shared.dir, vote).map_err(|e| StorageIOError::write_vote(&e))?;
+        lock(&self.shared.mem).vote = Some(*vote);
+        Ok(())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
+        Ok(lock(&self.shared.mem).vote)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
+        if let Some(c) = committed {
+            // A hint, not fsynced: see the module docs.
+            self.shared.committed_file.write_at(&encode_committed(&c), 0).map_err(|e| StorageIOError::write(&e))?;
+        }
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
+        let mut buf = [0u8; COMMITTED_BYTES];
+        if self.shared.committed_file.read_exact_at(&mut buf, 0).is_err() {
+            return Ok(None);
+        }
+        let Some(hint) = decode_committed(&buf) else { return Ok(None) };
+        // Never past what this node's log holds, and only if the entry there is the same.
+        let wal = self.wal();
+        if wal_index(hint.index) >= wal.next_index() || wal_index(hint.index) < wal.first_index() {
+            return Ok(None);
+        }
+        match self.read_entry(wal_index(hint.index)) {
+            Ok(e) if e.log_id == hint => Ok(Some(hint)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut payloads = Vec::new();
+        let mut first = None;
+        {
+            let mut mem = lock(&self.shared.mem);
+            for entry in entries {
+                let expected = mem.last.map_or(0, |l| l.index + 1);
+                if entry.log_id.index != expected {
+                    return Err(StorageIOError::write_logs(&io_err(format!(
+                        "log hole: appending {} after {:?}",
+                        entry.log_id, mem.last
+                    )))
+                    .into());
+                }
+                first.get_or_insert(wal_index(entry.log_id.index));
+                let mut buf = Vec::new();
+                codec::encode_entry(&entry, &mut buf);
+                payloads.push(buf);
+                mem.last = Some(entry.log_id);
+                WalLog::cache_insert(&mut mem, entry);
+            }
+        }
+        let Some(first) = first else {
+            callback.log_io_completed(Ok(()));
+            return Ok(());
+        };
+        self.shared
+            .writer
+            .send(WriterMsg::Append { first, payloads, done: callback })
+            .map_err(|_| StorageIOError::write_logs(&io_err("the log writer stopped")))?;
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        // Raft entries from log_id.index on go: log records after wal_index(index) - 1.
+        self.shared
+            .writer
+            .send(WriterMsg::Truncate { after: log_id.index, done: tx })
+            .map_err(|_| StorageIOError::write_logs(&io_err("the log writer stopped")))?;
+        rx.recv()
+            .map_err(|_| StorageIOError::write_logs(&io_err("the log writer stopped")))?
+            .map_err(|e| StorageIOError::write_logs(&io_err(e.to_string())))?;
+        let mut mem = lock(&self.shared.mem);
+        let removed = mem.cache.split_off(&log_id.index);
+        mem.cache_bytes -= removed.values().map(entry_bytes).sum::<usize>();
+        mem.last = match log_id.index {
+            0 => None,
+            i => Some(match mem.cache.get(&(i - 1)) {
+                Some(e) => e.log_id,
+                None => {
+                    drop(mem);
+                    let id = self.read_entry(wal_index(i - 1)).map_err(|e| StorageIOError::read_logs(&e))?.log_id;
+                    mem = lock(&self.shared.mem);
+                    id
+                }
+            }),
+        };
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        // Purging follows the store's checkpoints (see the module docs); openraft's own
+        // purges, which only follow snapshots it is never asked to build, change nothing.
+        let _ = log_id;
+        Ok(())
+    }
+}
+
+/// The MVCC store as Raft's state machine.
+#[derive(Clone)]
+pub struct EngineStateMachine {
+    engine: Engine,
+    log: WalLog,
+}
+
+impl EngineStateMachine {
+    /// The state machine over `engine`, whose log `log` is.
+    pub fn new(engine: Engine, log: WalLog) -> EngineStateMachine {
+        EngineStateMachine { engine, log }
+    }
+
+    fn applied_log_id(&self) -> std::io::Result<Option<LogId<NodeId>>> {
+        match self.engine.applied_index() {
+            0 => Ok(None),
+            i => Ok(Some(self.log.read_entry(i)?.log_id)),
+        }
+    }
+
+    fn membership(&self) -> std::io::Result<StoredMembership<NodeId, BasicNode>> {
+        match self.engine.store().get(MEMBERSHIP_KEY).map_err(|e| io_err(e.to_string()))? {
+            None => Ok(StoredMembership::default()),
+            Some(bytes) => codec::decode_stored_membership(&bytes)
+                .map_err(|e| io_err(format!("the stored membership is damaged: {e}"))),
+        }
+    }
+
+    fn meta(&self) -> std::io::Result<SnapshotMeta<NodeId, BasicNode>> {
+        let last_log_id = self.applied_log_id()?;
+        let snapshot_id = match last_log_id {
+            Some(l) => format!("checkpoint-{}-{}", l.leader_id, l.index),
+            None => "checkpoint-empty".to_string(),
+        };
+        Ok(SnapshotMeta { last_log_id, last_membership: self.membership()?, snapshot_id })
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for EngineStateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        // The snapshot is the checkpoint on this node's disk; see the module docs.
+        self.engine.store().checkpoint().map_err(|e| StorageIOError::write_snapshot(None, &io_err(e.to_string())))?;
+        let meta = self.meta().map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(Vec::new())) })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for EngineStateMachine {
+    type SnapshotBuilder = EngineStateMachine;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>> {
+        let applied = self.applied_log_id().map_err(|e| StorageIOError::read_state_machine(&e))?;
+        let membership = self.membership().map_err(|e| StorageIOError::read_state_machine(&e))?;
+        Ok((applied, membership))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Outcome>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut outcomes = Vec::new();
+        for entry in entries {
+            let index = wal_index(entry.log_id.index);
+            let failed = |e: txn::Error| StorageIOError::apply(entry.log_id, &io_err(e.to_string()));
+            let outcome = match &entry.payload {
+                EntryPayload::Blank => {
+                    self.engine.apply_logged(index, None, &[]).map_err(failed)?;
+                    Outcome::None
+                }
+                EntryPayload::Normal(Command(bytes)) => match txn::command::Command::decode(bytes, index) {
+                    Ok(cmd) => Outcome::Txn(self.engine.apply_logged(index, Some(&cmd), &[]).map_err(failed)?),
+                    Err(e) => {
+                        // Every replica rejects the same bytes the same way.
+                        self.engine.apply_logged(index, None, &[]).map_err(failed)?;
+                        Outcome::Rejected(e.to_string())
+                    }
+                },
+                EntryPayload::Membership(m) => {
+                    let stored = StoredMembership::new(Some(entry.log_id), m.clone());
+                    let mut bytes = Vec::new();
+                    codec::encode_stored_membership(&stored, &mut bytes);
+                    self.engine.apply_logged(index, None, &[(MEMBERSHIP_KEY.to_vec(), bytes)]).map_err(failed)?;
+                    Outcome::None
+                }
+            };
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        _snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        Err(StorageIOError::write_snapshot(
+            Some(meta.signature()),
+            &io_err("installing a snapshot from another node is not supported yet"),
+        )
+        .into())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        Ok(None)
+    }
+}
+
+/// The network of a group of one: there is nobody to reach.
+pub struct NoPeers;
+
+/// A connection to nobody.
+pub struct NoPeer(NodeId);
+
+impl RaftNetworkFactory<TypeConfig> for NoPeers {
+    type Network = NoPeer;
+
+    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> NoPeer {
+        NoPeer(target)
+    }
+}
+
+fn unreachable<E: std::error::Error>(to: NodeId) -> RPCError<NodeId, BasicNode, E> {
+    RPCError::Unreachable(Unreachable::new(&io_err(format!("node {to}: this node has no peer network"))))
+}
+
+impl RaftNetwork<TypeConfig> for NoPeer {
+    async fn append_entries(
+        &mut self,
+        _rpc: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        Err(unreachable(self.0))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        _rpc: InstallSnapshotRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>>
+    {
+        Err(unreachable(self.0))
+    }
+
+    async fn vote(
+        &mut self,
+        _rpc: VoteRequest<NodeId>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        Err(unreachable(self.0))
+    }
+}
+
+/// Commits through Raft: the [`txn::Propose`] a replicated engine uses.
+pub struct RaftProposer {
+    raft: Raft,
+    runtime: tokio::runtime::Handle,
+    wait_max: Duration,
+    command_bytes_max: usize,
+}
+
+impl txn::Propose for RaftProposer {
+    fn propose(&self, cmd: &txn::command::Command) -> txn::Result<txn::command::Outcome> {
+        let bytes = cmd.encode();
+        if bytes.len() > self.command_bytes_max {
+            return Err(txn::Error::TooLarge(format!(
+                "the commit is {} bytes, over the {} bytes one log entry may hold; commit in smaller transactions",
+                bytes.len(),
+                self.command_bytes_max
+            )));
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let raft = self.raft.clone();
+        self.runtime.spawn(async move {
+            let _ = tx.send(raft.client_write(Command(bytes)).await);
+        });
+        // A plain blocking wait: the caller may be on a connection's own runtime thread.
+        match rx.recv_timeout(self.wait_max) {
+            Ok(Ok(resp)) => match resp.data {
+                Outcome::Txn(outcome) => Ok(outcome),
+                other => Err(txn::Error::CommitUnknown(format!("Raft answered a commit with {other:?}"))),
+            },
+            // Never appended, or removed from the log by a new leader: not committed.
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(txn::Error::Unavailable(match (f.leader_id, f.leader_node) {
+                    (Some(id), Some(node)) => format!("this node is not the leader; node {id} at {} is", node.addr),
+                    _ => "this node is not the leader, and no leader is known".to_string(),
+                }))
+            }
+            Ok(Err(e)) => Err(txn::Error::CommitUnknown(format!("Raft failed: {e}"))),
+            Err(_) => Err(txn::Error::CommitUnknown(format!(
+                "no answer from Raft within {} s; the commit may still be applied",
+                self.wait_max.as_secs()
+            ))),
+        }
+    }
+}
+
+/// Settings of a [`Node`].
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// This node's id.
+    pub id: NodeId,
+    /// The engine's settings.
+    pub engine: EngineOptions,
+    /// Raft's settings.
+    pub raft: Config,
+    /// Peers over TCP; None for a single node (a group of one).
+    pub peers: Option<PeerOptions>,
+}
+
+/// How a node of a cluster reaches its peers.
+#[derive(Debug, Clone)]
+pub struct PeerOptions {
+    /// Where this node listens for its peers.
+    pub listen: std::net::SocketAddr,
+    /// The members of a new cluster, id to peer address, this node included: used when the
+    /// data directory is new, ignored afterwards (the membership is in the log).
+    pub init: BTreeMap<NodeId, String>,
+}
+
+/// The biggest command a cluster replicates: one entry must fit one peer frame, with room
+/// for the frame's and the request's own bytes.
+pub const CLUSTER_COMMAND_BYTES_MAX: usize = crate::tcp::FRAME_BYTES_MAX - (1 << 20);
+
+/// What a node knows of itself and its cluster (`/status`, `bulwark cluster status`).
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    /// This node.
+    pub id: NodeId,
+    /// leader, follower, candidate, learner or shutdown.
+    pub role: &'static str,
+    /// The current term.
+    pub term: u64,
+    /// The leader this node knows of, and its peer address.
+    pub leader: Option<(NodeId, String)>,
+    /// The store's applied index (a new snapshot sees everything up to it).
+    pub applied_index: u64,
+    /// The last index in this node's log.
+    pub last_log_index: u64,
+    /// Members: id, peer address, voter (false: learner).
+    pub members: Vec<(NodeId, String, bool)>,
+    /// On the leader: each member's last log index known to be replicated to it.
+    pub replication: Vec<(NodeId, Option<u64>)>,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            id: 1,
+            engine: EngineOptions::default(),
+            raft: Config {
+                cluster_name: "bulwark".to_string(),
+                snapshot_policy: SnapshotPolicy::Never,
+                ..Config::default()
+            },
+            peers: None,
+        }
+    }
+}
+
+/// A running node: the engine, Raft, and the runtime Raft runs on.
+pub struct Node {
+    id: NodeId,
+    /// Log records applied while opening, after the checkpoint.
+    replayed: u64,
+    engine: Engine,
+    raft: Raft,
+    server: Option<crate::tcp::TcpServer>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+/// How long shutdown waits for Raft's tasks to stop.
+const SHUTDOWN_WAIT_MAX: Duration = Duration::from_secs(5);
+
+/// Raft's worker threads: its core loop and the state machine's apply.
+const RAFT_THREADS: usize = 2;
+
+impl Node {
+    /// Opens (creating if needed) a single-node database in `dir`: a Raft group of one
+    /// voter, initialized on first start. Returns once the node leads and has applied every
+    /// entry in its log.
+    pub fn open_single(vfs: Arc<dyn Vfs>, dir: &Path, opts: NodeOptions) -> txn::Result<Node> {
+        assert!(opts.peers.is_none(), "open_single is for a node without peers");
+        Node::open(vfs, dir, opts)
+    }
+
+    /// Opens a node: a single node when `opts.peers` is None (see [`Node::open_single`]),
+    /// else a member of a cluster that talks to its peers over TCP. A cluster member
+    /// returns at once, as a follower; it commits once a leader is elected (writes sent to
+    /// a follower fail with 57P03, naming the leader).
+    pub fn open(vfs: Arc<dyn Vfs>, dir: &Path, opts: NodeOptions) -> txn::Result<Node> {
+        // On a thread of its own: opening blocks on Raft's runtime, which is not allowed on
+        // a thread that is already driving another runtime (an async caller).
+        let dir = dir.to_path_buf();
+        std::thread::Builder::new()
+            .name("bulwark-open".into())
+            .spawn(move || Node::open_here(vfs, &dir, opts))
+            .map_err(|e| txn::Error::Storage(storage::Error::Invalid(format!("starting the open thread: {e}"))))?
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+
+    fn open_here(vfs: Arc<dyn Vfs>, dir: &Path, opts: NodeOptions) -> txn::Result<Node> {
+        let engine = Engine::open_replicated(vfs.clone(), dir, opts.engine.clone())?;
+        let checkpointed = engine.applied_index();
+        let storage_err = |what: &str, e: &dyn std::fmt::Display| {
+            txn::Error::Storage(storage::Error::Invalid(format!("{what}: {e}")))
+        };
+        let log = WalLog::open(engine.clone(), vfs, dir).map_err(|e| storage_err("opening the Raft log", &e))?;
+        let sm = EngineStateMachine::new(engine.clone(), log.clone());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(RAFT_THREADS)
+            .thread_name("bulwark-raft")
+            .enable_all()
+            .build()
+            .map_err(|e| storage_err("starting Raft's runtime", &e))?;
+        let config = Arc::new(opts.raft.validate().map_err(|e| storage_err("the Raft settings", &e))?);
+        let id = opts.id;
+        let fresh = lock(&log.shared.mem).last.is_none();
+        if let Some(peers) = &opts.peers {
+            let network = crate::tcp::TcpNetwork::new(id);
+            let raft = runtime
+                .block_on(Raft::new(id, config, network, log.clone(), sm))
+                .map_err(|e| storage_err("starting Raft", &e))?;
+            let server = runtime
+                .block_on(async {
+                    let listener = tokio::net::TcpListener::bind(peers.listen).await?;
+                    crate::tcp::serve(listener, raft.clone())
+                })
+                .map_err(|e| storage_err(&format!("listening for peers on {}", peers.listen), &e))?;
+            if fresh && !peers.init.is_empty() {
+                let members: BTreeMap<NodeId, BasicNode> =
+                    peers.init.iter().map(|(&n, addr)| (n, BasicNode { addr: addr.clone() })).collect();
+                if !members.contains_key(&id) {
+                    return Err(storage_err("--init-cluster", &format!("the members do not include this node, {id}")));
+                }
+                // Every member is initialized with the same membership; one already
+                // initialized (by a vote it received) refuses, which is fine.
+                if let Err(e) = runtime.block_on(raft.initialize(members)) {
+                    tracing::info!(error = %e, "not initializing the cluster here");
+                }
+            }
+            let proposer = RaftProposer {
+                raft: raft.clone(),
+                runtime: runtime.handle().clone(),
+                wait_max: COMMIT_WAIT_MAX,
+                command_bytes_max: CLUSTER_COMMAND_BYTES_MAX,
+            };
+            engine.set_proposer(Some(Arc::new(proposer)));
+            let replayed = engine.applied_index() - checkpointed;
+            return Ok(Node { id, replayed, engine, raft, server: Some(server), runtime: Some(runtime) });
+        }
+        let raft = runtime
+            .block_on(Raft::new(id, config, NoPeers, log.clone(), sm))
+            .map_err(|e| storage_err("starting Raft", &e))?;
+        if fresh {
+            let members = BTreeMap::from([(id, BasicNode { addr: String::new() })]);
+            runtime.block_on(raft.initialize(members)).map_err(|e| storage_err("initializing the group", &e))?;
+        }
+        let target = lock(&log.shared.mem).last.map_or(0, |l| wal_index(l.index));
+        let deadline = Instant::now() + STARTUP_WAIT_MAX;
+        runtime.block_on(async {
+            loop {
+                let m = raft.metrics().borrow().clone();
+                if m.current_leader == Some(id) && engine.applied_index() >= target {
+                    return Ok(());
+                }
+                if Instant::now() >= deadline {
+                    return Err(storage_err(
+                        "startup",
+                        &format!(
+                            "not leader with the log applied after {} s (applied {}, log end {target})",
+                            STARTUP_WAIT_MAX.as_secs(),
+                            engine.applied_index()
+                        ),
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })?;
+        let proposer = RaftProposer {
+            raft: raft.clone(),
+            runtime: runtime.handle().clone(),
+            wait_max: COMMIT_WAIT_MAX,
+            command_bytes_max: codec::COMMAND_BYTES_MAX,
+        };
+        engine.set_proposer(Some(Arc::new(proposer)));
+        let replayed = engine.applied_index() - checkpointed;
+        Ok(Node { id, replayed, engine, raft, server: None, runtime: Some(runtime) })
+    }
+
+    /// What this node knows of itself and its cluster.
+    pub fn status(&self) -> NodeStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let role = match m.state {
+            openraft::ServerState::Leader => "leader",
+            openraft::ServerState::Follower => "follower",
+            openraft::ServerState::Candidate => "candidate",
+            openraft::ServerState::Learner => "learner",
+            openraft::ServerState::Shutdown => "shutdown",
+        };
+        let membership = m.membership_config.membership();
+        let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+        let members = membership.nodes().map(|(&id, n)| (id, n.addr.clone(), voters.contains(&id))).collect();
+        let leader = m.current_leader.map(|l| (l, membership.get_node(&l).map(|n| n.addr.clone()).unwrap_or_default()));
+        let replication = m
+            .replication
+            .as_ref()
+            .map(|r| r.iter().map(|(&id, matched)| (id, matched.map(|l| wal_index(l.index)))).collect())
+            .unwrap_or_default();
+        NodeStatus {
+            id: self.id,
+            role,
+            term: m.current_term,
+            leader,
+            applied_index: self.engine.applied_index(),
+            last_log_index: m.last_log_index.map_or(0, wal_index),
+            members,
+            replication,
+        }
+    }
+
+    /// How many log records opening applied after the checkpoint (recovery's work).
+    pub fn replayed_at_open(&self) -> u64 {
+        self.replayed
+    }
+
+    /// The transaction engine; commits go through Raft.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The Raft handle.
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// Stops Raft; commits fail afterwards with 57P03. The engine stays readable.
+    pub fn shutdown(&mut self) {
+        self.engine.set_proposer(None);
+        if let Some(rt) = self.runtime.take() {
+            // On a thread of its own: the caller may be inside another runtime, where
+            // blocking on (or dropping) a runtime is not allowed.
+            let raft = self.raft.clone();
+            let server = self.server.take();
+            let stopper = std::thread::spawn(move || {
+                if let Some(server) = server {
+                    rt.block_on(server.shutdown());
+                }
+                let _ = rt.block_on(raft.shutdown());
+                rt.shutdown_timeout(SHUTDOWN_WAIT_MAX);
+            });
+            let _ = stopper.join();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
