@@ -341,11 +341,11 @@ fn crash_bulwark(plan: &Plan, bin: &Path, b: &mut Bulwark, dir: &Path, scratch: 
     Ok((took, format!("wal/ {} MB at the kill, replayed {replayed}", mb(wal))))
 }
 
-/// "N log records (X MB)" from `bulwark check`'s report.
+/// "N log records" from `bulwark check`'s report.
 fn replayed_from_check(out: &str) -> Option<String> {
-    let at = out.find("recovery replayed ")? + "recovery replayed ".len();
+    let at = out.find("recovery re-applied ")? + "recovery re-applied ".len();
     let rest = &out[at..];
-    Some(rest[..rest.find(')')? + 1].to_string())
+    Some(rest[..rest.find(" in ")?].to_string())
 }
 
 fn crash_postgres(plan: &Plan, pg: &mut Postgres, scratch: &Path) -> Result<(Duration, String)> {

@@ -7,7 +7,7 @@
 //!                                                                      │ append
 //!                                ┌─────────────────────────────────────┘
 //!                                ▼
-//!   WalLog: entry cache + one writer thread ──append_batch──▶ Wal (group commit, fsync)
+//!   WalLog: entry cache ──append_batch──▶ Wal (one write, one fsync per entry batch)
 //!                                │ LogFlushed only after the fsync
 //!                                ▼
 //!   committed by a quorum ──▶ EngineStateMachine::apply ──▶ Engine::apply_logged
@@ -61,7 +61,7 @@ use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -93,8 +93,6 @@ pub const COMMITTED_FILE: &str = "raft-committed";
 pub const LOG_CACHE_ENTRIES_MAX: usize = 16_384;
 /// Bytes of commands in that cache.
 pub const LOG_CACHE_BYTES_MAX: usize = 64 << 20;
-/// Append requests queued for the log writer before openraft waits for room.
-pub const LOG_WRITER_QUEUE_MAX: usize = 4096;
 /// Bytes read from the log file per read when an entry is not cached.
 const LOG_READ_BYTES: usize = 8 << 20;
 /// How long a commit waits for Raft to apply it before its outcome is reported unknown.
@@ -124,13 +122,6 @@ fn wal_index(raft_index: u64) -> u64 {
     raft_index + 1
 }
 
-enum WriterMsg {
-    /// Encoded entries starting at this log record, and whom to tell once durable.
-    Append { first: u64, payloads: Vec<Vec<u8>>, done: LogFlushed<TypeConfig> },
-    /// Remove every record after this one, then answer.
-    Truncate { after: u64, done: SyncSender<storage::Result<()>> },
-}
-
 struct LogMem {
     /// Recent entries by Raft index (a suffix of the log).
     cache: BTreeMap<u64, Entry<TypeConfig>>,
@@ -145,7 +136,6 @@ struct LogShared {
     vfs: Arc<dyn Vfs>,
     dir: PathBuf,
     mem: Mutex<LogMem>,
-    writer: SyncSender<WriterMsg>,
     committed_file: Arc<dyn storage::vfs::VfsFile>,
 }
 
@@ -163,20 +153,17 @@ impl WalLog {
     pub fn open(engine: Engine, vfs: Arc<dyn Vfs>, dir: &Path) -> std::io::Result<WalLog> {
         let vote = read_vote(vfs.as_ref(), dir)?;
         let committed_file = vfs.open(&dir.join(COMMITTED_FILE), true)?;
-        let (tx, rx) = std::sync::mpsc::sync_channel(LOG_WRITER_QUEUE_MAX);
         let log = WalLog {
             shared: Arc::new(LogShared {
                 engine: engine.clone(),
                 vfs,
                 dir: dir.to_path_buf(),
                 mem: Mutex::new(LogMem { cache: BTreeMap::new(), cache_bytes: 0, last: None, vote }),
-                writer: tx,
                 committed_file,
             }),
         };
         let last = log.read_last()?;
         lock(&log.shared.mem).last = last;
-        std::thread::Builder::new().name("bulwark-raft-log".into()).spawn(move || log_writer(engine, rx))?;
         Ok(log)
     }
 
@@ -241,52 +228,6 @@ fn decode_record(index: u64, payload: &[u8]) -> std::io::Result<Entry<TypeConfig
         return Err(io_err(format!("log record {index} holds Raft entry {}", entry.log_id)));
     }
     Ok(entry)
-}
-
-/// The log writer: appends in the order openraft asked, sharing one group-commit write
-/// among every request queued while the previous write was being made durable.
-fn log_writer(engine: Engine, rx: Receiver<WriterMsg>) {
-    let wal = engine.store().log();
-    let mut next: Option<WriterMsg> = None;
-    loop {
-        let msg = match next.take() {
-            Some(m) => m,
-            None => match rx.recv() {
-                Ok(m) => m,
-                Err(_) => return, // the log was dropped
-            },
-        };
-        match msg {
-            WriterMsg::Truncate { after, done } => {
-                let _ = done.send(wal.truncate_after(after));
-            }
-            WriterMsg::Append { first, mut payloads, done } => {
-                let mut dones = vec![done];
-                // Everything queued meanwhile goes into the same write.
-                while let Ok(m) = rx.try_recv() {
-                    match m {
-                        WriterMsg::Append { first: f, payloads: p, done } if f == first + payloads.len() as u64 => {
-                            payloads.extend(p);
-                            dones.push(done);
-                        }
-                        other => {
-                            next = Some(other);
-                            break;
-                        }
-                    }
-                }
-                let slices: Vec<&[u8]> = payloads.iter().map(|p| p.as_slice()).collect();
-                let result = match wal.append_batch(&slices) {
-                    Ok(at) if at == first => Ok(()),
-                    Ok(at) => Err(format!("the log wrote records from {at}, Raft expected {first}")),
-                    Err(e) => Err(e.to_string()),
-                };
-                for d in dones {
-                    d.log_io_completed(result.clone().map_err(io_err));
-                }
-            }
-        }
-    }
 }
 
 fn read_vote(vfs: &dyn Vfs, dir: &Path) -> std::io::Result<Option<Vote<NodeId>>> {
@@ -481,23 +422,22 @@ impl RaftLogStorage<TypeConfig> for WalLog {
             callback.log_io_completed(Ok(()));
             return Ok(());
         };
-        self.shared
-            .writer
-            .send(WriterMsg::Append { first, payloads, done: callback })
-            .map_err(|_| StorageIOError::write_logs(&io_err("the log writer stopped")))?;
+        // openraft 0.9 waits for this append to be durable before it does anything else,
+        // so the fsync runs here, on its task, with no hand-off to another thread. Commits
+        // that arrive meanwhile share the next entry (see RaftProposer).
+        let slices: Vec<&[u8]> = payloads.iter().map(|p| p.as_slice()).collect();
+        let result = match self.wal().append_batch(&slices) {
+            Ok(at) if at == first => Ok(()),
+            Ok(at) => Err(io_err(format!("the log wrote records from {at}, Raft expected {first}"))),
+            Err(e) => Err(io_err(e.to_string())),
+        };
+        callback.log_io_completed(result);
         Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
         // Raft entries from log_id.index on go: log records after wal_index(index) - 1.
-        self.shared
-            .writer
-            .send(WriterMsg::Truncate { after: log_id.index, done: tx })
-            .map_err(|_| StorageIOError::write_logs(&io_err("the log writer stopped")))?;
-        rx.recv()
-            .map_err(|_| StorageIOError::write_logs(&io_err("the log writer stopped")))?
-            .map_err(|e| StorageIOError::write_logs(&io_err(e.to_string())))?;
+        self.wal().truncate_after(log_id.index).map_err(|e| StorageIOError::write_logs(&io_err(e.to_string())))?;
         let mut mem = lock(&self.shared.mem);
         let removed = mem.cache.split_off(&log_id.index);
         mem.cache_bytes -= removed.values().map(entry_bytes).sum::<usize>();
@@ -596,12 +536,12 @@ impl RaftStateMachine<TypeConfig> for EngineStateMachine {
                     self.engine.apply_logged(index, None, &[]).map_err(failed)?;
                     Outcome::None
                 }
-                EntryPayload::Normal(Command(bytes)) => match txn::command::Command::decode(bytes, index) {
-                    Ok(cmd) => Outcome::Txn(self.engine.apply_logged(index, Some(&cmd), &[]).map_err(failed)?),
+                EntryPayload::Normal(Command(bytes)) => match decode_commands(bytes, index) {
+                    Ok(cmds) => Outcome::Txns(self.engine.apply_logged_batch(index, &cmds, &[]).map_err(failed)?),
                     Err(e) => {
                         // Every replica rejects the same bytes the same way.
                         self.engine.apply_logged(index, None, &[]).map_err(failed)?;
-                        Outcome::Rejected(e.to_string())
+                        Outcome::Rejected(e)
                     }
                 },
                 EntryPayload::Membership(m) => {
@@ -687,12 +627,152 @@ impl RaftNetwork<TypeConfig> for NoPeer {
     }
 }
 
-/// Commits through Raft: the [`txn::Propose`] a replicated engine uses.
+/// The first byte of an entry's command bytes that hold several transaction commands:
+/// `ENTRY_BATCH_TAG | count u32 | (len u32 | command)*` (little-endian). The transaction
+/// layer's own command encoding starts with its format byte, 1.
+pub const ENTRY_BATCH_TAG: u8 = 0xB7;
+/// Most commands one entry carries.
+pub const ENTRY_COMMANDS_MAX: usize = 1024;
+/// Most command bytes one entry carries (a single bigger command goes alone).
+pub const ENTRY_BATCH_BYTES_MAX: usize = 4 << 20;
+/// Entries handed to Raft and not yet answered. openraft 0.9 makes each append durable
+/// before it takes the next, so a second entry in flight lets the next batch be appended as
+/// soon as the previous one's fsync returns.
+pub const ENTRIES_IN_FLIGHT_MAX: usize = 2;
+
+fn encode_batch(commands: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + commands.iter().map(|c| c.len() + 4).sum::<usize>());
+    out.push(ENTRY_BATCH_TAG);
+    out.extend_from_slice(&(commands.len() as u32).to_le_bytes());
+    for c in commands {
+        out.extend_from_slice(&(c.len() as u32).to_le_bytes());
+        out.extend_from_slice(c);
+    }
+    out
+}
+
+/// The transaction commands in an entry's command bytes (a batch, or one bare command).
+fn decode_commands(bytes: &[u8], index: u64) -> Result<Vec<txn::command::Command>, String> {
+    if bytes.first() != Some(&ENTRY_BATCH_TAG) {
+        return txn::command::Command::decode(bytes, index).map(|c| vec![c]).map_err(|e| e.to_string());
+    }
+    let mut r = codec::Reader::new(&bytes[1..]);
+    let count = r.count("batch count", ENTRY_COMMANDS_MAX, 4).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let c = r.bytes("batch command", codec::COMMAND_BYTES_MAX).map_err(|e| e.to_string())?;
+        out.push(txn::command::Command::decode(c, index).map_err(|e| e.to_string())?);
+    }
+    r.finish("batch").map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+type Reply = SyncSender<txn::Result<txn::command::Outcome>>;
+
+struct Pending {
+    cmd: txn::command::Command,
+    bytes: Vec<u8>,
+    reply: Reply,
+}
+
+#[derive(Default)]
+struct ProposalQueue {
+    queue: Mutex<std::collections::VecDeque<Pending>>,
+    ready: tokio::sync::Notify,
+}
+
+/// Commits through Raft: the [`txn::Propose`] a replicated engine uses. Commits that arrive
+/// together share one entry (group commit above Raft), as long as none writes what another
+/// writes or reads ([`txn::command::Footprint`]); a batcher task hands the entries to Raft.
 pub struct RaftProposer {
-    raft: Raft,
-    runtime: tokio::runtime::Handle,
+    queue: Arc<ProposalQueue>,
     wait_max: Duration,
     command_bytes_max: usize,
+}
+
+impl RaftProposer {
+    /// Starts the batcher on `runtime` and returns the proposer that feeds it.
+    fn start(
+        raft: Raft,
+        runtime: &tokio::runtime::Handle,
+        wait_max: Duration,
+        command_bytes_max: usize,
+    ) -> RaftProposer {
+        let queue = Arc::new(ProposalQueue::default());
+        runtime.spawn(batcher(raft, queue.clone()));
+        RaftProposer { queue, wait_max, command_bytes_max }
+    }
+}
+
+/// Takes the longest run of queued commits from the front that may share an entry.
+fn take_batch(queue: &ProposalQueue) -> Vec<Pending> {
+    let mut q = lock(&queue.queue);
+    let mut footprint = txn::command::Footprint::default();
+    let mut bytes = 0;
+    let mut batch = Vec::new();
+    while let Some(p) = q.front() {
+        let fits =
+            batch.is_empty() || (batch.len() < ENTRY_COMMANDS_MAX && bytes + p.bytes.len() <= ENTRY_BATCH_BYTES_MAX);
+        if !fits || !footprint.admits(&p.cmd) {
+            break;
+        }
+        let p = q.pop_front().expect("front exists");
+        footprint.add(&p.cmd);
+        bytes += p.bytes.len();
+        batch.push(p);
+    }
+    batch
+}
+
+async fn batcher(raft: Raft, queue: Arc<ProposalQueue>) {
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(ENTRIES_IN_FLIGHT_MAX));
+    loop {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
+        let batch = loop {
+            let batch = take_batch(&queue);
+            if !batch.is_empty() {
+                break batch;
+            }
+            queue.ready.notified().await;
+        };
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            let payload: Vec<Vec<u8>> = batch.iter().map(|p| p.bytes.clone()).collect();
+            let result = raft.client_write(Command(encode_batch(&payload))).await;
+            drop(permit);
+            match result {
+                Ok(resp) => match resp.data {
+                    Outcome::Txns(outcomes) if outcomes.len() == batch.len() => {
+                        for (p, o) in batch.into_iter().zip(outcomes) {
+                            let _ = p.reply.send(Ok(o));
+                        }
+                    }
+                    other => {
+                        for p in batch {
+                            let _ = p
+                                .reply
+                                .send(Err(txn::Error::CommitUnknown(format!("Raft answered a commit with {other:?}"))));
+                        }
+                    }
+                },
+                // Never appended, or removed from the log by a new leader: not committed.
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    let why = match (f.leader_id, f.leader_node) {
+                        (Some(id), Some(node)) => format!("this node is not the leader; node {id} at {} is", node.addr),
+                        _ => "this node is not the leader, and no leader is known".to_string(),
+                    };
+                    for p in batch {
+                        let _ = p.reply.send(Err(txn::Error::Unavailable(why.clone())));
+                    }
+                }
+                Err(e) => {
+                    for p in batch {
+                        let _ = p.reply.send(Err(txn::Error::CommitUnknown(format!("Raft failed: {e}"))));
+                    }
+                }
+            }
+        });
+    }
 }
 
 impl txn::Propose for RaftProposer {
@@ -706,28 +786,18 @@ impl txn::Propose for RaftProposer {
             )));
         }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let raft = self.raft.clone();
-        self.runtime.spawn(async move {
-            let _ = tx.send(raft.client_write(Command(bytes)).await);
-        });
+        lock(&self.queue.queue).push_back(Pending { cmd: cmd.clone(), bytes, reply: tx });
+        self.queue.ready.notify_one();
         // A plain blocking wait: the caller may be on a connection's own runtime thread.
         match rx.recv_timeout(self.wait_max) {
-            Ok(Ok(resp)) => match resp.data {
-                Outcome::Txn(outcome) => Ok(outcome),
-                other => Err(txn::Error::CommitUnknown(format!("Raft answered a commit with {other:?}"))),
-            },
-            // Never appended, or removed from the log by a new leader: not committed.
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                Err(txn::Error::Unavailable(match (f.leader_id, f.leader_node) {
-                    (Some(id), Some(node)) => format!("this node is not the leader; node {id} at {} is", node.addr),
-                    _ => "this node is not the leader, and no leader is known".to_string(),
-                }))
-            }
-            Ok(Err(e)) => Err(txn::Error::CommitUnknown(format!("Raft failed: {e}"))),
-            Err(_) => Err(txn::Error::CommitUnknown(format!(
+            Ok(result) => result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(txn::Error::CommitUnknown(format!(
                 "no answer from Raft within {} s; the commit may still be applied",
                 self.wait_max.as_secs()
             ))),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                Err(txn::Error::CommitUnknown("Raft stopped before answering; the commit may have been applied".into()))
+            }
         }
     }
 }
@@ -751,7 +821,8 @@ pub struct PeerOptions {
     /// Where this node listens for its peers.
     pub listen: std::net::SocketAddr,
     /// The members of a new cluster, id to peer address, this node included: used when the
-    /// data directory is new, ignored afterwards (the membership is in the log).
+    /// data directory is new, ignored afterwards (the membership is in the log). The member
+    /// with the lowest id forms the cluster: until it is up, the others wait.
     pub init: BTreeMap<NodeId, String>,
 }
 
@@ -871,18 +942,17 @@ impl Node {
                 if !members.contains_key(&id) {
                     return Err(storage_err("--init-cluster", &format!("the members do not include this node, {id}")));
                 }
-                // Every member is initialized with the same membership; one already
-                // initialized (by a vote it received) refuses, which is fine.
-                if let Err(e) = runtime.block_on(raft.initialize(members)) {
-                    tracing::info!(error = %e, "not initializing the cluster here");
+                // The member with the lowest id writes the first membership entry and starts
+                // the first election; the others learn the membership from it. (If every
+                // member initialized, all would stand in term 1 at once and split the vote.)
+                if members.keys().next() == Some(&id) {
+                    if let Err(e) = runtime.block_on(raft.initialize(members)) {
+                        tracing::info!(error = %e, "not initializing the cluster here");
+                    }
                 }
             }
-            let proposer = RaftProposer {
-                raft: raft.clone(),
-                runtime: runtime.handle().clone(),
-                wait_max: COMMIT_WAIT_MAX,
-                command_bytes_max: CLUSTER_COMMAND_BYTES_MAX,
-            };
+            let proposer =
+                RaftProposer::start(raft.clone(), runtime.handle(), COMMIT_WAIT_MAX, CLUSTER_COMMAND_BYTES_MAX);
             engine.set_proposer(Some(Arc::new(proposer)));
             let replayed = engine.applied_index() - checkpointed;
             return Ok(Node { id, replayed, engine, raft, server: Some(server), runtime: Some(runtime) });
@@ -915,12 +985,7 @@ impl Node {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         })?;
-        let proposer = RaftProposer {
-            raft: raft.clone(),
-            runtime: runtime.handle().clone(),
-            wait_max: COMMIT_WAIT_MAX,
-            command_bytes_max: codec::COMMAND_BYTES_MAX,
-        };
+        let proposer = RaftProposer::start(raft.clone(), runtime.handle(), COMMIT_WAIT_MAX, codec::COMMAND_BYTES_MAX);
         engine.set_proposer(Some(Arc::new(proposer)));
         let replayed = engine.applied_index() - checkpointed;
         Ok(Node { id, replayed, engine, raft, server: None, runtime: Some(runtime) })

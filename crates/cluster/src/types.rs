@@ -73,8 +73,9 @@ pub enum Outcome {
     Rejected(String),
     /// A log entry that carries no command (a leader's blank entry or a membership change).
     None,
-    /// A transaction command applied to the MVCC store (see [`crate::node`]).
-    Txn(txn::command::Outcome),
+    /// The transaction commands of one entry applied to the MVCC store, one outcome each
+    /// (see [`crate::node`]).
+    Txns(Vec<txn::command::Outcome>),
 }
 
 /// The register map's commands, for the tests' linearizability workload.

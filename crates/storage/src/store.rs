@@ -120,6 +120,12 @@ impl WriteBatch {
         self
     }
 
+    /// Appends another batch's operations, in order.
+    pub fn extend(&mut self, other: WriteBatch) -> &mut Self {
+        self.ops.extend(other.ops);
+        self
+    }
+
     /// Adds a delete.
     pub fn delete(&mut self, key: impl Into<Vec<u8>>) -> &mut Self {
         self.ops.push(WriteOp::Delete(key.into()));

@@ -59,6 +59,77 @@ impl IsolationLevel {
 /// A key range read by a SERIALIZABLE transaction.
 pub type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 
+/// What the commands already placed in one log entry write and read, so that a further
+/// command joins the entry only if the order among them cannot matter: it writes nothing
+/// they wrote or read, and reads nothing they wrote. Commands in one entry are then decided
+/// against the same state (the entry before) and installed at the same commit index, which
+/// is equivalent to applying them one after another in any order.
+#[derive(Debug, Default)]
+pub struct Footprint {
+    writes: std::collections::BTreeSet<Vec<u8>>,
+    reads: std::collections::BTreeSet<Vec<u8>>,
+    ranges: Vec<KeyRange>,
+    commands: usize,
+}
+
+fn in_range(key: &[u8], (lo, hi): &KeyRange) -> bool {
+    let above = match lo {
+        Bound::Included(l) => key >= l.as_slice(),
+        Bound::Excluded(l) => key > l.as_slice(),
+        Bound::Unbounded => true,
+    };
+    let below = match hi {
+        Bound::Included(h) => key <= h.as_slice(),
+        Bound::Excluded(h) => key < h.as_slice(),
+        Bound::Unbounded => true,
+    };
+    above && below
+}
+
+impl Footprint {
+    /// Whether `cmd` may join the commands added so far (see the type's docs). A vacuum
+    /// command never shares an entry.
+    pub fn admits(&self, cmd: &Command) -> bool {
+        match cmd {
+            Command::Vacuum { .. } => self.commands == 0,
+            Command::Commit { writes, reads, ranges, .. } => {
+                if self.commands > 0 && self.writes.is_empty() && self.reads.is_empty() && self.ranges.is_empty() {
+                    return false; // the entry holds a vacuum
+                }
+                let written = |k: &Vec<u8>| self.writes.contains(k);
+                let write_hits = writes
+                    .iter()
+                    .any(|(k, _)| written(k) || self.reads.contains(k) || self.ranges.iter().any(|r| in_range(k, r)));
+                let read_hits = reads.iter().any(written)
+                    || ranges
+                        .iter()
+                        .any(|r| self.writes.range::<Vec<u8>, _>((r.0.clone(), r.1.clone())).next().is_some());
+                !write_hits && !read_hits
+            }
+        }
+    }
+
+    /// Adds `cmd` (which [`Footprint::admits`] accepted).
+    pub fn add(&mut self, cmd: &Command) {
+        self.commands += 1;
+        if let Command::Commit { writes, reads, ranges, .. } = cmd {
+            self.writes.extend(writes.iter().map(|(k, _)| k.clone()));
+            self.reads.extend(reads.iter().cloned());
+            self.ranges.extend(ranges.iter().cloned());
+        }
+    }
+
+    /// Commands added.
+    pub fn len(&self) -> usize {
+        self.commands
+    }
+
+    /// True before any command was added.
+    pub fn is_empty(&self) -> bool {
+        self.commands == 0
+    }
+}
+
 /// One log record of the transaction layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -477,5 +548,42 @@ mod tests {
         use std::ops::RangeBounds;
         let inside = |k: &Vec<u8>| (lo.clone(), hi.clone()).contains(k);
         assert_eq!(keys.iter().filter(|k| inside(k)).count(), 1);
+    }
+}
+
+#[cfg(test)]
+mod footprint_tests {
+    use super::*;
+
+    fn commit(writes: &[&str], reads: &[&str], ranges: &[(&str, &str)]) -> Command {
+        Command::Commit {
+            snapshot: 0,
+            isolation: IsolationLevel::Serializable,
+            writes: writes.iter().map(|k| (k.as_bytes().to_vec(), Some(b"v".to_vec()))).collect(),
+            reads: reads.iter().map(|k| k.as_bytes().to_vec()).collect(),
+            ranges: ranges
+                .iter()
+                .map(|(lo, hi)| (Bound::Included(lo.as_bytes().to_vec()), Bound::Excluded(hi.as_bytes().to_vec())))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_command_joins_only_if_order_cannot_matter() {
+        let mut f = Footprint::default();
+        let a = commit(&["a"], &["r"], &[("m", "p")]);
+        assert!(f.admits(&a));
+        f.add(&a);
+        assert!(f.admits(&commit(&["b"], &["c"], &[])), "disjoint");
+        assert!(!f.admits(&commit(&["a"], &[], &[])), "writes what it wrote");
+        assert!(!f.admits(&commit(&["r"], &[], &[])), "writes what it read");
+        assert!(!f.admits(&commit(&["n"], &[], &[])), "writes into a range it scanned");
+        assert!(f.admits(&commit(&["p"], &[], &[])), "the range's end is excluded");
+        assert!(!f.admits(&commit(&[], &["a"], &[])), "reads what it wrote");
+        assert!(!f.admits(&commit(&[], &[], &[("0", "b")])), "scans what it wrote");
+        assert!(!f.admits(&Command::Vacuum { deletes: vec![b"z".to_vec()] }), "a vacuum goes alone");
+        let mut v = Footprint::default();
+        v.add(&Command::Vacuum { deletes: vec![b"z".to_vec()] });
+        assert!(!v.admits(&commit(&["q"], &[], &[])), "nothing joins a vacuum");
     }
 }

@@ -327,6 +327,26 @@ impl Engine {
     /// replication layer's own state, such as its membership). Records must come in
     /// index order, each exactly once.
     pub fn apply_logged(&self, index: u64, cmd: Option<&Command>, extra: &[(Vec<u8>, Vec<u8>)]) -> Result<Outcome> {
+        match cmd {
+            None => self.apply_logged_batch(index, &[], extra).map(|_| Outcome::Committed(index)),
+            Some(cmd) => {
+                let mut outcomes = self.apply_logged_batch(index, std::slice::from_ref(cmd), extra)?;
+                Ok(outcomes.pop().expect("one outcome per command"))
+            }
+        }
+    }
+
+    /// Applies a log record holding several commands, all at commit index `index`: each is
+    /// decided against the state before the record, and one whose footprint overlaps an
+    /// earlier one's in the record (see [`command::Footprint`]; a correct proposer never
+    /// puts such commands together) is rejected, the same way on every replica. Returns
+    /// one outcome per command.
+    pub fn apply_logged_batch(
+        &self,
+        index: u64,
+        cmds: &[Command],
+        extra: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<Vec<Outcome>> {
         let inner = &self.inner;
         let mut st = lock(&inner.apply);
         if let Some(reason) = &st.failed {
@@ -338,28 +358,45 @@ impl Engine {
                 st.applied
             ))));
         }
-        let decided = match cmd {
-            Some(cmd) => decide(&inner.store, index, cmd),
-            None => Ok((storage::WriteBatch::new(), Outcome::Committed(index))),
-        };
-        let result = decided.and_then(|(mut batch, outcome)| {
+        let decided = (|| -> Result<(storage::WriteBatch, Vec<Outcome>)> {
+            let mut batch = storage::WriteBatch::new();
+            let mut outcomes = Vec::with_capacity(cmds.len());
+            let mut footprint = command::Footprint::default();
+            for cmd in cmds {
+                if !footprint.admits(cmd) {
+                    outcomes.push(Outcome::Rejected(
+                        "conflict with a transaction committed in the same log entry".to_string(),
+                    ));
+                    continue;
+                }
+                footprint.add(cmd);
+                let (b, outcome) = decide(&inner.store, index, cmd)?;
+                batch.extend(b);
+                outcomes.push(outcome);
+            }
             for (k, v) in extra {
                 batch.put(k.clone(), v.clone());
             }
             inner.store.apply(index, &batch)?;
-            Ok(outcome)
-        });
-        match &result {
-            Ok(outcome) => {
+            Ok((batch, outcomes))
+        })();
+        let result = match decided {
+            Ok((_, outcomes)) => {
                 st.applied = index;
-                if let (Some(w), Outcome::Committed(_), Some(Command::Commit { writes, .. })) =
-                    (&mut st.watch, outcome, cmd)
-                {
-                    w.record(index, writes);
+                if let Some(w) = &mut st.watch {
+                    for (cmd, outcome) in cmds.iter().zip(&outcomes) {
+                        if let (Outcome::Committed(_), Command::Commit { writes, .. }) = (outcome, cmd) {
+                            w.record(index, writes);
+                        }
+                    }
                 }
+                Ok(outcomes)
             }
-            Err(e) => st.failed = Some(format!("applying log record {index} failed: {e}")),
-        }
+            Err(e) => {
+                st.failed = Some(format!("applying log record {index} failed: {e}"));
+                Err(e)
+            }
+        };
         drop(st);
         inner.applied_cv.notify_all();
         result

@@ -1,0 +1,297 @@
+//! Three real `bulwark start` processes on loopback ports form a cluster; the leader is
+//! killed with SIGKILL under write load, again and again.
+//!
+//! A writer inserts rows with ids it chooses, always into the node that `/status` calls the
+//! leader, and keeps the ids whose COMMIT was acknowledged. For each kill:
+//!
+//! 1. the time from the SIGKILL to the next acknowledged insert (on the new leader) is the
+//!    write unavailability, printed for every kill and summarised (p50, max);
+//! 2. the killed node restarts on its data directory and peer port, and rejoins as a
+//!    follower.
+//!
+//! At the end every acknowledged id is present on every node (followers once they have
+//! applied as far as the leader), and no two nodes ever said they led in the same term.
+//!
+//! A second test stops the leader with SIGSTOP (alive but silent, a gray failure): the
+//! others elect a new leader that accepts writes; after SIGCONT the old leader hears of the
+//! newer term, steps down and follows, and no two nodes ever led in the same term.
+//!
+//! `BULWARK_CLUSTER_KILLS` sets the number of kills (default 10).
+
+mod common;
+
+use common::{free_port, ServerProcess, TempDir};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// Kills when `BULWARK_CLUSTER_KILLS` is not set.
+const KILLS_DEFAULT: usize = 10;
+/// How long a leader may take to appear (first election, or after a kill).
+const LEADER_WAIT_MAX: Duration = Duration::from_secs(20);
+/// Load before each kill.
+const LOAD_BEFORE_KILL: Duration = Duration::from_millis(300);
+/// How long the writer waits for one insert.
+const INSERT_WAIT_MAX: Duration = Duration::from_secs(5);
+
+struct Node {
+    id: u64,
+    dir: TempDir,
+    peer_port: u16,
+    process: Option<ServerProcess>,
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    // Short: a stopped (SIGSTOP) node accepts the connection but never answers.
+    stream.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
+}
+
+/// The number after `"key":` in a flat JSON object (None for null or missing).
+fn json_u64(body: &str, key: &str) -> Option<u64> {
+    let rest = body.split(&format!("\"{key}\":")).nth(1)?;
+    rest.split([',', '}']).next()?.trim().parse().ok()
+}
+
+fn role(body: &str) -> Option<String> {
+    let rest = body.split("\"role\":\"").nth(1)?;
+    Some(rest.split('"').next()?.to_string())
+}
+
+impl Node {
+    fn start(&mut self, init: &str) {
+        let extra = [
+            "--node-id".to_string(),
+            self.id.to_string(),
+            "--peer-addr".to_string(),
+            format!("127.0.0.1:{}", self.peer_port),
+            "--init-cluster".to_string(),
+            init.to_string(),
+        ];
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        self.process = Some(ServerProcess::start(self.dir.path(), &extra));
+    }
+
+    fn status(&self) -> Option<String> {
+        http_get(self.process.as_ref()?.http_port, "/status")
+    }
+}
+
+/// The node that says it leads, once exactly one does; checks that no two nodes claim the
+/// same term as leaders.
+fn leader(nodes: &[Node], terms: &mut BTreeMap<u64, u64>) -> usize {
+    let deadline = Instant::now() + LEADER_WAIT_MAX;
+    loop {
+        let mut leaders = Vec::new();
+        for (i, n) in nodes.iter().enumerate() {
+            if let Some(body) = n.status() {
+                if role(&body).as_deref() == Some("leader") {
+                    let term = json_u64(&body, "term").expect("term in /status");
+                    let before = terms.insert(term, n.id);
+                    assert!(
+                        before.is_none() || before == Some(n.id),
+                        "two leaders in term {term}: nodes {before:?} and {}",
+                        n.id
+                    );
+                    leaders.push(i);
+                }
+            }
+        }
+        if leaders.len() == 1 {
+            return leaders[0];
+        }
+        assert!(Instant::now() < deadline, "no single leader within {LEADER_WAIT_MAX:?}: {leaders:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+async fn insert(node: &ServerProcess, id: i64) -> Result<(), String> {
+    let client = tokio::time::timeout(INSERT_WAIT_MAX, node.connect_to("bulwark"))
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    tokio::time::timeout(INSERT_WAIT_MAX, client.execute("INSERT INTO acked VALUES ($1)", &[&id]))
+        .await
+        .map_err(|_| "insert timed out".to_string())?
+        .map(|_| ())
+        .map_err(|e| {
+            format!("{e}: {:?}", e.as_db_error().map(|d| (d.code().code().to_string(), d.message().to_string())))
+        })
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn start_cluster(name: &str) -> (Vec<Node>, String) {
+    let mut nodes: Vec<Node> = (1..=3u64)
+        .map(|id| Node { id, dir: TempDir::new(&format!("{name}-{id}")), peer_port: free_port(), process: None })
+        .collect();
+    let init = nodes.iter().map(|n| format!("{}=127.0.0.1:{}", n.id, n.peer_port)).collect::<Vec<_>>().join(",");
+    for n in nodes.iter_mut() {
+        n.start(&init);
+    }
+    (nodes, init)
+}
+
+fn create_table(nodes: &[Node], terms: &mut BTreeMap<u64, u64>) {
+    // The first leader may still change while the cluster forms: retry on whoever leads.
+    let deadline = Instant::now() + LEADER_WAIT_MAX;
+    loop {
+        let l = leader(nodes, terms);
+        let out = nodes[l].process.as_ref().unwrap().psql(&["-c", "CREATE TABLE acked (id BIGINT PRIMARY KEY)"]);
+        if out.status.success() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "CREATE TABLE failed: {}", common::stderr(&out));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(node: &Node, sig: &str) {
+    let pid = node.process.as_ref().unwrap().child.id().to_string();
+    assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_leader_is_replaced_and_rejoins_as_a_follower_without_two_leaders_in_a_term() {
+    let (nodes, _init) = start_cluster("gray");
+    let mut terms = BTreeMap::new();
+    create_table(&nodes, &mut terms);
+    let old = leader(&nodes, &mut terms);
+    let old_term = json_u64(&nodes[old].status().unwrap(), "term").unwrap();
+    insert(nodes[old].process.as_ref().unwrap(), 1).await.expect("insert on the leader");
+    signal(&nodes[old], "-STOP");
+    let stopped_at = Instant::now();
+    // The other two elect a leader in a later term, which accepts writes.
+    let others: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    let (new, new_term) = loop {
+        assert!(stopped_at.elapsed() < LEADER_WAIT_MAX, "no new leader while node {} is stopped", nodes[old].id);
+        let found = others.iter().find_map(|&i| {
+            let body = nodes[i].status()?;
+            (role(&body).as_deref() == Some("leader")).then(|| (i, json_u64(&body, "term").unwrap()))
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(new_term > old_term, "the new leader's term {new_term} is after {old_term}");
+    assert_eq!(terms.insert(new_term, nodes[new].id), None, "two leaders in term {new_term}");
+    insert(nodes[new].process.as_ref().unwrap(), 2).await.expect("insert on the new leader");
+    eprintln!(
+        "leader stopped: node {} leads term {new_term} after {} ms",
+        nodes[new].id,
+        stopped_at.elapsed().as_millis()
+    );
+    // SIGCONT: the old leader hears of the newer term, steps down and follows.
+    signal(&nodes[old], "-CONT");
+    let deadline = Instant::now() + LEADER_WAIT_MAX;
+    loop {
+        let body = nodes[old].status().unwrap_or_default();
+        if role(&body).as_deref() == Some("follower") && json_u64(&body, "term") >= Some(new_term) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the old leader did not step down: {body}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let l = leader(&nodes, &mut terms);
+    insert(nodes[l].process.as_ref().unwrap(), 3).await.expect("insert after the old leader rejoined");
+    // The old leader has every row once it has caught up.
+    let target = json_u64(&nodes[l].status().unwrap(), "applied_index").unwrap();
+    let deadline = Instant::now() + LEADER_WAIT_MAX;
+    while json_u64(&nodes[old].status().unwrap_or_default(), "applied_index").unwrap_or(0) < target {
+        assert!(Instant::now() < deadline, "the old leader did not catch up");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(nodes[old].process.as_ref().unwrap().query("SELECT id FROM acked ORDER BY id"), "1\n2\n3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_loses_no_acknowledged_write_and_a_new_leader_takes_over() {
+    let kills = std::env::var("BULWARK_CLUSTER_KILLS").map_or(KILLS_DEFAULT, |v| v.parse().expect("a number"));
+    let (mut nodes, init) = start_cluster("kill");
+    let mut terms = BTreeMap::new();
+    create_table(&nodes, &mut terms);
+
+    let mut acked: BTreeSet<i64> = BTreeSet::new();
+    let mut next_id = 0i64;
+    let mut unavailable = Vec::new();
+    for kill in 0..kills {
+        // Load on the current leader.
+        let l = leader(&nodes, &mut terms);
+        let until = Instant::now() + LOAD_BEFORE_KILL;
+        while Instant::now() < until {
+            next_id += 1;
+            if insert(nodes[l].process.as_ref().unwrap(), next_id).await.is_ok() {
+                acked.insert(next_id);
+            }
+        }
+        // SIGKILL the leader (ServerProcess's drop kills with SIGKILL and reaps it).
+        let victim = l;
+        drop(nodes[victim].process.take());
+        let killed_at = Instant::now();
+        // Write until an insert is acknowledged by whichever node leads now.
+        let recovered_at = loop {
+            assert!(killed_at.elapsed() < LEADER_WAIT_MAX, "no write accepted {LEADER_WAIT_MAX:?} after kill {kill}");
+            let mut wrote = None;
+            for n in nodes.iter().filter(|n| n.process.is_some()) {
+                if let Some(body) = n.status() {
+                    if role(&body).as_deref() == Some("leader") {
+                        next_id += 1;
+                        if insert(n.process.as_ref().unwrap(), next_id).await.is_ok() {
+                            acked.insert(next_id);
+                            wrote = Some(Instant::now());
+                        }
+                        break;
+                    }
+                }
+            }
+            if let Some(at) = wrote {
+                break at;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        let gap = recovered_at - killed_at;
+        eprintln!("kill {kill}: node {} killed; writes accepted again after {} ms", nodes[victim].id, gap.as_millis());
+        unavailable.push(gap);
+        // The killed node comes back on its directory and peer port, as a follower.
+        nodes[victim].start(&init);
+    }
+
+    // Every acknowledged write is on every node, once each has applied as far as the leader.
+    let l = leader(&nodes, &mut terms);
+    let target = json_u64(&nodes[l].status().unwrap(), "applied_index").unwrap();
+    for n in &nodes {
+        let deadline = Instant::now() + LEADER_WAIT_MAX;
+        while json_u64(&n.status().unwrap_or_default(), "applied_index").unwrap_or(0) < target {
+            assert!(Instant::now() < deadline, "node {} did not catch up to {target}", n.id);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let present: BTreeSet<i64> = n
+            .process
+            .as_ref()
+            .unwrap()
+            .query("SELECT id FROM acked ORDER BY id")
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect();
+        let missing: Vec<&i64> = acked.difference(&present).collect();
+        assert!(missing.is_empty(), "node {}: acknowledged ids missing: {missing:?}", n.id);
+        let role = role(&n.status().unwrap()).unwrap();
+        assert!(n.id == nodes[l].id || role == "follower", "node {} is {role}", n.id);
+    }
+    unavailable.sort();
+    eprintln!(
+        "write unavailability over {kills} leader kills: p50 {} ms, p99 {} ms, max {} ms; {} acknowledged writes, all present on all 3 nodes",
+        percentile(&unavailable, 0.5).as_millis(),
+        percentile(&unavailable, 0.99).as_millis(),
+        unavailable.last().unwrap().as_millis(),
+        acked.len()
+    );
+}
