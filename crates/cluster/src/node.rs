@@ -972,6 +972,11 @@ impl Node {
                 if m.current_leader == Some(id) && engine.applied_index() >= target {
                     return Ok(());
                 }
+                // The directory of a cluster member opened without its peers (`bulwark
+                // check`): it cannot lead; it serves what its committed hint re-applied.
+                if m.membership_config.membership().voter_ids().any(|v| v != id) {
+                    return Ok(());
+                }
                 if Instant::now() >= deadline {
                     return Err(storage_err(
                         "startup",
