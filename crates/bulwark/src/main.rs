@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_txn;
+mod cluster_cmd;
 mod config;
 mod shell;
 
@@ -27,6 +28,11 @@ struct Cli {
 enum Command {
     /// Serve SQL over the PostgreSQL wire protocol until SIGINT or SIGTERM.
     Start(Box<StartArgs>),
+    /// A cluster's status and membership changes, over a node's HTTP address.
+    Cluster {
+        #[command(subcommand)]
+        what: cluster_cmd::ClusterCmd,
+    },
     /// Run a benchmark and print a table.
     Bench {
         #[command(subcommand)]
@@ -72,6 +78,7 @@ fn main() -> ExitCode {
         Command::Check { data_dir } => check(&data_dir),
         Command::Sql(args) => shell::run(&args),
         Command::Start(args) => start(&args),
+        Command::Cluster { what } => cluster_cmd::run(&what),
     }
 }
 

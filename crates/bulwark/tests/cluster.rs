@@ -209,7 +209,64 @@ async fn a_stopped_leader_is_replaced_and_rejoins_as_a_follower_without_two_lead
         assert!(Instant::now() < deadline, "the old leader did not catch up");
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(nodes[old].process.as_ref().unwrap().query("SELECT id FROM acked ORDER BY id"), "1\n2\n3");
+    // A follower refuses reads by default (they may be stale), naming the leader, and
+    // serves them when the session asks for stale reads.
+    let follower = nodes[old].process.as_ref().unwrap();
+    let out = follower.psql(&["-c", "SELECT count(*) FROM acked"]);
+    let err = common::stderr(&out);
+    assert!(!out.status.success() && err.contains("not the leader") && err.contains("read_consistency"), "{err}");
+    assert_eq!(follower.query("SET bulwark.read_consistency = 'stale'; SELECT id FROM acked ORDER BY id"), "1\n2\n3");
+}
+
+/// The SQLSTATE of a failed insert.
+fn sqlstate(err: &str) -> Option<String> {
+    err.split("Some((\"").nth(1).map(|r| r.chars().take(5).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_its_quorum_stops_acknowledging_within_the_election_timeout() {
+    let (nodes, _init) = start_cluster("quorum");
+    let mut terms = BTreeMap::new();
+    create_table(&nodes, &mut terms);
+    let l = leader(&nodes, &mut terms);
+    insert(nodes[l].process.as_ref().unwrap(), 1).await.expect("insert with a quorum");
+    let followers: Vec<usize> = (0..3).filter(|&i| i != l).collect();
+    for &f in &followers {
+        signal(&nodes[f], "-STOP");
+    }
+    // A commit sent as the quorum goes silent is not acknowledged: it fails with its
+    // outcome unknown (08007) if it was handed to Raft, or is refused (57P03) if the
+    // leader's read lease had already run out when the statement began.
+    let sent = Instant::now();
+    let err = insert(nodes[l].process.as_ref().unwrap(), 2).await.expect_err("no quorum, no acknowledgement");
+    let took = sent.elapsed();
+    let first = sqlstate(&err);
+    assert!(matches!(first.as_deref(), Some("08007" | "57P03")), "{err}");
+    assert!(took < Duration::from_secs(2), "refused after {took:?}");
+    eprintln!("without a quorum the leader gave up on a commit after {} ms: {err}", took.as_millis());
+    // A new commit is refused outright: nothing was appended.
+    let err = insert(nodes[l].process.as_ref().unwrap(), 3).await.expect_err("still no quorum");
+    assert_eq!(sqlstate(&err).as_deref(), Some("57P03"), "{err}");
+    for &f in &followers {
+        signal(&nodes[f], "-CONT");
+    }
+    // The cluster heals and commits again; the refused row never appears.
+    let deadline = Instant::now() + LEADER_WAIT_MAX;
+    loop {
+        let l = leader(&nodes, &mut terms);
+        if insert(nodes[l].process.as_ref().unwrap(), 4).await.is_ok() {
+            let rows =
+                nodes[l].process.as_ref().unwrap().query("SELECT id FROM acked WHERE id IN (1, 3, 4) ORDER BY id");
+            assert_eq!(rows, "1\n4");
+            if first.as_deref() == Some("57P03") {
+                let two = nodes[l].process.as_ref().unwrap().query("SELECT count(*) FROM acked WHERE id = 2");
+                assert_eq!(two, "0", "a refused commit appeared");
+            }
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cluster did not heal");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,7 +334,7 @@ async fn killing_the_leader_loses_no_acknowledged_write_and_a_new_leader_takes_o
             .process
             .as_ref()
             .unwrap()
-            .query("SELECT id FROM acked ORDER BY id")
+            .query("SET bulwark.read_consistency = 'stale'; SELECT id FROM acked ORDER BY id")
             .lines()
             .map(|l| l.parse().unwrap())
             .collect();
@@ -294,4 +351,107 @@ async fn killing_the_leader_loses_no_acknowledged_write_and_a_new_leader_takes_o
         unavailable.last().unwrap().as_millis(),
         acked.len()
     );
+}
+
+async fn insert_at(port: u16, id: i64) -> Result<(), String> {
+    let mut config = tokio_postgres::Config::new();
+    config.host("127.0.0.1").port(port).user("bulwark").dbname("bulwark");
+    let (client, connection) = tokio::time::timeout(INSERT_WAIT_MAX, config.connect(tokio_postgres::NoTls))
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    tokio::time::timeout(INSERT_WAIT_MAX, client.execute("INSERT INTO acked VALUES ($1)", &[&id]))
+        .await
+        .map_err(|_| "insert timed out".to_string())?
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn bulwark_cluster(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bulwark")).arg("cluster").args(args).output().unwrap();
+    (out.status.success(), format!("{}{}", common::stdout(&out), common::stderr(&out)))
+}
+
+/// Under write load: `bulwark cluster add-voter` brings a fourth node in (it catches up
+/// from the log) and `remove` takes it out again; no acknowledged write is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_changes_under_load_lose_no_write() {
+    let (nodes, _init) = start_cluster("members");
+    let mut terms = BTreeMap::new();
+    create_table(&nodes, &mut terms);
+    let ports: Vec<(u16, u16)> =
+        nodes.iter().map(|n| (n.process.as_ref().unwrap().port, n.process.as_ref().unwrap().http_port)).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (ports, stop) = (ports.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut next = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let leader = ports
+                    .iter()
+                    .find(|(_, h)| http_get(*h, "/status").and_then(|b| role(&b)).as_deref() == Some("leader"));
+                if let Some((pg, _)) = leader {
+                    next += 1;
+                    if insert_at(*pg, next).await.is_ok() {
+                        acked.push(next);
+                    }
+                } else {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            acked
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let to = leader(&nodes, &mut terms);
+    // A fourth node joins as a voter, then leaves.
+    let leader_http = format!("127.0.0.1:{}", ports[to].1);
+    let mut fourth = Node { id: 4, dir: TempDir::new("members-4"), peer_port: free_port(), process: None };
+    let extra = ["--node-id".to_string(), "4".into(), "--peer-addr".into(), format!("127.0.0.1:{}", fourth.peer_port)];
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    fourth.process = Some(ServerProcess::start(fourth.dir.path(), &extra));
+    let addr = format!("127.0.0.1:{}", fourth.peer_port);
+    let (ok, out) = bulwark_cluster(&["add-voter", "--id", "4", "--addr", &addr, "--http", &leader_http]);
+    assert!(ok, "{out}");
+    let (ok, status) = bulwark_cluster(&["status", "--http", &leader_http]);
+    assert!(ok && status.contains(&addr) && status.contains("voter"), "{status}");
+    eprintln!("after add-voter:\n{status}");
+    let deadline = Instant::now() + LEADER_WAIT_MAX;
+    while fourth.status().and_then(|b| role(&b)).as_deref() != Some("follower") {
+        assert!(Instant::now() < deadline, "node 4 did not become a follower: {:?}", fourth.status());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ok, out) = bulwark_cluster(&["remove", "--id", "4", "--http", &leader_http]);
+    assert!(ok, "{out}");
+    let (_, status) = bulwark_cluster(&["status", "--http", &leader_http]);
+    assert!(!status.contains(&addr), "node 4 is gone: {status}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked: BTreeSet<i64> = writer.await.unwrap().into_iter().collect();
+    assert!(acked.len() > 10, "the writer kept writing: {} acknowledged", acked.len());
+    let l = leader(&nodes, &mut terms);
+    let target = json_u64(&nodes[l].status().unwrap(), "applied_index").unwrap();
+    for n in &nodes {
+        let deadline = Instant::now() + LEADER_WAIT_MAX;
+        while json_u64(&n.status().unwrap_or_default(), "applied_index").unwrap_or(0) < target {
+            assert!(Instant::now() < deadline, "node {} did not catch up to {target}", n.id);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let present: BTreeSet<i64> = n
+            .process
+            .as_ref()
+            .unwrap()
+            .query("SET bulwark.read_consistency = 'stale'; SELECT id FROM acked ORDER BY id")
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect();
+        let missing: Vec<&i64> = acked.difference(&present).collect();
+        assert!(missing.is_empty(), "node {}: acknowledged ids missing: {missing:?}", n.id);
+    }
+    eprintln!("{} writes acknowledged across the membership changes, all on all 3 nodes", acked.len());
 }

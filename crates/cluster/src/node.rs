@@ -685,10 +685,17 @@ struct ProposalQueue {
 /// together share one entry (group commit above Raft), as long as none writes what another
 /// writes or reads ([`txn::command::Footprint`]); a batcher task hands the entries to Raft.
 pub struct RaftProposer {
+    raft: Raft,
     queue: Arc<ProposalQueue>,
     wait_max: Duration,
     command_bytes_max: usize,
+    /// A leader of several voters that has heard from no quorum for this long stops
+    /// committing (check-quorum): the election timeout's upper end.
+    quorum_silence_max: Duration,
 }
+
+/// How often a waiting commit looks at whether its leader still hears from a quorum.
+const QUORUM_CHECK_EVERY: Duration = Duration::from_millis(20);
 
 impl RaftProposer {
     /// Starts the batcher on `runtime` and returns the proposer that feeds it.
@@ -697,10 +704,28 @@ impl RaftProposer {
         runtime: &tokio::runtime::Handle,
         wait_max: Duration,
         command_bytes_max: usize,
+        quorum_silence_max: Duration,
     ) -> RaftProposer {
         let queue = Arc::new(ProposalQueue::default());
-        runtime.spawn(batcher(raft, queue.clone()));
-        RaftProposer { queue, wait_max, command_bytes_max }
+        runtime.spawn(batcher(raft.clone(), queue.clone()));
+        RaftProposer { raft, queue, wait_max, command_bytes_max, quorum_silence_max }
+    }
+
+    /// Why this node, a leader among several voters, must not acknowledge commits now: no
+    /// quorum has answered it for longer than the election timeout, so another leader may
+    /// have been elected. None if it may (or if it is not the leader: Raft refuses then).
+    fn quorum_lost(&self) -> Option<String> {
+        let m = self.raft.metrics().borrow().clone();
+        if m.state != openraft::ServerState::Leader || m.membership_config.membership().voter_ids().count() < 2 {
+            return None;
+        }
+        match m.millis_since_quorum_ack {
+            Some(ms) if ms > self.quorum_silence_max.as_millis() as u64 => Some(format!(
+                "this leader has heard from no quorum for {ms} ms (more than the election timeout, {} ms)",
+                self.quorum_silence_max.as_millis()
+            )),
+            _ => None,
+        }
     }
 }
 
@@ -785,18 +810,35 @@ impl txn::Propose for RaftProposer {
                 self.command_bytes_max
             )));
         }
+        if let Some(why) = self.quorum_lost() {
+            return Err(txn::Error::Unavailable(why));
+        }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         lock(&self.queue.queue).push_back(Pending { cmd: cmd.clone(), bytes, reply: tx });
         self.queue.ready.notify_one();
-        // A plain blocking wait: the caller may be on a connection's own runtime thread.
-        match rx.recv_timeout(self.wait_max) {
-            Ok(result) => result,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(txn::Error::CommitUnknown(format!(
-                "no answer from Raft within {} s; the commit may still be applied",
-                self.wait_max.as_secs()
-            ))),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                Err(txn::Error::CommitUnknown("Raft stopped before answering; the commit may have been applied".into()))
+        // A plain blocking wait (the caller may be on a connection's own runtime thread), in
+        // slices, to give up early once the leader is cut off from its quorum: the entry
+        // may yet be committed by a new leader, so the outcome is unknown, never "done".
+        let started = Instant::now();
+        loop {
+            match rx.recv_timeout(QUORUM_CHECK_EVERY) {
+                Ok(result) => return result,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(why) = self.quorum_lost() {
+                        return Err(txn::Error::CommitUnknown(format!("{why}; the commit may still be applied")));
+                    }
+                    if started.elapsed() >= self.wait_max {
+                        return Err(txn::Error::CommitUnknown(format!(
+                            "no answer from Raft within {} s; the commit may still be applied",
+                            self.wait_max.as_secs()
+                        )));
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(txn::Error::CommitUnknown(
+                        "Raft stopped before answering; the commit may have been applied".into(),
+                    ))
+                }
             }
         }
     }
@@ -849,6 +891,43 @@ pub struct NodeStatus {
     pub members: Vec<(NodeId, String, bool)>,
     /// On the leader: each member's last log index known to be replicated to it.
     pub replication: Vec<(NodeId, Option<u64>)>,
+    /// On the leader: for each other member, milliseconds since it last held the leader's
+    /// whole log (0 while it does).
+    pub lag_ms: Vec<(NodeId, u64)>,
+}
+
+/// How often the leader samples its members' replication for their lag in milliseconds.
+const LAG_SAMPLE_EVERY: Duration = Duration::from_millis(10);
+
+/// Since when each member has not held the leader's whole log (absent: it does).
+type LagClock = Arc<Mutex<BTreeMap<NodeId, Instant>>>;
+
+/// Samples the leader's replication: a member behind the leader's last log index gets the
+/// instant it fell behind; one caught up loses it.
+async fn track_lag(raft: Raft, lag: LagClock) {
+    let mut metrics = raft.metrics();
+    loop {
+        tokio::time::sleep(LAG_SAMPLE_EVERY).await;
+        if metrics.has_changed().is_err() {
+            return; // Raft stopped
+        }
+        let m = metrics.borrow_and_update().clone();
+        let mut lag = lock(&lag);
+        let Some(replication) = m.replication.as_ref() else {
+            lag.clear();
+            continue;
+        };
+        let last = m.last_log_index;
+        let now = Instant::now();
+        lag.retain(|id, _| replication.contains_key(id));
+        for (id, matched) in replication.iter() {
+            if *id == m.id || matched.map(|l| l.index) >= last {
+                lag.remove(id);
+            } else {
+                lag.entry(*id).or_insert(now);
+            }
+        }
+    }
 }
 
 impl Default for NodeOptions {
@@ -866,9 +945,77 @@ impl Default for NodeOptions {
     }
 }
 
+/// A change to the cluster's membership (`bulwark cluster ...`). (A switchover to a chosen
+/// node needs a leadership transfer, which openraft 0.9 does not have: not built.)
+#[derive(Debug, Clone)]
+pub enum AdminOp {
+    /// Add a replica (a Raft learner: it receives the log, never votes), and wait until it
+    /// has caught up. On the leader.
+    AddReplica {
+        /// Its node id.
+        id: NodeId,
+        /// Its peer address.
+        addr: String,
+    },
+    /// Add a voter (as a replica first, then promoted once caught up). On the leader.
+    AddVoter {
+        /// Its node id.
+        id: NodeId,
+        /// Its peer address.
+        addr: String,
+    },
+    /// Remove a voter or replica. On the leader.
+    Remove {
+        /// Its node id.
+        id: NodeId,
+    },
+}
+
+/// How long a membership change may take before the command gives up waiting (the change
+/// itself goes on).
+pub const ADMIN_WAIT_MAX: Duration = Duration::from_secs(60);
+
+async fn run_admin(raft: Raft, op: AdminOp) -> Result<String, String> {
+    let voters = || -> std::collections::BTreeSet<NodeId> {
+        raft.metrics().borrow().membership_config.membership().voter_ids().collect()
+    };
+    match op {
+        AdminOp::AddReplica { id, addr } => {
+            raft.add_learner(id, BasicNode { addr: addr.clone() }, true).await.map_err(|e| e.to_string())?;
+            Ok(format!("node {id} at {addr} replicates as a replica"))
+        }
+        AdminOp::AddVoter { id, addr } => {
+            raft.add_learner(id, BasicNode { addr: addr.clone() }, true).await.map_err(|e| e.to_string())?;
+            let mut v = voters();
+            v.insert(id);
+            raft.change_membership(v, false).await.map_err(|e| e.to_string())?;
+            Ok(format!("node {id} at {addr} is a voter"))
+        }
+        AdminOp::Remove { id } => {
+            let mut v = voters();
+            if v.remove(&id) {
+                if v.is_empty() {
+                    return Err("cannot remove the last voter".to_string());
+                }
+                // retain = false: it is removed as a node too, not kept as a replica.
+                raft.change_membership(v, false).await.map_err(|e| e.to_string())?;
+            } else {
+                raft.change_membership(openraft::ChangeMembers::RemoveNodes([id].into_iter().collect()), false)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(format!("node {id} is no longer a member"))
+        }
+    }
+}
+
 /// A running node: the engine, Raft, and the runtime Raft runs on.
 pub struct Node {
     id: NodeId,
+    /// Since when each member has lagged (see [`track_lag`]).
+    lag: LagClock,
+    /// How long after a quorum's acknowledgement the leader may serve linearizable reads.
+    lease: Duration,
     /// Log records applied while opening, after the checkpoint.
     replayed: u64,
     engine: Engine,
@@ -923,6 +1070,8 @@ impl Node {
             .build()
             .map_err(|e| storage_err("starting Raft's runtime", &e))?;
         let config = Arc::new(opts.raft.validate().map_err(|e| storage_err("the Raft settings", &e))?);
+        let quorum_silence_max = Duration::from_millis(config.election_timeout_max);
+        let lease = Duration::from_millis(config.election_timeout_min.saturating_sub(config.heartbeat_interval));
         let id = opts.id;
         let fresh = lock(&log.shared.mem).last.is_none();
         if let Some(peers) = &opts.peers {
@@ -951,11 +1100,18 @@ impl Node {
                     }
                 }
             }
-            let proposer =
-                RaftProposer::start(raft.clone(), runtime.handle(), COMMIT_WAIT_MAX, CLUSTER_COMMAND_BYTES_MAX);
+            let lag = LagClock::default();
+            runtime.spawn(track_lag(raft.clone(), lag.clone()));
+            let proposer = RaftProposer::start(
+                raft.clone(),
+                runtime.handle(),
+                COMMIT_WAIT_MAX,
+                CLUSTER_COMMAND_BYTES_MAX,
+                quorum_silence_max,
+            );
             engine.set_proposer(Some(Arc::new(proposer)));
             let replayed = engine.applied_index() - checkpointed;
-            return Ok(Node { id, replayed, engine, raft, server: Some(server), runtime: Some(runtime) });
+            return Ok(Node { id, lag, lease, replayed, engine, raft, server: Some(server), runtime: Some(runtime) });
         }
         let raft = runtime
             .block_on(Raft::new(id, config, NoPeers, log.clone(), sm))
@@ -990,10 +1146,64 @@ impl Node {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         })?;
-        let proposer = RaftProposer::start(raft.clone(), runtime.handle(), COMMIT_WAIT_MAX, codec::COMMAND_BYTES_MAX);
+        let lag = LagClock::default();
+        let proposer = RaftProposer::start(
+            raft.clone(),
+            runtime.handle(),
+            COMMIT_WAIT_MAX,
+            codec::COMMAND_BYTES_MAX,
+            quorum_silence_max,
+        );
         engine.set_proposer(Some(Arc::new(proposer)));
         let replayed = engine.applied_index() - checkpointed;
-        Ok(Node { id, replayed, engine, raft, server: None, runtime: Some(runtime) })
+        Ok(Node { id, lag, lease, replayed, engine, raft, server: None, runtime: Some(runtime) })
+    }
+
+    /// Whether a read here now sees every commit acknowledged anywhere before it began
+    /// (a linearizable read). Always on a single node. In a cluster only on the leader,
+    /// and only while its lease holds: a quorum acknowledged it more recently than the
+    /// shortest election timeout less a heartbeat interval (no other node can have been
+    /// elected since; this assumes the nodes' clocks run at about the same rate). Else the
+    /// reason, naming the leader if one is known.
+    pub fn read_barrier(&self) -> Result<(), String> {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        if membership.voter_ids().all(|v| v == self.id) {
+            return Ok(());
+        }
+        let stale = "reads here may be stale; SET bulwark.read_consistency = 'stale' to read here anyway";
+        if m.state != openraft::ServerState::Leader {
+            return Err(match m.current_leader.and_then(|l| membership.get_node(&l).map(|n| (l, n.addr.clone()))) {
+                Some((l, addr)) => format!("this node is not the leader ({stale}); node {l} at {addr} is"),
+                None => format!("this node is not the leader and no leader is known ({stale})"),
+            });
+        }
+        let lease = self.lease.as_millis() as u64;
+        match m.millis_since_quorum_ack {
+            Some(ms) if ms < lease => Ok(()),
+            Some(ms) => {
+                Err(format!("this leader last heard from a quorum {ms} ms ago, past its {lease} ms lease ({stale})"))
+            }
+            None => Err(format!("this leader has not yet heard from a quorum ({stale})")),
+        }
+    }
+
+    /// Runs a membership change (`bulwark cluster ...`) on Raft's runtime;
+    /// the future may be awaited on any runtime. Ok carries what was done.
+    pub fn admin(&self, op: AdminOp) -> impl std::future::Future<Output = Result<String, String>> + Send + 'static {
+        let raft = self.raft.clone();
+        let handle = self.runtime.as_ref().map(|rt| rt.handle().clone());
+        async move {
+            let Some(handle) = handle else { return Err("the node is shutting down".to_string()) };
+            let task = handle.spawn(async move { run_admin(raft, op).await });
+            match tokio::time::timeout(ADMIN_WAIT_MAX, task).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(e)) => Err(format!("the change failed: {e}")),
+                Err(_) => {
+                    Err(format!("no answer within {} s; check `bulwark cluster status`", ADMIN_WAIT_MAX.as_secs()))
+                }
+            }
+        }
     }
 
     /// What this node knows of itself and its cluster.
@@ -1015,7 +1225,11 @@ impl Node {
             .as_ref()
             .map(|r| r.iter().map(|(&id, matched)| (id, matched.map(|l| wal_index(l.index)))).collect())
             .unwrap_or_default();
+        let now = Instant::now();
+        let lag_ms =
+            lock(&self.lag).iter().map(|(&id, &since)| (id, now.duration_since(since).as_millis() as u64)).collect();
         NodeStatus {
+            lag_ms,
             id: self.id,
             role,
             term: m.current_term,

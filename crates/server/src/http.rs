@@ -224,6 +224,52 @@ pub(crate) fn render_metrics(shared: &Shared) -> String {
         &one(e.vacuum_held_back_by as f64),
     );
     metric(&mut out, "bulwark_applied_index", "gauge", "The last applied log index.", &one(s.applied_index as f64));
+    let n = shared.db.node().status();
+    metric(&mut out, "bulwark_raft_term", "gauge", "The node's current Raft term.", &one(n.term as f64));
+    metric(
+        &mut out,
+        "bulwark_raft_leader",
+        "gauge",
+        "1 while this node is the Raft leader.",
+        &one(if n.role == "leader" { 1u32 } else { 0 }),
+    );
+    metric(
+        &mut out,
+        "bulwark_raft_last_log_index",
+        "gauge",
+        "The last index in this node's log.",
+        &one(n.last_log_index as f64),
+    );
+    let last = n.last_log_index;
+    let lag_entries: Vec<(String, f64)> = n
+        .replication
+        .iter()
+        .filter(|(id, _)| *id != n.id)
+        .map(|(id, m)| (format!("{{member=\"{id}\"}}"), last.saturating_sub(m.unwrap_or(0)) as f64))
+        .collect();
+    metric(
+        &mut out,
+        "bulwark_raft_replica_lag_entries",
+        "gauge",
+        "On the leader: entries each member lacks of the leader's log.",
+        &lag_entries,
+    );
+    let lag_ms: Vec<(String, f64)> = n
+        .replication
+        .iter()
+        .filter(|(id, _)| *id != n.id)
+        .map(|(id, _)| {
+            let ms = n.lag_ms.iter().find(|(r, _)| r == id).map_or(0, |(_, ms)| *ms);
+            (format!("{{member=\"{id}\"}}"), ms as f64)
+        })
+        .collect();
+    metric(
+        &mut out,
+        "bulwark_raft_replica_lag_seconds",
+        "gauge",
+        "On the leader: how long each member has lacked part of the leader's log (0: caught up).",
+        &lag_ms.into_iter().map(|(l, ms)| (l, ms / 1000.0)).collect::<Vec<_>>(),
+    );
     metric(
         &mut out,
         "bulwark_wal_bytes",
@@ -335,9 +381,14 @@ pub(crate) fn render_status(shared: &Shared, settings: &[(&str, String)]) -> Str
             out.push(',');
         }
         let matched = n.replication.iter().find(|(r, _)| r == id).and_then(|(_, m)| *m);
+        let lag_ms = match (&n.replication.is_empty(), n.lag_ms.iter().find(|(r, _)| r == id)) {
+            (true, _) => "null".to_string(),
+            (false, Some((_, ms))) => ms.to_string(),
+            (false, None) => "0".to_string(),
+        };
         let _ = write!(
             out,
-            "{{\"id\":{id},\"addr\":{},\"voter\":{voter},\"matched_index\":{}}}",
+            "{{\"id\":{id},\"addr\":{},\"voter\":{voter},\"matched_index\":{},\"lag_ms\":{lag_ms}}}",
             json_string(addr),
             matched.map_or("null".to_string(), |m| m.to_string())
         );
@@ -384,8 +435,10 @@ async fn handle(mut socket: tokio::net::TcpStream, shared: Arc<Shared>, settings
     let line = String::from_utf8_lossy(head.split(|&b| b == b'\r').next().unwrap_or(b""));
     let mut parts = line.split(' ');
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let reply = if method != "GET" {
-        response("405 Method Not Allowed", "text/plain", "only GET\n")
+    let reply = if method == "POST" && path.starts_with("/cluster/") {
+        cluster_admin(&shared, path).await
+    } else if method != "GET" {
+        response("405 Method Not Allowed", "text/plain", "only GET, and POST to /cluster/...\n")
     } else {
         match path {
             "/metrics" => response("200 OK", "text/plain; version=0.0.4", &render_metrics(&shared)),
@@ -407,6 +460,35 @@ async fn handle(mut socket: tokio::net::TcpStream, shared: Arc<Shared>, settings
     };
     let _ = socket.write_all(reply.as_bytes()).await;
     let _ = socket.shutdown().await;
+}
+
+/// `POST /cluster/add-replica?id=N&addr=HOST:PORT`,
+/// `/cluster/add-voter?id=N&addr=HOST:PORT`, `/cluster/remove?id=N`: membership changes
+/// (`bulwark cluster ...`). Served on the HTTP address, loopback by
+/// default: whoever reaches it administers the cluster.
+async fn cluster_admin(shared: &Shared, path: &str) -> String {
+    let (route, query) = path.split_once('?').unwrap_or((path, ""));
+    let arg = |name: &str| {
+        query.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+    };
+    let id = arg("id").and_then(|v| v.parse::<u64>().ok());
+    let op = match (route, id, arg("addr")) {
+        ("/cluster/add-replica", Some(id), Some(addr)) => Some(cluster::node::AdminOp::AddReplica { id, addr }),
+        ("/cluster/add-voter", Some(id), Some(addr)) => Some(cluster::node::AdminOp::AddVoter { id, addr }),
+        ("/cluster/remove", Some(id), _) => Some(cluster::node::AdminOp::Remove { id }),
+        _ => None,
+    };
+    let Some(op) = op else {
+        return response(
+            "400 Bad Request",
+            "text/plain",
+            "usage: POST /cluster/add-replica?id=N&addr=HOST:PORT | add-voter?id=N&addr=HOST:PORT | remove?id=N\n",
+        );
+    };
+    match shared.db.node().admin(op).await {
+        Ok(done) => response("200 OK", "text/plain", &format!("{done}\n")),
+        Err(why) => response("409 Conflict", "text/plain", &format!("{why}\n")),
+    }
 }
 
 /// Serves HTTP on `listener` until `shutdown` completes.

@@ -106,6 +106,8 @@ pub mod codes {
     pub const INVALID_COLUMN_REFERENCE: &str = "42P10";
     /// 42704
     pub const UNDEFINED_OBJECT: &str = "42704";
+    /// 57P03: this node cannot serve the request now (not the leader, no quorum).
+    pub const CANNOT_CONNECT_NOW: &str = "57P03";
     /// 42809
     pub const WRONG_OBJECT_TYPE: &str = "42809";
     /// 42501

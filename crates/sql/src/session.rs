@@ -208,12 +208,20 @@ fn default_settings() -> BTreeMap<String, String> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
-    .chain([(
-        crate::exec::STATEMENT_MEM_SETTING.to_string(),
-        crate::exec::format_bytes(crate::exec::STATEMENT_MEM_DEFAULT_BYTES),
-    )])
+    .chain([
+        (
+            crate::exec::STATEMENT_MEM_SETTING.to_string(),
+            crate::exec::format_bytes(crate::exec::STATEMENT_MEM_DEFAULT_BYTES),
+        ),
+        (READ_CONSISTENCY_SETTING.to_string(), "linearizable".to_string()),
+    ])
     .collect()
 }
+
+/// Whether statements on a node of a cluster must see every commit acknowledged before
+/// they began (`linearizable`, the default: only the leader serves them) or may read what
+/// this node has applied so far (`stale`).
+pub const READ_CONSISTENCY_SETTING: &str = "bulwark.read_consistency";
 
 struct Block {
     /// Created at the block's first statement, so SET TRANSACTION can still change it.
@@ -756,6 +764,12 @@ impl Session {
             }
             Statement::Show(name) => self.show(name),
             other => {
+                if self.settings.get(READ_CONSISTENCY_SETTING).map(String::as_str) != Some("stale") {
+                    if let Err(why) = self.db.node.read_barrier() {
+                        self.fail_block();
+                        return Err(Error::new(codes::CANNOT_CONNECT_NOW, why));
+                    }
+                }
                 let in_block = self.block.is_some();
                 let timeout_ms = self.derived.timeout_ms;
                 self.deadline.set(
@@ -859,6 +873,17 @@ impl Session {
                         self.settings.insert(name, crate::exec::format_bytes(bytes));
                     }
                 }
+            }
+            READ_CONSISTENCY_SETTING => {
+                let v = value.to_ascii_lowercase();
+                if v != "linearizable" && v != "stale" {
+                    return Err(Error::new(
+                        codes::INVALID_PARAMETER_VALUE,
+                        format!("invalid value for parameter \"{name}\": \"{value}\""),
+                    )
+                    .with_hint("Available values: linearizable, stale."));
+                }
+                self.settings.insert(name, v);
             }
             _ => {
                 self.settings.insert(name, value);
