@@ -93,8 +93,13 @@ pub const COMMITTED_FILE: &str = "raft-committed";
 pub const LOG_CACHE_ENTRIES_MAX: usize = 16_384;
 /// Bytes of commands in that cache.
 pub const LOG_CACHE_BYTES_MAX: usize = 64 << 20;
-/// Bytes read from the log file per read when an entry is not cached.
+/// Most bytes read from the log file per read when entries are not cached.
 const LOG_READ_BYTES: usize = 8 << 20;
+/// Fewest bytes read from the log file per read.
+const LOG_READ_BYTES_MIN: usize = 64 << 10;
+/// Bytes read per entry asked for (a guess at an entry's size; reads go on until the range
+/// is covered).
+const LOG_READ_BYTES_PER_ENTRY: usize = 2 << 10;
 /// How long a commit waits for Raft to apply it before its outcome is reported unknown.
 pub const COMMIT_WAIT_MAX: Duration = Duration::from_secs(30);
 /// How long [`Node::open_single`] waits to become leader and apply its log.
@@ -293,6 +298,41 @@ fn decode_committed(buf: &[u8; COMMITTED_BYTES]) -> Option<LogId<NodeId>> {
     Some(LogId::new(openraft::CommittedLeaderId::new(word(0), word(8)), word(16)))
 }
 
+/// The committed hint in `dir`, if it is there and whole.
+fn read_committed_hint(vfs: &dyn Vfs, dir: &Path) -> Option<LogId<NodeId>> {
+    let path = dir.join(COMMITTED_FILE);
+    if !vfs.exists(&path) {
+        return None;
+    }
+    let file = vfs.open(&path, false).ok()?;
+    let mut buf = [0u8; COMMITTED_BYTES];
+    file.read_exact_at(&mut buf, 0).ok()?;
+    decode_committed(&buf)
+}
+
+/// The write batch that applying `entry` at log record `index` installs: exactly what
+/// [`EngineStateMachine::apply`] does through the engine, for recovery's replay.
+fn apply_batch_of(kv: &dyn storage::KvRead, index: u64, entry: &Entry<TypeConfig>) -> txn::Result<storage::WriteBatch> {
+    match &entry.payload {
+        EntryPayload::Blank => Ok(storage::WriteBatch::new()),
+        EntryPayload::Normal(Command(bytes)) => match decode_commands(bytes, index) {
+            Ok(cmds) => Ok(txn::command::decide_batch(kv, index, &cmds)?.0),
+            Err(_) => Ok(storage::WriteBatch::new()),
+        },
+        EntryPayload::Membership(m) => {
+            let mut batch = storage::WriteBatch::new();
+            batch.put(MEMBERSHIP_KEY.to_vec(), membership_bytes(entry.log_id, m));
+            Ok(batch)
+        }
+    }
+}
+
+fn membership_bytes(log_id: LogId<NodeId>, m: &openraft::Membership<NodeId, BasicNode>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    codec::encode_stored_membership(&StoredMembership::new(Some(log_id), m.clone()), &mut bytes);
+    bytes
+}
+
 impl RaftLogReader<TypeConfig> for WalLog {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
@@ -326,9 +366,14 @@ impl RaftLogReader<TypeConfig> for WalLog {
                 out.extend(mem.cache.range(at..end).map(|(_, e)| e.clone()));
                 break;
             }
-            let records = wal
-                .read(wal_index(at), LOG_READ_BYTES)
-                .map_err(|e| StorageIOError::read_logs(&io_err(e.to_string())))?;
+            // Read about what was asked for, not a fixed amount: openraft re-applies a log
+            // 64 entries at a time at startup.
+            let budget = usize::try_from(end - at)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(LOG_READ_BYTES_PER_ENTRY)
+                .clamp(LOG_READ_BYTES_MIN, LOG_READ_BYTES);
+            let records =
+                wal.read(wal_index(at), budget).map_err(|e| StorageIOError::read_logs(&io_err(e.to_string())))?;
             if records.is_empty() {
                 break;
             }
@@ -545,9 +590,7 @@ impl RaftStateMachine<TypeConfig> for EngineStateMachine {
                     }
                 },
                 EntryPayload::Membership(m) => {
-                    let stored = StoredMembership::new(Some(entry.log_id), m.clone());
-                    let mut bytes = Vec::new();
-                    codec::encode_stored_membership(&stored, &mut bytes);
+                    let bytes = membership_bytes(entry.log_id, m);
                     self.engine.apply_logged(index, None, &[(MEMBERSHIP_KEY.to_vec(), bytes)]).map_err(failed)?;
                     Outcome::None
                 }
@@ -1056,8 +1099,30 @@ impl Node {
     }
 
     fn open_here(vfs: Arc<dyn Vfs>, dir: &Path, opts: NodeOptions) -> txn::Result<Node> {
-        let engine = Engine::open_replicated(vfs.clone(), dir, opts.engine.clone())?;
-        let checkpointed = engine.applied_index();
+        // The entries up to the committed hint are replayed as the store recovers (fast, one
+        // lock); openraft re-applies whatever is committed after them.
+        let hint = read_committed_hint(vfs.as_ref(), dir);
+        let upto = hint.map_or(0, |h| wal_index(h.index));
+        let mut replay =
+            |kv: &dyn storage::KvRead, index: u64, payload: &[u8]| -> storage::Result<storage::WriteBatch> {
+                let entry =
+                    decode_record(index, payload).map_err(|e| storage::Error::corrupted("wal", e.to_string()))?;
+                if index == upto && Some(entry.log_id) != hint {
+                    return Err(storage::Error::corrupted(
+                        "wal",
+                        format!(
+                            "{COMMITTED_FILE} names entry {:?} as committed, but the log holds {} there",
+                            hint, entry.log_id
+                        ),
+                    ));
+                }
+                apply_batch_of(kv, index, &entry).map_err(|e| match e {
+                    txn::Error::Storage(s) => s,
+                    other => storage::Error::Invalid(format!("replaying log record {index}: {other}")),
+                })
+            };
+        let engine = Engine::open_replicated_with_replay(vfs.clone(), dir, opts.engine.clone(), &mut replay, upto)?;
+        let checkpointed = engine.applied_index().min(engine.store().stats().checkpoint_applied_index);
         let storage_err = |what: &str, e: &dyn std::fmt::Display| {
             txn::Error::Storage(storage::Error::Invalid(format!("{what}: {e}")))
         };

@@ -315,7 +315,20 @@ impl Store {
         opts: StoreOptions,
         replay: &mut ReplayFn<'_>,
     ) -> Result<Store> {
-        Store::open_inner(vfs, dir, opts, Some(replay))
+        Store::open_inner(vfs, dir, opts, Some((replay, u64::MAX)))
+    }
+
+    /// Like [`Store::open_with_replay`], replaying only the records up to index `upto`: for
+    /// a log whose later records may not be committed yet (a replication layer's), the
+    /// rest left to that layer (see [`Store::open_without_replay`]).
+    pub fn open_with_replay_upto(
+        vfs: Arc<dyn Vfs>,
+        dir: &Path,
+        opts: StoreOptions,
+        replay: &mut ReplayFn<'_>,
+        upto: u64,
+    ) -> Result<Store> {
+        Store::open_inner(vfs, dir, opts, Some((replay, upto)))
     }
 
     /// Like [`Store::open`], but recovers the tree to its checkpoint only and leaves the
@@ -330,7 +343,7 @@ impl Store {
         vfs: Arc<dyn Vfs>,
         dir: &Path,
         opts: StoreOptions,
-        replay: Option<&mut ReplayFn<'_>>,
+        replay: Option<(&mut ReplayFn<'_>, u64)>,
     ) -> Result<Store> {
         vfs.create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let path = dir.join(DATA_FILE);
@@ -392,7 +405,7 @@ impl Store {
             shutdown_cv: Condvar::new(),
         };
         match replay {
-            Some(replay) => inner.replay(replay)?,
+            Some((replay, upto)) => inner.replay(replay, upto)?,
             None => *lock(&inner.apply_turn) = meta.applied_index,
         }
         let inner = Arc::new(inner);
@@ -619,16 +632,19 @@ impl Inner {
     }
 
     /// Replays the log after the checkpoint's applied index.
-    fn replay(&self, decide: &mut ReplayFn<'_>) -> Result<()> {
+    fn replay(&self, decide: &mut ReplayFn<'_>, upto: u64) -> Result<()> {
         let start = Instant::now();
         let (mut records, mut bytes) = (0u64, 0u64);
         let mut tree = self.write_tree();
-        loop {
+        'replay: loop {
             let from = tree.applied_index + 1;
-            if from >= self.wal.next_index() {
+            if from >= self.wal.next_index() || from > upto {
                 break;
             }
             for (index, payload) in self.wal.read(from, 8 << 20)? {
+                if index > upto {
+                    break 'replay;
+                }
                 let batch = decide(&TreeView { tree: &tree, pager: &self.pager }, index, &payload)?;
                 apply_batch(&mut tree, &self.pager, index, batch)?;
                 records += 1;

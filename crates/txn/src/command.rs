@@ -288,6 +288,26 @@ pub fn read_at(kv: &dyn KvRead, key: &[u8], ts: u64) -> Result<Option<Vec<u8>>> 
     }
 }
 
+/// Decides the commands of one log record, all at commit index `index`: each against the
+/// state before the record (`kv`); one whose [`Footprint`] overlaps an earlier one's in the
+/// record is rejected. Returns the combined batch and one outcome per command.
+pub fn decide_batch(kv: &dyn KvRead, index: u64, cmds: &[Command]) -> Result<(WriteBatch, Vec<Outcome>)> {
+    let mut batch = WriteBatch::new();
+    let mut outcomes = Vec::with_capacity(cmds.len());
+    let mut footprint = Footprint::default();
+    for cmd in cmds {
+        if !footprint.admits(cmd) {
+            outcomes.push(Outcome::Rejected("conflict with a transaction committed in the same log entry".to_string()));
+            continue;
+        }
+        footprint.add(cmd);
+        let (b, outcome) = decide(kv, index, cmd)?;
+        batch.extend(b);
+        outcomes.push(outcome);
+    }
+    Ok((batch, outcomes))
+}
+
 /// Decides a command at `index`: the batch to apply and the outcome. Deterministic: it
 /// reads only `kv` (the state as of `index - 1`) and the command.
 pub fn decide(kv: &dyn KvRead, index: u64, cmd: &Command) -> Result<(WriteBatch, Outcome)> {

@@ -226,6 +226,22 @@ impl Engine {
         Engine::start(store, opts, true)
     }
 
+    /// Like [`Engine::open_replicated`], first replaying the log records up to `upto`
+    /// (which the replication layer knows to be committed) through `replay`, under one
+    /// lock, as a plain store recovery does: much faster than handing each back through
+    /// the replication layer. `replay` must decide exactly as [`Engine::apply_logged_batch`]
+    /// did (see [`command::decide_batch`]).
+    pub fn open_replicated_with_replay(
+        vfs: Arc<dyn Vfs>,
+        dir: &Path,
+        opts: EngineOptions,
+        replay: &mut storage::store::ReplayFn<'_>,
+        upto: u64,
+    ) -> Result<Engine> {
+        let store = Store::open_with_replay_upto(vfs, dir, opts.store.clone(), replay, upto)?;
+        Engine::start(store, opts, true)
+    }
+
     fn start(store: Store, opts: EngineOptions, replicated: bool) -> Result<Engine> {
         let applied = store.applied_index();
         let locks = LockTable::new(opts.lock_entries_max);
@@ -359,21 +375,7 @@ impl Engine {
             ))));
         }
         let decided = (|| -> Result<(storage::WriteBatch, Vec<Outcome>)> {
-            let mut batch = storage::WriteBatch::new();
-            let mut outcomes = Vec::with_capacity(cmds.len());
-            let mut footprint = command::Footprint::default();
-            for cmd in cmds {
-                if !footprint.admits(cmd) {
-                    outcomes.push(Outcome::Rejected(
-                        "conflict with a transaction committed in the same log entry".to_string(),
-                    ));
-                    continue;
-                }
-                footprint.add(cmd);
-                let (b, outcome) = decide(&inner.store, index, cmd)?;
-                batch.extend(b);
-                outcomes.push(outcome);
-            }
+            let (mut batch, outcomes) = command::decide_batch(&inner.store, index, cmds)?;
             for (k, v) in extra {
                 batch.put(k.clone(), v.clone());
             }
