@@ -42,8 +42,9 @@
 //! # Recovery
 //!
 //! The engine is opened with [`Engine::open_replicated`]: the store comes back at its
-//! checkpoint, and openraft re-applies the committed entries after it (those up to the
-//! committed hint at once; the rest once a leader commits them). [`Node::open_single`]
+//! checkpoint and replays the entries up to the committed hint under one lock, deciding
+//! them as the state machine does; openraft re-applies the committed entries after those
+//! (once a leader commits them). [`Node::open_single`]
 //! waits until everything in the log is applied before it returns, so a restarted single
 //! node serves exactly what it acknowledged.
 //!
@@ -1121,7 +1122,7 @@ impl Node {
                     other => storage::Error::Invalid(format!("replaying log record {index}: {other}")),
                 })
             };
-        let engine = Engine::open_replicated_with_replay(vfs.clone(), dir, opts.engine.clone(), &mut replay, upto)?;
+        let engine = Engine::open_replicated(vfs.clone(), dir, opts.engine.clone(), &mut replay, upto)?;
         let checkpointed = engine.applied_index().min(engine.store().stats().checkpoint_applied_index);
         let storage_err = |what: &str, e: &dyn std::fmt::Display| {
             txn::Error::Storage(storage::Error::Invalid(format!("{what}: {e}")))

@@ -315,12 +315,12 @@ impl Store {
         opts: StoreOptions,
         replay: &mut ReplayFn<'_>,
     ) -> Result<Store> {
-        Store::open_inner(vfs, dir, opts, Some((replay, u64::MAX)))
+        Store::open_inner(vfs, dir, opts, (replay, u64::MAX))
     }
 
     /// Like [`Store::open_with_replay`], replaying only the records up to index `upto`: for
-    /// a log whose later records may not be committed yet (a replication layer's), the
-    /// rest left to that layer (see [`Store::open_without_replay`]).
+    /// a log whose later records may not be committed yet (a replication layer's), which
+    /// that layer applies itself (through [`Store::apply`]) once it knows they are.
     pub fn open_with_replay_upto(
         vfs: Arc<dyn Vfs>,
         dir: &Path,
@@ -328,22 +328,14 @@ impl Store {
         replay: &mut ReplayFn<'_>,
         upto: u64,
     ) -> Result<Store> {
-        Store::open_inner(vfs, dir, opts, Some((replay, upto)))
-    }
-
-    /// Like [`Store::open`], but recovers the tree to its checkpoint only and leaves the
-    /// log's later records alone: for a caller whose log records are a replication layer's
-    /// entries, some perhaps never committed, which that layer re-applies itself (through
-    /// [`Store::apply`]) once it knows which are committed.
-    pub fn open_without_replay(vfs: Arc<dyn Vfs>, dir: &Path, opts: StoreOptions) -> Result<Store> {
-        Store::open_inner(vfs, dir, opts, None)
+        Store::open_inner(vfs, dir, opts, (replay, upto))
     }
 
     fn open_inner(
         vfs: Arc<dyn Vfs>,
         dir: &Path,
         opts: StoreOptions,
-        replay: Option<(&mut ReplayFn<'_>, u64)>,
+        replay: (&mut ReplayFn<'_>, u64),
     ) -> Result<Store> {
         vfs.create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let path = dir.join(DATA_FILE);
@@ -404,10 +396,7 @@ impl Store {
             shutdown: Mutex::new(false),
             shutdown_cv: Condvar::new(),
         };
-        match replay {
-            Some((replay, upto)) => inner.replay(replay, upto)?,
-            None => *lock(&inner.apply_turn) = meta.applied_index,
-        }
+        inner.replay(replay.0, replay.1)?;
         let inner = Arc::new(inner);
         let checkpointer = if inner.opts.checkpoint_interval.is_some() || inner.opts.checkpoint_log_bytes.is_some() {
             let bg = inner.clone();

@@ -217,21 +217,13 @@ impl Engine {
     }
 
     /// Opens an engine whose log belongs to a replication layer (Raft): the log's records
-    /// are that layer's entries, not commands, so the store is recovered to its checkpoint
-    /// only, and the replication layer re-applies the committed entries after it through
-    /// [`Engine::apply_logged`] before any transaction begins. Until
-    /// [`Engine::set_proposer`] installs the layer, commits fail.
-    pub fn open_replicated(vfs: Arc<dyn Vfs>, dir: &Path, opts: EngineOptions) -> Result<Engine> {
-        let store = Store::open_without_replay(vfs, dir, opts.store.clone())?;
-        Engine::start(store, opts, true)
-    }
-
-    /// Like [`Engine::open_replicated`], first replaying the log records up to `upto`
-    /// (which the replication layer knows to be committed) through `replay`, under one
-    /// lock, as a plain store recovery does: much faster than handing each back through
-    /// the replication layer. `replay` must decide exactly as [`Engine::apply_logged_batch`]
-    /// did (see [`command::decide_batch`]).
-    pub fn open_replicated_with_replay(
+    /// are that layer's entries, not commands. The store recovers to its checkpoint, then
+    /// replays the records up to `upto` (which the layer knows to be committed) through
+    /// `replay`, under one lock; `replay` must decide exactly as [`Engine::apply_logged_batch`]
+    /// does (see [`command::decide_batch`]). The layer applies the committed records after
+    /// `upto` itself, through [`Engine::apply_logged_batch`], before any transaction begins.
+    /// Until [`Engine::set_proposer`] installs the layer, commits fail with 57P03.
+    pub fn open_replicated(
         vfs: Arc<dyn Vfs>,
         dir: &Path,
         opts: EngineOptions,
