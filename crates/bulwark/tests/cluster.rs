@@ -124,6 +124,32 @@ async fn insert(node: &ServerProcess, id: i64) -> Result<(), String> {
         })
 }
 
+/// Waits until every node has applied as far as the leader, then checks that each holds
+/// every acknowledged id (read with `stale` consistency, so followers answer). Returns the
+/// leader.
+fn assert_everywhere(nodes: &[Node], terms: &mut BTreeMap<u64, u64>, acked: &BTreeSet<i64>) -> usize {
+    let l = leader(nodes, terms);
+    let target = json_u64(&nodes[l].status().unwrap(), "applied_index").unwrap();
+    for n in nodes {
+        let deadline = Instant::now() + LEADER_WAIT_MAX;
+        while json_u64(&n.status().unwrap_or_default(), "applied_index").unwrap_or(0) < target {
+            assert!(Instant::now() < deadline, "node {} did not catch up to {target}", n.id);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let present: BTreeSet<i64> = n
+            .process
+            .as_ref()
+            .unwrap()
+            .query("SET bulwark.read_consistency = 'stale'; SELECT id FROM acked ORDER BY id")
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect();
+        let missing: Vec<&i64> = acked.difference(&present).collect();
+        assert!(missing.is_empty(), "node {}: acknowledged ids missing: {missing:?}", n.id);
+    }
+    l
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -322,24 +348,8 @@ async fn killing_the_leader_loses_no_acknowledged_write_and_a_new_leader_takes_o
     }
 
     // Every acknowledged write is on every node, once each has applied as far as the leader.
-    let l = leader(&nodes, &mut terms);
-    let target = json_u64(&nodes[l].status().unwrap(), "applied_index").unwrap();
+    let l = assert_everywhere(&nodes, &mut terms, &acked);
     for n in &nodes {
-        let deadline = Instant::now() + LEADER_WAIT_MAX;
-        while json_u64(&n.status().unwrap_or_default(), "applied_index").unwrap_or(0) < target {
-            assert!(Instant::now() < deadline, "node {} did not catch up to {target}", n.id);
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let present: BTreeSet<i64> = n
-            .process
-            .as_ref()
-            .unwrap()
-            .query("SET bulwark.read_consistency = 'stale'; SELECT id FROM acked ORDER BY id")
-            .lines()
-            .map(|l| l.parse().unwrap())
-            .collect();
-        let missing: Vec<&i64> = acked.difference(&present).collect();
-        assert!(missing.is_empty(), "node {}: acknowledged ids missing: {missing:?}", n.id);
         let role = role(&n.status().unwrap()).unwrap();
         assert!(n.id == nodes[l].id || role == "follower", "node {} is {role}", n.id);
     }
@@ -434,24 +444,6 @@ async fn membership_changes_under_load_lose_no_write() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let acked: BTreeSet<i64> = writer.await.unwrap().into_iter().collect();
     assert!(acked.len() > 10, "the writer kept writing: {} acknowledged", acked.len());
-    let l = leader(&nodes, &mut terms);
-    let target = json_u64(&nodes[l].status().unwrap(), "applied_index").unwrap();
-    for n in &nodes {
-        let deadline = Instant::now() + LEADER_WAIT_MAX;
-        while json_u64(&n.status().unwrap_or_default(), "applied_index").unwrap_or(0) < target {
-            assert!(Instant::now() < deadline, "node {} did not catch up to {target}", n.id);
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let present: BTreeSet<i64> = n
-            .process
-            .as_ref()
-            .unwrap()
-            .query("SET bulwark.read_consistency = 'stale'; SELECT id FROM acked ORDER BY id")
-            .lines()
-            .map(|l| l.parse().unwrap())
-            .collect();
-        let missing: Vec<&i64> = acked.difference(&present).collect();
-        assert!(missing.is_empty(), "node {}: acknowledged ids missing: {missing:?}", n.id);
-    }
+    assert_everywhere(&nodes, &mut terms, &acked);
     eprintln!("{} writes acknowledged across the membership changes, all on all 3 nodes", acked.len());
 }
