@@ -178,6 +178,19 @@ fn start(args: &StartArgs) -> ExitCode {
         log_connections: settings.log_connections,
         ..Default::default()
     };
+    let restart: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    let stop = {
+        let (db, restart) = (db.clone(), restart.clone());
+        async move {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                reason = restart_required(db) => {
+                    eprintln!("bulwark: restarting: {reason}");
+                    *restart.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+                }
+            }
+        }
+    };
     let served = runtime.block_on(async {
         let server = server::Server::bind(db.clone(), config).await?;
         let addr = server.local_addr()?;
@@ -186,13 +199,24 @@ fn start(args: &StartArgs) -> ExitCode {
         if let Some(http) = server.http_addr() {
             println!("metrics at: http://{http}/metrics (also /health/live, /health/ready, /status)");
         }
-        server.run(shutdown_signal()).await
+        server.run(stop).await
     });
     if let Err(e) = served {
         eprintln!("bulwark: {e}");
         return ExitCode::FAILURE;
     }
     runtime.shutdown_timeout(std::time::Duration::from_millis(RUNTIME_SHUTDOWN_MS));
+    if restart.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+        // The same program with the same arguments, in this process (same pid): the node
+        // installs the checkpoint image it saved as it opens. The store needs no checkpoint
+        // first; it recovers from its log like after any stop.
+        drop(db);
+        use std::os::unix::process::CommandExt;
+        let exe = std::env::current_exe().unwrap_or_else(|_| std::path::PathBuf::from("bulwark"));
+        let err = std::process::Command::new(exe).args(std::env::args_os().skip(1)).exec();
+        eprintln!("bulwark: cannot restart itself: {err}");
+        return ExitCode::FAILURE;
+    }
     let started = std::time::Instant::now();
     match db.engine().store().checkpoint() {
         Ok(_) => {
@@ -205,6 +229,20 @@ fn start(args: &StartArgs) -> ExitCode {
             eprintln!("bulwark: checkpoint at shutdown failed: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// How often a server checks whether its node must restart.
+const RESTART_POLL_MS: u64 = 100;
+
+/// Completes, with the reason, when the node must restart (it saved a checkpoint image
+/// from the leader to install).
+async fn restart_required(db: sql::Database) -> String {
+    loop {
+        if let Some(reason) = db.node().restart_required() {
+            return reason;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(RESTART_POLL_MS)).await;
     }
 }
 

@@ -70,5 +70,6 @@ pub mod harness;
 pub mod memstore;
 pub mod network;
 pub mod node;
+pub mod snapshot;
 pub mod tcp;
 pub mod types;

@@ -143,6 +143,11 @@ struct LogShared {
     dir: PathBuf,
     mem: Mutex<LogMem>,
     committed_file: Arc<dyn storage::vfs::VfsFile>,
+    /// Set once Raft has started: until then `get_current_snapshot` (which openraft also
+    /// calls while starting) does not copy the data file.
+    serve_images: std::sync::atomic::AtomicBool,
+    /// Why this node must be restarted, once it has saved a checkpoint image to install.
+    restart: Mutex<Option<String>>,
 }
 
 /// Raft's log and vote, kept in the store's write-ahead log and the vote file.
@@ -166,6 +171,8 @@ impl WalLog {
                 dir: dir.to_path_buf(),
                 mem: Mutex::new(LogMem { cache: BTreeMap::new(), cache_bytes: 0, last: None, vote }),
                 committed_file,
+                serve_images: std::sync::atomic::AtomicBool::new(false),
+                restart: Mutex::new(None),
             }),
         };
         let last = log.read_last()?;
@@ -503,9 +510,14 @@ impl RaftLogStorage<TypeConfig> for WalLog {
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        // Purging follows the store's checkpoints (see the module docs); openraft's own
-        // purges, which only follow snapshots it is never asked to build, change nothing.
-        let _ = log_id;
+        // openraft purges only entries in a snapshot, and a snapshot is a durable checkpoint
+        // (see `build_snapshot`); the bound is checked again, because the store recovers from
+        // its checkpoint with the records after it. Whole segments go; the record for
+        // `log_id` stays when its segment does, and the first record left names the last
+        // purged entry after a restart.
+        let checkpoint = self.shared.engine.store().stats().checkpoint_applied_index;
+        let upto = wal_index(log_id.index).min(checkpoint);
+        self.wal().purge_before(upto).map_err(|e| StorageIOError::write_logs(&io_err(e.to_string())))?;
         Ok(())
     }
 }
@@ -538,22 +550,64 @@ impl EngineStateMachine {
         }
     }
 
-    fn meta(&self) -> std::io::Result<SnapshotMeta<NodeId, BasicNode>> {
-        let last_log_id = self.applied_log_id()?;
+    /// The snapshot meta of the store's checkpoint at `checkpoint` (a log record index).
+    /// The membership is the one in force there: if it changed after the checkpoint, None.
+    fn meta_at(&self, checkpoint: u64) -> std::io::Result<Option<SnapshotMeta<NodeId, BasicNode>>> {
+        let last_log_id = match checkpoint {
+            0 => None,
+            i => Some(self.log.read_entry(i)?.log_id),
+        };
+        let membership = self.membership()?;
+        if membership.log_id().as_ref().map(|l| l.index) > last_log_id.map(|l| l.index) {
+            return Ok(None);
+        }
         let snapshot_id = match last_log_id {
             Some(l) => format!("checkpoint-{}-{}", l.leader_id, l.index),
             None => "checkpoint-empty".to_string(),
         };
-        Ok(SnapshotMeta { last_log_id, last_membership: self.membership()?, snapshot_id })
+        Ok(Some(SnapshotMeta { last_log_id, last_membership: membership, snapshot_id }))
+    }
+
+    /// Builds the checkpoint image a lagging or new node installs (see [`crate::snapshot`]).
+    fn build_image(&self) -> std::io::Result<Snapshot<TypeConfig>> {
+        for _ in 0..IMAGE_ATTEMPTS_MAX {
+            let image = self
+                .engine
+                .store()
+                .copy_checkpoint(crate::snapshot::IMAGE_BYTES_MAX)
+                .map_err(|e| io_err(e.to_string()))?;
+            let a = image.applied_index;
+            let Some(meta) = self.meta_at(a)? else { continue };
+            let record = self.log.wal().read(a, 1).map_err(|e| io_err(e.to_string()))?;
+            let Some((_, record)) = record.into_iter().next().filter(|(i, _)| *i == a) else {
+                return Err(io_err(format!("log record {a}, at the checkpoint, is not in the log")));
+            };
+            let bytes = crate::snapshot::encode(a, &record, &image.data);
+            tracing::info!(applied_index = a, bytes = bytes.len(), "built a checkpoint image to send");
+            return Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) });
+        }
+        Err(io_err("the membership kept changing while a checkpoint image was built"))
     }
 }
 
+/// Attempts at building a checkpoint image whose membership is the one in force at it.
+const IMAGE_ATTEMPTS_MAX: usize = 3;
+
 impl RaftSnapshotBuilder<TypeConfig> for EngineStateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        // The snapshot is the checkpoint on this node's disk; see the module docs.
-        self.engine.store().checkpoint().map_err(|e| StorageIOError::write_snapshot(None, &io_err(e.to_string())))?;
-        let meta = self.meta().map_err(|e| StorageIOError::write_snapshot(None, &e))?;
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(Vec::new())) })
+        // openraft records the snapshot's meta and may then purge the log up to it, so the
+        // snapshot is the newest *durable* checkpoint: the store recovers from it with the
+        // records after it. No data is copied here; `get_current_snapshot` copies the file
+        // when a node needs it.
+        let err = |e: std::io::Error| StorageIOError::write_snapshot(None, &e);
+        for _ in 0..IMAGE_ATTEMPTS_MAX {
+            let checkpoint = self.engine.store().stats().checkpoint_applied_index;
+            if let Some(meta) = self.meta_at(checkpoint).map_err(err)? {
+                return Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(Vec::new())) });
+            }
+            self.engine.store().checkpoint().map_err(|e| err(io_err(e.to_string())))?;
+        }
+        Err(err(io_err("the membership kept changing while a snapshot was taken")).into())
     }
 }
 
@@ -612,17 +666,45 @@ impl RaftStateMachine<TypeConfig> for EngineStateMachine {
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, BasicNode>,
-        _snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
-        Err(StorageIOError::write_snapshot(
-            Some(meta.signature()),
-            &io_err("installing a snapshot from another node is not supported yet"),
-        )
-        .into())
+        // The image is checked and saved; it is installed when the node next opens (the
+        // data file of a running store is never swapped), so this node must restart, and
+        // openraft is told the install failed so that it applies nothing on top of the old
+        // state meanwhile.
+        let bytes = snapshot.into_inner();
+        let outcome = (|| -> Result<u64, String> {
+            let image = crate::snapshot::decode(&bytes)?;
+            let entry = decode_record(image.applied_index, image.record).map_err(|e| e.to_string())?;
+            if Some(entry.log_id) != meta.last_log_id {
+                return Err(format!(
+                    "the image ends at entry {}, the leader said {:?}",
+                    entry.log_id, meta.last_log_id
+                ));
+            }
+            crate::snapshot::save_incoming(self.log.shared.vfs.as_ref(), &self.log.shared.dir, &bytes)
+                .map_err(|e| format!("saving it: {e}"))?;
+            Ok(image.applied_index)
+        })();
+        let reason = match outcome {
+            Ok(a) => format!(
+                "a checkpoint image from the leader (applied index {a}, {} bytes) is saved; the node restarts to install it",
+                bytes.len()
+            ),
+            Err(e) => format!("a checkpoint image from the leader was refused ({e}); the node restarts to ask again"),
+        };
+        tracing::warn!("{reason}");
+        *lock(&self.log.shared.restart) = Some(reason.clone());
+        Err(StorageIOError::write_snapshot(Some(meta.signature()), &io_err(reason)).into())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        Ok(None)
+        if !self.log.shared.serve_images.load(std::sync::atomic::Ordering::Relaxed) {
+            // Raft is starting: it takes the meta from `build_snapshot` instead.
+            return Ok(None);
+        }
+        let image = self.build_image().map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        Ok(Some(image))
     }
 }
 
@@ -982,6 +1064,7 @@ impl Default for NodeOptions {
             raft: Config {
                 cluster_name: "bulwark".to_string(),
                 snapshot_policy: SnapshotPolicy::Never,
+                max_in_snapshot_log_to_keep: LOG_KEEP_BEHIND_SNAPSHOT,
                 ..Config::default()
             },
             peers: None,
@@ -1064,8 +1147,33 @@ pub struct Node {
     replayed: u64,
     engine: Engine,
     raft: Raft,
+    log: WalLog,
     server: Option<crate::tcp::TcpServer>,
     runtime: Option<tokio::runtime::Runtime>,
+}
+
+/// How long [`Node::snapshot_now`] waits for openraft to take the snapshot.
+const SNAPSHOT_WAIT_MAX: Duration = Duration::from_secs(30);
+/// How often a node looks for a new durable checkpoint to make Raft's snapshot.
+const SNAPSHOT_POLL: Duration = Duration::from_millis(500);
+/// Log entries kept behind the newest snapshot, so that a node a little behind catches up
+/// from the log rather than from a checkpoint image.
+pub const LOG_KEEP_BEHIND_SNAPSHOT: u64 = 1000;
+
+/// Tells openraft of each new durable checkpoint (a snapshot), after which it purges the
+/// log up to [`LOG_KEEP_BEHIND_SNAPSHOT`] entries before it.
+async fn snapshot_after_checkpoints(raft: Raft, engine: Engine) {
+    let mut last = engine.store().stats().checkpoint_applied_index;
+    loop {
+        tokio::time::sleep(SNAPSHOT_POLL).await;
+        let now = engine.store().stats().checkpoint_applied_index;
+        if now > last {
+            if raft.trigger().snapshot().await.is_err() {
+                return; // Raft stopped
+            }
+            last = now;
+        }
+    }
 }
 
 /// How long shutdown waits for Raft's tasks to stop.
@@ -1099,7 +1207,14 @@ impl Node {
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
-    fn open_here(vfs: Arc<dyn Vfs>, dir: &Path, opts: NodeOptions) -> txn::Result<Node> {
+    fn open_here(vfs: Arc<dyn Vfs>, dir: &Path, mut opts: NodeOptions) -> txn::Result<Node> {
+        // The log is purged through Raft, after snapshots, so that lagging nodes can catch
+        // up from it (see `WalLog::purge`), not by the store's checkpoints.
+        opts.engine.store.purge_log_at_checkpoint = false;
+        // A checkpoint image received before a restart is installed first.
+        crate::snapshot::finish_install(&vfs, dir, &opts.engine.store.wal).map_err(|e| {
+            txn::Error::Storage(storage::Error::Invalid(format!("installing a received checkpoint: {e}")))
+        })?;
         // The entries up to the committed hint are replayed as the store recovers (fast, one
         // lock); openraft re-applies whatever is committed after them.
         let hint = read_committed_hint(vfs.as_ref(), dir);
@@ -1145,6 +1260,8 @@ impl Node {
             let raft = runtime
                 .block_on(Raft::new(id, config, network, log.clone(), sm))
                 .map_err(|e| storage_err("starting Raft", &e))?;
+            log.shared.serve_images.store(true, std::sync::atomic::Ordering::Relaxed);
+            runtime.spawn(snapshot_after_checkpoints(raft.clone(), engine.clone()));
             let server = runtime
                 .block_on(async {
                     let listener = tokio::net::TcpListener::bind(peers.listen).await?;
@@ -1177,11 +1294,22 @@ impl Node {
             );
             engine.set_proposer(Some(Arc::new(proposer)));
             let replayed = engine.applied_index() - checkpointed;
-            return Ok(Node { id, lag, lease, replayed, engine, raft, server: Some(server), runtime: Some(runtime) });
+            return Ok(Node {
+                id,
+                lag,
+                lease,
+                replayed,
+                engine,
+                raft,
+                log,
+                server: Some(server),
+                runtime: Some(runtime),
+            });
         }
         let raft = runtime
             .block_on(Raft::new(id, config, NoPeers, log.clone(), sm))
             .map_err(|e| storage_err("starting Raft", &e))?;
+        runtime.spawn(snapshot_after_checkpoints(raft.clone(), engine.clone()));
         if fresh {
             let members = BTreeMap::from([(id, BasicNode { addr: String::new() })]);
             runtime.block_on(raft.initialize(members)).map_err(|e| storage_err("initializing the group", &e))?;
@@ -1222,7 +1350,7 @@ impl Node {
         );
         engine.set_proposer(Some(Arc::new(proposer)));
         let replayed = engine.applied_index() - checkpointed;
-        Ok(Node { id, lag, lease, replayed, engine, raft, server: None, runtime: Some(runtime) })
+        Ok(Node { id, lag, lease, replayed, engine, raft, log, server: None, runtime: Some(runtime) })
     }
 
     /// Whether a read here now sees every commit acknowledged anywhere before it began
@@ -1315,6 +1443,43 @@ impl Node {
     /// The transaction engine; commits go through Raft.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Writes a checkpoint and makes it Raft's snapshot now (rather than at the next poll),
+    /// and waits until openraft has taken it; openraft then purges the log up to
+    /// `max_in_snapshot_log_to_keep` entries before it. Returns the snapshot's Raft index.
+    pub fn snapshot_now(&self) -> Result<u64, String> {
+        self.engine.store().checkpoint().map_err(|e| e.to_string())?;
+        let checkpoint = self.engine.store().stats().checkpoint_applied_index;
+        let want = raft_index(checkpoint.max(1));
+        let raft = self.raft.clone();
+        let handle = self.runtime.as_ref().ok_or("the node is stopped")?.handle().clone();
+        // On a thread of its own: the caller may be inside another runtime.
+        std::thread::spawn(move || {
+            handle.block_on(async move {
+                raft.trigger().snapshot().await.map_err(|e| e.to_string())?;
+                let deadline = Instant::now() + SNAPSHOT_WAIT_MAX;
+                loop {
+                    let taken = raft.metrics().borrow().snapshot.map(|l| l.index);
+                    if taken >= Some(want) {
+                        return Ok(want);
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(format!("Raft did not take the snapshot at {want} within {SNAPSHOT_WAIT_MAX:?}"));
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        })
+        .join()
+        .map_err(|_| "the snapshot thread panicked".to_string())?
+    }
+
+    /// Why this node must be restarted, if it must: it saved a checkpoint image from the
+    /// leader, which it installs when it next opens (see [`crate::snapshot`]). Raft has
+    /// stopped on this node meanwhile.
+    pub fn restart_required(&self) -> Option<String> {
+        lock(&self.log.shared.restart).clone()
     }
 
     /// The Raft handle.

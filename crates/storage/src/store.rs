@@ -76,6 +76,10 @@ pub struct StoreOptions {
     pub checkpoint_interval: Option<Duration>,
     /// The log's settings.
     pub wal: WalOptions,
+    /// Whether a checkpoint purges the log records it made unnecessary for recovery. A
+    /// replication layer that needs older records for lagging replicas turns this off and
+    /// purges through [`Wal::purge_before`] itself (never past the durable checkpoint).
+    pub purge_log_at_checkpoint: bool,
 }
 
 impl Default for StoreOptions {
@@ -86,6 +90,7 @@ impl Default for StoreOptions {
             checkpoint_log_bytes: Some(64 << 20),
             checkpoint_interval: Some(Duration::from_secs(60)),
             wal: WalOptions::default(),
+            purge_log_at_checkpoint: true,
         }
     }
 }
@@ -287,6 +292,14 @@ struct Inner {
     shutdown_cv: Condvar,
 }
 
+/// A copy of the data file as of a durable checkpoint ([`Store::copy_checkpoint`]).
+pub struct CheckpointImage {
+    /// The checkpoint's applied index: the copy holds every record up to it, none after.
+    pub applied_index: u64,
+    /// The data file's bytes.
+    pub data: Vec<u8>,
+}
+
 /// A durable ordered key-value store: the bottom of Bulwark.
 pub struct Store {
     inner: Arc<Inner>,
@@ -452,6 +465,28 @@ impl Store {
         self.inner.checkpoint()
     }
 
+    /// Writes a checkpoint now (if there is anything new) and copies the data file as of the
+    /// newest durable checkpoint, for a replica to install: checkpoints wait while it is
+    /// copied, and only checkpoints write to the data file, so the copy is consistent (its
+    /// newest meta slot describes a complete tree). Fails if the file is over `bytes_max`.
+    pub fn copy_checkpoint(&self, bytes_max: u64) -> Result<CheckpointImage> {
+        let mut state = lock(&self.inner.checkpoint);
+        self.inner.checkpoint_locked(&mut state)?;
+        let file = &self.inner.pager.file;
+        let len = file.len().map_err(|e| Error::io(format!("sizing {DATA_FILE}"), e))?;
+        if len > bytes_max {
+            return Err(Error::Invalid(format!(
+                "{DATA_FILE} is {len} bytes, more than the {bytes_max} a checkpoint copy may hold"
+            )));
+        }
+        let mut data = vec![0u8; len as usize];
+        for (i, chunk) in data.chunks_mut(1 << 20).enumerate() {
+            file.read_exact_at(chunk, (i << 20) as u64)
+                .map_err(|e| Error::io(format!("copying {DATA_FILE} at byte {}", i << 20), e))?;
+        }
+        Ok(CheckpointImage { applied_index: state.durable_applied_index, data })
+    }
+
     /// The write-ahead log.
     pub fn log(&self) -> &Wal {
         &self.inner.wal
@@ -517,6 +552,36 @@ impl Store {
 impl Drop for Store {
     fn drop(&mut self) {
         self.stop_checkpointer();
+    }
+}
+
+/// The applied index of a data file's newest valid meta slot, read from a copy of its
+/// first bytes (at least its two meta pages) and the file's length: to check a
+/// [`CheckpointImage`] received from another node before installing it.
+pub fn image_applied_index(data: &[u8], file_len: u64) -> Result<u64> {
+    let mut best: Option<Meta> = None;
+    let mut errors = Vec::new();
+    for slot in 0..2u64 {
+        let at = slot as usize * PAGE_BYTES;
+        let Some(bytes) = data.get(at..at + PAGE_BYTES) else {
+            errors.push(format!("meta page {slot}: missing"));
+            continue;
+        };
+        let mut buf = Box::new([0u8; PAGE_BYTES]);
+        buf.copy_from_slice(bytes);
+        match Meta::decode(&buf, slot) {
+            Ok(m) if best.as_ref().is_none_or(|b| m.epoch > b.epoch) => best = Some(m),
+            Ok(_) => {}
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    match best {
+        Some(m) if m.page_count.saturating_mul(PAGE_BYTES as u64) <= file_len => Ok(m.applied_index),
+        Some(m) => Err(Error::corrupted(
+            DATA_FILE,
+            format!("the file holds {file_len} bytes but its meta names {} pages", m.page_count),
+        )),
+        None => Err(Error::corrupted(DATA_FILE, format!("no valid meta page: {}", errors.join("; ")))),
     }
 }
 
@@ -681,6 +746,10 @@ impl Inner {
 
     fn checkpoint(&self) -> Result<bool> {
         let mut state = lock(&self.checkpoint); // one checkpoint at a time
+        self.checkpoint_locked(&mut state)
+    }
+
+    fn checkpoint_locked(&self, state: &mut CheckpointState) -> Result<bool> {
         self.check_writable()?;
         let start = Instant::now();
         let plan = {
@@ -722,7 +791,9 @@ impl Inner {
                 // record at the checkpoint's own index is kept: a replication layer reads
                 // from it what it needs to know about the last record it no longer has
                 // (Raft's last purged log id).
-                self.wal.purge_before(plan.meta.applied_index)?;
+                if self.opts.purge_log_at_checkpoint {
+                    self.wal.purge_before(plan.meta.applied_index)?;
+                }
                 state.wal_bytes_at = self.wal.size_bytes();
                 Ok(true)
             }
