@@ -18,6 +18,7 @@ fn options() -> StoreOptions {
         checkpoint_log_bytes: None,
         checkpoint_interval: None,
         wal: WalOptions { segment_bytes_max: 32 << 10, ..WalOptions::default() },
+        purge_log_at_checkpoint: true,
         ..StoreOptions::default()
     }
 }

@@ -50,6 +50,7 @@ fn options() -> StoreOptions {
         checkpoint_log_bytes: None,
         checkpoint_interval: None,
         wal: WalOptions { segment_bytes_max: 16 << 10, ..WalOptions::default() },
+        purge_log_at_checkpoint: true,
     }
 }
 

@@ -26,6 +26,7 @@ fn main() {
         checkpoint_interval: Some(Duration::from_millis(30)),
         pool_bytes: 1 << 20,
         wal: WalOptions { segment_bytes_max: 128 << 10, ..WalOptions::default() },
+        purge_log_at_checkpoint: true,
         ..StoreOptions::default()
     };
     let store = Arc::new(Store::open(Arc::new(RealVfs), Path::new(dir), opts).expect("open"));
