@@ -21,6 +21,10 @@ pub enum ClusterCmd {
     AddReplica(Member),
     /// Remove a voter or replica. Run against the leader.
     Remove(Id),
+    /// Write a checkpoint now and make it Raft's snapshot: the node then purges its log up
+    /// to --raft-log-keep entries before it, and lagging or new nodes catch up from a copy
+    /// of it.
+    Snapshot(Target),
 }
 
 #[derive(clap::Args)]
@@ -52,7 +56,7 @@ pub struct Id {
 }
 
 /// One HTTP/1.1 exchange; returns (status line, body).
-fn http(addr: &str, method: &str, path: &str) -> Result<(String, String), String> {
+pub(crate) fn http(addr: &str, method: &str, path: &str) -> Result<(String, String), String> {
     let mut stream = TcpStream::connect(addr).map_err(|e| format!("cannot reach {addr}: {e}"))?;
     stream.set_read_timeout(Some(HTTP_WAIT_MAX)).map_err(|e| e.to_string())?;
     write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n")
@@ -132,6 +136,7 @@ pub fn run(cmd: &ClusterCmd) -> ExitCode {
         ClusterCmd::AddVoter(m) => post(&m.target, &format!("/cluster/add-voter?id={}&addr={}", m.id, m.addr)),
         ClusterCmd::AddReplica(m) => post(&m.target, &format!("/cluster/add-replica?id={}&addr={}", m.id, m.addr)),
         ClusterCmd::Remove(i) => post(&i.target, &format!("/cluster/remove?id={}", i.id)),
+        ClusterCmd::Snapshot(t) => post(t, "/cluster/snapshot"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,6 +24,7 @@
 //! init_cluster = "1=127.0.0.1:7433,2=127.0.0.1:7434,3=127.0.0.1:7435"
 //! raft_heartbeat_ms = 50
 //! raft_election_timeout_ms = 150
+//! raft_log_keep = 1000
 //! ```
 //!
 //! An unknown key or a value of the wrong type stops the start with a message naming it.
@@ -112,6 +113,17 @@ pub struct StartArgs {
     /// time between this and twice this starts an election [default: 150].
     #[arg(long)]
     pub raft_election_timeout_ms: Option<u64>,
+    /// Join a running cluster: the HTTP addresses (--http-addr) of one or more of its
+    /// members, comma separated. On start, a node that is not yet a member asks each in
+    /// turn to add it as a voter until the leader does (it catches up first, from the log
+    /// or from a copy of a checkpoint). Needs --peer-addr.
+    #[arg(long)]
+    pub join: Option<String>,
+    /// Raft log entries kept behind the newest snapshot (checkpoint), so that a node a
+    /// little behind catches up from the log rather than from a copy of the checkpoint
+    /// [default: 1000].
+    #[arg(long)]
+    pub raft_log_keep: Option<u64>,
 }
 
 /// The settings in force.
@@ -136,6 +148,10 @@ pub struct Settings {
     pub raft_heartbeat_ms: u64,
     /// Raft election timeout (the lower end), milliseconds.
     pub raft_election_timeout_ms: u64,
+    /// Raft log entries kept behind the newest snapshot.
+    pub raft_log_keep: u64,
+    /// Members' HTTP addresses to ask to add this node (--join).
+    pub join: Vec<String>,
 }
 
 /// Default Raft heartbeat interval, milliseconds: measured on loopback, a heartbeat round
@@ -169,7 +185,7 @@ pub fn parse_members(text: &str) -> Result<std::collections::BTreeMap<u64, Strin
 }
 
 /// Keys the file may hold: the flags' names with underscores.
-const FILE_KEYS: [&str; 20] = [
+const FILE_KEYS: [&str; 22] = [
     "data_dir",
     "pg_addr",
     "http_addr",
@@ -190,6 +206,8 @@ const FILE_KEYS: [&str; 20] = [
     "init_cluster",
     "raft_heartbeat_ms",
     "raft_election_timeout_ms",
+    "raft_log_keep",
+    "join",
 ];
 
 /// Flags over the file over the defaults.
@@ -337,11 +355,32 @@ pub fn resolve(args: &StartArgs) -> Result<Settings, String> {
             "raft_election_timeout_ms ({raft_election_timeout_ms}) must be longer than raft_heartbeat_ms ({raft_heartbeat_ms})"
         ));
     }
+    let raft_log_keep = match args.raft_log_keep {
+        Some(v) => v,
+        None => integer("raft_log_keep")?.map_or(Ok(cluster::node::LOG_KEEP_BEHIND_SNAPSHOT), |n| {
+            u64::try_from(n).map_err(|_| format!("raft_log_keep: {n} is out of range"))
+        })?,
+    };
+    let join: Vec<String> = args
+        .join
+        .clone()
+        .map_or_else(|| string("join"), |v| Ok(Some(v)))?
+        .map(|text| text.split(',').map(str::trim).filter(|a| !a.is_empty()).map(String::from).collect())
+        .unwrap_or_default();
+    match &peers {
+        None if !join.is_empty() => return Err("join needs peer_addr: where this node listens for its peers".into()),
+        Some((_, init)) if !join.is_empty() && !init.is_empty() => {
+            return Err("give init_cluster (a new cluster) or join (a running one), not both".into())
+        }
+        _ => {}
+    }
     Ok(Settings {
+        join,
         node_id,
         peers,
         raft_heartbeat_ms,
         raft_election_timeout_ms,
+        raft_log_keep,
         data_dir,
         pg_addr: pg_addr.unwrap_or_else(|| server::DEFAULT_ADDR.into()),
         http_addr: http_addr.unwrap_or_else(|| server::http::DEFAULT_HTTP_ADDR.into()),

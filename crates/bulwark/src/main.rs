@@ -116,6 +116,7 @@ fn start(args: &StartArgs) -> ExitCode {
     node.raft.heartbeat_interval = settings.raft_heartbeat_ms;
     node.raft.election_timeout_min = settings.raft_election_timeout_ms;
     node.raft.election_timeout_max = 2 * settings.raft_election_timeout_ms;
+    node.raft.max_in_snapshot_log_to_keep = settings.raft_log_keep;
     node.peers = settings.peers.clone().map(|(listen, init)| cluster::node::PeerOptions { listen, init });
     let db = match sql::Database::open_node(Arc::new(storage::vfs::RealVfs), &settings.data_dir, node) {
         Ok(db) => db,
@@ -178,6 +179,12 @@ fn start(args: &StartArgs) -> ExitCode {
         log_connections: settings.log_connections,
         ..Default::default()
     };
+    if let Some((listen, _)) = &settings.peers {
+        if !settings.join.is_empty() && !db.node().status().members.iter().any(|(id, _, _)| *id == settings.node_id) {
+            let (join, id, addr) = (settings.join.clone(), settings.node_id, listen.to_string());
+            std::thread::spawn(move || join_cluster(&join, id, &addr));
+        }
+    }
     let restart: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
     let stop = {
         let (db, restart) = (db.clone(), restart.clone());
@@ -229,6 +236,35 @@ fn start(args: &StartArgs) -> ExitCode {
             eprintln!("bulwark: checkpoint at shutdown failed: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// How long a joining node keeps asking to be added.
+const JOIN_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(600);
+/// The pause between rounds of asking.
+const JOIN_RETRY_MS: u64 = 500;
+
+/// Asks the members at `http` in turn to add this node as a voter, until one (the leader)
+/// does. The leader first adds it as a replica and waits for it to catch up.
+fn join_cluster(http: &[String], id: u64, peer_addr: &str) {
+    let deadline = std::time::Instant::now() + JOIN_WAIT_MAX;
+    let path = format!("/cluster/add-voter?id={id}&addr={peer_addr}");
+    loop {
+        for addr in http {
+            match cluster_cmd::http(addr, "POST", &path) {
+                Ok((code, body)) if code.contains("200") => {
+                    println!("bulwark: joined the cluster through {addr}: {}", body.trim());
+                    return;
+                }
+                Ok((code, body)) => tracing::info!(%addr, %code, answer = body.trim(), "join: not added here"),
+                Err(e) => tracing::info!(%addr, error = %e, "join: cannot ask"),
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            eprintln!("bulwark: no member of {} added this node within {JOIN_WAIT_MAX:?}", http.join(", "));
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(JOIN_RETRY_MS));
     }
 }
 

@@ -65,7 +65,11 @@ fn role(body: &str) -> Option<String> {
 
 impl Node {
     fn start(&mut self, init: &str) {
-        let extra = [
+        self.start_with(init, &[]);
+    }
+
+    fn start_with(&mut self, init: &str, more: &[&str]) {
+        let mut extra = vec![
             "--node-id".to_string(),
             self.id.to_string(),
             "--peer-addr".to_string(),
@@ -73,6 +77,7 @@ impl Node {
             "--init-cluster".to_string(),
             init.to_string(),
         ];
+        extra.extend(more.iter().map(|s| s.to_string()));
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         self.process = Some(ServerProcess::start(self.dir.path(), &extra));
     }
@@ -446,4 +451,82 @@ async fn membership_changes_under_load_lose_no_write() {
     assert!(acked.len() > 10, "the writer kept writing: {} acknowledged", acked.len());
     assert_everywhere(&nodes, &mut terms, &acked);
     eprintln!("{} writes acknowledged across the membership changes, all on all 3 nodes", acked.len());
+}
+
+/// A node that joins a running cluster whose logs are purged (a new node, or the
+/// replacement of one whose disk died) catches up from a copy of a checkpoint: it starts
+/// with `--join`, the leader adds it, finds its log too short and sends a checkpoint
+/// image; the node saves it, re-executes itself to install it, and then follows the log.
+/// It holds every acknowledged row, and writes after it joined reach it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_node_catches_up_from_a_checkpoint_image() {
+    let mut nodes: Vec<Node> = (1..=3u64)
+        .map(|id| Node { id, dir: TempDir::new(&format!("join-{id}")), peer_port: free_port(), process: None })
+        .collect();
+    let init = nodes.iter().map(|n| format!("{}=127.0.0.1:{}", n.id, n.peer_port)).collect::<Vec<_>>().join(",");
+    for n in nodes.iter_mut() {
+        n.start_with(&init, &["--raft-log-keep", "10"]);
+    }
+    let mut terms = BTreeMap::new();
+    create_table(&nodes, &mut terms);
+    let mut acked = BTreeSet::new();
+    let l = leader(&nodes, &mut terms);
+    for id in 1..=150 {
+        insert(nodes[l].process.as_ref().unwrap(), id).await.expect("insert on the leader");
+        acked.insert(id);
+    }
+    // A checkpoint on every node, made Raft's snapshot: the logs are purged to 10 entries
+    // behind it, so a new node cannot catch up from the log.
+    for n in &nodes {
+        let http = format!("127.0.0.1:{}", n.process.as_ref().unwrap().http_port);
+        let (ok, out) = bulwark_cluster(&["snapshot", "--http", &http]);
+        assert!(ok, "{out}");
+    }
+
+    // The leader purges once no replication is reading the entries.
+    let deadline = Instant::now() + LEADER_WAIT_MAX;
+    while json_u64(&nodes[l].status().unwrap_or_default(), "purged_index").unwrap_or(0) < 100 {
+        assert!(Instant::now() < deadline, "the leader did not purge its log: {:?}", nodes[l].status());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut fourth = Node { id: 4, dir: TempDir::new("join-4"), peer_port: free_port(), process: None };
+    let join = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.process.as_ref().unwrap().http_port))
+        .collect::<Vec<_>>()
+        .join(",");
+    let addr = format!("127.0.0.1:{}", fourth.peer_port);
+    let log = fourth.dir.path().join("stderr.log");
+    let extra = ["--node-id", "4", "--peer-addr", &addr, "--join", &join];
+    let data = fourth.dir.path().join("data");
+    fourth.process = Some(ServerProcess::start_logging_to(&data, &extra, &log));
+    let leader_http = format!("127.0.0.1:{}", nodes[l].process.as_ref().unwrap().http_port);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, status) = bulwark_cluster(&["status", "--http", &leader_http]);
+        if status.lines().any(|line| line.contains(&addr) && line.contains("voter")) {
+            eprintln!("node 4 joined:\n{status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 4 did not join: {status}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(stderr.contains("checkpoint image"), "node 4 caught up from an image and restarted: {stderr}");
+    for id in 151..=170 {
+        let l = leader(&nodes, &mut terms);
+        insert(nodes[l].process.as_ref().unwrap(), id).await.expect("insert on the leader");
+        acked.insert(id);
+    }
+    nodes.push(fourth);
+    assert_everywhere(&nodes, &mut terms, &acked);
+    // Every node has applied what it knows to be committed, and says so.
+    for n in &nodes {
+        let lag = n.process.as_ref().unwrap().query("SHOW bulwark.replication_lag");
+        assert_eq!(lag, "0 entries, 0 ms", "node {}", n.id);
+    }
 }

@@ -27,9 +27,11 @@
 //! # What is on disk
 //!
 //! - The log's records are encoded Raft entries ([`crate::codec`], documented in
-//!   docs/format.md): term, leader node, index and payload. The store's checkpoints purge
-//!   the log before the checkpoint's applied index but keep the record at that index, so
-//!   the id of the last purged entry can always be read back.
+//!   docs/format.md): term, leader node, index and payload. The log is purged through
+//!   openraft (`WalLog::purge`), after snapshots: every new durable checkpoint of the store
+//!   becomes openraft's snapshot (`snapshot_after_checkpoints`), and openraft purges up to
+//!   `max_in_snapshot_log_to_keep` entries behind it. Whole segments go; the first record
+//!   left names the last purged entry.
 //! - `raft-vote`: the vote, replaced atomically (written to `raft-vote.new`, fsynced,
 //!   renamed, directory fsynced) before openraft is told it is saved. A vote that fails its
 //!   checksum stops the node: forgetting a vote could let it vote twice in one term.
@@ -48,14 +50,13 @@
 //! waits until everything in the log is applied before it returns, so a restarted single
 //! node serves exactly what it acknowledged.
 //!
-//! # What it leaves out (later bricks of issue 7)
+//! # Snapshots
 //!
-//! - Snapshots are the store's checkpoints on this node's disk. Sending one to another
-//!   node is not built: `install_snapshot` refuses, and openraft never builds snapshots on
-//!   its own ([`SnapshotPolicy::Never`]); the store's checkpoints bound the log instead.
-//!   A follower that falls behind the purged log cannot catch up yet.
-//! - Only the group of one is started here; peers over TCP, membership changes and client
-//!   routing come next.
+//! A snapshot is the store's newest durable checkpoint. `build_snapshot` only names it;
+//! `get_current_snapshot`, called when a node is behind the purged log, copies the data
+//! file into a checkpoint image ([`crate::snapshot`]). The receiving node saves the image
+//! and asks to be restarted ([`Node::restart_required`]); it installs the image as it
+//! next opens.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -148,6 +149,9 @@ struct LogShared {
     serve_images: std::sync::atomic::AtomicBool,
     /// Why this node must be restarted, once it has saved a checkpoint image to install.
     restart: Mutex<Option<String>>,
+    /// The highest entry this node has heard is committed (Raft index), and since when it
+    /// has known of committed entries it had not applied (see [`Node::replication_lag`]).
+    committed_seen: Mutex<(u64, Option<Instant>)>,
 }
 
 /// Raft's log and vote, kept in the store's write-ahead log and the vote file.
@@ -173,6 +177,7 @@ impl WalLog {
                 committed_file,
                 serve_images: std::sync::atomic::AtomicBool::new(false),
                 restart: Mutex::new(None),
+                committed_seen: Mutex::new((0, None)),
             }),
         };
         let last = log.read_last()?;
@@ -422,6 +427,13 @@ impl RaftLogStorage<TypeConfig> for WalLog {
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
         if let Some(c) = committed {
+            {
+                let mut seen = lock(&self.shared.committed_seen);
+                seen.0 = seen.0.max(c.index);
+                if seen.1.is_none() && raft_index(self.shared.engine.applied_index().max(1)) < c.index {
+                    seen.1 = Some(Instant::now());
+                }
+            }
             // A hint, not fsynced: see the module docs.
             self.shared.committed_file.write_at(&encode_committed(&c), 0).map_err(|e| StorageIOError::write(&e))?;
         }
@@ -1013,6 +1025,9 @@ pub struct NodeStatus {
     pub applied_index: u64,
     /// The last index in this node's log.
     pub last_log_index: u64,
+    /// The log index of the last entry purged from this node's log (0: none), in the
+    /// store's numbering; a node that needs an entry at or before it gets a checkpoint image.
+    pub purged_index: u64,
     /// Members: id, peer address, voter (false: learner).
     pub members: Vec<(NodeId, String, bool)>,
     /// On the leader: each member's last log index known to be replicated to it.
@@ -1102,17 +1117,40 @@ pub enum AdminOp {
 /// itself goes on).
 pub const ADMIN_WAIT_MAX: Duration = Duration::from_secs(60);
 
+/// Waits until the leader has replicated to `id` everything in its log when the wait
+/// began. (openraft 0.9's blocking `add_learner` counts a learner within
+/// `replication_lag_threshold`, 5000 entries by default, as caught up, even one that has
+/// nothing yet.)
+async fn caught_up(raft: &Raft, id: NodeId) -> Result<(), String> {
+    let target = raft.metrics().borrow().last_log_index;
+    loop {
+        let m = raft.metrics().borrow().clone();
+        if m.membership_config.membership().get_node(&id).is_none() {
+            return Err(format!("node {id} was removed while it caught up"));
+        }
+        let Some(replication) = m.replication.as_ref() else {
+            return Err("this node stopped leading while the new member caught up; retry on the leader".into());
+        };
+        if replication.get(&id).is_some_and(|matched| matched.map(|l| l.index) >= target) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn run_admin(raft: Raft, op: AdminOp) -> Result<String, String> {
     let voters = || -> std::collections::BTreeSet<NodeId> {
         raft.metrics().borrow().membership_config.membership().voter_ids().collect()
     };
     match op {
         AdminOp::AddReplica { id, addr } => {
-            raft.add_learner(id, BasicNode { addr: addr.clone() }, true).await.map_err(|e| e.to_string())?;
+            raft.add_learner(id, BasicNode { addr: addr.clone() }, false).await.map_err(|e| e.to_string())?;
+            caught_up(&raft, id).await?;
             Ok(format!("node {id} at {addr} replicates as a replica"))
         }
         AdminOp::AddVoter { id, addr } => {
-            raft.add_learner(id, BasicNode { addr: addr.clone() }, true).await.map_err(|e| e.to_string())?;
+            raft.add_learner(id, BasicNode { addr: addr.clone() }, false).await.map_err(|e| e.to_string())?;
+            caught_up(&raft, id).await?;
             let mut v = voters();
             v.insert(id);
             raft.change_membership(v, false).await.map_err(|e| e.to_string())?;
@@ -1430,6 +1468,7 @@ impl Node {
             leader,
             applied_index: self.engine.applied_index(),
             last_log_index: m.last_log_index.map_or(0, wal_index),
+            purged_index: m.purged.map_or(0, |l| wal_index(l.index)),
             members,
             replication,
         }
@@ -1473,6 +1512,22 @@ impl Node {
         })
         .join()
         .map_err(|_| "the snapshot thread panicked".to_string())?
+    }
+
+    /// How far this node's applied state is behind what it knows to be committed: entries,
+    /// and milliseconds since it first knew of a committed entry it has not applied (0 and
+    /// 0 when it has applied everything it knows of). The leader knows every commit; a
+    /// follower learns of commits from the leader's messages, so entries the leader has not
+    /// sent yet are not counted here (the leader's `bulwark cluster status` shows those).
+    pub fn replication_lag(&self) -> (u64, u64) {
+        let applied = raft_index(self.engine.applied_index().max(1));
+        let mut seen = lock(&self.log.shared.committed_seen);
+        if applied >= seen.0 {
+            seen.1 = None;
+            return (0, 0);
+        }
+        let since = *seen.1.get_or_insert_with(Instant::now);
+        (seen.0 - applied, since.elapsed().as_millis() as u64)
     }
 
     /// Why this node must be restarted, if it must: it saved a checkpoint image from the

@@ -374,7 +374,11 @@ pub(crate) fn render_status(shared: &Shared, settings: &[(&str, String)]) -> Str
         }
         None => out.push_str("\"leader_id\":null,\"leader_addr\":null,"),
     }
-    let _ = write!(out, "\"applied_index\":{},\"last_log_index\":{},", n.applied_index, n.last_log_index);
+    let _ = write!(
+        out,
+        "\"applied_index\":{},\"last_log_index\":{},\"purged_index\":{},",
+        n.applied_index, n.last_log_index, n.purged_index
+    );
     out.push_str("\"members\":[");
     for (i, (id, addr, voter)) in n.members.iter().enumerate() {
         if i > 0 {
@@ -463,14 +467,26 @@ async fn handle(mut socket: tokio::net::TcpStream, shared: Arc<Shared>, settings
 }
 
 /// `POST /cluster/add-replica?id=N&addr=HOST:PORT`,
-/// `/cluster/add-voter?id=N&addr=HOST:PORT`, `/cluster/remove?id=N`: membership changes
-/// (`bulwark cluster ...`). Served on the HTTP address, loopback by
+/// `/cluster/add-voter?id=N&addr=HOST:PORT`, `/cluster/remove?id=N`: membership changes;
+/// `/cluster/snapshot`: a checkpoint now, made Raft's snapshot (`bulwark cluster ...`). Served on the HTTP address, loopback by
 /// default: whoever reaches it administers the cluster.
 async fn cluster_admin(shared: &Shared, path: &str) -> String {
     let (route, query) = path.split_once('?').unwrap_or((path, ""));
     let arg = |name: &str| {
         query.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
     };
+    if route == "/cluster/snapshot" {
+        let db = shared.db.clone();
+        return match tokio::task::spawn_blocking(move || db.node().snapshot_now()).await {
+            Ok(Ok(index)) => response(
+                "200 OK",
+                "text/plain",
+                &format!("checkpoint written; Raft's snapshot is at entry {index}, and the log before it is purged\n"),
+            ),
+            Ok(Err(why)) => response("409 Conflict", "text/plain", &format!("{why}\n")),
+            Err(e) => response("500 Internal Server Error", "text/plain", &format!("{e}\n")),
+        };
+    }
     let id = arg("id").and_then(|v| v.parse::<u64>().ok());
     let op = match (route, id, arg("addr")) {
         ("/cluster/add-replica", Some(id), Some(addr)) => Some(cluster::node::AdminOp::AddReplica { id, addr }),
@@ -482,7 +498,7 @@ async fn cluster_admin(shared: &Shared, path: &str) -> String {
         return response(
             "400 Bad Request",
             "text/plain",
-            "usage: POST /cluster/add-replica?id=N&addr=HOST:PORT | add-voter?id=N&addr=HOST:PORT | remove?id=N\n",
+            "usage: POST /cluster/add-replica?id=N&addr=HOST:PORT | add-voter?id=N&addr=HOST:PORT | remove?id=N | snapshot\n",
         );
     };
     match shared.db.node().admin(op).await {

@@ -222,6 +222,9 @@ fn default_settings() -> BTreeMap<String, String> {
 /// they began (`linearizable`, the default: only the leader serves them) or may read what
 /// this node has applied so far (`stale`).
 pub const READ_CONSISTENCY_SETTING: &str = "bulwark.read_consistency";
+/// `SHOW bulwark.replication_lag`: how far this node's applied state is behind the commits
+/// it knows of, in entries and milliseconds (read-only; see `Node::replication_lag`).
+pub const REPLICATION_LAG_SETTING: &str = "bulwark.replication_lag";
 
 struct Block {
     /// Created at the block's first statement, so SET TRANSACTION can still change it.
@@ -896,6 +899,9 @@ impl Session {
         let name = name.to_ascii_lowercase();
         let rows: Vec<Row> = if name == "all" {
             self.settings.iter().map(|(k, v)| vec![Value::Text(k.clone()), Value::Text(v.clone())]).collect()
+        } else if name == REPLICATION_LAG_SETTING {
+            let (entries, ms) = self.db.node.replication_lag();
+            vec![vec![Value::Text(format!("{entries} entries, {ms} ms"))]]
         } else if name == "transaction_isolation" {
             let iso = match &self.block {
                 Some(b) => b.opts.isolation,
