@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Time to bring a new node up from a checkpoint image of a database of SIZE_MB (default
-# 1024) MiB: a one-voter cluster is loaded with rows of ~1 KiB, takes a checkpoint that
+# 1024) MiB: a one-voter cluster is loaded with rows of 400-byte values (under the
+# 480-byte inline limit; a row takes about 800 bytes of data file with its key, version
+# and the B-tree's free space), takes a checkpoint that
 # purges its log (`bulwark cluster snapshot`), then a second node starts with --join and
 # is timed until the leader reports it a voter that holds the whole log. Release binary.
 set -u
 BIN=${BIN:-target/release/bulwark}
 SIZE_MB=${SIZE_MB:-1024}
 B=${OUT:-/tmp/bulwark-snapshot-bench}; rm -rf $B; mkdir -p $B
-ROWS_PER_TXN=40000            # ~40 MiB per transaction, under the 63 MiB replicated limit
-TXNS=$(( SIZE_MB * 1024 / ROWS_PER_TXN ))
+ROWS_PER_TXN=100000           # ~45 MiB per transaction, under the 63 MiB replicated limit
+TXNS=$(( (SIZE_MB * 1048576 / 800 + ROWS_PER_TXN - 1) / ROWS_PER_TXN ))
 now_ms() { date +%s%3N; }
 $BIN start --data-dir $B/n1 --pg-addr 127.0.0.1:58001 --http-addr 127.0.0.1:58101 --node-id 1 \
   --peer-addr 127.0.0.1:58201 --init-cluster 1=127.0.0.1:58201 --raft-log-keep 10 --log-level error > $B/n1.log 2>&1 &
@@ -17,7 +19,7 @@ PSQL="psql -X -q -h 127.0.0.1 -p 58001 -U bulwark bulwark"
 $PSQL -c "CREATE TABLE t (id BIGINT PRIMARY KEY, pad TEXT)"
 start=$(now_ms)
 for i in $(seq 0 $(( TXNS - 1 ))); do
-  $PSQL -c "INSERT INTO t SELECT g, repeat('x', 1000) FROM generate_series($(( i * ROWS_PER_TXN + 1 )), $(( (i + 1) * ROWS_PER_TXN ))) g" || exit 1
+  $PSQL -c "INSERT INTO t SELECT g, repeat('x', 400) FROM generate_series($(( i * ROWS_PER_TXN + 1 )), $(( (i + 1) * ROWS_PER_TXN ))) g" || exit 1
 done
 echo "loaded $(( TXNS * ROWS_PER_TXN )) rows in $(( $(now_ms) - start )) ms"
 $BIN cluster snapshot --http 127.0.0.1:58101
@@ -25,16 +27,19 @@ ls -l $B/n1/data.db | awk '{printf "data.db: %.0f MiB\n", $5/1048576}'
 start=$(now_ms)
 $BIN start --data-dir $B/n2 --pg-addr 127.0.0.1:58002 --http-addr 127.0.0.1:58102 --node-id 2 \
   --peer-addr 127.0.0.1:58202 --join 127.0.0.1:58101 --log-level error > $B/n2.log 2>&1 &
+saved=""
 while true; do
+  [ -z "$saved" ] && grep -q restarting $B/n2.log 2>/dev/null && saved=$(( $(now_ms) - start ))
   s=$(curl -s 127.0.0.1:58101/status)
   if echo "$s" | python3 -c '
 import json,sys; d=json.load(sys.stdin)
 m=[m for m in d["members"] if m["id"]==2]
 sys.exit(0 if m and m[0]["voter"] and m[0]["matched_index"] and m[0]["matched_index"]>=d["last_log_index"] else 1)'; then break; fi
-  if [ $(( $(now_ms) - start )) -gt 600000 ]; then echo "node 2 did not catch up in 10 minutes"; break; fi
+  if [ $(( $(now_ms) - start )) -gt 600000 ] || [ -z "$s" ]; then echo "node 2 did not catch up (or node 1 is gone)"; exit 1; fi
   sleep 0.05
 done
-echo "new node up from a checkpoint image: $(( $(now_ms) - start )) ms (start to voter holding the whole log)"
+echo "new node up from a checkpoint image: $(( $(now_ms) - start )) ms (start to voter holding the whole log; image received and saved after ${saved:-?} ms)"
 grep -h "restarting" $B/n2.log
-echo "rows on node 2: $(psql -X -At -h 127.0.0.1 -p 58002 -U bulwark bulwark -c "SET bulwark.read_consistency = 'stale'; SELECT count(*) FROM t")"
+LAST=$(( TXNS * ROWS_PER_TXN ))
+echo "rows 1, $(( LAST / 2 )), $LAST on node 2: $(psql -X -At -h 127.0.0.1 -p 58002 -U bulwark bulwark -c "SET bulwark.read_consistency = 'stale'; SELECT id, length(pad) FROM t WHERE id IN (1, $(( LAST / 2 )), $LAST) ORDER BY id" | tr '\n' ' ')"
 pkill -f "$B/n"; wait 2>/dev/null

@@ -25,6 +25,18 @@ pub enum ClusterCmd {
     /// to --raft-log-keep entries before it, and lagging or new nodes catch up from a copy
     /// of it.
     Snapshot(Target),
+    /// Hand the leadership to a chosen voter. Run against the leader: commits pause (57P03,
+    /// retryable) for about the election timeout while the chosen node takes over.
+    Switchover(To),
+}
+
+#[derive(clap::Args)]
+pub struct To {
+    #[command(flatten)]
+    target: Target,
+    /// The voter to lead.
+    #[arg(long)]
+    to: u64,
 }
 
 #[derive(clap::Args)]
@@ -137,6 +149,7 @@ pub fn run(cmd: &ClusterCmd) -> ExitCode {
         ClusterCmd::AddReplica(m) => post(&m.target, &format!("/cluster/add-replica?id={}&addr={}", m.id, m.addr)),
         ClusterCmd::Remove(i) => post(&i.target, &format!("/cluster/remove?id={}", i.id)),
         ClusterCmd::Snapshot(t) => post(t, "/cluster/snapshot"),
+        ClusterCmd::Switchover(t) => post(&t.target, &format!("/cluster/switchover?to={}", t.to)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -830,6 +830,9 @@ pub struct RaftProposer {
     /// A leader of several voters that has heard from no quorum for this long stops
     /// committing (check-quorum): the election timeout's upper end.
     quorum_silence_max: Duration,
+    /// Set while this leader hands its leadership to another node: new commits are refused
+    /// (57P03, retryable) so that the new leader holds every entry when it stands.
+    switching: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How often a waiting commit looks at whether its leader still hears from a quorum.
@@ -843,10 +846,11 @@ impl RaftProposer {
         wait_max: Duration,
         command_bytes_max: usize,
         quorum_silence_max: Duration,
+        switching: Arc<std::sync::atomic::AtomicBool>,
     ) -> RaftProposer {
         let queue = Arc::new(ProposalQueue::default());
         runtime.spawn(batcher(raft.clone(), queue.clone()));
-        RaftProposer { raft, queue, wait_max, command_bytes_max, quorum_silence_max }
+        RaftProposer { raft, queue, wait_max, command_bytes_max, quorum_silence_max, switching }
     }
 
     /// Why this node, a leader among several voters, must not acknowledge commits now: no
@@ -947,6 +951,11 @@ impl txn::Propose for RaftProposer {
                 bytes.len(),
                 self.command_bytes_max
             )));
+        }
+        if self.switching.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(txn::Error::Unavailable(
+                "this node is handing its leadership to another (a switchover); retry on the new leader".into(),
+            ));
         }
         if let Some(why) = self.quorum_lost() {
             return Err(txn::Error::Unavailable(why));
@@ -1087,8 +1096,8 @@ impl Default for NodeOptions {
     }
 }
 
-/// A change to the cluster's membership (`bulwark cluster ...`). (A switchover to a chosen
-/// node needs a leadership transfer, which openraft 0.9 does not have: not built.)
+/// A change to the cluster's membership (`bulwark cluster ...`). (A switchover is
+/// [`Node::switchover`].)
 #[derive(Debug, Clone)]
 pub enum AdminOp {
     /// Add a replica (a Raft learner: it receives the log, never votes), and wait until it
@@ -1116,6 +1125,51 @@ pub enum AdminOp {
 /// How long a membership change may take before the command gives up waiting (the change
 /// itself goes on).
 pub const ADMIN_WAIT_MAX: Duration = Duration::from_secs(60);
+
+/// How long a switchover may take before it gives up (heartbeats resume; an election may
+/// still follow).
+pub const SWITCHOVER_WAIT_MAX: Duration = Duration::from_secs(10);
+/// Waited past the followers' lease before the chosen node stands, for the last messages
+/// the leader sent to arrive.
+const SWITCHOVER_LEASE_MARGIN: Duration = Duration::from_millis(30);
+
+async fn handover(
+    raft: &Raft,
+    network: crate::tcp::TcpNetwork,
+    to: NodeId,
+    node: BasicNode,
+    term: u64,
+    lease: Duration,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + SWITCHOVER_WAIT_MAX;
+    let within = |what: &'static str| move |_| format!("{what} within {SWITCHOVER_WAIT_MAX:?}");
+    // Commits already queued finish; then the chosen node must hold the whole log.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    tokio::time::timeout_at(deadline, caught_up(raft, to)).await.map_err(within("node did not catch up"))??;
+    raft.runtime_config().heartbeat(false);
+    tokio::time::timeout_at(deadline, caught_up(raft, to)).await.map_err(within("node did not catch up"))??;
+    tokio::time::sleep(lease + SWITCHOVER_LEASE_MARGIN).await;
+    let mut peer = {
+        use openraft::network::RaftNetworkFactory;
+        let mut network = network;
+        network.new_client(to, &node).await
+    };
+    peer.timeout_now(term, Duration::from_secs(2)).await?;
+    loop {
+        let m = raft.metrics().borrow().clone();
+        match m.current_leader {
+            Some(l) if l == to => return Ok(()),
+            Some(l) if l != m.id && m.current_term > term => {
+                return Err(format!("node {l} won the election instead of node {to}"));
+            }
+            _ => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("node {to} did not take over within {SWITCHOVER_WAIT_MAX:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
 
 /// Waits until the leader has replicated to `id` everything in its log when the wait
 /// began. (openraft 0.9's blocking `add_learner` counts a learner within
@@ -1186,6 +1240,13 @@ pub struct Node {
     engine: Engine,
     raft: Raft,
     log: WalLog,
+    /// Set during a switchover (see [`RaftProposer`]).
+    switching: Arc<std::sync::atomic::AtomicBool>,
+    /// The peer network (None for a single node).
+    network: Option<crate::tcp::TcpNetwork>,
+    /// openraft's leader lease: a follower refuses to vote for another node until this long
+    /// after it last heard from its leader (the election timeout's upper end).
+    lease_max: Duration,
     server: Option<crate::tcp::TcpServer>,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -1292,11 +1353,12 @@ impl Node {
         let quorum_silence_max = Duration::from_millis(config.election_timeout_max);
         let lease = Duration::from_millis(config.election_timeout_min.saturating_sub(config.heartbeat_interval));
         let id = opts.id;
+        let switching: Arc<std::sync::atomic::AtomicBool> = Arc::default();
         let fresh = lock(&log.shared.mem).last.is_none();
         if let Some(peers) = &opts.peers {
             let network = crate::tcp::TcpNetwork::new(id);
             let raft = runtime
-                .block_on(Raft::new(id, config, network, log.clone(), sm))
+                .block_on(Raft::new(id, config.clone(), network.clone(), log.clone(), sm))
                 .map_err(|e| storage_err("starting Raft", &e))?;
             log.shared.serve_images.store(true, std::sync::atomic::Ordering::Relaxed);
             runtime.spawn(snapshot_after_checkpoints(raft.clone(), engine.clone()));
@@ -1329,6 +1391,7 @@ impl Node {
                 COMMIT_WAIT_MAX,
                 CLUSTER_COMMAND_BYTES_MAX,
                 quorum_silence_max,
+                switching.clone(),
             );
             engine.set_proposer(Some(Arc::new(proposer)));
             let replayed = engine.applied_index() - checkpointed;
@@ -1340,6 +1403,9 @@ impl Node {
                 engine,
                 raft,
                 log,
+                switching,
+                network: Some(network),
+                lease_max: quorum_silence_max,
                 server: Some(server),
                 runtime: Some(runtime),
             });
@@ -1385,10 +1451,24 @@ impl Node {
             COMMIT_WAIT_MAX,
             codec::COMMAND_BYTES_MAX,
             quorum_silence_max,
+            switching.clone(),
         );
         engine.set_proposer(Some(Arc::new(proposer)));
         let replayed = engine.applied_index() - checkpointed;
-        Ok(Node { id, lag, lease, replayed, engine, raft, log, server: None, runtime: Some(runtime) })
+        Ok(Node {
+            id,
+            lag,
+            lease,
+            replayed,
+            engine,
+            raft,
+            log,
+            switching,
+            network: None,
+            lease_max: quorum_silence_max,
+            server: None,
+            runtime: Some(runtime),
+        })
     }
 
     /// Whether a read here now sees every commit acknowledged anywhere before it began
@@ -1434,6 +1514,51 @@ impl Node {
                 Err(_) => {
                     Err(format!("no answer within {} s; check `bulwark cluster status`", ADMIN_WAIT_MAX.as_secs()))
                 }
+            }
+        }
+    }
+
+    /// Hands the leadership to voter `to` (run on the leader): new commits are refused
+    /// (57P03) until it is done; once `to` holds the whole log, the leader stops its
+    /// heartbeats, waits out the followers' leader lease, and tells `to` to stand for
+    /// election now (a `TimeoutNow` message). `to` wins, being the only candidate with the
+    /// whole log before the others' election timers run out; the old leader follows it.
+    /// Commits pause for about the lease (the election timeout's upper end) plus one
+    /// election. If another node wins instead, or none within [`SWITCHOVER_WAIT_MAX`], the
+    /// answer says so; no acknowledged commit is lost either way.
+    pub fn switchover(&self, to: NodeId) -> impl std::future::Future<Output = Result<String, String>> + Send + 'static {
+        let raft = self.raft.clone();
+        let handle = self.runtime.as_ref().map(|rt| rt.handle().clone());
+        let (switching, network, lease) = (self.switching.clone(), self.network.clone(), self.lease_max);
+        async move {
+            let Some(handle) = handle else { return Err("the node is shutting down".to_string()) };
+            let Some(network) = network else { return Err("a single node has no one to hand over to".to_string()) };
+            let task = handle.spawn(async move {
+                let m = raft.metrics().borrow().clone();
+                if m.current_leader != Some(m.id) {
+                    return Err(format!("this node does not lead; run it on the leader (node {:?})", m.current_leader));
+                }
+                if to == m.id {
+                    return Ok(format!("node {to} already leads"));
+                }
+                let membership = m.membership_config.membership().clone();
+                if !membership.voter_ids().any(|v| v == to) {
+                    return Err(format!("node {to} is not a voter"));
+                }
+                let node = membership.get_node(&to).cloned().ok_or_else(|| format!("node {to} has no address"))?;
+                if switching.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    return Err("a switchover is already running".to_string());
+                }
+                let started = Instant::now();
+                let result = handover(&raft, network, to, node, m.current_term, lease).await;
+                raft.runtime_config().heartbeat(true);
+                switching.store(false, std::sync::atomic::Ordering::SeqCst);
+                result.map(|()| format!("node {to} leads; commits paused for {} ms", started.elapsed().as_millis()))
+            });
+            match tokio::time::timeout(SWITCHOVER_WAIT_MAX + Duration::from_secs(1), task).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(e)) => Err(format!("the switchover failed: {e}")),
+                Err(_) => Err("no answer; check `bulwark cluster status`".to_string()),
             }
         }
     }

@@ -44,7 +44,7 @@
 //!   0x11  (reserved) admin: add voter
 //!   0x12  (reserved) admin: add learner
 //!   0x13  (reserved) admin: remove node
-//!   0x14  (reserved) admin: switchover (transfer leadership)
+//!   0x14  TimeoutNow           0x94  (from the leader in a switchover: stand now; body: term u64)
 //! ```
 //!
 //! This version answers a reserved kind with a `failed` reply ("not served"), so an older
@@ -206,17 +206,12 @@ pub const KIND_ADMIN_ADD_VOTER: u8 = 0x11;
 pub const KIND_ADMIN_ADD_LEARNER: u8 = 0x12;
 /// Reserved: admin, remove a node.
 pub const KIND_ADMIN_REMOVE: u8 = 0x13;
-/// Reserved: admin, hand leadership to another node.
-pub const KIND_ADMIN_SWITCHOVER: u8 = 0x14;
+/// An AppendEntries request bigger than this is preceded by one without entries, to learn
+/// whether the follower's log matches before sending it (see `TcpPeer::append_entries`).
+pub const PROBE_ABOVE_BYTES: usize = 1 << 20;
 /// Request kinds set aside for later; answered with a `failed` reply.
-pub const RESERVED_KINDS: [u8; 6] = [
-    KIND_FORWARD_WRITE,
-    KIND_ADMIN_STATUS,
-    KIND_ADMIN_ADD_VOTER,
-    KIND_ADMIN_ADD_LEARNER,
-    KIND_ADMIN_REMOVE,
-    KIND_ADMIN_SWITCHOVER,
-];
+pub const RESERVED_KINDS: [u8; 5] =
+    [KIND_FORWARD_WRITE, KIND_ADMIN_STATUS, KIND_ADMIN_ADD_VOTER, KIND_ADMIN_ADD_LEARNER, KIND_ADMIN_REMOVE];
 
 /// The request kinds this version serves (a reply's kind is the request's with
 /// [`KIND_REPLY_BIT`] set).
@@ -229,6 +224,9 @@ pub enum Kind {
     Vote = 0x02,
     /// One chunk of a snapshot.
     InstallSnapshot = 0x03,
+    /// From the leader, during a switchover: stand for election now. Body: the leader's
+    /// term (u64); ignored unless this node is in that term and follows the sender.
+    TimeoutNow = 0x14,
 }
 
 impl Kind {
@@ -238,6 +236,7 @@ impl Kind {
             0x01 => Some(Kind::AppendEntries),
             0x02 => Some(Kind::Vote),
             0x03 => Some(Kind::InstallSnapshot),
+            0x14 => Some(Kind::TimeoutNow),
             _ => None,
         }
     }
@@ -868,6 +867,21 @@ impl TcpPeer {
         }
     }
 
+    /// Asks this peer, which follows this node in `term`, to stand for election now (a
+    /// switchover). Ok once it has started its election.
+    pub async fn timeout_now(&mut self, term: u64, ttl: Duration) -> Result<(), String> {
+        let mut body = self.request_body();
+        codec::put_u64(&mut body, term);
+        match self.call(Kind::TimeoutNow, &body, ttl, |_| Ok(())).await {
+            Ok(Reply::Ok(())) => Ok(()),
+            Ok(Reply::Failed(why)) => Err(why),
+            Ok(Reply::Stopped) | Ok(Reply::Panicked) => Err(format!("node {}: Raft is not running", self.route.to)),
+            Ok(Reply::SnapshotMismatch(_)) => Err(format!("node {}: unexpected reply", self.route.to)),
+            Err(CallError::Unreachable(why)) | Err(CallError::Network(why)) => Err(why),
+            Err(CallError::Timeout) => Err(format!("node {}: no answer within {ttl:?}", self.route.to)),
+        }
+    }
+
     fn request_body(&self) -> Vec<u8> {
         let mut body = Vec::new();
         put_request_header(&mut body, self.route);
@@ -931,6 +945,26 @@ impl RaftNetwork<TypeConfig> for TcpPeer {
             return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(hint)));
         }
         let ttl = option.soft_ttl();
+        if body.len() > PROBE_ABOVE_BYTES && !rpc.entries.is_empty() {
+            // openraft 0.9 gives every AppendEntries one heartbeat interval, however big. A
+            // request of many megabytes to a follower whose log does not match would time
+            // out before the follower could say so, again and again, and the follower would
+            // never be sent the checkpoint it needs. So ask first, with no entries: the
+            // follower answers a mismatch at once, and a match changes nothing there.
+            let probe = AppendEntriesRequest {
+                vote: rpc.vote,
+                prev_log_id: rpc.prev_log_id,
+                leader_commit: rpc.leader_commit,
+                entries: Vec::new(),
+            };
+            let mut probe_body = self.request_body();
+            put_append_entries(&mut probe_body, &probe);
+            let result = self.call(Kind::AppendEntries, &probe_body, ttl, read_append_entries_response).await;
+            match self.outcome(result, RPCTypes::AppendEntries, ttl, mismatch_is_not_expected)? {
+                AppendEntriesResponse::Success | AppendEntriesResponse::PartialSuccess(_) => {}
+                other => return Ok(other),
+            }
+        }
         let result = self.call(Kind::AppendEntries, &body, ttl, read_append_entries_response).await;
         self.outcome(result, RPCTypes::AppendEntries, ttl, mismatch_is_not_expected)
     }
@@ -1120,15 +1154,16 @@ async fn handle(kind: Kind, body: &[u8], raft: &Raft, me: NodeId, counters: &Cou
             Kind::AppendEntries => read_append_entries(&mut r).map(Request::AppendEntries),
             Kind::Vote => read_vote_request(&mut r).map(Request::Vote),
             Kind::InstallSnapshot => read_install_snapshot(&mut r).map(Request::InstallSnapshot),
+            Kind::TimeoutNow => r.u64("term").map(Request::TimeoutNow),
         }?;
         r.finish("request")?;
         Ok((route, request))
     });
-    let request = match decoded {
+    let (request, from) = match decoded {
         Ok((route, _)) if route.to != me => {
             return failed_reply(format!("this is node {me}, not node {} (from node {})", route.to, route.from));
         }
-        Ok((_, request)) => request,
+        Ok((route, request)) => (request, route.from),
         Err(e) => {
             bump(&counters.malformed_messages);
             return failed_reply(format!("{kind:?} request: {e}"));
@@ -1162,6 +1197,21 @@ async fn handle(kind: Kind, body: &[u8], raft: &Raft, me: NodeId, counters: &Cou
             };
             put_reply(&mut out, &reply, put_install_snapshot_response);
         }
+        Request::TimeoutNow(term) => {
+            let m = raft.metrics().borrow().clone();
+            let reply = if m.current_term != term || m.current_leader != Some(from) {
+                Reply::Failed(format!(
+                    "node {me} is in term {} following {:?}, not in term {term} following node {from}",
+                    m.current_term, m.current_leader
+                ))
+            } else {
+                match raft.trigger().elect().await {
+                    Ok(()) => Reply::Ok(()),
+                    Err(e) => Reply::Failed(e.to_string()),
+                }
+            };
+            put_reply(&mut out, &reply, |_, _| {});
+        }
     }
     out
 }
@@ -1170,6 +1220,7 @@ enum Request {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<NodeId>),
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    TimeoutNow(u64),
 }
 
 #[cfg(test)]
@@ -1363,7 +1414,7 @@ mod tests {
 
     #[test]
     fn kinds_are_distinct_and_replies_set_the_bit() {
-        for kind in [Kind::AppendEntries, Kind::Vote, Kind::InstallSnapshot] {
+        for kind in [Kind::AppendEntries, Kind::Vote, Kind::InstallSnapshot, Kind::TimeoutNow] {
             assert_eq!(Kind::from_request(kind.request()), Some(kind));
             assert_eq!(Kind::from_request(kind.reply()), None);
             assert!(!RESERVED_KINDS.contains(&kind.request()));

@@ -468,7 +468,8 @@ async fn handle(mut socket: tokio::net::TcpStream, shared: Arc<Shared>, settings
 
 /// `POST /cluster/add-replica?id=N&addr=HOST:PORT`,
 /// `/cluster/add-voter?id=N&addr=HOST:PORT`, `/cluster/remove?id=N`: membership changes;
-/// `/cluster/snapshot`: a checkpoint now, made Raft's snapshot (`bulwark cluster ...`). Served on the HTTP address, loopback by
+/// `/cluster/snapshot`: a checkpoint now, made Raft's snapshot; `/cluster/switchover?to=N`:
+/// hand the leadership to voter N (`bulwark cluster ...`). Served on the HTTP address, loopback by
 /// default: whoever reaches it administers the cluster.
 async fn cluster_admin(shared: &Shared, path: &str) -> String {
     let (route, query) = path.split_once('?').unwrap_or((path, ""));
@@ -488,6 +489,15 @@ async fn cluster_admin(shared: &Shared, path: &str) -> String {
         };
     }
     let id = arg("id").and_then(|v| v.parse::<u64>().ok());
+    if route == "/cluster/switchover" {
+        let Some(to) = arg("to").and_then(|v| v.parse::<u64>().ok()) else {
+            return response("400 Bad Request", "text/plain", "usage: POST /cluster/switchover?to=N\n");
+        };
+        return match shared.db.node().switchover(to).await {
+            Ok(done) => response("200 OK", "text/plain", &format!("{done}\n")),
+            Err(why) => response("409 Conflict", "text/plain", &format!("{why}\n")),
+        };
+    }
     let op = match (route, id, arg("addr")) {
         ("/cluster/add-replica", Some(id), Some(addr)) => Some(cluster::node::AdminOp::AddReplica { id, addr }),
         ("/cluster/add-voter", Some(id), Some(addr)) => Some(cluster::node::AdminOp::AddVoter { id, addr }),
@@ -498,7 +508,7 @@ async fn cluster_admin(shared: &Shared, path: &str) -> String {
         return response(
             "400 Bad Request",
             "text/plain",
-            "usage: POST /cluster/add-replica?id=N&addr=HOST:PORT | add-voter?id=N&addr=HOST:PORT | remove?id=N | snapshot\n",
+            "usage: POST /cluster/add-replica?id=N&addr=HOST:PORT | add-voter?id=N&addr=HOST:PORT | remove?id=N | snapshot | switchover?to=N\n",
         );
     };
     match shared.db.node().admin(op).await {
