@@ -25,6 +25,7 @@
 //! raft_heartbeat_ms = 50
 //! raft_election_timeout_ms = 150
 //! raft_log_keep = 1000
+//! max_clock_offset_ms = 500
 //! ```
 //!
 //! An unknown key or a value of the wrong type stops the start with a message naming it.
@@ -113,6 +114,11 @@ pub struct StartArgs {
     /// time between this and twice this starts an election [default: 150].
     #[arg(long)]
     pub raft_election_timeout_ms: Option<u64>,
+    /// The clock-offset guard, milliseconds: a node whose wall clock differs from more than
+    /// half of the other voters' by more than this refuses to lead, and says so
+    /// [default: 500].
+    #[arg(long)]
+    pub max_clock_offset_ms: Option<u64>,
     /// Join a running cluster: the HTTP addresses (--http-addr) of one or more of its
     /// members, comma separated. On start, a node that is not yet a member asks each in
     /// turn to add it as a voter until the leader does (it catches up first, from the log
@@ -152,6 +158,8 @@ pub struct Settings {
     pub raft_log_keep: u64,
     /// Members' HTTP addresses to ask to add this node (--join).
     pub join: Vec<String>,
+    /// The clock-offset guard's bound, milliseconds.
+    pub max_clock_offset_ms: u64,
 }
 
 /// Default Raft heartbeat interval, milliseconds: measured on loopback, a heartbeat round
@@ -185,7 +193,7 @@ pub fn parse_members(text: &str) -> Result<std::collections::BTreeMap<u64, Strin
 }
 
 /// Keys the file may hold: the flags' names with underscores.
-const FILE_KEYS: [&str; 22] = [
+const FILE_KEYS: [&str; 23] = [
     "data_dir",
     "pg_addr",
     "http_addr",
@@ -208,6 +216,7 @@ const FILE_KEYS: [&str; 22] = [
     "raft_election_timeout_ms",
     "raft_log_keep",
     "join",
+    "max_clock_offset_ms",
 ];
 
 /// Flags over the file over the defaults.
@@ -374,7 +383,13 @@ pub fn resolve(args: &StartArgs) -> Result<Settings, String> {
         }
         _ => {}
     }
+    let max_clock_offset_ms = millis(
+        args.max_clock_offset_ms,
+        "max_clock_offset_ms",
+        cluster::node::CLOCK_OFFSET_MAX_DEFAULT.as_millis() as u64,
+    )?;
     Ok(Settings {
+        max_clock_offset_ms,
         join,
         node_id,
         peers,

@@ -117,7 +117,11 @@ fn start(args: &StartArgs) -> ExitCode {
     node.raft.election_timeout_min = settings.raft_election_timeout_ms;
     node.raft.election_timeout_max = 2 * settings.raft_election_timeout_ms;
     node.raft.max_in_snapshot_log_to_keep = settings.raft_log_keep;
-    node.peers = settings.peers.clone().map(|(listen, init)| cluster::node::PeerOptions { listen, init });
+    node.peers = settings.peers.clone().map(|(listen, init)| cluster::node::PeerOptions {
+        init,
+        clock_offset_max: std::time::Duration::from_millis(settings.max_clock_offset_ms),
+        ..cluster::node::PeerOptions::new(listen)
+    });
     let db = match sql::Database::open_node(Arc::new(storage::vfs::RealVfs), &settings.data_dir, node) {
         Ok(db) => db,
         Err(e) => {
@@ -201,6 +205,7 @@ fn start(args: &StartArgs) -> ExitCode {
     let served = runtime.block_on(async {
         let server = server::Server::bind(db.clone(), config).await?;
         let addr = server.local_addr()?;
+        db.node().advertise(&addr.to_string(), &server.http_addr().map(|a| a.to_string()).unwrap_or_default());
         println!("bulwark: serving {} on {addr}", settings.data_dir.display());
         println!("connect with: psql -h {} -p {} -U bulwark bulwark", addr.ip(), addr.port());
         if let Some(http) = server.http_addr() {

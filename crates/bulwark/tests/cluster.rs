@@ -524,6 +524,21 @@ async fn a_joining_node_catches_up_from_a_checkpoint_image() {
     }
     nodes.push(fourth);
     assert_everywhere(&nodes, &mut terms, &acked);
+    // A follower sends clients to the leader's SQL address (57P03).
+    let l = leader(&nodes, &mut terms);
+    let leader_pg = format!("127.0.0.1:{}", nodes[l].process.as_ref().unwrap().port);
+    let f = (l + 1) % nodes.len();
+    let deadline = Instant::now() + LEADER_WAIT_MAX;
+    loop {
+        let out = nodes[f].process.as_ref().unwrap().psql(&["-c", "SELECT 1"]);
+        let err = common::stderr(&out);
+        assert!(!out.status.success(), "a follower answered a linearizable read");
+        if err.contains(&format!("connect to {leader_pg}")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the follower never named the leader's SQL address: {err}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // Every node has applied what it knows to be committed, and says so.
     for n in &nodes {
         let lag = n.process.as_ref().unwrap().query("SHOW bulwark.replication_lag");

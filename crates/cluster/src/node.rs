@@ -833,6 +833,8 @@ pub struct RaftProposer {
     /// Set while this leader hands its leadership to another node: new commits are refused
     /// (57P03, retryable) so that the new leader holds every entry when it stands.
     switching: Arc<std::sync::atomic::AtomicBool>,
+    /// The clock-offset guard's verdict (see [`watch_peers`]).
+    peers: Arc<PeerWatch>,
 }
 
 /// How often a waiting commit looks at whether its leader still hears from a quorum.
@@ -847,10 +849,11 @@ impl RaftProposer {
         command_bytes_max: usize,
         quorum_silence_max: Duration,
         switching: Arc<std::sync::atomic::AtomicBool>,
+        peers: Arc<PeerWatch>,
     ) -> RaftProposer {
         let queue = Arc::new(ProposalQueue::default());
-        runtime.spawn(batcher(raft.clone(), queue.clone()));
-        RaftProposer { raft, queue, wait_max, command_bytes_max, quorum_silence_max, switching }
+        runtime.spawn(batcher(raft.clone(), queue.clone(), peers.clone()));
+        RaftProposer { raft, queue, wait_max, command_bytes_max, quorum_silence_max, switching, peers }
     }
 
     /// Why this node, a leader among several voters, must not acknowledge commits now: no
@@ -891,7 +894,7 @@ fn take_batch(queue: &ProposalQueue) -> Vec<Pending> {
     batch
 }
 
-async fn batcher(raft: Raft, queue: Arc<ProposalQueue>) {
+async fn batcher(raft: Raft, queue: Arc<ProposalQueue>, peers: Arc<PeerWatch>) {
     let in_flight = Arc::new(tokio::sync::Semaphore::new(ENTRIES_IN_FLIGHT_MAX));
     loop {
         let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
@@ -903,6 +906,7 @@ async fn batcher(raft: Raft, queue: Arc<ProposalQueue>) {
             queue.ready.notified().await;
         };
         let raft = raft.clone();
+        let peers = peers.clone();
         tokio::spawn(async move {
             let payload: Vec<Vec<u8>> = batch.iter().map(|p| p.bytes.clone()).collect();
             let result = raft.client_write(Command(encode_batch(&payload))).await;
@@ -924,8 +928,14 @@ async fn batcher(raft: Raft, queue: Arc<ProposalQueue>) {
                 },
                 // Never appended, or removed from the log by a new leader: not committed.
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                    let why = match (f.leader_id, f.leader_node) {
-                        (Some(id), Some(node)) => format!("this node is not the leader; node {id} at {} is", node.addr),
+                    let sql = f.leader_id.and_then(|id| lock(&peers.views).get(&id).map(|v| v.sql_addr.clone()));
+                    let why = match (f.leader_id, f.leader_node, sql.filter(|a| !a.is_empty())) {
+                        (Some(id), _, Some(sql)) => {
+                            format!("this node is not the leader; node {id} is: connect to {sql}")
+                        }
+                        (Some(id), Some(node), None) => {
+                            format!("this node is not the leader; node {id} at peer address {} is", node.addr)
+                        }
                         _ => "this node is not the leader, and no leader is known".to_string(),
                     };
                     for p in batch {
@@ -956,6 +966,9 @@ impl txn::Propose for RaftProposer {
             return Err(txn::Error::Unavailable(
                 "this node is handing its leadership to another (a switchover); retry on the new leader".into(),
             ));
+        }
+        if let Some(why) = lock(&self.peers.clock_refusal).clone() {
+            return Err(txn::Error::Unavailable(why));
         }
         if let Some(why) = self.quorum_lost() {
             return Err(txn::Error::Unavailable(why));
@@ -1013,6 +1026,154 @@ pub struct PeerOptions {
     /// data directory is new, ignored afterwards (the membership is in the log). The member
     /// with the lowest id forms the cluster: until it is up, the others wait.
     pub init: BTreeMap<NodeId, String>,
+    /// The clock-offset guard: a node whose wall clock differs from more than half of the
+    /// other voters' by more than this refuses to lead (see [`Node::clock_refusal`]).
+    pub clock_offset_max: Duration,
+    /// This node's wall clock (the system's, unless a test sets one).
+    pub clock: WallClock,
+}
+
+impl PeerOptions {
+    /// Listening on `listen`, no initial members, the default clock-offset bound and the
+    /// system clock.
+    pub fn new(listen: std::net::SocketAddr) -> PeerOptions {
+        PeerOptions {
+            listen,
+            init: BTreeMap::new(),
+            clock_offset_max: CLOCK_OFFSET_MAX_DEFAULT,
+            clock: WallClock::default(),
+        }
+    }
+}
+
+/// A wall clock: microseconds since the Unix epoch.
+#[derive(Clone)]
+pub struct WallClock(pub Arc<dyn Fn() -> i64 + Send + Sync>);
+
+impl Default for WallClock {
+    fn default() -> Self {
+        WallClock(Arc::new(crate::tcp::system_clock_micros))
+    }
+}
+
+impl std::fmt::Debug for WallClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WallClock({} µs)", (self.0)())
+    }
+}
+
+/// Default bound of the clock-offset guard: well above what NTP keeps machines within, well
+/// below the leader lease's margin for error over a few seconds of drift.
+pub const CLOCK_OFFSET_MAX_DEFAULT: Duration = Duration::from_millis(500);
+/// How often a node asks each peer for its addresses and wall clock.
+pub const PEER_STATUS_EVERY: Duration = Duration::from_millis(500);
+/// How long one such question may take.
+const PEER_STATUS_WAIT: Duration = Duration::from_millis(1000);
+/// A peer's answer older than this does not count towards the clock-offset guard.
+const PEER_STATUS_FRESH: Duration = Duration::from_secs(5);
+
+/// What this node last heard from a peer's `Status` answer.
+#[derive(Debug, Clone)]
+pub struct PeerView {
+    /// Where its clients connect.
+    pub sql_addr: String,
+    /// Its HTTP interface.
+    pub http_addr: String,
+    /// Its wall clock minus this node's, milliseconds (estimated at the middle of the
+    /// round trip).
+    pub clock_offset_ms: i64,
+    /// The round trip, milliseconds (the estimate's uncertainty is half of it).
+    pub round_trip_ms: i64,
+    at: Instant,
+}
+
+/// Shared between the node and its peer watcher.
+#[derive(Default)]
+struct PeerWatch {
+    views: Mutex<BTreeMap<NodeId, PeerView>>,
+    /// Why this node refuses to lead now (its clock), if it does.
+    clock_refusal: Mutex<Option<String>>,
+}
+
+/// Asks every other member for its addresses and wall clock, every [`PEER_STATUS_EVERY`],
+/// and applies the clock-offset guard: if this node's clock differs from more than half of
+/// the other voters that answered by more than `bound` (beyond half the round trip), it
+/// refuses to lead: it stops standing for election and sending heartbeats (so that another
+/// node is elected), and refuses commits and linearizable reads, until its clock agrees
+/// again.
+async fn watch_peers(
+    raft: Raft,
+    network: crate::tcp::TcpNetwork,
+    clock: WallClock,
+    bound: Duration,
+    watch: Arc<PeerWatch>,
+) {
+    use openraft::network::RaftNetworkFactory;
+    let bound_ms = bound.as_millis() as i64;
+    loop {
+        tokio::time::sleep(PEER_STATUS_EVERY).await;
+        let m = raft.metrics().borrow().clone();
+        if m.running_state.is_err() {
+            return;
+        }
+        let membership = m.membership_config.membership().clone();
+        for (id, node) in membership.nodes() {
+            if *id == m.id {
+                continue;
+            }
+            let mut peer = network.clone().new_client(*id, node).await;
+            let t0 = (clock.0)();
+            let Ok(Ok(status)) = tokio::time::timeout(PEER_STATUS_WAIT, peer.status(PEER_STATUS_WAIT)).await else {
+                continue;
+            };
+            let t1 = (clock.0)();
+            let view = PeerView {
+                sql_addr: status.sql_addr,
+                http_addr: status.http_addr,
+                clock_offset_ms: (status.clock_micros - (t0 + t1) / 2) / 1000,
+                round_trip_ms: (t1 - t0) / 1000,
+                at: Instant::now(),
+            };
+            lock(&watch.views).insert(*id, view);
+        }
+        let verdict = {
+            let views = lock(&watch.views);
+            let voters: Vec<&PeerView> = membership
+                .voter_ids()
+                .filter(|v| *v != m.id)
+                .filter_map(|v| views.get(&v))
+                .filter(|v| v.at.elapsed() < PEER_STATUS_FRESH)
+                .collect();
+            let off: Vec<i64> = voters
+                .iter()
+                .filter(|v| v.clock_offset_ms.abs() - v.round_trip_ms / 2 > bound_ms)
+                .map(|v| v.clock_offset_ms)
+                .collect();
+            (!voters.is_empty() && off.len() * 2 > voters.len()).then(|| {
+                format!(
+                    "this node's clock differs from {} of the {} other voters it hears by more than the {bound_ms} ms \
+                     the clock-offset guard allows (their clocks minus this one's: {off:?} ms); it refuses to lead \
+                     until its clock is corrected",
+                    off.len(),
+                    voters.len()
+                )
+            })
+        };
+        let was = lock(&watch.clock_refusal).clone();
+        match (&was, &verdict) {
+            (None, Some(why)) => tracing::error!("{why}"),
+            (Some(_), None) => tracing::warn!("this node's clock agrees with its peers again; it may lead"),
+            _ => {}
+        }
+        if verdict.is_some() {
+            raft.runtime_config().elect(false);
+            raft.runtime_config().heartbeat(false);
+        } else if was.is_some() {
+            raft.runtime_config().elect(true);
+            raft.runtime_config().heartbeat(true);
+        }
+        *lock(&watch.clock_refusal) = verdict;
+    }
 }
 
 /// The biggest command a cluster replicates: one entry must fit one peer frame, with room
@@ -1037,6 +1198,11 @@ pub struct NodeStatus {
     /// The log index of the last entry purged from this node's log (0: none), in the
     /// store's numbering; a node that needs an entry at or before it gets a checkpoint image.
     pub purged_index: u64,
+    /// What each peer said of itself: (id, SQL address, HTTP address, its clock minus
+    /// this node's in ms).
+    pub peers: Vec<(NodeId, String, String, i64)>,
+    /// Why this node refuses to lead (the clock-offset guard), if it does.
+    pub clock_refusal: Option<String>,
     /// Members: id, peer address, voter (false: learner).
     pub members: Vec<(NodeId, String, bool)>,
     /// On the leader: each member's last log index known to be replicated to it.
@@ -1244,6 +1410,10 @@ pub struct Node {
     switching: Arc<std::sync::atomic::AtomicBool>,
     /// The peer network (None for a single node).
     network: Option<crate::tcp::TcpNetwork>,
+    /// What the peers said of themselves, and the clock-offset guard's verdict.
+    peer_watch: Arc<PeerWatch>,
+    /// What this node tells its peers about itself.
+    info: crate::tcp::LocalInfo,
     /// openraft's leader lease: a follower refuses to vote for another node until this long
     /// after it last heard from its leader (the election timeout's upper end).
     lease_max: Duration,
@@ -1354,6 +1524,11 @@ impl Node {
         let lease = Duration::from_millis(config.election_timeout_min.saturating_sub(config.heartbeat_interval));
         let id = opts.id;
         let switching: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let peer_watch: Arc<PeerWatch> = Arc::default();
+        let info = crate::tcp::LocalInfo {
+            addrs: Arc::default(),
+            clock: opts.peers.as_ref().map_or_else(WallClock::default, |p| p.clock.clone()).0,
+        };
         let fresh = lock(&log.shared.mem).last.is_none();
         if let Some(peers) = &opts.peers {
             let network = crate::tcp::TcpNetwork::new(id);
@@ -1365,7 +1540,7 @@ impl Node {
             let server = runtime
                 .block_on(async {
                     let listener = tokio::net::TcpListener::bind(peers.listen).await?;
-                    crate::tcp::serve(listener, raft.clone())
+                    crate::tcp::serve_with(listener, raft.clone(), info.clone())
                 })
                 .map_err(|e| storage_err(&format!("listening for peers on {}", peers.listen), &e))?;
             if fresh && !peers.init.is_empty() {
@@ -1385,6 +1560,13 @@ impl Node {
             }
             let lag = LagClock::default();
             runtime.spawn(track_lag(raft.clone(), lag.clone()));
+            runtime.spawn(watch_peers(
+                raft.clone(),
+                network.clone(),
+                peers.clock.clone(),
+                peers.clock_offset_max,
+                peer_watch.clone(),
+            ));
             let proposer = RaftProposer::start(
                 raft.clone(),
                 runtime.handle(),
@@ -1392,6 +1574,7 @@ impl Node {
                 CLUSTER_COMMAND_BYTES_MAX,
                 quorum_silence_max,
                 switching.clone(),
+                peer_watch.clone(),
             );
             engine.set_proposer(Some(Arc::new(proposer)));
             let replayed = engine.applied_index() - checkpointed;
@@ -1404,6 +1587,8 @@ impl Node {
                 raft,
                 log,
                 switching,
+                peer_watch,
+                info,
                 network: Some(network),
                 lease_max: quorum_silence_max,
                 server: Some(server),
@@ -1452,6 +1637,7 @@ impl Node {
             codec::COMMAND_BYTES_MAX,
             quorum_silence_max,
             switching.clone(),
+            peer_watch.clone(),
         );
         engine.set_proposer(Some(Arc::new(proposer)));
         let replayed = engine.applied_index() - checkpointed;
@@ -1464,6 +1650,8 @@ impl Node {
             raft,
             log,
             switching,
+            peer_watch,
+            info,
             network: None,
             lease_max: quorum_silence_max,
             server: None,
@@ -1484,9 +1672,18 @@ impl Node {
             return Ok(());
         }
         let stale = "reads here may be stale; SET bulwark.read_consistency = 'stale' to read here anyway";
+        if let Some(why) = self.clock_refusal() {
+            return Err(format!("{why} ({stale})"));
+        }
         if m.state != openraft::ServerState::Leader {
             return Err(match m.current_leader.and_then(|l| membership.get_node(&l).map(|n| (l, n.addr.clone()))) {
-                Some((l, addr)) => format!("this node is not the leader ({stale}); node {l} at {addr} is"),
+                Some((l, peer)) => match self.peer_view(l).filter(|v| !v.sql_addr.is_empty()) {
+                    Some(v) => format!(
+                        "this node is not the leader ({stale}); node {l} is: connect to {} (its peer address is {peer})",
+                        v.sql_addr
+                    ),
+                    None => format!("this node is not the leader ({stale}); node {l} at peer address {peer} is"),
+                },
                 None => format!("this node is not the leader and no leader is known ({stale})"),
             });
         }
@@ -1594,6 +1791,11 @@ impl Node {
             applied_index: self.engine.applied_index(),
             last_log_index: m.last_log_index.map_or(0, wal_index),
             purged_index: m.purged.map_or(0, |l| wal_index(l.index)),
+            peers: lock(&self.peer_watch.views)
+                .iter()
+                .map(|(&id, v)| (id, v.sql_addr.clone(), v.http_addr.clone(), v.clock_offset_ms))
+                .collect(),
+            clock_refusal: self.clock_refusal(),
             members,
             replication,
         }
@@ -1653,6 +1855,22 @@ impl Node {
         }
         let since = *seen.1.get_or_insert_with(Instant::now);
         (seen.0 - applied, since.elapsed().as_millis() as u64)
+    }
+
+    /// Tells the peers where this node's clients and HTTP interface connect (answered to
+    /// their `Status` requests, and named to clients of theirs that must go to the leader).
+    pub fn advertise(&self, sql_addr: &str, http_addr: &str) {
+        *self.info.addrs.lock().unwrap_or_else(|e| e.into_inner()) = (sql_addr.to_string(), http_addr.to_string());
+    }
+
+    /// What this node last heard from peer `id` (addresses, clock offset).
+    pub fn peer_view(&self, id: NodeId) -> Option<PeerView> {
+        lock(&self.peer_watch.views).get(&id).cloned()
+    }
+
+    /// Why this node refuses to lead (its clock is off from its peers'), if it does.
+    pub fn clock_refusal(&self) -> Option<String> {
+        lock(&self.peer_watch.clock_refusal).clone()
     }
 
     /// Why this node must be restarted, if it must: it saved a checkpoint image from the

@@ -40,7 +40,7 @@
 //!   0x02  Vote                 0x82
 //!   0x03  InstallSnapshot      0x83
 //!   0x04  (reserved) forward a client write to the leader
-//!   0x10  (reserved) admin: status
+//!   0x10  Status               0x90  (a peer's SQL and HTTP addresses and wall clock)
 //!   0x11  (reserved) admin: add voter
 //!   0x12  (reserved) admin: add learner
 //!   0x13  (reserved) admin: remove node
@@ -198,8 +198,6 @@ const READ_RESERVE_BYTES_MAX: usize = 64 << 10;
 pub const KIND_REPLY_BIT: u8 = 0x80;
 /// Reserved: forward a client write to the leader.
 pub const KIND_FORWARD_WRITE: u8 = 0x04;
-/// Reserved: admin, report the node's status.
-pub const KIND_ADMIN_STATUS: u8 = 0x10;
 /// Reserved: admin, add a voter.
 pub const KIND_ADMIN_ADD_VOTER: u8 = 0x11;
 /// Reserved: admin, add a learner.
@@ -210,8 +208,43 @@ pub const KIND_ADMIN_REMOVE: u8 = 0x13;
 /// whether the follower's log matches before sending it (see `TcpPeer::append_entries`).
 pub const PROBE_ABOVE_BYTES: usize = 1 << 20;
 /// Request kinds set aside for later; answered with a `failed` reply.
-pub const RESERVED_KINDS: [u8; 5] =
-    [KIND_FORWARD_WRITE, KIND_ADMIN_STATUS, KIND_ADMIN_ADD_VOTER, KIND_ADMIN_ADD_LEARNER, KIND_ADMIN_REMOVE];
+pub const RESERVED_KINDS: [u8; 4] =
+    [KIND_FORWARD_WRITE, KIND_ADMIN_ADD_VOTER, KIND_ADMIN_ADD_LEARNER, KIND_ADMIN_REMOVE];
+/// Longest address a `Status` reply carries.
+pub const ADDR_BYTES_MAX: usize = 256;
+
+/// What a node tells its peers about itself (the `Status` request): where its clients and
+/// its HTTP interface connect, and its wall clock.
+#[derive(Clone)]
+pub struct LocalInfo {
+    /// The SQL and HTTP addresses, empty until the server has bound them.
+    pub addrs: Arc<std::sync::Mutex<(String, String)>>,
+    /// This node's wall clock, microseconds since the Unix epoch. From outside, so that
+    /// tests can give a node a clock that is off.
+    pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+}
+
+impl Default for LocalInfo {
+    fn default() -> Self {
+        LocalInfo { addrs: Arc::default(), clock: Arc::new(system_clock_micros) }
+    }
+}
+
+/// The system's wall clock, microseconds since the Unix epoch.
+pub fn system_clock_micros() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
+
+/// A peer's answer to `Status`.
+#[derive(Debug, Clone)]
+pub struct PeerStatus {
+    /// Where its clients connect (empty if not known yet).
+    pub sql_addr: String,
+    /// Its HTTP interface.
+    pub http_addr: String,
+    /// Its wall clock when it answered, microseconds since the Unix epoch.
+    pub clock_micros: i64,
+}
 
 /// The request kinds this version serves (a reply's kind is the request's with
 /// [`KIND_REPLY_BIT`] set).
@@ -224,6 +257,8 @@ pub enum Kind {
     Vote = 0x02,
     /// One chunk of a snapshot.
     InstallSnapshot = 0x03,
+    /// Who are you: the peer's SQL and HTTP addresses and its wall clock.
+    Status = 0x10,
     /// From the leader, during a switchover: stand for election now. Body: the leader's
     /// term (u64); ignored unless this node is in that term and follows the sender.
     TimeoutNow = 0x14,
@@ -236,6 +271,7 @@ impl Kind {
             0x01 => Some(Kind::AppendEntries),
             0x02 => Some(Kind::Vote),
             0x03 => Some(Kind::InstallSnapshot),
+            0x10 => Some(Kind::Status),
             0x14 => Some(Kind::TimeoutNow),
             _ => None,
         }
@@ -882,6 +918,25 @@ impl TcpPeer {
         }
     }
 
+    /// Asks this peer for its addresses and wall clock.
+    pub async fn status(&mut self, ttl: Duration) -> Result<PeerStatus, String> {
+        let body = self.request_body();
+        let read = |r: &mut Reader<'_>| -> Result<PeerStatus, CodecError> {
+            Ok(PeerStatus {
+                sql_addr: r.string("sql address", ADDR_BYTES_MAX)?,
+                http_addr: r.string("http address", ADDR_BYTES_MAX)?,
+                clock_micros: r.u64("clock")? as i64,
+            })
+        };
+        match self.call(Kind::Status, &body, ttl, read).await {
+            Ok(Reply::Ok(status)) => Ok(status),
+            Ok(Reply::Failed(why)) => Err(why),
+            Ok(_) => Err(format!("node {}: unexpected reply", self.route.to)),
+            Err(CallError::Unreachable(why)) | Err(CallError::Network(why)) => Err(why),
+            Err(CallError::Timeout) => Err(format!("node {}: no answer within {ttl:?}", self.route.to)),
+        }
+    }
+
     fn request_body(&self) -> Vec<u8> {
         let mut body = Vec::new();
         put_request_header(&mut body, self.route);
@@ -1032,11 +1087,16 @@ impl fmt::Debug for TcpServer {
 /// Serves Raft's RPCs for `raft` to peers connecting to `listener`, until the returned
 /// handle is shut down or dropped. Must be called inside a tokio runtime.
 pub fn serve(listener: TcpListener, raft: Raft) -> io::Result<TcpServer> {
+    serve_with(listener, raft, LocalInfo::default())
+}
+
+/// Like [`serve`], answering `Status` with `info`.
+pub fn serve_with(listener: TcpListener, raft: Raft, info: LocalInfo) -> io::Result<TcpServer> {
     let local_addr = listener.local_addr()?;
     let counters = Arc::new(Counters::default());
     let (stop, stopped) = watch::channel(false);
     let me = raft.metrics().borrow().id;
-    let task = tokio::spawn(accept_loop(listener, raft, me, counters.clone(), stopped));
+    let task = tokio::spawn(accept_loop(listener, raft, info, me, counters.clone(), stopped));
     Ok(TcpServer { local_addr, counters, stop, task })
 }
 
@@ -1063,6 +1123,7 @@ impl TcpServer {
 async fn accept_loop(
     listener: TcpListener,
     raft: Raft,
+    info: LocalInfo,
     me: NodeId,
     counters: Arc<Counters>,
     mut stopped: watch::Receiver<bool>,
@@ -1078,7 +1139,14 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => match permits.clone().try_acquire_owned() {
                     Ok(permit) => {
-                        connections.spawn(serve_connection(stream, raft.clone(), me, counters.clone(), permit));
+                        connections.spawn(serve_connection(
+                            stream,
+                            raft.clone(),
+                            info.clone(),
+                            me,
+                            counters.clone(),
+                            permit,
+                        ));
                     }
                     Err(_) => bump(&counters.connections_refused),
                 },
@@ -1096,6 +1164,7 @@ async fn accept_loop(
 async fn serve_connection(
     mut stream: TcpStream,
     raft: Raft,
+    info: LocalInfo,
     me: NodeId,
     counters: Arc<Counters>,
     _permit: OwnedSemaphorePermit,
@@ -1117,7 +1186,7 @@ async fn serve_connection(
         };
         bump(&counters.frames_received);
         let body = match Kind::from_request(frame.kind()) {
-            Some(kind) => handle(kind, frame.body(), &raft, me, &counters).await,
+            Some(kind) => handle(kind, frame.body(), &raft, &info, me, &counters).await,
             None if RESERVED_KINDS.contains(&frame.kind()) => {
                 let why = format!("request kind {:#04x} is reserved, not served by this node", frame.kind());
                 failed_reply(why)
@@ -1147,7 +1216,7 @@ fn failed_reply(why: String) -> Vec<u8> {
 }
 
 /// Decodes one request, asks Raft, and encodes its answer (or why there is none).
-async fn handle(kind: Kind, body: &[u8], raft: &Raft, me: NodeId, counters: &Counters) -> Vec<u8> {
+async fn handle(kind: Kind, body: &[u8], raft: &Raft, info: &LocalInfo, me: NodeId, counters: &Counters) -> Vec<u8> {
     let mut r = Reader::new(body);
     let decoded = read_request_header(&mut r).and_then(|route| {
         let request = match kind {
@@ -1155,6 +1224,7 @@ async fn handle(kind: Kind, body: &[u8], raft: &Raft, me: NodeId, counters: &Cou
             Kind::Vote => read_vote_request(&mut r).map(Request::Vote),
             Kind::InstallSnapshot => read_install_snapshot(&mut r).map(Request::InstallSnapshot),
             Kind::TimeoutNow => r.u64("term").map(Request::TimeoutNow),
+            Kind::Status => Ok(Request::Status),
         }?;
         r.finish("request")?;
         Ok((route, request))
@@ -1197,6 +1267,15 @@ async fn handle(kind: Kind, body: &[u8], raft: &Raft, me: NodeId, counters: &Cou
             };
             put_reply(&mut out, &reply, put_install_snapshot_response);
         }
+        Request::Status => {
+            let (sql, http) = info.addrs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let status = PeerStatus { sql_addr: sql, http_addr: http, clock_micros: (info.clock)() };
+            put_reply(&mut out, &Reply::Ok(status), |out, s| {
+                codec::put_str(out, "sql address", &s.sql_addr, ADDR_BYTES_MAX);
+                codec::put_str(out, "http address", &s.http_addr, ADDR_BYTES_MAX);
+                codec::put_u64(out, s.clock_micros as u64);
+            });
+        }
         Request::TimeoutNow(term) => {
             let m = raft.metrics().borrow().clone();
             let reply = if m.current_term != term || m.current_leader != Some(from) {
@@ -1221,6 +1300,7 @@ enum Request {
     Vote(VoteRequest<NodeId>),
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     TimeoutNow(u64),
+    Status,
 }
 
 #[cfg(test)]
@@ -1414,7 +1494,7 @@ mod tests {
 
     #[test]
     fn kinds_are_distinct_and_replies_set_the_bit() {
-        for kind in [Kind::AppendEntries, Kind::Vote, Kind::InstallSnapshot, Kind::TimeoutNow] {
+        for kind in [Kind::AppendEntries, Kind::Vote, Kind::InstallSnapshot, Kind::Status, Kind::TimeoutNow] {
             assert_eq!(Kind::from_request(kind.request()), Some(kind));
             assert_eq!(Kind::from_request(kind.reply()), None);
             assert!(!RESERVED_KINDS.contains(&kind.request()));

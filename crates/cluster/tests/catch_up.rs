@@ -44,7 +44,7 @@ fn options(id: u64, listen: SocketAddr, init: &BTreeMap<u64, String>) -> NodeOpt
     let mut opts = NodeOptions {
         id,
         engine: EngineOptions { store, vacuum_interval: None, ..Default::default() },
-        peers: Some(PeerOptions { listen, init: init.clone() }),
+        peers: Some(PeerOptions { listen, init: init.clone(), ..PeerOptions::new(listen) }),
         ..Default::default()
     };
     opts.raft.heartbeat_interval = 50;

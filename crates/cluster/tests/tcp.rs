@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use cluster::harness::test_config;
 use cluster::memstore::{MemLogStore, MemStateMachine};
-use cluster::tcp::{self, Kind, TcpNetwork, TcpServer, FRAME_BYTES_MAX, KIND_ADMIN_STATUS};
+use cluster::tcp::{self, Kind, TcpNetwork, TcpServer, FRAME_BYTES_MAX, KIND_FORWARD_WRITE};
 use cluster::types::{NodeId, Outcome, Raft, RegisterCommand};
 use openraft::error::RPCError;
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -226,10 +226,10 @@ async fn a_flipped_bit_is_counted_and_the_server_stays_up() {
 
     // A reserved kind gets a reply saying it is not served, on a connection that stays open.
     let mut stream = TcpStream::connect(&addr).await.expect("connect");
-    stream.write_all(&tcp::encode_frame(KIND_ADMIN_STATUS, b"")).await.expect("write");
+    stream.write_all(&tcp::encode_frame(KIND_FORWARD_WRITE, b"")).await.expect("write");
     let mut header = [0u8; tcp::FRAME_HEADER_BYTES + 1];
     bounded("a reply to a reserved kind", CLOSE_MS_MAX, stream.read_exact(&mut header)).await.expect("a reply");
-    assert_eq!(header[tcp::FRAME_HEADER_BYTES], KIND_ADMIN_STATUS | tcp::KIND_REPLY_BIT);
+    assert_eq!(header[tcp::FRAME_HEADER_BYTES], KIND_FORWARD_WRITE | tcp::KIND_REPLY_BIT);
 
     stop(&mut node).await;
 }

@@ -390,14 +390,20 @@ pub(crate) fn render_status(shared: &Shared, settings: &[(&str, String)]) -> Str
             (false, Some((_, ms))) => ms.to_string(),
             (false, None) => "0".to_string(),
         };
+        let peer = n.peers.iter().find(|(p, ..)| p == id);
         let _ = write!(
             out,
-            "{{\"id\":{id},\"addr\":{},\"voter\":{voter},\"matched_index\":{},\"lag_ms\":{lag_ms}}}",
+            "{{\"id\":{id},\"addr\":{},\"voter\":{voter},\"matched_index\":{},\"lag_ms\":{lag_ms},\
+             \"sql_addr\":{},\"http_addr\":{},\"clock_offset_ms\":{}}}",
             json_string(addr),
-            matched.map_or("null".to_string(), |m| m.to_string())
+            matched.map_or("null".to_string(), |m| m.to_string()),
+            peer.map_or("null".to_string(), |(_, sql, _, _)| json_string(sql)),
+            peer.map_or("null".to_string(), |(_, _, http, _)| json_string(http)),
+            peer.map_or("null".to_string(), |(.., off)| off.to_string()),
         );
     }
     out.push_str("],");
+    let _ = write!(out, "\"clock_refusal\":{},", n.clock_refusal.as_deref().map_or("null".to_string(), json_string));
     let _ = write!(out, "\"uptime_seconds\":{:.3},", shared.metrics.uptime().as_secs_f64());
     let _ = write!(out, "\"connections_open\":{},", shared.metrics.connections_open.load(Ordering::Relaxed));
     let _ = write!(out, "\"storage_fenced\":{},", json_string(e.storage.poisoned.as_deref().unwrap_or("")));
