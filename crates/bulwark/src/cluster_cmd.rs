@@ -28,6 +28,26 @@ pub enum ClusterCmd {
     /// Hand the leadership to a chosen voter. Run against the leader: commits pause (57P03,
     /// retryable) for about the election timeout while the chosen node takes over.
     Switchover(To),
+    /// DATA LOSS: make a stopped survivor of a cluster that lost its quorum for good the
+    /// only voter of a new cluster. Writes it had not received are lost. Offline: run with
+    /// the node stopped, then start it as before (others join it with --join).
+    ForceNew(ForceNew),
+}
+
+#[derive(clap::Args)]
+pub struct ForceNew {
+    /// The survivor's data directory.
+    #[arg(long)]
+    data_dir: std::path::PathBuf,
+    /// Its node id.
+    #[arg(long)]
+    node_id: u64,
+    /// Its peer address (its --peer-addr).
+    #[arg(long)]
+    peer_addr: String,
+    /// Required: says you accept losing every write this node had not received.
+    #[arg(long)]
+    yes_lose_unreplicated_writes: bool,
 }
 
 #[derive(clap::Args)]
@@ -142,6 +162,29 @@ fn post(target: &Target, path: &str) -> Result<(), String> {
     }
 }
 
+fn force_new(f: &ForceNew) -> Result<(), String> {
+    if !f.yes_lose_unreplicated_writes {
+        return Err("force-new loses every write this node had not received, and must never run while the old \
+             cluster may come back; add --yes-lose-unreplicated-writes to go ahead"
+            .into());
+    }
+    if f.peer_addr.parse::<std::net::SocketAddr>().is_err() {
+        return Err(format!("--peer-addr: \"{}\" is not host:port", f.peer_addr));
+    }
+    let vfs: std::sync::Arc<dyn storage::vfs::Vfs> = std::sync::Arc::new(storage::vfs::RealVfs);
+    let done = cluster::node::force_new_cluster(
+        vfs,
+        &f.data_dir,
+        f.node_id,
+        &f.peer_addr,
+        storage::wal::WalOptions::default(),
+    )
+    .map_err(|e| e.to_string())?;
+    println!("{done}");
+    println!("start it as before (with --node-id {} --peer-addr {}); add members with --join", f.node_id, f.peer_addr);
+    Ok(())
+}
+
 pub fn run(cmd: &ClusterCmd) -> ExitCode {
     let result = match cmd {
         ClusterCmd::Status(t) => status(t),
@@ -150,6 +193,7 @@ pub fn run(cmd: &ClusterCmd) -> ExitCode {
         ClusterCmd::Remove(i) => post(&i.target, &format!("/cluster/remove?id={}", i.id)),
         ClusterCmd::Snapshot(t) => post(t, "/cluster/snapshot"),
         ClusterCmd::Switchover(t) => post(&t.target, &format!("/cluster/switchover?to={}", t.to)),
+        ClusterCmd::ForceNew(f) => force_new(f),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

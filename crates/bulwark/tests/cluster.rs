@@ -596,3 +596,54 @@ async fn switchover_under_load_moves_the_leadership_and_loses_no_write() {
     assert_everywhere(&nodes, &mut terms, &acked);
     eprintln!("{} writes acknowledged across 3 switchovers, all on all 3 nodes", acked.len());
 }
+
+/// Two of three nodes are lost for good: `bulwark cluster force-new` refuses without its
+/// data-loss flag, then makes the stopped survivor the only voter of a new cluster; started
+/// again with the same arguments it leads alone, holds every row it had, and takes writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_new_makes_a_survivor_a_cluster_of_one() {
+    let (mut nodes, init) = start_cluster("force");
+    let mut terms = BTreeMap::new();
+    create_table(&nodes, &mut terms);
+    let l = leader(&nodes, &mut terms);
+    let mut acked = BTreeSet::new();
+    for id in 1..=20 {
+        insert(nodes[l].process.as_ref().unwrap(), id).await.expect("insert on the leader");
+        acked.insert(id);
+    }
+    assert_everywhere(&nodes, &mut terms, &acked);
+    for n in nodes.iter_mut() {
+        signal(n, "-KILL");
+        let mut p = n.process.take().unwrap();
+        let _ = p.child.wait();
+    }
+    let survivor = &mut nodes[2];
+    let data = survivor.dir.path().to_string_lossy().to_string();
+    let peer = format!("127.0.0.1:{}", survivor.peer_port);
+    let args = ["force-new", "--data-dir", &data, "--node-id", "3", "--peer-addr", &peer];
+    let (ok, out) = bulwark_cluster(&args);
+    assert!(!ok && out.contains("--yes-lose-unreplicated-writes"), "{out}");
+    let mut with_flag = args.to_vec();
+    with_flag.push("--yes-lose-unreplicated-writes");
+    let (ok, out) = bulwark_cluster(&with_flag);
+    assert!(ok && out.contains("only voter"), "{out}");
+    survivor.start(&init);
+    let survivor = nodes.remove(2);
+    let alone = [survivor];
+    let l = leader(&alone, &mut BTreeMap::new());
+    for id in 21..=25 {
+        insert(alone[l].process.as_ref().unwrap(), id).await.expect("insert on the new cluster");
+        acked.insert(id);
+    }
+    let present: BTreeSet<i64> = alone[0]
+        .process
+        .as_ref()
+        .unwrap()
+        .query("SELECT id FROM acked ORDER BY id")
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(present, acked);
+    let status = alone[0].status().unwrap();
+    assert_eq!(status.matches("\"voter\":true").count(), 1, "{status}");
+}

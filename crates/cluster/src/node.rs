@@ -79,6 +79,7 @@ use openraft::{
     SnapshotPolicy, StorageError, StorageIOError, StoredMembership, Vote,
 };
 use storage::vfs::Vfs;
+use storage::wal::WalOptions;
 use txn::{Engine, EngineOptions};
 
 use crate::codec;
@@ -532,6 +533,61 @@ impl RaftLogStorage<TypeConfig> for WalLog {
         self.wal().purge_before(upto).map_err(|e| StorageIOError::write_logs(&io_err(e.to_string())))?;
         Ok(())
     }
+}
+
+/// Forces a new cluster of one voter, node `id` at peer address `addr`, from the data
+/// directory of a survivor whose cluster lost its quorum for good. **Every write this node
+/// had not received is lost**, and entries it holds but were never committed become
+/// committed. Run only with the node stopped, and never while the old cluster may come
+/// back: the old members must be wiped or kept down for ever.
+///
+/// It appends to the log a membership entry naming only this node, in a term above any it
+/// has seen, and records its vote for itself in that term. At the next start the node is
+/// the only voter: it elects itself, commits the entry, and serves; others join it as new
+/// members (`--join`). Returns what it did.
+pub fn force_new_cluster(
+    vfs: Arc<dyn Vfs>,
+    dir: &Path,
+    id: NodeId,
+    addr: &str,
+    wal: WalOptions,
+) -> std::io::Result<String> {
+    if !vfs.exists(&dir.join(storage::btree::DATA_FILE)) {
+        return Err(io_err(format!("{}: no Bulwark data directory here", dir.display())));
+    }
+    let log = storage::wal::Wal::open(vfs.clone(), &dir.join(storage::store::WAL_DIR), 1, wal)
+        .map_err(|e| io_err(e.to_string()))?;
+    let next = log.next_index();
+    if next <= log.first_index() {
+        return Err(io_err("the log is empty: this node never joined a cluster"));
+    }
+    let records = log.read(next - 1, 1).map_err(|e| io_err(e.to_string()))?;
+    let (at, payload) = records.first().ok_or_else(|| io_err("cannot read the last log record"))?;
+    let last = decode_record(*at, payload)?;
+    let vote = read_vote(vfs.as_ref(), dir)?;
+    let term = vote.map_or(0, |v| v.leader_id.term).max(last.log_id.leader_id.term) + 1;
+    let membership = openraft::Membership::new(
+        vec![std::collections::BTreeSet::from([id])],
+        BTreeMap::from([(id, BasicNode { addr: addr.to_string() })]),
+    );
+    let entry: Entry<TypeConfig> = Entry {
+        log_id: LogId::new(openraft::CommittedLeaderId::new(term, id), last.log_id.index + 1),
+        payload: EntryPayload::Membership(membership),
+    };
+    let mut buf = Vec::new();
+    codec::encode_entry(&entry, &mut buf);
+    let written = log.append(&buf).map_err(|e| io_err(e.to_string()))?;
+    if written != wal_index(entry.log_id.index) {
+        return Err(io_err(format!("the log wrote record {written}, expected {}", wal_index(entry.log_id.index))));
+    }
+    write_vote(vfs.as_ref(), dir, &Vote::new(term, id))?;
+    Ok(format!(
+        "node {id} ({addr}) is now the only voter, from term {term}; its log ends at entry {} (written by node {} in term {}); \
+         writes it had not received are lost",
+        entry.log_id.index,
+        last.log_id.leader_id.node_id,
+        last.log_id.leader_id.term
+    ))
 }
 
 /// The MVCC store as Raft's state machine.

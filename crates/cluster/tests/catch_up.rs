@@ -169,3 +169,42 @@ fn a_damaged_image_is_never_installed() {
     drop(node);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A cluster lost two of its three nodes for good: the survivor is forced into a new
+/// cluster of one (`bulwark cluster force-new`). It elects itself, serves every row it had,
+/// and commits again; its membership names only itself.
+#[test]
+fn a_survivor_forced_into_a_new_cluster_of_one_serves_what_it_had() {
+    let base = std::env::temp_dir().join(format!("bulwark-force-new-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let addrs: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
+    let cluster = Cluster {
+        dirs: (1..=3).map(|i| base.join(format!("n{i}"))).collect(),
+        init: (1..=3u64).map(|i| (i, addrs[(i - 1) as usize].to_string())).collect(),
+        addrs,
+    };
+    let nodes = [cluster.open(1), cluster.open(2), cluster.open(3)];
+    let all: Vec<&Node> = nodes.iter().collect();
+    commit_rows(all[leader_of(&all)], 0, 40);
+    wait_for("node 2 has every row", || (rows(&nodes[1]).len() == 40).then_some(()));
+    drop(nodes);
+
+    let said = cluster::node::force_new_cluster(
+        Arc::new(RealVfs),
+        &cluster.dirs[1],
+        2,
+        &cluster.addrs[1].to_string(),
+        storage::wal::WalOptions::default(),
+    )
+    .expect("force a new cluster");
+    assert!(said.contains("only voter") && said.contains("lost"), "{said}");
+    let survivor = cluster.open(2);
+    leader_of(&[&survivor]);
+    assert_eq!(rows(&survivor).len(), 40);
+    commit_rows(&survivor, 40, 45);
+    assert_eq!(rows(&survivor).len(), 45);
+    let members: Vec<u64> = survivor.status().members.iter().map(|(id, _, _)| *id).collect();
+    assert_eq!(members, vec![2]);
+    drop(survivor);
+    let _ = std::fs::remove_dir_all(&base);
+}
