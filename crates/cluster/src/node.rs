@@ -639,18 +639,20 @@ impl EngineStateMachine {
     /// Builds the checkpoint image a lagging or new node installs (see [`crate::snapshot`]).
     fn build_image(&self) -> std::io::Result<Snapshot<TypeConfig>> {
         for _ in 0..IMAGE_ATTEMPTS_MAX {
-            let image = self
-                .engine
-                .store()
-                .copy_checkpoint(crate::snapshot::IMAGE_BYTES_MAX)
-                .map_err(|e| io_err(e.to_string()))?;
-            let a = image.applied_index;
+            let store = self.engine.store();
+            let (a, bytes) = crate::snapshot::build(
+                |out| {
+                    store.copy_checkpoint_into(out, crate::snapshot::IMAGE_BYTES_MAX).map_err(|e| io_err(e.to_string()))
+                },
+                |a| {
+                    let records = self.log.wal().read(a, 1).map_err(|e| io_err(e.to_string()))?;
+                    match records.into_iter().next() {
+                        Some((i, record)) if i == a => Ok(record),
+                        _ => Err(io_err(format!("log record {a}, at the checkpoint, is not in the log"))),
+                    }
+                },
+            )?;
             let Some(meta) = self.meta_at(a)? else { continue };
-            let record = self.log.wal().read(a, 1).map_err(|e| io_err(e.to_string()))?;
-            let Some((_, record)) = record.into_iter().next().filter(|(i, _)| *i == a) else {
-                return Err(io_err(format!("log record {a}, at the checkpoint, is not in the log")));
-            };
-            let bytes = crate::snapshot::encode(a, &record, &image.data);
             tracing::info!(applied_index = a, bytes = bytes.len(), "built a checkpoint image to send");
             return Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) });
         }
@@ -750,7 +752,7 @@ impl RaftStateMachine<TypeConfig> for EngineStateMachine {
                     entry.log_id, meta.last_log_id
                 ));
             }
-            crate::snapshot::save_incoming(self.log.shared.vfs.as_ref(), &self.log.shared.dir, &bytes)
+            crate::snapshot::save_incoming(self.log.shared.vfs.as_ref(), &self.log.shared.dir, &image)
                 .map_err(|e| format!("saving it: {e}"))?;
             Ok(image.applied_index)
         })();

@@ -146,28 +146,48 @@ fn a_node_behind_the_purged_log_catches_up_from_a_checkpoint_image() {
 
 #[test]
 fn a_damaged_image_is_never_installed() {
-    let dir = std::env::temp_dir().join(format!("bulwark-bad-image-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let base = std::env::temp_dir().join(format!("bulwark-bad-image-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (donor, dir) = (base.join("donor"), base.join("node"));
     let vfs: Arc<dyn Vfs> = Arc::new(RealVfs);
-    // A node with data, then an image file that fails its checksum.
+    // A node with a little data, and a data file further on from another node.
     {
         let node = Node::open_single(vfs.clone(), &dir, NodeOptions::default()).unwrap();
         commit_rows(&node, 0, 3);
     }
-    let mut bytes = cluster::snapshot::encode(5, b"record", &vec![0u8; 8192]);
+    {
+        let node = Node::open_single(vfs.clone(), &donor, NodeOptions::default()).unwrap();
+        commit_rows(&node, 0, 30);
+        node.engine().store().checkpoint().unwrap();
+    }
+    let data = std::fs::read(donor.join(storage::btree::DATA_FILE)).unwrap();
+    let applied_index = storage::image_applied_index(&data, data.len() as u64).unwrap();
+    let image = cluster::snapshot::Image { applied_index, record: b"record", data: &data };
+    cluster::snapshot::save_incoming(&RealVfs, &dir, &image).unwrap();
+    // One flipped byte in the saved data file: the open stops and names it.
+    let saved = dir.join(cluster::snapshot::INCOMING_DATA_FILE);
+    let mut bytes = std::fs::read(&saved).unwrap();
     let n = bytes.len();
     bytes[n / 2] ^= 1;
-    std::fs::write(dir.join(cluster::snapshot::INCOMING_FILE), &bytes).unwrap();
+    std::fs::write(&saved, &bytes).unwrap();
     let err =
         Node::open_single(vfs.clone(), &dir, NodeOptions::default()).err().expect("a damaged image stops the open");
+    assert!(err.to_string().contains("checkpoint-incoming.db: checksum mismatch"), "{err}");
+    // A damaged header is caught too.
+    let header = dir.join(cluster::snapshot::INCOMING_FILE);
+    let mut bytes = std::fs::read(&header).unwrap();
+    bytes[9] ^= 1;
+    std::fs::write(&header, &bytes).unwrap();
+    let err =
+        Node::open_single(vfs.clone(), &dir, NodeOptions::default()).err().expect("a damaged header stops the open");
     assert!(err.to_string().contains("checksum"), "{err}");
-    // Removing it (the runbook's step) brings the node back with its own data.
-    std::fs::remove_file(dir.join(cluster::snapshot::INCOMING_FILE)).unwrap();
+    // Removing the image (the runbook's step) brings the node back with its own data.
+    std::fs::remove_file(&header).unwrap();
     let node = Node::open_single(vfs, &dir, NodeOptions::default()).unwrap();
     assert_eq!(rows(&node).len(), 3);
+    assert!(!saved.exists(), "the orphaned data file of an image is removed");
     drop(node);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&base);
 }
 
 /// A cluster lost two of its three nodes for good: the survivor is forced into a new

@@ -32,4 +32,4 @@ pub mod vfs;
 pub mod wal;
 
 pub use error::{Error, Result};
-pub use store::{image_applied_index, CheckpointImage, KvRead, Store, StoreOptions, StoreStats, WriteBatch, WriteOp};
+pub use store::{image_applied_index, KvRead, Store, StoreOptions, StoreStats, WriteBatch, WriteOp};

@@ -292,14 +292,6 @@ struct Inner {
     shutdown_cv: Condvar,
 }
 
-/// A copy of the data file as of a durable checkpoint ([`Store::copy_checkpoint`]).
-pub struct CheckpointImage {
-    /// The checkpoint's applied index: the copy holds every record up to it, none after.
-    pub applied_index: u64,
-    /// The data file's bytes.
-    pub data: Vec<u8>,
-}
-
 /// A durable ordered key-value store: the bottom of Bulwark.
 pub struct Store {
     inner: Arc<Inner>,
@@ -465,11 +457,12 @@ impl Store {
         self.inner.checkpoint()
     }
 
-    /// Writes a checkpoint now (if there is anything new) and copies the data file as of the
-    /// newest durable checkpoint, for a replica to install: checkpoints wait while it is
-    /// copied, and only checkpoints write to the data file, so the copy is consistent (its
-    /// newest meta slot describes a complete tree). Fails if the file is over `bytes_max`.
-    pub fn copy_checkpoint(&self, bytes_max: u64) -> Result<CheckpointImage> {
+    /// Writes a checkpoint now (if there is anything new) and appends to `out` the data file
+    /// as of the newest durable checkpoint, for a replica to install; returns that
+    /// checkpoint's applied index. Checkpoints wait while it is copied, and only
+    /// checkpoints write to the data file, so the copy is consistent (its newest meta slot
+    /// describes a complete tree). Fails if the file is over `bytes_max`.
+    pub fn copy_checkpoint_into(&self, out: &mut Vec<u8>, bytes_max: u64) -> Result<u64> {
         let mut state = lock(&self.inner.checkpoint);
         self.inner.checkpoint_locked(&mut state)?;
         let file = &self.inner.pager.file;
@@ -479,12 +472,13 @@ impl Store {
                 "{DATA_FILE} is {len} bytes, more than the {bytes_max} a checkpoint copy may hold"
             )));
         }
-        let mut data = vec![0u8; len as usize];
-        for (i, chunk) in data.chunks_mut(1 << 20).enumerate() {
+        let start = out.len();
+        out.resize(start + len as usize, 0);
+        for (i, chunk) in out[start..].chunks_mut(1 << 20).enumerate() {
             file.read_exact_at(chunk, (i << 20) as u64)
                 .map_err(|e| Error::io(format!("copying {DATA_FILE} at byte {}", i << 20), e))?;
         }
-        Ok(CheckpointImage { applied_index: state.durable_applied_index, data })
+        Ok(state.durable_applied_index)
     }
 
     /// The write-ahead log.
@@ -557,7 +551,7 @@ impl Drop for Store {
 
 /// The applied index of a data file's newest valid meta slot, read from a copy of its
 /// first bytes (at least its two meta pages) and the file's length: to check a
-/// [`CheckpointImage`] received from another node before installing it.
+/// checkpoint copy ([`Store::copy_checkpoint_into`]) received from another node.
 pub fn image_applied_index(data: &[u8], file_len: u64) -> Result<u64> {
     let mut best: Option<Meta> = None;
     let mut errors = Vec::new();
