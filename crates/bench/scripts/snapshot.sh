@@ -14,6 +14,7 @@ TXNS=$(( (SIZE_MB * 1048576 / 800 + ROWS_PER_TXN - 1) / ROWS_PER_TXN ))
 now_ms() { date +%s%3N; }
 $BIN start --data-dir $B/n1 --pg-addr 127.0.0.1:58001 --http-addr 127.0.0.1:58101 --node-id 1 \
   --peer-addr 127.0.0.1:58201 --init-cluster 1=127.0.0.1:58201 --raft-log-keep 10 --log-level error > $B/n1.log 2>&1 &
+N1=$!
 for t in $(seq 1 100); do curl -s 127.0.0.1:58101/status | grep -q '"role":"leader"' && break; sleep 0.1; done
 PSQL="psql -X -q -h 127.0.0.1 -p 58001 -U bulwark bulwark"
 $PSQL -c "CREATE TABLE t (id BIGINT PRIMARY KEY, pad TEXT)"
@@ -30,12 +31,12 @@ $BIN start --data-dir $B/n2 --pg-addr 127.0.0.1:58002 --http-addr 127.0.0.1:5810
 saved=""
 while true; do
   [ -z "$saved" ] && grep -q restarting $B/n2.log 2>/dev/null && saved=$(( $(now_ms) - start ))
-  s=$(curl -s 127.0.0.1:58101/status)
+  s=$(curl -s -m 5 127.0.0.1:58101/status)
   if echo "$s" | python3 -c '
 import json,sys; d=json.load(sys.stdin)
 m=[m for m in d["members"] if m["id"]==2]
 sys.exit(0 if m and m[0]["voter"] and m[0]["matched_index"] and m[0]["matched_index"]>=d["last_log_index"] else 1)'; then break; fi
-  if [ $(( $(now_ms) - start )) -gt 600000 ] || [ -z "$s" ]; then echo "node 2 did not catch up (or node 1 is gone)"; exit 1; fi
+  if [ $(( $(now_ms) - start )) -gt 600000 ] || ! kill -0 $N1 2>/dev/null; then echo "node 2 did not catch up (or node 1 is gone)"; pkill -f "$B/n"; exit 1; fi
   sleep 0.05
 done
 echo "new node up from a checkpoint image: $(( $(now_ms) - start )) ms (start to voter holding the whole log; image received and saved after ${saved:-?} ms)"

@@ -457,14 +457,18 @@ impl Store {
         self.inner.checkpoint()
     }
 
-    /// Writes a checkpoint now (if there is anything new) and appends to `out` the data file
-    /// as of the newest durable checkpoint, for a replica to install; returns that
-    /// checkpoint's applied index. Checkpoints wait while it is copied, and only
-    /// checkpoints write to the data file, so the copy is consistent (its newest meta slot
-    /// describes a complete tree). Fails if the file is over `bytes_max`.
+    /// Appends to `out` the data file as of the newest durable checkpoint (writing one first
+    /// if there has been none), for a replica to install; returns that checkpoint's applied
+    /// index. Checkpoints wait while it is copied, and only checkpoints write to the data
+    /// file, so the copy is consistent (its newest meta slot describes a complete tree).
+    /// Copies taken between two checkpoints are the same, so a replica that asks again
+    /// after installing one is not sent a newer one it does not need. Fails if the file is
+    /// over `bytes_max`.
     pub fn copy_checkpoint_into(&self, out: &mut Vec<u8>, bytes_max: u64) -> Result<u64> {
         let mut state = lock(&self.inner.checkpoint);
-        self.inner.checkpoint_locked(&mut state)?;
+        if state.durable_applied_index == 0 {
+            self.inner.checkpoint_locked(&mut state)?;
+        }
         let file = &self.inner.pager.file;
         let len = file.len().map_err(|e| Error::io(format!("sizing {DATA_FILE}"), e))?;
         if len > bytes_max {
