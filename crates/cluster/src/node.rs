@@ -87,6 +87,9 @@ use crate::types::{Command, NodeId, Outcome, Raft, TypeConfig};
 
 /// Where the store keeps the membership in force (outside the versioned key space).
 pub const MEMBERSHIP_KEY: &[u8] = b"Rm";
+/// The membership before it, kept so that a checkpoint taken before the latest change
+/// can still name the membership in force at it (a checkpoint image's metadata).
+pub const MEMBERSHIP_PREV_KEY: &[u8] = b"Rp";
 /// The vote file in the data directory.
 pub const VOTE_FILE: &str = "raft-vote";
 /// The committed-index hint in the data directory.
@@ -335,6 +338,9 @@ fn apply_batch_of(kv: &dyn storage::KvRead, index: u64, entry: &Entry<TypeConfig
         },
         EntryPayload::Membership(m) => {
             let mut batch = storage::WriteBatch::new();
+            if let Some(old) = kv.get(MEMBERSHIP_KEY)? {
+                batch.put(MEMBERSHIP_PREV_KEY.to_vec(), old);
+            }
             batch.put(MEMBERSHIP_KEY.to_vec(), membership_bytes(entry.log_id, m));
             Ok(batch)
         }
@@ -611,7 +617,11 @@ impl EngineStateMachine {
     }
 
     fn membership(&self) -> std::io::Result<StoredMembership<NodeId, BasicNode>> {
-        match self.engine.store().get(MEMBERSHIP_KEY).map_err(|e| io_err(e.to_string()))? {
+        self.stored_membership(MEMBERSHIP_KEY)
+    }
+
+    fn stored_membership(&self, key: &[u8]) -> std::io::Result<StoredMembership<NodeId, BasicNode>> {
+        match self.engine.store().get(key).map_err(|e| io_err(e.to_string()))? {
             None => Ok(StoredMembership::default()),
             Some(bytes) => codec::decode_stored_membership(&bytes)
                 .map_err(|e| io_err(format!("the stored membership is damaged: {e}"))),
@@ -619,15 +629,20 @@ impl EngineStateMachine {
     }
 
     /// The snapshot meta of the store's checkpoint at `checkpoint` (a log record index).
-    /// The membership is the one in force there: if it changed after the checkpoint, None.
+    /// The membership is the one in force there (the latest, or the one before it): if it
+    /// changed twice since the checkpoint, None.
     fn meta_at(&self, checkpoint: u64) -> std::io::Result<Option<SnapshotMeta<NodeId, BasicNode>>> {
         let last_log_id = match checkpoint {
             0 => None,
             i => Some(self.log.read_entry(i)?.log_id),
         };
-        let membership = self.membership()?;
-        if membership.log_id().as_ref().map(|l| l.index) > last_log_id.map(|l| l.index) {
-            return Ok(None);
+        let at = last_log_id.map(|l| l.index);
+        let mut membership = self.membership()?;
+        if membership.log_id().as_ref().map(|l| l.index) > at {
+            membership = self.stored_membership(MEMBERSHIP_PREV_KEY)?;
+            if membership.log_id().as_ref().map(|l| l.index) > at {
+                return Ok(None);
+            }
         }
         let snapshot_id = match last_log_id {
             Some(l) => format!("checkpoint-{}-{}", l.leader_id, l.index),
@@ -652,7 +667,11 @@ impl EngineStateMachine {
                     }
                 },
             )?;
-            let Some(meta) = self.meta_at(a)? else { continue };
+            let Some(meta) = self.meta_at(a)? else {
+                // The membership changed twice since that checkpoint: take a newer one.
+                store.checkpoint().map_err(|e| io_err(e.to_string()))?;
+                continue;
+            };
             tracing::info!(applied_index = a, bytes = bytes.len(), "built a checkpoint image to send");
             return Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) });
         }
@@ -716,7 +735,12 @@ impl RaftStateMachine<TypeConfig> for EngineStateMachine {
                 },
                 EntryPayload::Membership(m) => {
                     let bytes = membership_bytes(entry.log_id, m);
-                    self.engine.apply_logged(index, None, &[(MEMBERSHIP_KEY.to_vec(), bytes)]).map_err(failed)?;
+                    let mut writes = vec![(MEMBERSHIP_KEY.to_vec(), bytes)];
+                    let old = self.engine.store().get(MEMBERSHIP_KEY).map_err(|e| failed(txn::Error::Storage(e)))?;
+                    if let Some(old) = old {
+                        writes.push((MEMBERSHIP_PREV_KEY.to_vec(), old));
+                    }
+                    self.engine.apply_logged(index, None, &writes).map_err(failed)?;
                     Outcome::None
                 }
             };
