@@ -167,6 +167,11 @@ impl Router {
         assert!(previous.is_none(), "node {id} added twice");
     }
 
+    /// Makes `raft` reachable as node `id`, replacing a previous incarnation (a restart).
+    pub fn set_node(&self, id: NodeId, raft: Raft) {
+        self.lock().nodes.insert(id, raft);
+    }
+
     /// Sets the message faults (delays are capped at [`DELAY_MS_MAX`]).
     pub fn set_faults(&self, faults: Faults) {
         assert!(faults.drop_per_million <= PER_MILLION, "drop chance {} per million", faults.drop_per_million);

@@ -1113,6 +1113,10 @@ pub struct PeerOptions {
     pub clock_offset_max: Duration,
     /// This node's wall clock (the system's, unless a test sets one).
     pub clock: WallClock,
+    /// In-process simulation only: reach the peers through this router (seeded message
+    /// faults and partitions) instead of TCP; `listen` is then unused, and the peer status
+    /// exchange (addresses, clock-offset guard) and switchover are off.
+    pub router: Option<crate::network::Router>,
 }
 
 impl PeerOptions {
@@ -1124,6 +1128,7 @@ impl PeerOptions {
             init: BTreeMap::new(),
             clock_offset_max: CLOCK_OFFSET_MAX_DEFAULT,
             clock: WallClock::default(),
+            router: None,
         }
     }
 }
@@ -1374,6 +1379,17 @@ pub enum AdminOp {
 /// itself goes on).
 pub const ADMIN_WAIT_MAX: Duration = Duration::from_secs(60);
 
+/// Why a linearizable read may not run now.
+enum Barrier {
+    /// A new leader is still applying its predecessor's entries: worth a short wait.
+    CatchingUp(String),
+    /// Not the leader, lease lapsed, clock off: the client must go elsewhere or retry.
+    Refused(String),
+}
+
+/// How long a read waits for a just-elected leader to apply its predecessor's entries.
+const LEADER_CATCH_UP_WAIT: Duration = Duration::from_millis(500);
+
 /// How long a switchover may take before it gives up (heartbeats resume; an election may
 /// still follow).
 pub const SWITCHOVER_WAIT_MAX: Duration = Duration::from_secs(10);
@@ -1614,17 +1630,31 @@ impl Node {
         let fresh = lock(&log.shared.mem).last.is_none();
         if let Some(peers) = &opts.peers {
             let network = crate::tcp::TcpNetwork::new(id);
-            let raft = runtime
-                .block_on(Raft::new(id, config.clone(), network.clone(), log.clone(), sm))
-                .map_err(|e| storage_err("starting Raft", &e))?;
+            let (raft, server) = match &peers.router {
+                // In-process simulation: the router delivers every message; no listener.
+                Some(router) => {
+                    let factory = crate::network::RouterNetworkFactory { from: id, router: router.clone() };
+                    let raft = runtime
+                        .block_on(Raft::new(id, config.clone(), factory, log.clone(), sm))
+                        .map_err(|e| storage_err("starting Raft", &e))?;
+                    router.set_node(id, raft.clone());
+                    (raft, None)
+                }
+                None => {
+                    let raft = runtime
+                        .block_on(Raft::new(id, config.clone(), network.clone(), log.clone(), sm))
+                        .map_err(|e| storage_err("starting Raft", &e))?;
+                    let server = runtime
+                        .block_on(async {
+                            let listener = tokio::net::TcpListener::bind(peers.listen).await?;
+                            crate::tcp::serve_with(listener, raft.clone(), info.clone())
+                        })
+                        .map_err(|e| storage_err(&format!("listening for peers on {}", peers.listen), &e))?;
+                    (raft, Some(server))
+                }
+            };
             log.shared.serve_images.store(true, std::sync::atomic::Ordering::Relaxed);
             runtime.spawn(snapshot_after_checkpoints(raft.clone(), engine.clone()));
-            let server = runtime
-                .block_on(async {
-                    let listener = tokio::net::TcpListener::bind(peers.listen).await?;
-                    crate::tcp::serve_with(listener, raft.clone(), info.clone())
-                })
-                .map_err(|e| storage_err(&format!("listening for peers on {}", peers.listen), &e))?;
             if fresh && !peers.init.is_empty() {
                 let members: BTreeMap<NodeId, BasicNode> =
                     peers.init.iter().map(|(&n, addr)| (n, BasicNode { addr: addr.clone() })).collect();
@@ -1642,13 +1672,15 @@ impl Node {
             }
             let lag = LagClock::default();
             runtime.spawn(track_lag(raft.clone(), lag.clone()));
-            runtime.spawn(watch_peers(
-                raft.clone(),
-                network.clone(),
-                peers.clock.clone(),
-                peers.clock_offset_max,
-                peer_watch.clone(),
-            ));
+            if peers.router.is_none() {
+                runtime.spawn(watch_peers(
+                    raft.clone(),
+                    network.clone(),
+                    peers.clock.clone(),
+                    peers.clock_offset_max,
+                    peer_watch.clone(),
+                ));
+            }
             let proposer = RaftProposer::start(
                 raft.clone(),
                 runtime.handle(),
@@ -1671,9 +1703,9 @@ impl Node {
                 switching,
                 peer_watch,
                 info,
-                network: Some(network),
+                network: peers.router.is_none().then_some(network),
                 lease_max: quorum_silence_max,
-                server: Some(server),
+                server,
                 runtime: Some(runtime),
             });
         }
@@ -1748,6 +1780,22 @@ impl Node {
     /// elected since; this assumes the nodes' clocks run at about the same rate). Else the
     /// reason, naming the leader if one is known.
     pub fn read_barrier(&self) -> Result<(), String> {
+        // A leader just elected applies its predecessor's last entries within milliseconds:
+        // wait for that (bounded) rather than send the client away.
+        let deadline = Instant::now() + LEADER_CATCH_UP_WAIT;
+        loop {
+            match self.read_barrier_now() {
+                Err(Barrier::CatchingUp(_)) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(Barrier::CatchingUp(why)) | Err(Barrier::Refused(why)) => return Err(why),
+                Ok(()) => return Ok(()),
+            }
+        }
+    }
+
+    fn read_barrier_now(&self) -> Result<(), Barrier> {
+        let refused = Barrier::Refused;
         let m = self.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership();
         if membership.voter_ids().all(|v| v == self.id) {
@@ -1755,10 +1803,10 @@ impl Node {
         }
         let stale = "reads here may be stale; SET bulwark.read_consistency = 'stale' to read here anyway";
         if let Some(why) = self.clock_refusal() {
-            return Err(format!("{why} ({stale})"));
+            return Err(refused(format!("{why} ({stale})")));
         }
         if m.state != openraft::ServerState::Leader {
-            return Err(match m.current_leader.and_then(|l| membership.get_node(&l).map(|n| (l, n.addr.clone()))) {
+            return Err(refused(match m.current_leader.and_then(|l| membership.get_node(&l).map(|n| (l, n.addr.clone()))) {
                 Some((l, peer)) => match self.peer_view(l).filter(|v| !v.sql_addr.is_empty()) {
                     Some(v) => format!(
                         "this node is not the leader ({stale}); node {l} is: connect to {} (its peer address is {peer})",
@@ -1767,15 +1815,23 @@ impl Node {
                     None => format!("this node is not the leader ({stale}); node {l} at peer address {peer} is"),
                 },
                 None => format!("this node is not the leader and no leader is known ({stale})"),
-            });
+            }));
+        }
+        // A new leader may hold entries its predecessor committed that it has not applied
+        // yet; it serves once it has applied an entry of its own term (its first, blank
+        // entry), which comes after all of them.
+        if m.last_applied.map(|l| l.leader_id) != Some(*m.vote.leader_id()) {
+            return Err(Barrier::CatchingUp(format!(
+                "this leader has not yet applied the entries committed before its term ({stale})"
+            )));
         }
         let lease = self.lease.as_millis() as u64;
         match m.millis_since_quorum_ack {
             Some(ms) if ms < lease => Ok(()),
-            Some(ms) => {
-                Err(format!("this leader last heard from a quorum {ms} ms ago, past its {lease} ms lease ({stale})"))
-            }
-            None => Err(format!("this leader has not yet heard from a quorum ({stale})")),
+            Some(ms) => Err(refused(format!(
+                "this leader last heard from a quorum {ms} ms ago, past its {lease} ms lease ({stale})"
+            ))),
+            None => Err(refused(format!("this leader has not yet heard from a quorum ({stale})"))),
         }
     }
 
