@@ -133,21 +133,26 @@ fn status(target: &Target) -> Result<(), String> {
     let last: u64 = field(&body, "last_log_index").and_then(|v| v.parse().ok()).unwrap_or(0);
     let members = body.split("\"members\":[").nth(1).and_then(|r| r.split(']').next()).unwrap_or("");
     println!(
-        "{:>6}  {:<22}  {:<8}  {:>14}  {:>13}  {:>8}",
-        "member", "peer address", "kind", "matched index", "lag (entries)", "lag (ms)"
+        "{:>6}  {:<22}  {:<8}  {:>14}  {:>13}  {:>8}  {:<22}  {:>12}",
+        "member", "peer address", "kind", "matched index", "lag (entries)", "lag (ms)", "SQL address", "clock (ms)"
     );
     for m in members.split("},").filter(|m| !m.trim().is_empty()).map(|m| format!("{}}}", m.trim_end_matches('}'))) {
         let m = m.as_str();
         let matched = field(m, "matched_index").filter(|v| *v != "null");
         println!(
-            "{:>6}  {:<22}  {:<8}  {:>14}  {:>13}  {:>8}",
+            "{:>6}  {:<22}  {:<8}  {:>14}  {:>13}  {:>8}  {:<22}  {:>12}",
             field(m, "id").unwrap_or("?"),
             field(m, "addr").unwrap_or("?"),
             if field(m, "voter") == Some("true") { "voter" } else { "replica" },
             matched.unwrap_or("-"),
             matched.and_then(|v| v.parse::<u64>().ok()).map_or("-".to_string(), |v| last.saturating_sub(v).to_string()),
             field(m, "lag_ms").filter(|v| *v != "null").unwrap_or("-"),
+            field(m, "sql_addr").filter(|v| *v != "null" && !v.is_empty()).unwrap_or("-"),
+            field(m, "clock_offset_ms").filter(|v| *v != "null").unwrap_or("-"),
         );
+    }
+    if let Some(why) = field(&body, "clock_refusal").filter(|v| *v != "null") {
+        println!("this node refuses to lead: {why}");
     }
     Ok(())
 }
