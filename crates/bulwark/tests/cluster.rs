@@ -388,6 +388,31 @@ fn bulwark_cluster(args: &[&str]) -> (bool, String) {
     (out.status.success(), format!("{}{}", common::stdout(&out), common::stderr(&out)))
 }
 
+/// Inserts ids 1, 2, ... into whichever node `/status` calls the leader until `stop` is
+/// set; returns the ids whose COMMIT was acknowledged.
+fn spawn_leader_writer(
+    ports: Vec<(u16, u16)>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<i64>> {
+    tokio::spawn(async move {
+        let mut acked = Vec::new();
+        let mut next = 0i64;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let leader =
+                ports.iter().find(|(_, h)| http_get(*h, "/status").and_then(|b| role(&b)).as_deref() == Some("leader"));
+            if let Some((pg, _)) = leader {
+                next += 1;
+                if insert_at(*pg, next).await.is_ok() {
+                    acked.push(next);
+                }
+            } else {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        acked
+    })
+}
+
 /// Under write load: `bulwark cluster add-voter` brings a fourth node in (it catches up
 /// from the log) and `remove` takes it out again; no acknowledged write is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,27 +423,7 @@ async fn membership_changes_under_load_lose_no_write() {
     let ports: Vec<(u16, u16)> =
         nodes.iter().map(|n| (n.process.as_ref().unwrap().port, n.process.as_ref().unwrap().http_port)).collect();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let (ports, stop) = (ports.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut acked = Vec::new();
-            let mut next = 0i64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let leader = ports
-                    .iter()
-                    .find(|(_, h)| http_get(*h, "/status").and_then(|b| role(&b)).as_deref() == Some("leader"));
-                if let Some((pg, _)) = leader {
-                    next += 1;
-                    if insert_at(*pg, next).await.is_ok() {
-                        acked.push(next);
-                    }
-                } else {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            }
-            acked
-        })
-    };
+    let writer = spawn_leader_writer(ports.clone(), stop.clone());
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let to = leader(&nodes, &mut terms);
@@ -557,27 +562,7 @@ async fn switchover_under_load_moves_the_leadership_and_loses_no_write() {
     let ports: Vec<(u16, u16)> =
         nodes.iter().map(|n| (n.process.as_ref().unwrap().port, n.process.as_ref().unwrap().http_port)).collect();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let (ports, stop) = (ports.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut acked = Vec::new();
-            let mut next = 0i64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let leader = ports
-                    .iter()
-                    .find(|(_, h)| http_get(*h, "/status").and_then(|b| role(&b)).as_deref() == Some("leader"));
-                if let Some((pg, _)) = leader {
-                    next += 1;
-                    if insert_at(*pg, next).await.is_ok() {
-                        acked.push(next);
-                    }
-                } else {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            }
-            acked
-        })
-    };
+    let writer = spawn_leader_writer(ports.clone(), stop.clone());
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let from = leader(&nodes, &mut terms);

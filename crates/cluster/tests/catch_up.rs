@@ -6,33 +6,18 @@
 //!
 //! Every wait polls with a deadline; no sleep stands in for an assertion.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use cluster::node::{Node, NodeOptions, PeerOptions};
+use common::{free_addr, leader_of, wait_for};
 use storage::vfs::{RealVfs, Vfs};
 use txn::{EngineOptions, TxnOptions};
-
-const WAIT_MAX: Duration = Duration::from_secs(30);
-
-fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT_MAX;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {WAIT_MAX:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
 
 fn options(id: u64, listen: SocketAddr, init: &BTreeMap<u64, String>) -> NodeOptions {
     let store = storage::StoreOptions {
@@ -66,10 +51,6 @@ impl Cluster {
         Node::open(Arc::new(RealVfs) as Arc<dyn Vfs>, &self.dirs[i], options(id, self.addrs[i], &self.init))
             .expect("open a node")
     }
-}
-
-fn leader_of(nodes: &[&Node]) -> usize {
-    wait_for("a leader", || nodes.iter().position(|n| n.status().role == "leader" && n.read_barrier().is_ok()))
 }
 
 fn commit_rows(node: &Node, from: u64, to: u64) {

@@ -8,33 +8,19 @@
 //!
 //! Every wait polls with a deadline; no sleep stands in for an assertion.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cluster::node::{Node, NodeOptions, PeerOptions, WallClock};
+use common::{free_addr, leader_of, wait_for};
 use storage::vfs::{RealVfs, Vfs};
 use txn::{EngineOptions, TxnOptions};
-
-const WAIT_MAX: Duration = Duration::from_secs(30);
-
-fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT_MAX;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {WAIT_MAX:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
 
 struct Cluster {
     dirs: Vec<PathBuf>,
@@ -67,10 +53,6 @@ impl Cluster {
         node.advertise(&format!("sql-of-node-{id}:5432"), &format!("http-of-node-{id}:9433"));
         node
     }
-}
-
-fn leader_of(nodes: &[&Node]) -> usize {
-    wait_for("a leader", || nodes.iter().position(|n| n.status().role == "leader" && n.read_barrier().is_ok()))
 }
 
 fn commit(node: &Node, key: &str) -> txn::Result<Option<u64>> {
