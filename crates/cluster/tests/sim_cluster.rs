@@ -12,6 +12,11 @@
 //! - the balances are exactly what the markers present add up to (no partial transfer);
 //! - all nodes hold the same balances.
 //!
+//! Other steps run SERIALIZABLE list-append transactions (read a few lists, append unique
+//! values), and the history, with the lists every node holds at the end, is checked by
+//! the list-append checker (`sim::history`) for isolation anomalies. A transaction whose
+//! outcome was unknown (08007) counts as committed if its values are in the final lists.
+//!
 //! A seed fixes the plan (actions, faults, crash points); openraft 0.9's timers and thread
 //! RNG are not under the seed, so a replay repeats the plan, not every interleaving.
 //! `BULWARK_SEED=N` replays one seed; `BULWARK_SIM_SEEDS=N` runs seeds 0..N (default 100; the long mode runs thousands).
@@ -23,14 +28,17 @@ use std::time::{Duration, Instant};
 
 use cluster::network::{Faults, Rng, Router};
 use cluster::node::{Node, NodeOptions, PeerOptions};
+use sim::history::{self, Op};
 use storage::vfs::{SimVfs, Vfs};
-use txn::{EngineOptions, TxnOptions};
+use txn::{EngineOptions, IsolationLevel, TxnOptions};
 
 const NODES: u64 = 3;
 const ACCOUNTS: u64 = 5;
 const START_BALANCE: i64 = 100;
 const STEPS: usize = 60;
 const SEEDS_DEFAULT: u64 = 100;
+/// Keys of the list-append workload.
+const LISTS: u64 = 4;
 /// How long the end of a run may wait for a leader and for every node to catch up.
 const SETTLE_MAX: Duration = Duration::from_secs(30);
 
@@ -130,6 +138,47 @@ fn markers(node: &Node) -> BTreeMap<u64, (u64, u64, i64)> {
         .collect()
 }
 
+fn list_key(k: u64) -> Vec<u8> {
+    format!("list{k}").into_bytes()
+}
+
+fn decode_list(v: Option<Vec<u8>>) -> Option<Vec<u64>> {
+    v.map(|b| {
+        let s = String::from_utf8(b).unwrap();
+        s.split(',').filter(|x| !x.is_empty()).map(|x| x.parse().unwrap()).collect()
+    })
+}
+
+fn encode_list(l: &[u64]) -> Vec<u8> {
+    l.iter().map(u64::to_string).collect::<Vec<_>>().join(",").into_bytes()
+}
+
+/// One SERIALIZABLE list-append transaction through `node`: (what it did and saw, its
+/// outcome as [`transfer`] gives it).
+fn list_append(node: &Node, plan: &[(u64, Option<u64>)]) -> (Vec<Op>, Result<bool, ()>) {
+    let mut ops = Vec::new();
+    let result = (|| -> txn::Result<Option<u64>> {
+        let mut t = node.engine().begin(TxnOptions { isolation: IsolationLevel::Serializable, read_only: false })?;
+        for &(key, append) in plan {
+            let list = decode_list(t.get(&list_key(key))?);
+            ops.push(Op::Read { key, list: list.clone() });
+            if let Some(value) = append {
+                ops.push(Op::Append { key, value });
+                let mut list = list.unwrap_or_default();
+                list.push(value);
+                t.put(&list_key(key), &encode_list(&list))?;
+            }
+        }
+        t.commit()
+    })();
+    let outcome = match result {
+        Ok(_) => Ok(true),
+        Err(txn::Error::CommitUnknown(_)) => Err(()),
+        Err(_) => Ok(false),
+    };
+    (ops, outcome)
+}
+
 /// One transfer through `node`: Ok(true) acknowledged, Ok(false) refused (not committed),
 /// Err(()) outcome unknown.
 fn transfer(node: &Node, t: u64, from: u64, to: u64, amount: i64) -> Result<bool, ()> {
@@ -177,6 +226,9 @@ fn run_seed(seed: u64) {
         std::thread::sleep(Duration::from_millis(10));
     }
     let (mut acked, mut refused, mut unknown) = (BTreeSet::new(), BTreeSet::new(), 0);
+    // The list-append history: (transaction, outcome known?).
+    let mut lists: Vec<(history::Txn, bool)> = Vec::new();
+    let mut next_value = 0u64;
     let mut crashes = 0;
     for step in 0..STEPS {
         let began = Instant::now();
@@ -204,6 +256,28 @@ fn run_seed(seed: u64) {
                 delay_ms_max: rng.below(20),
             }),
             7 => sim.router.set_faults(Faults::default()),
+            8..=11 => {
+                let plan: Vec<(u64, Option<u64>)> = (0..1 + rng.below(3))
+                    .map(|_| {
+                        let key = rng.below(LISTS);
+                        let append = rng.chance(600_000).then(|| {
+                            next_value += 1;
+                            next_value
+                        });
+                        (key, append)
+                    })
+                    .collect();
+                if let Some(l) = sim.leader() {
+                    let (ops, outcome) = list_append(l, &plan);
+                    let id = lists.len() as u64 + 1;
+                    match outcome {
+                        Ok(committed) => lists.push((history::Txn { id, ops, committed }, true)),
+                        Err(()) => lists.push((history::Txn { id, ops, committed: false }, false)),
+                    }
+                } else {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
             _ => {
                 let t = step as u64;
                 let from = rng.below(ACCOUNTS);
@@ -257,6 +331,37 @@ fn run_seed(seed: u64) {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+    // The lists as every node holds them at the end: the same everywhere; unknown outcomes
+    // are resolved by them; then the history is checked.
+    let final_lists = |node: &Node| -> Vec<(u64, Option<Vec<u64>>)> {
+        let mut t = node.engine().begin(TxnOptions::default()).unwrap();
+        let out = (0..LISTS).map(|k| (k, decode_list(t.get(&list_key(k)).unwrap()))).collect();
+        t.rollback();
+        out
+    };
+    let end = final_lists(sim.nodes[0].as_ref().unwrap());
+    for (i, node) in sim.nodes.iter().enumerate().skip(1) {
+        assert_eq!(final_lists(node.as_ref().unwrap()), end, "seed {seed}: node {} lists differ from node 1", i + 1);
+    }
+    let present: BTreeSet<u64> = end.iter().flat_map(|(_, l)| l.clone().unwrap_or_default()).collect();
+    let mut txns: Vec<history::Txn> = lists
+        .into_iter()
+        .map(|(mut t, known)| {
+            if !known {
+                t.committed = t.ops.iter().any(|op| matches!(op, Op::Append { value, .. } if present.contains(value)));
+            }
+            t
+        })
+        .collect();
+    txns.push(history::Txn {
+        id: 0,
+        ops: end.into_iter().map(|(key, list)| Op::Read { key, list }).collect(),
+        committed: true,
+    });
+    let list_committed = txns.iter().filter(|t| t.committed).count() - 1;
+    let list_appends = present.len();
+    let result = history::check(&txns);
+    assert!(result.is_valid(), "seed {seed}: list-append anomalies: {:?}", result.anomalies);
     let mut first: Option<Vec<i64>> = None;
     for (i, node) in sim.nodes.iter().enumerate() {
         let node = node.as_ref().unwrap();
@@ -280,7 +385,8 @@ fn run_seed(seed: u64) {
         }
     }
     eprintln!(
-        "seed {seed}: {} acknowledged, {} refused, {unknown} unknown, {crashes} crashes",
+        "seed {seed}: {} acknowledged, {} refused, {unknown} unknown, {crashes} crashes; \
+         {list_committed} list-append transactions committed, {list_appends} values in the final lists",
         acked.len(),
         refused.len()
     );
