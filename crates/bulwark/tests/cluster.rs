@@ -160,12 +160,17 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn start_cluster(name: &str) -> (Vec<Node>, String) {
+    start_cluster_with(name, &[])
+}
+
+/// Three nodes started with `more` flags each.
+fn start_cluster_with(name: &str, more: &[&str]) -> (Vec<Node>, String) {
     let mut nodes: Vec<Node> = (1..=3u64)
         .map(|id| Node { id, dir: TempDir::new(&format!("{name}-{id}")), peer_port: free_port(), process: None })
         .collect();
     let init = nodes.iter().map(|n| format!("{}=127.0.0.1:{}", n.id, n.peer_port)).collect::<Vec<_>>().join(",");
     for n in nodes.iter_mut() {
-        n.start(&init);
+        n.start_with(&init, more);
     }
     (nodes, init)
 }
@@ -413,6 +418,21 @@ fn spawn_leader_writer(
     })
 }
 
+/// Stops the writer of [`spawn_leader_writer`], checks it kept writing, and checks that
+/// every id it had acknowledged is on every node; returns those ids.
+async fn stop_writer(
+    writer: tokio::task::JoinHandle<Vec<i64>>,
+    stop: &std::sync::atomic::AtomicBool,
+    nodes: &[Node],
+    terms: &mut BTreeMap<u64, u64>,
+) -> BTreeSet<i64> {
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked: BTreeSet<i64> = writer.await.unwrap().into_iter().collect();
+    assert!(acked.len() > 10, "the writer kept writing: {} acknowledged", acked.len());
+    assert_everywhere(nodes, terms, &acked);
+    acked
+}
+
 /// Under write load: `bulwark cluster add-voter` brings a fourth node in (it catches up
 /// from the log) and `remove` takes it out again; no acknowledged write is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,10 +471,7 @@ async fn membership_changes_under_load_lose_no_write() {
     assert!(!status.contains(&addr), "node 4 is gone: {status}");
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let acked: BTreeSet<i64> = writer.await.unwrap().into_iter().collect();
-    assert!(acked.len() > 10, "the writer kept writing: {} acknowledged", acked.len());
-    assert_everywhere(&nodes, &mut terms, &acked);
+    let acked = stop_writer(writer, &stop, &nodes, &mut terms).await;
     eprintln!("{} writes acknowledged across the membership changes, all on all 3 nodes", acked.len());
 }
 
@@ -465,13 +482,7 @@ async fn membership_changes_under_load_lose_no_write() {
 /// It holds every acknowledged row, and writes after it joined reach it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_joining_node_catches_up_from_a_checkpoint_image() {
-    let mut nodes: Vec<Node> = (1..=3u64)
-        .map(|id| Node { id, dir: TempDir::new(&format!("join-{id}")), peer_port: free_port(), process: None })
-        .collect();
-    let init = nodes.iter().map(|n| format!("{}=127.0.0.1:{}", n.id, n.peer_port)).collect::<Vec<_>>().join(",");
-    for n in nodes.iter_mut() {
-        n.start_with(&init, &["--raft-log-keep", "10"]);
-    }
+    let (mut nodes, _init) = start_cluster_with("join", &["--raft-log-keep", "10"]);
     let mut terms = BTreeMap::new();
     create_table(&nodes, &mut terms);
     let mut acked = BTreeSet::new();
@@ -575,10 +586,7 @@ async fn switchover_under_load_moves_the_leadership_and_loses_no_write() {
         assert_eq!(leader(&nodes, &mut terms), to, "node {target} leads after the switchover");
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let acked: BTreeSet<i64> = writer.await.unwrap().into_iter().collect();
-    assert!(acked.len() > 10, "the writer kept writing: {} acknowledged", acked.len());
-    assert_everywhere(&nodes, &mut terms, &acked);
+    let acked = stop_writer(writer, &stop, &nodes, &mut terms).await;
     eprintln!("{} writes acknowledged across 3 switchovers, all on all 3 nodes", acked.len());
 }
 

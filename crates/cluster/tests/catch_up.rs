@@ -46,6 +46,17 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// Three nodes with directories under `base` (emptied first) and free loopback ports.
+    fn new(base: &std::path::Path) -> Cluster {
+        let _ = std::fs::remove_dir_all(base);
+        let addrs: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
+        Cluster {
+            dirs: (1..=3).map(|i| base.join(format!("n{i}"))).collect(),
+            init: (1..=3u64).map(|i| (i, addrs[(i - 1) as usize].to_string())).collect(),
+            addrs,
+        }
+    }
+
     fn open(&self, id: u64) -> Node {
         let i = (id - 1) as usize;
         Node::open(Arc::new(RealVfs) as Arc<dyn Vfs>, &self.dirs[i], options(id, self.addrs[i], &self.init))
@@ -71,13 +82,7 @@ fn rows(node: &Node) -> Vec<(Vec<u8>, Vec<u8>)> {
 #[test]
 fn a_node_behind_the_purged_log_catches_up_from_a_checkpoint_image() {
     let base = std::env::temp_dir().join(format!("bulwark-catch-up-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
-    let addrs: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
-    let cluster = Cluster {
-        dirs: (1..=3).map(|i| base.join(format!("n{i}"))).collect(),
-        init: (1..=3u64).map(|i| (i, addrs[(i - 1) as usize].to_string())).collect(),
-        addrs,
-    };
+    let cluster = Cluster::new(&base);
     let n1 = cluster.open(1);
     let n2 = cluster.open(2);
     let mut n3 = cluster.open(3);
@@ -177,13 +182,7 @@ fn a_damaged_image_is_never_installed() {
 #[test]
 fn a_survivor_forced_into_a_new_cluster_of_one_serves_what_it_had() {
     let base = std::env::temp_dir().join(format!("bulwark-force-new-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
-    let addrs: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
-    let cluster = Cluster {
-        dirs: (1..=3).map(|i| base.join(format!("n{i}"))).collect(),
-        init: (1..=3u64).map(|i| (i, addrs[(i - 1) as usize].to_string())).collect(),
-        addrs,
-    };
+    let cluster = Cluster::new(&base);
     let nodes = [cluster.open(1), cluster.open(2), cluster.open(3)];
     let all: Vec<&Node> = nodes.iter().collect();
     commit_rows(all[leader_of(&all)], 0, 40);
