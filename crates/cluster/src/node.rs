@@ -1506,6 +1506,11 @@ pub struct Node {
     log: WalLog,
     /// Set during a switchover (see [`RaftProposer`]).
     switching: Arc<std::sync::atomic::AtomicBool>,
+    /// The leadership this process last served reads under, and the last log index it held
+    /// when it first saw it: every entry up to there came from before (another leader, or
+    /// this node before a restart) and holds no row locks here, so it must be applied
+    /// before a transaction may start (see [`Node::read_barrier`]).
+    leader_floor: std::sync::Mutex<Option<(openraft::LeaderId<NodeId>, u64)>>,
     /// The peer network (None for a single node).
     network: Option<crate::tcp::TcpNetwork>,
     /// What the peers said of themselves, and the clock-offset guard's verdict.
@@ -1701,6 +1706,7 @@ impl Node {
                 raft,
                 log,
                 switching,
+                leader_floor: Default::default(),
                 peer_watch,
                 info,
                 network: peers.router.is_none().then_some(network),
@@ -1764,6 +1770,7 @@ impl Node {
             raft,
             log,
             switching,
+            leader_floor: Default::default(),
             peer_watch,
             info,
             network: None,
@@ -1819,10 +1826,26 @@ impl Node {
         }
         // A new leader may hold entries its predecessor committed that it has not applied
         // yet; it serves once it has applied an entry of its own term (its first, blank
-        // entry), which comes after all of them.
-        if m.last_applied.map(|l| l.leader_id) != Some(*m.vote.leader_id()) {
+        // entry), which comes after all of them. A leader that restarted keeps its term
+        // (openraft starts it as leader again, with no new blank entry), so it also waits
+        // until it has applied every entry its log held when this process first led: those
+        // entries hold no row locks here, and a transaction that started before they were
+        // applied would neither see them nor conflict with them (a lost update).
+        let leader_id = *m.vote.leader_id();
+        let floor = {
+            let mut f = self.leader_floor.lock().expect("leader floor lock");
+            match *f {
+                Some((id, floor)) if id == leader_id => floor,
+                _ => {
+                    let floor = m.last_log_index.unwrap_or(0);
+                    *f = Some((leader_id, floor));
+                    floor
+                }
+            }
+        };
+        if m.last_applied.map(|l| l.leader_id) != Some(leader_id) || m.last_applied.map_or(0, |l| l.index) < floor {
             return Err(Barrier::CatchingUp(format!(
-                "this leader has not yet applied the entries committed before its term ({stale})"
+                "this leader has not yet applied the entries committed before it led ({stale})"
             )));
         }
         let lease = self.lease.as_millis() as u64;
