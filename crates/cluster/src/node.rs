@@ -1824,6 +1824,17 @@ impl Node {
                 None => format!("this node is not the leader and no leader is known ({stale})"),
             }));
         }
+        // A leader cut off from the quorum is refused at once: it may never catch up.
+        let lease = self.lease.as_millis() as u64;
+        match m.millis_since_quorum_ack {
+            Some(ms) if ms < lease => {}
+            Some(ms) => {
+                return Err(refused(format!(
+                    "this leader last heard from a quorum {ms} ms ago, past its {lease} ms lease ({stale})"
+                )))
+            }
+            None => return Err(refused(format!("this leader has not yet heard from a quorum ({stale})"))),
+        }
         // A new leader may hold entries its predecessor committed that it has not applied
         // yet; it serves once it has applied an entry of its own term (its first, blank
         // entry), which comes after all of them. A leader that restarted keeps its term
@@ -1848,14 +1859,7 @@ impl Node {
                 "this leader has not yet applied the entries committed before it led ({stale})"
             )));
         }
-        let lease = self.lease.as_millis() as u64;
-        match m.millis_since_quorum_ack {
-            Some(ms) if ms < lease => Ok(()),
-            Some(ms) => Err(refused(format!(
-                "this leader last heard from a quorum {ms} ms ago, past its {lease} ms lease ({stale})"
-            ))),
-            None => Err(refused(format!("this leader has not yet heard from a quorum ({stale})"))),
-        }
+        Ok(())
     }
 
     /// Runs a membership change (`bulwark cluster ...`) on Raft's runtime;
