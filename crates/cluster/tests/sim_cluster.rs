@@ -17,18 +17,29 @@
 //! the list-append checker (`sim::history`) for isolation anomalies. A transaction whose
 //! outcome was unknown (08007) counts as committed if its values are in the final lists.
 //!
+//! Wall clocks jump too (sometimes past the clock-offset guard's bound, so that a node
+//! refuses to lead), and are set right before the end.
+//!
+//! A second workload, [`register_workload_over_the_engine_is_linearizable`], runs several
+//! client threads at once against the same kind of cluster, reading, writing and
+//! compare-and-setting registers through whichever node serves, while a nemesis thread
+//! crashes and restarts nodes, cuts them off and skews their clocks; the history is checked
+//! with the linearizability checker (`sim::linearizable`).
+//!
 //! A seed fixes the plan (actions, faults, crash points); openraft 0.9's timers and thread
 //! RNG are not under the seed, so a replay repeats the plan, not every interleaving.
 //! `BULWARK_SEED=N` replays one seed; `BULWARK_SIM_SEEDS=N` runs seeds 0..N (default 100; the long mode runs thousands).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use cluster::network::{Faults, Rng, Router};
-use cluster::node::{Node, NodeOptions, PeerOptions};
+use cluster::node::{Node, NodeOptions, PeerOptions, WallClock};
 use sim::history::{self, Op};
+use sim::linearizable;
 use storage::vfs::{SimVfs, Vfs};
 use txn::{EngineOptions, IsolationLevel, TxnOptions};
 
@@ -62,6 +73,9 @@ struct Sim {
     router: Router,
     vfs: Vec<SimVfs>,
     nodes: Vec<Option<Node>>,
+    /// Each node's wall-clock offset from the system clock, in microseconds (the clock the
+    /// clock-offset guard compares).
+    clock_offsets: Vec<Arc<AtomicI64>>,
 }
 
 impl Sim {
@@ -79,6 +93,10 @@ impl Sim {
             peers: Some(PeerOptions {
                 init,
                 router: Some(self.router.clone()),
+                clock: {
+                    let offset = self.clock_offsets[id as usize - 1].clone();
+                    WallClock(Arc::new(move || cluster::tcp::system_clock_micros() + offset.load(Ordering::Relaxed)))
+                },
                 ..PeerOptions::new("127.0.0.1:1".parse().unwrap())
             }),
             ..Default::default()
@@ -201,16 +219,23 @@ fn transfer(node: &Node, t: u64, from: u64, to: u64, amount: i64) -> Result<bool
 }
 
 impl Sim {
-    /// Three nodes started on fresh simulated disks, the accounts funded through the leader.
-    fn funded(seed: u64) -> Sim {
+    /// Three nodes started on fresh simulated disks.
+    fn started(seed: u64) -> Sim {
         let mut sim = Sim {
             router: Router::new(seed),
             vfs: (0..NODES).map(|i| SimVfs::new(seed * 16 + i)).collect(),
             nodes: (0..NODES).map(|_| None).collect(),
+            clock_offsets: (0..NODES).map(|_| Arc::new(AtomicI64::new(0))).collect(),
         };
         for i in 0..NODES as usize {
             sim.start(i);
         }
+        sim
+    }
+
+    /// Three nodes started on fresh simulated disks, the accounts funded through the leader.
+    fn funded(seed: u64) -> Sim {
+        let sim = Sim::started(seed);
         let deadline = Instant::now() + SETTLE_MAX;
         loop {
             if let Some(l) = sim.leader() {
@@ -224,6 +249,12 @@ impl Sim {
             }
             assert!(Instant::now() < deadline, "seed {seed}: no leader to fund the accounts");
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn set_clocks_right(&self) {
+        for offset in &self.clock_offsets {
+            offset.store(0, Ordering::Relaxed);
         }
     }
 
@@ -263,8 +294,14 @@ fn run_seed(seed: u64) {
     let mut crashes = 0;
     for step in 0..STEPS {
         let began = Instant::now();
-        let action = rng.below(20);
+        let action = rng.below(22);
         match action {
+            20 => {
+                // A node's wall clock jumps, sometimes past the clock-offset guard's bound.
+                let ms = rng.below(2_000) as i64 * if rng.chance(500_000) { 1 } else { -1 };
+                sim.clock_offsets[rng.below(NODES) as usize].store(ms * 1_000, Ordering::Relaxed);
+            }
+            21 => sim.set_clocks_right(),
             0 | 1 => {
                 // Crash a live node, keeping a quorum's worth alive most of the time.
                 let live: Vec<usize> = (0..NODES as usize).filter(|&i| sim.nodes[i].is_some()).collect();
@@ -340,6 +377,8 @@ fn run_seed(seed: u64) {
             }
         }
         if std::env::var("BULWARK_SIM_TRACE").is_ok() && !(8..20).contains(&action) {
+            let clocks: Vec<i64> = sim.clock_offsets.iter().map(|o| o.load(Ordering::Relaxed) / 1_000).collect();
+            eprintln!("TRACE step {step}: clock offsets (ms) {clocks:?}");
             let st: Vec<String> = sim
                 .nodes
                 .iter()
@@ -356,8 +395,9 @@ fn run_seed(seed: u64) {
         }
     }
 
-    // Heal, restart everyone, let the cluster settle.
+    // Heal, right the clocks, restart everyone, let the cluster settle.
     sim.router.heal();
+    sim.set_clocks_right();
     sim.router.set_faults(Faults::default());
     for i in 0..NODES as usize {
         if sim.nodes[i].is_none() {
@@ -510,4 +550,167 @@ fn a_leader_restarted_in_its_term_applies_its_log_before_serving() {
     }
     eprintln!("{same_term} of {ROUNDS} rounds restarted the leader in its own term");
     assert!(same_term > 0, "no round restarted the leader in its own term: the case this test is for did not occur");
+}
+
+/// Register keys of the linearizability workload.
+const REGISTERS: u64 = 4;
+/// Client threads of the linearizability workload.
+const REGISTER_CLIENTS: u64 = 3;
+/// Calls each client makes at most.
+const REGISTER_CALLS_MAX: u64 = 200;
+/// Clients stop starting calls this long after the workload starts.
+const REGISTER_WORKLOAD: Duration = Duration::from_millis(1_500);
+/// Seeds the linearizability workload runs by default (`BULWARK_SIM_SEEDS` scales both
+/// workloads).
+const REGISTER_SEEDS_DEFAULT: u64 = 30;
+/// Calls per seed that must get replies for a run to test anything.
+const REGISTER_REPLIES_MIN: usize = 10;
+
+fn register_key(k: u64) -> Vec<u8> {
+    format!("reg{k}").into_bytes()
+}
+
+fn register_value(v: Option<Vec<u8>>) -> Option<i64> {
+    v.map(|b| String::from_utf8(b).unwrap().parse().unwrap())
+}
+
+/// One call through `node`, which passed the read barrier: the operation as the checker
+/// sees it and whether it got a reply; None if it certainly had no effect (refused before
+/// it was proposed, or rejected as a conflict).
+fn register_call(node: &Node, key: u64, kind: u64, value: i64, expect: i64) -> Option<(linearizable::Op, bool)> {
+    use linearizable::Op;
+    let k = register_key(key);
+    match kind {
+        0 => {
+            let mut t =
+                node.engine().begin(TxnOptions { isolation: IsolationLevel::RepeatableRead, read_only: true }).ok()?;
+            let v = register_value(t.get(&k).ok()?);
+            t.rollback();
+            Some((Op::Read(v), true))
+        }
+        1 => {
+            let mut t = node.engine().begin(TxnOptions::default()).ok()?;
+            t.put(&k, value.to_string().as_bytes()).ok()?;
+            match t.commit() {
+                Ok(_) => Some((Op::Write(value), true)),
+                Err(txn::Error::CommitUnknown(_)) => Some((Op::Write(value), false)),
+                Err(_) => None,
+            }
+        }
+        _ => {
+            let mut t =
+                node.engine().begin(TxnOptions { isolation: IsolationLevel::RepeatableRead, read_only: false }).ok()?;
+            if register_value(t.get(&k).ok()?) != Some(expect) {
+                t.rollback();
+                return Some((Op::Cas { expect, new: value, ok: false }, true));
+            }
+            t.put(&k, value.to_string().as_bytes()).ok()?;
+            match t.commit() {
+                Ok(_) => Some((Op::Cas { expect, new: value, ok: true }, true)),
+                Err(txn::Error::CommitUnknown(_)) => Some((Op::Cas { expect, new: value, ok: true }, false)),
+                Err(_) => None,
+            }
+        }
+    }
+}
+
+fn run_register_seed(seed: u64) {
+    let sim = Sim::started(seed);
+    sim.wait_leader(&format!("seed {seed}"));
+    sim.router.set_faults(Faults { drop_per_million: 20_000, duplicate_per_million: 20_000, delay_ms_max: 10 });
+    let sim = Arc::new(RwLock::new(sim));
+    let history: Arc<Mutex<Vec<linearizable::Call>>> = Arc::default();
+    let start = Instant::now();
+    let micros = move || start.elapsed().as_micros() as u64;
+    let clients: Vec<_> = (0..REGISTER_CLIENTS)
+        .map(|client| {
+            let (sim, history) = (sim.clone(), history.clone());
+            std::thread::spawn(move || {
+                let mut rng = Rng::new(seed.wrapping_mul(1_000).wrapping_add(client));
+                let mut last_seen = [0i64; REGISTERS as usize];
+                for seq in 0..REGISTER_CALLS_MAX {
+                    if start.elapsed() >= REGISTER_WORKLOAD {
+                        break;
+                    }
+                    let (key, kind) = (rng.below(REGISTERS), rng.below(3));
+                    // Values are unique per call, which keeps the checker's search small.
+                    let value = ((client + 1) * 1_000 + seq) as i64;
+                    let expect = last_seen[key as usize];
+                    let invoked = micros();
+                    let result = {
+                        let sim = sim.read().unwrap();
+                        sim.leader().map(|node| register_call(node, key, kind, value, expect))
+                    };
+                    match result {
+                        Some(Some((op, replied))) => {
+                            if let linearizable::Op::Read(Some(v)) = op {
+                                last_seen[key as usize] = v;
+                            }
+                            let completed = replied.then(&micros);
+                            history.lock().unwrap().push(linearizable::Call { key, op, invoked, completed });
+                        }
+                        _ => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                    // Spread the calls over the nemesis's window.
+                    std::thread::sleep(Duration::from_millis(rng.below(8)));
+                }
+            })
+        })
+        .collect();
+    // The nemesis: crashes and restarts, cut-off nodes, message faults, clock jumps.
+    let mut rng = Rng::new(!seed);
+    let mut crashes = 0;
+    while start.elapsed() < REGISTER_WORKLOAD {
+        std::thread::sleep(Duration::from_millis(50 + rng.below(150)));
+        let mut sim = sim.write().unwrap();
+        match rng.below(7) {
+            0 => {
+                let live: Vec<usize> = (0..NODES as usize).filter(|&i| sim.nodes[i].is_some()).collect();
+                if live.len() > 1 {
+                    sim.crash(live[rng.below(live.len() as u64) as usize]);
+                    crashes += 1;
+                }
+            }
+            1 | 2 => {
+                if let Some(i) = (0..NODES as usize).find(|&i| sim.nodes[i].is_none()) {
+                    sim.start(i);
+                }
+            }
+            3 => sim.router.isolate(rng.below(NODES) + 1),
+            4 => sim.router.heal(),
+            5 => {
+                let ms = rng.below(2_000) as i64 * if rng.chance(500_000) { 1 } else { -1 };
+                sim.clock_offsets[rng.below(NODES) as usize].store(ms * 1_000, Ordering::Relaxed);
+            }
+            _ => sim.set_clocks_right(),
+        }
+    }
+    for c in clients {
+        c.join().expect("client thread");
+    }
+    let history = history.lock().unwrap().clone();
+    let completed = history.iter().filter(|c| c.completed.is_some()).count();
+    let verdict = linearizable::check(&history);
+    eprintln!("seed {seed}: {} calls, {completed} with replies, {crashes} crashes: {verdict:?}", history.len());
+    assert_eq!(
+        verdict,
+        linearizable::Verdict::Linearizable,
+        "seed {seed} (replay with BULWARK_SEED={seed}): history {history:#?}"
+    );
+    assert!(
+        completed >= REGISTER_REPLIES_MIN,
+        "seed {seed}: only {completed} calls got replies: the run tested little"
+    );
+}
+
+#[test]
+fn register_workload_over_the_engine_is_linearizable() {
+    let seeds = match (std::env::var("BULWARK_SEED"), std::env::var("BULWARK_SIM_SEEDS")) {
+        (Ok(_), _) | (_, Ok(_)) => seeds(),
+        _ => (0..REGISTER_SEEDS_DEFAULT).collect(),
+    };
+    for seed in seeds {
+        eprintln!("register seed {seed} (replay with BULWARK_SEED={seed})");
+        run_register_seed(seed);
+    }
 }
