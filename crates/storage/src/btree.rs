@@ -445,19 +445,25 @@ impl Tree {
             return Err(too_deep(id));
         }
         let (id, mut page) = self.writable(pager, id)?;
+        // Whether this insert added the node's last entry (an append, as ascending keys do).
+        let mut appended = false;
         match &mut page {
             Page::Leaf(entries) => match entries.binary_search_by(|(k, _)| k.as_slice().cmp(&key)) {
                 Ok(i) => {
                     let old = std::mem::replace(&mut entries[i].1, val);
                     self.free_value(pager, &old);
                 }
-                Err(i) => entries.insert(i, (key, val)),
+                Err(i) => {
+                    appended = i == entries.len();
+                    entries.insert(i, (key, val));
+                }
             },
             Page::Branch { keys, children } => {
                 let i = child_index(keys, &key);
                 let (child, split) = self.insert(pager, children[i], key, val, depth + 1)?;
                 children[i] = child;
                 if let Some((sep, right)) = split {
+                    appended = i == keys.len();
                     keys.insert(i, sep);
                     children.insert(i + 1, right);
                 }
@@ -469,7 +475,7 @@ impl Tree {
         let split = if page.fits() {
             None
         } else {
-            let (sep, right) = split(&mut page);
+            let (sep, right) = split(&mut page, appended);
             let right_id = self.alloc();
             self.put_dirty(right_id, right);
             Some((sep, right_id))
@@ -708,19 +714,33 @@ pub fn check_sizes(key: &[u8], value: Option<&[u8]>) -> Result<()> {
     Ok(())
 }
 
-/// Splits an overfull node in two by size; returns the separator and the right half.
-/// Entries are at most a quarter page, so both halves fit.
-fn split(page: &mut Page) -> (Vec<u8>, Page) {
+/// Splits an overfull node in two; returns the separator and the right half. Entries are at
+/// most a quarter page, so both halves fit.
+///
+/// A node that overflowed because an entry was appended at its end (ascending keys: a
+/// bulk load, a serial key) keeps everything but that entry, so such a tree fills its pages
+/// rather than leaving each half empty behind the load; any other split is by size, in
+/// the middle.
+fn split(page: &mut Page, appended: bool) -> (Vec<u8>, Page) {
     let (sep, right) = match page {
         Page::Leaf(entries) => {
-            let sizes: Vec<usize> = entries.iter().map(|(k, v)| leaf_entry_len(k, v)).collect();
-            let at = midpoint(&sizes).clamp(1, entries.len() - 1);
+            let at = if appended {
+                entries.len() - 1
+            } else {
+                let sizes: Vec<usize> = entries.iter().map(|(k, v)| leaf_entry_len(k, v)).collect();
+                midpoint(&sizes).clamp(1, entries.len() - 1)
+            };
             let right = entries.split_off(at);
             (right[0].0.clone(), Page::Leaf(right))
         }
         Page::Branch { keys, children } => {
-            let sizes: Vec<usize> = keys.iter().map(|k| branch_entry_len(k)).collect();
-            let m = midpoint(&sizes).clamp(1, keys.len() - 2);
+            // Appended: the right half keeps the last key and the two children beside it.
+            let m = if appended {
+                keys.len() - 2
+            } else {
+                let sizes: Vec<usize> = keys.iter().map(|k| branch_entry_len(k)).collect();
+                midpoint(&sizes).clamp(1, keys.len() - 2)
+            };
             let right_keys = keys.split_off(m + 1);
             let right_children = children.split_off(m + 1);
             let sep = keys.pop().expect("m >= 1");

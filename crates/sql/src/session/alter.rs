@@ -503,16 +503,19 @@ impl Session {
 
     /// Replaces every row of `old` by `rows` (already in `new`'s layout): old rows and index
     /// entries go, new ones are written under `new`'s keys, checking the primary key and
-    /// unique indexes for duplicates.
+    /// unique indexes for duplicates. A row whose key and stored bytes come out unchanged
+    /// (a primary key added over hidden row numbers that equal it, as a bulk load followed
+    /// by ADD PRIMARY KEY gives) is left as it is rather than written again: a new version
+    /// of every row would double the table until vacuum, and leave its pages half empty.
     fn rewrite(&self, txn: &mut Txn, old: &Table, new: &Table, rows: Rows) -> Result<()> {
         assert_eq!(old.id, new.id, "a rewrite keeps the table's id");
-        self.delete_all(txn, old)?;
+        let mut writes = Vec::with_capacity(rows.len());
         let mut seen = HashSet::new();
         for (old_key, row) in rows {
             assert_eq!(row.len(), new.columns.len(), "a rewritten row has the new table's width");
             let key = if new.primary_key.is_empty() {
                 if old.primary_key.is_empty() {
-                    old_key
+                    old_key.clone()
                 } else {
                     let rowid = self.next_rowid(txn, &new.name)?;
                     row_key(new, &[Value::Int8(rowid)])?
@@ -525,7 +528,33 @@ impl Session {
                 }
                 key
             };
-            txn.put(&key, &eval::encode_row(&row))?;
+            writes.push((old_key, key, row));
+        }
+        // Unchanged rows stay; every other old row and every old index entry goes.
+        let mut unchanged = HashSet::new();
+        for (old_key, key, row) in &writes {
+            if old_key == key && txn.get(key)?.is_some_and(|bytes| bytes == eval::encode_row(row)) {
+                unchanged.insert(key.clone());
+            }
+        }
+        let prefix = keys::rows(old.id);
+        let end = keycode::prefix_end(&prefix).expect("prefix has an end");
+        for (k, _) in txn.scan_latest(Bound::Included(prefix), Bound::Excluded(end))? {
+            if !unchanged.contains(&k) {
+                txn.delete(&k)?;
+            }
+        }
+        for index in &old.indexes {
+            let prefix = keys::index_entries(index.id);
+            let end = keycode::prefix_end(&prefix).expect("prefix has an end");
+            for (k, _) in txn.scan_latest(Bound::Included(prefix), Bound::Excluded(end))? {
+                txn.delete(&k)?;
+            }
+        }
+        for (_, key, row) in writes {
+            if !unchanged.contains(&key) {
+                txn.put(&key, &eval::encode_row(&row))?;
+            }
             for index in &new.indexes {
                 let ikey = index_entry_key(index, &row, &key)?;
                 if index.unique && !seen.insert(ikey.clone()) {
