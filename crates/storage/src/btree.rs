@@ -347,6 +347,36 @@ impl Tree {
             .collect()
     }
 
+    /// The value of the first entry at or after `lo` and inside `hi` (see
+    /// [`crate::KvRead::first_value`]): one walk down to the leaf where `lo` belongs; only
+    /// when `lo` is past that leaf's last key does it fall back to a scan, which crosses
+    /// into the next leaf.
+    pub fn first_value(&self, pager: &Pager, lo: &[u8], hi: Bound<&[u8]>) -> Result<Option<Vec<u8>>> {
+        let mut id = self.root;
+        if id == 0 {
+            return Ok(None);
+        }
+        for _ in 0..=TREE_DEPTH_MAX {
+            let page = self.load(pager, id)?;
+            match &*page {
+                Page::Branch { keys, children } => id = children[child_index(keys, lo)],
+                Page::Leaf(entries) => {
+                    let i = entries.partition_point(|(k, _)| k.as_slice() < lo);
+                    return match entries.get(i) {
+                        Some((k, v)) if in_bounds(k, Bound::Included(lo), hi) => Ok(Some(self.read_value(pager, v)?)),
+                        Some(_) => Ok(None),
+                        // Past this leaf's last key: the next leaf, if any, holds the answer.
+                        None => Ok(self.scan(pager, Bound::Included(lo), hi, false, 1)?.pop().map(|(_, v)| v)),
+                    };
+                }
+                Page::Overflow(_) => {
+                    return Err(Error::corrupted(DATA_FILE, format!("page {id}: overflow page where a node belongs")))
+                }
+            }
+        }
+        Err(too_deep(id))
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn scan_node(
         &self,

@@ -910,6 +910,12 @@ pub trait KvRead {
         reverse: bool,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// The value of the first entry at or after `lo` and inside `hi`: what
+    /// `scan_range(Included(lo), hi, false, 1)` finds, without its key or its vectors (the
+    /// point read of an MVCC version).
+    fn first_value(&self, lo: &[u8], hi: Bound<&[u8]>) -> Result<Option<Vec<u8>>> {
+        Ok(self.scan_range(Bound::Included(lo), hi, false, 1)?.pop().map(|(_, v)| v))
+    }
 }
 
 struct TreeView<'a> {
@@ -930,6 +936,9 @@ impl KvRead for TreeView<'_> {
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         self.tree.scan(self.pager, lo, hi, reverse, limit)
     }
+    fn first_value(&self, lo: &[u8], hi: Bound<&[u8]>) -> Result<Option<Vec<u8>>> {
+        self.tree.first_value(self.pager, lo, hi)
+    }
 }
 
 impl KvRead for Store {
@@ -946,6 +955,10 @@ impl KvRead for Store {
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         self.inner.check_readable()?;
         self.inner.read_tree().scan(&self.inner.pager, lo, hi, reverse, limit)
+    }
+    fn first_value(&self, lo: &[u8], hi: Bound<&[u8]>) -> Result<Option<Vec<u8>>> {
+        self.inner.check_readable()?;
+        self.inner.read_tree().first_value(&self.inner.pager, lo, hi)
     }
 }
 

@@ -284,3 +284,39 @@ fn ascending_loads_fill_their_pages_and_every_order_reads_back() {
     let shuffled = pages_by_order[2].1;
     assert!(ascending * 13 / 10 < shuffled, "an ascending load is not denser than a shuffled one: {pages_by_order:?}");
 }
+
+/// `first_value` (the point read of an MVCC version) finds what a one-entry scan finds, for
+/// bounds that fall on keys, between them, at leaf ends and past the last key, with inline
+/// and overflow values, before and after deletes.
+#[test]
+fn first_value_agrees_with_a_one_entry_scan() {
+    use storage::KvRead;
+    let vfs = SimVfs::new(11);
+    let store = open(&vfs);
+    let key = |i: u32| format!("k{i:06}").into_bytes();
+    let val = |i: u32| vec![(i % 251) as u8; if i % 97 == 0 { 3_000 } else { 40 + (i % 60) as usize }];
+    let mut batch = WriteBatch::new();
+    for i in (0..6_000).step_by(3) {
+        batch.put(key(i), val(i));
+    }
+    store.commit(&batch).unwrap();
+    let check = |store: &Store, round: &str| {
+        for j in 0..6_010 {
+            let lo = key(j);
+            for hi in
+                [Bound::Unbounded, Bound::Excluded(key(j + 4)), Bound::Included(key(j + 1)), Bound::Excluded(key(j))]
+            {
+                let want = store.scan_range(Bound::Included(&lo), hi.as_ref().map(|h| h.as_slice()), false, 1).unwrap();
+                let got = store.first_value(&lo, hi.as_ref().map(|h| h.as_slice())).unwrap();
+                assert_eq!(got, want.into_iter().next().map(|(_, v)| v), "{round}: lo {j}, hi {hi:?}");
+            }
+        }
+    };
+    check(&store, "loaded");
+    let mut batch = WriteBatch::new();
+    for i in (0..6_000).step_by(7) {
+        batch.delete(key(i));
+    }
+    store.commit(&batch).unwrap();
+    check(&store, "after deletes");
+}

@@ -216,6 +216,19 @@ pub fn decode_value(bytes: &[u8]) -> Result<Option<Vec<u8>>> {
     }
 }
 
+/// [`decode_value`] of a value the caller owns: the tag byte is taken off in place, with
+/// no second allocation.
+fn decode_value_owned(mut bytes: Vec<u8>) -> Result<Option<Vec<u8>>> {
+    match bytes.first() {
+        Some(0) if bytes.len() == 1 => Ok(None),
+        Some(1) => {
+            bytes.remove(0);
+            Ok(Some(bytes))
+        }
+        _ => Err(Error::Storage(storage::Error::corrupted("data.db", "malformed version value"))),
+    }
+}
+
 /// The store range holding every version of every user key in `(lo, hi)`.
 pub fn store_range(lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     let lo = match lo {
@@ -281,9 +294,8 @@ pub fn read_at(kv: &dyn KvRead, key: &[u8], ts: u64) -> Result<Option<Vec<u8>>> 
     let mut lo = version_prefix(key);
     let hi = keycode::prefix_end(&lo).map_or(Bound::Unbounded, Bound::Excluded);
     keycode::encode_u64_desc(&mut lo, ts); // version_key(key, ts), the prefix encoded once
-    let first = kv.scan_range(Bound::Included(&lo), as_ref(&hi), false, 1)?;
-    match first.first() {
-        Some((_, v)) => decode_value(v),
+    match kv.first_value(&lo, as_ref(&hi))? {
+        Some(v) => decode_value_owned(v),
         None => Ok(None),
     }
 }
