@@ -294,7 +294,7 @@ fn first_value_agrees_with_a_one_entry_scan() {
     let vfs = SimVfs::new(11);
     let store = open(&vfs);
     let key = |i: u32| format!("k{i:06}").into_bytes();
-    let val = |i: u32| vec![(i % 251) as u8; if i % 97 == 0 { 3_000 } else { 40 + (i % 60) as usize }];
+    let val = |i: u32| vec![(i % 251) as u8; if i.is_multiple_of(97) { 3_000 } else { 40 + (i % 60) as usize }];
     let mut batch = WriteBatch::new();
     for i in (0..6_000).step_by(3) {
         batch.put(key(i), val(i));
