@@ -303,6 +303,13 @@ impl Tree {
     }
 
     fn find(&self, pager: &Pager, key: &[u8]) -> Result<Option<Val>> {
+        let Some(leaf) = self.leaf_for(pager, key)? else { return Ok(None) };
+        let Page::Leaf(entries) = &*leaf else { unreachable!("leaf_for returns leaves") };
+        Ok(entries.binary_search_by(|(k, _)| k.as_slice().cmp(key)).ok().map(|i| entries[i].1.clone()))
+    }
+
+    /// The leaf where `key` belongs (None for an empty tree).
+    fn leaf_for(&self, pager: &Pager, key: &[u8]) -> Result<Option<Arc<Page>>> {
         let mut id = self.root;
         if id == 0 {
             return Ok(None);
@@ -311,12 +318,7 @@ impl Tree {
             let page = self.load(pager, id)?;
             match &*page {
                 Page::Branch { keys, children } => id = children[child_index(keys, key)],
-                Page::Leaf(entries) => {
-                    return Ok(entries
-                        .binary_search_by(|(k, _)| k.as_slice().cmp(key))
-                        .ok()
-                        .map(|i| entries[i].1.clone()))
-                }
+                Page::Leaf(_) => return Ok(Some(page)),
                 Page::Overflow(_) => {
                     return Err(Error::corrupted(DATA_FILE, format!("page {id}: overflow page where a node belongs")))
                 }
@@ -352,29 +354,14 @@ impl Tree {
     /// when `lo` is past that leaf's last key does it fall back to a scan, which crosses
     /// into the next leaf.
     pub fn first_value(&self, pager: &Pager, lo: &[u8], hi: Bound<&[u8]>) -> Result<Option<Vec<u8>>> {
-        let mut id = self.root;
-        if id == 0 {
-            return Ok(None);
+        let Some(leaf) = self.leaf_for(pager, lo)? else { return Ok(None) };
+        let Page::Leaf(entries) = &*leaf else { unreachable!("leaf_for returns leaves") };
+        match entries.get(entries.partition_point(|(k, _)| k.as_slice() < lo)) {
+            Some((k, v)) if in_bounds(k, Bound::Included(lo), hi) => Ok(Some(self.read_value(pager, v)?)),
+            Some(_) => Ok(None),
+            // Past this leaf's last key: the next leaf, if any, holds the answer.
+            None => Ok(self.scan(pager, Bound::Included(lo), hi, false, 1)?.pop().map(|(_, v)| v)),
         }
-        for _ in 0..=TREE_DEPTH_MAX {
-            let page = self.load(pager, id)?;
-            match &*page {
-                Page::Branch { keys, children } => id = children[child_index(keys, lo)],
-                Page::Leaf(entries) => {
-                    let i = entries.partition_point(|(k, _)| k.as_slice() < lo);
-                    return match entries.get(i) {
-                        Some((k, v)) if in_bounds(k, Bound::Included(lo), hi) => Ok(Some(self.read_value(pager, v)?)),
-                        Some(_) => Ok(None),
-                        // Past this leaf's last key: the next leaf, if any, holds the answer.
-                        None => Ok(self.scan(pager, Bound::Included(lo), hi, false, 1)?.pop().map(|(_, v)| v)),
-                    };
-                }
-                Page::Overflow(_) => {
-                    return Err(Error::corrupted(DATA_FILE, format!("page {id}: overflow page where a node belongs")))
-                }
-            }
-        }
-        Err(too_deep(id))
     }
 
     #[allow(clippy::too_many_arguments)]
