@@ -1282,12 +1282,25 @@ impl Session {
     }
 
     fn delete_all(&self, txn: &mut Txn, table: &Table) -> Result<()> {
+        self.delete_all_but(txn, table, &std::collections::HashSet::new())
+    }
+
+    /// Deletes every row of `table` except those under the keys in `keep`, and every index
+    /// entry.
+    pub(crate) fn delete_all_but(
+        &self,
+        txn: &mut Txn,
+        table: &Table,
+        keep: &std::collections::HashSet<Vec<u8>>,
+    ) -> Result<()> {
         let mut prefixes = vec![keys::rows(table.id)];
         prefixes.extend(table.indexes.iter().map(|i| keys::index_entries(i.id)));
         for prefix in prefixes {
             let end = keycode::prefix_end(&prefix).expect("prefix has an end");
             for (k, _) in txn.scan_latest(Bound::Included(prefix), Bound::Excluded(end))? {
-                txn.delete(&k)?;
+                if !keep.contains(&k) {
+                    txn.delete(&k)?;
+                }
             }
         }
         Ok(())

@@ -537,20 +537,7 @@ impl Session {
                 unchanged.insert(key.clone());
             }
         }
-        let prefix = keys::rows(old.id);
-        let end = keycode::prefix_end(&prefix).expect("prefix has an end");
-        for (k, _) in txn.scan_latest(Bound::Included(prefix), Bound::Excluded(end))? {
-            if !unchanged.contains(&k) {
-                txn.delete(&k)?;
-            }
-        }
-        for index in &old.indexes {
-            let prefix = keys::index_entries(index.id);
-            let end = keycode::prefix_end(&prefix).expect("prefix has an end");
-            for (k, _) in txn.scan_latest(Bound::Included(prefix), Bound::Excluded(end))? {
-                txn.delete(&k)?;
-            }
-        }
+        self.delete_all_but(txn, old, &unchanged)?;
         for (_, key, row) in writes {
             if !unchanged.contains(&key) {
                 txn.put(&key, &eval::encode_row(&row))?;
