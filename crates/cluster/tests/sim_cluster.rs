@@ -26,6 +26,11 @@
 //! crashes and restarts nodes, cuts them off and skews their clocks; the history is checked
 //! with the linearizability checker (`sim::linearizable`).
 //!
+//! A third, [`concurrent_bank_and_list_append_clients_keep_the_invariants`], runs the bank
+//! and list-append workloads from several client threads at once under the same nemesis,
+//! with the same checks at the end; its transfers run at REPEATABLE READ, so a lost update
+//! between two clients would break the total.
+//!
 //! A seed fixes the plan (actions, faults, crash points); openraft 0.9's timers and thread
 //! RNG are not under the seed, so a replay repeats the plan, not every interleaving.
 //! `BULWARK_SEED=N` replays one seed; `BULWARK_SIM_SEEDS=N` runs seeds 0..N (default 100; the long mode runs thousands).
@@ -171,6 +176,22 @@ fn encode_list(l: &[u64]) -> Vec<u8> {
     l.iter().map(u64::to_string).collect::<Vec<_>>().join(",").into_bytes()
 }
 
+/// A list-append transaction's plan: one to three lists read, some appended to, with values
+/// from `next` (unique across the run).
+fn list_plan(rng: &mut Rng, mut next: impl FnMut() -> u64) -> Vec<(u64, Option<u64>)> {
+    (0..1 + rng.below(3)).map(|_| (rng.below(LISTS), rng.chance(600_000).then(&mut next))).collect()
+}
+
+/// Adds a list-append transaction to the history: committed or not if its outcome is known,
+/// to be resolved by the final lists if not.
+fn record_list(lists: &mut Vec<(history::Txn, bool)>, ops: Vec<Op>, outcome: Result<bool, ()>) {
+    let id = lists.len() as u64 + 1;
+    match outcome {
+        Ok(committed) => lists.push((history::Txn { id, ops, committed }, true)),
+        Err(()) => lists.push((history::Txn { id, ops, committed: false }, false)),
+    }
+}
+
 /// One SERIALIZABLE list-append transaction through `node`: (what it did and saw, its
 /// outcome as [`transfer`] gives it).
 fn list_append(node: &Node, plan: &[(u64, Option<u64>)]) -> (Vec<Op>, Result<bool, ()>) {
@@ -199,9 +220,9 @@ fn list_append(node: &Node, plan: &[(u64, Option<u64>)]) -> (Vec<Op>, Result<boo
 
 /// One transfer through `node`: Ok(true) acknowledged, Ok(false) refused (not committed),
 /// Err(()) outcome unknown.
-fn transfer(node: &Node, t: u64, from: u64, to: u64, amount: i64) -> Result<bool, ()> {
+fn transfer(node: &Node, t: u64, from: u64, to: u64, amount: i64, isolation: IsolationLevel) -> Result<bool, ()> {
     let run = || -> txn::Result<Option<u64>> {
-        let mut tx = node.engine().begin(TxnOptions::default())?;
+        let mut tx = node.engine().begin(TxnOptions { isolation, read_only: false })?;
         let read = |tx: &mut txn::Txn, a: u64| -> txn::Result<i64> {
             Ok(tx.get(&account(a))?.map_or(0, |v| String::from_utf8(v).unwrap().parse().unwrap()))
         };
@@ -325,23 +346,13 @@ fn run_seed(seed: u64) {
             }),
             7 => sim.router.set_faults(Faults::default()),
             8..=11 => {
-                let plan: Vec<(u64, Option<u64>)> = (0..1 + rng.below(3))
-                    .map(|_| {
-                        let key = rng.below(LISTS);
-                        let append = rng.chance(600_000).then(|| {
-                            next_value += 1;
-                            next_value
-                        });
-                        (key, append)
-                    })
-                    .collect();
+                let plan = list_plan(&mut rng, || {
+                    next_value += 1;
+                    next_value
+                });
                 if let Some(l) = sim.leader() {
                     let (ops, outcome) = list_append(l, &plan);
-                    let id = lists.len() as u64 + 1;
-                    match outcome {
-                        Ok(committed) => lists.push((history::Txn { id, ops, committed }, true)),
-                        Err(()) => lists.push((history::Txn { id, ops, committed: false }, false)),
-                    }
+                    record_list(&mut lists, ops, outcome);
                 } else {
                     std::thread::sleep(Duration::from_millis(20));
                 }
@@ -352,7 +363,7 @@ fn run_seed(seed: u64) {
                 let to = (from + 1 + rng.below(ACCOUNTS - 1)) % ACCOUNTS;
                 let amount = rng.below(20) as i64 + 1;
                 if let Some(l) = sim.leader() {
-                    let r = transfer(l, t, from, to, amount);
+                    let r = transfer(l, t, from, to, amount, IsolationLevel::RepeatableRead);
                     if std::env::var("BULWARK_SIM_TRACE").is_ok() {
                         eprintln!(
                             "TRACE step {step}: transfer {t} {from}->{to} {amount} via node {} term {:?} applied {}: {r:?}; balances after {:?}",
@@ -395,6 +406,26 @@ fn run_seed(seed: u64) {
         }
     }
 
+    settle_and_check(seed, sim, Outcomes { acked, refused, unknown, lists, crashes });
+}
+
+/// What the clients of a run saw: transfers acknowledged, refused (not committed) and of
+/// unknown outcome; the list-append history, each transaction with whether its outcome is
+/// known; the crashes the run injected.
+#[derive(Default)]
+struct Outcomes {
+    acked: BTreeSet<u64>,
+    refused: BTreeSet<u64>,
+    unknown: usize,
+    lists: Vec<(history::Txn, bool)>,
+    crashes: usize,
+}
+
+/// Heals the network, sets the clocks right, restarts every node, lets the cluster settle,
+/// and checks on every node the bank invariant, the acknowledged and refused transfers, and
+/// the list-append history against the lists every node holds.
+fn settle_and_check(seed: u64, mut sim: Sim, outcomes: Outcomes) {
+    let Outcomes { acked, refused, unknown, lists, crashes } = outcomes;
     // Heal, right the clocks, restart everyone, let the cluster settle.
     sim.router.heal();
     sim.set_clocks_right();
@@ -523,7 +554,11 @@ fn a_leader_restarted_in_its_term_applies_its_log_before_serving() {
         let mut sim = Sim::funded(seed);
         let l = sim.wait_leader(&what);
         let term = sim.nodes[l].as_ref().unwrap().status().term;
-        assert_eq!(transfer(sim.nodes[l].as_ref().unwrap(), 1, 0, 1, 10), Ok(true), "{what}: the first transfer");
+        assert_eq!(
+            transfer(sim.nodes[l].as_ref().unwrap(), 1, 0, 1, 10, IsolationLevel::ReadCommitted),
+            Ok(true),
+            "{what}: the first transfer"
+        );
         // The crash may lose the last save of the committed hint (it is not synced), so the
         // node comes back knowing less committed than its log holds.
         sim.crash(l);
@@ -545,7 +580,7 @@ fn a_leader_restarted_in_its_term_applies_its_log_before_serving() {
         check_bank(node, &what);
         // A transfer that reads the account the first one changed (it may fail or end
         // unknown if the leadership moves meanwhile; the balances must add up either way).
-        let _ = transfer(node, 2, 1, 2, 5);
+        let _ = transfer(node, 2, 1, 2, 5, IsolationLevel::ReadCommitted);
         check_bank(node, &what);
     }
     eprintln!("{same_term} of {ROUNDS} rounds restarted the leader in its own term");
@@ -712,5 +747,130 @@ fn register_workload_over_the_engine_is_linearizable() {
     for seed in seeds {
         eprintln!("register seed {seed} (replay with BULWARK_SEED={seed})");
         run_register_seed(seed);
+    }
+}
+
+/// Client threads of the concurrent bank and list-append workload.
+const CONCURRENT_CLIENTS: u64 = 3;
+/// Seeds the concurrent bank and list-append workload runs by default (`BULWARK_SIM_SEEDS`
+/// scales it too).
+const CONCURRENT_SEEDS_DEFAULT: u64 = 20;
+/// Calls per client thread at most in one seed.
+const CONCURRENT_CALLS_MAX: u64 = 150;
+/// Transactions per seed that must commit for a run to test anything.
+const CONCURRENT_COMMITS_MIN: usize = 10;
+
+/// The bank and list-append workloads with several clients at once, while a nemesis thread
+/// crashes and restarts nodes, cuts them off, and skews their clocks. Transfers run at
+/// REPEATABLE READ, so that two transfers from one account conflict (40001) instead of one
+/// overwriting the other's balance: a lost update would break the total.
+fn run_concurrent_seed(seed: u64) {
+    let sim = Sim::funded(seed);
+    sim.router.set_faults(Faults { drop_per_million: 20_000, duplicate_per_million: 20_000, delay_ms_max: 10 });
+    let sim = Arc::new(RwLock::new(sim));
+    let outcomes: Arc<Mutex<Outcomes>> = Arc::default();
+    let start = Instant::now();
+    let clients: Vec<_> = (0..CONCURRENT_CLIENTS)
+        .map(|client| {
+            let (sim, outcomes) = (sim.clone(), outcomes.clone());
+            std::thread::spawn(move || {
+                let mut rng = Rng::new(seed.wrapping_mul(1_000).wrapping_add(client));
+                let mut next_value = (client + 1) * 1_000_000;
+                for seq in 0..CONCURRENT_CALLS_MAX {
+                    if start.elapsed() >= REGISTER_WORKLOAD {
+                        break;
+                    }
+                    let served = {
+                        let sim = sim.read().unwrap();
+                        let Some(l) = sim.leader() else {
+                            drop(sim);
+                            std::thread::sleep(Duration::from_millis(10));
+                            continue;
+                        };
+                        if rng.chance(600_000) {
+                            // Transfer ids are unique across clients.
+                            let t = (client + 1) * 1_000 + seq;
+                            let from = rng.below(ACCOUNTS);
+                            let to = (from + 1 + rng.below(ACCOUNTS - 1)) % ACCOUNTS;
+                            let amount = rng.below(20) as i64 + 1;
+                            let r = transfer(l, t, from, to, amount, IsolationLevel::RepeatableRead);
+                            let mut o = outcomes.lock().unwrap();
+                            match r {
+                                Ok(true) => o.acked.insert(t),
+                                Ok(false) => o.refused.insert(t),
+                                Err(()) => {
+                                    o.unknown += 1;
+                                    true
+                                }
+                            };
+                        } else {
+                            let plan = list_plan(&mut rng, || {
+                                next_value += 1;
+                                next_value
+                            });
+                            let (ops, outcome) = list_append(l, &plan);
+                            record_list(&mut outcomes.lock().unwrap().lists, ops, outcome);
+                        }
+                        true
+                    };
+                    if served {
+                        std::thread::sleep(Duration::from_millis(rng.below(5)));
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut rng = Rng::new(!seed);
+    let mut crashes = 0;
+    while start.elapsed() < REGISTER_WORKLOAD {
+        std::thread::sleep(Duration::from_millis(50 + rng.below(150)));
+        let mut sim = sim.write().unwrap();
+        match rng.below(7) {
+            0 => {
+                let live: Vec<usize> = (0..NODES as usize).filter(|&i| sim.nodes[i].is_some()).collect();
+                if live.len() > 1 {
+                    sim.crash(live[rng.below(live.len() as u64) as usize]);
+                    crashes += 1;
+                }
+            }
+            1 | 2 => {
+                if let Some(i) = (0..NODES as usize).find(|&i| sim.nodes[i].is_none()) {
+                    sim.start(i);
+                }
+            }
+            3 => sim.router.isolate(rng.below(NODES) + 1),
+            4 => sim.router.heal(),
+            5 => {
+                let ms = rng.below(2_000) as i64 * if rng.chance(500_000) { 1 } else { -1 };
+                sim.clock_offsets[rng.below(NODES) as usize].store(ms * 1_000, Ordering::Relaxed);
+            }
+            _ => sim.set_clocks_right(),
+        }
+    }
+    for c in clients {
+        c.join().expect("client thread");
+    }
+    let sim = Arc::try_unwrap(sim).ok().expect("the clients are done").into_inner().unwrap();
+    let mut outcomes = std::mem::take(&mut *outcomes.lock().unwrap());
+    outcomes.crashes = crashes;
+    let committed = outcomes.acked.len() + outcomes.lists.iter().filter(|(t, known)| *known && t.committed).count();
+    assert!(
+        committed >= CONCURRENT_COMMITS_MIN,
+        "seed {seed}: only {committed} transactions committed: the run tested little"
+    );
+    settle_and_check(seed, sim, outcomes);
+}
+
+#[test]
+fn concurrent_bank_and_list_append_clients_keep_the_invariants() {
+    let seeds = match (std::env::var("BULWARK_SEED"), std::env::var("BULWARK_SIM_SEEDS")) {
+        (Ok(_), _) | (_, Ok(_)) => seeds(),
+        _ => (0..CONCURRENT_SEEDS_DEFAULT).collect(),
+    };
+    for seed in seeds {
+        eprintln!("concurrent seed {seed} (replay with BULWARK_SEED={seed})");
+        let started = Instant::now();
+        run_concurrent_seed(seed);
+        eprintln!("concurrent seed {seed}: {:?}", started.elapsed());
     }
 }
