@@ -25,7 +25,8 @@
 //! # File format
 //!
 //! All integers are little-endian. A segment file is a 32-byte header followed by record
-//! frames, back to back, with nothing between them and nothing after the last one:
+//! frames, back to back, with nothing between them, and after the last one nothing or only
+//! zeros (see "Zeroing ahead" below):
 //!
 //! ```text
 //!   segment header (32 bytes)
@@ -88,12 +89,25 @@
 //!   once space returns, appends work again. If the rollback itself fails, the log is
 //!   poisoned.
 //!
+//! # Zeroing ahead
+//!
+//! An `fdatasync` after a write that grows a file must also write the file's inode: a
+//! second device write that each commit waits for. So a write that ends past the part of the
+//! file already zeroed also writes [`WalOptions::preallocate_bytes`] (1 MiB) of zeros after
+//! its frames, in the same `write_at`, never past `segment_bytes_max`; the commits after it
+//! overwrite zeros and the file keeps its length. The zeros are best effort: if the disk
+//! has room for the frames but not for them, the frames are written alone. Recovery reads a
+//! run of zeros that reaches the end of a file as the end of its records.
+//!
 //! # Recovery: torn tail or corruption
 //!
 //! [`Wal::open`] reads every segment in index order and checks every header and frame:
 //! length bound, checksum, index, `batch_first`, and that segments neither overlap nor leave
 //! a gap. A bad header or frame in any segment but the newest is corruption
-//! ([`Error::Corrupted`] naming the file and byte offset). A bad frame at offset `X` of the
+//! ([`Error::Corrupted`] naming the file and byte offset), unless everything from it to the
+//! end of the file is zero: the zeroed space after the segment's last write. (A zeroed-out
+//! record there leaves a gap before the next segment, which is reported.) In the newest
+//! segment, zeros to the end are likewise the end of the records. Any other bad frame at offset `X` of the
 //! newest segment is either a torn tail, left by a crash in the middle of the final write,
 //! or a damaged record that had been made durable. The rule that tells them apart:
 //!
@@ -122,7 +136,8 @@
 //! - The scan for a later write could be fooled by a payload that itself contains a valid
 //!   frame of this log (a log stored inside the log): open would then report corruption
 //!   where there is only a torn tail. It never drops data that way; it refuses to open.
-//! - No compression, no encryption, no preallocation of segment files, no direct I/O.
+//! - No compression, no encryption, no direct I/O. Segment files are zeroed ahead of their
+//!   records, not created at full size or recycled.
 //! - No reader-side caching: every [`Wal::read`] reads the files (the OS page cache helps).
 //! - One process owns the directory; there is no lock file.
 
@@ -157,6 +172,14 @@ pub const WAL_MAGIC: [u8; 8] = *b"BLWKWAL\0";
 /// The segment format version this code writes and reads.
 pub const WAL_FORMAT_VERSION: u32 = 1;
 
+/// The default of [`WalOptions::preallocate_bytes`]: how far ahead of its records a segment
+/// file is kept zero-filled, in bytes. A write that ends past the zeroed part also writes
+/// up to this many zeros after itself, in the same `write_at`. An fdatasync after a write inside the file's length only flushes data
+/// blocks; one after a write that grows the file must also write the inode, a second
+/// device write each commit waits for (about 40 µs of a 140 µs fdatasync on ext4 here).
+/// Zeroing ahead pays that once per this many bytes instead of once per commit.
+pub const WAL_PREALLOCATE_BYTES: u64 = 1 << 20;
+
 /// How far past the expected index the torn-tail scan accepts a frame's index.
 const TORN_TAIL_INDEX_WINDOW: u64 = 1 << 20;
 
@@ -177,11 +200,21 @@ pub struct WalOptions {
     /// The most frame bytes waiting in the queue; appenders beyond it wait for room (an
     /// append into an empty queue is always admitted). Default 64 MiB.
     pub queue_bytes_max: usize,
+    /// Zeros written after a write that ends past the file's zeroed part (never past
+    /// `segment_bytes_max`), so that the commits after it do not grow the file. Default
+    /// [`WAL_PREALLOCATE_BYTES`]; 0 turns it off. Best effort: if the disk has room for the
+    /// records but not for the zeros, the records are written alone.
+    pub preallocate_bytes: u64,
 }
 
 impl Default for WalOptions {
     fn default() -> WalOptions {
-        WalOptions { segment_bytes_max: 64 << 20, batch_bytes_max: 4 << 20, queue_bytes_max: 64 << 20 }
+        WalOptions {
+            segment_bytes_max: 64 << 20,
+            batch_bytes_max: 4 << 20,
+            queue_bytes_max: 64 << 20,
+            preallocate_bytes: WAL_PREALLOCATE_BYTES,
+        }
     }
 }
 
@@ -263,6 +296,9 @@ struct Segment {
     offsets: Vec<u64>,
     /// The durable length: header plus durable frames. Nothing valid lies beyond it.
     len: u64,
+    /// How far the file is known to extend (zeros past `len`): writes that end within it
+    /// do not grow the file.
+    allocated: u64,
 }
 
 impl Segment {
@@ -325,7 +361,7 @@ struct Entry {
 
 /// Where a flusher writes its batch.
 enum Target {
-    Active { file: Arc<dyn VfsFile>, name: String, offset: u64 },
+    Active { file: Arc<dyn VfsFile>, name: String, offset: u64, allocated: u64 },
     NewSegment,
 }
 
@@ -350,8 +386,9 @@ struct Flushed {
     new_segment: Option<Segment>,
     syncs: SyncTiming,
     bytes_written: u64,
-    /// The frames' offsets and the segment's new durable length, or why it failed.
-    result: std::result::Result<(Vec<u64>, u64), Failure>,
+    /// The frames' offsets, the segment's new durable length and how far its file now
+    /// extends, or why it failed.
+    result: std::result::Result<(Vec<u64>, u64, u64), Failure>,
 }
 
 /// `sync_data` calls and their durations.
@@ -592,7 +629,12 @@ impl Wal {
         let target = if !active.offsets.is_empty() && active.len + bytes as u64 > self.opts.segment_bytes_max {
             Target::NewSegment
         } else {
-            Target::Active { file: active.file.clone(), name: active.name.clone(), offset: active.len }
+            Target::Active {
+                file: active.file.clone(),
+                name: active.name.clone(),
+                offset: active.len,
+                allocated: active.allocated,
+            }
         };
         self.changed.notify_all(); // The queue has room again.
         drop(st);
@@ -624,16 +666,18 @@ impl Wal {
         }
     }
 
-    /// The flusher's I/O: start a new segment if asked, then one `write_at` and one
-    /// `sync_data`. A failed write is rolled back with `set_len`; a failed sync poisons.
+    /// The flusher's I/O: start a new segment if asked, then one `write_at` (the frames,
+    /// and [`WAL_PREALLOCATE_BYTES`] of zeros after them if they end past the zeroed part of
+    /// the file) and one `sync_data`. A failed write is rolled back with `set_len`; a failed
+    /// sync poisons.
     fn write_batch(&self, entries: &[Entry], bytes: usize, target: Target) -> Flushed {
         let mut syncs = SyncTiming::default();
         let mut new_segment = None;
-        let (file, name, offset) = match target {
-            Target::Active { file, name, offset } => (file, name, offset),
+        let (file, name, offset, allocated) = match target {
+            Target::Active { file, name, offset, allocated } => (file, name, offset, allocated),
             Target::NewSegment => match create_segment(&*self.vfs, &self.dir, entries[0].first_index, &mut syncs) {
                 Ok(seg) => {
-                    let parts = (seg.file.clone(), seg.name.clone(), seg.len);
+                    let parts = (seg.file.clone(), seg.name.clone(), seg.len, seg.allocated);
                     new_segment = Some(seg);
                     parts
                 }
@@ -644,9 +688,23 @@ impl Wal {
             },
         };
         let mut bytes_written = if new_segment.is_some() { WAL_SEGMENT_HEADER_BYTES as u64 } else { 0 };
-        let (buf, offsets) = seal_batch(entries, bytes, offset);
+        let (mut buf, offsets) = seal_batch(entries, bytes, offset);
         let end = offset + buf.len() as u64;
-        let result = match file.write_at(&buf, offset) {
+        let zeros = if end > allocated {
+            (end + self.opts.preallocate_bytes).min(self.opts.segment_bytes_max).saturating_sub(end)
+        } else {
+            0
+        };
+        buf.resize(buf.len() + zeros as usize, 0);
+        let mut allocated = allocated.max(end + zeros);
+        let mut written = file.write_at(&buf, offset);
+        if zeros > 0 && written.as_ref().is_err_and(crate::error::is_disk_full) && file.set_len(offset).is_ok() {
+            // The zeros are best effort: the disk may have room for the records alone.
+            buf.truncate(buf.len() - zeros as usize);
+            allocated = end;
+            written = file.write_at(&buf, offset);
+        }
+        let result = match written {
             Err(e) => {
                 let error = Error::io(format!("writing {} bytes to {name} at offset {offset}", buf.len()), e);
                 // Sync the rollback too: should the next write go to a new segment, junk
@@ -661,7 +719,7 @@ impl Wal {
             Ok(()) => {
                 bytes_written += buf.len() as u64;
                 match syncs.sync(&*file) {
-                    Ok(()) => Ok((offsets, end)),
+                    Ok(()) => Ok((offsets, end, allocated)),
                     Err(e) => Err(Failure::poisoned(format!("fsync of {name} failed: {e}"))),
                 }
             }
@@ -704,6 +762,7 @@ impl Wal {
             seg.file.set_len(end).map_err(|e| Error::io(format!("truncating {} to {end} bytes", seg.name), e))?;
             seg.offsets.truncate(keep);
             seg.len = end;
+            seg.allocated = end;
             let mut syncs = SyncTiming::default();
             let synced = syncs.sync(&*seg.file);
             let name = seg.name.clone();
@@ -730,12 +789,13 @@ fn settle_flush(st: &mut State, entries: Vec<Entry>, flushed: Flushed) -> Option
         st.segments.push(seg);
     }
     match flushed.result {
-        Ok((offsets, end)) => {
+        Ok((offsets, end, allocated)) => {
             let seg = st.segments.last_mut().expect("segments");
             assert_eq!(seg.next_index(), entries[0].first_index);
             assert!(end > seg.len && offsets.first() == Some(&seg.len));
             seg.offsets.extend(offsets);
             seg.len = end;
+            seg.allocated = allocated;
             st.durable_next = seg.next_index();
             let last = entries.last().expect("a batch is never empty");
             assert_eq!(last.first_index + last.count, st.durable_next);
@@ -747,6 +807,9 @@ fn settle_flush(st: &mut State, entries: Vec<Entry>, flushed: Flushed) -> Option
             if let Some(reason) = failure.poison {
                 st.poisoned.get_or_insert(reason);
             }
+            // The rollback cut the file back to its durable length.
+            let seg = st.segments.last_mut().expect("segments");
+            seg.allocated = seg.len;
             fail_all(st, entries, failure.error)
         }
     }
@@ -954,7 +1017,8 @@ fn create_segment(
     if let Err(e) = vfs.sync_dir(dir) {
         return Err(Failure::poisoned(format!("sync_dir after creating {name} failed: {e}")));
     }
-    Ok(Segment { first_index, name, file, offsets: Vec::new(), len: WAL_SEGMENT_HEADER_BYTES as u64 })
+    let len = WAL_SEGMENT_HEADER_BYTES as u64;
+    Ok(Segment { first_index, name, file, offsets: Vec::new(), len, allocated: len })
 }
 
 // ---- Recovery ----
@@ -1028,7 +1092,7 @@ fn recover_segment(vfs: &dyn Vfs, dir: &Path, first_index: u64, name: String, la
             file.set_len(WAL_SEGMENT_HEADER_BYTES as u64).map_err(|e| io_err("truncating", e))?;
             file.sync_data().map_err(|e| io_err("syncing", e))?;
             let len = WAL_SEGMENT_HEADER_BYTES as u64;
-            return Ok(Segment { first_index, name, file, offsets: Vec::new(), len });
+            return Ok(Segment { first_index, name, file, offsets: Vec::new(), len, allocated: len });
         }
         Err(why) => return Err(Error::corrupted(&name, format!("byte offset 0: segment header {why}"))),
     }
@@ -1042,6 +1106,12 @@ fn recover_segment(vfs: &dyn Vfs, dir: &Path, first_index: u64, name: String, la
                 offsets.push(pos as u64);
                 batch_first = Some(frame.batch_first);
                 pos += frame.size;
+            }
+            Err(_) if bytes[pos..].iter().all(|&b| b == 0) => {
+                // The zeroed space past the last write (see WAL_PREALLOCATE_BYTES): the end
+                // of the records. In an older segment, a zeroed-out record would leave a
+                // gap before the next segment, which `recover` reports.
+                break;
             }
             Err(why) => {
                 let at = format!("byte offset {pos}: record {expected}: {why}");
@@ -1057,11 +1127,11 @@ fn recover_segment(vfs: &dyn Vfs, dir: &Path, first_index: u64, name: String, la
                 // The torn tail of the final, never acknowledged, group-commit write.
                 file.set_len(pos as u64).map_err(|e| io_err("cutting the torn tail of", e))?;
                 file.sync_data().map_err(|e| io_err("syncing", e))?;
-                break;
+                return Ok(Segment { first_index, name, file, offsets, len: pos as u64, allocated: pos as u64 });
             }
         }
     }
-    Ok(Segment { first_index, name, file, offsets, len: pos as u64 })
+    Ok(Segment { first_index, name, file, offsets, len: pos as u64, allocated: file_len })
 }
 
 /// [`decode_frame`] plus the checks that need context: the index is `expected`, and the
@@ -1180,6 +1250,20 @@ mod tests {
         WalOptions { segment_bytes_max: 512, ..WalOptions::default() }
     }
 
+    /// `opts` without zeroing ahead: each file ends where its last record ends.
+    fn unpreallocated(opts: WalOptions) -> WalOptions {
+        WalOptions { preallocate_bytes: 0, ..opts }
+    }
+
+    /// The length of the file at `path` without the zeros at its end: where its last
+    /// record ends, if that record's payload does not end in zeros.
+    fn written_len(vfs: &SimVfs, path: &Path) -> u64 {
+        let file = vfs.open(path, false).unwrap();
+        let mut bytes = vec![0u8; file.len().unwrap() as usize];
+        file.read_exact_at(&mut bytes, 0).unwrap();
+        bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i as u64 + 1)
+    }
+
     fn open(vfs: &SimVfs, opts: WalOptions) -> Wal {
         Wal::open(Arc::new(vfs.clone()), &dir(), 1, opts).unwrap()
     }
@@ -1216,7 +1300,7 @@ mod tests {
         assert!(segment_names(&vfs).len() >= 5, "small segments rotate: {:?}", segment_names(&vfs));
         assert_eq!(wal.last_durable_index(), 90);
         assert_eq!(wal.stats().appends, 90);
-        assert_eq!(wal.size_bytes(), segment_names(&vfs).iter().map(|n| vfs.file_len(&dir().join(n)).unwrap()).sum());
+        assert_eq!(wal.size_bytes(), segment_names(&vfs).iter().map(|n| written_len(&vfs, &dir().join(n))).sum());
 
         // max_bytes bounds the payload, but a read returns at least one record.
         assert_eq!(wal.read(40, 0).unwrap(), expected(40..=40));
@@ -1313,7 +1397,8 @@ mod tests {
     #[test]
     fn a_small_queue_holds_appenders_back() {
         let vfs = SimVfs::new(5);
-        let opts = WalOptions { segment_bytes_max: 2048, batch_bytes_max: 100, queue_bytes_max: 150 };
+        let opts =
+            WalOptions { segment_bytes_max: 2048, batch_bytes_max: 100, queue_bytes_max: 150, ..WalOptions::default() };
         let wal = open(&vfs, opts);
         let acked: BTreeMap<u64, Vec<u8>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..8u64)
@@ -1368,7 +1453,7 @@ mod tests {
     #[test]
     fn purge_before_deletes_old_segments() {
         let vfs = SimVfs::new(7);
-        let wal = open(&vfs, small_segments());
+        let wal = open(&vfs, unpreallocated(small_segments()));
         for i in 1..=100 {
             wal.append(&payload(i)).unwrap();
         }
@@ -1383,7 +1468,7 @@ mod tests {
         assert_eq!(read_all(&wal), expected(first..=100));
         assert_eq!(wal.size_bytes(), left.iter().map(|n| vfs.file_len(&dir().join(n)).unwrap()).sum());
         drop(wal);
-        let wal = open(&vfs, small_segments());
+        let wal = open(&vfs, unpreallocated(small_segments()));
         assert_eq!(wal.first_index(), first);
         assert_eq!(read_all(&wal), expected(first..=100));
         assert!(matches!(wal.truncate_after(first - 2), Err(Error::Invalid(_))));
@@ -1426,7 +1511,7 @@ mod tests {
     #[test]
     fn disk_full_rolls_back_and_recovers() {
         let vfs = SimVfs::new(9);
-        let wal = open(&vfs, WalOptions::default());
+        let wal = open(&vfs, unpreallocated(WalOptions::default()));
         for i in 1..=10 {
             wal.append(&payload(i)).unwrap();
         }
@@ -1448,7 +1533,7 @@ mod tests {
     #[test]
     fn write_error_fails_the_batch_without_poisoning() {
         let vfs = SimVfs::new(15);
-        let wal = open(&vfs, WalOptions::default());
+        let wal = open(&vfs, unpreallocated(WalOptions::default()));
         wal.append(&payload(1)).unwrap();
         vfs.update_faults(|f| f.eio_on = Some((SimOp::Write, 1)));
         assert!(matches!(wal.append(&payload(2)), Err(Error::Io { .. })));
@@ -1463,7 +1548,7 @@ mod tests {
     #[test]
     fn disk_full_while_starting_a_segment_leaves_no_stray_file() {
         let vfs = SimVfs::new(10);
-        let wal = open(&vfs, small_segments());
+        let wal = open(&vfs, unpreallocated(small_segments()));
         let mut i = 1;
         while segment_names(&vfs).len() < 2 {
             wal.append(&payload(i)).unwrap();
@@ -1487,7 +1572,7 @@ mod tests {
         let n = wal.append(b"room again").unwrap();
         assert_eq!(n, i);
         drop(wal);
-        let wal = open(&vfs, small_segments());
+        let wal = open(&vfs, unpreallocated(small_segments()));
         assert_eq!(wal.next_index(), i + 1);
     }
 
@@ -1603,7 +1688,7 @@ mod tests {
         // be told from a crash in the middle of it.
         let vfs = SimVfs::new(12);
         three_writes(&vfs);
-        let len = vfs.file_len(&dir().join(segment_file_name(1))).unwrap();
+        let len = written_len(&vfs, &dir().join(segment_file_name(1)));
         assert!(vfs.flip_bit(&dir().join(segment_file_name(1)), len - 1, 0));
         let wal = open(&vfs, WalOptions::default());
         assert_eq!(read_all(&wal), (1..=2).map(|i| (i, payload(i + 10))).collect::<Vec<_>>());
@@ -1677,5 +1762,111 @@ mod tests {
         let header = encode_header(7);
         assert_eq!(&header[..8], b"BLWKWAL\0");
         assert_eq!(decode_header(&header), Ok(7));
+    }
+
+    #[test]
+    fn preallocated_space_reads_as_the_end_and_is_reused() {
+        let vfs = SimVfs::new(21);
+        let path = dir().join(segment_file_name(1));
+        let wal = open(&vfs, WalOptions::default());
+        wal.append(&payload(1)).unwrap();
+        let zeroed = vfs.file_len(&path).unwrap();
+        let end = WAL_SEGMENT_HEADER_BYTES as u64 + (WAL_FRAME_HEADER_BYTES + payload(1).len()) as u64;
+        assert_eq!(zeroed, end + WAL_PREALLOCATE_BYTES, "the first write zeroes ahead");
+        for i in 2..=50 {
+            wal.append(&payload(i)).unwrap();
+        }
+        assert_eq!(vfs.file_len(&path), Some(zeroed), "writes inside the zeroed part do not grow the file");
+        drop(wal);
+        let wal = open(&vfs, WalOptions::default());
+        assert_eq!(read_all(&wal), expected(1..=50));
+        assert_eq!(vfs.file_len(&path), Some(zeroed), "recovery keeps the zeroed part");
+        assert_eq!(wal.append(&payload(51)).unwrap(), 51);
+        // A write past the zeroed part zeroes ahead again.
+        let big = vec![9u8; WAL_PREALLOCATE_BYTES as usize];
+        assert_eq!(wal.append(&big).unwrap(), 52);
+        assert_eq!(vfs.file_len(&path), Some(wal.size_bytes() + WAL_PREALLOCATE_BYTES));
+        drop(wal);
+        let wal = open(&vfs, WalOptions::default());
+        assert_eq!(wal.read(52, usize::MAX).unwrap(), vec![(52, big)]);
+        assert_eq!(wal.next_index(), 53);
+
+        // Never past segment_bytes_max: small segments stay small.
+        let vfs = SimVfs::new(22);
+        let wal = open(&vfs, small_segments());
+        for i in 1..=60 {
+            wal.append(&payload(i)).unwrap();
+        }
+        for name in segment_names(&vfs) {
+            assert!(vfs.file_len(&dir().join(&name)).unwrap() <= 512, "{name}");
+        }
+        drop(wal);
+        assert_eq!(read_all(&open(&vfs, small_segments())), expected(1..=60));
+    }
+
+    #[test]
+    fn a_torn_write_in_the_zeroed_part_is_cut_and_a_zeroed_record_is_a_gap() {
+        let vfs = SimVfs::new(23);
+        let path = dir().join(segment_file_name(1));
+        let wal = open(&vfs, WalOptions::default());
+        for i in 1..=5 {
+            wal.append(&payload(i)).unwrap();
+        }
+        let end = wal.size_bytes();
+        drop(wal);
+        // Half a frame of a write whose fsync never returned, then the zeros.
+        let file = vfs.open(&path, false).unwrap();
+        file.write_at(&[0xAB; 20], end).unwrap();
+        file.sync_data().unwrap();
+        let wal = open(&vfs, WalOptions::default());
+        assert_eq!(read_all(&wal), expected(1..=5));
+        assert_eq!(vfs.file_len(&path), Some(end), "the torn write is cut off");
+        assert_eq!(wal.append(&payload(6)).unwrap(), 6);
+        drop(wal);
+        assert_eq!(read_all(&open(&vfs, WalOptions::default())), expected(1..=6));
+
+        // In an older segment, a record read back as zeros is not the zeroed tail: the
+        // next segment no longer follows on.
+        let vfs = SimVfs::new(24);
+        let wal = open(&vfs, small_segments());
+        for i in 1..=30 {
+            wal.append(&payload(i)).unwrap();
+        }
+        let first = wal.lock_state().segments[0].offsets.clone();
+        drop(wal);
+        let last = *first.last().unwrap();
+        let file = vfs.open(&dir().join(segment_file_name(1)), false).unwrap();
+        let len = file.len().unwrap();
+        file.write_at(&vec![0u8; (len - last) as usize], last).unwrap();
+        file.sync_data().unwrap();
+        let err = Wal::open(Arc::new(vfs.clone()), &dir(), 1, small_segments()).err().expect("refused");
+        assert!(matches!(&err, Error::Corrupted { detail, .. } if detail.contains("gap")), "{err:?}");
+    }
+
+    #[test]
+    fn a_full_disk_still_takes_records_into_the_zeroed_part() {
+        let vfs = SimVfs::new(25);
+        let wal = open(&vfs, WalOptions::default());
+        wal.append(&payload(1)).unwrap();
+        // No byte left on the disk: records still go into the zeroed part.
+        let used = vfs.used_bytes();
+        vfs.update_faults(|f| f.disk_bytes_max = Some(used));
+        for i in 2..=20 {
+            assert_eq!(wal.append(&payload(i)).unwrap(), i);
+        }
+        // A record past it does not fit.
+        let big = vec![5u8; WAL_PREALLOCATE_BYTES as usize];
+        assert!(matches!(wal.append(&big), Err(Error::DiskFull(_))));
+        assert!(wal.poisoned().is_none());
+        // Room for the record but not for zeros after it: the record is written alone.
+        let used = vfs.used_bytes();
+        vfs.update_faults(|f| f.disk_bytes_max = Some(used + WAL_PREALLOCATE_BYTES));
+        assert_eq!(wal.append(&big[..WAL_PREALLOCATE_BYTES as usize / 2]).unwrap(), 21);
+        vfs.clear_faults();
+        assert_eq!(wal.append(&payload(22)).unwrap(), 22);
+        drop(wal);
+        let wal = open(&vfs, WalOptions::default());
+        assert_eq!(wal.next_index(), 23);
+        assert_eq!(wal.read(21, usize::MAX).unwrap()[0].1.len(), WAL_PREALLOCATE_BYTES as usize / 2);
     }
 }

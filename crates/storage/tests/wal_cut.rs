@@ -2,7 +2,9 @@
 //! the records whose frames were whole, never fails to open, and appends after the cut.
 //!
 //! A cut is what a crash in the middle of the final group-commit write leaves behind, so it
-//! must always read as a torn tail, never as corruption.
+//! must always read as a torn tail, never as corruption. Each cut is tried twice: with the
+//! file ending at the cut, and with zeros after it (a file zeroed ahead of its records, see
+//! `WAL_PREALLOCATE_BYTES`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,10 +22,11 @@ struct Log {
     records: Vec<(u64, Vec<u8>)>,
 }
 
-/// Writes 30 records of varied sizes in 10 group-commit writes of varied counts.
+/// Writes 30 records of varied sizes in 10 group-commit writes of varied counts, into files
+/// that end where their last record ends.
 fn write_log(segment_bytes_max: u64) -> Log {
     let vfs = SimVfs::new(7);
-    let opts = WalOptions { segment_bytes_max, ..WalOptions::default() };
+    let opts = WalOptions { segment_bytes_max, preallocate_bytes: 0, ..WalOptions::default() };
     let wal = Wal::open(Arc::new(vfs.clone()), &dir(), 1, opts).unwrap();
     let mut records = Vec::new();
     let mut i = 0u64;
@@ -65,16 +68,19 @@ fn first_index_of(name: &str) -> u64 {
     Path::new(name).file_stem().unwrap().to_str().unwrap().parse().unwrap()
 }
 
-/// The records that survive cutting the last segment to `len` bytes: all those of earlier
-/// segments, and those of the last whose frames end at or before `len`.
-fn surviving(log: &Log, len: usize) -> Vec<(u64, Vec<u8>)> {
-    let last_first = first_index_of(&log.files.last().unwrap().0);
+/// The records that survive cutting the last segment to `len` bytes and adding `zeros`
+/// zero bytes: all those of earlier segments, and those of the last whose frames end at or
+/// before `len`, or whose bytes past `len` were zeros anyway (the zeros complete them).
+fn surviving(log: &Log, len: usize, zeros: usize) -> Vec<(u64, Vec<u8>)> {
+    let (last_name, last_bytes) = log.files.last().unwrap();
+    let last_first = first_index_of(last_name);
     let mut end = WAL_SEGMENT_HEADER_BYTES;
     let mut kept = Vec::new();
     for (index, payload) in &log.records {
         if *index >= last_first {
             end += WAL_FRAME_HEADER_BYTES + payload.len();
-            if end > len {
+            let completed = end <= len + zeros && last_bytes[len.min(end)..end].iter().all(|&b| b == 0);
+            if end > len && !completed {
                 break;
             }
         }
@@ -83,25 +89,33 @@ fn surviving(log: &Log, len: usize) -> Vec<(u64, Vec<u8>)> {
     kept
 }
 
+/// The options the cut logs are reopened with: zeroing ahead on, by a few KiB so that the
+/// thousands of reopens stay quick.
+fn reopen_options() -> WalOptions {
+    WalOptions { preallocate_bytes: 4096, ..WalOptions::default() }
+}
+
 /// Cuts the last segment at every length and checks the recovered log.
 fn cut_at_every_byte(log: &Log) {
     let (last_name, last_bytes) = log.files.last().unwrap();
-    let whole = surviving(log, last_bytes.len());
+    let whole = surviving(log, last_bytes.len(), 0);
     assert_eq!(whole, log.records, "the frame layout the test assumes matches the file");
-    for len in 0..=last_bytes.len() {
+    for (len, zeros) in (0..=last_bytes.len()).flat_map(|len| [(len, 0), (len, 300)]) {
         let mut files = log.files.clone();
-        files.last_mut().unwrap().1.truncate(len);
+        let last = &mut files.last_mut().unwrap().1;
+        last.truncate(len);
+        last.resize(len + zeros, 0);
         let vfs = disk_with(&files);
-        let wal = Wal::open(Arc::new(vfs.clone()), &dir(), 1, WalOptions::default())
-            .unwrap_or_else(|e| panic!("cut at {len} of {last_name}: open failed: {e}"));
-        let want = surviving(log, len);
+        let wal = Wal::open(Arc::new(vfs.clone()), &dir(), 1, reopen_options())
+            .unwrap_or_else(|e| panic!("cut at {len} (+{zeros} zeros) of {last_name}: open failed: {e}"));
+        let want = surviving(log, len, zeros);
         let got = wal.read(wal.first_index(), usize::MAX).unwrap();
-        assert_eq!(got, want, "cut at {len} of {last_name}");
+        assert_eq!(got, want, "cut at {len} (+{zeros} zeros) of {last_name}");
         let next = want.last().map_or(1, |r| r.0 + 1);
         assert_eq!(wal.next_index(), next, "cut at {len}");
         assert_eq!(wal.append(b"after the cut").unwrap(), next, "cut at {len}");
         drop(wal);
-        let wal = Wal::open(Arc::new(vfs), &dir(), 1, WalOptions::default()).unwrap();
+        let wal = Wal::open(Arc::new(vfs), &dir(), 1, reopen_options()).unwrap();
         let got = wal.read(wal.first_index(), usize::MAX).unwrap();
         assert_eq!(got.len(), want.len() + 1, "cut at {len}: reopened after the append");
         assert_eq!(got.last().unwrap(), &(next, b"after the cut".to_vec()));
