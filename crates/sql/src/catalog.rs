@@ -28,6 +28,7 @@
 use crate::ast::{Expr, ReferentialAction};
 use crate::error::{codes, Error, Result};
 use crate::types::{DataType, RegKind};
+use std::collections::BTreeMap;
 use txn::Txn;
 
 /// The most columns a table may have (as PostgreSQL).
@@ -130,6 +131,9 @@ pub mod keys {
     }
     /// All table definitions.
     pub const TABLES: &[u8] = b"Ct";
+    /// Names no stored key: the cached map from each table to the tables whose foreign
+    /// keys refer to it ([`super::referencing_tables`]).
+    pub const REFERENCING: &[u8] = b"C\xffreferencing";
     /// Index names.
     pub fn index(name: &str) -> Vec<u8> {
         [b"Ci".as_slice(), name.as_bytes()].concat()
@@ -205,6 +209,27 @@ pub fn table_names(txn: &mut Txn) -> Result<Vec<String>> {
     let end = storage::keycode::prefix_end(keys::TABLES).expect("prefix has an end");
     let rows = txn.scan(Bound::Included(keys::TABLES.to_vec()), Bound::Excluded(end), false, usize::MAX)?;
     Ok(rows.into_iter().map(|(k, _)| String::from_utf8_lossy(&k[2..]).into_owned()).collect())
+}
+
+/// The tables with a foreign key that refers to `table`, as this transaction sees the
+/// catalog. Built once per catalog version from every table's definition and shared, so
+/// that an UPDATE or DELETE of a table no foreign key refers to (the usual case) does not
+/// read the whole catalog for every row.
+pub fn referencing_tables(txn: &mut Txn, table: &str) -> Result<Vec<String>> {
+    let by_parent = txn.derived(keys::REFERENCING, |txn| -> Result<BTreeMap<String, Vec<String>>> {
+        let mut by_parent: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for child in table_names(txn)? {
+            let def = self::table(txn, &child)?;
+            for parent in def.foreign_keys.iter().map(|fk| &fk.table) {
+                let children = by_parent.entry(parent.clone()).or_default();
+                if !children.contains(&child) {
+                    children.push(child.clone());
+                }
+            }
+        }
+        Ok(by_parent)
+    })?;
+    Ok(by_parent.get(table).cloned().unwrap_or_default())
 }
 
 /// What ANALYZE found in a table, for the planner's estimates.

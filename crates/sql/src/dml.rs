@@ -259,7 +259,7 @@ fn same(a: &Value, b: &Value) -> bool {
 /// Applies the foreign keys of other tables that reference `row` of `table`, which is being
 /// deleted (`new` None) or updated to `new`.
 fn enforce_children(exec: &mut Exec<'_>, table: &Table, row: &Row, new: Option<&Row>) -> Result<()> {
-    for child in catalog::table_names(exec.txn)? {
+    for child in catalog::referencing_tables(exec.txn, &table.name)? {
         let child = catalog::table(exec.txn, &child)?;
         for fk in child.foreign_keys.iter().filter(|fk| fk.table == table.name) {
             if let Some(new) = new {

@@ -108,3 +108,31 @@ fn rolled_back_ddl_is_forgotten() {
     exec(&mut a, "COMMIT").unwrap();
     assert_eq!(names(&mut b), ["id", "z"]);
 }
+
+/// Which tables refer to a table is worked out once per catalog version and shared: a
+/// foreign key added by another session, or earlier in the same transaction, must still
+/// hold when a referenced row is deleted, and one rolled back must no longer.
+#[test]
+fn foreign_keys_added_since_the_last_delete_are_enforced() {
+    let db = db();
+    let (mut a, mut b) = (db.session(), db.session());
+    exec(&mut a, "CREATE TABLE p (id INT PRIMARY KEY)").unwrap();
+    exec(&mut a, "INSERT INTO p VALUES (1), (2), (3), (4)").unwrap();
+    // Nothing refers to p yet, and this DELETE caches that.
+    exec(&mut a, "DELETE FROM p WHERE id = 4").unwrap();
+
+    exec(&mut b, "CREATE TABLE c (pid INT REFERENCES p (id))").unwrap();
+    exec(&mut b, "INSERT INTO c VALUES (1)").unwrap();
+    assert_eq!(exec(&mut a, "DELETE FROM p WHERE id = 1").unwrap_err().code, "23503");
+    assert_eq!(exec(&mut a, "UPDATE p SET id = 10 WHERE id = 1").unwrap_err().code, "23503");
+
+    exec(&mut a, "BEGIN").unwrap();
+    exec(&mut a, "CREATE TABLE c2 (pid INT REFERENCES p (id))").unwrap();
+    exec(&mut a, "INSERT INTO c2 VALUES (2)").unwrap();
+    assert_eq!(exec(&mut a, "DELETE FROM p WHERE id = 2").unwrap_err().code, "23503");
+    exec(&mut a, "ROLLBACK").unwrap();
+    exec(&mut a, "DELETE FROM p WHERE id = 2").unwrap();
+    exec(&mut b, "DELETE FROM p WHERE id = 3").unwrap();
+    let r = exec(&mut b, "SELECT id FROM p ORDER BY 1").unwrap();
+    assert_eq!(r.rows, vec![vec![Value::Int4(1)]]);
+}

@@ -704,6 +704,39 @@ impl Txn {
         Ok(if own { None } else { w.version(self.snapshot) })
     }
 
+    /// A value computed from what this transaction sees under the watched prefix, named by
+    /// `name` (under the prefix, and no key the store holds): computed once per watched
+    /// version and shared like [`Txn::get_decoded`]'s values, or computed each time for a
+    /// transaction without a watched version (its own writes under the prefix, or
+    /// SERIALIZABLE read-write). `compute` must read only keys under the prefix.
+    pub fn derived<T: std::any::Any + Send + Sync, E: From<Error>>(
+        &mut self,
+        name: &[u8],
+        compute: impl FnOnce(&mut Txn) -> std::result::Result<T, E>,
+    ) -> std::result::Result<Arc<T>, E> {
+        let watched = self.version_of(Some(name))?;
+        if let Some(v) = watched {
+            let cache = lock(&self.engine.decoded);
+            if let Some(Some(hit)) = cache.by_version.get(&v).and_then(|m| m.get(name)) {
+                if let Ok(value) = hit.clone().downcast::<T>() {
+                    return Ok(value);
+                }
+            }
+        }
+        let value = Arc::new(compute(self)?);
+        if let Some(v) = watched {
+            let mut cache = lock(&self.engine.decoded);
+            if cache.entries >= DECODED_ENTRIES_MAX {
+                *cache = DecodedCache::default();
+            }
+            let erased: Decoded = Some(value.clone() as Arc<dyn std::any::Any + Send + Sync>);
+            if cache.by_version.entry(v).or_default().insert(name.to_vec(), erased).is_none() {
+                cache.entries += 1;
+            }
+        }
+        Ok(value)
+    }
+
     /// The value of `key` as [`Txn::get`] sees it, through `decode`: for a key under the
     /// watched prefix, decoded once per watched version and shared by every transaction
     /// whose snapshot sees that version (the read itself is skipped). Keys elsewhere, and
