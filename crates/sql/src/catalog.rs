@@ -156,8 +156,15 @@ pub mod keys {
     }
     /// The rows of a table.
     pub fn rows(table: u32) -> Vec<u8> {
-        [b"R".as_slice(), &table.to_be_bytes()].concat()
+        // Room for a primary key after it (`exec::row_key`), so that encoding one does not
+        // reallocate.
+        let mut key = Vec::with_capacity(ROW_KEY_CAPACITY);
+        key.push(b'R');
+        key.extend_from_slice(&table.to_be_bytes());
+        key
     }
+    /// The bytes [`rows`] reserves: the prefix and a key of a few columns.
+    pub const ROW_KEY_CAPACITY: usize = 48;
     /// The entries of an index.
     pub fn index_entries(index: u32) -> Vec<u8> {
         [b"X".as_slice(), &index.to_be_bytes()].concat()

@@ -270,6 +270,8 @@ struct Derived {
     locks: txn::LockSettings,
     /// statement_timeout (0: none).
     timeout_ms: u64,
+    /// The statement memory budget (`STATEMENT_MEM_SETTING`).
+    mem_max_bytes: u64,
 }
 
 impl Derived {
@@ -290,6 +292,10 @@ impl Derived {
                 deadlock_timeout: std::time::Duration::from_millis(deadlock),
             },
             timeout_ms: ms("statement_timeout"),
+            mem_max_bytes: settings
+                .get(crate::exec::STATEMENT_MEM_SETTING)
+                .and_then(|v| crate::exec::parse_bytes(v))
+                .unwrap_or(crate::exec::STATEMENT_MEM_DEFAULT_BYTES),
         }
     }
 }
@@ -1024,11 +1030,7 @@ impl Session {
             ticks: 0,
             cancel: &self.cancel,
             profile: None,
-            mem_max_bytes: self
-                .settings
-                .get(crate::exec::STATEMENT_MEM_SETTING)
-                .and_then(|v| crate::exec::parse_bytes(v))
-                .unwrap_or(crate::exec::STATEMENT_MEM_DEFAULT_BYTES),
+            mem_max_bytes: self.derived.mem_max_bytes,
             mem_used_bytes: 0,
         }
     }

@@ -289,12 +289,28 @@ pub fn newest_version(kv: &dyn KvRead, key: &[u8]) -> Result<Option<u64>> {
     first.first().map(|(k, _)| parse_version_key(k).map(|(_, ts)| ts)).transpose()
 }
 
+/// The longest version prefix whose end bound [`read_at`] builds on the stack.
+const READ_BOUND_STACK_BYTES: usize = 128;
+
 /// The value of `key` as of snapshot `ts` (None if absent or deleted).
 pub fn read_at(kv: &dyn KvRead, key: &[u8], ts: u64) -> Result<Option<Vec<u8>>> {
     let mut lo = version_prefix(key);
-    let hi = keycode::prefix_end(&lo).map_or(Bound::Unbounded, Bound::Excluded);
+    // The end of the key's versions: the prefix with its last byte, the encoding's
+    // terminator (never 0xFF), one higher. Built on the stack for the usual short key.
+    let mut stack = [0u8; READ_BOUND_STACK_BYTES];
+    let mut heap = Vec::new();
+    let hi: &mut [u8] = if lo.len() <= stack.len() {
+        stack[..lo.len()].copy_from_slice(&lo);
+        &mut stack[..lo.len()]
+    } else {
+        heap.extend_from_slice(&lo);
+        &mut heap
+    };
+    let last = hi.last_mut().expect("a version prefix is never empty");
+    debug_assert_ne!(*last, 0xFF);
+    *last += 1;
     keycode::encode_u64_desc(&mut lo, ts); // version_key(key, ts), the prefix encoded once
-    match kv.first_value(&lo, as_ref(&hi))? {
+    match kv.first_value(&lo, Bound::Excluded(hi))? {
         Some(v) => decode_value_owned(v),
         None => Ok(None),
     }

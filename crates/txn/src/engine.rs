@@ -291,7 +291,7 @@ impl Engine {
             done: false,
             snapshot_taken: false,
             lock_settings: self.inner.opts.locks,
-            sp: Box::default(),
+            sp: Savepoints::default(),
         })
     }
 
@@ -594,8 +594,8 @@ pub struct Txn {
     done: bool,
     snapshot_taken: bool,
     lock_settings: LockSettings,
-    /// Savepoint state (boxed: most transactions never open one).
-    sp: Box<Savepoints>,
+    /// Savepoint state (two empty vectors, no allocation, until a savepoint opens).
+    sp: Savepoints,
 }
 
 impl Txn {
