@@ -61,7 +61,7 @@ enum Done {
 
 enum Phase {
     NotStarted,
-    Open(txn::Txn),
+    Open(Box<txn::Txn>),
     Ended,
 }
 
@@ -106,7 +106,7 @@ fn step(engine: &Engine, runners: &mut [Runner], i: usize) -> bool {
         Phase::Ended => return false,
         Phase::NotStarted => {
             let opts = TxnOptions { isolation: IsolationLevel::Serializable, read_only: false };
-            r.phase = Phase::Open(engine.begin(opts).expect("begin"));
+            r.phase = Phase::Open(Box::new(engine.begin(opts).expect("begin")));
             return true;
         }
         Phase::Open(t) => t,
