@@ -649,6 +649,39 @@ fn register_call(node: &Node, key: u64, kind: u64, value: i64, expect: i64) -> O
     }
 }
 
+/// The nemesis of the concurrent workloads, until `REGISTER_WORKLOAD` after `start`: crashes
+/// and restarts, cut-off nodes, clock jumps, at seeded moments. Returns the crashes.
+fn nemesis(sim: &RwLock<Sim>, seed: u64, start: Instant) -> usize {
+    let mut rng = Rng::new(!seed);
+    let mut crashes = 0;
+    while start.elapsed() < REGISTER_WORKLOAD {
+        std::thread::sleep(Duration::from_millis(50 + rng.below(150)));
+        let mut sim = sim.write().unwrap();
+        match rng.below(7) {
+            0 => {
+                let live: Vec<usize> = (0..NODES as usize).filter(|&i| sim.nodes[i].is_some()).collect();
+                if live.len() > 1 {
+                    sim.crash(live[rng.below(live.len() as u64) as usize]);
+                    crashes += 1;
+                }
+            }
+            1 | 2 => {
+                if let Some(i) = (0..NODES as usize).find(|&i| sim.nodes[i].is_none()) {
+                    sim.start(i);
+                }
+            }
+            3 => sim.router.isolate(rng.below(NODES) + 1),
+            4 => sim.router.heal(),
+            5 => {
+                let ms = rng.below(2_000) as i64 * if rng.chance(500_000) { 1 } else { -1 };
+                sim.clock_offsets[rng.below(NODES) as usize].store(ms * 1_000, Ordering::Relaxed);
+            }
+            _ => sim.set_clocks_right(),
+        }
+    }
+    crashes
+}
+
 fn run_register_seed(seed: u64) {
     let sim = Sim::started(seed);
     sim.wait_leader(&format!("seed {seed}"));
@@ -692,34 +725,7 @@ fn run_register_seed(seed: u64) {
             })
         })
         .collect();
-    // The nemesis: crashes and restarts, cut-off nodes, message faults, clock jumps.
-    let mut rng = Rng::new(!seed);
-    let mut crashes = 0;
-    while start.elapsed() < REGISTER_WORKLOAD {
-        std::thread::sleep(Duration::from_millis(50 + rng.below(150)));
-        let mut sim = sim.write().unwrap();
-        match rng.below(7) {
-            0 => {
-                let live: Vec<usize> = (0..NODES as usize).filter(|&i| sim.nodes[i].is_some()).collect();
-                if live.len() > 1 {
-                    sim.crash(live[rng.below(live.len() as u64) as usize]);
-                    crashes += 1;
-                }
-            }
-            1 | 2 => {
-                if let Some(i) = (0..NODES as usize).find(|&i| sim.nodes[i].is_none()) {
-                    sim.start(i);
-                }
-            }
-            3 => sim.router.isolate(rng.below(NODES) + 1),
-            4 => sim.router.heal(),
-            5 => {
-                let ms = rng.below(2_000) as i64 * if rng.chance(500_000) { 1 } else { -1 };
-                sim.clock_offsets[rng.below(NODES) as usize].store(ms * 1_000, Ordering::Relaxed);
-            }
-            _ => sim.set_clocks_right(),
-        }
-    }
+    let crashes = nemesis(&sim, seed, start);
     for c in clients {
         c.join().expect("client thread");
     }
@@ -820,33 +826,7 @@ fn run_concurrent_seed(seed: u64) {
             })
         })
         .collect();
-    let mut rng = Rng::new(!seed);
-    let mut crashes = 0;
-    while start.elapsed() < REGISTER_WORKLOAD {
-        std::thread::sleep(Duration::from_millis(50 + rng.below(150)));
-        let mut sim = sim.write().unwrap();
-        match rng.below(7) {
-            0 => {
-                let live: Vec<usize> = (0..NODES as usize).filter(|&i| sim.nodes[i].is_some()).collect();
-                if live.len() > 1 {
-                    sim.crash(live[rng.below(live.len() as u64) as usize]);
-                    crashes += 1;
-                }
-            }
-            1 | 2 => {
-                if let Some(i) = (0..NODES as usize).find(|&i| sim.nodes[i].is_none()) {
-                    sim.start(i);
-                }
-            }
-            3 => sim.router.isolate(rng.below(NODES) + 1),
-            4 => sim.router.heal(),
-            5 => {
-                let ms = rng.below(2_000) as i64 * if rng.chance(500_000) { 1 } else { -1 };
-                sim.clock_offsets[rng.below(NODES) as usize].store(ms * 1_000, Ordering::Relaxed);
-            }
-            _ => sim.set_clocks_right(),
-        }
-    }
+    let crashes = nemesis(&sim, seed, start);
     for c in clients {
         c.join().expect("client thread");
     }
