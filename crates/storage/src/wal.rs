@@ -107,8 +107,8 @@
 //! ([`Error::Corrupted`] naming the file and byte offset), unless everything from it to the
 //! end of the file is zero: the zeroed space after the segment's last write. (A zeroed-out
 //! record there leaves a gap before the next segment, which is reported.) In the newest
-//! segment, zeros to the end are likewise the end of the records. Any other bad frame at offset `X` of the
-//! newest segment is either a torn tail, left by a crash in the middle of the final write,
+//! segment, zeros to the end are likewise the end of the records. Any other bad frame at
+//! offset `X` of the newest segment is either a torn tail, left by a crash in the middle of the final write,
 //! or a damaged record that had been made durable. The rule that tells them apart:
 //!
 //! > The flusher starts a write only after the previous write's fsync succeeded. So after a
@@ -174,10 +174,11 @@ pub const WAL_FORMAT_VERSION: u32 = 1;
 
 /// The default of [`WalOptions::preallocate_bytes`]: how far ahead of its records a segment
 /// file is kept zero-filled, in bytes. A write that ends past the zeroed part also writes
-/// up to this many zeros after itself, in the same `write_at`. An fdatasync after a write inside the file's length only flushes data
-/// blocks; one after a write that grows the file must also write the inode, a second
-/// device write each commit waits for (about 40 µs of a 140 µs fdatasync on ext4 here).
-/// Zeroing ahead pays that once per this many bytes instead of once per commit.
+/// up to this many zeros after itself, in the same `write_at`. An fdatasync after a write
+/// inside the file's length only flushes data blocks; one after a write that grows the file
+/// must also write the inode, a second device write each commit waits for (about 40 µs of a
+/// 140 µs fdatasync on ext4 here). Zeroing ahead pays that once per this many bytes instead
+/// of once per commit.
 pub const WAL_PREALLOCATE_BYTES: u64 = 1 << 20;
 
 /// How far past the expected index the torn-tail scan accepts a frame's index.
@@ -667,8 +668,8 @@ impl Wal {
     }
 
     /// The flusher's I/O: start a new segment if asked, then one `write_at` (the frames,
-    /// and [`WAL_PREALLOCATE_BYTES`] of zeros after them if they end past the zeroed part of
-    /// the file) and one `sync_data`. A failed write is rolled back with `set_len`; a failed
+    /// and up to [`WalOptions::preallocate_bytes`] of zeros after them if they end past the
+    /// zeroed part of the file) and one `sync_data`. A failed write is rolled back with `set_len`; a failed
     /// sync poisons.
     fn write_batch(&self, entries: &[Entry], bytes: usize, target: Target) -> Flushed {
         let mut syncs = SyncTiming::default();
