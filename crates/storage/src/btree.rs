@@ -305,7 +305,7 @@ impl Tree {
     fn find(&self, pager: &Pager, key: &[u8]) -> Result<Option<Val>> {
         let Some(leaf) = self.leaf_for(pager, key)? else { return Ok(None) };
         let Page::Leaf(entries) = &*leaf else { unreachable!("leaf_for returns leaves") };
-        Ok(entries.binary_search_by(|(k, _)| k.as_slice().cmp(key)).ok().map(|i| entries[i].1.clone()))
+        Ok(entries.search(key).ok().map(|i| entries[i].1.clone()))
     }
 
     /// The leaf where `key` belongs (None for an empty tree).
@@ -317,7 +317,7 @@ impl Tree {
         for _ in 0..=TREE_DEPTH_MAX {
             let page = self.load(pager, id)?;
             match &*page {
-                Page::Branch { keys, children } => id = children[child_index(keys, key)],
+                Page::Branch { keys, children } => id = children[keys.rank(key, true)],
                 Page::Leaf(_) => return Ok(Some(page)),
                 Page::Overflow(_) => {
                     return Err(Error::corrupted(DATA_FILE, format!("page {id}: overflow page where a node belongs")))
@@ -356,7 +356,7 @@ impl Tree {
     pub fn first_value(&self, pager: &Pager, lo: &[u8], hi: Bound<&[u8]>) -> Result<Option<Vec<u8>>> {
         let Some(leaf) = self.leaf_for(pager, lo)? else { return Ok(None) };
         let Page::Leaf(entries) = &*leaf else { unreachable!("leaf_for returns leaves") };
-        match entries.get(entries.partition_point(|(k, _)| k.as_slice() < lo)) {
+        match entries.get(entries.rank(lo, false)) {
             Some((k, v)) if in_bounds(k, Bound::Included(lo), hi) => Ok(Some(self.read_value(pager, v)?)),
             Some(_) => Ok(None),
             // Past this leaf's last key: the next leaf, if any, holds the answer.
@@ -383,12 +383,12 @@ impl Tree {
         match &*page {
             Page::Branch { keys, children } => {
                 let first = match lo {
-                    Bound::Included(k) | Bound::Excluded(k) => child_index(keys, k),
+                    Bound::Included(k) | Bound::Excluded(k) => keys.rank(k, true),
                     Bound::Unbounded => 0,
                 };
                 let last = match hi {
-                    Bound::Included(k) => child_index(keys, k),
-                    Bound::Excluded(k) => keys.partition_point(|s| s.as_slice() < k),
+                    Bound::Included(k) => keys.rank(k, true),
+                    Bound::Excluded(k) => keys.rank(k, false),
                     Bound::Unbounded => keys.len(),
                 };
                 let last = last.max(first);
@@ -403,13 +403,13 @@ impl Tree {
             Page::Leaf(entries) => {
                 // Entries are sorted: binary-search both ends instead of testing every key.
                 let from = match lo {
-                    Bound::Included(l) => entries.partition_point(|(k, _)| k.as_slice() < l),
-                    Bound::Excluded(l) => entries.partition_point(|(k, _)| k.as_slice() <= l),
+                    Bound::Included(l) => entries.rank(l, false),
+                    Bound::Excluded(l) => entries.rank(l, true),
                     Bound::Unbounded => 0,
                 };
                 let to = match hi {
-                    Bound::Included(h) => entries.partition_point(|(k, _)| k.as_slice() <= h),
-                    Bound::Excluded(h) => entries.partition_point(|(k, _)| k.as_slice() < h),
+                    Bound::Included(h) => entries.rank(h, true),
+                    Bound::Excluded(h) => entries.rank(h, false),
                     Bound::Unbounded => entries.len(),
                 };
                 let inside = &entries[from..to.max(from)];
@@ -441,7 +441,7 @@ impl Tree {
         let val = self.store_value(value);
         if self.root == 0 {
             let id = self.alloc();
-            self.put_dirty(id, Page::Leaf(vec![(key, val)]));
+            self.put_dirty(id, Page::Leaf(vec![(key, val)].into()));
             self.root = id;
             return Ok(());
         }
@@ -450,7 +450,7 @@ impl Tree {
             None => root,
             Some((sep, right)) => {
                 let id = self.alloc();
-                self.put_dirty(id, Page::Branch { keys: vec![sep], children: vec![root, right] });
+                self.put_dirty(id, Page::Branch { keys: vec![sep].into(), children: vec![root, right] });
                 id
             }
         };
@@ -748,7 +748,7 @@ fn split(page: &mut Page, appended: bool) -> (Vec<u8>, Page) {
                 midpoint(&sizes).clamp(1, entries.len() - 1)
             };
             let right = entries.split_off(at);
-            (right[0].0.clone(), Page::Leaf(right))
+            (right[0].0.clone(), Page::Leaf(right.into()))
         }
         Page::Branch { keys, children } => {
             // Appended: the right half keeps the last key and the two children beside it.
@@ -761,7 +761,7 @@ fn split(page: &mut Page, appended: bool) -> (Vec<u8>, Page) {
             let right_keys = keys.split_off(m + 1);
             let right_children = children.split_off(m + 1);
             let sep = keys.pop().expect("m >= 1");
-            (sep, Page::Branch { keys: right_keys, children: right_children })
+            (sep, Page::Branch { keys: right_keys.into(), children: right_children })
         }
         Page::Overflow(_) => unreachable!("overflow pages never split"),
     };

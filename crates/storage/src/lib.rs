@@ -27,6 +27,7 @@ pub mod error;
 pub mod keycode;
 pub mod page;
 pub mod pool;
+pub mod sorted;
 pub mod store;
 pub mod vfs;
 pub mod wal;

@@ -28,6 +28,7 @@
 //! touch little memory.
 
 use crate::error::{Error, Result};
+use crate::sorted::Sorted;
 
 /// A page number: the page's byte offset in the data file divided by [`PAGE_BYTES`].
 pub type PageId = u64;
@@ -136,12 +137,12 @@ pub fn overflow_pages(len: usize) -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Page {
     /// A leaf: sorted, distinct keys with their values.
-    Leaf(Vec<(Vec<u8>, Val)>),
+    Leaf(Sorted<(Vec<u8>, Val)>),
     /// A branch: `children.len() == keys.len() + 1`; every key in `children[i + 1]` is
     /// `>= keys[i]`, every key in `children[i]` is `< keys[i]`.
     Branch {
         /// Separator keys.
-        keys: Vec<Vec<u8>>,
+        keys: Sorted<Vec<u8>>,
         /// Child pages.
         children: Vec<PageId>,
     },
@@ -261,7 +262,7 @@ impl Page {
                     }
                     entries.push((key, val));
                 }
-                Page::Leaf(entries)
+                Page::Leaf(entries.into())
             }
             PageType::Branch => {
                 if count == 0 {
@@ -277,7 +278,7 @@ impl Page {
                     keys.push(r.bytes(klen).ok_or_else(|| bad("truncated branch key"))?.to_vec());
                     children.push(r.u64().ok_or_else(|| bad("truncated branch"))?);
                 }
-                Page::Branch { keys, children }
+                Page::Branch { keys: keys.into(), children }
             }
             PageType::Overflow => Page::Overflow(r.bytes(body.len()).expect("whole body").to_vec()),
             other => return Err(bad(&format!("unexpected page type {other:?}"))),
@@ -377,11 +378,14 @@ mod tests {
 
     #[test]
     fn pages_round_trip_and_catch_every_bit_flip() {
-        let leaf = Page::Leaf(vec![
-            (b"a".to_vec(), Val::Inline(b"one".to_vec())),
-            (b"b".to_vec(), Val::Overflow { len: 9000, first: 77 }),
-        ]);
-        let branch = Page::Branch { keys: vec![b"m".to_vec()], children: vec![3, 4] };
+        let leaf = Page::Leaf(
+            vec![
+                (b"a".to_vec(), Val::Inline(b"one".to_vec())),
+                (b"b".to_vec(), Val::Overflow { len: 9000, first: 77 }),
+            ]
+            .into(),
+        );
+        let branch = Page::Branch { keys: vec![b"m".to_vec()].into(), children: vec![3, 4] };
         for page in [leaf, branch, Page::Overflow(vec![9; 100])] {
             let buf = page.encode(12, 3);
             assert_eq!(Page::decode(&buf, 12, "data.db").unwrap(), page);
