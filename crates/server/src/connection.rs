@@ -1217,7 +1217,14 @@ impl ExtendedQueryHandler for Connection {
             })
             .await?;
         client.set_transaction_status(wire_status(status));
-        let encoded = result?;
+        let encoded = match result {
+            Ok(encoded) => encoded,
+            Err(e) => {
+                // The settings were read (and the change taken): send them before the error.
+                self.report_settings(client, settings).await?;
+                return Err(e);
+            }
+        };
         for n in encoded.notices {
             client.feed(n).await?;
         }
@@ -1398,7 +1405,12 @@ fn tag_without_count(tag: &str) -> String {
 
 // ---- Helpers ------------------------------------------------------------------------------
 
-fn reported_settings(s: &Session) -> Vec<(&'static str, String)> {
+/// The reported settings and their values, or none if no setting changed since the last
+/// call (`report_settings` sends only the values that differ from those last sent).
+fn reported_settings(s: &mut Session) -> Vec<(&'static str, String)> {
+    if !s.take_settings_changed() {
+        return Vec::new();
+    }
     REPORTED_SETTINGS.iter().map(|(wire, key)| (*wire, s.setting(key).unwrap_or_default().to_string())).collect()
 }
 

@@ -163,3 +163,61 @@ async fn extended_replies_are_buffered_until_flush_or_sync_and_then_all_arrive()
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
+
+/// Reads backend messages until ReadyForQuery; returns the ParameterStatus (name, value)
+/// pairs among them.
+async fn parameter_statuses(socket: &mut tokio::net::TcpStream) -> Vec<(String, String)> {
+    use tokio::io::AsyncReadExt;
+    let mut statuses = Vec::new();
+    loop {
+        let t = socket.read_u8().await.unwrap();
+        let len = socket.read_i32().await.unwrap();
+        let mut body = vec![0; len as usize - 4];
+        socket.read_exact(&mut body).await.unwrap();
+        match t {
+            b'S' => {
+                let mut parts = body.split(|&b| b == 0).map(|p| String::from_utf8(p.to_vec()).unwrap());
+                statuses.push((parts.next().unwrap(), parts.next().unwrap()));
+            }
+            b'Z' => return statuses,
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_changed_setting_is_reported_once_by_both_protocols() {
+    use tokio::io::AsyncWriteExt;
+    let (port, stop, task) = start("parameter-status").await;
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut startup = 196608i32.to_be_bytes().to_vec();
+    startup.extend_from_slice(b"user\0bulwark\0database\0bulwark\0\0");
+    let mut packet = ((startup.len() + 4) as i32).to_be_bytes().to_vec();
+    packet.extend(startup);
+    socket.write_all(&packet).await.unwrap();
+    let at_start = parameter_statuses(&mut socket).await;
+    assert!(at_start.iter().any(|(n, _)| n == "TimeZone"), "{at_start:?}");
+
+    let simple = |sql: &str| frame(b'Q', format!("{sql}\0").as_bytes());
+    socket.write_all(&simple("SET TimeZone = 'Asia/Tokyo'")).await.unwrap();
+    assert_eq!(parameter_statuses(&mut socket).await, vec![("TimeZone".to_string(), "Asia/Tokyo".to_string())]);
+    socket.write_all(&simple("SELECT 1")).await.unwrap();
+    assert_eq!(parameter_statuses(&mut socket).await, vec![], "nothing changed");
+
+    // The extended protocol: a SET that succeeds, then a statement that fails.
+    let extended = |sql: &str| {
+        let mut batch = frame(b'P', format!("\0{sql}\0\0\0").as_bytes());
+        batch.extend(frame(b'B', b"\0\0\0\0\0\0\0\0"));
+        batch.extend(frame(b'E', b"\0\0\0\0\0"));
+        batch.extend(frame(b'S', b""));
+        batch
+    };
+    socket.write_all(&extended("SET application_name = 'wire-test'")).await.unwrap();
+    assert_eq!(parameter_statuses(&mut socket).await, vec![("application_name".to_string(), "wire-test".to_string())]);
+    socket.write_all(&extended("SELECT 1 / 0")).await.unwrap();
+    assert_eq!(parameter_statuses(&mut socket).await, vec![]);
+    socket.write_all(&extended("SET TimeZone = 'UTC'")).await.unwrap();
+    assert_eq!(parameter_statuses(&mut socket).await, vec![("TimeZone".to_string(), "UTC".to_string())]);
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}

@@ -164,6 +164,7 @@ impl Database {
         }
         Session {
             derived: Derived::of(&settings),
+            settings_changed: true,
             db: self.inner.clone(),
             block: None,
             settings,
@@ -253,6 +254,8 @@ pub struct Session {
     user: String,
     /// What statements need from `settings`, kept in step by `set`.
     derived: Derived,
+    /// A setting changed since [`Session::take_settings_changed`] last said so.
+    settings_changed: bool,
     /// Parsed statements by text, with their plans (see `parse_cached`).
     parsed: HashMap<String, Arc<Parsed>>,
     /// The top-level statement running now: its parse and position, where `query` keeps
@@ -562,6 +565,13 @@ impl Session {
     pub fn set_user(&mut self, user: &str) {
         self.user = user.to_string();
         self.settings.insert("session_authorization".into(), user.to_string());
+        self.settings_changed = true;
+    }
+
+    /// Whether any setting changed since the last call (true on the first), so a server
+    /// re-reads the settings it reports to its client only when one may have changed.
+    pub fn take_settings_changed(&mut self) -> bool {
+        std::mem::take(&mut self.settings_changed)
     }
 
     /// The role the session runs as.
@@ -818,6 +828,7 @@ impl Session {
     fn set(&mut self, name: &str, value: Option<String>) -> Result<()> {
         let r = self.set_setting(name, value);
         self.derived = Derived::of(&self.settings);
+        self.settings_changed = true;
         r
     }
 
