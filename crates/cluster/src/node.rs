@@ -895,12 +895,10 @@ struct Pending {
     reply: Reply,
 }
 
+#[derive(Default)]
 struct ProposalQueue {
     queue: Mutex<std::collections::VecDeque<Pending>>,
     ready: tokio::sync::Notify,
-    /// Entries handed to Raft and not yet answered, at most [`ENTRIES_IN_FLIGHT_MAX`]: while
-    /// they are, new commits queue up and share the next entry.
-    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// Commits through Raft: the [`txn::Propose`] a replicated engine uses. Commits that arrive
@@ -908,8 +906,6 @@ struct ProposalQueue {
 /// writes or reads ([`txn::command::Footprint`]); a batcher task hands the entries to Raft.
 pub struct RaftProposer {
     raft: Raft,
-    /// Raft's runtime, entered by a commit that waits for Raft on its own thread.
-    runtime: tokio::runtime::Handle,
     queue: Arc<ProposalQueue>,
     wait_max: Duration,
     command_bytes_max: usize,
@@ -937,74 +933,9 @@ impl RaftProposer {
         switching: Arc<std::sync::atomic::AtomicBool>,
         peers: Arc<PeerWatch>,
     ) -> RaftProposer {
-        let queue = Arc::new(ProposalQueue {
-            queue: Mutex::default(),
-            ready: tokio::sync::Notify::new(),
-            in_flight: Arc::new(tokio::sync::Semaphore::new(ENTRIES_IN_FLIGHT_MAX)),
-        });
+        let queue = Arc::new(ProposalQueue::default());
         runtime.spawn(batcher(raft.clone(), queue.clone(), peers.clone()));
-        RaftProposer {
-            raft,
-            runtime: runtime.clone(),
-            queue,
-            wait_max,
-            command_bytes_max,
-            quorum_silence_max,
-            switching,
-            peers,
-        }
-    }
-
-    /// Why a commit that has waited since `started` must stop waiting (its outcome is
-    /// unknown: the entry may yet be committed), checked between slices of the wait.
-    fn give_up(&self, started: Instant) -> Option<txn::Error> {
-        if let Some(why) = self.quorum_lost() {
-            return Some(txn::Error::CommitUnknown(format!("{why}; the commit may still be applied")));
-        }
-        (started.elapsed() >= self.wait_max).then(|| {
-            txn::Error::CommitUnknown(format!(
-                "no answer from Raft within {} s; the commit may still be applied",
-                self.wait_max.as_secs()
-            ))
-        })
-    }
-
-    /// An entry slot for a commit to take straight to Raft, if nothing is queued ahead of
-    /// it and a slot is free (see [`RaftProposer::propose_here`]).
-    fn direct_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        let queue = lock(&self.queue.queue);
-        if !queue.is_empty() {
-            return None;
-        }
-        self.queue.in_flight.clone().try_acquire_owned().ok()
-    }
-
-    /// Proposes one commit as an entry of its own from the caller's thread and waits there
-    /// for Raft's answer. When commits are not arriving together (one client, or a quiet
-    /// moment), this skips the batcher: its wake-up on the way in and the hand-back on the
-    /// way out were two of the thread switches every commit paid for.
-    fn propose_here(
-        &self,
-        bytes: Vec<u8>,
-        slot: tokio::sync::OwnedSemaphorePermit,
-    ) -> txn::Result<txn::command::Outcome> {
-        let _runtime = self.runtime.enter();
-        let started = Instant::now();
-        let entry = Command(encode_batch(&[bytes]));
-        let answer = match wait_here(self.raft.client_write_ff(entry), || self.give_up(started))? {
-            Err(e) => Err(RaftError::Fatal(e)),
-            Ok(receiver) => match wait_here(receiver, || self.give_up(started))? {
-                Ok(Ok(response)) => Ok(response),
-                Ok(Err(e)) => Err(RaftError::APIError(e)),
-                Err(_) => {
-                    return Err(txn::Error::CommitUnknown(
-                        "Raft stopped before answering; the commit may have been applied".into(),
-                    ))
-                }
-            },
-        };
-        drop(slot);
-        answers(answer, 1, &self.peers).pop().expect("one answer per commit")
+        RaftProposer { raft, queue, wait_max, command_bytes_max, quorum_silence_max, switching, peers }
     }
 
     /// Why this node, a leader among several voters, must not acknowledge commits now: no
@@ -1062,8 +993,9 @@ fn take_batch(queue: &ProposalQueue) -> Vec<Pending> {
 }
 
 async fn batcher(raft: Raft, queue: Arc<ProposalQueue>, peers: Arc<PeerWatch>) {
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(ENTRIES_IN_FLIGHT_MAX));
     loop {
-        let Ok(permit) = queue.in_flight.clone().acquire_owned().await else { return };
+        let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
         let batch = loop {
             let batch = take_batch(&queue);
             if !batch.is_empty() {
@@ -1077,81 +1009,44 @@ async fn batcher(raft: Raft, queue: Arc<ProposalQueue>, peers: Arc<PeerWatch>) {
             let payload: Vec<Vec<u8>> = batch.iter().map(|p| p.bytes.clone()).collect();
             let result = raft.client_write(Command(encode_batch(&payload))).await;
             drop(permit);
-            for (p, answer) in batch.iter().zip(answers(result, batch.len(), &peers)) {
-                let _ = p.reply.send(answer);
+            match result {
+                Ok(resp) => match resp.data {
+                    Outcome::Txns(outcomes) if outcomes.len() == batch.len() => {
+                        for (p, o) in batch.into_iter().zip(outcomes) {
+                            let _ = p.reply.send(Ok(o));
+                        }
+                    }
+                    other => {
+                        for p in batch {
+                            let _ = p
+                                .reply
+                                .send(Err(txn::Error::CommitUnknown(format!("Raft answered a commit with {other:?}"))));
+                        }
+                    }
+                },
+                // Never appended, or removed from the log by a new leader: not committed.
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    let sql = f.leader_id.and_then(|id| lock(&peers.views).get(&id).map(|v| v.sql_addr.clone()));
+                    let why = match (f.leader_id, f.leader_node, sql.filter(|a| !a.is_empty())) {
+                        (Some(id), _, Some(sql)) => {
+                            format!("this node is not the leader; node {id} is: connect to {sql}")
+                        }
+                        (Some(id), Some(node), None) => {
+                            format!("this node is not the leader; node {id} at peer address {} is", node.addr)
+                        }
+                        _ => "this node is not the leader, and no leader is known".to_string(),
+                    };
+                    for p in batch {
+                        let _ = p.reply.send(Err(txn::Error::Unavailable(why.clone())));
+                    }
+                }
+                Err(e) => {
+                    for p in batch {
+                        let _ = p.reply.send(Err(txn::Error::CommitUnknown(format!("Raft failed: {e}"))));
+                    }
+                }
             }
         });
-    }
-}
-
-/// What Raft's answer to an entry of `n` commits means for each of them, in order.
-fn answers(
-    result: Result<
-        openraft::raft::ClientWriteResponse<TypeConfig>,
-        RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
-    >,
-    n: usize,
-    peers: &PeerWatch,
-) -> Vec<txn::Result<txn::command::Outcome>> {
-    let all = |e: fn(String) -> txn::Error, why: String| (0..n).map(|_| Err(e(why.clone()))).collect();
-    match result {
-        Ok(resp) => match resp.data {
-            Outcome::Txns(outcomes) if outcomes.len() == n => outcomes.into_iter().map(Ok).collect(),
-            other => all(txn::Error::CommitUnknown, format!("Raft answered a commit with {other:?}")),
-        },
-        // Never appended, or removed from the log by a new leader: not committed.
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-            let sql = f.leader_id.and_then(|id| lock(&peers.views).get(&id).map(|v| v.sql_addr.clone()));
-            let why = match (f.leader_id, f.leader_node, sql.filter(|a| !a.is_empty())) {
-                (Some(id), _, Some(sql)) => format!("this node is not the leader; node {id} is: connect to {sql}"),
-                (Some(id), Some(node), None) => {
-                    format!("this node is not the leader; node {id} at peer address {} is", node.addr)
-                }
-                _ => "this node is not the leader, and no leader is known".to_string(),
-            };
-            all(txn::Error::Unavailable, why)
-        }
-        Err(e) => all(txn::Error::CommitUnknown, format!("Raft failed: {e}")),
-    }
-}
-
-/// Wakes the thread that waits in [`wait_here`].
-struct Unpark(std::thread::Thread);
-
-impl std::task::Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Runs `fut` to completion on this thread, parked between polls; every
-/// [`QUORUM_CHECK_EVERY`] without progress `give_up` may end the wait with its error.
-/// (A plain blocking wait: the caller may be a connection's own runtime thread, which must
-/// not nest a runtime's `block_on`.)
-///
-/// The future runs outside tokio's cooperative budget: on a connection's runtime thread the
-/// budget belongs to the connection's task, which does not yield while it waits here, so
-/// once spent (after some hundred commits in one statement, as a large COPY makes) every
-/// poll of a tokio channel would say "not yet" and the answer would never be seen.
-fn wait_here<F: std::future::Future>(
-    fut: F,
-    mut give_up: impl FnMut() -> Option<txn::Error>,
-) -> txn::Result<F::Output> {
-    use std::future::Future as _;
-    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = std::task::Context::from_waker(&waker);
-    let mut fut = std::pin::pin!(tokio::task::unconstrained(fut));
-    loop {
-        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            return Ok(out);
-        }
-        std::thread::park_timeout(QUORUM_CHECK_EVERY);
-        if let Some(e) = give_up() {
-            return Err(e);
-        }
     }
 }
 
@@ -1176,9 +1071,6 @@ impl txn::Propose for RaftProposer {
         if let Some(why) = self.quorum_lost() {
             return Err(txn::Error::Unavailable(why));
         }
-        if let Some(slot) = self.direct_slot() {
-            return self.propose_here(bytes, slot);
-        }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         lock(&self.queue.queue).push_back(Pending { cmd: cmd.clone(), bytes, reply: tx });
         self.queue.ready.notify_one();
@@ -1190,8 +1082,14 @@ impl txn::Propose for RaftProposer {
             match rx.recv_timeout(QUORUM_CHECK_EVERY) {
                 Ok(result) => return result,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    if let Some(e) = self.give_up(started) {
-                        return Err(e);
+                    if let Some(why) = self.quorum_lost() {
+                        return Err(txn::Error::CommitUnknown(format!("{why}; the commit may still be applied")));
+                    }
+                    if started.elapsed() >= self.wait_max {
+                        return Err(txn::Error::CommitUnknown(format!(
+                            "no answer from Raft within {} s; the commit may still be applied",
+                            self.wait_max.as_secs()
+                        )));
                     }
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
