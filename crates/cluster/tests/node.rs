@@ -240,3 +240,36 @@ fn concurrent_commits_share_entries_without_losing_updates() {
     eprintln!("{commits} commits (and their retries) took {appends} log appends");
     assert!(appends < commits, "commits arriving together share entries: {appends} appends for {commits} commits");
 }
+
+/// A commit made from inside a tokio task whose cooperative budget is spent (a server's
+/// connection task that read many messages in one poll, as a large COPY does) still sees
+/// Raft's answer: a commit must not wait on a budgeted tokio future from such a task.
+#[test]
+fn commits_from_a_task_that_spent_its_budget_are_answered() {
+    let vfs = SimVfs::new(0);
+    let node = open(&vfs);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        use std::future::Future;
+        // Spend the task's budget: poll ready channels until one says "not yet" although
+        // its value is there, which tokio does only when the budget is gone.
+        let mut spent = false;
+        for _ in 0..10_000 {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            tx.send(()).unwrap();
+            let mut rx = std::pin::pin!(rx);
+            if std::future::poll_fn(|cx| std::task::Poll::Ready(rx.as_mut().poll(cx))).await.is_pending() {
+                spent = true;
+                break;
+            }
+        }
+        assert!(spent, "the budget was never spent");
+        let started = std::time::Instant::now();
+        for i in 0..3 {
+            let mut t = node.engine().begin(TxnOptions::default()).unwrap();
+            t.put(&key(i), b"1").unwrap();
+            t.commit().expect("the commit is answered");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "answers took {:?}", started.elapsed());
+    });
+}
