@@ -223,6 +223,20 @@ pub(crate) fn render_metrics(shared: &Shared) -> String {
         "Log entries between the applied index and the oldest snapshot.",
         &one(e.vacuum_held_back_by as f64),
     );
+    metric(
+        &mut out,
+        "bulwark_vacuum_keys_due",
+        "gauge",
+        "Keys the next background vacuum round looks at (written since the last round, or still too new then).",
+        &one(e.vacuum_keys_due as f64),
+    );
+    metric(
+        &mut out,
+        "bulwark_vacuum_full_due",
+        "gauge",
+        "1 if the next background vacuum round scans the whole store (after open, or when too many keys were due).",
+        &one(if e.vacuum_full_due { 1u32 } else { 0 }),
+    );
     metric(&mut out, "bulwark_applied_index", "gauge", "The last applied log index.", &one(s.applied_index as f64));
     let n = shared.db.node().status();
     metric(&mut out, "bulwark_raft_term", "gauge", "The node's current Raft term.", &one(n.term as f64));

@@ -24,6 +24,9 @@ pub const WRITE_SET_BYTES_MAX: usize = 512 << 20;
 pub const LOCK_ENTRIES_MAX: usize = 4_000_000;
 /// Dead versions removed per vacuum command.
 pub const VACUUM_DELETES_PER_COMMAND: usize = 10_000;
+/// The most keys the background vacuum remembers as written since its last round (see
+/// [`VacuumDue`]); past it, the next round scans the whole store instead.
+pub const VACUUM_TRACKED_KEYS_MAX: usize = 1 << 18;
 
 /// Settings of an [`Engine`].
 #[derive(Debug, Clone)]
@@ -103,6 +106,10 @@ pub struct EngineStats {
     pub dead_versions_found: u64,
     /// Dead versions removed by vacuum, in total.
     pub dead_versions_reclaimed: u64,
+    /// Keys the next background vacuum round will look at (see [`Engine::vacuum_round`]).
+    pub vacuum_keys_due: u64,
+    /// Whether the next background vacuum round scans the whole store.
+    pub vacuum_full_due: bool,
     /// The lock table's counters.
     pub locks: LockStats,
     /// The storage engine's counters.
@@ -125,6 +132,45 @@ struct ApplyState {
     failed: Option<String>,
     /// Commits that changed the watched keys (see [`Engine::watch_prefix`]).
     watch: Option<Watch>,
+    /// The keys the next background vacuum round must look at.
+    vacuum_due: VacuumDue,
+}
+
+/// Which keys the next background vacuum round must look at. A version becomes dead only
+/// when a newer version of its key (or a tombstone) is visible to every snapshot, so a round
+/// needs to look only at the keys written since the last one, and at the keys whose newest
+/// versions were still too new then. `full` sends the next round over the whole store
+/// instead: after open (what the log replayed or an installed image wrote was not
+/// recorded), and once more than [`VACUUM_TRACKED_KEYS_MAX`] keys were due.
+struct VacuumDue {
+    keys: std::collections::HashSet<Vec<u8>>,
+    full: bool,
+}
+
+impl VacuumDue {
+    fn all() -> VacuumDue {
+        VacuumDue { keys: Default::default(), full: true }
+    }
+
+    fn add(&mut self, key: &[u8]) {
+        if self.full || self.keys.contains(key) {
+            return;
+        }
+        if self.keys.len() >= VACUUM_TRACKED_KEYS_MAX {
+            *self = VacuumDue::all();
+            return;
+        }
+        self.keys.insert(key.to_vec());
+    }
+
+    /// Records the keys a committed command wrote.
+    fn record(&mut self, cmd: &Command, outcome: &Outcome) {
+        if let (Command::Commit { writes, .. }, Outcome::Committed(_)) = (cmd, outcome) {
+            for (k, _) in writes {
+                self.add(k);
+            }
+        }
+    }
 }
 
 /// Changes recorded after a commit that wrote [`WATCH_CHANGES_MAX`] more are forgotten.
@@ -244,7 +290,7 @@ impl Engine {
                 store,
                 locks,
                 active: Mutex::new(BTreeMap::new()),
-                apply: Mutex::new(ApplyState { applied, failed: None, watch: None }),
+                apply: Mutex::new(ApplyState { applied, failed: None, watch: None, vacuum_due: VacuumDue::all() }),
                 applied_cv: Condvar::new(),
                 next_txn: AtomicU64::new(1),
                 counters: Counters::default(),
@@ -295,9 +341,18 @@ impl Engine {
         })
     }
 
-    /// Removes versions that no open snapshot can see; returns (found, reclaimed).
+    /// Removes versions that no open snapshot can see, looking at the whole store (what
+    /// VACUUM runs); returns (found, reclaimed).
     pub fn vacuum(&self) -> Result<(u64, u64)> {
-        self.inner.vacuum()
+        self.inner.vacuum(true)
+    }
+
+    /// One round of the background vacuum: removes the dead versions of the keys written
+    /// since the last round, and of the keys whose versions were too new for some snapshot
+    /// then (the whole store on the first round after open, or when more than
+    /// [`VACUUM_TRACKED_KEYS_MAX`] keys were due); returns (found, reclaimed).
+    pub fn vacuum_round(&self) -> Result<(u64, u64)> {
+        self.inner.vacuum(false)
     }
 
     /// The underlying store.
@@ -377,6 +432,9 @@ impl Engine {
         let result = match decided {
             Ok((_, outcomes)) => {
                 st.applied = index;
+                for (cmd, outcome) in cmds.iter().zip(&outcomes) {
+                    st.vacuum_due.record(cmd, outcome);
+                }
                 if let Some(w) = &mut st.watch {
                     for (cmd, outcome) in cmds.iter().zip(&outcomes) {
                         if let (Outcome::Committed(_), Command::Commit { writes, .. }) = (outcome, cmd) {
@@ -403,6 +461,10 @@ impl Engine {
             let active = lock(&self.inner.active);
             (active.len() as u64, self.inner.horizon_locked(&active))
         };
+        let (vacuum_keys_due, vacuum_full_due) = {
+            let st = lock(&self.inner.apply);
+            (st.vacuum_due.keys.len(), st.vacuum_due.full)
+        };
         EngineStats {
             commits: c.commits.load(Ordering::Relaxed),
             read_only_commits: c.read_only_commits.load(Ordering::Relaxed),
@@ -414,6 +476,8 @@ impl Engine {
             vacuum_held_back_by: self.inner.applied().saturating_sub(oldest),
             dead_versions_found: c.dead_found.load(Ordering::Relaxed),
             dead_versions_reclaimed: c.dead_reclaimed.load(Ordering::Relaxed),
+            vacuum_keys_due: vacuum_keys_due as u64,
+            vacuum_full_due,
             locks: self.inner.locks.stats(),
             storage: self.inner.store.stats(),
         }
@@ -432,7 +496,7 @@ fn background_vacuum(engine: std::sync::Weak<Inner>, every: std::time::Duration)
         if waited >= every {
             waited = std::time::Duration::ZERO;
             if inner.store.stats().poisoned.is_none() {
-                let _ = inner.vacuum();
+                let _ = inner.vacuum(false);
             }
         }
     }
@@ -463,6 +527,7 @@ impl Propose for Inner {
         match &result {
             Ok(outcome) => {
                 st.applied = index;
+                st.vacuum_due.record(cmd, outcome);
                 if let (Some(w), Outcome::Committed(_), Command::Commit { writes, .. }) = (&mut st.watch, outcome, cmd)
                 {
                     w.record(index, writes);
@@ -493,23 +558,86 @@ impl Inner {
         self.locks.release_all(id);
     }
 
-    fn vacuum(&self) -> Result<(u64, u64)> {
+    /// Removes the versions no snapshot can see: over the whole store if `full`, else
+    /// over the keys due (see [`VacuumDue`]; a round that finds the set marked full scans
+    /// everything anyway). Keys whose versions are still too new for some snapshot stay
+    /// due for the next round. Returns (dead versions found, removed).
+    fn vacuum(&self, full: bool) -> Result<(u64, u64)> {
         let horizon = {
             let active = lock(&self.active);
             self.horizon_locked(&active)
         };
-        let (lo, hi) = store_range(&Bound::Unbounded, &Bound::Unbounded);
+        let due =
+            std::mem::replace(&mut lock(&self.apply).vacuum_due, VacuumDue { keys: Default::default(), full: false });
+        let full = full || due.full;
         let mut dead = Vec::new();
+        let mut again: Vec<Vec<u8>> = Vec::new();
+        let scanned = if full {
+            let (lo, hi) = store_range(&Bound::Unbounded, &Bound::Unbounded);
+            self.find_dead(lo, hi, horizon, &mut dead, &mut again)
+        } else {
+            // In key order: neighbouring keys share the pages the walk reads.
+            let mut keys: Vec<Vec<u8>> = due.keys.into_iter().collect();
+            keys.sort_unstable();
+            keys.iter().try_for_each(|key| {
+                let (lo, hi) = store_range(&Bound::Included(key.clone()), &Bound::Included(key.clone()));
+                self.find_dead(lo, hi, horizon, &mut dead, &mut again)
+            })
+        };
+        if let Err(e) = scanned {
+            // Look at everything again next round: this one may have stopped anywhere.
+            lock(&self.apply).vacuum_due = VacuumDue::all();
+            return Err(e);
+        }
+        {
+            let mut st = lock(&self.apply);
+            for key in &again {
+                st.vacuum_due.add(key);
+            }
+        }
+        let found = dead.len() as u64;
+        self.counters.dead_found.fetch_add(found, Ordering::Relaxed);
+        let mut reclaimed = 0;
+        for chunk in dead.chunks(VACUUM_DELETES_PER_COMMAND) {
+            if let Err(e) = self.propose(&Command::Vacuum { deletes: chunk.to_vec() }) {
+                // The versions not removed are found again by the next full round.
+                lock(&self.apply).vacuum_due = VacuumDue::all();
+                return Err(e);
+            }
+            reclaimed += chunk.len() as u64;
+        }
+        self.counters.dead_reclaimed.fetch_add(reclaimed, Ordering::Relaxed);
+        Ok((found, reclaimed))
+    }
+
+    /// Adds to `dead` the store keys of the versions in `lo..hi` no snapshot at `horizon`
+    /// or later can see, and to `again` the user keys with a version newer than `horizon`
+    /// (their older versions may die once every snapshot sees it).
+    fn find_dead(
+        &self,
+        lo: Bound<Vec<u8>>,
+        hi: Bound<Vec<u8>>,
+        horizon: u64,
+        dead: &mut Vec<Vec<u8>>,
+        again: &mut Vec<Vec<u8>>,
+    ) -> Result<()> {
         let mut current: Option<Vec<u8>> = None;
         let mut kept_visible = false;
+        let mut too_new = false;
         for_each_version(&self.store, lo, hi, |k, v| {
             let (key, ts) = parse_version_key(k)?;
             if current.as_deref() != Some(key.as_slice()) {
                 current = Some(key);
                 kept_visible = false;
+                too_new = false;
             }
             if ts > horizon {
-                return Ok(true); // some snapshot may need it
+                // Some snapshot may need it; look again next round.
+                if !too_new {
+                    too_new = true;
+                    again.push(current.clone().expect("set above"));
+                }
+                return Ok(true);
             }
             if kept_visible {
                 dead.push(k.to_vec()); // shadowed by a newer version every snapshot sees
@@ -520,16 +648,7 @@ impl Inner {
                 }
             }
             Ok(true)
-        })?;
-        let found = dead.len() as u64;
-        self.counters.dead_found.fetch_add(found, Ordering::Relaxed);
-        let mut reclaimed = 0;
-        for chunk in dead.chunks(VACUUM_DELETES_PER_COMMAND) {
-            self.propose(&Command::Vacuum { deletes: chunk.to_vec() })?;
-            reclaimed += chunk.len() as u64;
-        }
-        self.counters.dead_reclaimed.fetch_add(reclaimed, Ordering::Relaxed);
-        Ok((found, reclaimed))
+        })
     }
 }
 
