@@ -26,7 +26,7 @@
 
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// A transaction's number.
@@ -105,6 +105,10 @@ struct Table {
     rows: BTreeMap<Vec<u8>, RowLock>,
     held: BTreeMap<TxnId, BTreeSet<Vec<u8>>>,
     waits_for: BTreeMap<TxnId, BTreeSet<TxnId>>,
+    /// Who waits for each row, each on a condition variable of its own: a release wakes the
+    /// waiters of the rows it frees, not every waiter (with many clients contending on a
+    /// few rows, waking them all on every commit cost more than the waits).
+    waiters: BTreeMap<Vec<u8>, Vec<(TxnId, Arc<Condvar>)>>,
 }
 
 /// Counters of the lock table.
@@ -116,6 +120,8 @@ pub struct LockStats {
     pub deadlocks: u64,
     /// Waits that ended by lock_timeout or NOWAIT.
     pub timeouts: u64,
+    /// Times a waiter was woken by a release of the row it waits for.
+    pub wakeups: u64,
     /// Rows locked now.
     pub locked_rows: u64,
 }
@@ -124,19 +130,13 @@ pub struct LockStats {
 pub struct LockTable {
     entries_max: usize,
     table: Mutex<Table>,
-    released: Condvar,
     stats: Mutex<LockStats>,
 }
 
 impl LockTable {
     /// A table holding at most `entries_max` locked rows.
     pub fn new(entries_max: usize) -> LockTable {
-        LockTable {
-            entries_max,
-            table: Mutex::new(Table::default()),
-            released: Condvar::new(),
-            stats: Mutex::new(LockStats::default()),
-        }
+        LockTable { entries_max, table: Mutex::new(Table::default()), stats: Mutex::new(LockStats::default()) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
@@ -165,12 +165,14 @@ impl LockTable {
         let mut next_deadlock_check = Some(start + settings.deadlock_timeout);
         let mut waiting_for: Option<BTreeSet<TxnId>> = None;
         let mut t = self.lock();
-        loop {
+        // Set once this transaction waits: its entry in `waiters[key]`.
+        let mut parked: Option<Arc<Condvar>> = None;
+        let outcome = loop {
             let blockers = t.rows.get(key).map(|r| r.blockers(txn, mode)).unwrap_or_default();
             if blockers.is_empty() {
                 if !t.rows.contains_key(key) && t.rows.len() >= self.entries_max {
                     t.waits_for.remove(&txn);
-                    return Err(Error::Resources(format!(
+                    break Err(Error::Resources(format!(
                         "out of lock table space: {} rows are locked (the limit is {})",
                         t.rows.len(),
                         self.entries_max
@@ -190,13 +192,13 @@ impl LockTable {
                 }
                 t.held.entry(txn).or_default().insert(key.to_vec());
                 t.waits_for.remove(&txn);
-                return Ok(Acquired::Granted);
+                break Ok(Acquired::Granted);
             }
             match policy {
-                WaitPolicy::SkipLocked => return Ok(Acquired::Skipped),
+                WaitPolicy::SkipLocked => break Ok(Acquired::Skipped),
                 WaitPolicy::NoWait => {
                     self.count(|s| s.timeouts += 1);
-                    return Err(Error::LockNotAvailable(format!(
+                    break Err(Error::LockNotAvailable(format!(
                         "the row is locked by transaction {} (NOWAIT)",
                         blockers.iter().next().expect("blocked")
                     )));
@@ -218,14 +220,14 @@ impl LockTable {
                     t.waits_for.remove(&txn);
                     self.count(|s| s.deadlocks += 1);
                     let path: Vec<String> = cycle.iter().map(|x| format!("transaction {x}")).collect();
-                    return Err(Error::Deadlock(format!("{} waits for {}", path.join(" waits for "), cycle[0])));
+                    break Err(Error::Deadlock(format!("{} waits for {}", path.join(" waits for "), cycle[0])));
                 }
             }
             if let Some(limit) = settings.lock_timeout {
                 if waited >= limit {
                     t.waits_for.remove(&txn);
                     self.count(|s| s.timeouts += 1);
-                    return Err(Error::LockNotAvailable(format!(
+                    break Err(Error::LockNotAvailable(format!(
                         "canceling statement due to lock timeout ({} ms)",
                         limit.as_millis()
                     )));
@@ -235,20 +237,47 @@ impl LockTable {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
+            let cv = match &parked {
+                Some(cv) => cv.clone(),
+                None => {
+                    let cv = Arc::new(Condvar::new());
+                    t.waiters.entry(key.to_vec()).or_default().push((txn, cv.clone()));
+                    parked = Some(cv.clone());
+                    cv
+                }
+            };
             t = match wake_at {
                 Some(at) => {
                     let dur = at.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-                    self.released.wait_timeout(t, dur).unwrap_or_else(|e| e.into_inner()).0
+                    let (t, waited) = cv.wait_timeout(t, dur).unwrap_or_else(|e| e.into_inner());
+                    if !waited.timed_out() {
+                        self.count(|s| s.wakeups += 1);
+                    }
+                    t
                 }
-                None => self.released.wait(t).unwrap_or_else(|e| e.into_inner()),
+                None => {
+                    let t = cv.wait(t).unwrap_or_else(|e| e.into_inner());
+                    self.count(|s| s.wakeups += 1);
+                    t
+                }
             };
+        };
+        if parked.is_some() {
+            if let Some(ws) = t.waiters.get_mut(key) {
+                ws.retain(|(w, _)| *w != txn);
+                if ws.is_empty() {
+                    t.waiters.remove(key);
+                }
+            }
         }
+        outcome
     }
 
     /// Releases every lock `txn` holds and wakes the waiters.
     pub fn release_all(&self, txn: TxnId) {
         let mut t = self.lock();
         t.waits_for.remove(&txn);
+        let mut wake = Vec::new();
         if let Some(keys) = t.held.remove(&txn) {
             for key in keys {
                 if let Some(row) = t.rows.get_mut(&key) {
@@ -260,10 +289,15 @@ impl LockTable {
                         t.rows.remove(&key);
                     }
                 }
+                if let Some(ws) = t.waiters.get(&key) {
+                    wake.extend(ws.iter().map(|(_, cv)| cv.clone()));
+                }
             }
         }
         drop(t);
-        self.released.notify_all();
+        for cv in wake {
+            cv.notify_one();
+        }
     }
 
     /// True if `txn` holds a lock on `key` at least as strong as `mode`.
@@ -334,6 +368,36 @@ mod tests {
         assert_eq!(t.acquire(1, b"a", LockMode::Exclusive, w, fast()).unwrap(), Acquired::Granted, "upgrade");
         t.release_all(1);
         assert_eq!(t.stats().locked_rows, 0);
+    }
+
+    /// A release wakes the waiters of the rows it frees and no others.
+    #[test]
+    fn a_release_wakes_only_the_waiters_of_its_rows() {
+        let slow =
+            LockSettings { lock_timeout: Some(Duration::from_secs(20)), deadlock_timeout: Duration::from_secs(20) };
+        let t = Arc::new(LockTable::new(100));
+        t.acquire(1, b"a", LockMode::Exclusive, WaitPolicy::Wait, slow).unwrap();
+        t.acquire(2, b"b", LockMode::Exclusive, WaitPolicy::Wait, slow).unwrap();
+        let wait = |txn: TxnId, key: &'static [u8]| {
+            let t = t.clone();
+            std::thread::spawn(move || t.acquire(txn, key, LockMode::Exclusive, WaitPolicy::Wait, slow))
+        };
+        let on_a = wait(3, b"a");
+        let on_b = wait(4, b"b");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while t.stats().waits < 2 {
+            assert!(Instant::now() < deadline, "the waiters never waited");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(20)); // both asleep on their rows
+        t.release_all(2);
+        assert_eq!(on_b.join().unwrap().unwrap(), Acquired::Granted);
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(t.stats().wakeups, 1, "releasing b woke only b's waiter");
+        assert!(!on_a.is_finished());
+        t.release_all(1);
+        assert_eq!(on_a.join().unwrap().unwrap(), Acquired::Granted);
+        assert_eq!(t.stats().wakeups, 2);
     }
 
     #[test]
