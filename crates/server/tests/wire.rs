@@ -111,15 +111,34 @@ fn frame(t: u8, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Connects a plain socket to `port` and sends the startup message (user and database
+/// bulwark); the server's answer is left to read.
+async fn raw_startup(port: u16) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut startup = 196608i32.to_be_bytes().to_vec();
+    startup.extend_from_slice(b"user\0bulwark\0database\0bulwark\0\0");
+    let mut packet = ((startup.len() + 4) as i32).to_be_bytes().to_vec();
+    packet.extend(startup);
+    socket.write_all(&packet).await.unwrap();
+    socket
+}
+
+/// Reads one backend message: its type and body.
+async fn read_message(socket: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let t = socket.read_u8().await.unwrap();
+    let len = socket.read_i32().await.unwrap();
+    let mut body = vec![0; len as usize - 4];
+    socket.read_exact(&mut body).await.unwrap();
+    (t, body)
+}
+
 /// Reads backend messages until one of type `until` arrives; returns the types seen.
 async fn read_until(socket: &mut tokio::net::TcpStream, until: u8) -> Vec<u8> {
-    use tokio::io::AsyncReadExt;
     let mut types = Vec::new();
     loop {
-        let t = socket.read_u8().await.unwrap();
-        let len = socket.read_i32().await.unwrap();
-        let mut body = vec![0; len as usize - 4];
-        socket.read_exact(&mut body).await.unwrap();
+        let (t, _) = read_message(socket).await;
         types.push(t);
         if t == until {
             return types;
@@ -131,12 +150,7 @@ async fn read_until(socket: &mut tokio::net::TcpStream, until: u8) -> Vec<u8> {
 async fn extended_replies_are_buffered_until_flush_or_sync_and_then_all_arrive() {
     use tokio::io::AsyncWriteExt;
     let (port, stop, task) = start("flush").await;
-    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut startup = 196608i32.to_be_bytes().to_vec();
-    startup.extend_from_slice(b"user\0bulwark\0database\0bulwark\0\0");
-    let mut packet = ((startup.len() + 4) as i32).to_be_bytes().to_vec();
-    packet.extend(startup);
-    socket.write_all(&packet).await.unwrap();
+    let mut socket = raw_startup(port).await;
     assert_eq!(read_until(&mut socket, b'Z').await.last(), Some(&b'Z'));
 
     // Parse, Bind, Describe, Execute, then Flush without Sync: a client that pipelines
@@ -167,13 +181,9 @@ async fn extended_replies_are_buffered_until_flush_or_sync_and_then_all_arrive()
 /// Reads backend messages until ReadyForQuery; returns the ParameterStatus (name, value)
 /// pairs among them.
 async fn parameter_statuses(socket: &mut tokio::net::TcpStream) -> Vec<(String, String)> {
-    use tokio::io::AsyncReadExt;
     let mut statuses = Vec::new();
     loop {
-        let t = socket.read_u8().await.unwrap();
-        let len = socket.read_i32().await.unwrap();
-        let mut body = vec![0; len as usize - 4];
-        socket.read_exact(&mut body).await.unwrap();
+        let (t, body) = read_message(socket).await;
         match t {
             b'S' => {
                 let mut parts = body.split(|&b| b == 0).map(|p| String::from_utf8(p.to_vec()).unwrap());
@@ -189,12 +199,7 @@ async fn parameter_statuses(socket: &mut tokio::net::TcpStream) -> Vec<(String, 
 async fn a_changed_setting_is_reported_once_by_both_protocols() {
     use tokio::io::AsyncWriteExt;
     let (port, stop, task) = start("parameter-status").await;
-    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut startup = 196608i32.to_be_bytes().to_vec();
-    startup.extend_from_slice(b"user\0bulwark\0database\0bulwark\0\0");
-    let mut packet = ((startup.len() + 4) as i32).to_be_bytes().to_vec();
-    packet.extend(startup);
-    socket.write_all(&packet).await.unwrap();
+    let mut socket = raw_startup(port).await;
     let at_start = parameter_statuses(&mut socket).await;
     assert!(at_start.iter().any(|(n, _)| n == "TimeZone"), "{at_start:?}");
 
