@@ -368,7 +368,10 @@ fn http_endpoint_serves_metrics_health_and_status() {
         "bulwark_buffer_pool_hit_ratio",
         "bulwark_checkpoints_total",
         "bulwark_deadlocks_total 0",
+        "bulwark_lock_wakeups_total 0",
         "bulwark_dead_versions_found_total",
+        "bulwark_vacuum_keys_due",
+        "bulwark_vacuum_full_due",
         "bulwark_statement_duration_seconds_bucket{le=\"+Inf\"} 3",
     ] {
         assert!(body.contains(needle), "/metrics lacks {needle}:\n{body}");

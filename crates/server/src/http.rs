@@ -195,6 +195,13 @@ pub(crate) fn render_metrics(shared: &Shared) -> String {
     );
     metric(
         &mut out,
+        "bulwark_lock_wakeups_total",
+        "counter",
+        "Times a lock waiter was woken by a release of the row it waits for.",
+        &one(e.locks.wakeups as f64),
+    );
+    metric(
+        &mut out,
         "bulwark_deadlocks_total",
         "counter",
         "Deadlocks detected (one victim each).",
