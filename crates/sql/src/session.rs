@@ -609,13 +609,30 @@ impl Session {
         }
     }
 
-    /// Fails with 42P01 unless every table exists.
-    fn check_tables(&self, tables: &[String]) -> Result<()> {
+    /// The definitions of `tables`; fails with 42P01 unless every one exists.
+    fn check_tables(&self, tables: &[String]) -> Result<Vec<Table>> {
         let mut txn = self.db.engine.begin(TxnOptions { read_only: true, ..self.default_options() })?;
-        for t in tables {
-            catalog::lock_table(&mut txn, t, false)?;
-        }
+        let found = tables.iter().map(|t| catalog::lock_table(&mut txn, t, false)).collect::<Result<Vec<_>>>();
         txn.rollback();
+        found
+    }
+
+    /// VACUUM: of the named tables' rows and index entries, or of the whole store.
+    fn vacuum(&self, tables: &[String]) -> Result<()> {
+        if tables.is_empty() {
+            self.db.engine.vacuum()?;
+            return Ok(());
+        }
+        let mut ranges = Vec::new();
+        for table in self.check_tables(tables)? {
+            let mut prefixes = vec![keys::rows(table.id)];
+            prefixes.extend(table.indexes.iter().map(|i| keys::index_entries(i.id)));
+            for prefix in prefixes {
+                let end = keycode::prefix_end(&prefix).expect("prefix has an end");
+                ranges.push((Bound::Included(prefix), Bound::Excluded(end)));
+            }
+        }
+        self.db.engine.vacuum_ranges(&ranges)?;
         Ok(())
     }
 
@@ -770,8 +787,7 @@ impl Session {
                         "VACUUM cannot run inside a transaction block",
                     ));
                 }
-                self.check_tables(tables)?;
-                self.db.engine.vacuum()?;
+                self.vacuum(tables)?;
                 if *analyze {
                     self.run_implicit(&Statement::Analyze(tables.clone()), &[])?;
                 }

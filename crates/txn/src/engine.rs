@@ -136,6 +136,16 @@ struct ApplyState {
     vacuum_due: VacuumDue,
 }
 
+/// What a vacuum pass looks at.
+enum VacuumScope<'a> {
+    /// The whole store (VACUUM).
+    Full,
+    /// The keys written since the last round (a background round).
+    Due,
+    /// These user-key ranges only (VACUUM of named tables).
+    Ranges(&'a [(Bound<Vec<u8>>, Bound<Vec<u8>>)]),
+}
+
 /// Which keys the next background vacuum round must look at. A version becomes dead only
 /// when a newer version of its key (or a tombstone) is visible to every snapshot, so a round
 /// needs to look only at the keys written since the last one, and at the keys whose newest
@@ -344,7 +354,14 @@ impl Engine {
     /// Removes versions that no open snapshot can see, looking at the whole store (what
     /// VACUUM runs); returns (found, reclaimed).
     pub fn vacuum(&self) -> Result<(u64, u64)> {
-        self.inner.vacuum(true)
+        self.inner.vacuum(VacuumScope::Full)
+    }
+
+    /// Removes versions that no open snapshot can see, looking only at the user keys in
+    /// `ranges` (what `VACUUM table` runs: a table's rows and index entries); returns
+    /// (found, reclaimed). The background rounds' bookkeeping is left as it was.
+    pub fn vacuum_ranges(&self, ranges: &[(Bound<Vec<u8>>, Bound<Vec<u8>>)]) -> Result<(u64, u64)> {
+        self.inner.vacuum(VacuumScope::Ranges(ranges))
     }
 
     /// One round of the background vacuum: removes the dead versions of the keys written
@@ -352,7 +369,7 @@ impl Engine {
     /// then (the whole store on the first round after open, or when more than
     /// [`VACUUM_TRACKED_KEYS_MAX`] keys were due); returns (found, reclaimed).
     pub fn vacuum_round(&self) -> Result<(u64, u64)> {
-        self.inner.vacuum(false)
+        self.inner.vacuum(VacuumScope::Due)
     }
 
     /// The underlying store.
@@ -496,7 +513,7 @@ fn background_vacuum(engine: std::sync::Weak<Inner>, every: std::time::Duration)
         if waited >= every {
             waited = std::time::Duration::ZERO;
             if inner.store.stats().poisoned.is_none() {
-                let _ = inner.vacuum(false);
+                let _ = inner.vacuum(VacuumScope::Due);
             }
         }
     }
@@ -558,32 +575,47 @@ impl Inner {
         self.locks.release_all(id);
     }
 
-    /// Removes the versions no snapshot can see: over the whole store if `full`, else
-    /// over the keys due (see [`VacuumDue`]; a round that finds the set marked full scans
-    /// everything anyway). Keys whose versions are still too new for some snapshot stay
-    /// due for the next round. Returns (dead versions found, removed).
-    fn vacuum(&self, full: bool) -> Result<(u64, u64)> {
+    /// Removes the versions no snapshot can see, over what `scope` names: the whole store,
+    /// the keys due (see [`VacuumDue`]; a round that finds the set marked full scans
+    /// everything anyway), or some key ranges. Keys whose versions are still too new for
+    /// some snapshot become due for the next round. Returns (dead versions found, removed).
+    fn vacuum(&self, scope: VacuumScope) -> Result<(u64, u64)> {
         let horizon = {
             let active = lock(&self.active);
             self.horizon_locked(&active)
         };
-        let due =
-            std::mem::replace(&mut lock(&self.apply).vacuum_due, VacuumDue { keys: Default::default(), full: false });
-        let full = full || due.full;
         let mut dead = Vec::new();
         let mut again: Vec<Vec<u8>> = Vec::new();
-        let scanned = if full {
-            let (lo, hi) = store_range(&Bound::Unbounded, &Bound::Unbounded);
-            self.find_dead(lo, hi, horizon, &mut dead, &mut again)
-        } else {
-            // In key order: neighbouring keys share the pages the walk reads.
-            let mut keys: Vec<Vec<u8>> = due.keys.into_iter().collect();
-            keys.sort_unstable();
-            keys.iter().try_for_each(|key| {
-                let (lo, hi) = store_range(&Bound::Included(key.clone()), &Bound::Included(key.clone()));
+        let scanned = match scope {
+            VacuumScope::Ranges(ranges) => ranges.iter().try_for_each(|(lo, hi)| {
+                let (lo, hi) = store_range(lo, hi);
                 self.find_dead(lo, hi, horizon, &mut dead, &mut again)
-            })
+            }),
+            VacuumScope::Full | VacuumScope::Due => {
+                let due = std::mem::replace(
+                    &mut lock(&self.apply).vacuum_due,
+                    VacuumDue { keys: Default::default(), full: false },
+                );
+                if matches!(scope, VacuumScope::Full) || due.full {
+                    let (lo, hi) = store_range(&Bound::Unbounded, &Bound::Unbounded);
+                    self.find_dead(lo, hi, horizon, &mut dead, &mut again)
+                } else {
+                    // In key order: neighbouring keys share the pages the walk reads.
+                    let mut keys: Vec<Vec<u8>> = due.keys.into_iter().collect();
+                    keys.sort_unstable();
+                    keys.iter().try_for_each(|key| {
+                        let (lo, hi) = store_range(&Bound::Included(key.clone()), &Bound::Included(key.clone()));
+                        self.find_dead(lo, hi, horizon, &mut dead, &mut again)
+                    })
+                }
+            }
         };
+        self.reclaim(scanned, dead, again)
+    }
+
+    /// Proposes the removal of the versions a scan found `dead`, and records the keys it
+    /// found too new (`again`) for the next background round.
+    fn reclaim(&self, scanned: Result<()>, dead: Vec<Vec<u8>>, again: Vec<Vec<u8>>) -> Result<(u64, u64)> {
         if let Err(e) = scanned {
             // Look at everything again next round: this one may have stopped anywhere.
             lock(&self.apply).vacuum_due = VacuumDue::all();

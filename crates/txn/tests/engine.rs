@@ -332,3 +332,24 @@ fn the_first_round_after_open_scans_everything() {
     assert_eq!(e.vacuum_round().unwrap(), (0, 0));
     assert_eq!(e.stats().vacuum_keys_due, 0);
 }
+
+#[test]
+fn vacuum_of_key_ranges_looks_only_inside_them() {
+    let e = open(&SimVfs::new(4), options());
+    for i in 0..5u8 {
+        let mut t = e.begin(at(RR)).unwrap();
+        for k in [&b"a1"[..], b"a2", b"b1"] {
+            t.put(k, &[i]).unwrap();
+        }
+        t.commit().unwrap();
+    }
+    let a = (Bound::Included(b"a".to_vec()), Bound::Excluded(b"b".to_vec()));
+    assert_eq!(e.vacuum_ranges(&[a.clone()]).unwrap(), (8, 8), "4 shadowed versions of a1 and of a2");
+    assert_eq!(e.vacuum_ranges(&[a]).unwrap(), (0, 0));
+    let b1 = (Bound::Included(b"b1".to_vec()), Bound::Included(b"b1".to_vec()));
+    assert_eq!(e.vacuum_ranges(&[b1]).unwrap(), (4, 4));
+    assert_eq!(e.vacuum().unwrap(), (0, 0), "nothing left anywhere");
+    let mut t = e.begin(at(RR)).unwrap();
+    assert_eq!(t.get(b"a2").unwrap(), Some(vec![4]));
+    assert_eq!(t.get(b"b1").unwrap(), Some(vec![4]));
+}
