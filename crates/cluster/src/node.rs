@@ -1567,8 +1567,12 @@ async fn snapshot_after_checkpoints(raft: Raft, engine: Engine) {
 /// How long shutdown waits for Raft's tasks to stop.
 const SHUTDOWN_WAIT_MAX: Duration = Duration::from_secs(5);
 
-/// Raft's worker threads: its core loop and the state machine's apply.
-const RAFT_THREADS: usize = 2;
+/// Raft's worker threads: its core loop, the state machine's apply and the peer network.
+/// One: the log's fsync runs on the core's task, and while it runs the commits that arrive
+/// queue up and share the next entry, instead of a second thread taking the CPU the
+/// connections need (measured: single-row inserts with 16 clients 16.4k to 18.4k tps,
+/// tpcb-like with 8 clients 3.4k-3.5k to 3.7k-3.9k, on 2 cores; docs/benchmarks.md).
+const RAFT_THREADS: usize = 1;
 
 impl Node {
     /// Opens (creating if needed) a single-node database in `dir`: a Raft group of one
