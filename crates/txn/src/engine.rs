@@ -130,8 +130,6 @@ struct Counters {
 struct ApplyState {
     applied: u64,
     failed: Option<String>,
-    /// Commits that changed the watched keys (see [`Engine::watch_prefix`]).
-    watch: Option<Watch>,
     /// The keys the next background vacuum round must look at.
     vacuum_due: VacuumDue,
 }
@@ -224,6 +222,14 @@ struct Inner {
     /// Open transactions and their snapshots.
     active: Mutex<BTreeMap<TxnId, u64>>,
     apply: Mutex<ApplyState>,
+    /// `apply.applied`, stored after each apply, so that taking a snapshot does not wait
+    /// for the apply in progress to release `apply` (under tpcb-like with 8 clients, every
+    /// statement of every connection queued there behind the commits being applied).
+    applied_now: AtomicU64,
+    /// Commits that changed the watched keys (see [`Engine::watch_prefix`]). Recorded by
+    /// the apply (which holds `apply`, then this), read by every catalog lookup (this
+    /// alone, so a lookup does not wait for an apply in progress).
+    watch: Mutex<Option<Watch>>,
     applied_cv: Condvar,
     next_txn: AtomicU64,
     counters: Counters,
@@ -300,7 +306,9 @@ impl Engine {
                 store,
                 locks,
                 active: Mutex::new(BTreeMap::new()),
-                apply: Mutex::new(ApplyState { applied, failed: None, watch: None, vacuum_due: VacuumDue::all() }),
+                apply: Mutex::new(ApplyState { applied, failed: None, vacuum_due: VacuumDue::all() }),
+                applied_now: AtomicU64::new(applied),
+                watch: Mutex::new(None),
                 applied_cv: Condvar::new(),
                 next_txn: AtomicU64::new(1),
                 counters: Counters::default(),
@@ -381,9 +389,9 @@ impl Engine {
     /// second call replaces the first), for [`Txn::watched_version`]: a cache of what is
     /// stored there can then tell which snapshots see the same contents.
     pub fn watch_prefix(&self, prefix: &[u8]) {
-        let mut st = lock(&self.inner.apply);
+        let st = lock(&self.inner.apply);
         let base = st.applied;
-        st.watch = Some(Watch { prefix: prefix.to_vec(), base, changes: Default::default() });
+        *lock(&self.inner.watch) = Some(Watch { prefix: prefix.to_vec(), base, changes: Default::default() });
     }
 
     /// The last applied log index (a new snapshot sees everything up to it).
@@ -452,13 +460,15 @@ impl Engine {
                 for (cmd, outcome) in cmds.iter().zip(&outcomes) {
                     st.vacuum_due.record(cmd, outcome);
                 }
-                if let Some(w) = &mut st.watch {
+                if let Some(w) = lock(&inner.watch).as_mut() {
                     for (cmd, outcome) in cmds.iter().zip(&outcomes) {
                         if let (Outcome::Committed(_), Command::Commit { writes, .. }) = (outcome, cmd) {
                             w.record(index, writes);
                         }
                     }
                 }
+                // Last: a snapshot at `index` must find its catalog changes recorded.
+                inner.applied_now.store(index, Ordering::Release);
                 Ok(outcomes)
             }
             Err(e) => {
@@ -545,10 +555,13 @@ impl Propose for Inner {
             Ok(outcome) => {
                 st.applied = index;
                 st.vacuum_due.record(cmd, outcome);
-                if let (Some(w), Outcome::Committed(_), Command::Commit { writes, .. }) = (&mut st.watch, outcome, cmd)
+                if let (Some(w), Outcome::Committed(_), Command::Commit { writes, .. }) =
+                    (lock(&self.watch).as_mut(), outcome, cmd)
                 {
                     w.record(index, writes);
                 }
+                // Last: a snapshot at `index` must find its catalog changes recorded.
+                self.applied_now.store(index, Ordering::Release);
             }
             Err(e) => {
                 // Not deterministic (I/O): this node must stop applying; recovery replays.
@@ -562,8 +575,10 @@ impl Propose for Inner {
 }
 
 impl Inner {
+    /// The last applied index. Its store writes are complete: the index is stored after
+    /// them (Release), and read here with Acquire.
     fn applied(&self) -> u64 {
-        lock(&self.apply).applied
+        self.applied_now.load(Ordering::Acquire)
     }
 
     fn horizon_locked(&self, active: &BTreeMap<TxnId, u64>) -> u64 {
@@ -845,8 +860,8 @@ impl Txn {
         if self.opts.isolation == IsolationLevel::Serializable && !self.opts.read_only {
             return Ok(None);
         }
-        let st = lock(&self.engine.apply);
-        let Some(w) = &st.watch else { return Ok(None) };
+        let watch = lock(&self.engine.watch);
+        let Some(w) = watch.as_ref() else { return Ok(None) };
         if key.is_some_and(|k| !k.starts_with(&w.prefix)) {
             return Ok(None);
         }
