@@ -189,6 +189,11 @@ pub fn table(txn: &mut Txn, name: &str) -> Result<Table> {
 /// READ and SERIALIZABLE, a definition changed since the snapshot is a serialization failure:
 /// the rows the snapshot shows may not have the layout the definition now describes.
 pub fn lock_table(txn: &mut Txn, name: &str, exclusive: bool) -> Result<Table> {
+    decode(&lock_table_bytes(txn, name, exclusive)?)
+}
+
+/// [`lock_table`], returning the definition as stored.
+pub fn lock_table_bytes(txn: &mut Txn, name: &str, exclusive: bool) -> Result<Vec<u8>> {
     let key = keys::table(name);
     let mode = if exclusive { txn::LockMode::Exclusive } else { txn::LockMode::Shared };
     let latest = match txn.lock_row_latest(&key, mode, txn::WaitPolicy::Wait)? {
@@ -201,7 +206,7 @@ pub fn lock_table(txn: &mut Txn, name: &str, exclusive: bool) -> Result<Table> {
             format!("could not serialize access: table \"{name}\" was changed by a concurrent transaction"),
         ));
     }
-    decode(&latest)
+    Ok(latest)
 }
 
 /// Writes a table definition.

@@ -308,12 +308,40 @@ struct Parsed {
     statements: Vec<Statement>,
     /// Per statement, its plan and the catalog version it was made at.
     plans: Mutex<Vec<Option<Arc<CachedPlan>>>>,
+    /// Per UPDATE or DELETE statement, its plan (see [`WritePlan`]).
+    write_plans: Mutex<Vec<Option<Arc<WritePlan>>>>,
 }
 
 impl Parsed {
+    fn new(statements: Vec<Statement>) -> Parsed {
+        let n = statements.len();
+        Parsed { statements, plans: Mutex::new(vec![None; n]), write_plans: Mutex::new(vec![None; n]) }
+    }
+
     fn plans(&self) -> std::sync::MutexGuard<'_, Vec<Option<Arc<CachedPlan>>>> {
         self.plans.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn write_plans(&self) -> std::sync::MutexGuard<'_, Vec<Option<Arc<WritePlan>>>> {
+        self.write_plans.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What an UPDATE or DELETE binds and plans before it touches a row: the table, the bound
+/// filter and the lookup chosen from it, the bound assignments and RETURNING
+/// list. Kept per statement like a query's plan, it is valid for transactions that see
+/// catalog `version` and whose lock on the table found the definition `table_bytes` (READ
+/// COMMITTED locks the newest definition, which may be newer than its snapshot's).
+struct WritePlan {
+    version: u64,
+    table_bytes: Vec<u8>,
+    table: Table,
+    pred: Option<crate::bind::BExpr>,
+    lookup: Option<crate::plan::Lookup>,
+    /// UPDATE's: (column position, value).
+    assignments: Vec<(usize, crate::bind::BExpr)>,
+    returning: Option<Vec<crate::bind::BExpr>>,
+    returning_columns: Option<Vec<ResultColumn>>,
 }
 
 /// A query's plan, valid for transactions that see catalog `version` (`Txn::watched_version`):
@@ -390,8 +418,7 @@ impl Session {
             return Ok(s.clone());
         }
         let parsed = crate::parser::parse(sql)?;
-        let plans = Mutex::new(vec![None; parsed.len()]);
-        let statements = Arc::new(Parsed { statements: parsed, plans });
+        let statements = Arc::new(Parsed::new(parsed));
         if sql.len() <= PARSE_CACHE_TEXT_BYTES_MAX {
             if self.parsed.len() >= PARSE_CACHE_ENTRIES_MAX {
                 self.parsed.clear();
@@ -1569,25 +1596,82 @@ impl Session {
         Ok(Some(out))
     }
 
-    /// The rows of `table` matching `filter`, locked for writing: (key, newest row).
-    fn rows_for_write(
+    /// The plan of an UPDATE (with `assignments`) or DELETE of `table_name`: the one kept
+    /// for the running statement if it is still valid (see [`WritePlan`]), else a new one
+    /// (kept when this is the running statement and `txn` has a catalog version). Locks the
+    /// table either way.
+    fn write_plan(
         &self,
         txn: &mut Txn,
-        table: &Table,
-        scope: &Scope,
+        table_name: &str,
+        alias: Option<&str>,
+        assignments: &[(String, Expr)],
         filter: Option<&Expr>,
-        params: &[Value],
-    ) -> Result<Vec<(Vec<u8>, Row)>> {
-        let pred = filter.map(|f| Planner::new(txn).bind(f, scope, &[])).transpose()?;
-        let lookup = match filter {
-            Some(f) => crate::plan::choose_lookup(table, scope, f, &mut Planner::new(txn), &[])?.map(|(l, _)| l),
+        returning: &[SelectItem],
+    ) -> Result<Arc<WritePlan>> {
+        let table_bytes = catalog::lock_table_bytes(txn, table_name, false)?;
+        let slot = self.plan_slot.as_ref().filter(|(parsed, i)| match parsed.statements.get(*i) {
+            Some(Statement::Update { table, .. } | Statement::Delete { table, .. }) => {
+                std::ptr::eq(table.as_str(), table_name)
+            }
+            _ => false,
+        });
+        let version = match slot {
+            Some(_) => txn.watched_version()?,
             None => None,
         };
-        let candidates = self.exec(txn, params).candidates(table, lookup.as_ref())?;
+        if let (Some((parsed, i)), Some(v)) = (slot, version) {
+            if let Some(hit) =
+                parsed.write_plans()[*i].as_ref().filter(|w| w.version == v && w.table_bytes == table_bytes)
+            {
+                return Ok(hit.clone());
+            }
+        }
+        let table = catalog::decode(&table_bytes)?;
+        let scope = table_scope(&table, alias.unwrap_or(table_name));
+        let mut bound = Vec::new();
+        for (col, e) in assignments {
+            let c = table.column_index(col)?;
+            let b = match e {
+                Expr::Default => match &table.columns[c].default {
+                    Some(d) => Planner::new(txn).bind(d, &Scope::default(), &[])?,
+                    None => crate::bind::BExpr::Const(Value::Null),
+                },
+                e => Planner::new(txn).bind(e, &scope, &[])?,
+            };
+            bound.push((c, b));
+        }
+        let returning_columns = returning_columns(returning, &scope);
+        let returning = self.bind_items(txn, returning, &scope)?;
+        let pred = filter.map(|f| Planner::new(txn).bind(f, &scope, &[])).transpose()?;
+        let lookup = match filter {
+            Some(f) => crate::plan::choose_lookup(&table, &scope, f, &mut Planner::new(txn), &[])?.map(|(l, _)| l),
+            None => None,
+        };
+        let made = Arc::new(WritePlan {
+            version: version.unwrap_or(0),
+            table_bytes,
+            table,
+            pred,
+            lookup,
+            assignments: bound,
+            returning,
+            returning_columns,
+        });
+        if let (Some((parsed, i)), Some(_)) = (slot, version) {
+            parsed.write_plans()[*i] = Some(made.clone());
+        }
+        Ok(made)
+    }
+
+    /// The rows the plan's filter matches, locked for writing: (key, newest row).
+    fn rows_for_write(&self, txn: &mut Txn, plan: &WritePlan, params: &[Value]) -> Result<Vec<(Vec<u8>, Row)>> {
+        let pred = &plan.pred;
+        let candidates = self.exec(txn, params).candidates(&plan.table, plan.lookup.as_ref())?;
         let mut out = Vec::new();
         for (key, row) in candidates {
             let mut exec = self.exec(txn, params);
-            if let Some(p) = &pred {
+            if let Some(p) = pred {
                 if !exec.test(p, &row)? {
                     continue;
                 }
@@ -1595,7 +1679,7 @@ impl Session {
             // Lock; READ COMMITTED then sees the newest version and checks it again.
             let Some(Some(latest)) = exec.txn.lock_row(&key, LockMode::Exclusive, WaitPolicy::Wait)? else { continue };
             let latest = eval::decode_row(&latest)?;
-            if let Some(p) = &pred {
+            if let Some(p) = pred {
                 if !exec.test(p, &latest)? {
                     continue;
                 }
@@ -1616,37 +1700,23 @@ impl Session {
         returning: &[SelectItem],
         params: &[Value],
     ) -> Result<QueryResult> {
-        let table = catalog::lock_table(txn, table_name, false)?;
-        let scope = table_scope(&table, alias.unwrap_or(table_name));
-        let mut bound = Vec::new();
-        for (col, e) in assignments {
-            let c = table.column_index(col)?;
-            let b = match e {
-                Expr::Default => match &table.columns[c].default {
-                    Some(d) => Planner::new(txn).bind(d, &Scope::default(), &[])?,
-                    None => crate::bind::BExpr::Const(Value::Null),
-                },
-                e => Planner::new(txn).bind(e, &scope, &[])?,
-            };
-            bound.push((c, b));
-        }
-        let returning_columns = returning_columns(returning, &scope);
-        let returning = self.bind_items(txn, returning, &scope)?;
-        let rows = self.rows_for_write(txn, &table, &scope, filter, params)?;
+        let plan = self.write_plan(txn, table_name, alias, assignments, filter, returning)?;
+        let table = &plan.table;
+        let rows = self.rows_for_write(txn, &plan, params)?;
         let mut out = Vec::new();
         let count = rows.len();
         for (key, old) in rows {
             let mut exec = self.exec(txn, params);
             let mut new = old.clone();
-            for (c, b) in &bound {
-                new[*c] = assign_column(exec.eval(b, &old)?, &table, *c)?;
+            for (c, b) in &plan.assignments {
+                new[*c] = assign_column(exec.eval(b, &old)?, table, *c)?;
             }
-            dml::update_row(&mut exec, &table, &key, &old, &new)?;
-            if let Some(items) = &returning {
+            dml::update_row(&mut exec, table, &key, &old, &new)?;
+            if let Some(items) = &plan.returning {
                 out.push(items.iter().map(|e| exec.eval(e, &new)).collect::<Result<Row>>()?);
             }
         }
-        Ok(self.dml_result(format!("UPDATE {count}"), returning_columns, out))
+        Ok(self.dml_result(format!("UPDATE {count}"), plan.returning_columns.clone(), out))
     }
 
     fn delete(
@@ -1658,21 +1728,18 @@ impl Session {
         returning: &[SelectItem],
         params: &[Value],
     ) -> Result<QueryResult> {
-        let table = catalog::lock_table(txn, table_name, false)?;
-        let scope = table_scope(&table, alias.unwrap_or(table_name));
-        let returning_columns = returning_columns(returning, &scope);
-        let returning = self.bind_items(txn, returning, &scope)?;
-        let rows = self.rows_for_write(txn, &table, &scope, filter, params)?;
+        let plan = self.write_plan(txn, table_name, alias, &[], filter, returning)?;
+        let rows = self.rows_for_write(txn, &plan, params)?;
         let count = rows.len();
         let mut out = Vec::new();
         for (key, old) in rows {
             let mut exec = self.exec(txn, params);
-            dml::delete_row(&mut exec, &table, &key, &old)?;
-            if let Some(items) = &returning {
+            dml::delete_row(&mut exec, &plan.table, &key, &old)?;
+            if let Some(items) = &plan.returning {
                 out.push(items.iter().map(|e| exec.eval(e, &old)).collect::<Result<Row>>()?);
             }
         }
-        Ok(self.dml_result(format!("DELETE {count}"), returning_columns, out))
+        Ok(self.dml_result(format!("DELETE {count}"), plan.returning_columns.clone(), out))
     }
 }
 

@@ -136,3 +136,36 @@ fn foreign_keys_added_since_the_last_delete_are_enforced() {
     let r = exec(&mut b, "SELECT id FROM p ORDER BY 1").unwrap();
     assert_eq!(r.rows, vec![vec![Value::Int4(1)]]);
 }
+
+/// UPDATE and DELETE keep their plans per statement text too: the same texts, run again
+/// after another session's DDL, must maintain a new index, return a new column, and use
+/// the new layout after DROP and CREATE under the same name.
+#[test]
+fn updates_and_deletes_run_again_after_ddl_use_the_new_definition() {
+    use Value::Int4;
+    let db = db();
+    let (mut a, mut b) = (db.session(), db.session());
+    exec(&mut a, "CREATE TABLE t (id INT PRIMARY KEY, v INT)").unwrap();
+    exec(&mut a, "INSERT INTO t VALUES (1, 10), (2, 20), (3, 30)").unwrap();
+    let upd = "UPDATE t SET v = $2 WHERE id = $1 RETURNING *";
+    let del = "DELETE FROM t WHERE id = $1 RETURNING *";
+    let run = |s: &mut Session, sql: &str, params: &[Value]| s.execute_with(sql, params).pop().expect("a result");
+    assert_eq!(run(&mut a, upd, &[Int4(1), Int4(11)]).unwrap().rows, [[Int4(1), Int4(11)]]);
+    assert_eq!(run(&mut a, upd, &[Int4(1), Int4(12)]).unwrap().rows, [[Int4(1), Int4(12)]]);
+
+    exec(&mut b, "CREATE UNIQUE INDEX t_v ON t (v)").unwrap();
+    assert_eq!(run(&mut a, upd, &[Int4(1), Int4(20)]).unwrap_err().code, "23505", "the new index is maintained");
+    exec(&mut b, "ALTER TABLE t ADD COLUMN w INT DEFAULT 7").unwrap();
+    assert_eq!(run(&mut a, upd, &[Int4(1), Int4(13)]).unwrap().rows, [[Int4(1), Int4(13), Int4(7)]]);
+    assert_eq!(run(&mut a, del, &[Int4(3)]).unwrap().rows, [[Int4(3), Int4(30), Int4(7)]]);
+
+    exec(&mut b, "DROP TABLE t").unwrap();
+    assert_eq!(run(&mut a, upd, &[Int4(1), Int4(14)]).unwrap_err().code, "42P01");
+    assert_eq!(run(&mut a, del, &[Int4(1)]).unwrap_err().code, "42P01");
+    exec(&mut b, "CREATE TABLE t (v INT, id INT PRIMARY KEY)").unwrap();
+    exec(&mut b, "INSERT INTO t VALUES (5, 1), (6, 2)").unwrap();
+    assert_eq!(run(&mut a, upd, &[Int4(2), Int4(60)]).unwrap().rows, [[Int4(60), Int4(2)]]);
+    assert_eq!(run(&mut a, del, &[Int4(1)]).unwrap().rows, [[Int4(5), Int4(1)]]);
+    let r = exec(&mut b, "SELECT v, id FROM t ORDER BY id").unwrap();
+    assert_eq!(r.rows, [[Int4(60), Int4(2)]]);
+}
