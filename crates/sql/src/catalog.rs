@@ -28,7 +28,7 @@
 use crate::ast::{Expr, ReferentialAction};
 use crate::error::{codes, Error, Result};
 use crate::types::{DataType, RegKind};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use txn::Txn;
 
 /// The most columns a table may have (as PostgreSQL).
@@ -190,6 +190,37 @@ pub fn table(txn: &mut Txn, name: &str) -> Result<Table> {
 /// the rows the snapshot shows may not have the layout the definition now describes.
 pub fn lock_table(txn: &mut Txn, name: &str, exclusive: bool) -> Result<Table> {
     decode(&lock_table_bytes(txn, name, exclusive)?)
+}
+
+/// [`lock_table`], with the definition decoded once per stored form and shared (see
+/// [`decode_shared`]): for statements that only read it.
+pub fn lock_table_shared(txn: &mut Txn, name: &str, exclusive: bool) -> Result<std::sync::Arc<Table>> {
+    decode_shared(&lock_table_bytes(txn, name, exclusive)?)
+}
+
+/// The most definitions [`decode_shared`] keeps; past it, it starts afresh.
+pub const DECODED_TABLES_MAX: usize = 1024;
+
+/// Definitions decoded by [`decode_shared`], by their stored bytes.
+static DECODED_TABLES: std::sync::Mutex<Option<HashMap<Vec<u8>, std::sync::Arc<Table>>>> = std::sync::Mutex::new(None);
+
+/// [`decode`], shared: the same bytes decode to the same definition whichever database or
+/// transaction read them, so each stored form is decoded once. Decoding parses the column
+/// defaults and CHECK expressions from their SQL text; an INSERT that decoded its table
+/// every time spent a tenth of its connection's time there.
+pub fn decode_shared(bytes: &[u8]) -> Result<std::sync::Arc<Table>> {
+    let cache = || DECODED_TABLES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(hit) = cache().as_ref().and_then(|m| m.get(bytes)) {
+        return Ok(hit.clone());
+    }
+    let table = std::sync::Arc::new(decode(bytes)?);
+    let mut guard = cache();
+    let map = guard.get_or_insert_with(HashMap::new);
+    if map.len() >= DECODED_TABLES_MAX {
+        map.clear();
+    }
+    map.insert(bytes.to_vec(), table.clone());
+    Ok(table)
 }
 
 /// [`lock_table`], returning the definition as stored.
@@ -601,6 +632,44 @@ pub fn decode(bytes: &[u8]) -> Result<Table> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn table(id: u32, default: &str) -> Table {
+        Table {
+            id,
+            name: format!("t{id}"),
+            columns: vec![Column {
+                name: "a".into(),
+                data_type: DataType::Int8,
+                not_null: true,
+                default: Some(crate::parser::parse_expr(default).unwrap()),
+                sequence: None,
+            }],
+            primary_key: vec![0],
+            pk_name: "pk".into(),
+            rowid_sequence: 0,
+            indexes: vec![],
+            checks: vec![],
+            foreign_keys: vec![],
+        }
+    }
+
+    #[test]
+    fn shared_decodes_are_one_per_stored_form() {
+        // Ids above any other test's, so no other test's entries meet these.
+        let bytes = encode(&table(900_001, "nextval('s')"));
+        let first = decode_shared(&bytes).unwrap();
+        assert_eq!(*first, decode(&bytes).unwrap());
+        assert!(std::sync::Arc::ptr_eq(&first, &decode_shared(&bytes).unwrap()), "decoded once");
+        let other = decode_shared(&encode(&table(900_001, "7"))).unwrap();
+        assert_eq!(other.columns[0].default, Some(crate::parser::parse_expr("7").unwrap()));
+        // Past the bound the cache starts afresh, and still answers.
+        for id in 0..DECODED_TABLES_MAX as u32 + 1 {
+            decode_shared(&encode(&table(900_002 + id, "1"))).unwrap();
+        }
+        assert!(DECODED_TABLES.lock().unwrap().as_ref().unwrap().len() <= DECODED_TABLES_MAX);
+        assert_eq!(*decode_shared(&bytes).unwrap(), *first);
+        assert!(decode_shared(&bytes[..bytes.len() - 1]).is_err(), "damage is an error, not a cached value");
+    }
 
     #[test]
     fn stats_round_trip_and_reject_damage() {

@@ -1457,7 +1457,8 @@ impl Session {
         returning: &[SelectItem],
         params: &[Value],
     ) -> Result<QueryResult> {
-        let table = catalog::lock_table(txn, table_name, false)?;
+        let table = catalog::lock_table_shared(txn, table_name, false)?;
+        let table = &*table;
         let targets: Vec<usize> = match columns {
             Some(cols) => cols.iter().map(|c| table.column_index(c)).collect::<Result<_>>()?,
             None => (0..table.columns.len()).collect(),
@@ -1627,7 +1628,7 @@ impl Session {
                 return Ok(hit.clone());
             }
         }
-        let table = catalog::decode(&table_bytes)?;
+        let table = Table::clone(&*catalog::decode_shared(&table_bytes)?);
         let scope = table_scope(&table, alias.unwrap_or(table_name));
         let mut bound = Vec::new();
         for (col, e) in assignments {
