@@ -1458,7 +1458,6 @@ impl Session {
         params: &[Value],
     ) -> Result<QueryResult> {
         let table = catalog::lock_table_shared(txn, table_name, false)?;
-        let table = &*table;
         let targets: Vec<usize> = match columns {
             Some(cols) => cols.iter().map(|c| table.column_index(c)).collect::<Result<_>>()?,
             None => (0..table.columns.len()).collect(),

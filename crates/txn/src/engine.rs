@@ -141,7 +141,7 @@ enum VacuumScope<'a> {
     /// The keys written since the last round (a background round).
     Due,
     /// These user-key ranges only (VACUUM of named tables).
-    Ranges(&'a [(Bound<Vec<u8>>, Bound<Vec<u8>>)]),
+    Ranges(&'a [KeyRange]),
 }
 
 /// Which keys the next background vacuum round must look at. A version becomes dead only
@@ -368,7 +368,7 @@ impl Engine {
     /// Removes versions that no open snapshot can see, looking only at the user keys in
     /// `ranges` (what `VACUUM table` runs: a table's rows and index entries); returns
     /// (found, reclaimed). The background rounds' bookkeeping is left as it was.
-    pub fn vacuum_ranges(&self, ranges: &[(Bound<Vec<u8>>, Bound<Vec<u8>>)]) -> Result<(u64, u64)> {
+    pub fn vacuum_ranges(&self, ranges: &[KeyRange]) -> Result<(u64, u64)> {
         self.inner.vacuum(VacuumScope::Ranges(ranges))
     }
 

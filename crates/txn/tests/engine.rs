@@ -344,7 +344,7 @@ fn vacuum_of_key_ranges_looks_only_inside_them() {
         t.commit().unwrap();
     }
     let a = (Bound::Included(b"a".to_vec()), Bound::Excluded(b"b".to_vec()));
-    assert_eq!(e.vacuum_ranges(&[a.clone()]).unwrap(), (8, 8), "4 shadowed versions of a1 and of a2");
+    assert_eq!(e.vacuum_ranges(std::slice::from_ref(&a)).unwrap(), (8, 8), "4 shadowed versions of a1 and of a2");
     assert_eq!(e.vacuum_ranges(&[a]).unwrap(), (0, 0));
     let b1 = (Bound::Included(b"b1".to_vec()), Bound::Included(b"b1".to_vec()));
     assert_eq!(e.vacuum_ranges(&[b1]).unwrap(), (4, 4));
