@@ -70,6 +70,7 @@ pub mod harness;
 pub mod memstore;
 pub mod network;
 pub mod node;
+pub mod runtime;
 pub mod snapshot;
 pub mod tcp;
 pub mod types;

@@ -1133,6 +1133,9 @@ pub struct PeerOptions {
     /// faults and partitions) instead of TCP; `listen` is then unused, and the peer status
     /// exchange (addresses, clock-offset guard) and switchover are off.
     pub router: Option<crate::network::Router>,
+    /// The seed of Raft's random draws at this start (the election timeout; see
+    /// [`crate::runtime`]); None draws from the OS. Simulations set it from their seed.
+    pub rng_seed: Option<u64>,
 }
 
 impl PeerOptions {
@@ -1145,6 +1148,7 @@ impl PeerOptions {
             clock_offset_max: CLOCK_OFFSET_MAX_DEFAULT,
             clock: WallClock::default(),
             router: None,
+            rng_seed: None,
         }
     }
 }
@@ -1659,16 +1663,20 @@ impl Node {
                 // In-process simulation: the router delivers every message; no listener.
                 Some(router) => {
                     let factory = crate::network::RouterNetworkFactory { from: id, router: router.clone() };
-                    let raft = runtime
-                        .block_on(Raft::new(id, config.clone(), factory, log.clone(), sm))
-                        .map_err(|e| storage_err("starting Raft", &e))?;
+                    let raft = crate::runtime::with_raft_seed(peers.rng_seed, || {
+                        runtime
+                            .block_on(Raft::new(id, config.clone(), factory, log.clone(), sm))
+                            .map_err(|e| storage_err("starting Raft", &e))
+                    })?;
                     router.set_node(id, raft.clone());
                     (raft, None)
                 }
                 None => {
-                    let raft = runtime
-                        .block_on(Raft::new(id, config.clone(), network.clone(), log.clone(), sm))
-                        .map_err(|e| storage_err("starting Raft", &e))?;
+                    let raft = crate::runtime::with_raft_seed(peers.rng_seed, || {
+                        runtime
+                            .block_on(Raft::new(id, config.clone(), network.clone(), log.clone(), sm))
+                            .map_err(|e| storage_err("starting Raft", &e))
+                    })?;
                     let server = runtime
                         .block_on(async {
                             let listener = tokio::net::TcpListener::bind(peers.listen).await?;

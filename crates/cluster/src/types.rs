@@ -26,7 +26,7 @@ use std::io::Cursor;
 pub type NodeId = u64;
 
 openraft::declare_raft_types!(
-    /// Bulwark's Raft type config: opaque commands in, apply outcomes out, tokio runtime.
+    /// Bulwark's Raft type config: opaque commands in, apply outcomes out, tokio with seeded draws.
     pub TypeConfig:
         D = Command,
         R = Outcome,
@@ -34,7 +34,7 @@ openraft::declare_raft_types!(
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = Cursor<Vec<u8>>,
-        AsyncRuntime = openraft::TokioRuntime,
+        AsyncRuntime = crate::runtime::BulwarkRuntime,
 );
 
 /// Bulwark's Raft handle.

@@ -31,8 +31,10 @@
 //! with the same checks at the end; its transfers run at REPEATABLE READ, so a lost update
 //! between two clients would break the total.
 //!
-//! A seed fixes the plan (actions, faults, crash points); openraft 0.9's timers and thread
-//! RNG are not under the seed, so a replay repeats the plan, not every interleaving.
+//! A seed fixes the plan (actions, faults, crash points) and Raft's random draws (each
+//! node's election timeout at each start, `PeerOptions::rng_seed`); openraft 0.9's timers
+//! run on tokio's real clock and the clients on their own threads, so a replay repeats the
+//! plan and the draws, not every interleaving.
 //! `BULWARK_SEED=N` replays one seed; `BULWARK_SIM_SEEDS=N` runs seeds 0..N (default 100; the long mode runs thousands).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -81,10 +83,13 @@ struct Sim {
     /// Each node's wall-clock offset from the system clock, in microseconds (the clock the
     /// clock-offset guard compares).
     clock_offsets: Vec<Arc<AtomicI64>>,
+    seed: u64,
+    /// Starts so far, per node: with the seed, what seeds Raft's draws at the next one.
+    starts: Vec<u64>,
 }
 
 impl Sim {
-    fn options(&self, id: u64) -> NodeOptions {
+    fn options(&mut self, id: u64) -> NodeOptions {
         let store = storage::StoreOptions {
             checkpoint_log_bytes: Some(256 << 10),
             checkpoint_interval: None,
@@ -102,6 +107,11 @@ impl Sim {
                     let offset = self.clock_offsets[id as usize - 1].clone();
                     WallClock(Arc::new(move || cluster::tcp::system_clock_micros() + offset.load(Ordering::Relaxed)))
                 },
+                rng_seed: Some({
+                    let starts = &mut self.starts[id as usize - 1];
+                    *starts += 1;
+                    self.seed.wrapping_mul(0x1_0000_0001) ^ (id << 48) ^ *starts
+                }),
                 ..PeerOptions::new("127.0.0.1:1".parse().unwrap())
             }),
             ..Default::default()
@@ -247,6 +257,8 @@ impl Sim {
             vfs: (0..NODES).map(|i| SimVfs::new(seed * 16 + i)).collect(),
             nodes: (0..NODES).map(|_| None).collect(),
             clock_offsets: (0..NODES).map(|_| Arc::new(AtomicI64::new(0))).collect(),
+            seed,
+            starts: vec![0; NODES as usize],
         };
         for i in 0..NODES as usize {
             sim.start(i);
