@@ -130,7 +130,8 @@ async fn insert(node: &ServerProcess, id: i64) -> Result<(), String> {
 }
 
 /// Waits until every node has applied as far as the leader, then checks that each holds
-/// every acknowledged id (read with `stale` consistency, so followers answer). Returns the
+/// every acknowledged id (read by a session that starts with `stale` consistency, so it
+/// stays on the node it reached and a follower answers from its own copy). Returns the
 /// leader.
 fn assert_everywhere(nodes: &[Node], terms: &mut BTreeMap<u64, u64>, acked: &BTreeSet<i64>) -> usize {
     let l = leader(nodes, terms);
@@ -145,7 +146,7 @@ fn assert_everywhere(nodes: &[Node], terms: &mut BTreeMap<u64, u64>, acked: &BTr
             .process
             .as_ref()
             .unwrap()
-            .query("SET bulwark.read_consistency = 'stale'; SELECT id FROM acked ORDER BY id")
+            .query_here("SELECT id FROM acked ORDER BY id")
             .lines()
             .map(|l| l.parse().unwrap())
             .collect();
@@ -245,13 +246,36 @@ async fn a_stopped_leader_is_replaced_and_rejoins_as_a_follower_without_two_lead
         assert!(Instant::now() < deadline, "the old leader did not catch up");
         std::thread::sleep(Duration::from_millis(10));
     }
-    // A follower refuses reads by default (they may be stale), naming the leader, and
-    // serves them when the session asks for stale reads.
+    // A session that reaches a follower runs on the leader: writes and linearizable
+    // reads work wherever the client connected.
     let follower = nodes[old].process.as_ref().unwrap();
-    let out = follower.psql(&["-c", "SELECT count(*) FROM acked"]);
+    let leader_process = nodes[l].process.as_ref().unwrap();
+    let forwarded_before = metric(follower, "bulwark_connections_forwarded_total");
+    follower.query("INSERT INTO acked VALUES (4)");
+    assert_eq!(follower.query("SELECT id FROM acked ORDER BY id"), "1\n2\n3\n4", "read through the follower");
+    assert_eq!(leader_process.query("SELECT count(*) FROM acked WHERE id = 4"), "1", "written through the follower");
+    assert!(metric(follower, "bulwark_connections_forwarded_total") >= forwarded_before + 2);
+    // A session that starts with stale reads stays on the follower and reads its copy; one
+    // that starts linearizable but local is refused there, naming the leader (57P03).
+    let deadline = Instant::now() + LEADER_WAIT_MAX;
+    while follower.query_here("SELECT count(*) FROM acked") != "4" {
+        assert!(Instant::now() < deadline, "the follower never applied the forwarded insert");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = follower.psql_options("-c bulwark.read_consistency=linearizable", &["-c", "SELECT count(*) FROM acked"]);
     let err = common::stderr(&out);
     assert!(!out.status.success() && err.contains("not the leader") && err.contains("read_consistency"), "{err}");
-    assert_eq!(follower.query("SET bulwark.read_consistency = 'stale'; SELECT id FROM acked ORDER BY id"), "1\n2\n3");
+    // Other startup options travel with the forwarded session and are applied there.
+    let out = follower.psql_options("-c statement_timeout=5s", &["-c", "SHOW statement_timeout"]);
+    assert_eq!(common::stdout(&out).trim(), "5s", "{}", common::stderr(&out));
+}
+
+/// A counter from a node's /metrics.
+fn metric(node: &ServerProcess, name: &str) -> u64 {
+    let body = http_get(node.http_port, "/metrics").expect("metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok()))
+        .unwrap_or_else(|| panic!("{name} not in /metrics")) as u64
 }
 
 /// The SQLSTATE of a failed insert.
@@ -540,13 +564,18 @@ async fn a_joining_node_catches_up_from_a_checkpoint_image() {
     }
     nodes.push(fourth);
     assert_everywhere(&nodes, &mut terms, &acked);
-    // A follower sends clients to the leader's SQL address (57P03).
+    // A session that stays on a follower (it starts with its own read consistency) and
+    // asks for linearizable reads is sent to the leader's SQL address (57P03).
     let l = leader(&nodes, &mut terms);
     let leader_pg = format!("127.0.0.1:{}", nodes[l].process.as_ref().unwrap().port);
     let f = (l + 1) % nodes.len();
     let deadline = Instant::now() + LEADER_WAIT_MAX;
     loop {
-        let out = nodes[f].process.as_ref().unwrap().psql(&["-c", "SELECT 1"]);
+        let out = nodes[f]
+            .process
+            .as_ref()
+            .unwrap()
+            .psql_options("-c bulwark.read_consistency=linearizable", &["-c", "SELECT 1"]);
         let err = common::stderr(&out);
         assert!(!out.status.success(), "a follower answered a linearizable read");
         if err.contains(&format!("connect to {leader_pg}")) {
@@ -557,7 +586,7 @@ async fn a_joining_node_catches_up_from_a_checkpoint_image() {
     }
     // Every node has applied what it knows to be committed, and says so.
     for n in &nodes {
-        let lag = n.process.as_ref().unwrap().query("SHOW bulwark.replication_lag");
+        let lag = n.process.as_ref().unwrap().query_here("SHOW bulwark.replication_lag");
         assert_eq!(lag, "0 entries, 0 ms", "node {}", n.id);
     }
 }

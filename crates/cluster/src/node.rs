@@ -2063,6 +2063,22 @@ impl Node {
         *self.info.addrs.lock().unwrap_or_else(|e| e.into_inner()) = (sql_addr.to_string(), http_addr.to_string());
     }
 
+    /// Where a client session that reached this node should run instead: the leader's SQL
+    /// address, when this node is a follower (or learner) of a cluster whose leader is
+    /// known, is another node, and has told this node its SQL address. None on the leader,
+    /// on a single node, and while no leader is known.
+    pub fn leader_sql_addr(&self) -> Option<String> {
+        let leader = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            if m.state == openraft::ServerState::Leader {
+                return None;
+            }
+            m.current_leader.filter(|&l| l != self.id)?
+        };
+        self.peer_view(leader).map(|v| v.sql_addr).filter(|a| !a.is_empty())
+    }
+
     /// What this node last heard from peer `id` (addresses, clock offset).
     pub fn peer_view(&self, id: NodeId) -> Option<PeerView> {
         lock(&self.peer_watch.views).get(&id).cloned()

@@ -610,6 +610,7 @@ impl Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let application_name = client.metadata().get("application_name").cloned().unwrap_or_default();
+        let options = startup_options(client.metadata().get("options").map(String::as_str).unwrap_or_default());
         let session_user = user.clone();
         let settings = self
             .run(move |s| {
@@ -620,9 +621,18 @@ impl Connection {
                         tracing::info!(application_name, error = %e, "ignoring application_name");
                     }
                 }
-                reported_settings(s)
+                // `options` (libpq's PGOPTIONS): settings for the session, as PostgreSQL
+                // applies them; a bad one ends the startup, as there.
+                for (name, value) in options {
+                    let set = format!("SET {name} = '{}'", value.replace('\'', "''"));
+                    if let Some(Err(e)) = s.execute(&set).pop() {
+                        return Err(e);
+                    }
+                }
+                Ok(reported_settings(s))
             })
-            .await?;
+            .await?
+            .map_err(|e| user_error("FATAL", e.code, &e.message))?;
         client.feed(PgWireBackendMessage::Authentication(Authentication::Ok)).await?;
         self.report_settings(client, settings).await?;
         let superuser = self.shared.db.role(&user).ok().flatten().is_some_and(|r| r.superuser);
@@ -653,6 +663,44 @@ impl Connection {
         client.set_state(PgWireConnectionState::ReadyForQuery);
         Ok(())
     }
+}
+
+/// The settings a startup message's `options` give: `-c name=value` and `--name=value`,
+/// separated by spaces (a backslash keeps the next character, a space included). Names are
+/// kept only if they are plain identifiers (letters, digits, `_` and `.`), so a name cannot
+/// carry SQL into the SET that applies it.
+pub fn startup_options(options: &str) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            ' ' | '\t' => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut out = Vec::new();
+    let mut words = words.into_iter();
+    while let Some(w) = words.next() {
+        let setting = match w.as_str() {
+            "-c" => words.next(),
+            _ => w.strip_prefix("--").or_else(|| w.strip_prefix("-c")).map(str::to_string),
+        };
+        let Some((name, value)) = setting.as_deref().and_then(|s| s.split_once('=')) else { continue };
+        let name = name.replace('-', "_");
+        if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+            out.push((name, value.to_string()));
+        }
+    }
+    out
 }
 
 /// A frontend message's name, for errors.
@@ -1475,6 +1523,18 @@ fn notice(message: &str) -> PgWireBackendMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn startup_options_are_read_as_postgresql_reads_them() {
+        let got = startup_options(r"-c statement_timeout=5s --work-mem=4MB -cbulwark.read_consistency=stale");
+        let want = [("statement_timeout", "5s"), ("work_mem", "4MB"), ("bulwark.read_consistency", "stale")];
+        assert_eq!(got, want.map(|(n, v)| (n.to_string(), v.to_string())));
+        assert_eq!(startup_options(r"-c application_name=a\ b"), [("application_name".into(), "a b".into())]);
+        // Not name=value, or a name that is not a plain identifier: skipped.
+        assert!(startup_options("-c nothing -x y=1").is_empty());
+        assert!(startup_options("-c a;DROP=1 --b'=2").is_empty());
+        assert!(startup_options("").is_empty());
+    }
 
     #[test]
     fn tags_lose_their_count() {

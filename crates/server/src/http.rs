@@ -34,6 +34,8 @@ pub struct Metrics {
     pub connections_total: AtomicU64,
     /// Connections refused by max_connections (53300).
     pub connections_refused: AtomicU64,
+    /// Connections a follower relayed to the leader (see `forward`), counted as they end.
+    pub connections_forwarded: AtomicU64,
     /// Connections open now.
     pub connections_open: AtomicI64,
     /// Connections closed for breaking the protocol (FATAL 08P01 or 0A000).
@@ -51,6 +53,7 @@ impl Default for Metrics {
             started: Instant::now(),
             connections_total: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
+            connections_forwarded: AtomicU64::new(0),
             connections_open: AtomicI64::new(0),
             protocol_violations: AtomicU64::new(0),
             statements: Mutex::new(BTreeMap::new()),
@@ -132,6 +135,13 @@ pub(crate) fn render_metrics(shared: &Shared) -> String {
         "counter",
         "Connections refused by max_connections (53300).",
         &one(m.connections_refused.load(Ordering::Relaxed) as f64),
+    );
+    metric(
+        &mut out,
+        "bulwark_connections_forwarded_total",
+        "counter",
+        "Sessions this follower relayed to the leader, counted as they end.",
+        &one(m.connections_forwarded.load(Ordering::Relaxed) as f64),
     );
     metric(
         &mut out,

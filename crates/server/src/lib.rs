@@ -48,6 +48,7 @@
 
 pub mod codec;
 pub mod connection;
+pub mod forward;
 pub mod http;
 pub mod protocol;
 
@@ -64,6 +65,10 @@ use tokio::task::JoinSet;
 
 /// The only database name a client may connect to.
 pub const DATABASE_NAME: &str = "bulwark";
+
+/// The setting whose presence in a startup message's `options` keeps a session that
+/// reached a follower on that follower (see [`forward`]).
+pub const READ_CONSISTENCY_OPTION: &str = "bulwark.read_consistency";
 /// The default listen address.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:5433";
 /// The default connection limit.
@@ -384,6 +389,29 @@ async fn serve_connection(
     shared: Arc<Shared>,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
+    // On a follower, the session runs on the leader unless it asked for local reads.
+    if let Some(leader) = shared.db.node().leader_sql_addr() {
+        match socket.try_clone().and_then(|probe| forward::route_socket(&probe, tls.is_some())) {
+            Ok(forward::Route::Leader) => match socket.try_clone() {
+                Ok(relayed) => match forward::relay(relayed, &leader).await {
+                    Ok(ended) => {
+                        shared.metrics.connections_forwarded.fetch_add(1, Ordering::Relaxed);
+                        if shared.log.connections {
+                            tracing::info!(%peer, %leader, ?ended, "forwarded session ended");
+                        }
+                        return;
+                    }
+                    Err(e) => tracing::warn!(%peer, %leader, error = %e, "cannot reach the leader; serving here"),
+                },
+                Err(e) => tracing::warn!(%peer, error = %e, "cannot forward connection; serving here"),
+            },
+            Ok(forward::Route::Local | forward::Route::Decline) => {}
+            Err(e) => {
+                tracing::info!(%peer, error = %e, "connection ended before its first message");
+                return;
+            }
+        }
+    }
     // A second handle on the socket, to write the FATAL when the watchdog ends the connection
     // (pgwire owns the first one).
     let (socket, fatal_writer) = match socket.try_clone().map(|clone| (clone, socket)) {

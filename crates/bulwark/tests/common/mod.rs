@@ -119,11 +119,30 @@ impl ServerProcess {
     }
 
     pub fn psql(&self, args: &[&str]) -> Output {
+        self.psql_with(args, &[])
+    }
+
+    /// [`ServerProcess::psql`] with `PGOPTIONS` set to `options` (settings the session
+    /// starts with).
+    pub fn psql_options(&self, options: &str, args: &[&str]) -> Output {
+        self.psql_with(args, &[("PGOPTIONS", options)])
+    }
+
+    /// One statement's output from a session that stays on this node even on a follower
+    /// (it starts with stale reads, which a follower serves itself); panics if psql fails.
+    pub fn query_here(&self, sql: &str) -> String {
+        let out = self.psql_options("-c bulwark.read_consistency=stale", &["-c", sql]);
+        assert!(out.status.success(), "{sql}: {}", stderr(&out));
+        stdout(&out).trim().to_string()
+    }
+
+    fn psql_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let port = self.port.to_string();
         Command::new("psql")
             .args(["-h", "127.0.0.1", "-p", &port, "-U", "bulwark", "-X", "-A", "-t", "-q"])
             .args(args)
             .env("PGCONNECT_TIMEOUT", "10")
+            .envs(env.iter().copied())
             .output()
             .expect("psql must be installed (apt-get install postgresql-client)")
     }
