@@ -59,6 +59,26 @@ fn psql_runs_statements_reports_errors_and_transactions() {
     assert!(stderr(&out).contains("database \"other\" does not exist"), "{}", stderr(&out));
 }
 
+/// libpq's PGOPTIONS (the startup message's `options`) sets session settings, as in
+/// PostgreSQL; a bad value ends the startup with FATAL and the setting's error.
+#[test]
+fn startup_options_set_session_settings() {
+    let dir = TempDir::new("options");
+    let server = ServerProcess::start(&dir.0, &[]);
+    let out = server.psql_options(
+        "-c statement_timeout=5s --lock-timeout=2s",
+        &["-c", "SHOW statement_timeout", "-c", "SHOW lock_timeout"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "5s\n2s\n");
+    let out = server.psql_options("-c bulwark.read_consistency=sometimes", &["-c", "SELECT 1"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("FATAL") && err.contains("invalid value for parameter"), "{err}");
+    // The server is still up for the next client.
+    assert_eq!(server.query("SELECT 1"), "1");
+}
+
 #[tokio::test]
 async fn tokio_postgres_prepared_statements_and_transactions() {
     let dir = TempDir::new("tokio-postgres");

@@ -615,18 +615,18 @@ impl Connection {
         let settings = self
             .run(move |s| {
                 s.set_user(&session_user);
-                if !application_name.is_empty() {
-                    let set = format!("SET application_name = '{}'", application_name.replace('\'', "''"));
-                    if let Some(Err(e)) = s.execute(&set).pop() {
-                        tracing::info!(application_name, error = %e, "ignoring application_name");
-                    }
-                }
-                // `options` (libpq's PGOPTIONS): settings for the session, as PostgreSQL
-                // applies them; a bad one ends the startup, as there.
+                // `options` (libpq's PGOPTIONS) first, then the other startup parameters, as
+                // PostgreSQL applies them; a bad option ends the startup, as there.
                 for (name, value) in options {
                     let set = format!("SET {name} = '{}'", value.replace('\'', "''"));
                     if let Some(Err(e)) = s.execute(&set).pop() {
                         return Err(e);
+                    }
+                }
+                if !application_name.is_empty() {
+                    let set = format!("SET application_name = '{}'", application_name.replace('\'', "''"));
+                    if let Some(Err(e)) = s.execute(&set).pop() {
+                        tracing::info!(application_name, error = %e, "ignoring application_name");
                     }
                 }
                 Ok(reported_settings(s))
