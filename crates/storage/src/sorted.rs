@@ -35,10 +35,11 @@ use std::sync::OnceLock;
 pub const INDEX_KEYS_MIN: usize = 8;
 
 /// A node's index is built on this search since its keys last changed; the searches before
-/// it run plainly. Building costs a pass over every key: under pgbench's tpcb-like, whose
-/// UPDATEs read a row and then write its leaf, building on the first search spent more on
-/// indexes than the searches saved (1.4% of the connection threads' samples).
-pub const INDEX_AFTER_SEARCHES: u8 = 2;
+/// it run plainly. Building costs a pass over every key: under pgbench's tpcb-like, an
+/// UPDATE reads its row twice (to find it, then to lock its newest version) before its
+/// commit writes the leaf; building on the first search spent more on indexes than the
+/// searches saved (1.4% of the connection threads' samples), and on the second still 1.3%.
+pub const INDEX_AFTER_SEARCHES: u8 = 3;
 
 /// Something stored in key order in a node.
 pub trait Keyed {
@@ -257,7 +258,9 @@ mod tests {
         assert!(sorted.index.get().is_some(), "the search built the index");
         sorted.insert(3, vec![7, 7, 5]);
         assert!(sorted.index.get().is_none(), "the insert dropped it");
-        assert_eq!(sorted.search(&[7, 7, 5]), Ok(3), "a plain search");
+        for _ in 1..INDEX_AFTER_SEARCHES {
+            assert_eq!(sorted.search(&[7, 7, 5]), Ok(3), "a plain search");
+        }
         assert_eq!(sorted.search(&[7, 7, 6]), Ok(4), "a search that builds the index again");
         assert!(sorted.index.get().is_some());
         // A key outside the node's shared prefix, on either side.
