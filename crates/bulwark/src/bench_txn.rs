@@ -1,7 +1,9 @@
 //! `bulwark bench txn`: the transaction layer's benchmark. Transfers between accounts at
 //! 1, 8 and 64 threads, with low contention (many accounts) and high contention (few),
 //! at REPEATABLE READ and SERIALIZABLE, retrying 40001/40P01 (a transfer reads both
-//! balances, then writes them in account order); then the cost of vacuum.
+//! balances, then writes them in account order); then the cost of vacuum. By default the
+//! engine logs its commits itself; `--raft` commits through a single-node Raft group, the
+//! write path `bulwark start` uses, so the two runs compare the paths head to head.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +22,25 @@ pub struct TxnArgs {
     /// Seconds per measured run.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// Commit through a single-node Raft group (what `bulwark start` runs) instead of the
+    /// engine's own log.
+    #[arg(long)]
+    raft: bool,
+}
+
+/// The engine under test, and what keeps it running.
+enum Opened {
+    Direct(Engine),
+    Raft(cluster::node::Node),
+}
+
+impl Opened {
+    fn engine(&self) -> &Engine {
+        match self {
+            Opened::Direct(e) => e,
+            Opened::Raft(n) => n.engine(),
+        }
+    }
 }
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -28,11 +49,16 @@ fn account(i: u64) -> Vec<u8> {
     format!("account/{i:08}").into_bytes()
 }
 
-fn open(dir: &Path) -> BenchResult<Engine> {
+fn open(dir: &Path, raft: bool) -> BenchResult<Opened> {
     let _ = std::fs::remove_dir_all(dir);
     let opts =
         EngineOptions { store: StoreOptions { checkpoint_interval: None, ..Default::default() }, ..Default::default() };
-    Ok(Engine::open(Arc::new(RealVfs), dir, opts)?)
+    Ok(if raft {
+        let opts = cluster::node::NodeOptions { engine: opts, ..Default::default() };
+        Opened::Raft(cluster::node::Node::open_single(Arc::new(RealVfs), dir, opts)?)
+    } else {
+        Opened::Direct(Engine::open(Arc::new(RealVfs), dir, opts)?)
+    })
 }
 
 fn load(engine: &Engine, accounts: u64) -> BenchResult<()> {
@@ -77,7 +103,12 @@ fn transfer(engine: &Engine, iso: IsolationLevel, from: u64, to: u64) -> BenchRe
 /// Prints the table.
 pub fn run(args: &TxnArgs) -> BenchResult<()> {
     std::fs::create_dir_all(&args.dir)?;
-    println!("Bulwark transaction benchmark: transfers, dir {}, {} s per run", args.dir.display(), args.seconds);
+    let path = if args.raft { "through a single-node Raft group" } else { "the engine's own log" };
+    println!(
+        "Bulwark transaction benchmark: transfers, commits {path}, dir {}, {} s per run",
+        args.dir.display(),
+        args.seconds
+    );
     println!();
     println!("| isolation | contention | threads | commits/s | abort rate | p99 ms |");
     println!("|---|---|---|---|---|---|");
@@ -85,15 +116,15 @@ pub fn run(args: &TxnArgs) -> BenchResult<()> {
     for iso in [IsolationLevel::RepeatableRead, IsolationLevel::Serializable] {
         for (contention, accounts) in [("low (10,000 accounts)", 10_000u64), ("high (10 accounts)", 10)] {
             for threads in [1usize, 8, 64] {
-                let engine = Arc::new(open(&dir)?);
-                load(&engine, accounts)?;
+                let opened = Arc::new(open(&dir, args.raft)?);
+                load(opened.engine(), accounts)?;
                 let stop = Arc::new(AtomicBool::new(false));
                 let (commits, aborts) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
                 let start = Instant::now();
                 let handles: Vec<_> = (0..threads)
                     .map(|t| {
-                        let (engine, stop, commits, aborts) =
-                            (engine.clone(), stop.clone(), commits.clone(), aborts.clone());
+                        let (opened, stop, commits, aborts) =
+                            (opened.clone(), stop.clone(), commits.clone(), aborts.clone());
                         std::thread::spawn(move || -> Vec<u64> {
                             let mut rng = SimRng::new(t as u64 + 1);
                             let mut lat = Vec::new();
@@ -101,7 +132,7 @@ pub fn run(args: &TxnArgs) -> BenchResult<()> {
                                 let from = rng.below(accounts);
                                 let to = (from + 1 + rng.below(accounts - 1)) % accounts;
                                 let t0 = Instant::now();
-                                match transfer(&engine, iso, from, to) {
+                                match transfer(opened.engine(), iso, from, to) {
                                     Ok(true) => {
                                         commits.fetch_add(1, Ordering::Relaxed);
                                         lat.push(t0.elapsed().as_micros() as u64);
@@ -132,7 +163,8 @@ pub fn run(args: &TxnArgs) -> BenchResult<()> {
         }
     }
     // Vacuum: 10,000 keys each updated 10 times, then one vacuum pass.
-    let engine = open(&dir)?;
+    let opened = open(&dir, args.raft)?;
+    let engine = opened.engine();
     for round in 0..10u64 {
         for chunk in (0..10_000u64).collect::<Vec<_>>().chunks(1000) {
             let mut t = engine.begin(TxnOptions { isolation: IsolationLevel::RepeatableRead, read_only: false })?;
