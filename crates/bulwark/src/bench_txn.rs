@@ -31,7 +31,7 @@ pub struct TxnArgs {
 /// The engine under test, and what keeps it running.
 enum Opened {
     Direct(Engine),
-    Raft(cluster::node::Node),
+    Raft(Box<cluster::node::Node>),
 }
 
 impl Opened {
@@ -55,7 +55,7 @@ fn open(dir: &Path, raft: bool) -> BenchResult<Opened> {
         EngineOptions { store: StoreOptions { checkpoint_interval: None, ..Default::default() }, ..Default::default() };
     Ok(if raft {
         let opts = cluster::node::NodeOptions { engine: opts, ..Default::default() };
-        Opened::Raft(cluster::node::Node::open_single(Arc::new(RealVfs), dir, opts)?)
+        Opened::Raft(Box::new(cluster::node::Node::open_single(Arc::new(RealVfs), dir, opts)?))
     } else {
         Opened::Direct(Engine::open(Arc::new(RealVfs), dir, opts)?)
     })
