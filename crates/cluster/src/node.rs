@@ -2076,7 +2076,9 @@ impl Node {
             }
             m.current_leader.filter(|&l| l != self.id)?
         };
-        self.peer_view(leader).map(|v| v.sql_addr).filter(|a| !a.is_empty())
+        let own = self.info.addrs.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
+        // Never this node's own address (a view not yet refreshed): that would relay to itself.
+        self.peer_view(leader).map(|v| v.sql_addr).filter(|a| !a.is_empty() && *a != own)
     }
 
     /// What this node last heard from peer `id` (addresses, clock offset).
