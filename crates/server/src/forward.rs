@@ -27,8 +27,8 @@ use std::io;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-/// The longest startup message looked at, in bytes (PostgreSQL's own limit).
-pub const STARTUP_BYTES_MAX: usize = 10_000;
+use crate::protocol::{CANCEL_REQUEST_CODE as CANCEL_REQUEST, STARTUP_PACKET_BYTES_MAX as STARTUP_BYTES_MAX};
+
 /// How long a follower waits for a new connection's first message before it serves the
 /// connection itself.
 pub const STARTUP_WAIT_MS_MAX: u64 = 2_000;
@@ -39,8 +39,6 @@ pub const LEADER_CONNECT_MS_MAX: u64 = 1_000;
 const SSL_REQUEST: u32 = 80_877_103;
 /// PostgreSQL's GSSENCRequest code.
 const GSS_REQUEST: u32 = 80_877_104;
-/// PostgreSQL's CancelRequest code.
-const CANCEL_REQUEST: u32 = 80_877_102;
 /// Protocol 3.0.
 const PROTOCOL_3: u32 = 196_608;
 
@@ -170,20 +168,7 @@ pub enum Relayed {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn startup(params: &[(&str, &str)]) -> Vec<u8> {
-        let mut body = PROTOCOL_3.to_be_bytes().to_vec();
-        for (k, v) in params {
-            body.extend(k.as_bytes());
-            body.push(0);
-            body.extend(v.as_bytes());
-            body.push(0);
-        }
-        body.push(0);
-        let mut out = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-        out.extend(body);
-        out
-    }
+    use crate::protocol::tests::startup;
 
     #[test]
     fn sessions_go_to_the_leader_unless_they_ask_for_local_reads() {

@@ -86,7 +86,7 @@ pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// SQLSTATE 0A000 feature_not_supported (an unsupported protocol version).
 const FEATURE_NOT_SUPPORTED: &str = "0A000";
 /// The CancelRequest code, in place of a protocol version.
-const CANCEL_REQUEST_CODE: u32 = 80877102;
+pub(crate) const CANCEL_REQUEST_CODE: u32 = 80877102;
 /// A cancel key is 4 to 256 bytes (4 in protocol 3.0).
 const CANCEL_KEY_BYTES_MIN: usize = 4;
 const CANCEL_KEY_BYTES_MAX: usize = 256;
@@ -520,10 +520,11 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn startup(params: &[(&str, &str)]) -> Vec<u8> {
+    /// A protocol 3.0 startup message with `params`.
+    pub(crate) fn startup(params: &[(&str, &str)]) -> Vec<u8> {
         let mut body = 196608i32.to_be_bytes().to_vec();
         for (k, v) in params {
             body.extend_from_slice(k.as_bytes());
