@@ -652,9 +652,7 @@ impl Session {
         }
         let mut ranges = Vec::new();
         for table in self.check_tables(tables)? {
-            let mut prefixes = vec![keys::rows(table.id)];
-            prefixes.extend(table.indexes.iter().map(|i| keys::index_entries(i.id)));
-            for prefix in prefixes {
+            for prefix in stored_prefixes(&table) {
                 let end = keycode::prefix_end(&prefix).expect("prefix has an end");
                 ranges.push((Bound::Included(prefix), Bound::Excluded(end)));
             }
@@ -1349,9 +1347,7 @@ impl Session {
         table: &Table,
         keep: &std::collections::HashSet<Vec<u8>>,
     ) -> Result<()> {
-        let mut prefixes = vec![keys::rows(table.id)];
-        prefixes.extend(table.indexes.iter().map(|i| keys::index_entries(i.id)));
-        for prefix in prefixes {
+        for prefix in stored_prefixes(table) {
             let end = keycode::prefix_end(&prefix).expect("prefix has an end");
             for (k, _) in txn.scan_latest(Bound::Included(prefix), Bound::Excluded(end))? {
                 if !keep.contains(&k) {
@@ -1741,6 +1737,13 @@ impl Session {
         }
         Ok(self.dml_result(format!("DELETE {count}"), plan.returning_columns.clone(), out))
     }
+}
+
+/// The key prefixes of what `table` stores: its rows, then each index's entries.
+fn stored_prefixes(table: &Table) -> Vec<Vec<u8>> {
+    let mut prefixes = vec![keys::rows(table.id)];
+    prefixes.extend(table.indexes.iter().map(|i| keys::index_entries(i.id)));
+    prefixes
 }
 
 /// Drops the cached values of sequence `name` (it was created, moved or dropped).
