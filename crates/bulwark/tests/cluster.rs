@@ -268,6 +268,34 @@ async fn a_stopped_leader_is_replaced_and_rejoins_as_a_follower_without_two_lead
     // Other startup options travel with the forwarded session and are applied there.
     let out = follower.psql_options("-c statement_timeout=5s", &["-c", "SHOW statement_timeout"]);
     assert_eq!(common::stdout(&out).trim(), "5s", "{}", common::stderr(&out));
+    // A cancel request sent to the follower reaches the session it names: one relayed to
+    // the leader, and one kept on the follower.
+    let values: Vec<String> = (1..=60).map(|i| format!("({i})")).collect();
+    leader_process.query(&format!("CREATE TABLE c (n INT); INSERT INTO c VALUES {}", values.join(",")));
+    let deadline = Instant::now() + LEADER_WAIT_MAX;
+    while follower.psql_options("-c bulwark.read_consistency=stale", &["-c", "SELECT count(*) FROM c"]).stdout
+        != b"60\n"
+    {
+        assert!(Instant::now() < deadline, "the follower never applied table c");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for options in ["", "-c bulwark.read_consistency=stale"] {
+        let mut config = tokio_postgres::Config::new();
+        config.host("127.0.0.1").port(follower.port).user("bulwark").dbname("bulwark").options(options);
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.expect("connect to the follower");
+        tokio::spawn(connection);
+        let token = client.cancel_token();
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            token.cancel_query(tokio_postgres::NoTls).await
+        });
+        let started = Instant::now();
+        // 60^4 = 13 million joined rows: far longer than the 300 ms before the cancel.
+        let err = client.query("SELECT count(*) FROM c a, c b, c d, c e", &[]).await.unwrap_err();
+        canceller.await.unwrap().expect("cancel request sent");
+        assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::QUERY_CANCELED), "options {options:?}: {err:?}");
+        assert!(started.elapsed() < Duration::from_secs(10), "cancelled promptly: {:?}", started.elapsed());
+    }
 }
 
 /// A counter from a node's /metrics.

@@ -134,6 +134,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Whether a cancel request's process id and secret key name a session of this server.
+    pub(crate) fn holds_cancel_key(&self, pid: i32, key: &[u8]) -> bool {
+        let cancels = self.cancels.lock().unwrap_or_else(|e| e.into_inner());
+        cancels.get(&pid).is_some_and(|(secret, _)| key == secret.to_be_bytes())
+    }
+
     pub(crate) fn new(db: Database, log: LogSettings, auth: AuthMethod) -> Shared {
         Shared {
             db,

@@ -9,8 +9,8 @@
 //! - a startup message whose `options` set `bulwark.read_consistency` (for example
 //!   `PGOPTIONS='-c bulwark.read_consistency=stale'`) stays here: the client asked for
 //!   this node's own, possibly stale, reads;
-//! - any other startup message, and a cancel request (it names a session of the
-//!   leader's), go to the leader;
+//! - any other startup message goes to the leader, and so does a cancel request, unless
+//!   it names a session kept on this node (its process id and secret key);
 //! - an SSL request (libpq sends one first unless `sslmode=disable`) is answered here with
 //!   `N` when this node serves no TLS, and the startup message after it decides; when this
 //!   node serves TLS, the request and everything after it go to the leader (the startup is
@@ -54,9 +54,12 @@ pub enum Route {
     Decline,
 }
 
+/// Whether a cancel request's process id and secret key name a session kept on this node.
+pub type LocalCancel<'a> = &'a dyn Fn(i32, &[u8]) -> bool;
+
 /// Where the connection whose first message starts with `first` goes, on a node that
 /// serves TLS if `tls`; None while more bytes are needed to tell.
-pub fn route(first: &[u8], tls: bool) -> Option<Route> {
+pub fn route(first: &[u8], tls: bool, local_cancel: LocalCancel) -> Option<Route> {
     if first.len() < 8 {
         return None;
     }
@@ -68,7 +71,11 @@ pub fn route(first: &[u8], tls: bool) -> Option<Route> {
     match code {
         SSL_REQUEST if tls => Some(Route::Leader),
         SSL_REQUEST | GSS_REQUEST if len == 8 => Some(Route::Decline),
-        CANCEL_REQUEST => Some(Route::Leader),
+        CANCEL_REQUEST if len >= 12 => {
+            let message = first.get(..len)?;
+            let pid = i32::from_be_bytes(message[8..12].try_into().expect("4 bytes"));
+            Some(if local_cancel(pid, &message[12..]) { Route::Local } else { Route::Leader })
+        }
         PROTOCOL_3 => {
             let message = first.get(..len)?;
             Some(if asks_for_local_reads(&message[8..]) { Route::Local } else { Route::Leader })
@@ -97,7 +104,7 @@ fn asks_for_local_reads(params: &[u8]) -> bool {
 /// [`STARTUP_WAIT_MS_MAX`] for it; an encryption request this node declines is answered
 /// and taken off, and the next message decides. Runs on the connection's own thread (it
 /// blocks).
-pub fn route_socket(socket: &TcpStream, tls: bool) -> io::Result<Route> {
+pub fn route_socket(socket: &TcpStream, tls: bool, local_cancel: LocalCancel) -> io::Result<Route> {
     use std::io::{Read, Write};
     let deadline = Instant::now() + Duration::from_millis(STARTUP_WAIT_MS_MAX);
     let mut buf = vec![0u8; STARTUP_BYTES_MAX];
@@ -106,7 +113,7 @@ pub fn route_socket(socket: &TcpStream, tls: bool) -> io::Result<Route> {
     loop {
         match socket.peek(&mut buf) {
             Ok(0) => return Ok(Route::Local),
-            Ok(n) => match route(&buf[..n], tls) {
+            Ok(n) => match route(&buf[..n], tls, local_cancel) {
                 // One decline each for SSL and GSSAPI at most, as the protocol allows.
                 Some(Route::Decline) if declined < 2 => {
                     declined += 1;
@@ -170,20 +177,24 @@ mod tests {
     use super::*;
     use crate::protocol::tests::startup;
 
+    fn no_local(_: i32, _: &[u8]) -> bool {
+        false
+    }
+
     #[test]
     fn sessions_go_to_the_leader_unless_they_ask_for_local_reads() {
         let plain = startup(&[("user", "bulwark"), ("database", "bulwark")]);
-        assert_eq!(route(&plain, false), Some(Route::Leader));
+        assert_eq!(route(&plain, false, &no_local), Some(Route::Leader));
         let local = startup(&[("user", "bulwark"), ("options", "-c bulwark.read_consistency=stale")]);
-        assert_eq!(route(&local, false), Some(Route::Local));
+        assert_eq!(route(&local, false, &no_local), Some(Route::Local));
         let other_options = startup(&[("user", "bulwark"), ("options", "-c statement_timeout=5s")]);
-        assert_eq!(route(&other_options, false), Some(Route::Leader));
+        assert_eq!(route(&other_options, false, &no_local), Some(Route::Leader));
         // A value that names the setting in another parameter does not count.
         let elsewhere = startup(&[("application_name", "bulwark.read_consistency")]);
-        assert_eq!(route(&elsewhere, false), Some(Route::Leader));
+        assert_eq!(route(&elsewhere, false, &no_local), Some(Route::Leader));
         // Cut anywhere: more bytes are needed.
         for cut in 0..local.len() {
-            assert_eq!(route(&local[..cut], true), None, "cut at {cut}");
+            assert_eq!(route(&local[..cut], true, &no_local), None, "cut at {cut}");
         }
     }
 
@@ -195,17 +206,17 @@ mod tests {
             m.resize(len as usize, 0);
             m
         };
-        assert_eq!(route(&request(CANCEL_REQUEST, 16), false), Some(Route::Leader));
-        assert_eq!(route(&request(SSL_REQUEST, 8), true), Some(Route::Leader), "TLS is the leader's");
-        assert_eq!(route(&request(SSL_REQUEST, 8), false), Some(Route::Decline));
-        assert_eq!(route(&request(GSS_REQUEST, 8), true), Some(Route::Decline));
-        assert_eq!(route(&request(GSS_REQUEST, 9), false), Some(Route::Local), "a malformed request");
+        assert_eq!(route(&request(CANCEL_REQUEST, 16), false, &no_local), Some(Route::Leader));
+        assert_eq!(route(&request(SSL_REQUEST, 8), true, &no_local), Some(Route::Leader), "TLS is the leader's");
+        assert_eq!(route(&request(SSL_REQUEST, 8), false, &no_local), Some(Route::Decline));
+        assert_eq!(route(&request(GSS_REQUEST, 8), true, &no_local), Some(Route::Decline));
+        assert_eq!(route(&request(GSS_REQUEST, 9), false, &no_local), Some(Route::Local), "a malformed request");
         let mut too_long = ((STARTUP_BYTES_MAX + 1) as u32).to_be_bytes().to_vec();
         too_long.extend(PROTOCOL_3.to_be_bytes());
-        assert_eq!(route(&too_long, false), Some(Route::Local));
+        assert_eq!(route(&too_long, false, &no_local), Some(Route::Local));
         let mut old_protocol = 8u32.to_be_bytes().to_vec();
         old_protocol.extend(131_072u32.to_be_bytes());
-        assert_eq!(route(&old_protocol, false), Some(Route::Local));
-        assert_eq!(route(&[0, 0, 0, 4, 0, 3, 0, 0], false), Some(Route::Local), "a length under 8");
+        assert_eq!(route(&old_protocol, false, &no_local), Some(Route::Local));
+        assert_eq!(route(&[0, 0, 0, 4, 0, 3, 0, 0], false, &no_local), Some(Route::Local), "a length under 8");
     }
 }

@@ -391,7 +391,8 @@ async fn serve_connection(
 ) {
     // On a follower, the session runs on the leader unless it asked for local reads.
     if let Some(leader) = shared.db.node().leader_sql_addr() {
-        match socket.try_clone().and_then(|probe| forward::route_socket(&probe, tls.is_some())) {
+        let local_cancel = |pid: i32, key: &[u8]| shared.holds_cancel_key(pid, key);
+        match socket.try_clone().and_then(|probe| forward::route_socket(&probe, tls.is_some(), &local_cancel)) {
             Ok(forward::Route::Leader) => match socket.try_clone() {
                 Ok(relayed) => match forward::relay(relayed, &leader).await {
                     Ok(ended) => {
