@@ -1,9 +1,10 @@
 //! An in-process cluster of Raft nodes on one [`Router`], for tests: start, initialise,
-//! propose, read linearizably, find the leader, wait for applies. Every wait is bounded.
+//! propose, read linearizably, find the leader, wait for applies, crash a node (losing
+//! what its log had not made durable) and restart it. Every wait is bounded.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use openraft::{BasicNode, Config, ServerState};
@@ -40,6 +41,8 @@ pub enum ClusterError {
     Raft(String),
     /// The caller named a node the cluster does not have: fix the input.
     NoSuchNode(NodeId),
+    /// The node is down (crashed and not restarted).
+    Down(NodeId),
 }
 
 impl fmt::Display for ClusterError {
@@ -49,6 +52,7 @@ impl fmt::Display for ClusterError {
             ClusterError::NotLeader { leader } => write!(f, "not the leader (leader: {leader:?})"),
             ClusterError::Raft(why) => write!(f, "raft: {why}"),
             ClusterError::NoSuchNode(id) => write!(f, "no node {id}"),
+            ClusterError::Down(id) => write!(f, "node {id} is down"),
         }
     }
 }
@@ -72,7 +76,15 @@ pub struct InProcessCluster {
     pub router: Router,
     /// The seed the router was built from (print it when a test fails).
     pub seed: u64,
-    nodes: BTreeMap<NodeId, ClusterNode>,
+    config: Arc<Config>,
+    /// Every node, up or down.
+    nodes: Mutex<BTreeMap<NodeId, ClusterNode>>,
+    /// The nodes crashed and not restarted.
+    down: Mutex<BTreeSet<NodeId>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().expect("harness lock poisoned: a holder panicked")
 }
 
 /// The Raft config in-process tests use: short timeouts so elections take milliseconds.
@@ -95,12 +107,34 @@ async fn bounded<T>(fut: impl std::future::Future<Output = Result<T, ClusterErro
 }
 
 impl InProcessCluster {
-    /// Starts nodes `ids` (not yet initialised) on a router seeded with `seed`.
+    /// Starts nodes `ids` (not yet initialised) on a router seeded with `seed`; their logs
+    /// are durable at once.
     pub async fn start(seed: u64, ids: &[NodeId], config: Arc<Config>) -> InProcessCluster {
+        Self::start_with_logs(seed, ids, config, |_| MemLogStore::new()).await
+    }
+
+    /// Starts nodes `ids` like [`InProcessCluster::start`], with logs whose appends become
+    /// durable after a simulated fsync of up to `fsync_ms_max` (seeded by `seed` and the
+    /// node), so that [`InProcessCluster::crash`] loses the appends not yet durable.
+    pub async fn start_with_fsync(
+        seed: u64,
+        ids: &[NodeId],
+        config: Arc<Config>,
+        fsync_ms_max: u64,
+    ) -> InProcessCluster {
+        Self::start_with_logs(seed, ids, config, |id| MemLogStore::with_fsync(seed ^ (id << 56), fsync_ms_max)).await
+    }
+
+    async fn start_with_logs(
+        seed: u64,
+        ids: &[NodeId],
+        config: Arc<Config>,
+        new_log: impl Fn(NodeId) -> MemLogStore,
+    ) -> InProcessCluster {
         let router = Router::new(seed);
         let mut nodes = BTreeMap::new();
         for &id in ids {
-            let log = MemLogStore::new();
+            let log = new_log(id);
             let state_machine = MemStateMachine::new();
             let network = RouterNetworkFactory { from: id, router: router.clone() };
             let raft = Raft::new(id, config.clone(), network, log.clone(), state_machine.clone())
@@ -109,32 +143,73 @@ impl InProcessCluster {
             router.add_node(id, raft.clone());
             nodes.insert(id, ClusterNode { raft, log, state_machine });
         }
-        InProcessCluster { router, seed, nodes }
+        InProcessCluster { router, seed, config, nodes: Mutex::new(nodes), down: Mutex::default() }
+    }
+
+    /// Crashes node `id`: stops its Raft, loses what its log had not made durable and its
+    /// state machine's applies since its last snapshot. It stays down until
+    /// [`InProcessCluster::restart`]. Returns how many log entries it lost.
+    pub async fn crash(&self, id: NodeId) -> Result<u64, ClusterError> {
+        let node = self.node(id)?;
+        lock(&self.down).insert(id);
+        node.log.stop_syncing();
+        tokio::time::timeout(Duration::from_millis(CLIENT_WAIT_MS_MAX), node.raft.shutdown())
+            .await
+            .map_err(|_| ClusterError::Timeout)?
+            .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        Ok(node.log.crash())
+    }
+
+    /// Restarts a crashed node `id` on what survived of its log and state machine.
+    pub async fn restart(&self, id: NodeId) -> Result<(), ClusterError> {
+        if !lock(&self.down).contains(&id) {
+            return Err(ClusterError::Raft(format!("node {id} is not down")));
+        }
+        let old = lock(&self.nodes).get(&id).cloned().ok_or(ClusterError::NoSuchNode(id))?;
+        let state_machine = old.state_machine.after_crash();
+        let network = RouterNetworkFactory { from: id, router: self.router.clone() };
+        let raft = Raft::new(id, self.config.clone(), network, old.log.clone(), state_machine.clone())
+            .await
+            .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        self.router.set_node(id, raft.clone());
+        lock(&self.nodes).insert(id, ClusterNode { raft, log: old.log, state_machine });
+        lock(&self.down).remove(&id);
+        Ok(())
+    }
+
+    /// The nodes that are down.
+    pub fn down(&self) -> BTreeSet<NodeId> {
+        lock(&self.down).clone()
     }
 
     /// Makes every started node a voter of one new cluster (called on the first node).
     pub async fn initialize(&self) -> Result<(), ClusterError> {
         let members: BTreeMap<NodeId, BasicNode> =
-            self.nodes.keys().map(|&id| (id, BasicNode::new(format!("in-process:{id}")))).collect();
-        let (_, first) = self.nodes.iter().next().expect("a cluster has nodes");
+            self.ids().into_iter().map(|id| (id, BasicNode::new(format!("in-process:{id}")))).collect();
+        let first = lock(&self.nodes).values().next().cloned().expect("a cluster has nodes");
         first.raft.initialize(members).await.map_err(|e| ClusterError::Raft(e.to_string()))
     }
 
-    /// The node ids, in order.
+    /// The node ids, in order (up or down).
     pub fn ids(&self) -> Vec<NodeId> {
-        self.nodes.keys().copied().collect()
+        lock(&self.nodes).keys().copied().collect()
     }
 
-    /// Node `id`.
-    pub fn node(&self, id: NodeId) -> Result<&ClusterNode, ClusterError> {
-        self.nodes.get(&id).ok_or(ClusterError::NoSuchNode(id))
+    /// Node `id`, if it is up.
+    pub fn node(&self, id: NodeId) -> Result<ClusterNode, ClusterError> {
+        if lock(&self.down).contains(&id) {
+            return Err(ClusterError::Down(id));
+        }
+        lock(&self.nodes).get(&id).cloned().ok_or(ClusterError::NoSuchNode(id))
     }
 
     /// Nodes that currently believe they lead (more than one is possible: a deposed leader
     /// that has not heard of the new term yet). Each with its term.
     pub fn leader_claims(&self) -> Vec<(NodeId, u64)> {
-        self.nodes
+        let down = self.down();
+        lock(&self.nodes)
             .iter()
+            .filter(|(id, _)| !down.contains(id))
             .filter_map(|(&id, n)| {
                 let m = n.raft.metrics().borrow().clone();
                 (m.state == ServerState::Leader).then_some((id, m.current_term))
@@ -158,8 +233,9 @@ impl InProcessCluster {
         let polls = wait_ms_max / POLL_MS + 1;
         for _ in 0..polls {
             if let Some(leader) = self.leader_among(among) {
-                let agreed =
-                    among.iter().all(|id| self.nodes[id].raft.metrics().borrow().current_leader == Some(leader));
+                let agreed = among
+                    .iter()
+                    .all(|&id| self.node(id).is_ok_and(|n| n.raft.metrics().borrow().current_leader == Some(leader)));
                 if agreed {
                     return Some(leader);
                 }
@@ -173,7 +249,7 @@ impl InProcessCluster {
     pub async fn wait_applied(&self, id: NodeId, index: u64, wait_ms_max: u64) -> bool {
         let polls = wait_ms_max / POLL_MS + 1;
         for _ in 0..polls {
-            if self.nodes[&id].state_machine.applied_index() >= index {
+            if self.node(id).is_ok_and(|n| n.state_machine.applied_index() >= index) {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
@@ -184,7 +260,7 @@ impl InProcessCluster {
     /// Proposes `command` through node `id`; returns its outcome and log index once it is
     /// committed and applied there.
     pub async fn propose(&self, id: NodeId, command: RegisterCommand) -> Result<(Outcome, u64), ClusterError> {
-        let raft = self.node(id)?.raft.clone();
+        let raft = self.node(id)?.raft;
         bounded(async move {
             match raft.client_write(command.encode()).await {
                 Ok(response) => Ok((response.data, response.log_id.index)),
@@ -201,7 +277,7 @@ impl InProcessCluster {
     /// still leads (read-index) and waits until it has applied through that index; then
     /// the local state machine answers.
     pub async fn read(&self, id: NodeId, key: u64) -> Result<Option<i64>, ClusterError> {
-        let node = self.node(id)?.clone();
+        let node = self.node(id)?;
         bounded(async move {
             match node.raft.ensure_linearizable().await {
                 Ok(_) => Ok(node.state_machine.get(key)),
@@ -214,9 +290,13 @@ impl InProcessCluster {
         .await
     }
 
-    /// Stops every node (bounded: a node that does not stop in time is left behind).
+    /// Stops every node that is up (bounded: a node that does not stop in time is left
+    /// behind).
     pub async fn shutdown(self) {
-        for node in self.nodes.values() {
+        let down = self.down();
+        let up: Vec<ClusterNode> =
+            lock(&self.nodes).iter().filter(|(id, _)| !down.contains(id)).map(|(_, n)| n.clone()).collect();
+        for node in &up {
             let _ = tokio::time::timeout(Duration::from_millis(CLIENT_WAIT_MS_MAX), node.raft.shutdown()).await;
         }
     }

@@ -22,8 +22,9 @@
 //! - [`tcp`]: the peer transport, CRC32C-framed messages over TCP.
 //! - [`types`]: the type config; commands are opaque bytes.
 //! - [`memstore`], [`network`], [`harness`]: an in-process cluster for tests, with a
-//!   register state machine (so `sim::linearizable` can judge it) and a seeded network with
-//!   partitions, loss and delay.
+//!   register state machine (so `sim::linearizable` can judge it), a log that can simulate
+//!   its fsync (a crash loses what was not durable), and a seeded network with partitions,
+//!   loss, delay and duplication.
 
 //! # Reads
 //!
@@ -50,20 +51,16 @@
 //!
 //! # What 0.9 costs us
 //!
-//! - No pluggable runtime: openraft's timers use tokio's clock and its election timeouts
-//!   its own thread RNG. A seed fixes the router's fault plan but not the whole run (see
-//!   [`network`]): a failing seed prints itself and usually, not always, replays.
-//! - No lease reads: every linearizable read costs a quorum round trip (read-index).
-//! - A leader cut off from the quorum does not step down on its own; it simply cannot
-//!   commit, so its proposals never get acknowledged (they time out or fail once it hears
-//!   of the new term). Issue 7's "stops accepting writes within the election timeout" needs
-//!   a check-quorum on top, which later work adds.
-//!
-//! # What it leaves out (later bricks of issue 7)
-//!
-//! Snapshots of the MVCC store sent to other nodes, multi-node `bulwark start` with the TCP
-//! transport, membership changes, client routing, check-quorum step-down, clock offsets,
-//! crash-restart in the in-process cluster, and the `bulwark cluster` commands.
+//! - No pluggable runtime: openraft runs on tokio, with its election-timeout draws taken
+//!   from a seeded generator ([`runtime`]). The register simulation runs on a one-thread
+//!   runtime with a paused clock and seeded scheduler choices, and replays a seed exactly;
+//!   the runs over real [`node::Node`]s (their own threads, the real clock) replay the
+//!   plan, not every interleaving.
+//! - No lease reads in openraft: [`node::Node::read_barrier`] keeps its own lease from the
+//!   quorum acknowledgements openraft reports.
+//! - A leader cut off from the quorum does not step down on its own; the node stops
+//!   acknowledging commits and serving linearizable reads once the quorum has been silent
+//!   for the election timeout.
 
 pub mod codec;
 pub mod harness;

@@ -5,9 +5,12 @@
 //!            ──apply/snapshot──────────────▶ MemStateMachine  (later: the MVCC store)
 //! ```
 //!
-//! [`MemLogStore`] stands in for Bulwark's write-ahead log: later work replaces it with the
-//! segmented, CRC32C-framed, fsynced log of the storage crate, and tells openraft an append
-//! is durable (`LogFlushed`) only after the fsync. Here "durable" means "in the map".
+//! [`MemLogStore`] stands in for Bulwark's write-ahead log (the real one is `node::WalLog`,
+//! which tells openraft an append is durable only after the fsync). By default an append is
+//! durable at once. [`MemLogStore::with_fsync`] simulates the fsync: an append is durable
+//! (and openraft told so) only after a seeded delay, in order, several appends sharing one
+//! "fsync"; [`MemLogStore::crash`] then loses whatever was not yet durable, as a power cut
+//! loses a page cache. Votes, truncations and purges are durable when they return.
 //!
 //! [`MemStateMachine`] stands in for the MVCC store: later it validates and installs a
 //! transaction's versions at commit_ts = log index. Here it is a map of registers
@@ -15,8 +18,8 @@
 //!
 //! # What it leaves out
 //!
-//! - Durability: nothing survives the process; a "crashed" node cannot restart with its
-//!   state. Crash-restart tests need the real WAL.
+//! - Durability across processes: a "crash" keeps the durable part in memory, for a
+//!   restart in the same process (see `InProcessCluster::crash`).
 //! - Bounded memory: the log grows until openraft purges it after a snapshot
 //!   (`Config::snapshot_policy`); tests run short.
 //! - Checksums on snapshots: a snapshot is the register map, little-endian, handed over
@@ -26,7 +29,9 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::RangeBounds;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use openraft::{
@@ -34,7 +39,11 @@ use openraft::{
     StorageIOError, StoredMembership, Vote,
 };
 
+use crate::network::Rng;
 use crate::types::{NodeId, Outcome, RegisterCommand, TypeConfig};
+
+/// Appends waiting for a simulated fsync, at most (an append waits for room).
+pub const FSYNC_QUEUE_MAX: usize = 1024;
 
 /// Locks a mutex; a poisoned lock means a thread panicked mid-update, and the state may be
 /// wrong: crash rather than limp on.
@@ -42,7 +51,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().expect("memstore lock poisoned: a holder panicked")
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct LogInner {
     last_purged: Option<LogId<NodeId>>,
     entries: BTreeMap<u64, Entry<TypeConfig>>,
@@ -55,13 +64,114 @@ struct LogInner {
 /// Cloning shares the same log (openraft's replication tasks read it through clones).
 #[derive(Debug, Clone, Default)]
 pub struct MemLogStore {
+    /// What openraft sees: everything written.
     inner: Arc<Mutex<LogInner>>,
+    /// What survives [`MemLogStore::crash`]: everything made durable.
+    durable: Arc<Mutex<LogInner>>,
+    /// The simulated fsync; None: an append is durable at once.
+    fsync: Option<Arc<Fsync>>,
+}
+
+/// An append waiting for the simulated fsync: the incarnation (crash count) that wrote it,
+/// and how to tell openraft it is durable.
+type Pending = (u64, LogFlushed<TypeConfig>);
+
+/// A simulated fsync: one task per incarnation makes the queued appends durable after a
+/// seeded delay and then tells openraft, in append order.
+#[derive(Debug)]
+struct Fsync {
+    delay_ms_max: u64,
+    rng: Mutex<Rng>,
+    /// Bumped by each crash: a sync of an earlier incarnation makes nothing durable.
+    epoch: AtomicU64,
+    queue: Mutex<Option<tokio::sync::mpsc::Sender<Pending>>>,
 }
 
 impl MemLogStore {
-    /// An empty log with no vote.
+    /// An empty log with no vote, whose appends are durable at once.
     pub fn new() -> MemLogStore {
         MemLogStore::default()
+    }
+
+    /// An empty log whose appends become durable after a simulated fsync of up to
+    /// `delay_ms_max` milliseconds (drawn from `seed`); [`MemLogStore::crash`] loses the
+    /// appends not yet durable.
+    pub fn with_fsync(seed: u64, delay_ms_max: u64) -> MemLogStore {
+        let fsync =
+            Fsync { delay_ms_max, rng: Mutex::new(Rng::new(seed)), epoch: AtomicU64::new(0), queue: Mutex::default() };
+        MemLogStore { fsync: Some(Arc::new(fsync)), ..MemLogStore::default() }
+    }
+
+    /// A power cut: everything not yet durable is lost, and syncs in flight make nothing
+    /// durable. Call it after the node's Raft has stopped; a restart opens the same store.
+    /// Without a simulated fsync nothing is lost. Returns how many entries were lost.
+    pub fn crash(&self) -> u64 {
+        self.stop_syncing();
+        let Some(_) = &self.fsync else { return 0 };
+        let durable = lock(&self.durable).clone();
+        let mut inner = lock(&self.inner);
+        let lost = inner.entries.keys().filter(|i| durable.entries.get(i) != inner.entries.get(i)).count();
+        *inner = durable;
+        lost as u64
+    }
+
+    /// The first instant of a power cut: no fsync in flight or to come completes. Call it
+    /// before stopping the node's Raft (which takes simulated time), then
+    /// [`MemLogStore::crash`].
+    pub fn stop_syncing(&self) {
+        if let Some(fsync) = &self.fsync {
+            fsync.epoch.fetch_add(1, Ordering::SeqCst);
+            lock(&fsync.queue).take();
+        }
+    }
+
+    /// Makes everything written so far durable (what an fsync does). Without a simulated
+    /// fsync everything is durable already, and no copy is kept.
+    fn sync(&self) {
+        if self.fsync.is_none() {
+            return;
+        }
+        let now = lock(&self.inner).clone();
+        *lock(&self.durable) = now;
+    }
+
+    /// Queues `callback` behind the appends before it; the fsync task makes them durable
+    /// after a seeded delay and then calls it.
+    async fn sync_later(&self, fsync: &Arc<Fsync>, callback: LogFlushed<TypeConfig>) {
+        let epoch = fsync.epoch.load(Ordering::SeqCst);
+        let queue = {
+            let mut queue = lock(&fsync.queue);
+            queue
+                .get_or_insert_with(|| {
+                    let (tx, rx) = tokio::sync::mpsc::channel(FSYNC_QUEUE_MAX);
+                    tokio::spawn(fsync_task(self.clone(), fsync.clone(), rx));
+                    tx
+                })
+                .clone()
+        };
+        // A closed queue means the incarnation crashed: its openraft is gone.
+        let _ = queue.send((epoch, callback)).await;
+    }
+}
+
+/// Makes queued appends durable, in order: waits a seeded delay, syncs everything written
+/// by then (every append queued meanwhile shares that sync), and tells openraft.
+async fn fsync_task(log: MemLogStore, fsync: Arc<Fsync>, mut rx: tokio::sync::mpsc::Receiver<Pending>) {
+    while let Some(first) = rx.recv().await {
+        let delay = lock(&fsync.rng).below(fsync.delay_ms_max + 1);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        let mut done = vec![first];
+        while let Ok(next) = rx.try_recv() {
+            done.push(next);
+        }
+        let current = fsync.epoch.load(Ordering::SeqCst);
+        if done.iter().any(|(epoch, _)| *epoch != current) {
+            return; // crashed: nothing of this incarnation becomes durable
+        }
+        log.sync();
+        for (_, callback) in done {
+            callback.log_io_completed(Ok(()));
+        }
     }
 }
 
@@ -90,6 +200,7 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
         lock(&self.inner).vote = Some(*vote);
+        self.sync();
         Ok(())
     }
 
@@ -99,6 +210,7 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
         lock(&self.inner).committed = committed;
+        self.sync();
         Ok(())
     }
 
@@ -126,14 +238,22 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
                 inner.entries.insert(entry.log_id.index, entry);
             }
         }
-        // In memory the append is "durable" at once; the WAL will call this after fsync.
-        callback.log_io_completed(Ok(()));
+        match &self.fsync {
+            Some(fsync) => {
+                let fsync = fsync.clone();
+                self.sync_later(&fsync, callback).await;
+            }
+            None => {
+                self.sync();
+                callback.log_io_completed(Ok(()));
+            }
+        }
         Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        let mut inner = lock(&self.inner);
-        inner.entries.split_off(&log_id.index);
+        lock(&self.inner).entries.split_off(&log_id.index);
+        self.sync();
         Ok(())
     }
 
@@ -143,6 +263,8 @@ impl RaftLogStorage<TypeConfig> for MemLogStore {
         inner.last_purged = Some(log_id);
         let keep = inner.entries.split_off(&(log_id.index + 1));
         inner.entries = keep;
+        drop(inner);
+        self.sync();
         Ok(())
     }
 }
@@ -192,6 +314,20 @@ impl MemStateMachine {
     /// All registers, in key order.
     pub fn registers(&self) -> BTreeMap<u64, i64> {
         lock(&self.inner).registers.clone()
+    }
+
+    /// What a crash leaves of this state machine: its last snapshot (durable), nothing
+    /// applied since. openraft re-applies the committed entries after it on restart.
+    pub fn after_crash(&self) -> MemStateMachine {
+        let inner = lock(&self.inner);
+        let mut fresh = SmInner::default();
+        if let Some((meta, data)) = &inner.snapshot {
+            fresh.registers = decode_registers(data).expect("a snapshot this state machine encoded decodes");
+            fresh.last_applied = meta.last_log_id;
+            fresh.membership = meta.last_membership.clone();
+            fresh.snapshot = Some((meta.clone(), data.clone()));
+        }
+        MemStateMachine { inner: Arc::new(Mutex::new(fresh)) }
     }
 }
 

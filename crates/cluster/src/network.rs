@@ -21,15 +21,13 @@
 //! Reordering comes only from random delays of concurrent RPCs; openraft 0.9 keeps one
 //! append in flight per follower, so appends to one follower are not reordered.
 //!
-//! # Determinism, honestly
+//! # Determinism
 //!
 //! The router's choices come from one seeded RNG, so a seed fixes the sequence of fault
-//! decisions. It does not fix the run: openraft 0.9 draws election timeouts from its own
-//! thread RNG, its timers run on tokio's real clock, and the order in which concurrent
-//! RPCs reach the router depends on the scheduler. A failing seed prints itself and
-//! replaying it reproduces the same fault plan, which often (not always) reproduces the
-//! failure. Exact replay needs a simulated clock and runtime under openraft (0.10's
-//! pluggable runtime, or turmoil), which later work brings.
+//! decisions. On a single-threaded tokio runtime with a paused clock and seeded scheduler
+//! choices, with openraft's draws seeded too, the whole run replays exactly (see
+//! `tests/register_linearizability.rs`). Over real nodes, each with its own threads and
+//! the real clock (`tests/sim_cluster.rs`), a seed fixes the plan, not every interleaving.
 
 use std::collections::BTreeMap;
 use std::fmt;

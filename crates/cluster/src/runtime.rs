@@ -6,8 +6,8 @@
 //! [`RaftRng`]: a generator of the calling thread, seeded by [`with_raft_seed`] around
 //! `Raft::new`. A seeded simulation (`PeerOptions::rng_seed`) thus gets the same election
 //! timeouts for the same seed; a node started without a seed draws from the OS's generator,
-//! as before. openraft's timers stay on tokio's real clock: a seed fixes the draws, not
-//! when the timers fire.
+//! as before. Its timers run on tokio's clock: the real one for a node, a paused one in the
+//! register simulation, which therefore replays a seed exactly.
 
 use openraft::async_runtime::{AsyncRuntime, TokioOneShotSender};
 use openraft::{OptionalSend, TokioRuntime};
