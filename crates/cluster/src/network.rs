@@ -104,7 +104,12 @@ struct RouterState {
     partition: BTreeMap<NodeId, u32>,
     faults: Faults,
     rng: Rng,
+    /// Each node's wall clock (microseconds since the epoch), for the clock-offset guard.
+    clocks: BTreeMap<NodeId, NodeClock>,
 }
+
+/// A node's wall clock, microseconds since the Unix epoch.
+pub type NodeClock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// The in-process network all nodes share. Cloning shares it.
 #[derive(Clone)]
@@ -151,6 +156,7 @@ impl Router {
                 partition: BTreeMap::new(),
                 faults: Faults::default(),
                 rng: Rng::new(seed),
+                clocks: BTreeMap::new(),
             })),
         }
     }
@@ -168,6 +174,22 @@ impl Router {
     /// Makes `raft` reachable as node `id`, replacing a previous incarnation (a restart).
     pub fn set_node(&self, id: NodeId, raft: Raft) {
         self.lock().nodes.insert(id, raft);
+    }
+
+    /// Sets node `id`'s wall clock, which [`Router::clock_of`] reads.
+    pub fn set_clock(&self, id: NodeId, clock: NodeClock) {
+        self.lock().clocks.insert(id, clock);
+    }
+
+    /// Asks node `to`, from `from`, for its wall clock: the question and the answer each go
+    /// through the partitions and faults. None if either does not arrive or `to` has no
+    /// clock.
+    pub async fn clock_of(&self, from: NodeId, to: NodeId) -> Option<i64> {
+        self.pass::<Undelivered>(from, to, "status").await.ok()?;
+        let clock = self.lock().clocks.get(&to).cloned()?;
+        let micros = clock();
+        self.pass::<Undelivered>(to, from, "status reply").await.ok()?;
+        Some(micros)
     }
 
     /// Sets the message faults (delays are capped at [`DELAY_MS_MAX`]).

@@ -901,6 +901,77 @@ struct ProposalQueue {
     ready: tokio::sync::Notify,
 }
 
+/// How a caller outside Raft's runtime waits for it: on the real clock, or by driving a
+/// simulation's shared runtime on its (paused) clock.
+#[derive(Clone)]
+enum Waiter {
+    Real,
+    Driven(Arc<tokio::runtime::Runtime>),
+}
+
+impl Waiter {
+    fn now(&self) -> Instant {
+        match self {
+            Waiter::Real => Instant::now(),
+            Waiter::Driven(rt) => {
+                let _inside = rt.enter();
+                tokio::time::Instant::now().into_std()
+            }
+        }
+    }
+
+    fn sleep(&self, d: Duration) {
+        match self {
+            Waiter::Real => std::thread::sleep(d),
+            // Timers are made inside the runtime, which the caller is not yet.
+            Waiter::Driven(rt) => rt.block_on(async { tokio::time::sleep(d).await }),
+        }
+    }
+}
+
+/// Where a node's Raft tasks run.
+enum NodeRuntime {
+    /// Its own threads (every real node).
+    Own(tokio::runtime::Runtime),
+    /// A simulation's shared single-threaded runtime ([`PeerOptions::driven`]).
+    Driven(Arc<tokio::runtime::Runtime>),
+}
+
+impl NodeRuntime {
+    fn get(&self) -> &tokio::runtime::Runtime {
+        match self {
+            NodeRuntime::Own(rt) => rt,
+            NodeRuntime::Driven(rt) => rt,
+        }
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.get().handle()
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.get().block_on(f)
+    }
+
+    fn spawn<F>(&self, f: F) -> tokio::task::AbortHandle
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.get().spawn(f).abort_handle()
+    }
+
+    fn waiter(&self) -> Waiter {
+        match self {
+            NodeRuntime::Own(_) => Waiter::Real,
+            NodeRuntime::Driven(rt) => Waiter::Driven(rt.clone()),
+        }
+    }
+}
+
+/// How often a commit waiting on a driven runtime looks for its answer (simulated time).
+const DRIVEN_POLL: Duration = Duration::from_millis(1);
+
 /// Commits through Raft: the [`txn::Propose`] a replicated engine uses. Commits that arrive
 /// together share one entry (group commit above Raft), as long as none writes what another
 /// writes or reads ([`txn::command::Footprint`]); a batcher task hands the entries to Raft.
@@ -917,25 +988,58 @@ pub struct RaftProposer {
     switching: Arc<std::sync::atomic::AtomicBool>,
     /// The clock-offset guard's verdict (see [`watch_peers`]).
     peers: Arc<PeerWatch>,
+    waiter: Waiter,
 }
 
 /// How often a waiting commit looks at whether its leader still hears from a quorum.
 const QUORUM_CHECK_EVERY: Duration = Duration::from_millis(20);
 
 impl RaftProposer {
-    /// Starts the batcher on `runtime` and returns the proposer that feeds it.
+    /// Starts the batcher on `runtime` and returns the proposer that feeds it, and the
+    /// batcher's task.
     fn start(
         raft: Raft,
-        runtime: &tokio::runtime::Handle,
+        runtime: &NodeRuntime,
         wait_max: Duration,
         command_bytes_max: usize,
         quorum_silence_max: Duration,
         switching: Arc<std::sync::atomic::AtomicBool>,
         peers: Arc<PeerWatch>,
-    ) -> RaftProposer {
+    ) -> (RaftProposer, tokio::task::AbortHandle) {
         let queue = Arc::new(ProposalQueue::default());
-        runtime.spawn(batcher(raft.clone(), queue.clone(), peers.clone()));
-        RaftProposer { raft, queue, wait_max, command_bytes_max, quorum_silence_max, switching, peers }
+        let task = runtime.spawn(batcher(raft.clone(), queue.clone(), peers.clone()));
+        let waiter = runtime.waiter();
+        (RaftProposer { raft, queue, wait_max, command_bytes_max, quorum_silence_max, switching, peers, waiter }, task)
+    }
+
+    /// Waits for the answer on `rx`, driving the simulation's runtime meanwhile (see
+    /// [`PeerOptions::driven`]); the same checks as the plain wait.
+    fn wait_driven(
+        &self,
+        rx: &std::sync::mpsc::Receiver<txn::Result<txn::command::Outcome>>,
+    ) -> txn::Result<txn::command::Outcome> {
+        let started = self.waiter.now();
+        loop {
+            match rx.try_recv() {
+                Ok(result) => return result,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    return Err(txn::Error::CommitUnknown(
+                        "Raft stopped before answering; the commit may have been applied".into(),
+                    ))
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => {}
+            }
+            if let Some(why) = self.quorum_lost() {
+                return Err(txn::Error::CommitUnknown(format!("{why}; the commit may still be applied")));
+            }
+            if self.waiter.now().duration_since(started) >= self.wait_max {
+                return Err(txn::Error::CommitUnknown(format!(
+                    "no answer from Raft within {} s; the commit may still be applied",
+                    self.wait_max.as_secs()
+                )));
+            }
+            self.waiter.sleep(DRIVEN_POLL);
+        }
     }
 
     /// Why this node, a leader among several voters, must not acknowledge commits now: no
@@ -1074,6 +1178,9 @@ impl txn::Propose for RaftProposer {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         lock(&self.queue.queue).push_back(Pending { cmd: cmd.clone(), bytes, reply: tx });
         self.queue.ready.notify_one();
+        if matches!(self.waiter, Waiter::Driven(_)) {
+            return self.wait_driven(&rx);
+        }
         // A plain blocking wait (the caller may be on a connection's own runtime thread), in
         // slices, to give up early once the leader is cut off from its quorum: the entry
         // may yet be committed by a new leader, so the outcome is unknown, never "done".
@@ -1130,12 +1237,18 @@ pub struct PeerOptions {
     /// This node's wall clock (the system's, unless a test sets one).
     pub clock: WallClock,
     /// In-process simulation only: reach the peers through this router (seeded message
-    /// faults and partitions) instead of TCP; `listen` is then unused, and the peer status
-    /// exchange (addresses, clock-offset guard) and switchover are off.
+    /// faults and partitions) instead of TCP; `listen` is then unused, peers exchange no
+    /// addresses, and switchover is off. The clock-offset guard reads the peers' `clock`s
+    /// through the router.
     pub router: Option<crate::network::Router>,
     /// The seed of Raft's random draws at this start (the election timeout; see
     /// [`crate::runtime`]); None draws from the OS. Simulations set it from their seed.
     pub rng_seed: Option<u64>,
+    /// In-process simulation only: run Raft's tasks on this shared single-threaded runtime
+    /// instead of the node's own threads. Whoever waits on Raft (a commit, a read barrier)
+    /// then drives it (`block_on`) while it waits, and time is the runtime's clock, paused
+    /// in a simulation: with the router and a seed, a run replays exactly.
+    pub driven: Option<Arc<tokio::runtime::Runtime>>,
 }
 
 impl PeerOptions {
@@ -1149,6 +1262,7 @@ impl PeerOptions {
             clock: WallClock::default(),
             router: None,
             rng_seed: None,
+            driven: None,
         }
     }
 }
@@ -1191,7 +1305,16 @@ pub struct PeerView {
     pub clock_offset_ms: i64,
     /// The round trip, milliseconds (the estimate's uncertainty is half of it).
     pub round_trip_ms: i64,
-    at: Instant,
+    at: tokio::time::Instant,
+}
+
+/// How [`watch_peers`] asks a peer for its wall clock (and addresses).
+#[derive(Clone)]
+enum PeerStatusVia {
+    Tcp(crate::tcp::TcpNetwork),
+    /// A simulation's router: the answer is the peer's simulated clock, through the
+    /// router's partitions and faults; no addresses.
+    Router(crate::network::Router),
 }
 
 /// Shared between the node and its peer watcher.
@@ -1208,13 +1331,7 @@ struct PeerWatch {
 /// refuses to lead: it stops standing for election and sending heartbeats (so that another
 /// node is elected), and refuses commits and linearizable reads, until its clock agrees
 /// again.
-async fn watch_peers(
-    raft: Raft,
-    network: crate::tcp::TcpNetwork,
-    clock: WallClock,
-    bound: Duration,
-    watch: Arc<PeerWatch>,
-) {
+async fn watch_peers(raft: Raft, via: PeerStatusVia, clock: WallClock, bound: Duration, watch: Arc<PeerWatch>) {
     use openraft::network::RaftNetworkFactory;
     let bound_ms = bound.as_millis() as i64;
     loop {
@@ -1228,18 +1345,31 @@ async fn watch_peers(
             if *id == m.id {
                 continue;
             }
-            let mut peer = network.clone().new_client(*id, node).await;
             let t0 = (clock.0)();
-            let Ok(Ok(status)) = tokio::time::timeout(PEER_STATUS_WAIT, peer.status(PEER_STATUS_WAIT)).await else {
-                continue;
+            let (sql_addr, http_addr, clock_micros) = match &via {
+                PeerStatusVia::Tcp(network) => {
+                    let mut peer = network.clone().new_client(*id, node).await;
+                    let Ok(Ok(status)) = tokio::time::timeout(PEER_STATUS_WAIT, peer.status(PEER_STATUS_WAIT)).await
+                    else {
+                        continue;
+                    };
+                    (status.sql_addr, status.http_addr, status.clock_micros)
+                }
+                PeerStatusVia::Router(router) => {
+                    let Ok(Some(micros)) = tokio::time::timeout(PEER_STATUS_WAIT, router.clock_of(m.id, *id)).await
+                    else {
+                        continue;
+                    };
+                    (String::new(), String::new(), micros)
+                }
             };
             let t1 = (clock.0)();
             let view = PeerView {
-                sql_addr: status.sql_addr,
-                http_addr: status.http_addr,
-                clock_offset_ms: (status.clock_micros - (t0 + t1) / 2) / 1000,
+                sql_addr,
+                http_addr,
+                clock_offset_ms: (clock_micros - (t0 + t1) / 2) / 1000,
                 round_trip_ms: (t1 - t0) / 1000,
-                at: Instant::now(),
+                at: tokio::time::Instant::now(),
             };
             lock(&watch.views).insert(*id, view);
         }
@@ -1541,7 +1671,10 @@ pub struct Node {
     /// after it last heard from its leader (the election timeout's upper end).
     lease_max: Duration,
     server: Option<crate::tcp::TcpServer>,
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: Option<NodeRuntime>,
+    /// The node's own tasks, stopped at shutdown (a driven runtime outlives the node).
+    tasks: Vec<tokio::task::AbortHandle>,
+    waiter: Waiter,
 }
 
 /// How long [`Node::snapshot_now`] waits for openraft to take the snapshot.
@@ -1640,12 +1773,19 @@ impl Node {
         };
         let log = WalLog::open(engine.clone(), vfs, dir).map_err(|e| storage_err("opening the Raft log", &e))?;
         let sm = EngineStateMachine::new(engine.clone(), log.clone());
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(RAFT_THREADS)
-            .thread_name("bulwark-raft")
-            .enable_all()
-            .build()
-            .map_err(|e| storage_err("starting Raft's runtime", &e))?;
+        let runtime = match opts.peers.as_ref().and_then(|p| p.driven.clone()) {
+            Some(shared) => NodeRuntime::Driven(shared),
+            None => NodeRuntime::Own(
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(RAFT_THREADS)
+                    .thread_name("bulwark-raft")
+                    .enable_all()
+                    .build()
+                    .map_err(|e| storage_err("starting Raft's runtime", &e))?,
+            ),
+        };
+        let waiter = runtime.waiter();
+        let mut tasks = Vec::new();
         let config = Arc::new(opts.raft.validate().map_err(|e| storage_err("the Raft settings", &e))?);
         let quorum_silence_max = Duration::from_millis(config.election_timeout_max);
         let lease = Duration::from_millis(config.election_timeout_min.saturating_sub(config.heartbeat_interval));
@@ -1687,7 +1827,7 @@ impl Node {
                 }
             };
             log.shared.serve_images.store(true, std::sync::atomic::Ordering::Relaxed);
-            runtime.spawn(snapshot_after_checkpoints(raft.clone(), engine.clone()));
+            tasks.push(runtime.spawn(snapshot_after_checkpoints(raft.clone(), engine.clone())));
             if fresh && !peers.init.is_empty() {
                 let members: BTreeMap<NodeId, BasicNode> =
                     peers.init.iter().map(|(&n, addr)| (n, BasicNode { addr: addr.clone() })).collect();
@@ -1704,25 +1844,31 @@ impl Node {
                 }
             }
             let lag = LagClock::default();
-            runtime.spawn(track_lag(raft.clone(), lag.clone()));
-            if peers.router.is_none() {
-                runtime.spawn(watch_peers(
-                    raft.clone(),
-                    network.clone(),
-                    peers.clock.clone(),
-                    peers.clock_offset_max,
-                    peer_watch.clone(),
-                ));
-            }
-            let proposer = RaftProposer::start(
+            tasks.push(runtime.spawn(track_lag(raft.clone(), lag.clone())));
+            let via = match &peers.router {
+                Some(router) => {
+                    router.set_clock(id, peers.clock.0.clone());
+                    PeerStatusVia::Router(router.clone())
+                }
+                None => PeerStatusVia::Tcp(network.clone()),
+            };
+            tasks.push(runtime.spawn(watch_peers(
                 raft.clone(),
-                runtime.handle(),
+                via,
+                peers.clock.clone(),
+                peers.clock_offset_max,
+                peer_watch.clone(),
+            )));
+            let (proposer, batcher) = RaftProposer::start(
+                raft.clone(),
+                &runtime,
                 COMMIT_WAIT_MAX,
                 CLUSTER_COMMAND_BYTES_MAX,
                 quorum_silence_max,
                 switching.clone(),
                 peer_watch.clone(),
             );
+            tasks.push(batcher);
             engine.set_proposer(Some(Arc::new(proposer)));
             let replayed = engine.applied_index() - checkpointed;
             return Ok(Node {
@@ -1741,12 +1887,14 @@ impl Node {
                 lease_max: quorum_silence_max,
                 server,
                 runtime: Some(runtime),
+                tasks,
+                waiter,
             });
         }
         let raft = runtime
             .block_on(Raft::new(id, config, NoPeers, log.clone(), sm))
             .map_err(|e| storage_err("starting Raft", &e))?;
-        runtime.spawn(snapshot_after_checkpoints(raft.clone(), engine.clone()));
+        tasks.push(runtime.spawn(snapshot_after_checkpoints(raft.clone(), engine.clone())));
         if fresh {
             let members = BTreeMap::from([(id, BasicNode { addr: String::new() })]);
             runtime.block_on(raft.initialize(members)).map_err(|e| storage_err("initializing the group", &e))?;
@@ -1778,15 +1926,16 @@ impl Node {
             }
         })?;
         let lag = LagClock::default();
-        let proposer = RaftProposer::start(
+        let (proposer, batcher) = RaftProposer::start(
             raft.clone(),
-            runtime.handle(),
+            &runtime,
             COMMIT_WAIT_MAX,
             codec::COMMAND_BYTES_MAX,
             quorum_silence_max,
             switching.clone(),
             peer_watch.clone(),
         );
+        tasks.push(batcher);
         engine.set_proposer(Some(Arc::new(proposer)));
         let replayed = engine.applied_index() - checkpointed;
         Ok(Node {
@@ -1805,6 +1954,8 @@ impl Node {
             lease_max: quorum_silence_max,
             server: None,
             runtime: Some(runtime),
+            tasks,
+            waiter,
         })
     }
 
@@ -1817,11 +1968,11 @@ impl Node {
     pub fn read_barrier(&self) -> Result<(), String> {
         // A leader just elected applies its predecessor's last entries within milliseconds:
         // wait for that (bounded) rather than send the client away.
-        let deadline = Instant::now() + LEADER_CATCH_UP_WAIT;
+        let deadline = self.waiter.now() + LEADER_CATCH_UP_WAIT;
         loop {
             match self.read_barrier_now() {
-                Err(Barrier::CatchingUp(_)) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(1));
+                Err(Barrier::CatchingUp(_)) if self.waiter.now() < deadline => {
+                    self.waiter.sleep(Duration::from_millis(1));
                 }
                 Err(Barrier::CatchingUp(why)) | Err(Barrier::Refused(why)) => return Err(why),
                 Ok(()) => return Ok(()),
@@ -2019,26 +2170,30 @@ impl Node {
         let checkpoint = self.engine.store().stats().checkpoint_applied_index;
         let want = raft_index(checkpoint.max(1));
         let raft = self.raft.clone();
-        let handle = self.runtime.as_ref().ok_or("the node is stopped")?.handle().clone();
-        // On a thread of its own: the caller may be inside another runtime.
-        std::thread::spawn(move || {
-            handle.block_on(async move {
-                raft.trigger().snapshot().await.map_err(|e| e.to_string())?;
-                let deadline = Instant::now() + SNAPSHOT_WAIT_MAX;
-                loop {
-                    let taken = raft.metrics().borrow().snapshot.map(|l| l.index);
-                    if taken >= Some(want) {
-                        return Ok(want);
-                    }
-                    if Instant::now() >= deadline {
-                        return Err(format!("Raft did not take the snapshot at {want} within {SNAPSHOT_WAIT_MAX:?}"));
-                    }
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+        let taken = async move {
+            raft.trigger().snapshot().await.map_err(|e| e.to_string())?;
+            let deadline = tokio::time::Instant::now() + SNAPSHOT_WAIT_MAX;
+            loop {
+                let taken = raft.metrics().borrow().snapshot.map(|l| l.index);
+                if taken >= Some(want) {
+                    return Ok(want);
                 }
-            })
-        })
-        .join()
-        .map_err(|_| "the snapshot thread panicked".to_string())?
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(format!("Raft did not take the snapshot at {want} within {SNAPSHOT_WAIT_MAX:?}"));
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        match self.runtime.as_ref().ok_or("the node is stopped")? {
+            NodeRuntime::Driven(rt) => rt.block_on(taken),
+            NodeRuntime::Own(rt) => {
+                let handle = rt.handle().clone();
+                // On a thread of its own: the caller may be inside another runtime.
+                std::thread::spawn(move || handle.block_on(taken))
+                    .join()
+                    .map_err(|_| "the snapshot thread panicked".to_string())?
+            }
+        }
     }
 
     /// How far this node's applied state is behind what it knows to be committed: entries,
@@ -2106,19 +2261,30 @@ impl Node {
     /// Stops Raft; commits fail afterwards with 57P03. The engine stays readable.
     pub fn shutdown(&mut self) {
         self.engine.set_proposer(None);
-        if let Some(rt) = self.runtime.take() {
-            // On a thread of its own: the caller may be inside another runtime, where
-            // blocking on (or dropping) a runtime is not allowed.
-            let raft = self.raft.clone();
-            let server = self.server.take();
-            let stopper = std::thread::spawn(move || {
-                if let Some(server) = server {
-                    rt.block_on(server.shutdown());
-                }
-                let _ = rt.block_on(raft.shutdown());
-                rt.shutdown_timeout(SHUTDOWN_WAIT_MAX);
-            });
-            let _ = stopper.join();
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        match self.runtime.take() {
+            None => {}
+            // The simulation's runtime runs on: stop this node's part of it.
+            Some(NodeRuntime::Driven(rt)) => {
+                let raft = self.raft.clone();
+                let _ = rt.block_on(async move { tokio::time::timeout(SHUTDOWN_WAIT_MAX, raft.shutdown()).await });
+            }
+            Some(NodeRuntime::Own(rt)) => {
+                // On a thread of its own: the caller may be inside another runtime, where
+                // blocking on (or dropping) a runtime is not allowed.
+                let raft = self.raft.clone();
+                let server = self.server.take();
+                let stopper = std::thread::spawn(move || {
+                    if let Some(server) = server {
+                        rt.block_on(server.shutdown());
+                    }
+                    let _ = rt.block_on(raft.shutdown());
+                    rt.shutdown_timeout(SHUTDOWN_WAIT_MAX);
+                });
+                let _ = stopper.join();
+            }
         }
     }
 }

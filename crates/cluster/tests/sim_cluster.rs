@@ -18,7 +18,17 @@
 //! outcome was unknown (08007) counts as committed if its values are in the final lists.
 //!
 //! Wall clocks jump too (sometimes past the clock-offset guard's bound, so that a node
-//! refuses to lead), and are set right before the end.
+//! refuses to lead: the guard reads the peers' clocks through the router), and are set
+//! right before the end. Checkpoints (with Raft's snapshot and the log purge after it)
+//! happen when the plan says, and a node that received a checkpoint image restarts to
+//! install it.
+//!
+//! This first workload replays a seed exactly ([`a_seed_of_the_engine_runs_replays_exactly`]
+//! runs seeds twice and compares everything they did and ended with): the three nodes' Raft
+//! tasks run on one single-threaded tokio runtime with a paused clock and seeded scheduler
+//! choices (`PeerOptions::driven`), which the test's one thread drives whenever it waits (a
+//! commit, a read barrier, a pause); the nodes' wall clocks are that clock; disks, router,
+//! Raft's draws and the plan come from the seed.
 //!
 //! A second workload, [`register_workload_over_the_engine_is_linearizable`], runs several
 //! client threads at once against the same kind of cluster, reading, writing and
@@ -31,17 +41,24 @@
 //! with the same checks at the end; its transfers run at REPEATABLE READ, so a lost update
 //! between two clients would break the total.
 //!
-//! A seed fixes the plan (actions, faults, crash points) and Raft's random draws (each
-//! node's election timeout at each start, `PeerOptions::rng_seed`); openraft 0.9's timers
-//! run on tokio's real clock and the clients on their own threads, so a replay repeats the
-//! plan and the draws, not every interleaving.
-//! `BULWARK_SEED=N` replays one seed; `BULWARK_SIM_SEEDS=N` runs seeds 0..N (default 100; the long mode runs thousands).
+//! The two concurrent workloads run each node on its own threads and the clients on
+//! theirs, on the real clock: there a seed fixes the plan and Raft's draws, not every
+//! interleaving.
+//!
+//! `BULWARK_SEED=N` replays one seed; `BULWARK_SIM_SEEDS=N` runs seeds 0..N of every
+//! workload (defaults: 1,000 exact single-client runs, 30 and 20 concurrent ones; the long
+//! mode runs tens of thousands).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+
+#[cfg(not(tokio_unstable))]
+compile_error!(
+    "the seeded simulations need tokio's seeded scheduler: build with --cfg tokio_unstable, as .cargo/config.toml sets"
+);
 
 use cluster::network::{Faults, Rng, Router};
 use cluster::node::{Node, NodeOptions, PeerOptions, WallClock};
@@ -54,7 +71,7 @@ const NODES: u64 = 3;
 const ACCOUNTS: u64 = 5;
 const START_BALANCE: i64 = 100;
 const STEPS: usize = 60;
-const SEEDS_DEFAULT: u64 = 100;
+const SEEDS_DEFAULT: u64 = 1_000;
 /// Keys of the list-append workload.
 const LISTS: u64 = 4;
 /// How long the end of a run may wait for a leader and for every node to catch up.
@@ -77,6 +94,9 @@ fn marker(t: u64) -> Vec<u8> {
 }
 
 struct Sim {
+    /// The shared single-threaded runtime with a paused clock that drives the nodes of an
+    /// exact run (see [`Sim::funded_driven`]); None: each node runs its own threads.
+    driven: Option<Arc<tokio::runtime::Runtime>>,
     router: Router,
     vfs: Vec<SimVfs>,
     nodes: Vec<Option<Node>>,
@@ -86,12 +106,19 @@ struct Sim {
     seed: u64,
     /// Starts so far, per node: with the seed, what seeds Raft's draws at the next one.
     starts: Vec<u64>,
+    /// When a driven run's clocks started (its simulated time zero).
+    clock_start: Option<tokio::time::Instant>,
 }
+
+/// A driven run's wall clocks start here (microseconds since the Unix epoch: 2026-01-01).
+const DRIVEN_EPOCH_MICROS: i64 = 1_767_225_600_000_000;
 
 impl Sim {
     fn options(&mut self, id: u64) -> NodeOptions {
         let store = storage::StoreOptions {
-            checkpoint_log_bytes: Some(256 << 10),
+            // A driven run checkpoints when its plan says so ([`Sim::checkpoint`]), not on
+            // a background thread's schedule.
+            checkpoint_log_bytes: if self.driven.is_some() { None } else { Some(256 << 10) },
             checkpoint_interval: None,
             wal: storage::wal::WalOptions { segment_bytes_max: 64 << 10, ..Default::default() },
             ..Default::default()
@@ -105,8 +132,28 @@ impl Sim {
                 router: Some(self.router.clone()),
                 clock: {
                     let offset = self.clock_offsets[id as usize - 1].clone();
-                    WallClock(Arc::new(move || cluster::tcp::system_clock_micros() + offset.load(Ordering::Relaxed)))
+                    match &self.driven {
+                        // The runtime's paused clock, from a fixed epoch.
+                        Some(rt) => {
+                            let handle = rt.handle().clone();
+                            let start = {
+                                let _inside = handle.enter();
+                                tokio::time::Instant::now()
+                            };
+                            let start = self.clock_start.get_or_insert(start).to_owned();
+                            WallClock(Arc::new(move || {
+                                let _inside = handle.enter();
+                                DRIVEN_EPOCH_MICROS
+                                    + tokio::time::Instant::now().duration_since(start).as_micros() as i64
+                                    + offset.load(Ordering::Relaxed)
+                            }))
+                        }
+                        None => WallClock(Arc::new(move || {
+                            cluster::tcp::system_clock_micros() + offset.load(Ordering::Relaxed)
+                        })),
+                    }
                 },
+                driven: self.driven.clone(),
                 rng_seed: Some({
                     let starts = &mut self.starts[id as usize - 1];
                     *starts += 1;
@@ -250,9 +297,15 @@ fn transfer(node: &Node, t: u64, from: u64, to: u64, amount: i64, isolation: Iso
 }
 
 impl Sim {
-    /// Three nodes started on fresh simulated disks.
+    /// Three nodes started on fresh simulated disks, each on its own threads.
     fn started(seed: u64) -> Sim {
+        Sim::started_on(seed, None)
+    }
+
+    fn started_on(seed: u64, driven: Option<Arc<tokio::runtime::Runtime>>) -> Sim {
         let mut sim = Sim {
+            driven,
+            clock_start: None,
             router: Router::new(seed),
             vfs: (0..NODES).map(|i| SimVfs::new(seed * 16 + i)).collect(),
             nodes: (0..NODES).map(|_| None).collect(),
@@ -268,8 +321,66 @@ impl Sim {
 
     /// Three nodes started on fresh simulated disks, the accounts funded through the leader.
     fn funded(seed: u64) -> Sim {
-        let sim = Sim::started(seed);
-        let deadline = Instant::now() + SETTLE_MAX;
+        Sim::fund(Sim::started(seed))
+    }
+
+    /// Like [`Sim::funded`], for an exact run: every node's Raft runs on one
+    /// single-threaded runtime with a paused clock and tokio's choices seeded, which this
+    /// thread drives whenever it waits (a commit, a read barrier, [`Sim::pause`]); the
+    /// nodes' wall clocks are that clock, and checkpoints happen when the plan says. With
+    /// the seeded router, disks and Raft draws, a seed replays exactly.
+    fn funded_driven(seed: u64) -> Sim {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .rng_seed(tokio::runtime::RngSeed::from_bytes(&seed.to_le_bytes()))
+            .build()
+            .expect("a one-thread runtime");
+        Sim::fund(Sim::started_on(seed, Some(Arc::new(rt))))
+    }
+
+    /// Waits `d`: on the simulated clock in a driven run (the nodes run meanwhile), else
+    /// on the real one.
+    fn pause(&self, d: Duration) {
+        match &self.driven {
+            Some(rt) => rt.block_on(async { tokio::time::sleep(d).await }),
+            None => std::thread::sleep(d),
+        }
+    }
+
+    /// Now, on the run's clock.
+    fn now(&self) -> Instant {
+        match &self.driven {
+            Some(rt) => {
+                let _inside = rt.enter();
+                tokio::time::Instant::now().into_std()
+            }
+            None => Instant::now(),
+        }
+    }
+
+    /// Checkpoints live node `i` and makes Raft's snapshot of it (the log before it may
+    /// then be purged).
+    fn checkpoint(&self, i: usize) {
+        if let Some(node) = &self.nodes[i] {
+            let _ = node.snapshot_now();
+        }
+    }
+
+    /// Restarts the nodes that must restart: each saved a checkpoint image from the leader,
+    /// which it installs when it opens (a real node re-executes itself).
+    fn restart_where_required(&mut self) {
+        for i in 0..NODES as usize {
+            if self.nodes[i].as_ref().is_some_and(|n| n.restart_required().is_some()) {
+                drop(self.nodes[i].take());
+                self.start(i);
+            }
+        }
+    }
+
+    fn fund(sim: Sim) -> Sim {
+        let seed = sim.seed;
+        let deadline = sim.now() + SETTLE_MAX;
         loop {
             if let Some(l) = sim.leader() {
                 let mut tx = l.engine().begin(TxnOptions::default()).unwrap();
@@ -280,8 +391,8 @@ impl Sim {
                     return sim;
                 }
             }
-            assert!(Instant::now() < deadline, "seed {seed}: no leader to fund the accounts");
-            std::thread::sleep(Duration::from_millis(10));
+            assert!(sim.now() < deadline, "seed {seed}: no leader to fund the accounts");
+            sim.pause(Duration::from_millis(10));
         }
     }
 
@@ -293,13 +404,13 @@ impl Sim {
 
     /// Waits (bounded) for a node that leads and may serve; its index.
     fn wait_leader(&self, what: &str) -> usize {
-        let deadline = Instant::now() + SETTLE_MAX;
+        let deadline = self.now() + SETTLE_MAX;
         loop {
             if let Some(l) = self.leader() {
                 return self.nodes.iter().position(|n| n.as_ref().is_some_and(|n| std::ptr::eq(n, l))).unwrap();
             }
-            assert!(Instant::now() < deadline, "{what}: no leader");
-            std::thread::sleep(Duration::from_millis(10));
+            assert!(self.now() < deadline, "{what}: no leader");
+            self.pause(Duration::from_millis(10));
         }
     }
 }
@@ -317,18 +428,27 @@ fn check_bank(node: &Node, what: &str) {
     assert_eq!(b, expect, "{what}: balances are not what the transfers present add up to");
 }
 
-fn run_seed(seed: u64) {
+/// One exact run of the single-client workload: everything it did and ended with (see
+/// [`settle_and_check`]), which a replay of the seed must repeat, and the steps at which a
+/// node refused to lead because of its clock.
+fn run_seed(seed: u64) -> (String, usize) {
     let mut rng = Rng::new(seed);
-    let mut sim = Sim::funded(seed);
+    let mut sim = Sim::funded_driven(seed);
     let (mut acked, mut refused, mut unknown) = (BTreeSet::new(), BTreeSet::new(), 0);
     // The list-append history: (transaction, outcome known?).
     let mut lists: Vec<(history::Txn, bool)> = Vec::new();
     let mut next_value = 0u64;
     let mut crashes = 0;
+    let mut clock_refusals = 0;
     for step in 0..STEPS {
         let began = Instant::now();
-        let action = rng.below(22);
+        sim.restart_where_required();
+        if sim.nodes.iter().flatten().any(|n| n.clock_refusal().is_some()) {
+            clock_refusals += 1;
+        }
+        let action = rng.below(23);
         match action {
+            22 => sim.checkpoint(rng.below(NODES) as usize),
             20 => {
                 // A node's wall clock jumps, sometimes past the clock-offset guard's bound.
                 let ms = rng.below(2_000) as i64 * if rng.chance(500_000) { 1 } else { -1 };
@@ -366,7 +486,7 @@ fn run_seed(seed: u64) {
                     let (ops, outcome) = list_append(l, &plan);
                     record_list(&mut lists, ops, outcome);
                 } else {
-                    std::thread::sleep(Duration::from_millis(20));
+                    sim.pause(Duration::from_millis(20));
                 }
             }
             _ => {
@@ -395,7 +515,7 @@ fn run_seed(seed: u64) {
                         Err(()) => unknown += 1,
                     }
                 } else {
-                    std::thread::sleep(Duration::from_millis(20));
+                    sim.pause(Duration::from_millis(20));
                 }
             }
         }
@@ -418,7 +538,8 @@ fn run_seed(seed: u64) {
         }
     }
 
-    settle_and_check(seed, sim, Outcomes { acked, refused, unknown, lists, crashes });
+    let trace = settle_and_check(seed, sim, Outcomes { acked, refused, unknown, lists, crashes });
+    (format!("{trace}\nclock refusals at {clock_refusals} steps"), clock_refusals)
 }
 
 /// What the clients of a run saw: transfers acknowledged, refused (not committed) and of
@@ -435,9 +556,12 @@ struct Outcomes {
 
 /// Heals the network, sets the clocks right, restarts every node, lets the cluster settle,
 /// and checks on every node the bank invariant, the acknowledged and refused transfers, and
-/// the list-append history against the lists every node holds.
-fn settle_and_check(seed: u64, mut sim: Sim, outcomes: Outcomes) {
+/// the list-append history against the lists every node holds. Returns what the run did
+/// and ended with: the outcomes, the history, and each node's balances, markers and
+/// applied index.
+fn settle_and_check(seed: u64, mut sim: Sim, outcomes: Outcomes) -> String {
     let Outcomes { acked, refused, unknown, lists, crashes } = outcomes;
+    let mut trace = format!("acked {acked:?} refused {refused:?} unknown {unknown} crashes {crashes} lists {lists:?}");
     // Heal, right the clocks, restart everyone, let the cluster settle.
     sim.router.heal();
     sim.set_clocks_right();
@@ -447,7 +571,7 @@ fn settle_and_check(seed: u64, mut sim: Sim, outcomes: Outcomes) {
             sim.start(i);
         }
     }
-    let deadline = Instant::now() + SETTLE_MAX;
+    let deadline = sim.now() + SETTLE_MAX;
     let target = loop {
         // A commit through the leader makes everything before it committed.
         if let Some(l) = sim.leader() {
@@ -457,14 +581,14 @@ fn settle_and_check(seed: u64, mut sim: Sim, outcomes: Outcomes) {
                 break index;
             }
         }
-        assert!(Instant::now() < deadline, "seed {seed}: no leader after healing");
-        std::thread::sleep(Duration::from_millis(10));
+        assert!(sim.now() < deadline, "seed {seed}: no leader after healing");
+        sim.pause(Duration::from_millis(10));
     };
-    for (i, node) in sim.nodes.iter().enumerate() {
-        let node = node.as_ref().unwrap();
-        while node.engine().applied_index() < target {
-            assert!(Instant::now() < deadline, "seed {seed}: node {} did not catch up to {target}", i + 1);
-            std::thread::sleep(Duration::from_millis(10));
+    for i in 0..NODES as usize {
+        while sim.nodes[i].as_ref().unwrap().engine().applied_index() < target {
+            assert!(sim.now() < deadline, "seed {seed}: node {} did not catch up to {target}", i + 1);
+            sim.pause(Duration::from_millis(10));
+            sim.restart_where_required();
         }
     }
     // The lists as every node holds them at the end: the same everywhere; unknown outcomes
@@ -529,6 +653,11 @@ fn settle_and_check(seed: u64, mut sim: Sim, outcomes: Outcomes) {
         assert!(missing.is_empty(), "seed {seed}: node {id}: acknowledged transfers missing: {missing:?}");
         let present: Vec<&u64> = refused.iter().filter(|t| m.contains_key(t)).collect();
         assert!(present.is_empty(), "seed {seed}: node {id}: refused (57P03) transfers present: {present:?}");
+        trace += &format!(
+            "\nnode {id}: balances {b:?} markers {m:?} applied {} status {:?}",
+            node.engine().applied_index(),
+            node.status().term
+        );
         match &first {
             None => first = Some(b),
             Some(f) => assert_eq!(&b, f, "seed {seed}: node {id} disagrees with node 1"),
@@ -540,15 +669,41 @@ fn settle_and_check(seed: u64, mut sim: Sim, outcomes: Outcomes) {
         acked.len(),
         refused.len()
     );
+    trace
 }
 
 #[test]
 fn seeded_cluster_runs_keep_every_acknowledged_transfer_and_the_total() {
-    for seed in seeds() {
+    let seeds = seeds();
+    let mut clock_refusals = 0;
+    for &seed in &seeds {
         eprintln!("seed {seed} (replay with BULWARK_SEED={seed})");
         let started = Instant::now();
-        run_seed(seed);
+        clock_refusals += run_seed(seed).1;
         eprintln!("seed {seed}: {:?}", started.elapsed());
+    }
+    eprintln!("{} seeds: a node refused to lead for its clock at {clock_refusals} steps", seeds.len());
+    if seeds.len() >= 100 {
+        assert!(clock_refusals > 0, "no clock jump made a node refuse to lead: the guard went untested");
+    }
+}
+
+/// Seeds [`a_seed_of_the_engine_runs_replays_exactly`] runs twice.
+const REPLAYED_SEEDS: [u64; 3] = [0, 1, 2];
+
+#[test]
+fn a_seed_of_the_engine_runs_replays_exactly() {
+    let mut traces = Vec::new();
+    for seed in REPLAYED_SEEDS {
+        let first = run_seed(seed).0;
+        let again = run_seed(seed).0;
+        assert!(first == again, "seed {seed} did not replay exactly:\nfirst: {first}\nagain: {again}");
+        traces.push(first);
+    }
+    for (i, a) in traces.iter().enumerate() {
+        for b in &traces[i + 1..] {
+            assert_ne!(a, b, "two seeds ran the same run");
+        }
     }
 }
 
