@@ -40,6 +40,7 @@ use openraft::{
 };
 
 use crate::network::Rng;
+use crate::snapshot::ImageData;
 use crate::types::{NodeId, Outcome, RegisterCommand, TypeConfig};
 
 /// Appends waiting for a simulated fsync, at most (an append waits for room).
@@ -395,7 +396,7 @@ impl RaftSnapshotBuilder<TypeConfig> for MemStateMachine {
         let meta =
             SnapshotMeta { last_log_id: inner.last_applied, last_membership: inner.membership.clone(), snapshot_id };
         inner.snapshot = Some((meta.clone(), data.clone()));
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+        Ok(Snapshot { meta, snapshot: Box::new(ImageData::Memory(Cursor::new(data))) })
     }
 }
 
@@ -441,37 +442,37 @@ impl RaftStateMachine<TypeConfig> for MemStateMachine {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<ImageData>, StorageError<NodeId>> {
+        Ok(Box::new(ImageData::empty()))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<ImageData>,
     ) -> Result<(), StorageError<NodeId>> {
-        let data = snapshot.into_inner();
-        let registers = decode_registers(&data).map_err(|why| StorageError::IO {
+        let data = snapshot.into_memory();
+        let registers = data.and_then(|data| decode_registers(&data)).map_err(|why| StorageError::IO {
             source: StorageIOError::read_snapshot(
                 Some(meta.signature()),
                 &std::io::Error::new(std::io::ErrorKind::InvalidData, why),
             ),
         })?;
         let mut inner = lock(&self.inner);
-        inner.registers = registers;
         inner.last_applied = meta.last_log_id;
         inner.membership = meta.last_membership.clone();
-        inner.snapshot = Some((meta.clone(), data));
+        inner.snapshot = Some((meta.clone(), encode_registers(&registers)));
+        inner.registers = registers;
         inner.snapshots_installed += 1;
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
         let inner = lock(&self.inner);
-        Ok(inner
-            .snapshot
-            .as_ref()
-            .map(|(meta, data)| Snapshot { meta: meta.clone(), snapshot: Box::new(Cursor::new(data.clone())) }))
+        Ok(inner.snapshot.as_ref().map(|(meta, data)| Snapshot {
+            meta: meta.clone(),
+            snapshot: Box::new(ImageData::Memory(Cursor::new(data.clone()))),
+        }))
     }
 }
 

@@ -60,7 +60,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::io::Cursor;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::SyncSender;
@@ -655,10 +654,10 @@ impl EngineStateMachine {
     fn build_image(&self) -> std::io::Result<Snapshot<TypeConfig>> {
         for _ in 0..IMAGE_ATTEMPTS_MAX {
             let store = self.engine.store();
-            let (a, bytes) = crate::snapshot::build(
-                |out| {
-                    store.copy_checkpoint_into(out, crate::snapshot::IMAGE_BYTES_MAX).map_err(|e| io_err(e.to_string()))
-                },
+            let image = crate::snapshot::build_outgoing(
+                &self.log.shared.vfs,
+                &self.log.shared.dir,
+                |sink| store.copy_checkpoint(sink).map_err(|e| io_err(e.to_string())),
                 |a| {
                     let records = self.log.wal().read(a, 1).map_err(|e| io_err(e.to_string()))?;
                     match records.into_iter().next() {
@@ -667,13 +666,14 @@ impl EngineStateMachine {
                     }
                 },
             )?;
+            let a = image.applied_index();
             let Some(meta) = self.meta_at(a)? else {
                 // The membership changed twice since that checkpoint: take a newer one.
                 store.checkpoint().map_err(|e| io_err(e.to_string()))?;
                 continue;
             };
-            tracing::info!(applied_index = a, bytes = bytes.len(), "built a checkpoint image to send");
-            return Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) });
+            tracing::info!(applied_index = a, bytes = image.len(), "built a checkpoint image to send");
+            return Ok(Snapshot { meta, snapshot: Box::new(crate::snapshot::ImageData::Outgoing(image)) });
         }
         Err(io_err("the membership kept changing while a checkpoint image was built"))
     }
@@ -692,7 +692,7 @@ impl RaftSnapshotBuilder<TypeConfig> for EngineStateMachine {
         for _ in 0..IMAGE_ATTEMPTS_MAX {
             let checkpoint = self.engine.store().stats().checkpoint_applied_index;
             if let Some(meta) = self.meta_at(checkpoint).map_err(err)? {
-                return Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(Vec::new())) });
+                return Ok(Snapshot { meta, snapshot: Box::new(crate::snapshot::ImageData::empty()) });
             }
             self.engine.store().checkpoint().map_err(|e| err(io_err(e.to_string())))?;
         }
@@ -753,37 +753,37 @@ impl RaftStateMachine<TypeConfig> for EngineStateMachine {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<crate::snapshot::ImageData>, StorageError<NodeId>> {
+        let incoming = crate::snapshot::Incoming::start(&self.log.shared.vfs, &self.log.shared.dir)
+            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        Ok(Box::new(crate::snapshot::ImageData::Incoming(incoming)))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<crate::snapshot::ImageData>,
     ) -> Result<(), StorageError<NodeId>> {
         // The image is checked and saved; it is installed when the node next opens (the
         // data file of a running store is never swapped), so this node must restart, and
         // openraft is told the install failed so that it applies nothing on top of the old
         // state meanwhile.
-        let bytes = snapshot.into_inner();
-        let outcome = (|| -> Result<u64, String> {
-            let image = crate::snapshot::decode(&bytes)?;
-            let entry = decode_record(image.applied_index, image.record).map_err(|e| e.to_string())?;
-            if Some(entry.log_id) != meta.last_log_id {
-                return Err(format!(
-                    "the image ends at entry {}, the leader said {:?}",
-                    entry.log_id, meta.last_log_id
-                ));
-            }
-            crate::snapshot::save_incoming(self.log.shared.vfs.as_ref(), &self.log.shared.dir, &image)
-                .map_err(|e| format!("saving it: {e}"))?;
-            Ok(image.applied_index)
-        })();
+        let outcome = match *snapshot {
+            crate::snapshot::ImageData::Incoming(incoming) => incoming.save(|applied_index, record| {
+                let entry = decode_record(applied_index, record).map_err(|e| e.to_string())?;
+                if Some(entry.log_id) != meta.last_log_id {
+                    return Err(format!(
+                        "the image ends at entry {}, the leader said {:?}",
+                        entry.log_id, meta.last_log_id
+                    ));
+                }
+                Ok(())
+            }),
+            _ => Err("the image was not received into a file".to_string()),
+        };
         let reason = match outcome {
-            Ok(a) => format!(
-                "a checkpoint image from the leader (applied index {a}, {} bytes) is saved; the node restarts to install it",
-                bytes.len()
+            Ok((a, len)) => format!(
+                "a checkpoint image from the leader (applied index {a}, {len} bytes) is saved; the node restarts to install it"
             ),
             Err(e) => format!("a checkpoint image from the leader was refused ({e}); the node restarts to ask again"),
         };

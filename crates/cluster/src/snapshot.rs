@@ -2,12 +2,16 @@
 //! node) gets the state it cannot replay.
 //!
 //! The leader copies its data file as of a durable checkpoint
-//! ([`storage::Store::copy_checkpoint`]), together with the log record at the checkpoint's
+//! ([`storage::Store::copy_checkpoint`]) into a file of the image's own
+//! ([`build_outgoing`], `checkpoint-outgoing-N`), with the log record at the checkpoint's
 //! applied index (Raft's last entry in the image, which the receiver keeps as the first
-//! record of its log), and checksums the whole. openraft sends it in chunks over the peer
-//! network. The receiver checks it, saves it as [`INCOMING_FILE`] (fsynced, then renamed
-//! into place), and restarts: the data file of a running store is never swapped. On the
-//! next open, [`finish_install`] puts the image in place before the store opens.
+//! record of its log) and a checksum of the whole in memory. openraft reads it in chunks
+//! and sends them over the peer network. The receiver writes the chunks' data-file bytes
+//! straight into `checkpoint-incoming.db.new` ([`Incoming`]), checks the whole when the
+//! last arrives, saves it (fsynced, renamed into place, then the [`INCOMING_FILE`] header)
+//! and restarts: the data file of a running store is never swapped. On the next open,
+//! [`finish_install`] puts the image in place before the store opens. Neither end holds
+//! the data file in memory, so an image is bounded by the disks.
 //!
 //! # Image format (docs/format.md, "Checkpoint image")
 //!
@@ -28,9 +32,6 @@ use storage::wal::{Wal, WalOptions};
 pub const MAGIC: &[u8; 8] = b"BWCKPT02";
 /// A received image waiting to be installed at the next open.
 pub const INCOMING_FILE: &str = "checkpoint-incoming";
-/// The largest image a node builds or accepts: it is held in memory while it is sent or
-/// received (openraft 0.9 hands snapshot data around as one buffer here).
-pub const IMAGE_BYTES_MAX: u64 = 8 << 30;
 /// Bytes of the image before the data file: magic and data length.
 const HEADER_BYTES: usize = 8 + 8;
 
@@ -157,13 +158,27 @@ fn write_file(vfs: &dyn Vfs, dir: &Path, name: &str, bytes: &[u8]) -> std::io::R
 /// ```
 pub fn save_incoming(vfs: &dyn Vfs, dir: &Path, image: &Image<'_>) -> std::io::Result<()> {
     write_file(vfs, dir, INCOMING_DATA_FILE, image.data)?;
-    let mut header = Vec::with_capacity(40 + image.record.len());
+    let (len, crc) = (image.data.len() as u64, crc32c::crc32c(image.data));
+    save_incoming_header(vfs, dir, image.applied_index, image.record, len, crc)
+}
+
+/// Writes the header file of a saved image whose data file is in place (see
+/// [`save_incoming`]).
+fn save_incoming_header(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    applied_index: u64,
+    record: &[u8],
+    data_len: u64,
+    data_crc: u32,
+) -> std::io::Result<()> {
+    let mut header = Vec::with_capacity(40 + record.len());
     header.extend_from_slice(SAVED_MAGIC);
-    header.extend_from_slice(&image.applied_index.to_le_bytes());
-    header.extend_from_slice(&(image.record.len() as u32).to_le_bytes());
-    header.extend_from_slice(image.record);
-    header.extend_from_slice(&(image.data.len() as u64).to_le_bytes());
-    header.extend_from_slice(&crc32c::crc32c(image.data).to_le_bytes());
+    header.extend_from_slice(&applied_index.to_le_bytes());
+    header.extend_from_slice(&(record.len() as u32).to_le_bytes());
+    header.extend_from_slice(record);
+    header.extend_from_slice(&data_len.to_le_bytes());
+    header.extend_from_slice(&data_crc.to_le_bytes());
     let crc = crc32c::crc32c(&header);
     header.extend_from_slice(&crc.to_le_bytes());
     write_file(vfs, dir, INCOMING_FILE, &header)?;
@@ -209,6 +224,7 @@ fn decode_saved(bytes: &[u8]) -> Result<(u64, &[u8], u64, u32), String> {
 ///
 /// A damaged image stops the node with the reason: it is never half installed.
 pub fn finish_install(vfs: &Arc<dyn Vfs>, dir: &Path, wal_opts: &WalOptions) -> std::io::Result<Option<u64>> {
+    remove_stale_outgoing(vfs.as_ref(), dir)?;
     let path = dir.join(INCOMING_FILE);
     let data_in = dir.join(INCOMING_DATA_FILE);
     for stale in [format!("{INCOMING_FILE}.new"), format!("{INCOMING_DATA_FILE}.new")] {
@@ -295,6 +311,382 @@ pub fn finish_install(vfs: &Arc<dyn Vfs>, dir: &Path, wal_opts: &WalOptions) -> 
     vfs.sync_dir(dir)?;
     tracing::info!(applied_index = a, kept_log = keeps, "installed a checkpoint received from the leader");
     Ok(Some(a))
+}
+
+/// The prefix of the files an image being sent is built in (one per image; removed when
+/// the image is dropped, and at the next open if the process died first).
+pub const OUTGOING_PREFIX: &str = "checkpoint-outgoing-";
+/// The most bytes an image may carry after its data file (applied index, record length,
+/// record, checksum): one log record and its framing.
+pub const TAIL_BYTES_MAX: usize = 12 + (64 << 20) + 4;
+
+/// Snapshot data as openraft handles it (`TypeConfig::SnapshotData`): a checkpoint image
+/// streamed from a file on the leader ([`Outgoing`]) and into one on the receiver
+/// ([`Incoming`]), so that an image's size is bounded by the disks, not by memory; or
+/// bytes in memory (the register state machine of the in-process tests, and the empty
+/// data of a snapshot that only names a checkpoint).
+///
+/// The files are read and written synchronously inside the poll methods, on Raft's task,
+/// as the data file itself is.
+pub enum ImageData {
+    /// Bytes in memory.
+    Memory(std::io::Cursor<Vec<u8>>),
+    /// An image being sent.
+    Outgoing(Outgoing),
+    /// An image being received.
+    Incoming(Incoming),
+}
+
+impl ImageData {
+    /// Empty bytes in memory.
+    pub fn empty() -> ImageData {
+        ImageData::Memory(std::io::Cursor::new(Vec::new()))
+    }
+
+    /// The bytes of [`ImageData::Memory`]; an error for an image in a file.
+    pub fn into_memory(self) -> Result<Vec<u8>, String> {
+        match self {
+            ImageData::Memory(c) => Ok(c.into_inner()),
+            _ => Err("snapshot data in a file where bytes in memory were expected".into()),
+        }
+    }
+}
+
+fn unsupported(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::Unsupported, what.to_string())
+}
+
+/// A checkpoint image read for sending: its header and trailer in memory, its data file
+/// copied into a file of its own (the data file itself changes at the next checkpoint).
+pub struct Outgoing {
+    head: [u8; HEADER_BYTES],
+    data: Arc<dyn storage::vfs::VfsFile>,
+    data_len: u64,
+    tail: Vec<u8>,
+    pos: u64,
+    vfs: Arc<dyn Vfs>,
+    path: std::path::PathBuf,
+}
+
+impl Outgoing {
+    /// The image's length in bytes.
+    pub fn len(&self) -> u64 {
+        HEADER_BYTES as u64 + self.data_len + self.tail.len() as u64
+    }
+
+    /// Never empty: an image has at least its header and trailer.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The applied index the image carries.
+    pub fn applied_index(&self) -> u64 {
+        u64::from_le_bytes(self.tail[..8].try_into().expect("a trailer holds the applied index"))
+    }
+
+    fn read_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
+        let head = HEADER_BYTES as u64;
+        if at < head {
+            let from = &self.head[at as usize..];
+            let n = from.len().min(buf.len());
+            buf[..n].copy_from_slice(&from[..n]);
+            Ok(n)
+        } else if at < head + self.data_len {
+            let n = ((head + self.data_len - at) as usize).min(buf.len());
+            self.data.read_exact_at(&mut buf[..n], at - head)?;
+            Ok(n)
+        } else {
+            let from = self.tail.get((at - head - self.data_len) as usize..).unwrap_or(&[]);
+            let n = from.len().min(buf.len());
+            buf[..n].copy_from_slice(&from[..n]);
+            Ok(n)
+        }
+    }
+}
+
+impl Drop for Outgoing {
+    fn drop(&mut self) {
+        let _ = self.vfs.remove(&self.path);
+    }
+}
+
+/// Removes the files of images being sent that a previous process left behind.
+pub fn remove_stale_outgoing(vfs: &dyn Vfs, dir: &Path) -> std::io::Result<()> {
+    let names = match vfs.list(dir) {
+        Ok(names) => names,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for name in names {
+        if name.starts_with(OUTGOING_PREFIX) {
+            vfs.remove(&dir.join(name))?;
+        }
+    }
+    Ok(())
+}
+
+/// Builds an image to send, in a file of its own in `dir`: `copy` hands the data file as
+/// of a durable checkpoint to the sink it is given, in order, and returns the checkpoint's
+/// applied index and the file's length; `record` returns the log record at that index.
+pub fn build_outgoing(
+    vfs: &Arc<dyn Vfs>,
+    dir: &Path,
+    copy: impl FnOnce(&mut dyn FnMut(&[u8]) -> std::io::Result<()>) -> std::io::Result<(u64, u64)>,
+    record: impl FnOnce(u64) -> std::io::Result<Vec<u8>>,
+) -> std::io::Result<Outgoing> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("{OUTGOING_PREFIX}{n}"));
+    let data = vfs.open(&path, true)?;
+    data.set_len(0)?;
+    let mut out = Outgoing {
+        head: [0; HEADER_BYTES],
+        data: data.clone(),
+        data_len: 0,
+        tail: Vec::new(),
+        pos: 0,
+        vfs: vfs.clone(),
+        path,
+    };
+    let (mut at, mut data_crc) = (0u64, 0u32);
+    let (applied_index, data_len) = copy(&mut |chunk: &[u8]| {
+        data.write_at(chunk, at)?;
+        data_crc = crc32c::crc32c_append(data_crc, chunk);
+        at += chunk.len() as u64;
+        Ok(())
+    })?;
+    if at != data_len {
+        return Err(invalid(format!("the data file copy is {at} bytes, its length was {data_len}")));
+    }
+    out.head[..8].copy_from_slice(MAGIC);
+    out.head[8..].copy_from_slice(&data_len.to_le_bytes());
+    out.data_len = data_len;
+    let record = record(applied_index)?;
+    out.tail.extend_from_slice(&applied_index.to_le_bytes());
+    out.tail.extend_from_slice(&(record.len() as u32).to_le_bytes());
+    out.tail.extend_from_slice(&record);
+    let crc = crc32c::crc32c_combine(crc32c::crc32c(&out.head), data_crc, data_len as usize);
+    let crc = crc32c::crc32c_append(crc, &out.tail);
+    out.tail.extend_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// A checkpoint image being received: its header and trailer are kept in memory (the
+/// trailer at most [`TAIL_BYTES_MAX`]), its data file goes straight into
+/// `checkpoint-incoming.db.new`; [`Incoming::save`] checks the whole and saves it for
+/// [`finish_install`]. Dropped unsaved, the partial data file is removed.
+pub struct Incoming {
+    vfs: Arc<dyn Vfs>,
+    dir: std::path::PathBuf,
+    data: Arc<dyn storage::vfs::VfsFile>,
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    pos: u64,
+    saved: bool,
+}
+
+impl Incoming {
+    /// Starts receiving an image into `dir`.
+    pub fn start(vfs: &Arc<dyn Vfs>, dir: &Path) -> std::io::Result<Incoming> {
+        let data = vfs.open(&dir.join(format!("{INCOMING_DATA_FILE}.new")), true)?;
+        data.set_len(0)?;
+        Ok(Incoming {
+            vfs: vfs.clone(),
+            dir: dir.to_path_buf(),
+            data,
+            head: Vec::new(),
+            tail: Vec::new(),
+            pos: 0,
+            saved: false,
+        })
+    }
+
+    fn data_len(&self) -> Option<u64> {
+        (self.head.len() == HEADER_BYTES).then(|| u64::from_le_bytes(self.head[8..16].try_into().expect("8 bytes")))
+    }
+
+    fn write_at(&mut self, mut buf: &[u8], mut at: u64) -> std::io::Result<()> {
+        while !buf.is_empty() {
+            let head = HEADER_BYTES as u64;
+            if at < head {
+                let n = ((head - at) as usize).min(buf.len());
+                let end = at as usize + n;
+                if self.head.len() < end {
+                    self.head.resize(end, 0);
+                }
+                self.head[at as usize..end].copy_from_slice(&buf[..n]);
+                (buf, at) = (&buf[n..], at + n as u64);
+                continue;
+            }
+            let data_len = self.data_len().ok_or_else(|| invalid("image bytes arrived before its header".into()))?;
+            if at < head + data_len {
+                let n = ((head + data_len - at) as usize).min(buf.len());
+                self.data.write_at(&buf[..n], at - head)?;
+                (buf, at) = (&buf[n..], at + n as u64);
+                continue;
+            }
+            let from = (at - head - data_len) as usize;
+            let end = from + buf.len();
+            if end > TAIL_BYTES_MAX {
+                return Err(invalid(format!("the image's trailer is over {TAIL_BYTES_MAX} bytes")));
+            }
+            if self.tail.len() < end {
+                self.tail.resize(end, 0);
+            }
+            self.tail[from..end].copy_from_slice(buf);
+            return Ok(());
+        }
+        Ok(())
+    }
+
+    /// Checks the received image (the checksum over all of it, the lengths, that the data
+    /// file's newest meta slot is at the image's applied index, and `expect(applied index,
+    /// record)`) and saves it for [`finish_install`]: the data file fsynced and renamed to
+    /// [`INCOMING_DATA_FILE`], then the header file. Returns the applied index and the
+    /// image's length.
+    pub fn save(mut self, expect: impl FnOnce(u64, &[u8]) -> Result<(), String>) -> Result<(u64, u64), String> {
+        let data_len = self.data_len().ok_or("the image ended inside its header")?;
+        if &self.head[..8] != MAGIC {
+            return Err("not a checkpoint image (bad magic)".into());
+        }
+        let len = self.data.len().map_err(|e| format!("sizing the received data file: {e}"))?;
+        if len != data_len {
+            return Err(format!("the image's data file is {len} bytes, its header says {data_len}"));
+        }
+        if self.tail.len() < 16 {
+            return Err("the image ended inside its trailer".into());
+        }
+        let (body, stored) = self.tail.split_at(self.tail.len() - 4);
+        let (mut data_crc, mut meta, mut buf, mut at) = (0u32, Vec::new(), vec![0u8; CHECK_CHUNK_BYTES], 0u64);
+        while at < len {
+            let n = (len - at).min(CHECK_CHUNK_BYTES as u64) as usize;
+            self.data.read_exact_at(&mut buf[..n], at).map_err(|e| format!("reading the received data file: {e}"))?;
+            data_crc = crc32c::crc32c_append(data_crc, &buf[..n]);
+            if meta.len() < 2 * storage::page::PAGE_BYTES {
+                let want = (2 * storage::page::PAGE_BYTES - meta.len()).min(n);
+                meta.extend_from_slice(&buf[..want]);
+            }
+            at += n as u64;
+        }
+        let crc = crc32c::crc32c_combine(crc32c::crc32c(&self.head), data_crc, len as usize);
+        let crc = crc32c::crc32c_append(crc, body);
+        let want = u32::from_le_bytes(stored.try_into().expect("4 bytes"));
+        if crc != want {
+            return Err(format!("checkpoint image checksum mismatch (stored {want:#010x}, computed {crc:#010x})"));
+        }
+        let applied_index = u64::from_le_bytes(body[..8].try_into().expect("8 bytes"));
+        let record_len = u32::from_le_bytes(body[8..12].try_into().expect("4 bytes")) as usize;
+        let record = &body[12..];
+        if record.len() != record_len {
+            return Err(format!("checkpoint image: record is {} bytes, header says {record_len}", record.len()));
+        }
+        let meta_index = storage::image_applied_index(&meta, len).map_err(|e| e.to_string())?;
+        if meta_index != applied_index {
+            return Err(format!("checkpoint image: header says applied index {applied_index}, data file {meta_index}"));
+        }
+        expect(applied_index, record)?;
+        let io = |e: std::io::Error| format!("saving it: {e}");
+        self.data.sync_data().map_err(io)?;
+        self.vfs
+            .rename(&self.dir.join(format!("{INCOMING_DATA_FILE}.new")), &self.dir.join(INCOMING_DATA_FILE))
+            .map_err(io)?;
+        self.saved = true;
+        save_incoming_header(self.vfs.as_ref(), &self.dir, applied_index, record, len, data_crc).map_err(io)?;
+        Ok((applied_index, HEADER_BYTES as u64 + len + self.tail.len() as u64))
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if !self.saved {
+            let _ = self.vfs.remove(&self.dir.join(format!("{INCOMING_DATA_FILE}.new")));
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for ImageData {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ImageData::Memory(c) => std::pin::Pin::new(c).poll_read(cx, buf),
+            ImageData::Outgoing(o) => {
+                let n = o.read_at(buf.initialize_unfilled(), o.pos)?;
+                buf.advance(n);
+                o.pos += n as u64;
+                std::task::Poll::Ready(Ok(()))
+            }
+            ImageData::Incoming(_) => std::task::Poll::Ready(Err(unsupported("reading an image being received"))),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for ImageData {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            ImageData::Memory(c) => std::pin::Pin::new(c).poll_write(cx, buf),
+            ImageData::Incoming(i) => {
+                i.write_at(buf, i.pos)?;
+                i.pos += buf.len() as u64;
+                std::task::Poll::Ready(Ok(buf.len()))
+            }
+            ImageData::Outgoing(_) => std::task::Poll::Ready(Err(unsupported("writing an image being sent"))),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncSeek for ImageData {
+    fn start_seek(self: std::pin::Pin<&mut Self>, to: std::io::SeekFrom) -> std::io::Result<()> {
+        let (pos, len) = match self.get_mut() {
+            ImageData::Memory(c) => return std::pin::Pin::new(c).start_seek(to),
+            ImageData::Outgoing(o) => {
+                let len = o.len();
+                (&mut o.pos, len)
+            }
+            ImageData::Incoming(i) => {
+                let len = HEADER_BYTES as u64 + i.data_len().unwrap_or(0) + i.tail.len() as u64;
+                (&mut i.pos, len)
+            }
+        };
+        let target = match to {
+            std::io::SeekFrom::Start(n) => Some(n),
+            std::io::SeekFrom::Current(d) => pos.checked_add_signed(d),
+            std::io::SeekFrom::End(d) => len.checked_add_signed(d),
+        };
+        *pos = target.ok_or_else(|| invalid(format!("seek to {to:?} goes before the start")))?;
+        Ok(())
+    }
+
+    fn poll_complete(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<u64>> {
+        match self.get_mut() {
+            ImageData::Memory(c) => std::pin::Pin::new(c).poll_complete(cx),
+            ImageData::Outgoing(o) => std::task::Poll::Ready(Ok(o.pos)),
+            ImageData::Incoming(i) => std::task::Poll::Ready(Ok(i.pos)),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,6 @@
 //! replica alike: a bad command is rejected deterministically, never a reason to diverge.
 
 use std::fmt;
-use std::io::Cursor;
 
 /// A node's identity in the cluster.
 pub type NodeId = u64;
@@ -33,7 +32,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = crate::snapshot::ImageData,
         AsyncRuntime = crate::runtime::BulwarkRuntime,
 );
 

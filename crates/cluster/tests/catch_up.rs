@@ -208,3 +208,101 @@ fn a_survivor_forced_into_a_new_cluster_of_one_serves_what_it_had() {
     drop(survivor);
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// An image streams from a file on the sender into a file on the receiver, through
+/// openraft's interface (read in chunks, seek, write at offsets), without the data file in
+/// memory: what arrives and is saved is the sender's data file byte for byte; a byte
+/// damaged on the way is refused and leaves no file behind; an image is removed once sent.
+#[test]
+fn an_image_streams_file_to_file_and_a_damaged_one_leaves_nothing() {
+    use cluster::snapshot::{build_outgoing, ImageData, Incoming, INCOMING_DATA_FILE, INCOMING_FILE, OUTGOING_PREFIX};
+    use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+    let base = std::env::temp_dir().join(format!("bulwark-image-stream-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (sender, receiver) = (base.join("sender"), base.join("receiver"));
+    std::fs::create_dir_all(&receiver).unwrap();
+    let vfs: Arc<dyn Vfs> = Arc::new(RealVfs);
+    let node = Node::open_single(vfs.clone(), &sender, NodeOptions::default()).unwrap();
+    commit_rows(&node, 0, 300);
+    node.engine().store().checkpoint().unwrap();
+    let data = std::fs::read(sender.join(storage::btree::DATA_FILE)).unwrap();
+    assert!(data.len() > 100 << 10, "a data file of several chunks: {} bytes", data.len());
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+
+    // Streams one image from the sender to a fresh receiving end, CHUNK bytes at a time,
+    // each chunk written at its offset after a seek (as openraft does), with `damage`
+    // applied to the bytes on the way. Returns what saving it said.
+    const CHUNK: usize = 7_919;
+    let send = |damage: &dyn Fn(u64, &mut [u8])| -> Result<(u64, u64), String> {
+        let image = build_outgoing(
+            &vfs,
+            &sender,
+            |sink| node.engine().store().copy_checkpoint(sink).map_err(|e| std::io::Error::other(e.to_string())),
+            |_| Ok(b"the record at the checkpoint".to_vec()),
+        )
+        .unwrap();
+        let names = || std::fs::read_dir(&sender).unwrap().filter_map(|e| e.ok()?.file_name().into_string().ok());
+        assert_eq!(names().filter(|n| n.starts_with(OUTGOING_PREFIX)).count(), 1, "the image has its file");
+        let mut from = ImageData::Outgoing(image);
+        let mut to = ImageData::Incoming(Incoming::start(&vfs, &receiver).unwrap());
+        let written = runtime.block_on(async {
+            let mut offset = 0u64;
+            let mut buf = vec![0u8; CHUNK];
+            loop {
+                from.seek(std::io::SeekFrom::Start(offset)).await.unwrap();
+                let mut n = 0;
+                while n < CHUNK {
+                    let got = from.read(&mut buf[n..]).await.unwrap();
+                    if got == 0 {
+                        break;
+                    }
+                    n += got;
+                }
+                if n == 0 {
+                    break;
+                }
+                damage(offset, &mut buf[..n]);
+                to.seek(std::io::SeekFrom::Start(offset)).await.unwrap();
+                // A damaged length can make the receiving end refuse a chunk.
+                to.write_all(&buf[..n]).await.map_err(|e| format!("chunk at {offset} refused: {e}"))?;
+                offset += n as u64;
+            }
+            to.shutdown().await.map_err(|e| e.to_string())
+        });
+        drop(from);
+        assert_eq!(names().filter(|n| n.starts_with(OUTGOING_PREFIX)).count(), 0, "a sent image's file is removed");
+        written?;
+        match to {
+            ImageData::Incoming(incoming) => incoming.save(|_, record| {
+                assert_eq!(record, b"the record at the checkpoint");
+                Ok(())
+            }),
+            _ => unreachable!(),
+        }
+    };
+
+    let (applied, len) = send(&|_, _| {}).expect("an intact image is saved");
+    assert_eq!(applied, node.engine().store().stats().checkpoint_applied_index);
+    assert!(len > data.len() as u64);
+    assert_eq!(std::fs::read(receiver.join(INCOMING_DATA_FILE)).unwrap(), data, "the saved data file is the sender's");
+    assert!(receiver.join(INCOMING_FILE).exists());
+    for f in [INCOMING_FILE, INCOMING_DATA_FILE] {
+        std::fs::remove_file(receiver.join(f)).unwrap();
+    }
+
+    // One flipped bit anywhere (header, data, trailer) is refused, and nothing is left.
+    for at in [3u64, 12, 20_000, data.len() as u64 / 2, data.len() as u64 + 20] {
+        let err = send(&|offset, chunk| {
+            if (offset..offset + chunk.len() as u64).contains(&at) {
+                chunk[(at - offset) as usize] ^= 0x10;
+            }
+        })
+        .expect_err("a damaged image is refused");
+        let left: Vec<String> =
+            std::fs::read_dir(&receiver).unwrap().filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+        assert!(left.is_empty(), "flip at {at} ({err}) left {left:?}");
+    }
+    drop(node);
+    let _ = std::fs::remove_dir_all(&base);
+}

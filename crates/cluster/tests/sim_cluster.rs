@@ -108,6 +108,9 @@ struct Sim {
     starts: Vec<u64>,
     /// When a driven run's clocks started (its simulated time zero).
     clock_start: Option<tokio::time::Instant>,
+    /// Restarts of nodes that received a checkpoint image (see
+    /// [`Sim::restart_where_required`]).
+    image_restarts: usize,
 }
 
 /// A driven run's wall clocks start here (microseconds since the Unix epoch: 2026-01-01).
@@ -166,7 +169,9 @@ impl Sim {
         opts.raft.heartbeat_interval = 20;
         opts.raft.election_timeout_min = 80;
         opts.raft.election_timeout_max = 160;
-        opts.raft.max_in_snapshot_log_to_keep = 20;
+        // A driven run's checkpoints purge nearly all the log, so that a node that was down
+        // or cut off often catches up from a checkpoint image.
+        opts.raft.max_in_snapshot_log_to_keep = if self.driven.is_some() { 2 } else { 20 };
         opts
     }
 
@@ -306,6 +311,7 @@ impl Sim {
         let mut sim = Sim {
             driven,
             clock_start: None,
+            image_restarts: 0,
             router: Router::new(seed),
             vfs: (0..NODES).map(|i| SimVfs::new(seed * 16 + i)).collect(),
             nodes: (0..NODES).map(|_| None).collect(),
@@ -374,6 +380,7 @@ impl Sim {
             if self.nodes[i].as_ref().is_some_and(|n| n.restart_required().is_some()) {
                 drop(self.nodes[i].take());
                 self.start(i);
+                self.image_restarts += 1;
             }
         }
     }
@@ -429,9 +436,9 @@ fn check_bank(node: &Node, what: &str) {
 }
 
 /// One exact run of the single-client workload: everything it did and ended with (see
-/// [`settle_and_check`]), which a replay of the seed must repeat, and the steps at which a
-/// node refused to lead because of its clock.
-fn run_seed(seed: u64) -> (String, usize) {
+/// [`settle_and_check`]), which a replay of the seed must repeat; the steps at which a node
+/// refused to lead because of its clock; the restarts to install a checkpoint image.
+fn run_seed(seed: u64) -> (String, usize, usize) {
     let mut rng = Rng::new(seed);
     let mut sim = Sim::funded_driven(seed);
     let (mut acked, mut refused, mut unknown) = (BTreeSet::new(), BTreeSet::new(), 0);
@@ -538,8 +545,12 @@ fn run_seed(seed: u64) -> (String, usize) {
         }
     }
 
-    let trace = settle_and_check(seed, sim, Outcomes { acked, refused, unknown, lists, crashes });
-    (format!("{trace}\nclock refusals at {clock_refusals} steps"), clock_refusals)
+    let (trace, image_restarts) = settle_and_check(seed, sim, Outcomes { acked, refused, unknown, lists, crashes });
+    (
+        format!("{trace}\nclock refusals at {clock_refusals} steps, {image_restarts} image installs"),
+        clock_refusals,
+        image_restarts,
+    )
 }
 
 /// What the clients of a run saw: transfers acknowledged, refused (not committed) and of
@@ -557,9 +568,9 @@ struct Outcomes {
 /// Heals the network, sets the clocks right, restarts every node, lets the cluster settle,
 /// and checks on every node the bank invariant, the acknowledged and refused transfers, and
 /// the list-append history against the lists every node holds. Returns what the run did
-/// and ended with: the outcomes, the history, and each node's balances, markers and
-/// applied index.
-fn settle_and_check(seed: u64, mut sim: Sim, outcomes: Outcomes) -> String {
+/// and ended with (the outcomes, the history, and each node's balances, markers and
+/// applied index), and how many times a node restarted to install a checkpoint image.
+fn settle_and_check(seed: u64, mut sim: Sim, outcomes: Outcomes) -> (String, usize) {
     let Outcomes { acked, refused, unknown, lists, crashes } = outcomes;
     let mut trace = format!("acked {acked:?} refused {refused:?} unknown {unknown} crashes {crashes} lists {lists:?}");
     // Heal, right the clocks, restart everyone, let the cluster settle.
@@ -669,22 +680,28 @@ fn settle_and_check(seed: u64, mut sim: Sim, outcomes: Outcomes) -> String {
         acked.len(),
         refused.len()
     );
-    trace
+    (trace, sim.image_restarts)
 }
 
 #[test]
 fn seeded_cluster_runs_keep_every_acknowledged_transfer_and_the_total() {
     let seeds = seeds();
-    let mut clock_refusals = 0;
+    let (mut clock_refusals, mut image_restarts) = (0, 0);
     for &seed in &seeds {
         eprintln!("seed {seed} (replay with BULWARK_SEED={seed})");
         let started = Instant::now();
-        clock_refusals += run_seed(seed).1;
+        let (_, refusals, restarts) = run_seed(seed);
+        (clock_refusals, image_restarts) = (clock_refusals + refusals, image_restarts + restarts);
         eprintln!("seed {seed}: {:?}", started.elapsed());
     }
-    eprintln!("{} seeds: a node refused to lead for its clock at {clock_refusals} steps", seeds.len());
+    eprintln!(
+        "{} seeds: a node refused to lead for its clock at {clock_refusals} steps; {image_restarts} nodes \
+         restarted to install a checkpoint image",
+        seeds.len()
+    );
     if seeds.len() >= 100 {
         assert!(clock_refusals > 0, "no clock jump made a node refuse to lead: the guard went untested");
+        assert!(image_restarts > 0, "no node caught up from a checkpoint image: images went untested");
     }
 }
 

@@ -57,6 +57,8 @@ use std::time::{Duration, Instant};
 pub const WAL_DIR: &str = "wal";
 /// Entries fetched per lock acquisition by a [`Scan`].
 pub const SCAN_CHUNK_ENTRIES: usize = 256;
+/// The largest piece [`Store::copy_checkpoint`] reads and hands on at a time.
+pub const COPY_CHUNK_BYTES: usize = 1 << 20;
 /// How often the background checkpointer looks at its triggers.
 const CHECKPOINT_POLL: Duration = Duration::from_millis(50);
 /// The longest write batch accepted, in operations (a transaction's writes apply as one
@@ -457,32 +459,30 @@ impl Store {
         self.inner.checkpoint()
     }
 
-    /// Appends to `out` the data file as of the newest durable checkpoint (writing one first
-    /// if there has been none), for a replica to install; returns that checkpoint's applied
-    /// index. Checkpoints wait while it is copied, and only checkpoints write to the data
-    /// file, so the copy is consistent (its newest meta slot describes a complete tree).
-    /// Copies taken between two checkpoints are the same, so a replica that asks again
-    /// after installing one is not sent a newer one it does not need. Fails if the file is
-    /// over `bytes_max`.
-    pub fn copy_checkpoint_into(&self, out: &mut Vec<u8>, bytes_max: u64) -> Result<u64> {
+    /// Hands `sink` the data file as of the newest durable checkpoint (writing one first if
+    /// there has been none), in order, in pieces of at most [`COPY_CHUNK_BYTES`], for a
+    /// replica to install; returns that checkpoint's applied index and the file's length.
+    /// Checkpoints wait while it is copied, and only checkpoints write to the data file, so
+    /// the copy is consistent (its newest meta slot describes a complete tree). Copies
+    /// taken between two checkpoints are the same, so a replica that asks again after
+    /// installing one is not sent a newer one it does not need.
+    pub fn copy_checkpoint(&self, sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) -> Result<(u64, u64)> {
         let mut state = lock(&self.inner.checkpoint);
         if state.durable_applied_index == 0 {
             self.inner.checkpoint_locked(&mut state)?;
         }
         let file = &self.inner.pager.file;
         let len = file.len().map_err(|e| Error::io(format!("sizing {DATA_FILE}"), e))?;
-        if len > bytes_max {
-            return Err(Error::Invalid(format!(
-                "{DATA_FILE} is {len} bytes, more than the {bytes_max} a checkpoint copy may hold"
-            )));
+        let mut buf = vec![0u8; COPY_CHUNK_BYTES.min(len as usize)];
+        let mut at = 0u64;
+        while at < len {
+            let n = (len - at).min(COPY_CHUNK_BYTES as u64) as usize;
+            file.read_exact_at(&mut buf[..n], at)
+                .map_err(|e| Error::io(format!("copying {DATA_FILE} at byte {at}"), e))?;
+            sink(&buf[..n]).map_err(|e| Error::io(format!("writing the copy of {DATA_FILE} at byte {at}"), e))?;
+            at += n as u64;
         }
-        let start = out.len();
-        out.resize(start + len as usize, 0);
-        for (i, chunk) in out[start..].chunks_mut(1 << 20).enumerate() {
-            file.read_exact_at(chunk, (i << 20) as u64)
-                .map_err(|e| Error::io(format!("copying {DATA_FILE} at byte {}", i << 20), e))?;
-        }
-        Ok(state.durable_applied_index)
+        Ok((state.durable_applied_index, len))
     }
 
     /// The write-ahead log.
@@ -555,7 +555,7 @@ impl Drop for Store {
 
 /// The applied index of a data file's newest valid meta slot, read from a copy of its
 /// first bytes (at least its two meta pages) and the file's length: to check a
-/// checkpoint copy ([`Store::copy_checkpoint_into`]) received from another node.
+/// checkpoint copy ([`Store::copy_checkpoint`]) received from another node.
 pub fn image_applied_index(data: &[u8], file_len: u64) -> Result<u64> {
     let mut best: Option<Meta> = None;
     let mut errors = Vec::new();
