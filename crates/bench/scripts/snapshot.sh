@@ -9,11 +9,11 @@ set -u
 BIN=${BIN:-target/release/bulwark}
 SIZE_MB=${SIZE_MB:-1024}
 B=${OUT:-/tmp/bulwark-snapshot-bench}; rm -rf $B; mkdir -p $B
-ROWS_PER_TXN=100000           # ~45 MiB per transaction, under the 63 MiB replicated limit
+ROWS_PER_TXN=${ROWS_PER_TXN:-100000}           # ~45 MiB per transaction, under the 63 MiB replicated limit
 TXNS=$(( (SIZE_MB * 1048576 / 800 + ROWS_PER_TXN - 1) / ROWS_PER_TXN ))
 now_ms() { date +%s%3N; }
 $BIN start --data-dir $B/n1 --pg-addr 127.0.0.1:58001 --http-addr 127.0.0.1:58101 --node-id 1 \
-  --peer-addr 127.0.0.1:58201 --init-cluster 1=127.0.0.1:58201 --raft-log-keep 10 --log-level error > $B/n1.log 2>&1 &
+  --peer-addr 127.0.0.1:58201 --init-cluster 1=127.0.0.1:58201 --raft-log-keep 10 --log-level ${N1_LOG:-error} > $B/n1.log 2>&1 &
 N1=$!
 for t in $(seq 1 100); do curl -s 127.0.0.1:58101/status | grep -q '"role":"leader"' && break; sleep 0.1; done
 PSQL="psql -X -q -h 127.0.0.1 -p 58001 -U bulwark bulwark"
@@ -27,7 +27,7 @@ $BIN cluster snapshot --http 127.0.0.1:58101
 ls -l $B/n1/data.db | awk '{printf "data.db: %.0f MiB\n", $5/1048576}'
 start=$(now_ms)
 $BIN start --data-dir $B/n2 --pg-addr 127.0.0.1:58002 --http-addr 127.0.0.1:58102 --node-id 2 \
-  --peer-addr 127.0.0.1:58202 --join 127.0.0.1:58101 --log-level error > $B/n2.log 2>&1 &
+  --peer-addr 127.0.0.1:58202 --join 127.0.0.1:58101 --log-level ${N2_LOG:-error} > $B/n2.log 2>&1 &
 saved=""
 while true; do
   [ -z "$saved" ] && grep -q restarting $B/n2.log 2>/dev/null && saved=$(( $(now_ms) - start ))
@@ -43,4 +43,5 @@ echo "new node up from a checkpoint image: $(( $(now_ms) - start )) ms (start to
 grep -h "restarting" $B/n2.log
 LAST=$(( TXNS * ROWS_PER_TXN ))
 echo "rows 1, $(( LAST / 2 )), $LAST on node 2: $(psql -X -At -h 127.0.0.1 -p 58002 -U bulwark bulwark -c "SET bulwark.read_consistency = 'stale'; SELECT id, length(pad) FROM t WHERE id IN (1, $(( LAST / 2 )), $LAST) ORDER BY id" | tr '\n' ' ')"
+echo "peak resident memory: leader $(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/$N1/status), new node $(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/$(pgrep -f "$B/n2" | head -1)/status) (since its last start)"
 pkill -f "$B/n"; wait 2>/dev/null

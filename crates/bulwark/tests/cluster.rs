@@ -220,7 +220,17 @@ async fn a_stopped_leader_is_replaced_and_rejoins_as_a_follower_without_two_lead
     };
     assert!(new_term > old_term, "the new leader's term {new_term} is after {old_term}");
     assert_eq!(terms.insert(new_term, nodes[new].id), None, "two leaders in term {new_term}");
-    insert(nodes[new].process.as_ref().unwrap(), 2).await.expect("insert on the new leader");
+    // A leader elected a moment ago may refuse (57P03, retryable) until a quorum has
+    // acknowledged it; a client retries.
+    loop {
+        match insert(nodes[new].process.as_ref().unwrap(), 2).await {
+            Ok(()) => break,
+            Err(e) if e.contains("57P03") && stopped_at.elapsed() < LEADER_WAIT_MAX => {
+                tokio::time::sleep(Duration::from_millis(10)).await
+            }
+            Err(e) => panic!("insert on the new leader: {e}"),
+        }
+    }
     eprintln!(
         "leader stopped: node {} leads term {new_term} after {} ms",
         nodes[new].id,

@@ -1492,6 +1492,7 @@ impl Default for NodeOptions {
                 cluster_name: "bulwark".to_string(),
                 snapshot_policy: SnapshotPolicy::Never,
                 max_in_snapshot_log_to_keep: LOG_KEEP_BEHIND_SNAPSHOT,
+                install_snapshot_timeout: IMAGE_CHUNK_WAIT_MAX_MS,
                 ..Config::default()
             },
             peers: None,
@@ -1681,6 +1682,12 @@ pub struct Node {
 const SNAPSHOT_WAIT_MAX: Duration = Duration::from_secs(30);
 /// How often a node looks for a new durable checkpoint to make Raft's snapshot.
 const SNAPSHOT_POLL: Duration = Duration::from_millis(500);
+/// How long the leader waits for a node's answer to one chunk of a checkpoint image, in
+/// milliseconds (openraft's `install_snapshot_timeout`; its default is 200). The answer to
+/// the last chunk comes after the receiver has checked and saved the whole image, or
+/// decided it does not need it, which takes longer than that on a data file of hundreds of
+/// megabytes; a leader that gave up would send the whole image again, and again.
+pub const IMAGE_CHUNK_WAIT_MAX_MS: u64 = 10_000;
 /// Log entries kept behind the newest snapshot, so that a node a little behind catches up
 /// from the log rather than from a checkpoint image.
 pub const LOG_KEEP_BEHIND_SNAPSHOT: u64 = 1000;

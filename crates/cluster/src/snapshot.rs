@@ -7,7 +7,7 @@
 //! applied index (Raft's last entry in the image, which the receiver keeps as the first
 //! record of its log) and a checksum of the whole in memory. openraft reads it in chunks
 //! and sends them over the peer network. The receiver writes the chunks' data-file bytes
-//! straight into `checkpoint-incoming.db.new` ([`Incoming`]), checks the whole when the
+//! straight into a file of the receive's own ([`Incoming`]), checks the whole when the
 //! last arrives, saves it (fsynced, renamed into place, then the [`INCOMING_FILE`] header)
 //! and restarts: the data file of a running store is never swapped. On the next open,
 //! [`finish_install`] puts the image in place before the store opens. Neither end holds
@@ -224,7 +224,7 @@ fn decode_saved(bytes: &[u8]) -> Result<(u64, &[u8], u64, u32), String> {
 ///
 /// A damaged image stops the node with the reason: it is never half installed.
 pub fn finish_install(vfs: &Arc<dyn Vfs>, dir: &Path, wal_opts: &WalOptions) -> std::io::Result<Option<u64>> {
-    remove_stale_outgoing(vfs.as_ref(), dir)?;
+    remove_stale_transfers(vfs.as_ref(), dir)?;
     let path = dir.join(INCOMING_FILE);
     let data_in = dir.join(INCOMING_DATA_FILE);
     for stale in [format!("{INCOMING_FILE}.new"), format!("{INCOMING_DATA_FILE}.new")] {
@@ -406,19 +406,42 @@ impl Outgoing {
 
 impl Drop for Outgoing {
     fn drop(&mut self) {
-        let _ = self.vfs.remove(&self.path);
+        remove_off_task(&self.vfs, &self.path, self.data_len);
     }
 }
 
-/// Removes the files of images being sent that a previous process left behind.
-pub fn remove_stale_outgoing(vfs: &dyn Vfs, dir: &Path) -> std::io::Result<()> {
+/// Files up to this size are removed on the task that drops them; bigger ones on a thread
+/// of their own, since unlinking a file of hundreds of megabytes (its extents and cached
+/// pages) takes long enough to make a Raft reply miss its timeout.
+pub const INLINE_REMOVE_BYTES_MAX: u64 = 8 << 20;
+
+/// Removes `path` (`len` bytes): inline if it is small, else on a thread of its own.
+fn remove_off_task(vfs: &Arc<dyn Vfs>, path: &Path, len: u64) {
+    if len > INLINE_REMOVE_BYTES_MAX {
+        let (vfs, path) = (vfs.clone(), path.to_path_buf());
+        let spawned = std::thread::Builder::new().name("bulwark-remove".into()).spawn({
+            let (vfs, path) = (vfs.clone(), path.clone());
+            move || {
+                let _ = vfs.remove(&path);
+            }
+        });
+        if spawned.is_err() {
+            let _ = vfs.remove(&path);
+        }
+    } else {
+        let _ = vfs.remove(path);
+    }
+}
+
+/// Removes the files of images being sent or received that a previous process left behind.
+pub fn remove_stale_transfers(vfs: &dyn Vfs, dir: &Path) -> std::io::Result<()> {
     let names = match vfs.list(dir) {
         Ok(names) => names,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
     for name in names {
-        if name.starts_with(OUTGOING_PREFIX) {
+        if name.starts_with(OUTGOING_PREFIX) || name.starts_with(RECEIVING_PREFIX) {
             vfs.remove(&dir.join(name))?;
         }
     }
@@ -471,13 +494,19 @@ pub fn build_outgoing(
     Ok(out)
 }
 
+/// The prefix of the files images being received are written to: each receive has its own
+/// (`checkpoint-incoming.db.new.N`), so that a receive openraft abandons for a newer one
+/// removes only its own file.
+pub const RECEIVING_PREFIX: &str = "checkpoint-incoming.db.new.";
+
 /// A checkpoint image being received: its header and trailer are kept in memory (the
-/// trailer at most [`TAIL_BYTES_MAX`]), its data file goes straight into
-/// `checkpoint-incoming.db.new`; [`Incoming::save`] checks the whole and saves it for
+/// trailer at most [`TAIL_BYTES_MAX`]), its data file goes straight into a file of its own
+/// ([`RECEIVING_PREFIX`]); [`Incoming::save`] checks the whole and saves it for
 /// [`finish_install`]. Dropped unsaved, the partial data file is removed.
 pub struct Incoming {
     vfs: Arc<dyn Vfs>,
     dir: std::path::PathBuf,
+    path: std::path::PathBuf,
     data: Arc<dyn storage::vfs::VfsFile>,
     head: Vec<u8>,
     tail: Vec<u8>,
@@ -488,11 +517,15 @@ pub struct Incoming {
 impl Incoming {
     /// Starts receiving an image into `dir`.
     pub fn start(vfs: &Arc<dyn Vfs>, dir: &Path) -> std::io::Result<Incoming> {
-        let data = vfs.open(&dir.join(format!("{INCOMING_DATA_FILE}.new")), true)?;
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("{RECEIVING_PREFIX}{n}"));
+        let data = vfs.open(&path, true)?;
         data.set_len(0)?;
         Ok(Incoming {
             vfs: vfs.clone(),
             dir: dir.to_path_buf(),
+            path,
             data,
             head: Vec::new(),
             tail: Vec::new(),
@@ -587,9 +620,7 @@ impl Incoming {
         expect(applied_index, record)?;
         let io = |e: std::io::Error| format!("saving it: {e}");
         self.data.sync_data().map_err(io)?;
-        self.vfs
-            .rename(&self.dir.join(format!("{INCOMING_DATA_FILE}.new")), &self.dir.join(INCOMING_DATA_FILE))
-            .map_err(io)?;
+        self.vfs.rename(&self.path, &self.dir.join(INCOMING_DATA_FILE)).map_err(io)?;
         self.saved = true;
         save_incoming_header(self.vfs.as_ref(), &self.dir, applied_index, record, len, data_crc).map_err(io)?;
         Ok((applied_index, HEADER_BYTES as u64 + len + self.tail.len() as u64))
@@ -599,7 +630,8 @@ impl Incoming {
 impl Drop for Incoming {
     fn drop(&mut self) {
         if !self.saved {
-            let _ = self.vfs.remove(&self.dir.join(format!("{INCOMING_DATA_FILE}.new")));
+            let len = self.data.len().unwrap_or(u64::MAX);
+            remove_off_task(&self.vfs, &self.path, len);
         }
     }
 }
