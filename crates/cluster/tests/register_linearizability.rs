@@ -37,10 +37,7 @@
 //! The test has teeth: with `InProcessCluster::read` answering from the local state
 //! machine without `ensure_linearizable`, it finds a stale read (NotLinearizable).
 
-#[cfg(not(tokio_unstable))]
-compile_error!(
-    "the seeded simulations need tokio's seeded scheduler: build with --cfg tokio_unstable, as .cargo/config.toml sets"
-);
+mod sim_common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -118,12 +115,7 @@ fn seeds() -> Vec<u64> {
 /// Runs seed `seed` on its own one-thread runtime with a paused clock and seeded
 /// scheduler choices; returns what it did.
 fn simulate(seed: u64) -> Trace {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .rng_seed(tokio::runtime::RngSeed::from_bytes(&seed.to_le_bytes()))
-        .build()
-        .expect("a one-thread runtime");
+    let runtime = sim_common::sim_runtime(seed);
     with_raft_seed(Some(seed), || runtime.block_on(run(seed)))
 }
 

@@ -55,10 +55,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-#[cfg(not(tokio_unstable))]
-compile_error!(
-    "the seeded simulations need tokio's seeded scheduler: build with --cfg tokio_unstable, as .cargo/config.toml sets"
-);
+mod sim_common;
 
 use cluster::network::{Faults, Rng, Router};
 use cluster::node::{Node, NodeOptions, PeerOptions, WallClock};
@@ -336,12 +333,7 @@ impl Sim {
     /// nodes' wall clocks are that clock, and checkpoints happen when the plan says. With
     /// the seeded router, disks and Raft draws, a seed replays exactly.
     fn funded_driven(seed: u64) -> Sim {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .rng_seed(tokio::runtime::RngSeed::from_bytes(&seed.to_le_bytes()))
-            .build()
-            .expect("a one-thread runtime");
+        let rt = sim_common::sim_runtime(seed);
         Sim::fund(Sim::started_on(seed, Some(Arc::new(rt))))
     }
 
