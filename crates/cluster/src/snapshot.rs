@@ -45,10 +45,11 @@ pub struct Image<'a> {
     pub data: &'a [u8],
 }
 
-/// Builds an image in one buffer: `copy` appends the data file to the buffer it is given
-/// and returns the applied index; `record` returns the log record at that index. The data
-/// file is copied once, straight into place.
-pub fn build(
+/// Builds an image in one buffer (tests: nodes stream images through files, see
+/// [`build_outgoing`] and [`Incoming`]): `copy` appends the data file to the buffer it is
+/// given and returns the applied index; `record` returns the log record at that index.
+#[cfg(test)]
+fn build(
     copy: impl FnOnce(&mut Vec<u8>) -> std::io::Result<u64>,
     record: impl FnOnce(u64) -> std::io::Result<Vec<u8>>,
 ) -> std::io::Result<(u64, Vec<u8>)> {
@@ -67,8 +68,9 @@ pub fn build(
     Ok((applied_index, out))
 }
 
-/// Encodes an image from its parts (tests; nodes use [`build`]).
-pub fn encode(applied_index: u64, record: &[u8], data: &[u8]) -> Vec<u8> {
+/// Encodes an image from its parts (tests).
+#[cfg(test)]
+fn encode(applied_index: u64, record: &[u8], data: &[u8]) -> Vec<u8> {
     build(
         |out| {
             out.extend_from_slice(data);
@@ -80,9 +82,11 @@ pub fn encode(applied_index: u64, record: &[u8], data: &[u8]) -> Vec<u8> {
     .1
 }
 
-/// Decodes and checks an image: checksum, lengths, and that the data file's newest meta
-/// slot is at the image's applied index.
-pub fn decode(bytes: &[u8]) -> Result<Image<'_>, String> {
+/// Decodes and checks an image in one buffer (tests; a node checks the image it receives
+/// as it saves it, [`Incoming::save`]): checksum, lengths, and that the data file's newest
+/// meta slot is at the image's applied index.
+#[cfg(test)]
+fn decode(bytes: &[u8]) -> Result<Image<'_>, String> {
     if bytes.len() < HEADER_BYTES + 8 + 4 + 4 {
         return Err(format!("checkpoint image of {} bytes is too short", bytes.len()));
     }
