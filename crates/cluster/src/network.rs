@@ -314,6 +314,21 @@ macro_rules! rpc {
 }
 
 impl RaftNetwork<TypeConfig> for RouterNetwork {
+    /// openraft's chunks, with a failure to read the image answered as unreachable
+    /// ([`crate::snapshot::send_in_chunks`]).
+    async fn full_snapshot(
+        &mut self,
+        vote: openraft::Vote<NodeId>,
+        snapshot: openraft::Snapshot<TypeConfig>,
+        cancel: impl std::future::Future<Output = openraft::error::ReplicationClosed> + Send + 'static,
+        option: RPCOption,
+    ) -> Result<
+        openraft::raft::SnapshotResponse<NodeId>,
+        openraft::error::StreamingError<TypeConfig, openraft::error::Fatal<NodeId>>,
+    > {
+        crate::snapshot::send_in_chunks(self, vote, snapshot, cancel, option).await
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,

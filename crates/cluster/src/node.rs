@@ -600,12 +600,17 @@ pub fn force_new_cluster(
 pub struct EngineStateMachine {
     engine: Engine,
     log: WalLog,
+    /// Whether checkpoint images are copied on a thread of their own
+    /// ([`crate::snapshot::start_outgoing`]); a simulation's nodes copy them in place, so
+    /// that a seed replays exactly.
+    copy_in_background: bool,
 }
 
 impl EngineStateMachine {
-    /// The state machine over `engine`, whose log `log` is.
-    pub fn new(engine: Engine, log: WalLog) -> EngineStateMachine {
-        EngineStateMachine { engine, log }
+    /// The state machine over `engine`, whose log `log` is; it copies checkpoint images on
+    /// a thread of their own if `copy_in_background`.
+    pub fn new(engine: Engine, log: WalLog, copy_in_background: bool) -> EngineStateMachine {
+        EngineStateMachine { engine, log, copy_in_background }
     }
 
     fn applied_log_id(&self) -> std::io::Result<Option<LogId<NodeId>>> {
@@ -650,21 +655,25 @@ impl EngineStateMachine {
         Ok(Some(SnapshotMeta { last_log_id, last_membership: membership, snapshot_id }))
     }
 
-    /// Builds the checkpoint image a lagging or new node installs (see [`crate::snapshot`]).
+    /// The log record at `a` (the applied index of a checkpoint being copied).
+    fn record_at(&self, a: u64) -> std::io::Result<Vec<u8>> {
+        let records = self.log.wal().read(a, 1).map_err(|e| io_err(e.to_string()))?;
+        match records.into_iter().next() {
+            Some((i, record)) if i == a => Ok(record),
+            _ => Err(io_err(format!("log record {a}, at the checkpoint, is not in the log"))),
+        }
+    }
+
+    /// Builds the checkpoint image a lagging or new node installs (see [`crate::snapshot`])
+    /// in place.
     fn build_image(&self) -> std::io::Result<Snapshot<TypeConfig>> {
         for _ in 0..IMAGE_ATTEMPTS_MAX {
             let store = self.engine.store();
             let image = crate::snapshot::build_outgoing(
                 &self.log.shared.vfs,
                 &self.log.shared.dir,
-                |sink| store.copy_checkpoint(sink).map_err(|e| io_err(e.to_string())),
-                |a| {
-                    let records = self.log.wal().read(a, 1).map_err(|e| io_err(e.to_string()))?;
-                    match records.into_iter().next() {
-                        Some((i, record)) if i == a => Ok(record),
-                        _ => Err(io_err(format!("log record {a}, at the checkpoint, is not in the log"))),
-                    }
-                },
+                |start, sink| store.copy_checkpoint(start, sink).map_err(|e| io_err(e.to_string())),
+                |a| self.record_at(a),
             )?;
             let a = image.applied_index();
             let Some(meta) = self.meta_at(a)? else {
@@ -674,6 +683,40 @@ impl EngineStateMachine {
             };
             tracing::info!(applied_index = a, bytes = image.len(), "built a checkpoint image to send");
             return Ok(Snapshot { meta, snapshot: Box::new(crate::snapshot::ImageData::Outgoing(image)) });
+        }
+        Err(io_err("the membership kept changing while a checkpoint image was built"))
+    }
+
+    /// As [`EngineStateMachine::build_image`], but the data file is copied on a thread of
+    /// its own, and the image is answered as soon as the copy has started: neither this
+    /// task (openraft's state machine worker, which applies commits) nor Raft's thread
+    /// waits for the copy.
+    async fn start_image(&self) -> std::io::Result<Snapshot<TypeConfig>> {
+        for _ in 0..IMAGE_ATTEMPTS_MAX {
+            let (engine, sm, checker) = (self.engine.clone(), self.clone(), self.clone());
+            let started = crate::snapshot::start_outgoing(
+                &self.log.shared.vfs,
+                &self.log.shared.dir,
+                move |start, sink| engine.store().copy_checkpoint(start, sink).map_err(|e| io_err(e.to_string())),
+                move |a| sm.record_at(a),
+                move |a| checker.meta_at(a),
+            )
+            .await
+            .map_err(|_| io_err("the thread copying a checkpoint image stopped without an answer"))??;
+            if let Some((image, meta)) = started {
+                tracing::info!(
+                    applied_index = image.applied_index(),
+                    bytes = image.len(),
+                    "copying a checkpoint image to send"
+                );
+                return Ok(Snapshot { meta, snapshot: Box::new(crate::snapshot::ImageData::Outgoing(image)) });
+            }
+            // The membership changed twice since that checkpoint: take a newer one.
+            let engine = self.engine.clone();
+            tokio::task::spawn_blocking(move || engine.store().checkpoint())
+                .await
+                .map_err(|e| io_err(format!("the checkpoint before an image failed: {e}")))?
+                .map_err(|e| io_err(e.to_string()))?;
         }
         Err(io_err("the membership kept changing while a checkpoint image was built"))
     }
@@ -769,16 +812,27 @@ impl RaftStateMachine<TypeConfig> for EngineStateMachine {
         // openraft is told the install failed so that it applies nothing on top of the old
         // state meanwhile.
         let outcome = match *snapshot {
-            crate::snapshot::ImageData::Incoming(incoming) => incoming.save(|applied_index, record| {
-                let entry = decode_record(applied_index, record).map_err(|e| e.to_string())?;
-                if Some(entry.log_id) != meta.last_log_id {
-                    return Err(format!(
-                        "the image ends at entry {}, the leader said {:?}",
-                        entry.log_id, meta.last_log_id
-                    ));
+            crate::snapshot::ImageData::Incoming(incoming) => {
+                let last_log_id = meta.last_log_id;
+                let save = move || {
+                    incoming.save(|applied_index, record| {
+                        let entry = decode_record(applied_index, record).map_err(|e| e.to_string())?;
+                        if Some(entry.log_id) != last_log_id {
+                            return Err(format!(
+                                "the image ends at entry {}, the leader said {last_log_id:?}",
+                                entry.log_id
+                            ));
+                        }
+                        Ok(())
+                    })
+                };
+                // The check reads the whole data file once: not on Raft's thread.
+                if self.copy_in_background {
+                    tokio::task::spawn_blocking(save).await.unwrap_or_else(|e| Err(format!("the check stopped: {e}")))
+                } else {
+                    save()
                 }
-                Ok(())
-            }),
+            }
             _ => Err("the image was not received into a file".to_string()),
         };
         let reason = match outcome {
@@ -797,8 +851,8 @@ impl RaftStateMachine<TypeConfig> for EngineStateMachine {
             // Raft is starting: it takes the meta from `build_snapshot` instead.
             return Ok(None);
         }
-        let image = self.build_image().map_err(|e| StorageIOError::read_snapshot(None, &e))?;
-        Ok(Some(image))
+        let image = if self.copy_in_background { self.start_image().await } else { self.build_image() };
+        Ok(Some(image.map_err(|e| StorageIOError::read_snapshot(None, &e))?))
     }
 }
 
@@ -1779,8 +1833,9 @@ impl Node {
             txn::Error::Storage(storage::Error::Invalid(format!("{what}: {e}")))
         };
         let log = WalLog::open(engine.clone(), vfs, dir).map_err(|e| storage_err("opening the Raft log", &e))?;
-        let sm = EngineStateMachine::new(engine.clone(), log.clone());
-        let runtime = match opts.peers.as_ref().and_then(|p| p.driven.clone()) {
+        let driven = opts.peers.as_ref().and_then(|p| p.driven.clone());
+        let sm = EngineStateMachine::new(engine.clone(), log.clone(), driven.is_none());
+        let runtime = match driven {
             Some(shared) => NodeRuntime::Driven(shared),
             None => NodeRuntime::Own(
                 tokio::runtime::Builder::new_multi_thread()

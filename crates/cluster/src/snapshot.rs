@@ -362,20 +362,72 @@ fn unsupported(what: &str) -> std::io::Error {
 
 /// A checkpoint image read for sending: its header and trailer in memory, its data file
 /// copied into a file of its own (the data file itself changes at the next checkpoint).
+/// The copy may still be under way on a thread of its own ([`start_outgoing`]): reads of
+/// bytes not yet copied wait for them.
 pub struct Outgoing {
     head: [u8; HEADER_BYTES],
     data: Arc<dyn storage::vfs::VfsFile>,
     data_len: u64,
+    applied_index: u64,
+    /// The trailer; empty until a background copy is done.
     tail: Vec<u8>,
+    tail_len: u64,
     pos: u64,
     vfs: Arc<dyn Vfs>,
     path: std::path::PathBuf,
+    /// The background copy's progress, while it may still run.
+    progress: Option<Arc<Progress>>,
+}
+
+/// How far the background copy of an image's data file has got ([`start_outgoing`]).
+#[derive(Default)]
+struct Progress {
+    state: std::sync::Mutex<ProgressState>,
+}
+
+#[derive(Default)]
+struct ProgressState {
+    /// Bytes of the data file copied so far.
+    copied: u64,
+    /// The trailer once the copy is done, or why it failed.
+    done: Option<Result<Vec<u8>, String>>,
+    /// The reader waiting for more.
+    waker: Option<std::task::Waker>,
+    /// Set when the image is dropped: the copy stops at its next piece.
+    dropped: bool,
+}
+
+impl Progress {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ProgressState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that `copied` bytes are copied; an error if the image was dropped.
+    fn copied(&self, copied: u64) -> std::io::Result<()> {
+        let mut s = self.lock();
+        if s.dropped {
+            return Err(std::io::Error::other("the image was dropped while it was copied"));
+        }
+        s.copied = copied;
+        if let Some(w) = s.waker.take() {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    fn finish(&self, done: Result<Vec<u8>, String>) {
+        let mut s = self.lock();
+        s.done = Some(done);
+        if let Some(w) = s.waker.take() {
+            w.wake();
+        }
+    }
 }
 
 impl Outgoing {
     /// The image's length in bytes.
     pub fn len(&self) -> u64 {
-        HEADER_BYTES as u64 + self.data_len + self.tail.len() as u64
+        HEADER_BYTES as u64 + self.data_len + self.tail_len
     }
 
     /// Never empty: an image has at least its header and trailer.
@@ -385,11 +437,44 @@ impl Outgoing {
 
     /// The applied index the image carries.
     pub fn applied_index(&self) -> u64 {
-        u64::from_le_bytes(self.tail[..8].try_into().expect("a trailer holds the applied index"))
+        self.applied_index
     }
 
-    fn read_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
+    /// Whether bytes from `at` can be read now: how many (at least one, unless `at` is
+    /// the end), or Pending (`cx` is woken when more are copied), or why the copy failed.
+    fn poll_readable(&mut self, cx: &mut std::task::Context<'_>, at: u64) -> std::task::Poll<std::io::Result<u64>> {
         let head = HEADER_BYTES as u64;
+        let tail_at = head + self.data_len;
+        let Some(progress) = &self.progress else { return std::task::Poll::Ready(Ok(self.len().saturating_sub(at))) };
+        if at < head {
+            return std::task::Poll::Ready(Ok(head - at));
+        }
+        let mut s = progress.lock();
+        if at < tail_at && s.copied > at - head {
+            return std::task::Poll::Ready(Ok(s.copied - (at - head)));
+        }
+        match &s.done {
+            Some(Ok(tail)) => {
+                self.tail = tail.clone();
+                drop(s);
+                self.progress = None;
+                std::task::Poll::Ready(Ok(self.len().saturating_sub(at)))
+            }
+            Some(Err(e)) => std::task::Poll::Ready(Err(std::io::Error::other(format!(
+                "the copy of the data file for this image failed: {e}"
+            )))),
+            None => {
+                s.waker = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        }
+    }
+
+    /// Reads at most `max` bytes at `at` (see [`Outgoing::poll_readable`]).
+    fn read_at(&self, buf: &mut [u8], at: u64, max: u64) -> std::io::Result<usize> {
+        let head = HEADER_BYTES as u64;
+        let buf_len = buf.len().min(usize::try_from(max).unwrap_or(usize::MAX));
+        let buf = &mut buf[..buf_len];
         if at < head {
             let from = &self.head[at as usize..];
             let n = from.len().min(buf.len());
@@ -410,6 +495,9 @@ impl Outgoing {
 
 impl Drop for Outgoing {
     fn drop(&mut self) {
+        if let Some(p) = &self.progress {
+            p.lock().dropped = true;
+        }
         remove_off_task(&self.vfs, &self.path, self.data_len);
     }
 }
@@ -452,50 +540,208 @@ pub fn remove_stale_transfers(vfs: &dyn Vfs, dir: &Path) -> std::io::Result<()> 
     Ok(())
 }
 
-/// Builds an image to send, in a file of its own in `dir`: `copy` hands the data file as
-/// of a durable checkpoint to the sink it is given, in order, and returns the checkpoint's
-/// applied index and the file's length; `record` returns the log record at that index.
+/// How [`build_outgoing`] and [`start_outgoing`] copy a data file: hand the first
+/// function the checkpoint's applied index and the file's length before the first byte,
+/// then the second the file, in order, in pieces; return the applied index and length
+/// ([`storage::Store::copy_checkpoint`]).
+pub type CopyStart<'a> = &'a mut dyn FnMut(u64, u64) -> std::io::Result<()>;
+/// See [`CopyStart`].
+pub type CopySink<'a> = &'a mut dyn FnMut(&[u8]) -> std::io::Result<()>;
+
+fn header(data_len: u64) -> [u8; HEADER_BYTES] {
+    let mut head = [0u8; HEADER_BYTES];
+    head[..8].copy_from_slice(MAGIC);
+    head[8..].copy_from_slice(&data_len.to_le_bytes());
+    head
+}
+
+/// The length of an image's trailer around a log record of `record_len` bytes.
+fn tail_len(record_len: usize) -> u64 {
+    (8 + 4 + record_len + 4) as u64
+}
+
+fn new_outgoing_path(dir: &Path) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    dir.join(format!("{OUTGOING_PREFIX}{n}"))
+}
+
+/// Copies a data file into `file` (see [`CopyStart`]) and returns the image's trailer.
+/// `started` is told the applied index, the data length and the log record at that
+/// index (from `record`) before the first byte is copied; `copied` how many bytes are
+/// copied after each piece. An error of either ends the copy.
+fn copy_image(
+    file: &dyn storage::vfs::VfsFile,
+    copy: impl FnOnce(CopyStart<'_>, CopySink<'_>) -> std::io::Result<(u64, u64)>,
+    record: impl FnOnce(u64) -> std::io::Result<Vec<u8>>,
+    started: &mut dyn FnMut(u64, u64, &[u8]) -> std::io::Result<()>,
+    copied: &mut dyn FnMut(u64) -> std::io::Result<()>,
+) -> std::io::Result<Vec<u8>> {
+    file.set_len(0)?;
+    let mut record = Some(record);
+    let mut held = None;
+    let (mut at, mut data_crc) = (0u64, 0u32);
+    let (applied_index, data_len) = copy(
+        &mut |a, len| {
+            let r = record.take().ok_or_else(|| std::io::Error::other("the copy started twice"))?(a)?;
+            started(a, len, &r)?;
+            held = Some((a, len, r));
+            Ok(())
+        },
+        &mut |chunk: &[u8]| {
+            file.write_at(chunk, at)?;
+            data_crc = crc32c::crc32c_append(data_crc, chunk);
+            at += chunk.len() as u64;
+            copied(at)
+        },
+    )?;
+    let Some((a, len, record)) = held else { return Err(std::io::Error::other("the copy never said where it starts")) };
+    if (a, len) != (applied_index, data_len) || at != data_len {
+        return Err(invalid(format!(
+            "the data file copy is {at} bytes at applied index {applied_index}, it started as {len} bytes at {a}"
+        )));
+    }
+    let mut tail = Vec::with_capacity(tail_len(record.len()) as usize);
+    tail.extend_from_slice(&applied_index.to_le_bytes());
+    tail.extend_from_slice(&(record.len() as u32).to_le_bytes());
+    tail.extend_from_slice(&record);
+    let crc = crc32c::crc32c_combine(crc32c::crc32c(&header(data_len)), data_crc, data_len as usize);
+    let crc = crc32c::crc32c_append(crc, &tail);
+    tail.extend_from_slice(&crc.to_le_bytes());
+    Ok(tail)
+}
+
+/// Builds an image to send, in a file of its own in `dir`, on the calling thread: `copy`
+/// copies the data file as of a durable checkpoint (see [`CopyStart`]); `record` returns
+/// the log record at its applied index.
 pub fn build_outgoing(
     vfs: &Arc<dyn Vfs>,
     dir: &Path,
-    copy: impl FnOnce(&mut dyn FnMut(&[u8]) -> std::io::Result<()>) -> std::io::Result<(u64, u64)>,
+    copy: impl FnOnce(CopyStart<'_>, CopySink<'_>) -> std::io::Result<(u64, u64)>,
     record: impl FnOnce(u64) -> std::io::Result<Vec<u8>>,
 ) -> std::io::Result<Outgoing> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = dir.join(format!("{OUTGOING_PREFIX}{n}"));
+    let path = new_outgoing_path(dir);
     let data = vfs.open(&path, true)?;
-    data.set_len(0)?;
+    // Removes the file if the copy fails.
     let mut out = Outgoing {
-        head: [0; HEADER_BYTES],
+        head: header(0),
         data: data.clone(),
         data_len: 0,
+        applied_index: 0,
         tail: Vec::new(),
+        tail_len: 0,
         pos: 0,
         vfs: vfs.clone(),
         path,
+        progress: None,
     };
-    let (mut at, mut data_crc) = (0u64, 0u32);
-    let (applied_index, data_len) = copy(&mut |chunk: &[u8]| {
-        data.write_at(chunk, at)?;
-        data_crc = crc32c::crc32c_append(data_crc, chunk);
-        at += chunk.len() as u64;
+    let mut started = |a, len, _: &[u8]| {
+        (out.applied_index, out.data_len) = (a, len);
         Ok(())
-    })?;
-    if at != data_len {
-        return Err(invalid(format!("the data file copy is {at} bytes, its length was {data_len}")));
-    }
-    out.head[..8].copy_from_slice(MAGIC);
-    out.head[8..].copy_from_slice(&data_len.to_le_bytes());
-    out.data_len = data_len;
-    let record = record(applied_index)?;
-    out.tail.extend_from_slice(&applied_index.to_le_bytes());
-    out.tail.extend_from_slice(&(record.len() as u32).to_le_bytes());
-    out.tail.extend_from_slice(&record);
-    let crc = crc32c::crc32c_combine(crc32c::crc32c(&out.head), data_crc, data_len as usize);
-    let crc = crc32c::crc32c_append(crc, &out.tail);
-    out.tail.extend_from_slice(&crc.to_le_bytes());
+    };
+    let tail = copy_image(&*data, copy, record, &mut started, &mut |_| Ok(()))?;
+    out.head = header(out.data_len);
+    out.tail_len = tail.len() as u64;
+    out.tail = tail;
     Ok(out)
+}
+
+/// Builds an image to send, in a file of its own in `dir`, on a thread of its own, and
+/// answers with it as soon as its applied index and length are known: openraft sends its
+/// first chunks while the rest is copied, and Raft's own tasks never wait for the copy.
+/// `copy` and `record` are as for [`build_outgoing`]; `check` is given the applied index
+/// before the first byte is copied, and answers whether to go on (`Some`, whose value
+/// comes with the image) or not (`None`: the answer is `None`, the copy stops). A copy
+/// that fails after the answer fails the image's next read.
+pub fn start_outgoing<T: Send + 'static>(
+    vfs: &Arc<dyn Vfs>,
+    dir: &Path,
+    copy: impl FnOnce(CopyStart<'_>, CopySink<'_>) -> std::io::Result<(u64, u64)> + Send + 'static,
+    record: impl FnOnce(u64) -> std::io::Result<Vec<u8>> + Send + 'static,
+    check: impl FnOnce(u64) -> std::io::Result<Option<T>> + Send + 'static,
+) -> tokio::sync::oneshot::Receiver<std::io::Result<Option<(Outgoing, T)>>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (vfs, path) = (vfs.clone(), new_outgoing_path(dir));
+    let body = move || {
+        let data = match vfs.open(&path, true) {
+            Ok(data) => data,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        let progress = Arc::new(Progress::default());
+        let (mut tx, mut check, mut handed, mut declined) = (Some(tx), Some(check), false, false);
+        let mut started = |a, len, record: &[u8]| {
+            let Some(check) = check.take() else { return Err(std::io::Error::other("the copy started twice")) };
+            let Some(value) = check(a)? else {
+                declined = true;
+                return Err(std::io::Error::other("the image is not wanted"));
+            };
+            let Some(tx) = tx.take() else { return Err(std::io::Error::other("the copy started twice")) };
+            let out = Outgoing {
+                head: header(len),
+                data: data.clone(),
+                data_len: len,
+                applied_index: a,
+                tail: Vec::new(),
+                tail_len: tail_len(record.len()),
+                pos: 0,
+                vfs: vfs.clone(),
+                path: path.clone(),
+                progress: Some(progress.clone()),
+            };
+            // A receiver that is gone drops the image, which removes the file and stops
+            // the copy.
+            handed = true;
+            tx.send(Ok(Some((out, value)))).map_err(|_| std::io::Error::other("nobody waits for the image"))?;
+            Ok(())
+        };
+        let result = copy_image(&*data, copy, record, &mut started, &mut |n| progress.copied(n));
+        match result {
+            Ok(tail) => progress.finish(Ok(tail)),
+            Err(e) if handed => {
+                tracing::warn!(error = %e, "the copy for a checkpoint image failed");
+                progress.finish(Err(e.to_string()));
+            }
+            // Failed or declined before the image was handed over: nothing owns the file,
+            // which is gone before the answer.
+            Err(e) => {
+                let _ = vfs.remove(&path);
+                if let Some(tx) = tx {
+                    let _ = tx.send(if declined { Ok(None) } else { Err(e) });
+                }
+            }
+        }
+    };
+    if let Err(e) = std::thread::Builder::new().name("bulwark-image".into()).spawn(body) {
+        tracing::warn!(error = %e, "could not start a thread to copy a checkpoint image");
+    }
+    rx
+}
+
+/// Sends `snapshot` in openraft's chunks ([`Chunked`](openraft::network::snapshot_transport::Chunked)),
+/// but answers a failure to read the image as the target being unreachable: openraft
+/// 0.9 stops a leader on a storage error in replication, where the right answer to an
+/// image whose copy failed (a full disk, say) is to back off and build another.
+pub async fn send_in_chunks<N: openraft::RaftNetwork<crate::types::TypeConfig> + ?Sized>(
+    net: &mut N,
+    vote: openraft::Vote<crate::types::NodeId>,
+    snapshot: openraft::Snapshot<crate::types::TypeConfig>,
+    cancel: impl std::future::Future<Output = openraft::error::ReplicationClosed> + Send + 'static,
+    option: openraft::network::RPCOption,
+) -> Result<
+    openraft::raft::SnapshotResponse<crate::types::NodeId>,
+    openraft::error::StreamingError<crate::types::TypeConfig, openraft::error::Fatal<crate::types::NodeId>>,
+> {
+    use openraft::network::snapshot_transport::{Chunked, SnapshotTransport};
+    match Chunked::send_snapshot(net, vote, snapshot, cancel, option).await {
+        Err(openraft::error::StreamingError::StorageError(e)) => {
+            tracing::warn!(error = %e, "a checkpoint image could not be read for sending; another is built after a pause");
+            Err(openraft::error::StreamingError::Unreachable(openraft::error::Unreachable::new(&e)))
+        }
+        other => other,
+    }
 }
 
 /// The prefix of the files images being received are written to: each receive has its own
@@ -649,7 +895,11 @@ impl tokio::io::AsyncRead for ImageData {
         match self.get_mut() {
             ImageData::Memory(c) => std::pin::Pin::new(c).poll_read(cx, buf),
             ImageData::Outgoing(o) => {
-                let n = o.read_at(buf.initialize_unfilled(), o.pos)?;
+                let readable = match o.poll_readable(cx, o.pos) {
+                    std::task::Poll::Ready(r) => r?,
+                    std::task::Poll::Pending => return std::task::Poll::Pending,
+                };
+                let n = o.read_at(buf.initialize_unfilled(), o.pos, readable)?;
                 buf.advance(n);
                 o.pos += n as u64;
                 std::task::Poll::Ready(Ok(()))
@@ -744,5 +994,153 @@ mod tests {
         // An image whose data file has no valid meta page is refused even with a good CRC.
         let err = decode(&bytes).err().expect("no valid meta");
         assert!(err.contains("meta"), "{err}");
+    }
+
+    const PIECE: usize = 1000;
+
+    /// Starts a background image of three pieces of `PIECE` bytes at applied index 9, each
+    /// piece handed over when the test sends on the gate; the copy fails instead of the
+    /// last piece if `fail_last`. Returns the gate and what the copy itself returned.
+    #[allow(clippy::type_complexity)]
+    fn gated_image<T: Send + 'static>(
+        vfs: &Arc<dyn Vfs>,
+        check: impl FnOnce(u64) -> std::io::Result<Option<T>> + Send + 'static,
+        fail_last: bool,
+    ) -> (
+        tokio::sync::oneshot::Receiver<std::io::Result<Option<(Outgoing, T)>>>,
+        std::sync::mpsc::Sender<()>,
+        std::sync::mpsc::Receiver<std::io::Result<()>>,
+    ) {
+        let (gate, gate_rx) = std::sync::mpsc::channel::<()>();
+        let (ended, ended_rx) = std::sync::mpsc::channel();
+        let copy = move |start: CopyStart<'_>, sink: CopySink<'_>| {
+            let result = (|| {
+                start(9, 3 * PIECE as u64)?;
+                for i in 0..3u8 {
+                    let _ = gate_rx.recv();
+                    if fail_last && i == 2 {
+                        return Err(std::io::Error::other("disk full"));
+                    }
+                    sink(&[i + 1; PIECE])?;
+                }
+                Ok((9, 3 * PIECE as u64))
+            })();
+            let _ = ended.send(result.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string())));
+            result
+        };
+        let rx = start_outgoing(vfs, Path::new(DIR), copy, |a| Ok(format!("record {a}").into_bytes()), check);
+        (rx, gate, ended_rx)
+    }
+
+    const DIR: &str = "/node";
+
+    fn sim_vfs(seed: u64) -> Arc<dyn Vfs> {
+        let vfs: Arc<dyn Vfs> = Arc::new(storage::vfs::SimVfs::new(seed));
+        vfs.create_dir_all(Path::new(DIR)).unwrap();
+        vfs
+    }
+
+    fn outgoing_files(vfs: &Arc<dyn Vfs>) -> usize {
+        vfs.list(Path::new(DIR)).unwrap().iter().filter(|n| n.starts_with(OUTGOING_PREFIX)).count()
+    }
+
+    #[test]
+    fn a_background_image_is_read_as_it_is_copied() {
+        use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
+        let vfs = sim_vfs(7);
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let (rx, gate, ended) = gated_image(&vfs, |a| Ok(Some(a * 10)), false);
+        let (image, value) = runtime.block_on(rx).unwrap().unwrap().expect("the check said go on");
+        assert_eq!(value, 90, "the check's value comes with the image");
+        assert_eq!(image.applied_index(), 9);
+        let tail_len = 8 + 4 + "record 9".len() + 4;
+        assert_eq!(image.len(), (HEADER_BYTES + 3 * PIECE + tail_len) as u64, "the length is known before the copy");
+        let mut image = ImageData::Outgoing(image);
+        let poll_read = |image: &mut ImageData, at: u64| {
+            runtime.block_on(image.seek(std::io::SeekFrom::Start(at))).unwrap();
+            let mut buf = [0u8; 64];
+            let mut read = tokio::io::ReadBuf::new(&mut buf);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            match std::pin::Pin::new(image).poll_read(&mut cx, &mut read) {
+                std::task::Poll::Ready(r) => Some(r.map(|()| read.filled().to_vec())),
+                std::task::Poll::Pending => None,
+            }
+        };
+        // The header is there at once; the data file's bytes wait for their piece.
+        assert_eq!(poll_read(&mut image, 0).unwrap().unwrap(), header(3 * PIECE as u64).to_vec());
+        assert!(poll_read(&mut image, HEADER_BYTES as u64).is_none(), "nothing is copied yet");
+        gate.send(()).unwrap();
+        let mut first = vec![0u8; PIECE];
+        runtime.block_on(async {
+            image.seek(std::io::SeekFrom::Start(HEADER_BYTES as u64)).await.unwrap();
+            image.read_exact(&mut first).await.unwrap();
+        });
+        assert_eq!(first, vec![1u8; PIECE]);
+        assert!(poll_read(&mut image, (HEADER_BYTES + PIECE) as u64).is_none(), "the second piece is not copied");
+        let trailer_at = (HEADER_BYTES + 3 * PIECE) as u64;
+        assert!(poll_read(&mut image, trailer_at).is_none(), "the trailer waits for the end of the copy");
+        gate.send(()).unwrap();
+        gate.send(()).unwrap();
+        let mut all = Vec::new();
+        runtime.block_on(async {
+            image.seek(std::io::SeekFrom::Start(0)).await.unwrap();
+            image.read_to_end(&mut all).await.unwrap();
+        });
+        assert!(ended.recv().unwrap().is_ok());
+        assert_eq!(all.len(), HEADER_BYTES + 3 * PIECE + tail_len);
+        assert_eq!(&all[HEADER_BYTES..HEADER_BYTES + 3 * PIECE], [[1u8; PIECE], [2; PIECE], [3; PIECE]].concat());
+        let (body, crc) = all.split_at(all.len() - 4);
+        assert_eq!(crc32c::crc32c(body).to_le_bytes(), crc, "the trailer's checksum covers the whole image");
+        assert_eq!(outgoing_files(&vfs), 1);
+        drop(image);
+        assert_eq!(outgoing_files(&vfs), 0, "a dropped image removes its file");
+    }
+
+    #[test]
+    fn a_background_copy_that_fails_fails_the_read_and_a_dropped_image_stops_its_copy() {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let vfs = sim_vfs(8);
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+
+        // A copy that fails after the image was handed over fails its reader.
+        let (rx, gate, ended) = gated_image(&vfs, |_| Ok(Some(())), true);
+        let mut image = ImageData::Outgoing(runtime.block_on(rx).unwrap().unwrap().unwrap().0);
+        for _ in 0..3 {
+            gate.send(()).unwrap();
+        }
+        let mut all = Vec::new();
+        let err = runtime
+            .block_on(async {
+                image.seek(std::io::SeekFrom::Start(0)).await.unwrap();
+                image.read_to_end(&mut all).await
+            })
+            .expect_err("the copy failed");
+        assert!(err.to_string().contains("disk full"), "{err}");
+        assert!(ended.recv().unwrap().is_err());
+        drop(image);
+        assert_eq!(outgoing_files(&vfs), 0);
+
+        // An image dropped while it is copied stops the copy at its next piece.
+        let (rx, gate, ended) = gated_image(&vfs, |_| Ok(Some(())), false);
+        let image = runtime.block_on(rx).unwrap().unwrap().unwrap().0;
+        gate.send(()).unwrap();
+        drop(image);
+        assert_eq!(outgoing_files(&vfs), 0, "a dropped image removes its file");
+        // The copy may already have stopped, and with it the gate's other end.
+        let _ = gate.send(());
+        let _ = gate.send(());
+        let err = ended.recv().unwrap().expect_err("the copy stopped");
+        assert!(err.to_string().contains("dropped"), "{err}");
+
+        // A check that declines stops the copy before its first byte; nothing is left.
+        let (rx, _gate, ended) = gated_image(&vfs, |_| Ok(None::<()>), false);
+        assert!(runtime.block_on(rx).unwrap().unwrap().is_none());
+        assert!(ended.recv().unwrap().is_err());
+        assert_eq!(outgoing_files(&vfs), 0);
+
+        // A check that fails is the answer.
+        let (rx, _gate, _ended) = gated_image(&vfs, |_| Err::<Option<()>, _>(std::io::Error::other("no meta")), false);
+        let err = runtime.block_on(rx).unwrap().err().expect("the check failed");
+        assert!(err.to_string().contains("no meta"), "{err}");
     }
 }

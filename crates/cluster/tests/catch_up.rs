@@ -215,7 +215,10 @@ fn a_survivor_forced_into_a_new_cluster_of_one_serves_what_it_had() {
 /// damaged on the way is refused and leaves no file behind; an image is removed once sent.
 #[test]
 fn an_image_streams_file_to_file_and_a_damaged_one_leaves_nothing() {
-    use cluster::snapshot::{build_outgoing, ImageData, Incoming, INCOMING_DATA_FILE, INCOMING_FILE, OUTGOING_PREFIX};
+    use cluster::snapshot::{
+        build_outgoing, start_outgoing, CopySink, CopyStart, ImageData, Incoming, INCOMING_DATA_FILE, INCOMING_FILE,
+        OUTGOING_PREFIX,
+    };
     use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
     let base = std::env::temp_dir().join(format!("bulwark-image-stream-{}", std::process::id()));
@@ -234,14 +237,20 @@ fn an_image_streams_file_to_file_and_a_damaged_one_leaves_nothing() {
     // each chunk written at its offset after a seek (as openraft does), with `damage`
     // applied to the bytes on the way. Returns what saving it said.
     const CHUNK: usize = 7_919;
-    let send = |damage: &dyn Fn(u64, &mut [u8])| -> Result<(u64, u64), String> {
-        let image = build_outgoing(
-            &vfs,
-            &sender,
-            |sink| node.engine().store().copy_checkpoint(sink).map_err(|e| std::io::Error::other(e.to_string())),
-            |_| Ok(b"the record at the checkpoint".to_vec()),
-        )
-        .unwrap();
+    // The image is built in place, or on a thread of its own while it is read
+    // (`background`).
+    let send = |background: bool, damage: &dyn Fn(u64, &mut [u8])| -> Result<(u64, u64), String> {
+        let engine = node.engine().clone();
+        let copy = move |start: CopyStart<'_>, sink: CopySink<'_>| {
+            engine.store().copy_checkpoint(start, sink).map_err(|e| std::io::Error::other(e.to_string()))
+        };
+        let record = |_| Ok(b"the record at the checkpoint".to_vec());
+        let image = if background {
+            let started = runtime.block_on(start_outgoing(&vfs, &sender, copy, record, |_| Ok(Some(()))));
+            started.unwrap().unwrap().expect("the check said go on").0
+        } else {
+            build_outgoing(&vfs, &sender, copy, record).unwrap()
+        };
         let names = || std::fs::read_dir(&sender).unwrap().filter_map(|e| e.ok()?.file_name().into_string().ok());
         assert_eq!(names().filter(|n| n.starts_with(OUTGOING_PREFIX)).count(), 1, "the image has its file");
         let mut from = ImageData::Outgoing(image);
@@ -282,18 +291,21 @@ fn an_image_streams_file_to_file_and_a_damaged_one_leaves_nothing() {
         }
     };
 
-    let (applied, len) = send(&|_, _| {}).expect("an intact image is saved");
-    assert_eq!(applied, node.engine().store().stats().checkpoint_applied_index);
-    assert!(len > data.len() as u64);
-    assert_eq!(std::fs::read(receiver.join(INCOMING_DATA_FILE)).unwrap(), data, "the saved data file is the sender's");
-    assert!(receiver.join(INCOMING_FILE).exists());
-    for f in [INCOMING_FILE, INCOMING_DATA_FILE] {
-        std::fs::remove_file(receiver.join(f)).unwrap();
+    for background in [false, true] {
+        let (applied, len) = send(background, &|_, _| {}).expect("an intact image is saved");
+        assert_eq!(applied, node.engine().store().stats().checkpoint_applied_index);
+        assert!(len > data.len() as u64);
+        let saved = std::fs::read(receiver.join(INCOMING_DATA_FILE)).unwrap();
+        assert_eq!(saved, data, "the saved data file is the sender's (background: {background})");
+        assert!(receiver.join(INCOMING_FILE).exists());
+        for f in [INCOMING_FILE, INCOMING_DATA_FILE] {
+            std::fs::remove_file(receiver.join(f)).unwrap();
+        }
     }
 
     // One flipped bit anywhere (header, data, trailer) is refused, and nothing is left.
-    for at in [3u64, 12, 20_000, data.len() as u64 / 2, data.len() as u64 + 20] {
-        let err = send(&|offset, chunk| {
+    for (i, at) in [3u64, 12, 20_000, data.len() as u64 / 2, data.len() as u64 + 20].into_iter().enumerate() {
+        let err = send(i % 2 == 1, &|offset, chunk| {
             if (offset..offset + chunk.len() as u64).contains(&at) {
                 chunk[(at - offset) as usize] ^= 0x10;
             }

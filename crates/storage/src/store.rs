@@ -462,17 +462,24 @@ impl Store {
     /// Hands `sink` the data file as of the newest durable checkpoint (writing one first if
     /// there has been none), in order, in pieces of at most [`COPY_CHUNK_BYTES`], for a
     /// replica to install; returns that checkpoint's applied index and the file's length.
+    /// `start` is told both before the first piece (its error ends the copy there).
     /// Checkpoints wait while it is copied, and only checkpoints write to the data file, so
     /// the copy is consistent (its newest meta slot describes a complete tree). Copies
     /// taken between two checkpoints are the same, so a replica that asks again after
     /// installing one is not sent a newer one it does not need.
-    pub fn copy_checkpoint(&self, sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) -> Result<(u64, u64)> {
+    pub fn copy_checkpoint(
+        &self,
+        start: &mut dyn FnMut(u64, u64) -> std::io::Result<()>,
+        sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<(u64, u64)> {
         let mut state = lock(&self.inner.checkpoint);
         if state.durable_applied_index == 0 {
             self.inner.checkpoint_locked(&mut state)?;
         }
         let file = &self.inner.pager.file;
         let len = file.len().map_err(|e| Error::io(format!("sizing {DATA_FILE}"), e))?;
+        start(state.durable_applied_index, len)
+            .map_err(|e| Error::io(format!("starting the copy of {DATA_FILE}"), e))?;
         let mut buf = vec![0u8; COPY_CHUNK_BYTES.min(len as usize)];
         let mut at = 0u64;
         while at < len {
