@@ -595,6 +595,8 @@ async fn a_joining_node_catches_up_from_a_checkpoint_image() {
     }
     let stderr = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(stderr.contains("checkpoint image"), "node 4 caught up from an image and restarted: {stderr}");
+    let saved = stderr.matches("bulwark: restarting: a checkpoint image from the leader").count();
+    assert_eq!(saved, 1, "node 4 saved and installed exactly one image: {stderr}");
     for id in 151..=170 {
         let l = leader(&nodes, &mut terms);
         insert(nodes[l].process.as_ref().unwrap(), id).await.expect("insert on the leader");
@@ -602,6 +604,15 @@ async fn a_joining_node_catches_up_from_a_checkpoint_image() {
     }
     nodes.push(fourth);
     assert_everywhere(&nodes, &mut terms, &acked);
+    // One image in all: the leader goes on from the image's last entry once node 4 is
+    // back, instead of searching below its purged log and sending another.
+    let sent: Vec<u64> = nodes[..3].iter().map(|n| json_u64(&n.status().unwrap(), "images_sent").unwrap()).collect();
+    let received_since_restart = json_u64(&nodes[3].status().unwrap(), "images_received").unwrap();
+    assert_eq!(
+        (sent.iter().sum::<u64>(), received_since_restart),
+        (1, 0),
+        "images sent by nodes 1-3: {sent:?}; received by node 4 after its restart: {received_since_restart}"
+    );
     // A session that stays on a follower (it starts with its own read consistency) and
     // asks for linearizable reads is sent to the leader's SQL address (57P03).
     let l = leader(&nodes, &mut terms);

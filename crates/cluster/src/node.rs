@@ -56,7 +56,12 @@
 //! `get_current_snapshot`, called when a node is behind the purged log, copies the data
 //! file into a checkpoint image ([`crate::snapshot`]). The receiving node saves the image
 //! and asks to be restarted ([`Node::restart_required`]); it installs the image as it
-//! next opens.
+//! next opens. It tells openraft the image is installed, so that the leader goes on from
+//! the image's last entry when the node is back (openraft 0.9's search for the entry a
+//! follower holds would otherwise fall below the leader's purged log and send an image
+//! again); until the restart its log and state machine refuse every change
+//! ([`LogShared::image_pending`]), so nothing is applied on the old state, and the node
+//! neither votes nor campaigns.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -152,9 +157,31 @@ struct LogShared {
     serve_images: std::sync::atomic::AtomicBool,
     /// Why this node must be restarted, once it has saved a checkpoint image to install.
     restart: Mutex<Option<String>>,
+    /// Set once a checkpoint image is saved and openraft was told it is installed: see
+    /// [`LogShared::image_pending`].
+    image_saved: std::sync::atomic::AtomicBool,
+    /// Checkpoint images this process handed openraft to send, and began to receive.
+    images_sent: std::sync::atomic::AtomicU64,
+    images_received: std::sync::atomic::AtomicU64,
     /// The highest entry this node has heard is committed (Raft index), and since when it
     /// has known of committed entries it had not applied (see [`Node::replication_lag`]).
     committed_seen: Mutex<(u64, Option<Instant>)>,
+}
+
+impl LogShared {
+    /// An error if this node saved a checkpoint image that it installs when it restarts:
+    /// openraft was told the image is installed, but the store still holds the state
+    /// before it and the log cannot follow on from the image's last entry, so every
+    /// change to the log, the vote or the state machine is refused (openraft stops this
+    /// node's Raft) until the restart.
+    fn image_pending(&self) -> Result<(), std::io::Error> {
+        if self.image_saved.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(io_err(
+                "a checkpoint image from the leader is saved and waits for the restart that installs it",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Raft's log and vote, kept in the store's write-ahead log and the vote file.
@@ -180,6 +207,9 @@ impl WalLog {
                 committed_file,
                 serve_images: std::sync::atomic::AtomicBool::new(false),
                 restart: Mutex::new(None),
+                image_saved: std::sync::atomic::AtomicBool::new(false),
+                images_sent: Default::default(),
+                images_received: Default::default(),
                 committed_seen: Mutex::new((0, None)),
             }),
         };
@@ -422,6 +452,7 @@ impl RaftLogStorage<TypeConfig> for WalLog {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
+        self.shared.image_pending().map_err(|e| StorageIOError::write_vote(&e))?;
         write_vote(self.shared.vfs.as_ref(), &self.shared.dir, vote).map_err(|e| StorageIOError::write_vote(&e))?;
         lock(&self.shared.mem).vote = Some(*vote);
         Ok(())
@@ -468,6 +499,7 @@ impl RaftLogStorage<TypeConfig> for WalLog {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        self.shared.image_pending().map_err(|e| StorageIOError::write_logs(&e))?;
         let mut payloads = Vec::new();
         let mut first = None;
         {
@@ -507,6 +539,7 @@ impl RaftLogStorage<TypeConfig> for WalLog {
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        self.shared.image_pending().map_err(|e| StorageIOError::write_logs(&e))?;
         // Raft entries from log_id.index on go: log records after wal_index(index) - 1.
         self.wal().truncate_after(log_id.index).map_err(|e| StorageIOError::write_logs(&io_err(e.to_string())))?;
         let mut mem = lock(&self.shared.mem);
@@ -533,6 +566,10 @@ impl RaftLogStorage<TypeConfig> for WalLog {
         // its checkpoint with the records after it. Whole segments go; the record for
         // `log_id` stays when its segment does, and the first record left names the last
         // purged entry after a restart.
+        if self.shared.image_pending().is_err() {
+            // openraft purges up to an image it was told is installed: the restart does.
+            return Ok(());
+        }
         let checkpoint = self.shared.engine.store().stats().checkpoint_applied_index;
         let upto = wal_index(log_id.index).min(checkpoint);
         self.wal().purge_before(upto).map_err(|e| StorageIOError::write_logs(&io_err(e.to_string())))?;
@@ -761,6 +798,9 @@ impl RaftStateMachine<TypeConfig> for EngineStateMachine {
     {
         let mut outcomes = Vec::new();
         for entry in entries {
+            if let Err(e) = self.log.shared.image_pending() {
+                return Err(StorageIOError::apply(entry.log_id, &e).into());
+            }
             let index = wal_index(entry.log_id.index);
             let failed = |e: txn::Error| StorageIOError::apply(entry.log_id, &io_err(e.to_string()));
             let outcome = match &entry.payload {
@@ -797,6 +837,7 @@ impl RaftStateMachine<TypeConfig> for EngineStateMachine {
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<crate::snapshot::ImageData>, StorageError<NodeId>> {
+        self.log.shared.images_received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let incoming = crate::snapshot::Incoming::start(&self.log.shared.vfs, &self.log.shared.dir)
             .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
         Ok(Box::new(crate::snapshot::ImageData::Incoming(incoming)))
@@ -808,9 +849,10 @@ impl RaftStateMachine<TypeConfig> for EngineStateMachine {
         snapshot: Box<crate::snapshot::ImageData>,
     ) -> Result<(), StorageError<NodeId>> {
         // The image is checked and saved; it is installed when the node next opens (the
-        // data file of a running store is never swapped), so this node must restart, and
-        // openraft is told the install failed so that it applies nothing on top of the old
-        // state meanwhile.
+        // data file of a running store is never swapped), so this node must restart. A
+        // saved image is reported installed, so that the leader goes on from its last
+        // entry; until the restart nothing changes here (`LogShared::image_pending`). A
+        // refused one is reported failed, which stops this node's Raft.
         let outcome = match *snapshot {
             crate::snapshot::ImageData::Incoming(incoming) => {
                 let last_log_id = meta.last_log_id;
@@ -835,14 +877,21 @@ impl RaftStateMachine<TypeConfig> for EngineStateMachine {
             }
             _ => Err("the image was not received into a file".to_string()),
         };
-        let reason = match outcome {
-            Ok((a, len)) => format!(
-                "a checkpoint image from the leader (applied index {a}, {len} bytes) is saved; the node restarts to install it"
+        let (reason, saved) = match outcome {
+            Ok((a, len)) => (
+                format!(
+                    "a checkpoint image from the leader (applied index {a}, {len} bytes) is saved; the node restarts to install it"
+                ),
+                true,
             ),
-            Err(e) => format!("a checkpoint image from the leader was refused ({e}); the node restarts to ask again"),
+            Err(e) => (format!("a checkpoint image from the leader was refused ({e}); the node restarts to ask again"), false),
         };
         tracing::warn!("{reason}");
+        self.log.shared.image_saved.fetch_or(saved, std::sync::atomic::Ordering::AcqRel);
         *lock(&self.log.shared.restart) = Some(reason.clone());
+        if saved {
+            return Ok(());
+        }
         Err(StorageIOError::write_snapshot(Some(meta.signature()), &io_err(reason)).into())
     }
 
@@ -852,7 +901,9 @@ impl RaftStateMachine<TypeConfig> for EngineStateMachine {
             return Ok(None);
         }
         let image = if self.copy_in_background { self.start_image().await } else { self.build_image() };
-        Ok(Some(image.map_err(|e| StorageIOError::read_snapshot(None, &e))?))
+        let image = image.map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        self.log.shared.images_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Some(image))
     }
 }
 
@@ -1501,6 +1552,10 @@ pub struct NodeStatus {
     /// On the leader: for each other member, milliseconds since it last held the leader's
     /// whole log (0 while it does).
     pub lag_ms: Vec<(NodeId, u64)>,
+    /// Checkpoint images this process built to send to members behind its purged log.
+    pub images_sent: u64,
+    /// Checkpoint images this process began to receive (whether it then needed them or not).
+    pub images_received: u64,
 }
 
 /// How often the leader samples its members' replication for their lag in milliseconds.
@@ -2211,6 +2266,8 @@ impl Node {
             clock_refusal: self.clock_refusal(),
             members,
             replication,
+            images_sent: self.log.shared.images_sent.load(std::sync::atomic::Ordering::Relaxed),
+            images_received: self.log.shared.images_received.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 

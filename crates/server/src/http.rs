@@ -303,6 +303,20 @@ pub(crate) fn render_metrics(shared: &Shared) -> String {
     );
     metric(
         &mut out,
+        "bulwark_raft_images_sent_total",
+        "counter",
+        "Checkpoint images this process built to send to members behind its purged log.",
+        &one(n.images_sent as f64),
+    );
+    metric(
+        &mut out,
+        "bulwark_raft_images_received_total",
+        "counter",
+        "Checkpoint images this process began to receive from the leader.",
+        &one(n.images_received as f64),
+    );
+    metric(
+        &mut out,
         "bulwark_wal_bytes",
         "gauge",
         "Bytes in the write-ahead log's segments.",
@@ -407,8 +421,8 @@ pub(crate) fn render_status(shared: &Shared, settings: &[(&str, String)]) -> Str
     }
     let _ = write!(
         out,
-        "\"applied_index\":{},\"last_log_index\":{},\"purged_index\":{},",
-        n.applied_index, n.last_log_index, n.purged_index
+        "\"applied_index\":{},\"last_log_index\":{},\"purged_index\":{},\"images_sent\":{},\"images_received\":{},",
+        n.applied_index, n.last_log_index, n.purged_index, n.images_sent, n.images_received
     );
     out.push_str("\"members\":[");
     for (i, (id, addr, voter)) in n.members.iter().enumerate() {
