@@ -692,6 +692,17 @@ impl EngineStateMachine {
         Ok(Some(SnapshotMeta { last_log_id, last_membership: membership, snapshot_id }))
     }
 
+    /// Writes a checkpoint now: off Raft's thread, unless this node copies in place (a
+    /// simulation's).
+    async fn checkpoint(&self) -> std::io::Result<()> {
+        let engine = self.engine.clone();
+        let run = move || engine.store().checkpoint().map(|_| ()).map_err(|e| io_err(e.to_string()));
+        if !self.copy_in_background {
+            return run();
+        }
+        tokio::task::spawn_blocking(run).await.map_err(|e| io_err(format!("the checkpoint stopped: {e}")))?
+    }
+
     /// The log record at `a` (the applied index of a checkpoint being copied).
     fn record_at(&self, a: u64) -> std::io::Result<Vec<u8>> {
         let records = self.log.wal().read(a, 1).map_err(|e| io_err(e.to_string()))?;
@@ -749,11 +760,7 @@ impl EngineStateMachine {
                 return Ok(Snapshot { meta, snapshot: Box::new(crate::snapshot::ImageData::Outgoing(image)) });
             }
             // The membership changed twice since that checkpoint: take a newer one.
-            let engine = self.engine.clone();
-            tokio::task::spawn_blocking(move || engine.store().checkpoint())
-                .await
-                .map_err(|e| io_err(format!("the checkpoint before an image failed: {e}")))?
-                .map_err(|e| io_err(e.to_string()))?;
+            self.checkpoint().await?;
         }
         Err(io_err("the membership kept changing while a checkpoint image was built"))
     }
@@ -774,7 +781,7 @@ impl RaftSnapshotBuilder<TypeConfig> for EngineStateMachine {
             if let Some(meta) = self.meta_at(checkpoint).map_err(err)? {
                 return Ok(Snapshot { meta, snapshot: Box::new(crate::snapshot::ImageData::empty()) });
             }
-            self.engine.store().checkpoint().map_err(|e| err(io_err(e.to_string())))?;
+            self.checkpoint().await.map_err(err)?;
         }
         Err(err(io_err("the membership kept changing while a snapshot was taken")).into())
     }

@@ -286,6 +286,12 @@ struct Inner {
     apply_turn: Mutex<u64>,
     apply_cv: Condvar,
     checkpoint: Mutex<CheckpointState>,
+    /// `CheckpointState::durable_applied_index`, readable without waiting for a checkpoint
+    /// or a copy ([`Store::copy_checkpoint`]) that holds `checkpoint`.
+    durable_applied: AtomicU64,
+    /// Set while [`Store::copy_checkpoint`] runs: an apply over the dirty budget does not
+    /// wait for it to write a checkpoint (the background checkpointer catches up after).
+    copying: std::sync::atomic::AtomicBool,
     poisoned: Mutex<Option<String>>,
     counters: Counters,
     /// Set when applying a durable record failed: the tree may be half changed.
@@ -397,6 +403,8 @@ impl Store {
                 wal_bytes_at: wal_bytes,
                 at: Instant::now(),
             }),
+            durable_applied: AtomicU64::new(meta.applied_index),
+            copying: std::sync::atomic::AtomicBool::new(false),
             poisoned: Mutex::new(None),
             counters: Counters::default(),
             apply_failed: std::sync::atomic::AtomicBool::new(false),
@@ -476,6 +484,7 @@ impl Store {
         if state.durable_applied_index == 0 {
             self.inner.checkpoint_locked(&mut state)?;
         }
+        let _copying = Copying::start(&self.inner.copying);
         let file = &self.inner.pager.file;
         let len = file.len().map_err(|e| Error::io(format!("sizing {DATA_FILE}"), e))?;
         start(state.durable_applied_index, len)
@@ -516,7 +525,7 @@ impl Store {
         };
         StoreStats {
             applied_index,
-            checkpoint_applied_index: lock(&self.inner.checkpoint).durable_applied_index,
+            checkpoint_applied_index: self.inner.durable_applied.load(Ordering::Acquire),
             checkpoints: c.checkpoints.load(Ordering::Relaxed),
             checkpoint_failures: c.checkpoint_failures.load(Ordering::Relaxed),
             checkpoint_last_micros: c.checkpoint_last_micros.load(Ordering::Relaxed),
@@ -743,6 +752,9 @@ impl Inner {
     /// caller's: the batch that triggered it is already durable and applied, so the error
     /// is only counted (`checkpoint_failures`) and the previous checkpoint stays in force.
     fn checkpoint_if_dirty_over_budget(&self) {
+        if self.copying.load(Ordering::Acquire) {
+            return;
+        }
         let dirty_bytes = self.read_tree().dirty.len() * PAGE_BYTES;
         if dirty_bytes > self.opts.dirty_bytes_max {
             let _ = self.checkpoint();
@@ -786,6 +798,7 @@ impl Inner {
             Ok(()) => {
                 state.durable_slot = slot;
                 state.durable_applied_index = plan.meta.applied_index;
+                self.durable_applied.store(plan.meta.applied_index, Ordering::Release);
                 state.at = Instant::now();
                 let micros = start.elapsed().as_micros() as u64;
                 c.checkpoints.fetch_add(1, Ordering::Relaxed);
@@ -899,6 +912,22 @@ impl Inner {
                 stop = lock(&self.shutdown);
             }
         }
+    }
+}
+
+/// Marks a [`Store::copy_checkpoint`] in progress while it lives.
+struct Copying<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl<'a> Copying<'a> {
+    fn start(flag: &'a std::sync::atomic::AtomicBool) -> Copying<'a> {
+        flag.store(true, Ordering::Release);
+        Copying(flag)
+    }
+}
+
+impl Drop for Copying<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
