@@ -464,6 +464,42 @@ impl Exec<'_> {
                     })?;
                 }
             }
+            Some(Lookup::Keys { index, column, values }) => {
+                // Each distinct value once, in key order; a NULL or a value the column's
+                // type cannot hold matches nothing.
+                let data_type = &table.columns[*column].data_type;
+                let mut parts = Vec::with_capacity(values.len());
+                for e in values {
+                    let v = self.eval(e, &[])?;
+                    if let Ok(v) = eval::cast(v, data_type, false) {
+                        if v != Value::Null {
+                            let mut part = Vec::new();
+                            keycode::encode_part(&mut part, &eval::key_part(&v)?);
+                            parts.push(part);
+                        }
+                    }
+                }
+                parts.sort_unstable();
+                parts.dedup();
+                let via_index = index.map(|i| &table.indexes[i]);
+                for part in parts {
+                    let mut start = match via_index {
+                        Some(ix) => keys::index_entries(ix.id),
+                        None => keys::rows(table.id),
+                    };
+                    start.extend_from_slice(&part);
+                    let end = keycode::prefix_end(&start).expect("key prefix has an end");
+                    self.scan_paged(start, end, |x, k, v| {
+                        x.tick()?;
+                        if via_index.is_none() {
+                            x.push_candidate(&mut candidates, held, table, k, eval::decode_row(&v)?)?;
+                        } else if let Some(bytes) = x.txn.get(&v)? {
+                            x.push_candidate(&mut candidates, held, table, v, eval::decode_row(&bytes)?)?;
+                        }
+                        Ok(())
+                    })?;
+                }
+            }
             Some(Lookup::PrimaryKey(exprs)) => {
                 let mut pk = Vec::new();
                 for (e, &col) in exprs.iter().zip(&table.primary_key) {

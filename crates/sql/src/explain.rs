@@ -152,8 +152,12 @@ fn node(plan: &Plan, shown: &Plan, depth: usize, opts: &Options<'_>, out: &mut V
             let index = match lookup {
                 Some(Lookup::PrimaryKey(_)) => Some(table.pk_name.as_str()),
                 Some(Lookup::Index { index, .. }) => Some(table.indexes[*index].name.as_str()),
-                Some(Lookup::Range { index: None, .. }) => Some(table.pk_name.as_str()),
-                Some(Lookup::Range { index: Some(i), .. }) => Some(table.indexes[*i].name.as_str()),
+                Some(Lookup::Range { index: None, .. } | Lookup::Keys { index: None, .. }) => {
+                    Some(table.pk_name.as_str())
+                }
+                Some(Lookup::Range { index: Some(i), .. } | Lookup::Keys { index: Some(i), .. }) => {
+                    Some(table.indexes[*i].name.as_str())
+                }
                 None => None,
             };
             match index {

@@ -205,6 +205,17 @@ pub enum Lookup {
         /// Values of the index's first `values.len()` columns.
         values: Vec<BExpr>,
     },
+    /// The leading column of the primary key (`index` None) or of `table.indexes[index]`
+    /// equal to one of `values` (`column IN (...)` of constants): one lookup per distinct
+    /// value.
+    Keys {
+        /// Position in the table's index list; None: the primary key.
+        index: Option<usize>,
+        /// The column's position in the table.
+        column: usize,
+        /// The values in the list.
+        values: Vec<BExpr>,
+    },
     /// A range of the leading column of the primary key (`index` None) or of
     /// `table.indexes[index]`: every key between the highest lower bound and the lowest
     /// upper bound, both included (the filter drops what an exclusive bound excludes).
@@ -981,6 +992,14 @@ pub fn estimate_rows(plan: &Plan) -> f64 {
                         ix.columns[..values.len()].iter().fold(base, |r, &c| r / distinct(plan, c).unwrap_or(1.0))
                     }
                 }
+                (Some(Lookup::Keys { index, column, values }), _) => {
+                    let unique = match index {
+                        None => table.primary_key.len() == 1,
+                        Some(i) => table.indexes[*i].unique && table.indexes[*i].columns.len() == 1,
+                    };
+                    let per_value = if unique { 1.0 } else { base / distinct(plan, *column).unwrap_or(1.0) };
+                    (values.len() as f64 * per_value).min(base)
+                }
                 (Some(Lookup::Range { lower, upper, .. }), _) => {
                     base * if lower.is_empty() || upper.is_empty() { RANGE_SELECTIVITY } else { BETWEEN_SELECTIVITY }
                 }
@@ -1274,8 +1293,17 @@ fn find_lookup(
     split_and(filter, &mut conjuncts);
     let mut pinned: std::collections::BTreeMap<usize, (BExpr, String, usize)> = std::collections::BTreeMap::new();
     let mut ranges: std::collections::BTreeMap<usize, RangeBounds> = std::collections::BTreeMap::new();
+    let mut lists: std::collections::BTreeMap<usize, (Vec<BExpr>, String, usize)> = std::collections::BTreeMap::new();
     for (n, c) in conjuncts.into_iter().enumerate() {
         let (op, col, other, text) = match c {
+            Expr::InList { expr, list, negated: false }
+                if !list.is_empty() && list.len() <= IN_LIST_LOOKUPS_MAX && list.iter().all(constant) =>
+            {
+                let Some(pos) = column_of(expr, scope)? else { continue };
+                let values = list.iter().map(|e| planner.bind(e, &Scope::default(), outer)).collect::<Result<_>>()?;
+                lists.insert(pos, (values, c.to_string(), n));
+                continue;
+            }
             Expr::Binary { op, left, right } => match (constant(left), constant(right)) {
                 (false, true) => (*op, left, right, c.to_string()),
                 (true, false) => (flip(*op), right, left, c.to_string()),
@@ -1338,7 +1366,17 @@ fn find_lookup(
     }
     let leading = table.primary_key.first().map(|&c| (None, c));
     let indexes = table.indexes.iter().enumerate().filter_map(|(i, ix)| Some((Some(i), *ix.columns.first()?)));
-    for (index, col) in leading.into_iter().chain(indexes) {
+    let leading_columns: Vec<(Option<usize>, usize)> = leading.into_iter().chain(indexes).collect();
+    for &(index, col) in &leading_columns {
+        // Floats are left out: -0 equals 0 but encodes apart.
+        if matches!(table.columns[col].data_type, DataType::Float4 | DataType::Float8) {
+            continue;
+        }
+        if let Some((values, text, n)) = lists.remove(&col) {
+            return Ok(Some((Lookup::Keys { index, column: col, values }, text, vec![n])));
+        }
+    }
+    for (index, col) in leading_columns {
         if !range_scannable(&table.columns[col].data_type) {
             continue;
         }
@@ -1350,6 +1388,10 @@ fn find_lookup(
     }
     Ok(None)
 }
+
+/// The longest `column IN (...)` list a scan looks up value by value; a longer one reads
+/// the table (or a range of it) and filters.
+pub const IN_LIST_LOOKUPS_MAX: usize = 10_000;
 
 /// The bounds the conjuncts of a WHERE clause put on one column.
 #[derive(Default)]

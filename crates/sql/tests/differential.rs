@@ -216,7 +216,8 @@ fn query(rng: &mut SimRng) -> (String, bool) {
             (format!("SELECT t1.id, t2.id, {} FROM {from} {}", int_expr(rng, &both, 1), predicate(rng, &t1, 0)), false)
         }
         6 | 7 => {
-            // Range scans of the primary key and of an index's leading column.
+            // Range scans and IN-list lookups of the primary key and of an index's
+            // leading column.
             let col = pick(rng, &["t1.id", "t1.a", "t1.c"]);
             let bound = |rng: &mut SimRng| {
                 if col == "t1.c" {
@@ -225,8 +226,15 @@ fn query(rng: &mut SimRng) -> (String, bool) {
                     (rng.below(24) as i64 - 3).to_string()
                 }
             };
-            let cond = match rng.below(3) {
+            let cond = match rng.below(4) {
                 0 => format!("{col} {} {}", pick(rng, &["<", "<=", ">", ">="]), bound(rng)),
+                3 => {
+                    let mut list: Vec<String> = (0..1 + rng.below(4)).map(|_| bound(rng)).collect();
+                    if rng.chance(0.2) {
+                        list.push("NULL".into());
+                    }
+                    format!("{col} {}IN ({})", pick(rng, &["", "", "", "NOT "]), list.join(", "))
+                }
                 1 => format!("{col} BETWEEN {} AND {}", bound(rng), bound(rng)),
                 _ => format!(
                     "{col} {} {} AND {} {} {col}",
