@@ -566,6 +566,9 @@ fn new_outgoing_path(dir: &Path) -> std::path::PathBuf {
     dir.join(format!("{OUTGOING_PREFIX}{n}"))
 }
 
+/// What [`copy_image`] tells when the copy starts: applied index, data length, record.
+type CopyStarted<'a> = &'a mut dyn FnMut(u64, u64, &[u8]) -> std::io::Result<()>;
+
 /// Copies a data file into `file` (see [`CopyStart`]) and returns the image's trailer.
 /// `started` is told the applied index, the data length and the log record at that
 /// index (from `record`) before the first byte is copied; `copied` how many bytes are
@@ -574,7 +577,7 @@ fn copy_image(
     file: &dyn storage::vfs::VfsFile,
     copy: impl FnOnce(CopyStart<'_>, CopySink<'_>) -> std::io::Result<(u64, u64)>,
     record: impl FnOnce(u64) -> std::io::Result<Vec<u8>>,
-    started: &mut dyn FnMut(u64, u64, &[u8]) -> std::io::Result<()>,
+    started: CopyStarted<'_>,
     copied: &mut dyn FnMut(u64) -> std::io::Result<()>,
 ) -> std::io::Result<Vec<u8>> {
     file.set_len(0)?;

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use cluster::node::{Node, NodeOptions, PeerOptions};
+use cluster::snapshot::OUTGOING_PREFIX;
 use common::{free_addr, leader_of, wait_for};
 use storage::vfs::{RealVfs, Vfs};
 use txn::{EngineOptions, TxnOptions};
@@ -58,9 +59,74 @@ impl Cluster {
     }
 
     fn open(&self, id: u64) -> Node {
+        self.open_on(id, Arc::new(RealVfs))
+    }
+
+    fn open_on(&self, id: u64, vfs: Arc<dyn Vfs>) -> Node {
         let i = (id - 1) as usize;
-        Node::open(Arc::new(RealVfs) as Arc<dyn Vfs>, &self.dirs[i], options(id, self.addrs[i], &self.init))
-            .expect("open a node")
+        Node::open(vfs, &self.dirs[i], options(id, self.addrs[i], &self.init)).expect("open a node")
+    }
+}
+
+/// Real files, but the first `fail` checkpoint images a node builds to send find the disk
+/// full: every write to them fails with ENOSPC.
+struct FullForImages {
+    fail: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Vfs for FullForImages {
+    fn open(&self, path: &std::path::Path, create: bool) -> std::io::Result<Arc<dyn storage::vfs::VfsFile>> {
+        let file = RealVfs.open(path, create)?;
+        let image = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(OUTGOING_PREFIX));
+        let take = |n: usize| n.checked_sub(1);
+        if image
+            && self
+                .fail
+                .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, take)
+                .is_ok()
+        {
+            return Ok(Arc::new(NoSpace(file)));
+        }
+        Ok(file)
+    }
+    fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+        RealVfs.rename(from, to)
+    }
+    fn remove(&self, path: &std::path::Path) -> std::io::Result<()> {
+        RealVfs.remove(path)
+    }
+    fn list(&self, dir: &std::path::Path) -> std::io::Result<Vec<String>> {
+        RealVfs.list(dir)
+    }
+    fn sync_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        RealVfs.sync_dir(dir)
+    }
+    fn create_dir_all(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        RealVfs.create_dir_all(dir)
+    }
+    fn exists(&self, path: &std::path::Path) -> bool {
+        RealVfs.exists(path)
+    }
+}
+
+/// A file on a full disk: reads work, writes fail.
+struct NoSpace(Arc<dyn storage::vfs::VfsFile>);
+
+impl storage::vfs::VfsFile for NoSpace {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        self.0.read_at(buf, offset)
+    }
+    fn write_at(&self, _: &[u8], _: u64) -> std::io::Result<()> {
+        Err(std::io::Error::from_raw_os_error(28))
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.0.sync_data()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        self.0.len()
     }
 }
 
@@ -126,6 +192,57 @@ fn a_node_behind_the_purged_log_catches_up_from_a_checkpoint_image() {
     assert_eq!(want.len(), 650);
     wait_for("node 3 holds every row", || (rows(&n3) == want).then_some(()));
     assert!(n3.restart_required().is_none());
+    drop((n1, n2, n3));
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// The leader's disk is full when it copies the first image for a node behind its purged
+/// log: openraft 0.9 would stop a leader on that storage error; instead the leader backs
+/// off, keeps committing, and sends the node the next image it builds.
+#[test]
+fn a_leader_whose_image_copy_fails_stays_up_and_sends_another() {
+    let base = std::env::temp_dir().join(format!("bulwark-image-full-{}", std::process::id()));
+    let cluster = Cluster::new(&base);
+    let fail = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let vfs = || Arc::new(FullForImages { fail: fail.clone() }) as Arc<dyn Vfs>;
+    let n1 = cluster.open_on(1, vfs());
+    let n2 = cluster.open_on(2, vfs());
+    let mut n3 = cluster.open(3);
+    if [&n1, &n2, &n3][leader_of(&[&n1, &n2, &n3])].status().id == 3 {
+        drop(n3);
+        n3 = cluster.open(3);
+    }
+    commit_rows([&n1, &n2][leader_of(&[&n1, &n2])], 0, 50);
+    wait_for("node 3 has the first rows", || (rows(&n3).len() == 50).then_some(()));
+    let behind = n3.engine().applied_index();
+    drop(n3);
+    let l = [&n1, &n2][leader_of(&[&n1, &n2])];
+    commit_rows(l, 50, 400);
+    for n in [&n1, &n2] {
+        n.snapshot_now().expect("snapshot");
+    }
+    wait_for("the leader purges its log past node 3", || {
+        (l.engine().store().log().first_index() > behind + 1).then_some(())
+    });
+
+    // The next image's copy finds the disk full.
+    fail.store(1, std::sync::atomic::Ordering::SeqCst);
+    let n3 = cluster.open(3);
+    wait_for("the leader's first image copy fails", || {
+        (fail.load(std::sync::atomic::Ordering::SeqCst) == 0).then_some(())
+    });
+    // The leader still leads and commits meanwhile.
+    commit_rows(l, 400, 410);
+    let reason = wait_for("node 3 receives a second image", || n3.restart_required());
+    assert!(reason.contains("is saved"), "{reason}");
+    assert!(l.status().images_sent >= 2, "the leader built another image: {:?}", l.status().images_sent);
+    drop(n3);
+    let n3 = cluster.open(3);
+    let l = [&n1, &n2][leader_of(&[&n1, &n2])];
+    commit_rows(l, 410, 420);
+    let want = rows(l);
+    assert_eq!(want.len(), 420);
+    wait_for("node 3 holds every row", || (rows(&n3) == want).then_some(()));
     drop((n1, n2, n3));
     let _ = std::fs::remove_dir_all(&base);
 }
