@@ -908,9 +908,26 @@ impl RaftStateMachine<TypeConfig> for EngineStateMachine {
             return Ok(None);
         }
         let image = if self.copy_in_background { self.start_image().await } else { self.build_image() };
-        let image = image.map_err(|e| StorageIOError::read_snapshot(None, &e))?;
-        self.log.shared.images_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(Some(image))
+        match image {
+            Ok(image) => {
+                self.log.shared.images_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(Some(image))
+            }
+            Err(e) => {
+                // openraft 0.9 stops a leader whose state machine fails here. It is handed
+                // an image whose first read fails instead, under the newest checkpoint's
+                // meta: the transports answer that as the target being unreachable, and
+                // openraft asks again after a pause (`snapshot::send_in_chunks`).
+                tracing::warn!(error = %e, "could not build a checkpoint image; another is tried after a pause");
+                let checkpoint = self.engine.store().stats().checkpoint_applied_index;
+                let meta = match self.meta_at(checkpoint) {
+                    Ok(Some(meta)) => meta,
+                    _ => return Err(StorageIOError::read_snapshot(None, &e).into()),
+                };
+                let why = format!("the checkpoint image could not be built: {e}");
+                Ok(Some(Snapshot { meta, snapshot: Box::new(crate::snapshot::ImageData::Failed(why)) }))
+            }
+        }
     }
 }
 

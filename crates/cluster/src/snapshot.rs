@@ -339,6 +339,10 @@ pub enum ImageData {
     Outgoing(Outgoing),
     /// An image being received.
     Incoming(Incoming),
+    /// An image that could not be built, and why: its first read fails with that, which
+    /// [`send_in_chunks`] answers as the target being unreachable (openraft 0.9 would stop
+    /// a leader whose state machine failed to hand over an image at all).
+    Failed(String),
 }
 
 impl ImageData {
@@ -908,6 +912,7 @@ impl tokio::io::AsyncRead for ImageData {
                 std::task::Poll::Ready(Ok(()))
             }
             ImageData::Incoming(_) => std::task::Poll::Ready(Err(unsupported("reading an image being received"))),
+            ImageData::Failed(why) => std::task::Poll::Ready(Err(std::io::Error::other(why.clone()))),
         }
     }
 }
@@ -925,7 +930,9 @@ impl tokio::io::AsyncWrite for ImageData {
                 i.pos += buf.len() as u64;
                 std::task::Poll::Ready(Ok(buf.len()))
             }
-            ImageData::Outgoing(_) => std::task::Poll::Ready(Err(unsupported("writing an image being sent"))),
+            ImageData::Outgoing(_) | ImageData::Failed(_) => {
+                std::task::Poll::Ready(Err(unsupported("writing an image being sent")))
+            }
         }
     }
 
@@ -956,6 +963,7 @@ impl tokio::io::AsyncSeek for ImageData {
                 let len = HEADER_BYTES as u64 + i.data_len().unwrap_or(0) + i.tail.len() as u64;
                 (&mut i.pos, len)
             }
+            ImageData::Failed(_) => return Ok(()),
         };
         let target = match to {
             std::io::SeekFrom::Start(n) => Some(n),
@@ -974,6 +982,7 @@ impl tokio::io::AsyncSeek for ImageData {
             ImageData::Memory(c) => std::pin::Pin::new(c).poll_complete(cx),
             ImageData::Outgoing(o) => std::task::Poll::Ready(Ok(o.pos)),
             ImageData::Incoming(i) => std::task::Poll::Ready(Ok(i.pos)),
+            ImageData::Failed(_) => std::task::Poll::Ready(Ok(0)),
         }
     }
 }

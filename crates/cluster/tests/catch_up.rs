@@ -68,23 +68,28 @@ impl Cluster {
     }
 }
 
-/// Real files, but the first `fail` checkpoint images a node builds to send find the disk
-/// full: every write to them fails with ENOSPC.
+/// Real files, but the disk is full for the next checkpoint images a node builds to send:
+/// the next `fail_open` cannot even be created, the next `fail` after those are created
+/// but every write to them fails (ENOSPC both).
 struct FullForImages {
+    fail_open: Arc<std::sync::atomic::AtomicUsize>,
     fail: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Takes one from `n` if it is not 0; whether it did.
+fn take_one(n: &std::sync::atomic::AtomicUsize) -> bool {
+    let seq = std::sync::atomic::Ordering::SeqCst;
+    n.fetch_update(seq, seq, |n| n.checked_sub(1)).is_ok()
 }
 
 impl Vfs for FullForImages {
     fn open(&self, path: &std::path::Path, create: bool) -> std::io::Result<Arc<dyn storage::vfs::VfsFile>> {
-        let file = RealVfs.open(path, create)?;
         let image = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(OUTGOING_PREFIX));
-        let take = |n: usize| n.checked_sub(1);
-        if image
-            && self
-                .fail
-                .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, take)
-                .is_ok()
-        {
+        if image && take_one(&self.fail_open) {
+            return Err(std::io::Error::from_raw_os_error(28));
+        }
+        let file = RealVfs.open(path, create)?;
+        if image && take_one(&self.fail) {
             return Ok(Arc::new(NoSpace(file)));
         }
         Ok(file)
@@ -197,14 +202,16 @@ fn a_node_behind_the_purged_log_catches_up_from_a_checkpoint_image() {
 }
 
 /// The leader's disk is full when it copies the first image for a node behind its purged
-/// log: openraft 0.9 would stop a leader on that storage error; instead the leader backs
-/// off, keeps committing, and sends the node the next image it builds.
+/// log (and, the second time, when it creates the image's file): openraft 0.9 would stop a
+/// leader on either storage error; instead the leader backs off, keeps committing, and
+/// sends the node the next image it builds.
 #[test]
 fn a_leader_whose_image_copy_fails_stays_up_and_sends_another() {
     let base = std::env::temp_dir().join(format!("bulwark-image-full-{}", std::process::id()));
     let cluster = Cluster::new(&base);
     let fail = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let vfs = || Arc::new(FullForImages { fail: fail.clone() }) as Arc<dyn Vfs>;
+    let fail_open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let vfs = || Arc::new(FullForImages { fail_open: fail_open.clone(), fail: fail.clone() }) as Arc<dyn Vfs>;
     let n1 = cluster.open_on(1, vfs());
     let n2 = cluster.open_on(2, vfs());
     let mut n3 = cluster.open(3);
@@ -242,6 +249,33 @@ fn a_leader_whose_image_copy_fails_stays_up_and_sends_another() {
     commit_rows(l, 410, 420);
     let want = rows(l);
     assert_eq!(want.len(), 420);
+    wait_for("node 3 holds every row", || (rows(&n3) == want).then_some(()));
+
+    // Again, with the image's file not even created the first time.
+    let behind = n3.engine().applied_index();
+    drop(n3);
+    commit_rows(l, 420, 700);
+    for n in [&n1, &n2] {
+        n.snapshot_now().expect("snapshot");
+    }
+    wait_for("the leader purges its log past node 3", || {
+        (l.engine().store().log().first_index() > behind + 1).then_some(())
+    });
+    let sent = l.status().images_sent;
+    fail_open.store(1, std::sync::atomic::Ordering::SeqCst);
+    let n3 = cluster.open(3);
+    wait_for("the leader fails to create an image", || {
+        (fail_open.load(std::sync::atomic::Ordering::SeqCst) == 0).then_some(())
+    });
+    commit_rows(l, 700, 710);
+    let reason = wait_for("node 3 receives an image", || n3.restart_required());
+    assert!(reason.contains("is saved"), "{reason}");
+    assert_eq!(l.status().images_sent, sent + 1, "the image that could not be built is not counted as sent");
+    drop(n3);
+    let n3 = cluster.open(3);
+    let l = [&n1, &n2][leader_of(&[&n1, &n2])];
+    let want = rows(l);
+    assert_eq!(want.len(), 710);
     wait_for("node 3 holds every row", || (rows(&n3) == want).then_some(()));
     drop((n1, n2, n3));
     let _ = std::fs::remove_dir_all(&base);
