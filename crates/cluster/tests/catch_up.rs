@@ -150,6 +150,21 @@ fn rows(node: &Node) -> Vec<(Vec<u8>, Vec<u8>)> {
     out
 }
 
+/// Commits rows `from..to` on `leader`, snapshots both `nodes`, and waits until the
+/// leader's log starts past log record `behind + 1`, which it purges once no replication
+/// is using the entries (a stopped node's attempts fail and are retried). Returns the
+/// leader's first log record.
+fn purge_past(leader: &Node, nodes: [&Node; 2], from: u64, to: u64, behind: u64) -> u64 {
+    commit_rows(leader, from, to);
+    for n in nodes {
+        n.snapshot_now().expect("snapshot");
+    }
+    wait_for("the leader purges its log past node 3", || {
+        let first = leader.engine().store().log().first_index();
+        (first > behind + 1).then_some(first)
+    })
+}
+
 #[test]
 fn a_node_behind_the_purged_log_catches_up_from_a_checkpoint_image() {
     let base = std::env::temp_dir().join(format!("bulwark-catch-up-{}", std::process::id()));
@@ -171,16 +186,7 @@ fn a_node_behind_the_purged_log_catches_up_from_a_checkpoint_image() {
 
     // The two left commit on, and purge their logs well past node 3.
     let l = [&n1, &n2][leader_of(&[&n1, &n2])];
-    commit_rows(l, 50, 600);
-    for n in [&n1, &n2] {
-        n.snapshot_now().expect("snapshot");
-    }
-    // The leader purges once no replication is using the entries (node 3's attempts fail
-    // and are retried).
-    let first = wait_for("the leader purges its log past node 3", || {
-        let first = l.engine().store().log().first_index();
-        (first > behind + 1).then_some(first)
-    });
+    let first = purge_past(l, [&n1, &n2], 50, 600, behind);
     eprintln!("the leader's log starts at record {first}; node 3 had applied {behind}");
 
     // Node 3 comes back: it gets an image, saves it, and asks for a restart.
@@ -224,13 +230,7 @@ fn a_leader_whose_image_copy_fails_stays_up_and_sends_another() {
     let behind = n3.engine().applied_index();
     drop(n3);
     let l = [&n1, &n2][leader_of(&[&n1, &n2])];
-    commit_rows(l, 50, 400);
-    for n in [&n1, &n2] {
-        n.snapshot_now().expect("snapshot");
-    }
-    wait_for("the leader purges its log past node 3", || {
-        (l.engine().store().log().first_index() > behind + 1).then_some(())
-    });
+    purge_past(l, [&n1, &n2], 50, 400, behind);
 
     // The next image's copy finds the disk full.
     fail.store(1, std::sync::atomic::Ordering::SeqCst);
@@ -254,13 +254,7 @@ fn a_leader_whose_image_copy_fails_stays_up_and_sends_another() {
     // Again, with the image's file not even created the first time.
     let behind = n3.engine().applied_index();
     drop(n3);
-    commit_rows(l, 420, 700);
-    for n in [&n1, &n2] {
-        n.snapshot_now().expect("snapshot");
-    }
-    wait_for("the leader purges its log past node 3", || {
-        (l.engine().store().log().first_index() > behind + 1).then_some(())
-    });
+    purge_past(l, [&n1, &n2], 420, 700, behind);
     let sent = l.status().images_sent;
     fail_open.store(1, std::sync::atomic::Ordering::SeqCst);
     let n3 = cluster.open(3);
