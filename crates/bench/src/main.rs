@@ -43,6 +43,11 @@ mod stats;
 mod wire;
 
 use clap::{Parser, Subcommand};
+
+/// The same allocator as the `bulwark` binary (jemalloc), so that the embedded rows measure
+/// Bulwark as it runs in the server. SQLite allocates through libc's malloc either way.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use report::{Figure, Row};
 use servers::{Bulwark, Postgres, Target};
 use std::path::{Path, PathBuf};
