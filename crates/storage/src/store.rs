@@ -48,7 +48,7 @@ use crate::vfs::{Vfs, VfsFile};
 use crate::wal::{Wal, WalOptions, WalStats};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -285,6 +285,9 @@ struct Inner {
     /// The last index applied; commits wait here for their turn so that apply follows log order.
     apply_turn: Mutex<u64>,
     apply_cv: Condvar,
+    /// Appliers waiting on `apply_cv`, counted under `apply_turn`: with none, the notify
+    /// (a futex system call even then) is skipped.
+    apply_waiting: AtomicUsize,
     checkpoint: Mutex<CheckpointState>,
     /// `CheckpointState::durable_applied_index`, readable without waiting for a checkpoint
     /// or a copy ([`Store::copy_checkpoint`]) that holds `checkpoint`.
@@ -397,6 +400,7 @@ impl Store {
             wal,
             apply_turn: Mutex::new(meta.applied_index),
             apply_cv: Condvar::new(),
+            apply_waiting: AtomicUsize::new(0),
             checkpoint: Mutex::new(CheckpointState {
                 durable_slot: slot,
                 durable_applied_index: meta.applied_index,
@@ -433,14 +437,14 @@ impl Store {
         self.inner.check_writable()?;
         batch.validate()?;
         let index = self.inner.wal.append(&batch.encode())?;
-        self.inner.apply_in_order(index, batch)?;
+        self.inner.apply_in_order(index, batch.clone())?;
         self.inner.checkpoint_if_dirty_over_budget();
         Ok(index)
     }
 
     /// Applies a batch that the caller has already made durable in [`Store::log`] at
     /// `index`. Batches are applied in index order: this waits for `index - 1`.
-    pub fn apply(&self, index: u64, batch: &WriteBatch) -> Result<()> {
+    pub fn apply(&self, index: u64, batch: WriteBatch) -> Result<()> {
         self.inner.check_writable()?;
         self.inner.apply_in_order(index, batch)?;
         self.inner.checkpoint_if_dirty_over_budget();
@@ -727,24 +731,30 @@ impl Inner {
         Ok(())
     }
 
-    fn apply_in_order(&self, index: u64, batch: &WriteBatch) -> Result<()> {
+    fn apply_in_order(&self, index: u64, batch: WriteBatch) -> Result<()> {
         let mut turn = lock(&self.apply_turn);
         while *turn + 1 != index {
             assert!(*turn < index, "log index {index} applied twice");
             self.check_writable()?;
+            self.apply_waiting.fetch_add(1, Ordering::Relaxed);
             turn = self.apply_cv.wait(turn).unwrap_or_else(|e| e.into_inner());
+            self.apply_waiting.fetch_sub(1, Ordering::Relaxed);
         }
         let result = {
             let mut tree = self.write_tree();
-            apply_batch(&mut tree, &self.pager, index, batch.clone())
+            apply_batch(&mut tree, &self.pager, index, batch)
         };
         if let Err(e) = &result {
             self.poison(format!("applying log record {index} failed: {e}"));
             self.apply_failed.store(true, Ordering::Relaxed);
         }
         *turn = index;
+        // Read under the lock: a waiter counts itself under it before it waits.
+        let wake = self.apply_waiting.load(Ordering::Relaxed) > 0;
         drop(turn);
-        self.apply_cv.notify_all();
+        if wake {
+            self.apply_cv.notify_all();
+        }
         result
     }
 

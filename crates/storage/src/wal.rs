@@ -285,6 +285,9 @@ struct State {
     exclusive: bool,
     /// Why the log refuses writes, once an fsync (or a rollback) failed.
     poisoned: Option<String>,
+    /// Threads waiting on `changed` now. Notifying with none waiting is skipped: a
+    /// `notify_all` is a futex system call even then, and a flush makes two.
+    waiting: usize,
     stats: WalStats,
 }
 
@@ -442,6 +445,7 @@ impl Wal {
             flushing: false,
             exclusive: false,
             poisoned: None,
+            waiting: 0,
             stats: WalStats::default(),
         };
         Ok(Wal {
@@ -551,7 +555,7 @@ impl Wal {
         }
         let result = self.truncate_idle(&mut st, index);
         st.exclusive = false;
-        self.changed.notify_all();
+        self.notify_changed(&st);
         result
     }
 
@@ -606,8 +610,18 @@ impl Wal {
         self.state.lock().expect("a thread panicked holding the WAL mutex")
     }
 
-    fn wait<'a>(&self, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        self.changed.wait(guard).expect("a thread panicked holding the WAL mutex")
+    fn wait<'a>(&self, mut guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        guard.waiting += 1;
+        let mut guard = self.changed.wait(guard).expect("a thread panicked holding the WAL mutex");
+        guard.waiting -= 1;
+        guard
+    }
+
+    /// Wakes the threads waiting on `changed`, if any; called with the state locked.
+    fn notify_changed(&self, st: &State) {
+        if st.waiting > 0 {
+            self.changed.notify_all();
+        }
     }
 
     /// Takes a batch from the queue, writes and syncs it without the mutex, then settles
@@ -637,13 +651,13 @@ impl Wal {
                 allocated: active.allocated,
             }
         };
-        self.changed.notify_all(); // The queue has room again.
+        self.notify_changed(&st); // The queue has room again.
         drop(st);
 
         let io = panic::catch_unwind(AssertUnwindSafe(|| self.write_batch(&entries, bytes, target)));
         let mut st = self.lock_state();
         st.flushing = false;
-        self.changed.notify_all();
+        self.notify_changed(&st);
         match io {
             Ok(flushed) => {
                 // The next flusher first: it can start its write while the rest wake up.
