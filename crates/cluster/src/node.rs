@@ -110,6 +110,11 @@ const LOG_READ_BYTES_MIN: usize = 64 << 10;
 /// Bytes read per entry asked for (a guess at an entry's size; reads go on until the range
 /// is covered).
 const LOG_READ_BYTES_PER_ENTRY: usize = 2 << 10;
+/// Most bytes of commands one replication request carries (always at least one entry). A
+/// follower far behind gets the log in requests of about this size, and the leader reads no
+/// more than this (plus one entry) from its log per request: asked for a range of big
+/// entries, it used to read and encode all of them, hundreds of megabytes, for each probe.
+pub const REPLICATION_BYTES_MAX: usize = 8 << 20;
 /// How long a commit waits for Raft to apply it before its outcome is reported unknown.
 pub const COMMIT_WAIT_MAX: Duration = Duration::from_secs(30);
 /// How long [`Node::open_single`] waits to become leader and apply its log.
@@ -382,6 +387,72 @@ fn membership_bytes(log_id: LogId<NodeId>, m: &openraft::Membership<NodeId, Basi
     bytes
 }
 
+impl WalLog {
+    /// The entries from `start` up to `end` (exclusive) that the log holds, in order,
+    /// stopping once they add up to `bytes_max` (at least one entry if any is held): the
+    /// cache's, else the log file's. (The error is openraft's own type.)
+    #[allow(clippy::result_large_err)]
+    fn read_entries(
+        &self,
+        start: u64,
+        end: u64,
+        bytes_max: usize,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        let full = |bytes: usize| bytes >= bytes_max;
+        let take_cached = |mem: &LogMem, from: u64, out: &mut Vec<Entry<TypeConfig>>, bytes: &mut usize| {
+            for (_, e) in mem.cache.range(from..end) {
+                if !out.is_empty() && full(*bytes) {
+                    break;
+                }
+                *bytes += entry_bytes(e);
+                out.push(e.clone());
+            }
+        };
+        {
+            let mem = lock(&self.shared.mem);
+            if mem.cache.first_key_value().is_some_and(|(&first, _)| first <= start) {
+                take_cached(&mem, start, &mut out, &mut bytes);
+                return Ok(out);
+            }
+        }
+        // Older than the cache: read the file, then the cache for the rest.
+        let mut at = start;
+        let wal = self.wal();
+        while at < end && wal_index(at) < wal.next_index() && (out.is_empty() || !full(bytes)) {
+            let mem = lock(&self.shared.mem);
+            if mem.cache.first_key_value().is_some_and(|(&first, _)| first <= at) {
+                take_cached(&mem, at, &mut out, &mut bytes);
+                break;
+            }
+            drop(mem);
+            // Read about what was asked for, not a fixed amount: openraft re-applies a log
+            // 64 entries at a time at startup.
+            let budget = usize::try_from(end - at)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(LOG_READ_BYTES_PER_ENTRY)
+                .clamp(LOG_READ_BYTES_MIN, LOG_READ_BYTES)
+                .min(bytes_max.saturating_sub(bytes).max(1));
+            let records =
+                wal.read(wal_index(at), budget).map_err(|e| StorageIOError::read_logs(&io_err(e.to_string())))?;
+            if records.is_empty() {
+                break;
+            }
+            for (i, payload) in records {
+                if raft_index(i) >= end || (!out.is_empty() && full(bytes)) {
+                    break;
+                }
+                let entry = decode_record(i, &payload).map_err(|e| StorageIOError::read_logs(&e))?;
+                bytes += entry_bytes(&entry);
+                out.push(entry);
+                at = raft_index(i) + 1;
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl RaftLogReader<TypeConfig> for WalLog {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
@@ -397,44 +468,26 @@ impl RaftLogReader<TypeConfig> for WalLog {
             Bound::Excluded(&i) => i,
             Bound::Unbounded => u64::MAX,
         };
-        let mut out = Vec::new();
-        {
-            let mem = lock(&self.shared.mem);
-            if mem.cache.first_key_value().is_some_and(|(&first, _)| first <= start) {
-                out.extend(mem.cache.range(start..end).map(|(_, e)| e.clone()));
-                return Ok(out);
-            }
+        self.read_entries(start, end, usize::MAX)
+    }
+
+    /// What replication sends: at most [`REPLICATION_BYTES_MAX`] of entries. Entries no
+    /// longer cached are read from the file off the Raft worker (`block_in_place`), so
+    /// that its other tasks, commits included, go on meanwhile.
+    #[allow(clippy::result_large_err)]
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+        let cached = lock(&self.shared.mem).cache.first_key_value().is_some_and(|(&first, _)| first <= start);
+        let worker_pool = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if cached || !worker_pool {
+            // A simulation's single-threaded runtime cannot hand its thread over.
+            return self.read_entries(start, end, REPLICATION_BYTES_MAX);
         }
-        // Older than the cache: read the file, then the cache for the rest.
-        let mut at = start;
-        let wal = self.wal();
-        while at < end && wal_index(at) < wal.next_index() {
-            let cached_from = lock(&self.shared.mem).cache.first_key_value().map(|(&k, _)| k);
-            if cached_from.is_some_and(|c| c <= at) {
-                let mem = lock(&self.shared.mem);
-                out.extend(mem.cache.range(at..end).map(|(_, e)| e.clone()));
-                break;
-            }
-            // Read about what was asked for, not a fixed amount: openraft re-applies a log
-            // 64 entries at a time at startup.
-            let budget = usize::try_from(end - at)
-                .unwrap_or(usize::MAX)
-                .saturating_mul(LOG_READ_BYTES_PER_ENTRY)
-                .clamp(LOG_READ_BYTES_MIN, LOG_READ_BYTES);
-            let records =
-                wal.read(wal_index(at), budget).map_err(|e| StorageIOError::read_logs(&io_err(e.to_string())))?;
-            if records.is_empty() {
-                break;
-            }
-            for (i, payload) in records {
-                if raft_index(i) >= end {
-                    break;
-                }
-                out.push(decode_record(i, &payload).map_err(|e| StorageIOError::read_logs(&e))?);
-                at = raft_index(i) + 1;
-            }
-        }
-        Ok(out)
+        tokio::task::block_in_place(|| self.read_entries(start, end, REPLICATION_BYTES_MAX))
     }
 }
 
@@ -2435,5 +2488,74 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn total_bytes(entries: &[Entry<TypeConfig>]) -> usize {
+        entries.iter().map(entry_bytes).sum()
+    }
+
+    /// Replication asks for ranges of up to 300 entries; with big entries that was hundreds
+    /// of megabytes read and encoded per request. It gets at most REPLICATION_BYTES_MAX
+    /// (plus the entry that crosses it), from the cache and from the file alike.
+    #[test]
+    fn replication_reads_stop_at_a_byte_budget_from_the_cache_and_from_the_file() {
+        let dir = std::env::temp_dir().join(format!("bulwark-limited-read-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let vfs: Arc<dyn Vfs> = Arc::new(storage::vfs::RealVfs);
+        let mut node = Node::open_single(vfs, &dir, NodeOptions::default()).unwrap();
+        let entry_mib = 1usize << 20;
+        let commits = 20;
+        let first = lock(&node.log.shared.mem).last.expect("a started node has entries").index + 1;
+        for i in 0..commits {
+            let mut t = node.engine().begin(txn::TxnOptions::default()).unwrap();
+            t.put(format!("big{i:02}").as_bytes(), &vec![i as u8; entry_mib]).unwrap();
+            t.commit().unwrap();
+        }
+        let end = lock(&node.log.shared.mem).last.unwrap().index + 1;
+        assert!(end - first >= commits as u64);
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+        let mut log = node.log.clone();
+
+        let all = runtime.block_on(log.try_get_log_entries(first..end)).unwrap();
+        assert_eq!(all.len() as u64, end - first, "an unlimited read returns the whole range");
+        assert!(total_bytes(&all) > 2 * REPLICATION_BYTES_MAX);
+
+        let check = |limited: &[Entry<TypeConfig>], from: &str| {
+            assert!(!limited.is_empty(), "{from}: at least one entry");
+            assert!(limited.len() < all.len(), "{from}: {} of {} entries", limited.len(), all.len());
+            let bytes = total_bytes(limited);
+            let before_last = bytes - entry_bytes(limited.last().unwrap());
+            assert!(before_last < REPLICATION_BYTES_MAX, "{from}: {bytes} bytes, {before_last} before the last");
+            assert!(bytes >= REPLICATION_BYTES_MAX, "{from}: stopped early, at {bytes} bytes");
+            for (a, b) in limited.iter().zip(&all) {
+                assert_eq!(a.log_id, b.log_id, "{from}");
+                assert_eq!(entry_bytes(a), entry_bytes(b), "{from}");
+            }
+        };
+        let cached = runtime.block_on(log.limited_get_log_entries(first, end)).unwrap();
+        check(&cached, "cache");
+
+        // Not cached any more: read from the log file, off the runtime's worker.
+        {
+            let mut mem = lock(&node.log.shared.mem);
+            mem.cache.clear();
+            mem.cache_bytes = 0;
+        }
+        let from_file = runtime.block_on(log.limited_get_log_entries(first, end)).unwrap();
+        check(&from_file, "file");
+        // The next request goes on from where this one stopped.
+        let next_start = from_file.last().unwrap().log_id.index + 1;
+        let next = runtime.block_on(log.limited_get_log_entries(next_start, end)).unwrap();
+        assert_eq!(next.first().unwrap().log_id.index, next_start);
+
+        drop(runtime);
+        node.shutdown();
+        drop(node);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
