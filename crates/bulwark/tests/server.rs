@@ -730,3 +730,44 @@ fn psql_lists_and_describes_tables() {
         .unwrap();
     assert!(stderr(&missing).contains("Did not find any relation named \"nosuch\""), "{}", stderr(&missing));
 }
+
+/// Long operator chains: an ORM's `id = 1 OR id = 2 OR ...` with 20,000 terms runs, a
+/// 990-term sum runs, and deeper or longer chains get 54001 (statement_too_complex) while
+/// the server stays up. A chain this long once overflowed the connection thread's stack
+/// and aborted the whole server.
+#[test]
+fn long_operator_chains_run_or_get_54001_and_never_crash_the_server() {
+    let dir = TempDir::new("chains");
+    let server = ServerProcess::start(&dir.0, &[]);
+    server.query("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2), (3)");
+    let run_file = |name: &str, sql: String| {
+        let path = dir.0.join(name);
+        std::fs::write(&path, sql).unwrap();
+        server.psql(&["-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "-f", path.to_str().unwrap()])
+    };
+    let chain = |terms: usize, op: &str| vec!["1"; terms].join(op);
+
+    let ors = (1..=20_000).map(|i| format!("id = {i}")).collect::<Vec<_>>().join(" OR ");
+    let out = run_file("ors.sql", format!("SELECT count(*) FROM t WHERE {ors}"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "3");
+    let ands = (1..=5_000).map(|i| format!("id <> {}", i + 2)).collect::<Vec<_>>().join(" AND ");
+    let out = run_file("ands.sql", format!("SELECT id FROM t WHERE {ands}"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "1\n2");
+
+    let out = run_file("sum.sql", format!("SELECT {}", chain(990, " + ")));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "990");
+
+    for (name, sql) in [
+        ("deep.sql", format!("SELECT {}", chain(5_000, " + "))),
+        ("concat.sql", format!("SELECT {}", vec!["'a'"; 5_000].join(" || "))),
+        ("long.sql", format!("SELECT {}", chain(60_000, " + "))),
+    ] {
+        let out = run_file(name, sql);
+        assert_eq!(out.status.code(), Some(3), "{name}: {}", stdout(&out));
+        assert!(stderr(&out).contains("54001"), "{name}: {}", stderr(&out));
+        assert_eq!(server.query("SELECT count(*) FROM t"), "3", "the server answers after {name}");
+    }
+}

@@ -83,8 +83,11 @@ const ACCEPT_ERROR_BACKOFF_MS: u64 = 100;
 const DRAIN_POLL_MS: u64 = 20;
 /// How long shutdown waits, after the drain, for connection threads to close their sockets.
 const CONNECTION_CLOSE_WAIT_MS: u64 = 1_000;
-/// The stack of a connection's thread (the planner and evaluator recurse over expressions).
-const CONNECTION_THREAD_STACK_BYTES: usize = 8 << 20;
+/// The stack of a connection's thread. Binding, planning and evaluation recurse over
+/// expressions, up to `sql::parser::EXPR_DEPTH_MAX` deep; a release build needs about 5 KiB a
+/// level and a debug build several times that. Only the pages a statement touches are
+/// ever backed by memory.
+const CONNECTION_THREAD_STACK_BYTES: usize = 64 << 20;
 
 /// How clients prove who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -72,6 +72,19 @@ const IDENTIFIER_BYTES_MAX: usize = 63;
 /// NUMERIC's limit in Bulwark: 38 significant digits (an `i128` mantissa), scale at most 38.
 const NUMERIC_DIGITS_MAX: u32 = 38;
 
+/// The deepest expression a statement may hold (54001 beyond): every layer after the parser
+/// (binding, planning, evaluation) walks expressions recursively, and a connection's
+/// thread has a stack of bounded size. A chain of ANDs or ORs, however long, counts as the
+/// depth of a balanced tree, so `id = 1 OR id = 2 OR ...` with many thousands of terms fits.
+pub const EXPR_DEPTH_MAX: usize = 1_000;
+/// The most binary operators one statement may hold (54001 beyond). The parser builds an
+/// operator chain without recursion, but the tree it builds is as deep as the chain, and
+/// freeing it recurses: this bounds that depth before the tree exists.
+pub const STATEMENT_OPERATORS_MAX: usize = 50_000;
+/// An AND or OR chain longer than this is built as a balanced tree (shorter ones keep the
+/// written, left-to-right shape, which EXPLAIN shows).
+const LOGICAL_CHAIN_BALANCE_MIN: usize = 64;
+
 /// How much of an unsupported construct's SQL text an error message quotes.
 const QUOTED_SQL_CHARS_MAX: usize = 60;
 
@@ -90,6 +103,12 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
             run.iter().map(|t| &t.token).filter(|t| !matches!(t, Token::Whitespace(_))).collect();
         if significant.is_empty() {
             continue;
+        }
+        let operators = significant.iter().filter(|t| is_binary_operator(t)).count();
+        if operators > STATEMENT_OPERATORS_MAX {
+            return Err(too_complex(format!(
+                "The statement has {operators} operators; at most {STATEMENT_OPERATORS_MAX} are allowed."
+            )));
         }
         if let Some(statement) = utility::parse(&significant)? {
             statements.push(statement);
@@ -110,6 +129,65 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
         statements.extend(statement(parsed)?);
     }
     Ok(statements)
+}
+
+/// Whether a token can join two operands (an upper bound: a `-` may be a sign).
+fn is_binary_operator(t: &Token) -> bool {
+    match t {
+        Token::Word(w) => matches!(w.keyword, sqlparser::keywords::Keyword::AND | sqlparser::keywords::Keyword::OR),
+        Token::Plus
+        | Token::Minus
+        | Token::Mul
+        | Token::Div
+        | Token::Mod
+        | Token::StringConcat
+        | Token::Eq
+        | Token::DoubleEq
+        | Token::Neq
+        | Token::Lt
+        | Token::Gt
+        | Token::LtEq
+        | Token::GtEq
+        | Token::Caret
+        | Token::Ampersand
+        | Token::Pipe
+        | Token::Tilde
+        | Token::ExclamationMark => true,
+        _ => false,
+    }
+}
+
+/// 54001 statement_too_complex, PostgreSQL's code when a statement nests too deeply.
+fn too_complex(hint: String) -> Error {
+    Error::new("54001", "stack depth limit exceeded").with_hint(hint)
+}
+
+thread_local! {
+    /// How deep the expression being translated on this thread is.
+    static EXPR_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// One level of [`EXPR_DEPTH`], given back when dropped.
+struct ExprDepth;
+
+impl ExprDepth {
+    fn enter() -> Result<ExprDepth> {
+        let depth = EXPR_DEPTH.with(|d| {
+            d.set(d.get() + 1);
+            d.get()
+        });
+        let guard = ExprDepth;
+        if depth > EXPR_DEPTH_MAX {
+            return Err(too_complex(format!("Expressions may nest at most {EXPR_DEPTH_MAX} deep.")));
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for ExprDepth {
+    fn drop(&mut self) {
+        EXPR_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
 }
 
 /// Cuts a token stream at top-level semicolons (semicolons inside strings, quoted
@@ -140,9 +218,7 @@ fn tokenizer_error(e: TokenizerError) -> Error {
 fn parser_error(e: ParserError) -> Error {
     let message = match e {
         ParserError::RecursionLimitExceeded => {
-            // 54001 statement_too_complex, PostgreSQL's code for a too-deep parse.
-            return Error::new("54001", "stack depth limit exceeded")
-                .with_hint("The statement nests expressions or queries too deeply.");
+            return too_complex("The statement nests expressions or queries too deeply.".to_string());
         }
         ParserError::TokenizerError(m) | ParserError::ParserError(m) => m,
     };
@@ -1523,6 +1599,52 @@ fn function_call(name: &str, args: Vec<Expr>) -> Expr {
 }
 
 fn expr(e: sql::Expr) -> Result<Expr> {
+    let _depth = ExprDepth::enter()?;
+    if let sql::Expr::BinaryOp { op: op @ (sql::BinaryOperator::And | sql::BinaryOperator::Or), .. } = &e {
+        let op = op.clone();
+        return logical_chain(e, op);
+    }
+    expr_node(e)
+}
+
+/// `a AND b AND c ...` (or OR), however long, without recursing along the chain: its
+/// operands in written order, joined left to right, or as a balanced tree when the chain
+/// is long (AND and OR are associative, also with NULLs).
+fn logical_chain(e: sql::Expr, op: sql::BinaryOperator) -> Result<Expr> {
+    let mut operands = Vec::new();
+    let mut pending = vec![e];
+    while let Some(e) = pending.pop() {
+        match e {
+            sql::Expr::BinaryOp { left, op: o, right } if o == op => {
+                pending.push(*right);
+                pending.push(*left);
+            }
+            other => operands.push(expr(other)?),
+        }
+    }
+    let op = binary_op(&op)?;
+    let join = |left: Expr, right: Expr| Expr::Binary { op, left: Box::new(left), right: Box::new(right) };
+    if operands.len() < LOGICAL_CHAIN_BALANCE_MIN {
+        let mut operands = operands.into_iter();
+        let first = operands.next().ok_or_else(|| Error::syntax("empty expression"))?;
+        return Ok(operands.fold(first, join));
+    }
+    // Pairwise rounds: a tree of depth log2(n).
+    while operands.len() > 1 {
+        let mut next = Vec::with_capacity(operands.len().div_ceil(2));
+        let mut it = operands.into_iter();
+        while let Some(left) = it.next() {
+            next.push(match it.next() {
+                Some(right) => join(left, right),
+                None => left,
+            });
+        }
+        operands = next;
+    }
+    operands.pop().ok_or_else(|| Error::syntax("empty expression"))
+}
+
+fn expr_node(e: sql::Expr) -> Result<Expr> {
     Ok(match e {
         sql::Expr::Identifier(id) => {
             if is_default(&id) {
