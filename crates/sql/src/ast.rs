@@ -134,7 +134,9 @@ pub enum Statement {
         statement: Box<Statement>,
     },
     /// TRUNCATE.
-    Truncate(Vec<String>),
+    /// `TRUNCATE tables [CASCADE]`: with CASCADE, the tables whose foreign keys refer to
+    /// them are emptied too.
+    Truncate { tables: Vec<String>, cascade: bool },
     /// COPY ... FROM STDIN / TO STDOUT.
     Copy(Box<CopyStatement>),
     /// VACUUM [FULL] [ANALYZE] [table, ...] (no tables: all of them).

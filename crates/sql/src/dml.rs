@@ -142,8 +142,9 @@ pub(crate) fn check_parents(exec: &mut Exec<'_>, table: &Table, row: &[Value]) -
 pub enum Inserted {
     /// Written; its row key.
     Done(Vec<u8>),
-    /// A unique constraint already holds the key: the existing row's key and the error.
-    Conflict(Vec<u8>, Error),
+    /// A unique constraint already holds the key: the existing row's key, the error, and
+    /// the columns of the constraint (the primary key's or a unique index's).
+    Conflict(Vec<u8>, Error, Vec<usize>),
 }
 
 /// Writes a new row after checking every constraint. The row must already have the
@@ -160,16 +161,16 @@ pub fn insert_row(exec: &mut Exec<'_>, table: &Table, row: &Row) -> Result<Inser
             format!("duplicate key value violates unique constraint \"{}\"", table.pk_name),
         )
         .with_detail(format!("Key {} already exists.", key_detail(table, &table.primary_key, row)));
-        return Ok(Inserted::Conflict(key, err));
+        return Ok(Inserted::Conflict(key, err, table.primary_key.clone()));
     }
     for index in &table.indexes {
-        if let Some(existing) = unique_conflict(exec, table, index, row, &key)? {
+        if let Some(existing) = unique_conflict(exec, index, row, &key, None)? {
             let err = Error::new(
                 codes::UNIQUE_VIOLATION,
                 format!("duplicate key value violates unique constraint \"{}\"", index.name),
             )
             .with_detail(format!("Key {} already exists.", key_detail(table, &index.columns, row)));
-            return Ok(Inserted::Conflict(existing, err));
+            return Ok(Inserted::Conflict(existing, err, index.columns.clone()));
         }
     }
     exec.txn.put(&key, &eval::encode_row(row))?;
@@ -180,20 +181,21 @@ pub fn insert_row(exec: &mut Exec<'_>, table: &Table, row: &Row) -> Result<Inser
     Ok(Inserted::Done(key))
 }
 
-/// The key of another row holding `row`'s values in unique `index`, if any.
+/// The key of another row holding `row`'s values in unique `index`, if any. `replacing` is
+/// the key the row had before an update that moves it: its own old entry is no conflict.
 fn unique_conflict(
     exec: &mut Exec<'_>,
-    _table: &Table,
     index: &Index,
     row: &[Value],
     own: &[u8],
+    replacing: Option<&[u8]>,
 ) -> Result<Option<Vec<u8>>> {
     let (ikey, unique) = index_key(index, row, own)?;
     if !unique {
         return Ok(None);
     }
     match exec.txn.lock_row_latest(&ikey, LockMode::Exclusive, WaitPolicy::Wait)? {
-        Some(Some(existing)) if existing != own => Ok(Some(existing)),
+        Some(Some(existing)) if existing != own && Some(existing.as_slice()) != replacing => Ok(Some(existing)),
         _ => Ok(None),
     }
 }
@@ -238,7 +240,7 @@ pub fn update_row(exec: &mut Exec<'_>, table: &Table, key: &[u8], old: &Row, new
         if old_ikey == new_ikey && new_key == key {
             continue;
         }
-        if let Some(_existing) = unique_conflict(exec, table, index, new, &new_key)? {
+        if let Some(_existing) = unique_conflict(exec, index, new, &new_key, Some(key))? {
             return Err(Error::new(
                 codes::UNIQUE_VIOLATION,
                 format!("duplicate key value violates unique constraint \"{}\"", index.name),

@@ -415,6 +415,25 @@ fn relation_name(name: sql::ObjectName) -> Result<String> {
     qualify(name_parts(name)?, &text)
 }
 
+/// The name of a relation being created: Bulwark has one schema for user tables, `public`.
+/// 3F000 for a schema that does not exist, 42501 for the system schemas, as in PostgreSQL.
+fn new_relation_name(name: sql::ObjectName) -> Result<String> {
+    not_reserved(&name)?;
+    let text = name.to_string();
+    let parts = name_parts(name)?;
+    if parts.len() == 2 && parts[0] != "public" {
+        if parts[0] == "pg_catalog" || parts[0] == "information_schema" {
+            return Err(Error::new(
+                codes::INSUFFICIENT_PRIVILEGE,
+                format!("permission denied to create \"{}.{}\"", parts[0], parts[1]),
+            )
+            .with_detail("System catalog modifications are currently disallowed."));
+        }
+        return Err(Error::new(codes::INVALID_SCHEMA_NAME, format!("schema \"{}\" does not exist", parts[0])));
+    }
+    qualify(parts, &text)
+}
+
 /// A column name where only a bare name is allowed (column lists, SET targets).
 fn column_name(name: sql::ObjectName) -> Result<String> {
     not_reserved(&name)?;
@@ -841,7 +860,7 @@ mod ddl {
             sql::CreateTableOptions::None | sql::CreateTableOptions::With(_) => {}
             other => return Err(unsupported_sql("table option", other)),
         }
-        let name = relation_name(c.name)?;
+        let name = new_relation_name(c.name)?;
         let mut columns = Vec::new();
         let mut constraints = Vec::new();
         for column in c.columns {
@@ -1109,9 +1128,9 @@ mod ddl {
         if t.partitions.is_some() || t.on_cluster.is_some() || t.if_exists {
             return Err(Error::unsupported("this form of TRUNCATE"));
         }
-        // CASCADE is left to the executor, as for DROP.
-        let names = t.table_names.into_iter().map(|target| relation_name(target.name)).collect::<Result<_>>()?;
-        Ok(Statement::Truncate(names))
+        let cascade = matches!(t.cascade, Some(sql::CascadeOption::Cascade));
+        let tables = t.table_names.into_iter().map(|target| relation_name(target.name)).collect::<Result<_>>()?;
+        Ok(Statement::Truncate { tables, cascade })
     }
 }
 
@@ -2425,8 +2444,11 @@ mod tests {
 
     #[test]
     fn truncate() {
-        assert_eq!(one("TRUNCATE TABLE a, b"), Statement::Truncate(vec!["a".into(), "b".into()]));
-        assert_eq!(one("TRUNCATE a"), Statement::Truncate(vec!["a".into()]));
+        assert_eq!(
+            one("TRUNCATE TABLE a, b"),
+            Statement::Truncate { tables: vec!["a".into(), "b".into()], cascade: false }
+        );
+        assert_eq!(one("TRUNCATE a CASCADE"), Statement::Truncate { tables: vec!["a".into()], cascade: true });
         assert_eq!(code("TRUNCATE a RESTART IDENTITY"), codes::FEATURE_NOT_SUPPORTED);
     }
 

@@ -1005,13 +1005,7 @@ impl Session {
                 self.create_index(txn, name.clone(), table, columns, *unique, *if_not_exists)
             }
             Statement::DropIndex { names, if_exists } => self.drop_indexes(txn, names, *if_exists),
-            Statement::Truncate(tables) => {
-                for t in tables {
-                    let table = catalog::lock_table(txn, t, true)?;
-                    self.delete_all(txn, &table)?;
-                }
-                Ok(QueryResult::command("TRUNCATE TABLE"))
-            }
+            Statement::Truncate { tables, cascade } => self.truncate(txn, tables, *cascade),
             Statement::Insert { table, columns, source, on_conflict, returning } => {
                 self.insert(txn, table, columns.as_deref(), source, on_conflict.as_ref(), returning, params)
             }
@@ -1335,6 +1329,47 @@ impl Session {
         }
     }
 
+    /// TRUNCATE: every table a foreign key of another table refers to must be in the list
+    /// (0A000 otherwise, as in PostgreSQL), or with CASCADE those tables are added to it.
+    fn truncate(&self, txn: &mut Txn, names: &[String], cascade: bool) -> Result<QueryResult> {
+        let mut all: Vec<String> = Vec::new();
+        for name in names {
+            if !all.contains(name) {
+                all.push(name.clone());
+            }
+        }
+        let mut notices = Vec::new();
+        let mut i = 0;
+        while i < all.len() {
+            if catalog::get_table(txn, &all[i])?.is_none() {
+                return Err(Error::new(codes::UNDEFINED_TABLE, format!("relation \"{}\" does not exist", all[i])));
+            }
+            for child in catalog::referencing_tables(txn, &all[i])? {
+                if all.contains(&child) {
+                    continue;
+                }
+                if !cascade {
+                    return Err(Error::new(
+                        codes::FEATURE_NOT_SUPPORTED,
+                        "cannot truncate a table referenced in a foreign key constraint",
+                    )
+                    .with_detail(format!("Table \"{child}\" references \"{}\".", all[i]))
+                    .with_hint(format!("Truncate table \"{child}\" at the same time, or use TRUNCATE ... CASCADE.")));
+                }
+                notices.push(format!("truncate cascades to table \"{child}\""));
+                all.push(child);
+            }
+            i += 1;
+        }
+        for t in &all {
+            let table = catalog::lock_table(txn, t, true)?;
+            self.delete_all(txn, &table)?;
+        }
+        let mut r = QueryResult::command("TRUNCATE TABLE");
+        r.notices = notices;
+        Ok(r)
+    }
+
     fn delete_all(&self, txn: &mut Txn, table: &Table) -> Result<()> {
         self.delete_all_but(txn, table, &std::collections::HashSet::new())
     }
@@ -1468,6 +1503,9 @@ impl Session {
                     if row.len() > targets.len() {
                         return Err(Error::syntax("INSERT has more expressions than target columns"));
                     }
+                    if columns.is_some() && row.len() < targets.len() {
+                        return Err(Error::syntax("INSERT has more target columns than expressions"));
+                    }
                     let mut vals = Vec::new();
                     for e in row {
                         vals.push(match e {
@@ -1487,9 +1525,39 @@ impl Session {
                 if scope.columns.len() > targets.len() {
                     return Err(Error::syntax("INSERT has more expressions than target columns"));
                 }
+                if columns.is_some() && scope.columns.len() < targets.len() {
+                    return Err(Error::syntax("INSERT has more target columns than expressions"));
+                }
                 self.exec(txn, params).run(&plan)?.into_iter().map(|r| r.into_iter().map(Some).collect()).collect()
             }
         };
+        // ON CONFLICT (columns): the unique constraint over exactly those columns (in any
+        // order) is the arbiter; a conflict on another one is an error, as without ON
+        // CONFLICT. Without columns (DO NOTHING only) every unique constraint is.
+        let arbiter: Option<Vec<usize>> = match on_conflict {
+            Some(oc) if !oc.columns.is_empty() => {
+                let mut cols = oc.columns.iter().map(|c| table.column_index(c)).collect::<Result<Vec<_>>>()?;
+                cols.sort_unstable();
+                cols.dedup();
+                let sorted = |c: &[usize]| {
+                    let mut c = c.to_vec();
+                    c.sort_unstable();
+                    c
+                };
+                let matches = (!table.primary_key.is_empty() && sorted(&table.primary_key) == cols)
+                    || table.indexes.iter().any(|i| i.unique && sorted(&i.columns) == cols);
+                if !matches {
+                    return Err(Error::new(
+                        codes::INVALID_COLUMN_REFERENCE,
+                        "there is no unique or exclusion constraint matching the ON CONFLICT specification",
+                    ));
+                }
+                Some(cols)
+            }
+            _ => None,
+        };
+        // Rows this statement inserted or updated: DO UPDATE may not touch one twice.
+        let mut written: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
         let table_scope = table_scope(&table, &table.name);
         let returning_columns = returning_columns(returning, &table_scope);
         let returning = self.bind_items(txn, returning, &table_scope)?;
@@ -1516,15 +1584,36 @@ impl Session {
             }
             let mut exec = self.exec(txn, params);
             match dml::insert_row(&mut exec, &table, &full)? {
-                Inserted::Done(_) => {
+                Inserted::Done(key) => {
+                    if on_conflict.is_some_and(|oc| oc.update.is_some()) {
+                        written.insert(key);
+                    }
                     count += 1;
                     if let Some(items) = &returning {
                         out_rows.push(items.iter().map(|e| exec.eval(e, &full)).collect::<Result<Row>>()?);
                     }
                 }
-                Inserted::Conflict(existing_key, err) => match on_conflict {
+                Inserted::Conflict(existing_key, err, conflict_columns) => match on_conflict {
                     None => return Err(err),
+                    Some(_)
+                        if arbiter.as_ref().is_some_and(|a| {
+                            let mut c = conflict_columns.clone();
+                            c.sort_unstable();
+                            *a != c
+                        }) =>
+                    {
+                        return Err(err)
+                    }
                     Some(oc) if oc.update.is_none() => {}
+                    Some(_) if written.contains(&existing_key) => {
+                        return Err(Error::new(
+                            codes::CARDINALITY_VIOLATION,
+                            "ON CONFLICT DO UPDATE command cannot affect row a second time",
+                        )
+                        .with_hint(
+                            "Ensure that no rows proposed for insertion within the same command have duplicate constrained values.",
+                        ));
+                    }
                     Some(oc) => {
                         let (assignments, filter) = oc.update.as_ref().expect("DO UPDATE");
                         let Some(Some(bytes)) =
@@ -1551,7 +1640,8 @@ impl Session {
                             new[c] = assign_column(self.exec(txn, params).eval(&b, &both)?, &table, c)?;
                         }
                         let mut exec = self.exec(txn, params);
-                        dml::update_row(&mut exec, &table, &existing_key, &old, &new)?;
+                        let new_key = dml::update_row(&mut exec, &table, &existing_key, &old, &new)?;
+                        written.insert(new_key);
                         count += 1;
                         if let Some(items) = &returning {
                             out_rows.push(items.iter().map(|e| exec.eval(e, &new)).collect::<Result<Row>>()?);

@@ -211,7 +211,7 @@ impl Session {
                 .map_err(|e| e.with_context(format!("COPY {}, line {}", table.name, record.line)))?
             {
                 Inserted::Done(_) => copy.rows += 1,
-                Inserted::Conflict(_, e) => {
+                Inserted::Conflict(_, e, _) => {
                     return Err(e.with_context(format!("COPY {}, line {}", table.name, record.line)))
                 }
             }
