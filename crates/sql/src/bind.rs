@@ -299,7 +299,16 @@ impl Binder<'_> {
                 ))
             }
             Expr::Function { name, args, .. } => {
-                let args = args.iter().map(|a| self.bind(a, scope)).collect::<Result<Vec<_>>>()?;
+                let target = match name.as_str() {
+                    "coalesce" | "greatest" | "least" => {
+                        crate::plan::unify_target(&args.iter().collect::<Vec<_>>(), scope)
+                    }
+                    _ => None,
+                };
+                let args = args
+                    .iter()
+                    .map(|a| Ok(crate::plan::cast_to(self.bind(a, scope)?, a, scope, target.as_ref())))
+                    .collect::<Result<Vec<_>>>()?;
                 if name == "coalesce" {
                     BExpr::Coalesce(args)
                 } else {
@@ -333,14 +342,21 @@ impl Binder<'_> {
                 *negated,
                 *case_insensitive,
             ),
-            Expr::Case { operand, whens, else_result } => BExpr::Case(
-                operand.as_ref().map(|o| self.bind(o, scope).map(Box::new)).transpose()?,
-                whens
-                    .iter()
-                    .map(|(w, t)| Ok((self.bind(w, scope)?, self.bind(t, scope)?)))
-                    .collect::<Result<Vec<_>>>()?,
-                else_result.as_ref().map(|e| self.bind(e, scope).map(Box::new)).transpose()?,
-            ),
+            Expr::Case { operand, whens, else_result } => {
+                // The branches meet in their common type (THEN 0 ELSE a_numeric is numeric).
+                let results: Vec<&Expr> = whens.iter().map(|(_, t)| t).chain(else_result.as_deref()).collect();
+                let target = crate::plan::unify_target(&results, scope);
+                let mut result = |e: &Expr| -> Result<BExpr> {
+                    Ok(crate::plan::cast_to(self.bind(e, scope)?, e, scope, target.as_ref()))
+                };
+                let whens = whens.iter().map(|(w, t)| Ok((w, result(t)?))).collect::<Result<Vec<_>>>()?;
+                let else_result = else_result.as_ref().map(|e| result(e).map(Box::new)).transpose()?;
+                BExpr::Case(
+                    operand.as_ref().map(|o| self.bind(o, scope).map(Box::new)).transpose()?,
+                    whens.into_iter().map(|(w, t)| Ok((self.bind(w, scope)?, t))).collect::<Result<Vec<_>>>()?,
+                    else_result,
+                )
+            }
             Expr::Subquery(q) => {
                 let (plan, sub_scope) = self.plan_sub(q, scope)?;
                 if sub_scope.columns.len() != 1 {

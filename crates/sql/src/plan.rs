@@ -329,16 +329,26 @@ impl<'t> Planner<'t> {
             SetExpr::Values(rows) => {
                 let empty = Scope::default();
                 let width = rows.first().map_or(0, Vec::len);
+                if rows.iter().any(|row| row.len() != width) {
+                    return Err(Error::syntax("VALUES lists must all be the same length"));
+                }
+                // A column's rows meet in one type, as in PostgreSQL: (1), (2.5) is numeric.
+                let targets: Vec<Option<DataType>> = (0..width)
+                    .map(|c| unify_target(&rows.iter().map(|row| &row[c]).collect::<Vec<_>>(), &empty))
+                    .collect();
                 let mut bound = Vec::new();
                 for row in rows {
-                    if row.len() != width {
-                        return Err(Error::syntax("VALUES lists must all be the same length"));
+                    let mut out = Vec::with_capacity(width);
+                    for (c, e) in row.iter().enumerate() {
+                        out.push(cast_to(self.bind(e, &empty, outer)?, e, &empty, targets[c].as_ref()));
                     }
-                    bound.push(row.iter().map(|e| self.bind(e, &empty, outer)).collect::<Result<Vec<_>>>()?);
+                    bound.push(out);
                 }
                 let scope = Scope {
-                    columns: (1..=width)
-                        .map(|i| ScopeColumn { table: None, name: format!("column{i}"), data_type: None })
+                    columns: targets
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, t)| ScopeColumn { table: None, name: format!("column{}", i + 1), data_type: t })
                         .collect(),
                 };
                 Ok((Plan::Values(bound), scope))
@@ -354,7 +364,33 @@ impl<'t> Planner<'t> {
                     };
                     return Err(Error::syntax(format!("each {what} query must have the same number of columns")));
                 }
-                Ok((Plan::SetOp { op: *op, all: *all, left: Box::new(l), right: Box::new(r) }, lscope))
+                // Each column of the result has the sides' common type; a side of another
+                // type is cast to it (SELECT 1 UNION SELECT 2.5 is numeric).
+                let mut scope = lscope.clone();
+                let (mut lcast, mut rcast) = (false, false);
+                let mut lcols = Vec::new();
+                let mut rcols = Vec::new();
+                for (i, (lc, rc)) in lscope.columns.iter().zip(&rscope.columns).enumerate() {
+                    let common = match (&lc.data_type, &rc.data_type) {
+                        (Some(a), Some(b)) if a != b => common_type(&[a.clone(), b.clone()]),
+                        _ => None,
+                    };
+                    let side = |t: &Option<DataType>, cast: &mut bool| match &common {
+                        Some(c) if t.as_ref() != Some(c) => {
+                            *cast = true;
+                            BExpr::Cast(Box::new(BExpr::Col(i)), c.clone())
+                        }
+                        _ => BExpr::Col(i),
+                    };
+                    lcols.push(side(&lc.data_type, &mut lcast));
+                    rcols.push(side(&rc.data_type, &mut rcast));
+                    if common.is_some() {
+                        scope.columns[i].data_type = common;
+                    }
+                }
+                let l = if lcast { Plan::Project(Box::new(l), lcols) } else { l };
+                let r = if rcast { Plan::Project(Box::new(r), rcols) } else { r };
+                Ok((Plan::SetOp { op: *op, all: *all, left: Box::new(l), right: Box::new(r) }, scope))
             }
         }
     }
@@ -852,8 +888,19 @@ impl<'t> Planner<'t> {
                 Box::new(self.bind_post_agg(right, post, group_scope, outer)?),
             )),
             Expr::Function { name, args, .. } => {
-                let args =
-                    args.iter().map(|a| self.bind_post_agg(a, post, group_scope, outer)).collect::<Result<Vec<_>>>()?;
+                let target = match name.as_str() {
+                    "coalesce" | "greatest" | "least" => {
+                        unify_target(&args.iter().collect::<Vec<_>>(), &post.input_scope)
+                    }
+                    _ => None,
+                };
+                let args = args
+                    .iter()
+                    .map(|a| {
+                        let b = self.bind_post_agg(a, post, group_scope, outer)?;
+                        Ok(cast_to(b, a, &post.input_scope, target.as_ref()))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
                 Ok(if name == "coalesce" { BExpr::Coalesce(args) } else { BExpr::Func(name.clone(), args) })
             }
             Expr::Cast { expr, to } => {
@@ -862,22 +909,27 @@ impl<'t> Planner<'t> {
             Expr::IsNull { expr, negated } => {
                 Ok(BExpr::IsNull(Box::new(self.bind_post_agg(expr, post, group_scope, outer)?), *negated))
             }
-            Expr::Case { operand, whens, else_result } => Ok(BExpr::Case(
-                operand.as_ref().map(|o| self.bind_post_agg(o, post, group_scope, outer).map(Box::new)).transpose()?,
-                whens
-                    .iter()
-                    .map(|(w, t)| {
-                        Ok((
-                            self.bind_post_agg(w, post, group_scope, outer)?,
-                            self.bind_post_agg(t, post, group_scope, outer)?,
-                        ))
-                    })
-                    .collect::<Result<Vec<_>>>()?,
-                else_result
-                    .as_ref()
-                    .map(|e| self.bind_post_agg(e, post, group_scope, outer).map(Box::new))
-                    .transpose()?,
-            )),
+            Expr::Case { operand, whens, else_result } => {
+                let results: Vec<&Expr> = whens.iter().map(|(_, t)| t).chain(else_result.as_deref()).collect();
+                let target = unify_target(&results, &post.input_scope);
+                let mut result = |e: &Expr| -> Result<BExpr> {
+                    let b = self.bind_post_agg(e, post, group_scope, outer)?;
+                    Ok(cast_to(b, e, &post.input_scope, target.as_ref()))
+                };
+                let whens = whens.iter().map(|(w, t)| Ok((w, result(t)?))).collect::<Result<Vec<_>>>()?;
+                let else_result = else_result.as_ref().map(|e| result(e).map(Box::new)).transpose()?;
+                Ok(BExpr::Case(
+                    operand
+                        .as_ref()
+                        .map(|o| self.bind_post_agg(o, post, group_scope, outer).map(Box::new))
+                        .transpose()?,
+                    whens
+                        .into_iter()
+                        .map(|(w, t)| Ok((self.bind_post_agg(w, post, group_scope, outer)?, t)))
+                        .collect::<Result<Vec<_>>>()?,
+                    else_result,
+                ))
+            }
             // Other forms: allowed when they reference no input column directly.
             other => self.bind(other, group_scope, outer),
         }
@@ -1549,7 +1601,11 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
                 "localtimestamp" => DataType::Timestamp,
                 "current_date" => DataType::Date,
                 "nextval" | "currval" | "setval" => DataType::Int8,
-                "coalesce" | "nullif" | "greatest" | "least" => args.iter().find_map(|a| infer_type(a, scope))?,
+                "coalesce" | "greatest" | "least" => match unify_target(&args.iter().collect::<Vec<_>>(), scope) {
+                    Some(t) => t,
+                    None => args.iter().find_map(|a| infer_type(a, scope))?,
+                },
+                "nullif" => args.iter().find_map(|a| infer_type(a, scope))?,
                 other => return crate::system::function_type(other),
             }
         }
@@ -1560,16 +1616,101 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
         | Expr::Like { .. }
         | Expr::Exists { .. }
         | Expr::InSubquery { .. } => DataType::Bool,
-        Expr::Case { whens, else_result, .. } => whens
-            .iter()
-            .map(|(_, t)| t)
-            .chain(else_result.as_deref())
-            .find_map(|t| match infer_type(t, scope) {
-                Some(DataType::Text) if matches!(t, Expr::Literal(_)) => None,
-                other => other,
-            })
-            .or_else(|| whens.first().and_then(|(_, t)| infer_type(t, scope)))?,
+        Expr::Case { whens, else_result, .. } => {
+            let results: Vec<&Expr> = whens.iter().map(|(_, t)| t).chain(else_result.as_deref()).collect();
+            if let Some(t) = unify_target(&results, scope) {
+                return Some(t);
+            }
+            whens
+                .iter()
+                .map(|(_, t)| t)
+                .chain(else_result.as_deref())
+                .find_map(|t| match infer_type(t, scope) {
+                    Some(DataType::Text) if matches!(t, Expr::Literal(_)) => None,
+                    other => other,
+                })
+                .or_else(|| whens.first().and_then(|(_, t)| infer_type(t, scope)))?
+        }
     })
+}
+
+/// The type PostgreSQL resolves where values of several expressions meet in one result
+/// (CASE branches, COALESCE, GREATEST and LEAST arguments, VALUES rows, the sides of a
+/// UNION): within the numeric types the widest (int2 < int4 < int8 < numeric < real <
+/// double precision, numeric without a typmod unless all agree), within the date and time
+/// types the one that holds the others, within the string types text. None when the types
+/// are of different kinds (the first one stays).
+pub fn common_type(types: &[DataType]) -> Option<DataType> {
+    use DataType as T;
+    let first = types.first()?;
+    if types.iter().all(|t| t == first) {
+        return Some(first.clone());
+    }
+    let numeric_rank = |t: &T| match t {
+        T::Int2 => Some(1),
+        T::Int4 => Some(2),
+        T::Int8 => Some(3),
+        T::Numeric { .. } => Some(4),
+        T::Float4 => Some(5),
+        T::Float8 => Some(6),
+        _ => None,
+    };
+    let datetime_rank = |t: &T| match t {
+        T::Date => Some(1),
+        T::Timestamp => Some(2),
+        T::TimestampTz => Some(3),
+        _ => None,
+    };
+    if let Some(ranks) = types.iter().map(numeric_rank).collect::<Option<Vec<_>>>() {
+        return Some(match ranks.iter().max()? {
+            1 => T::Int2,
+            2 => T::Int4,
+            3 => T::Int8,
+            4 => T::Numeric { precision: None, scale: None },
+            5 => T::Float4,
+            _ => T::Float8,
+        });
+    }
+    if let Some(ranks) = types.iter().map(datetime_rank).collect::<Option<Vec<_>>>() {
+        return Some(match ranks.iter().max()? {
+            1 => T::Date,
+            2 => T::Timestamp,
+            _ => T::TimestampTz,
+        });
+    }
+    if types.iter().all(|t| matches!(t, T::Text | T::Varchar(_) | T::Char(_))) {
+        return Some(T::Text);
+    }
+    None
+}
+
+/// The type the results of `exprs` must be cast to so that they agree, when they do not
+/// already: their [`common_type`], if every one's type is known (a NULL or a quoted
+/// literal adapts to the others and does not count).
+pub fn unify_target(exprs: &[&Expr], scope: &Scope) -> Option<DataType> {
+    let mut types = Vec::new();
+    for e in exprs {
+        match e {
+            Expr::Literal(crate::types::Value::Null | crate::types::Value::Text(_)) => {}
+            e => types.push(infer_type(e, scope)?),
+        }
+    }
+    if types.windows(2).all(|w| w[0] == w[1]) {
+        return None;
+    }
+    common_type(&types)
+}
+
+/// `b` (bound from `e`) cast to `target` when `e`'s type is known and differs from it.
+pub fn cast_to(b: BExpr, e: &Expr, scope: &Scope, target: Option<&DataType>) -> BExpr {
+    match target {
+        Some(t)
+            if !matches!(e, Expr::Literal(crate::types::Value::Null)) && infer_type(e, scope).as_ref() != Some(t) =>
+        {
+            BExpr::Cast(Box::new(b), t.clone())
+        }
+        _ => b,
+    }
 }
 
 /// The result type of an arithmetic operator, as PostgreSQL promotes its operands.
