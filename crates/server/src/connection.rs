@@ -29,7 +29,7 @@ use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
-use pgwire::api::stmt::QueryParser;
+use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{
     ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type, DEFAULT_NAME, METADATA_DATABASE,
@@ -39,7 +39,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyInResponse, CopyOutResponse};
 use pgwire::messages::data::{DataRow, FieldDescription, NoData, ParameterDescription, RowDescription};
 use pgwire::messages::extendedquery::{
-    Bind, BindComplete, Close, CloseComplete, Describe, Execute, PortalSuspended, Sync as PgSync,
+    Bind, BindComplete, Close, CloseComplete, Describe, Execute, Parse, ParseComplete, PortalSuspended, Sync as PgSync,
     TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
 };
 use pgwire::messages::response::{
@@ -50,7 +50,7 @@ use pgwire::messages::startup::{Authentication, BackendKeyData, ParameterStatus,
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use sql::session::CopyResponse;
 use sql::{Database, ResultColumn, Session, TxnStatus, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -276,6 +276,8 @@ pub(crate) struct Connection {
     running: AtomicUsize,
     /// Where SCRAM authentication stands.
     auth_stage: Mutex<AuthStage>,
+    /// The names of the prepared statements Parse stored (for DEALLOCATE ALL).
+    statement_names: Mutex<BTreeSet<String>>,
 }
 
 /// SCRAM-SHA-256 authentication, between the startup message and AuthenticationOk.
@@ -326,6 +328,8 @@ struct Outcome {
     messages: Vec<PgWireBackendMessage>,
     status: TxnStatus,
     settings: Vec<(&'static str, String)>,
+    /// Prepared statements DEALLOCATE forgot (None: all).
+    deallocated: Vec<Option<String>>,
     /// The last statement was COPY FROM STDIN: its data comes next, not ReadyForQuery.
     copy_in: bool,
 }
@@ -346,6 +350,7 @@ impl Connection {
             last_active: Mutex::new(std::time::Instant::now()),
             running: AtomicUsize::new(0),
             auth_stage: Mutex::new(AuthStage::None),
+            statement_names: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -635,6 +640,7 @@ impl Connection {
                         tracing::info!(application_name, error = %e, "ignoring application_name");
                     }
                 }
+                s.mark_session_start();
                 Ok(reported_settings(s))
             })
             .await?
@@ -834,12 +840,14 @@ impl SimpleQueryHandler for Connection {
                 messages: vec![PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())],
                 status: self.status(),
                 settings: vec![],
+                deallocated: vec![],
                 copy_in: false,
             }
         } else {
             let shared = self.shared.clone();
             self.run(move |s| simple_query(s, &sql, &shared)).await?
         };
+        self.forget_statements(client, outcome.deallocated);
         for m in outcome.messages {
             client.feed(m).await?;
         }
@@ -900,7 +908,7 @@ fn simple_query(s: &mut Session, sql: &str, shared: &Shared) -> Outcome {
             Err(e) => messages.push(PgWireBackendMessage::ErrorResponse(sql_error_info(e).into())),
         }
     }
-    Outcome { messages, status: s.status(), settings: reported_settings(s), copy_in }
+    Outcome { messages, status: s.status(), settings: reported_settings(s), deallocated: s.take_deallocated(), copy_in }
 }
 
 /// The slow-query log, and statement errors.
@@ -1140,6 +1148,23 @@ impl ExtendedQueryHandler for Connection {
         self.parser.clone()
     }
 
+    async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.clone().unwrap_or_else(|| DEFAULT_NAME.to_owned());
+        match StoredStatement::parse(client, &message, self.query_parser()).await? {
+            Some(stmt) => client.portal_store().put_statement(Arc::new(stmt)),
+            None => client.portal_store().put_empty_statement(&name),
+        }
+        self.statement_names.lock().unwrap_or_else(|e| e.into_inner()).insert(name);
+        client.send(PgWireBackendMessage::ParseComplete(ParseComplete::new())).await?;
+        Ok(())
+    }
+
     async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -1257,7 +1282,7 @@ impl ExtendedQueryHandler for Connection {
         let param_format = portal.parameter_format.clone();
         let result_format = portal.result_column_format.clone();
         let shared = self.shared.clone();
-        let (result, status, settings) = self
+        let (result, status, settings, deallocated) = self
             .run(move |s| {
                 let start = std::time::Instant::now();
                 let r = execute_portal(s, &prepared, declared.as_deref(), &params, &param_format, &result_format);
@@ -1267,9 +1292,10 @@ impl ExtendedQueryHandler for Connection {
                 };
                 shared.metrics.statement(outcome, start.elapsed());
                 log_statement(&shared, &prepared.sql, start.elapsed(), None);
-                (r, s.status(), reported_settings(s))
+                (r, s.status(), reported_settings(s), s.take_deallocated())
             })
             .await?;
+        self.forget_statements(client, deallocated);
         client.set_transaction_status(wire_status(status));
         let encoded = match result {
             Ok(encoded) => encoded,
@@ -1337,7 +1363,10 @@ impl ExtendedQueryHandler for Connection {
     {
         let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
         match message.target_type {
-            TARGET_TYPE_BYTE_STATEMENT => client.portal_store().rm_statement(name),
+            TARGET_TYPE_BYTE_STATEMENT => {
+                client.portal_store().rm_statement(name);
+                self.statement_names.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+            }
             TARGET_TYPE_BYTE_PORTAL => client.portal_store().rm_portal(name),
             other => {
                 return Err(user_error(
@@ -1368,6 +1397,30 @@ impl ExtendedQueryHandler for Connection {
 }
 
 impl Connection {
+    /// Removes the prepared statements DEALLOCATE named (None: all) from the protocol's store.
+    fn forget_statements<C: ClientPortalStore>(&self, client: &mut C, deallocated: Vec<Option<String>>)
+    where
+        C::PortalStore: PortalStore,
+    {
+        if deallocated.is_empty() {
+            return;
+        }
+        let mut names = self.statement_names.lock().unwrap_or_else(|e| e.into_inner());
+        for name in deallocated {
+            match name {
+                Some(name) => {
+                    client.portal_store().rm_statement(&name);
+                    names.remove(&name);
+                }
+                None => {
+                    for name in std::mem::take(&mut *names) {
+                        client.portal_store().rm_statement(&name);
+                    }
+                }
+            }
+        }
+    }
+
     /// The described columns, if this statement was described (the client then decodes by them).
     fn describe_if_cached(&self, prepared: &Prepared) -> Option<Vec<ResultColumn>> {
         prepared.cached_description().flatten()

@@ -7,6 +7,19 @@
 use crate::types::{DataType, Value};
 use txn::IsolationLevel;
 
+/// What DISCARD throws away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discard {
+    /// Everything below, every setting reset and every prepared statement deallocated.
+    All,
+    /// Cached plans.
+    Plans,
+    /// Cached sequence values (currval, and values fetched ahead).
+    Sequences,
+    /// Temporary tables (Bulwark has none).
+    Temp,
+}
+
 /// One SQL statement.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Statement {
@@ -111,13 +124,25 @@ pub enum Statement {
         /// READ ONLY / READ WRITE.
         read_only: Option<bool>,
     },
-    /// SET name = value (value as text; DEFAULT is None).
+    /// SET [SESSION | LOCAL] name = value (value as text; DEFAULT is None).
     Set {
         /// Setting name, lower case.
         name: String,
         /// The value, or None for DEFAULT.
         value: Option<String>,
+        /// SET LOCAL: the value lasts until the end of the transaction.
+        local: bool,
     },
+    /// RESET name (the name "all" for RESET ALL).
+    Reset(String),
+    /// DISCARD { ALL | PLANS | SEQUENCES | TEMP }.
+    Discard(Discard),
+    /// DEALLOCATE [PREPARE] { name | ALL } (None: ALL): forgets prepared statements.
+    Deallocate(Option<String>),
+    /// CLOSE { name | ALL } (None: ALL): closes cursors.
+    Close(Option<String>),
+    /// UNLISTEN { channel | * }: no session listens, so there is nothing to stop.
+    Unlisten,
     /// SHOW name.
     Show(String),
     /// EXPLAIN [ANALYZE].

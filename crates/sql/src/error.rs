@@ -146,6 +146,8 @@ pub mod codes {
     pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
     /// 25P02
     pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
+    /// 34000
+    pub const INVALID_CURSOR_NAME: &str = "34000";
     /// 3B001
     pub const INVALID_SAVEPOINT: &str = "3B001";
     /// 55000

@@ -616,27 +616,30 @@ fn set_statement(set: sql::Set) -> Result<Vec<Statement>> {
                 out.push(Statement::Set {
                     name: "default_transaction_isolation".into(),
                     value: Some(isolation_name(level).into()),
+                    local: false,
                 });
             }
             if let Some(read_only) = read_only {
                 out.push(Statement::Set {
                     name: "default_transaction_read_only".into(),
                     value: Some(if read_only { "on" } else { "off" }.into()),
+                    local: false,
                 });
             }
             Ok(out)
         }
-        sql::Set::SingleAssignment { variable, values, .. } => {
+        sql::Set::SingleAssignment { variable, values, scope, .. } => {
             let name = name_parts(variable)?.join(".");
             let values = values.iter().map(set_value_text).collect::<Result<Vec<_>>>()?;
-            Ok(vec![Statement::Set { name, value: Some(values.join(", ")) }])
+            let local = scope == Some(sql::ContextModifier::Local);
+            Ok(vec![Statement::Set { name, value: Some(values.join(", ")), local }])
         }
         sql::Set::SetNames { charset_name, collation_name: None } => {
             // PostgreSQL's SET NAMES is client_encoding.
-            Ok(vec![Statement::Set { name: "client_encoding".into(), value: Some(charset_name.value) }])
+            Ok(vec![Statement::Set { name: "client_encoding".into(), value: Some(charset_name.value), local: false }])
         }
-        sql::Set::SetTimeZone { value, .. } => {
-            Ok(vec![Statement::Set { name: "timezone".into(), value: Some(set_value_text(&value)?) }])
+        sql::Set::SetTimeZone { value, local } => {
+            Ok(vec![Statement::Set { name: "timezone".into(), value: Some(set_value_text(&value)?), local }])
         }
         other => Err(unsupported_sql("statement", &other)),
     }
@@ -665,6 +668,7 @@ mod utility {
     //! `VariableSetStmt`, over the statement's non-whitespace tokens.
 
     use super::{fold, Error, Result, Statement};
+    use crate::ast::Discard;
     use sqlparser::tokenizer::Token;
 
     /// Reads SHOW, RESET and SET of a variable; None hands the statement to `sqlparser`.
@@ -677,11 +681,54 @@ mod utility {
             show(rest).map(Some)
         } else if is_word(first, "RESET") {
             let name = special_name(rest, true)?;
-            Ok(Some(Statement::Set { name, value: None }))
+            Ok(Some(Statement::Reset(name)))
         } else if is_word(first, "SET") {
             set(rest)
+        } else if is_word(first, "DISCARD") {
+            discard(rest).map(Some)
+        } else if is_word(first, "DEALLOCATE") {
+            let rest = match rest.split_first() {
+                Some((p, after)) if is_word(p, "PREPARE") => after,
+                _ => rest,
+            };
+            Ok(Some(Statement::Deallocate(name_or(rest, "ALL")?)))
+        } else if is_word(first, "CLOSE") {
+            Ok(Some(Statement::Close(name_or(rest, "ALL")?)))
+        } else if is_word(first, "UNLISTEN") {
+            match rest {
+                [Token::Mul] => Ok(Some(Statement::Unlisten)),
+                _ => name_or(rest, "*").map(|_| Some(Statement::Unlisten)),
+            }
         } else {
             Ok(None)
+        }
+    }
+
+    /// DISCARD { ALL | PLANS | SEQUENCES | TEMP | TEMPORARY }.
+    fn discard(tokens: &[&Token]) -> Result<Statement> {
+        let Some((what, rest)) = tokens.split_first() else { return Err(at_end()) };
+        let kind = [
+            ("ALL", Discard::All),
+            ("PLANS", Discard::Plans),
+            ("SEQUENCES", Discard::Sequences),
+            ("TEMP", Discard::Temp),
+            ("TEMPORARY", Discard::Temp),
+        ]
+        .into_iter()
+        .find(|(w, _)| is_word(what, w))
+        .map(|(_, k)| k)
+        .ok_or_else(|| near(what))?;
+        expect_end(rest)?;
+        Ok(Statement::Discard(kind))
+    }
+
+    /// One name, or the keyword `all` (None).
+    fn name_or(tokens: &[&Token], all: &str) -> Result<Option<String>> {
+        match tokens {
+            [] => Err(at_end()),
+            [Token::Word(w)] if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(all) => Ok(None),
+            [Token::Word(w)] => Ok(Some(fold(w.value.clone(), w.quote_style.is_some()))),
+            [Token::Word(_), other, ..] | [other, ..] => Err(near(other)),
         }
     }
 
@@ -713,12 +760,14 @@ mod utility {
 
     fn set(tokens: &[&Token]) -> Result<Option<Statement>> {
         let mut tokens = tokens;
-        // SET SESSION x = ... and SET LOCAL x = ... (see the report on LOCAL).
+        let mut local = false;
+        // SET SESSION x = ... and SET LOCAL x = ... (LOCAL: until the transaction ends).
         if let Some((first, rest)) = tokens.split_first() {
             if (is_word(first, "SESSION") || is_word(first, "LOCAL")) && !rest.is_empty() {
                 if is_word(rest[0], "CHARACTERISTICS") || is_word(rest[0], "AUTHORIZATION") {
                     return Ok(None);
                 }
+                local = is_word(first, "LOCAL");
                 tokens = rest;
             }
         }
@@ -733,14 +782,14 @@ mod utility {
             } else {
                 values(rest)?
             };
-            return Ok(Some(Statement::Set { name: "timezone".into(), value }));
+            return Ok(Some(Statement::Set { name: "timezone".into(), value, local }));
         }
         let (name, rest) = setting_name(tokens)?;
         let Some((op, rest)) = rest.split_first() else { return Err(at_end()) };
         if **op != Token::Eq && !is_word(op, "TO") {
             return Err(near(op));
         }
-        Ok(Some(Statement::Set { name, value: values(rest)? }))
+        Ok(Some(Statement::Set { name, value: values(rest)?, local }))
     }
 
     /// `name[.name...]`, folded.
@@ -2881,17 +2930,41 @@ mod tests {
         );
         assert_eq!(
             parse("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE").unwrap(),
-            vec![Statement::Set { name: "default_transaction_isolation".into(), value: Some("serializable".into()) }]
+            vec![Statement::Set {
+                name: "default_transaction_isolation".into(),
+                value: Some("serializable".into()),
+                local: false
+            }]
         );
     }
 
     #[test]
     fn set_show_reset() {
-        let set = |name: &str, value: Option<&str>| Statement::Set { name: name.into(), value: value.map(Into::into) };
+        let set = |name: &str, value: Option<&str>| Statement::Set {
+            name: name.into(),
+            value: value.map(Into::into),
+            local: false,
+        };
         assert_eq!(one("SET extra_float_digits = 3"), set("extra_float_digits", Some("3")));
         assert_eq!(one("SET application_name = 'psql'"), set("application_name", Some("psql")));
         assert_eq!(one("SET SESSION search_path TO Public, \"$user\""), set("search_path", Some("public, $user")));
-        assert_eq!(one("SET LOCAL statement_timeout = -5"), set("statement_timeout", Some("-5")));
+        assert_eq!(
+            one("SET LOCAL statement_timeout = -5"),
+            Statement::Set { name: "statement_timeout".into(), value: Some("-5".into()), local: true }
+        );
+        use crate::ast::Discard;
+        assert_eq!(one("DISCARD ALL"), Statement::Discard(Discard::All));
+        assert_eq!(one("discard sequences"), Statement::Discard(Discard::Sequences));
+        assert_eq!(one("DEALLOCATE ALL"), Statement::Deallocate(None));
+        assert_eq!(one("DEALLOCATE PREPARE \"S_1\""), Statement::Deallocate(Some("S_1".into())));
+        assert_eq!(one("DEALLOCATE s1"), Statement::Deallocate(Some("s1".into())));
+        assert_eq!(one("CLOSE ALL"), Statement::Close(None));
+        assert_eq!(one("CLOSE c"), Statement::Close(Some("c".into())));
+        assert_eq!(one("UNLISTEN *"), Statement::Unlisten);
+        assert_eq!(one("UNLISTEN chan"), Statement::Unlisten);
+        assert_eq!(code("DISCARD"), codes::SYNTAX_ERROR);
+        assert_eq!(code("DISCARD ALL x"), codes::SYNTAX_ERROR);
+        assert_eq!(code("DEALLOCATE"), codes::SYNTAX_ERROR);
         assert_eq!(one("SET standard_conforming_strings = on"), set("standard_conforming_strings", Some("on")));
         assert_eq!(one("SET x TO DEFAULT"), set("x", None));
         assert_eq!(one("SET TIME ZONE 'UTC'"), set("timezone", Some("UTC")));
@@ -2899,8 +2972,8 @@ mod tests {
         assert_eq!(one("SHOW server_version"), Statement::Show("server_version".into()));
         assert_eq!(one("SHOW ALL"), Statement::Show("all".into()));
         assert_eq!(one("SHOW TRANSACTION ISOLATION LEVEL"), Statement::Show("transaction_isolation".into()));
-        assert_eq!(one("RESET search_path"), set("search_path", None));
-        assert_eq!(one("RESET ALL"), set("all", None));
+        assert_eq!(one("RESET search_path"), Statement::Reset("search_path".into()));
+        assert_eq!(one("RESET ALL"), Statement::Reset("all".into()));
         assert_eq!(one("SET NAMES 'UTF8'"), set("client_encoding", Some("UTF8")));
         assert_eq!(code("SET x ="), codes::SYNTAX_ERROR);
         assert_eq!(code("SHOW a b"), codes::SYNTAX_ERROR);
@@ -2958,7 +3031,7 @@ mod tests {
         let statements = parse("BEGIN; SET x = 1;; SELECT 1; -- done\n COMMIT;").unwrap();
         assert_eq!(statements.len(), 4);
         assert_eq!(statements[0], Statement::Begin { isolation: None, read_only: None });
-        assert_eq!(statements[1], Statement::Set { name: "x".into(), value: Some("1".into()) });
+        assert_eq!(statements[1], Statement::Set { name: "x".into(), value: Some("1".into()), local: false });
         assert!(matches!(statements[2], Statement::Query(_)));
         assert_eq!(statements[3], Statement::Commit);
         assert_eq!(parse("").unwrap(), vec![]);

@@ -15,7 +15,7 @@ mod roles;
 
 pub use copy::CopyResponse;
 
-use crate::ast::{self, Expr, InsertSource, SelectItem, Statement, TableConstraint};
+use crate::ast::{self, Discard, Expr, InsertSource, SelectItem, Statement, TableConstraint};
 use crate::bind::{Scope, ScopeColumn};
 use crate::catalog::{self, keys, Column, ForeignKey, Index, Table};
 use crate::dml::{self, Inserted};
@@ -24,7 +24,7 @@ use crate::eval::{self, FnContext};
 use crate::exec::{Exec, Row, Sequences};
 use crate::plan::Planner;
 use crate::types::{DataType, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -162,6 +162,7 @@ impl Database {
         for (k, v) in self.inner.session_defaults.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             settings.insert(k.clone(), v.clone());
         }
+        let settings_at_start = settings.clone();
         Session {
             derived: Derived::of(&settings),
             settings_changed: true,
@@ -176,6 +177,8 @@ impl Database {
             user: crate::roles::BOOTSTRAP_SUPERUSER.to_string(),
             parsed: HashMap::new(),
             plan_slot: None,
+            reset: settings_at_start,
+            deallocated: Vec::new(),
         }
     }
 
@@ -232,8 +235,23 @@ struct Block {
     txn: Option<Txn>,
     opts: TxnOptions,
     failed: bool,
-    /// Open savepoints, oldest first; a name may repeat (the newest one wins).
-    savepoints: Vec<(String, SavepointId)>,
+    /// Open savepoints, oldest first; a name may repeat (the newest one wins). Each keeps
+    /// the session's settings as they were when it was made, for ROLLBACK TO.
+    savepoints: Vec<(String, SavepointId, BTreeMap<String, String>)>,
+    /// What SET and SET LOCAL did in the block (None: nothing yet).
+    settings: Option<SettingsFrame>,
+}
+
+/// Settings changed inside a transaction block, undone as PostgreSQL undoes them: all of
+/// them at ROLLBACK, those set with SET LOCAL at COMMIT too.
+struct SettingsFrame {
+    /// Every setting as it was when the block began: ROLLBACK restores these.
+    prior: BTreeMap<String, String>,
+    /// Settings SET (not LOCAL) in the block.
+    set: BTreeSet<String>,
+    /// Settings SET LOCAL in the block, with the value COMMIT leaves: the one a SET earlier
+    /// in the block gave, or (None) the prior one.
+    local: BTreeMap<String, Option<String>>,
 }
 
 /// A session: settings and at most one open transaction block.
@@ -261,6 +279,12 @@ pub struct Session {
     /// The top-level statement running now: its parse and position, where `query` keeps
     /// and finds its plan.
     plan_slot: Option<(Arc<Parsed>, usize)>,
+    /// The settings as the session began (startup parameters included): what RESET and
+    /// DISCARD ALL return to.
+    reset: BTreeMap<String, String>,
+    /// DEALLOCATE statements run and not yet handed to the server (None: ALL), which keeps
+    /// the protocol's prepared statements.
+    deallocated: Vec<Option<String>>,
 }
 
 /// What every statement needs from the settings, parsed once when they change (`set`)
@@ -530,11 +554,20 @@ impl Session {
             |name: &str| tables.iter().find_map(|t| t.column_index(name).ok().map(|c| t.columns[c].data_type.clone()));
         for e in exprs {
             crate::bind::visit(e, &mut |x| match x {
-                Expr::Binary { left, right, .. } => {
+                Expr::Binary { op, left, right } => {
+                    // An untyped parameter takes the type of the other operand, as
+                    // PostgreSQL resolves `unknown op known` (both sides of AND and OR are
+                    // boolean).
                     for (a, b) in [(left, right), (right, left)] {
-                        if let (Expr::Param(n), Expr::Column { name, .. }) = (a.as_ref(), b.as_ref()) {
-                            set(&mut out, *n, column_type(name));
-                        }
+                        let Expr::Param(n) = a.as_ref() else { continue };
+                        let other = match (op, b.as_ref()) {
+                            (ast::BinaryOp::And | ast::BinaryOp::Or, _) => Some(DataType::Bool),
+                            (_, Expr::Column { name, .. }) => column_type(name),
+                            (_, Expr::Literal(v)) => eval::type_of(v),
+                            (_, Expr::Cast { to, .. }) => Some(to.clone()),
+                            _ => None,
+                        };
+                        set(&mut out, *n, other);
                     }
                 }
                 Expr::Cast { expr, to } => {
@@ -593,6 +626,18 @@ impl Session {
         self.user = user.to_string();
         self.settings.insert("session_authorization".into(), user.to_string());
         self.settings_changed = true;
+    }
+
+    /// Takes the settings as they are now as the session's starting point, which RESET and
+    /// DISCARD ALL return to (a server calls this once the startup parameters are set).
+    pub fn mark_session_start(&mut self) {
+        self.reset = self.settings.clone();
+    }
+
+    /// The prepared statements DEALLOCATE (or DISCARD ALL) forgot since the last call, for
+    /// the server that keeps them (None: all of them).
+    pub fn take_deallocated(&mut self) -> Vec<Option<String>> {
+        std::mem::take(&mut self.deallocated)
     }
 
     /// Whether any setting changed since the last call (true on the first), so a server
@@ -690,10 +735,11 @@ impl Session {
         };
         if matches!(stmt, Statement::Savepoint(_)) {
             let id = self.block_txn()?.savepoint()?;
-            self.block.as_mut().expect("in a block").savepoints.push((name.clone(), id));
+            let settings = self.settings.clone();
+            self.block.as_mut().expect("in a block").savepoints.push((name.clone(), id, settings));
             return Ok(QueryResult::command("SAVEPOINT"));
         }
-        let Some(pos) = block.savepoints.iter().rposition(|(n, _)| n == name) else {
+        let Some(pos) = block.savepoints.iter().rposition(|(n, _, _)| n == name) else {
             return Err(Error::new(codes::INVALID_SAVEPOINT, format!("savepoint \"{name}\" does not exist")));
         };
         let id = block.savepoints[pos].1;
@@ -703,6 +749,11 @@ impl Session {
             txn.rollback_to(id)?;
             block.savepoints.truncate(pos + 1);
             block.failed = false;
+            if block.settings.is_some() {
+                self.settings = block.savepoints[pos].2.clone();
+                self.derived = Derived::of(&self.settings);
+                self.settings_changed = true;
+            }
             Ok(QueryResult::command("ROLLBACK"))
         } else {
             txn.release(id)?;
@@ -734,7 +785,7 @@ impl Session {
                 if let Some(ro) = read_only {
                     opts.read_only = *ro;
                 }
-                self.block = Some(Block { txn: None, opts, failed: false, savepoints: Vec::new() });
+                self.block = Some(Block { txn: None, opts, failed: false, savepoints: Vec::new(), settings: None });
                 Ok(QueryResult::command("BEGIN"))
             }
             Statement::Commit => match self.block.take() {
@@ -743,16 +794,23 @@ impl Session {
                     r.notices.push("there is no transaction in progress".into());
                     Ok(r)
                 }
-                Some(b) if b.failed => Ok(QueryResult::command("ROLLBACK")),
+                Some(b) if b.failed => {
+                    self.end_settings(b.settings, false);
+                    Ok(QueryResult::command("ROLLBACK"))
+                }
                 Some(b) => {
-                    if let Some(t) = b.txn {
-                        t.commit()?;
-                    }
+                    let committed = b.txn.map_or(Ok(None), Txn::commit);
+                    self.end_settings(b.settings, committed.is_ok());
+                    committed?;
                     Ok(QueryResult::command("COMMIT"))
                 }
             },
             Statement::Rollback => {
-                let had = self.block.take().is_some();
+                let block = self.block.take();
+                let had = block.is_some();
+                if let Some(b) = block {
+                    self.end_settings(b.settings, false);
+                }
                 let mut r = QueryResult::command("ROLLBACK");
                 if !had {
                     r.notices.push("there is no transaction in progress".into());
@@ -818,10 +876,24 @@ impl Session {
                 }
                 Ok(QueryResult::command("VACUUM"))
             }
-            Statement::Set { name, value } => {
-                self.set(name, value.clone())?;
-                Ok(QueryResult::command("SET"))
+            Statement::Set { name, value, local } => self.set_statement(name, value.clone(), *local),
+            Statement::Reset(name) => {
+                self.set_statement(name, None, false)?;
+                Ok(QueryResult::command("RESET"))
             }
+            Statement::Discard(what) => self.discard(*what),
+            Statement::Deallocate(name) => {
+                self.deallocated.push(name.clone());
+                Ok(QueryResult::command(if name.is_some() { "DEALLOCATE" } else { "DEALLOCATE ALL" }))
+            }
+            // Bulwark has no SQL cursors, so none is open.
+            Statement::Close(None) => Ok(QueryResult::command("CLOSE CURSOR ALL")),
+            Statement::Close(Some(name)) => {
+                self.fail_block();
+                Err(Error::new(codes::INVALID_CURSOR_NAME, format!("cursor \"{name}\" does not exist")))
+            }
+            // Nor LISTEN: no channel is listened on.
+            Statement::Unlisten => Ok(QueryResult::command("UNLISTEN")),
             Statement::Show(name) => self.show(name),
             other => {
                 if self.settings.get(READ_CONSISTENCY_SETTING).map(String::as_str) != Some("stale") {
@@ -865,6 +937,90 @@ impl Session {
         Ok(r)
     }
 
+    /// SET [LOCAL] and RESET: inside a block, what is set is recorded so that ROLLBACK (and,
+    /// for SET LOCAL, COMMIT) can undo it.
+    fn set_statement(&mut self, name: &str, value: Option<String>, local: bool) -> Result<QueryResult> {
+        let Some(block) = self.block.as_mut() else {
+            if local {
+                let mut r = QueryResult::command("SET");
+                r.notices.push("SET LOCAL can only be used in transaction blocks".into());
+                return Ok(r);
+            }
+            self.set(name, value)?;
+            return Ok(QueryResult::command("SET"));
+        };
+        let frame = block.settings.get_or_insert_with(|| SettingsFrame {
+            prior: self.settings.clone(),
+            set: BTreeSet::new(),
+            local: BTreeMap::new(),
+        });
+        let names: Vec<String> =
+            if name == "all" { self.settings.keys().cloned().collect() } else { vec![name.to_ascii_lowercase()] };
+        for name in names {
+            if !local {
+                frame.local.remove(&name);
+                frame.set.insert(name);
+            } else if !frame.local.contains_key(&name) {
+                let masked = frame.set.contains(&name).then(|| self.settings.get(&name).cloned().unwrap_or_default());
+                frame.local.insert(name, masked);
+            }
+        }
+        if let Err(e) = self.set(name, value) {
+            self.fail_block();
+            return Err(e);
+        }
+        Ok(QueryResult::command("SET"))
+    }
+
+    /// Ends a block's settings: ROLLBACK restores all of them, COMMIT those SET LOCAL.
+    fn end_settings(&mut self, frame: Option<SettingsFrame>, committed: bool) {
+        let Some(frame) = frame else { return };
+        if committed {
+            for (name, masked) in frame.local {
+                match masked.or_else(|| frame.prior.get(&name).cloned()) {
+                    Some(v) => self.settings.insert(name, v),
+                    None => self.settings.remove(&name),
+                };
+            }
+        } else {
+            self.settings = frame.prior;
+        }
+        self.derived = Derived::of(&self.settings);
+        self.settings_changed = true;
+    }
+
+    /// DISCARD: ALL resets the session to how it began (outside a block only).
+    fn discard(&mut self, what: Discard) -> Result<QueryResult> {
+        match what {
+            Discard::All => {
+                if self.block.is_some() {
+                    self.fail_block();
+                    return Err(Error::new(
+                        codes::ACTIVE_SQL_TRANSACTION,
+                        "DISCARD ALL cannot run inside a transaction block",
+                    ));
+                }
+                self.settings = self.reset.clone();
+                self.user = self.reset.get("session_authorization").cloned().unwrap_or_else(|| self.user.clone());
+                self.derived = Derived::of(&self.settings);
+                self.settings_changed = true;
+                self.deallocated.push(None);
+                self.currvals.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                self.parsed.clear();
+                Ok(QueryResult::command("DISCARD ALL"))
+            }
+            Discard::Plans => {
+                self.parsed.clear();
+                Ok(QueryResult::command("DISCARD PLANS"))
+            }
+            Discard::Sequences => {
+                self.currvals.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                Ok(QueryResult::command("DISCARD SEQUENCES"))
+            }
+            Discard::Temp => Ok(QueryResult::command("DISCARD TEMP")),
+        }
+    }
+
     /// Sets (None: resets) a setting, and what statements derive from the settings.
     fn set(&mut self, name: &str, value: Option<String>) -> Result<()> {
         let r = self.set_setting(name, value);
@@ -875,11 +1031,22 @@ impl Session {
 
     fn set_setting(&mut self, name: &str, value: Option<String>) -> Result<()> {
         let name = name.to_ascii_lowercase();
-        let value = match value {
-            None => {
-                let configured = self.db.session_defaults.lock().unwrap_or_else(|e| e.into_inner()).get(&name).cloned();
-                configured.or_else(|| default_settings().get(&name).cloned()).unwrap_or_default()
+        if name == "all" && value.is_none() {
+            // RESET ALL: every setting back to its value at the session's start, but the
+            // session's role (PostgreSQL's RESET ALL leaves it too).
+            let role = self.settings.get("session_authorization").cloned();
+            let mut reset = self.reset.clone();
+            for name in self.settings.keys() {
+                reset.entry(name.clone()).or_default();
             }
+            if let Some(role) = role {
+                reset.insert("session_authorization".into(), role);
+            }
+            self.settings = reset;
+            return Ok(());
+        }
+        let value = match value {
+            None => self.reset.get(&name).cloned().unwrap_or_default(),
             Some(v) => v,
         };
         match name.as_str() {

@@ -1,6 +1,6 @@
 """psycopg 3 against a running Bulwark: parameters, binary results, transactions (with
 savepoints), COPY, and a unique violation caught by its SQLSTATE. Exits non-zero on any
-mismatch. Usage: python3 psycopg_client.py PORT"""
+mismatch. Usage: python3 psycopg_client.py PORT [USER]"""
 
 import sys
 from datetime import date, datetime, timezone
@@ -10,7 +10,8 @@ import psycopg
 from psycopg import errors
 
 port = int(sys.argv[1])
-conn = psycopg.connect(host="127.0.0.1", port=port, user="bulwark", dbname="bulwark", autocommit=True)
+user = sys.argv[2] if len(sys.argv) > 2 else "bulwark"
+conn = psycopg.connect(host="127.0.0.1", port=port, user=user, dbname=user, autocommit=True)
 conn.execute(
     "CREATE TABLE items (id BIGINT PRIMARY KEY, name TEXT NOT NULL, price NUMERIC(10,2),"
     " seen TIMESTAMPTZ, born DATE, ok BOOLEAN, ratio DOUBLE PRECISION)"

@@ -55,7 +55,8 @@ pub fn function_type(name: &str) -> Option<DataType> {
         | "pg_encoding_to_char"
         | "current_setting"
         | "current_schemas"
-        | "array_to_string" => DataType::Text,
+        | "array_to_string"
+        | "pg_advisory_unlock_all" => DataType::Text,
         "pg_table_is_visible"
         | "pg_type_is_visible"
         | "pg_relation_is_publishable"
@@ -213,6 +214,8 @@ fn call_known(exec: &mut Exec, name: &str, args: &[Value]) -> Result<Value> {
         | ("has_column_privilege", 3 | 4)
         | ("pg_has_role", 2 | 3) => Ok(Value::Bool(true)),
         ("pg_is_in_recovery", 0) => Ok(Value::Bool(false)),
+        // PostgreSQL's result is void, which prints as ''; no session holds advisory locks.
+        ("pg_advisory_unlock_all", 0) => text(""),
         // The built-in tablespaces live in the data directory: PostgreSQL says ''.
         ("pg_tablespace_location", 1) => text(""),
         ("current_setting", 1 | 2) => {

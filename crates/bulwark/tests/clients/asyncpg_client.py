@@ -1,0 +1,85 @@
+"""asyncpg against a running Bulwark: a connection pool (whose release runs asyncpg's reset
+query: pg_advisory_unlock_all(), CLOSE ALL, UNLISTEN *, RESET ALL), typed parameters,
+executemany, fetch in a transaction with a savepoint, prepared statements kept across
+acquisitions, and errors caught by SQLSTATE. Exits non-zero on any mismatch.
+Usage: python3 asyncpg_client.py PORT [USER]"""
+
+import asyncio
+import sys
+from decimal import Decimal
+
+import asyncpg
+
+port = int(sys.argv[1])
+user = sys.argv[2] if len(sys.argv) > 2 else "bulwark"
+
+
+async def main():
+    pool = await asyncpg.create_pool(
+        host="127.0.0.1", port=port, user=user, database=user, min_size=1, max_size=1
+    )
+    async with pool.acquire() as conn:
+        await conn.execute("CREATE TABLE acct (id BIGINT PRIMARY KEY, owner TEXT NOT NULL, bal NUMERIC(12,2))")
+        await conn.executemany(
+            "INSERT INTO acct VALUES ($1, $2, $3)",
+            [(i, f"owner{i}", Decimal(100)) for i in range(1, 11)],
+        )
+        # A session setting, which the pool's reset on release must undo.
+        await conn.execute("SET statement_timeout = '7s'")
+        assert await conn.fetchval("SHOW statement_timeout") == "7s"
+
+    # The same (only) connection, reset by the release above.
+    for _ in range(3):
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SHOW statement_timeout") == "0"
+            total = await conn.fetchval("SELECT sum(bal) FROM acct")
+            assert total == Decimal(1000), total
+            await conn.execute("SET application_name = 'borrowed'")
+
+    # Transfers in transactions; a failing one rolls back; a savepoint keeps the block going.
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            await conn.execute("UPDATE acct SET bal = bal - $1 WHERE id = $2", Decimal(30), 1)
+            await conn.execute("UPDATE acct SET bal = bal + $1 WHERE id = $2", Decimal(30), 2)
+        try:
+            async with conn.transaction():
+                await conn.execute("UPDATE acct SET bal = bal - 5 WHERE id = 3")
+                await conn.execute("INSERT INTO acct VALUES (1, 'dup', 0)")
+            raise AssertionError("duplicate key accepted")
+        except asyncpg.UniqueViolationError as e:
+            assert e.sqlstate == "23505", e.sqlstate
+        async with conn.transaction():
+            await conn.execute("UPDATE acct SET bal = bal - 1 WHERE id = 4")
+            try:
+                async with conn.transaction():  # SAVEPOINT
+                    await conn.execute("UPDATE acct SET bal = bal / 0 WHERE id = 5")
+            except asyncpg.DivisionByZeroError:
+                pass
+            await conn.execute("UPDATE acct SET bal = bal + 1 WHERE id = 5")
+        rows = await conn.fetch("SELECT id, bal FROM acct WHERE id <= 5 ORDER BY id")
+        got = [(r["id"], r["bal"]) for r in rows]
+        want = [(1, Decimal(70)), (2, Decimal(130)), (3, Decimal(100)), (4, Decimal(99)), (5, Decimal(101))]
+        assert got == want, got
+        assert await conn.fetchval("SELECT sum(bal) FROM acct") == Decimal(1000)
+
+    # Prepared statements survive release and reuse (the pool does not deallocate them).
+    async with pool.acquire() as conn:
+        stmt = await conn.prepare("SELECT owner FROM acct WHERE id = $1")
+        assert await stmt.fetchval(7) == "owner7"
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT owner FROM acct WHERE id = $1", 8) == "owner8"
+        # DEALLOCATE ALL drops them under asyncpg's statement cache: its next use fails with
+        # 26000, as on PostgreSQL; a statement not cached is prepared afresh.
+        await conn.execute("DEALLOCATE ALL")
+        try:
+            await conn.fetchval("SELECT owner FROM acct WHERE id = $1", 9)
+            raise AssertionError("a deallocated statement ran")
+        except asyncpg.InvalidSQLStatementNameError as e:
+            assert e.sqlstate == "26000", e.sqlstate
+        assert await conn.fetchval("SELECT owner FROM acct WHERE id = $1 + 0", 9) == "owner9"
+
+    await pool.close()
+    print("asyncpg ok")
+
+
+asyncio.run(main())
