@@ -1,6 +1,7 @@
-//! Drivers other than libpq's tools against `bulwark start`: Python's psycopg 3 and asyncpg
-//! (CI installs them with pip). Each client script asserts what it gets and exits non-zero
-//! on a mismatch; `python3 tests/clients/NAME.py PORT postgres` runs one against PostgreSQL.
+//! Drivers other than libpq's tools against `bulwark start`: Python's psycopg 3, asyncpg and
+//! SQLAlchemy's ORM (CI installs them with pip). Each client script asserts what it gets and
+//! exits non-zero on a mismatch; `python3 tests/clients/NAME.py PORT postgres` runs one
+//! against PostgreSQL.
 
 mod common;
 
@@ -33,4 +34,18 @@ fn asyncpg_pool_resets_sessions_on_release() {
         .expect("python3 must be installed, with asyncpg (pip install asyncpg)");
     assert!(out.status.success(), "asyncpg client failed:\nstdout: {}\nstderr: {}", stdout(&out), stderr(&out));
     assert_eq!(stdout(&out).trim(), "asyncpg ok");
+}
+
+#[test]
+fn sqlalchemy_orm_creates_flushes_queries_and_reflects() {
+    let dir = TempDir::new("sqlalchemy");
+    let server = ServerProcess::start(dir.path(), &[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sqlalchemy_client.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(server.port.to_string())
+        .output()
+        .expect("python3 must be installed, with SQLAlchemy and psycopg 3");
+    assert!(out.status.success(), "SQLAlchemy client failed:\nstdout: {}\nstderr: {}", stdout(&out), stderr(&out));
+    assert_eq!(stdout(&out).trim(), "sqlalchemy ok");
 }

@@ -447,11 +447,22 @@ pub struct OnConflict {
     pub update: Option<ConflictUpdate>,
 }
 
+/// One `name [(column, ...)] AS (query)` of a WITH.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cte {
+    /// The name.
+    pub name: String,
+    /// Column aliases, naming the query's first columns in order.
+    pub columns: Vec<String>,
+    /// The query.
+    pub query: Query,
+}
+
 /// A query: WITH, a body, ORDER BY, LIMIT, OFFSET, FOR UPDATE.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
-    /// WITH name AS (query), in order.
-    pub with: Vec<(String, Query)>,
+    /// WITH name [(column, ...)] AS (query), in order.
+    pub with: Vec<Cte>,
     /// The body.
     pub body: SetExpr,
     /// ORDER BY.
@@ -539,6 +550,8 @@ pub enum TableRef {
         name: String,
         /// Alias.
         alias: Option<String>,
+        /// Column aliases (`AS a(x, y)`), naming the first columns in order.
+        columns: Vec<String>,
     },
     /// A subquery with an alias.
     Subquery {
@@ -546,6 +559,8 @@ pub enum TableRef {
         query: Box<Query>,
         /// Alias.
         alias: String,
+        /// Column aliases (`AS a(x, y)`), naming the first columns in order.
+        columns: Vec<String>,
     },
     /// A function in FROM: `generate_series(1, 3) [WITH ORDINALITY] [AS a(x, n)]`.
     Function {

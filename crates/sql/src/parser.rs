@@ -57,7 +57,7 @@ use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, TokenizerError};
 use txn::IsolationLevel;
 
 use crate::ast::{
-    AlterAction, BinaryOp, ColumnDef, Expr, InsertSource, JoinKind, Locking, OnConflict, OrderBy, Query,
+    AlterAction, BinaryOp, ColumnDef, Cte, Expr, InsertSource, JoinKind, Locking, OnConflict, OrderBy, Query,
     ReferentialAction, Select, SelectItem, SetExpr, SetOperator, Statement, TableConstraint, TableRef, UnaryOp,
 };
 use crate::error::{codes, Error, Result};
@@ -1329,7 +1329,12 @@ mod dml {
         }
         match t.relation {
             sql::TableFactor::Table { name, alias, args: None, .. } => {
-                let alias = alias.map(table_alias).transpose()?;
+                let alias = match alias.map(table_alias).transpose()? {
+                    Some((_, columns)) if !columns.is_empty() => {
+                        return Err(Error::syntax("syntax error at or near \"(\""));
+                    }
+                    alias => alias.map(|(name, _)| name),
+                };
                 Ok((relation_name(name)?, alias))
             }
             other => Err(unsupported_sql("UPDATE or DELETE target", &other)),
@@ -1364,14 +1369,12 @@ fn query(q: sql::Query) -> Result<Query> {
             return Err(Error::unsupported("WITH RECURSIVE"));
         }
         for cte in w.cte_tables {
-            if !cte.alias.columns.is_empty() {
-                return Err(Error::unsupported("column names in WITH"));
-            }
             if cte.from.is_some() {
                 return Err(Error::unsupported("this form of WITH"));
             }
+            let (name, columns) = table_alias(cte.alias)?;
             // [NOT] MATERIALIZED is a planner hint: ignored.
-            with.push((ident(cte.alias.name), query(*cte.query)?));
+            with.push(Cte { name, columns, query: query(*cte.query)? });
         }
     }
     let order_by = match q.order_by {
@@ -1586,18 +1589,23 @@ fn using(left: &TableRef, right: &TableRef, columns: Vec<sql::ObjectName>) -> Re
 /// The name a FROM item's columns are qualified with.
 fn range_name(t: &TableRef) -> Option<String> {
     match t {
-        TableRef::Table { name, alias } => Some(alias.clone().unwrap_or_else(|| name.clone())),
+        TableRef::Table { name, alias, .. } => Some(alias.clone().unwrap_or_else(|| name.clone())),
         TableRef::Subquery { alias, .. } => Some(alias.clone()),
         TableRef::Function { name, alias, .. } => Some(alias.clone().unwrap_or_else(|| name.clone())),
         TableRef::Join { .. } => None,
     }
 }
 
-fn table_alias(a: sql::TableAlias) -> Result<String> {
-    if !a.columns.is_empty() {
-        return Err(Error::unsupported("column aliases in FROM"));
+/// An alias and its column aliases (`AS a(x, y)`).
+fn table_alias(a: sql::TableAlias) -> Result<(String, Vec<String>)> {
+    let mut columns = Vec::with_capacity(a.columns.len());
+    for c in a.columns {
+        if c.data_type.is_some() {
+            return Err(Error::unsupported("column definitions in an alias"));
+        }
+        columns.push(ident(c.name));
     }
-    Ok(ident(a.name))
+    Ok((ident(a.name), columns))
 }
 
 fn table_factor(t: sql::TableFactor) -> Result<TableRef> {
@@ -1618,7 +1626,11 @@ fn table_factor(t: sql::TableFactor) -> Result<TableRef> {
                 return Err(unsupported_sql("table reference", &name));
             }
             // ONLY t is t: Bulwark has no table inheritance.
-            Ok(TableRef::Table { name: relation_name(name)?, alias: alias.map(table_alias).transpose()? })
+            let (alias, columns) = match alias.map(table_alias).transpose()? {
+                Some((alias, columns)) => (Some(alias), columns),
+                None => (None, Vec::new()),
+            };
+            Ok(TableRef::Table { name: relation_name(name)?, alias, columns })
         }
         sql::TableFactor::Derived { lateral, subquery, alias, sample } => {
             if lateral {
@@ -1628,8 +1640,9 @@ fn table_factor(t: sql::TableFactor) -> Result<TableRef> {
                 return Err(Error::unsupported("TABLESAMPLE"));
             }
             // PostgreSQL 16 names an unaliased subquery this way.
-            let alias = alias.map(table_alias).transpose()?.unwrap_or_else(|| "unnamed_subquery".into());
-            Ok(TableRef::Subquery { query: Box::new(query(*subquery)?), alias })
+            let (alias, columns) =
+                alias.map(table_alias).transpose()?.unwrap_or_else(|| ("unnamed_subquery".into(), Vec::new()));
+            Ok(TableRef::Subquery { query: Box::new(query(*subquery)?), alias, columns })
         }
         sql::TableFactor::NestedJoin { table_with_joins: inner, alias: None } => table_with_joins(*inner),
         sql::TableFactor::Function { name, .. } => Err(Error::unsupported(format!("table function {name}"))),
@@ -1726,6 +1739,11 @@ fn expr_node(e: sql::Expr) -> Result<Expr> {
             let text = ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(".");
             let mut parts = idents(ids);
             let Some(name) = parts.pop() else { return Err(Error::syntax("empty column reference")) };
+            // `pg_catalog.pg_class.relname`: a system table's FROM item is labelled by its
+            // bare name, as a user table's (`public.t.x`) is.
+            if parts.len() == 2 && (parts[0] == "pg_catalog" || parts[0] == "information_schema") {
+                parts.remove(0);
+            }
             Expr::Column { table: Some(qualify(parts, &text)?), name }
         }
         sql::Expr::Value(v) => literal(v.value)?,
@@ -1829,6 +1847,13 @@ fn expr_node(e: sql::Expr) -> Result<Expr> {
         },
         sql::Expr::Exists { subquery, negated } => Expr::Exists { query: Box::new(query(*subquery)?), negated },
         sql::Expr::Subquery(q) => Expr::Subquery(Box::new(query(*q)?)),
+        // ARRAY[a, b]: an array in PostgreSQL's text form (see eval::array).
+        sql::Expr::Array(sql::Array { elem, named: true }) => Expr::Function {
+            name: "array".into(),
+            args: elem.into_iter().map(expr).collect::<Result<_>>()?,
+            distinct: false,
+            star: false,
+        },
         sql::Expr::AnyOp { left, compare_op, right, .. } => postgres::any_all(*left, &compare_op, *right, false)?,
         sql::Expr::AllOp { left, compare_op, right } => postgres::any_all(*left, &compare_op, *right, true)?,
         sql::Expr::Collate { expr: inner, collation } => postgres::collate(*inner, collation)?,
@@ -2297,7 +2322,7 @@ mod tests {
     }
 
     fn table(name: &str, alias: Option<&str>) -> TableRef {
-        TableRef::Table { name: name.into(), alias: alias.map(Into::into) }
+        TableRef::Table { name: name.into(), alias: alias.map(Into::into), columns: vec![] }
     }
 
     fn item(expr: Expr) -> SelectItem {
@@ -2708,7 +2733,7 @@ mod tests {
     #[test]
     fn with_queries() {
         let query = q("WITH x AS (SELECT 1), y AS (SELECT 2) SELECT * FROM x, y");
-        let names: Vec<_> = query.with.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<_> = query.with.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, vec!["x", "y"]);
         assert_eq!(code("WITH RECURSIVE r AS (SELECT 1) SELECT * FROM r"), codes::FEATURE_NOT_SUPPORTED);
     }
@@ -2720,7 +2745,7 @@ mod tests {
         assert_eq!(e("a"), col("a"));
         assert_eq!(e("T.A"), qcol("t", "a"));
         assert_eq!(e("public.t.a"), qcol("t", "a"));
-        assert_eq!(e("pg_catalog.pg_class.relname"), qcol("pg_catalog.pg_class", "relname"));
+        assert_eq!(e("pg_catalog.pg_class.relname"), qcol("pg_class", "relname"));
         assert_eq!(e("$3"), Expr::Param(3));
     }
 

@@ -34,7 +34,7 @@
 //! Left out: join reordering, merge joins, index-only scans, histograms and most common
 //! values, pushing other WHERE conditions below joins.
 
-use crate::ast::{self, Expr, JoinKind, Locking, Query, Select, SelectItem, SetExpr, SetOperator, TableRef};
+use crate::ast::{self, Cte, Expr, JoinKind, Locking, Query, Select, SelectItem, SetExpr, SetOperator, TableRef};
 use crate::bind::{has_aggregate, is_aggregate, BExpr, Binder, Scope, ScopeColumn, SubPlanner};
 use crate::catalog::{self, Table};
 use crate::error::{codes, Error, Result};
@@ -260,11 +260,9 @@ impl<'t> Planner<'t> {
     pub fn plan_query(&mut self, q: &Query, outer: Vec<Scope>) -> Result<(Plan, Scope)> {
         let ctes_before = self.ctes.len();
         let mut planned_ctes = Vec::new();
-        for (name, cq) in &q.with {
+        for Cte { name, columns, query: cq } in &q.with {
             let (plan, scope) = self.plan_query(cq, outer.clone())?;
-            let scope = Scope {
-                columns: scope.columns.into_iter().map(|c| ScopeColumn { table: Some(name.clone()), ..c }).collect(),
-            };
+            let scope = rename_columns(relabel(&scope, name), columns, || format!("WITH query \"{name}\""))?;
             self.ctes.push((name.clone(), scope));
             planned_ctes.push((name.clone(), plan));
         }
@@ -398,10 +396,10 @@ impl<'t> Planner<'t> {
     /// Plans a FROM item.
     fn plan_from(&mut self, item: &TableRef, outer: &[Scope], lock: Option<Locking>) -> Result<(Plan, Scope)> {
         match item {
-            TableRef::Table { name, alias } => {
+            TableRef::Table { name, alias, columns } => {
                 let label = alias.clone().unwrap_or_else(|| name.clone());
                 if let Some((_, scope)) = self.ctes.iter().rev().find(|(n, _)| n == name) {
-                    let scope = relabel(scope, &label);
+                    let scope = rename_columns(relabel(scope, &label), columns, || format!("table \"{label}\""))?;
                     return Ok((Plan::CteRef(name.clone()), scope));
                 }
                 // pg_catalog is searched before the user's tables, as PostgreSQL's implicit
@@ -424,6 +422,7 @@ impl<'t> Planner<'t> {
                         })
                         .collect(),
                 };
+                let scope = rename_columns(scope, columns, || format!("table \"{label}\""))?;
                 let stats = catalog::get_stats(self.txn, &table)?;
                 let alias = (label != table.name).then(|| label.clone());
                 let plan = Plan::Scan {
@@ -438,9 +437,9 @@ impl<'t> Planner<'t> {
                 };
                 Ok((plan, scope))
             }
-            TableRef::Subquery { query, alias } => {
+            TableRef::Subquery { query, alias, columns } => {
                 let (plan, scope) = self.plan_query(query, outer.to_vec())?;
-                Ok((plan, relabel(&scope, alias)))
+                Ok((plan, rename_columns(relabel(&scope, alias), columns, || format!("table \"{alias}\""))?))
             }
             TableRef::Function { name, args, alias, columns, ordinality } => {
                 let label = alias.clone().unwrap_or_else(|| name.clone());
@@ -1236,6 +1235,21 @@ fn sort_text(key: &SortKey, expr: &str) -> String {
         _ => "",
     };
     format!("{expr}{}{nulls}", if key.desc { " DESC" } else { "" })
+}
+
+/// Names a FROM item's first columns by its column aliases (`AS t(a, b)`); 42P10 if there
+/// are more aliases than columns.
+fn rename_columns(mut scope: Scope, names: &[String], what: impl Fn() -> String) -> Result<Scope> {
+    if names.len() > scope.columns.len() {
+        return Err(Error::new(
+            codes::INVALID_COLUMN_REFERENCE,
+            format!("{} has {} columns available but {} columns specified", what(), scope.columns.len(), names.len()),
+        ));
+    }
+    for (c, name) in scope.columns.iter_mut().zip(names) {
+        c.name = name.clone();
+    }
+    Ok(scope)
 }
 
 fn relabel(scope: &Scope, label: &str) -> Scope {

@@ -2076,8 +2076,8 @@ fn collect_query<'q>(q: &'q ast::Query, table: &mut dyn FnMut(&str), exprs: &mut
             ast::SetExpr::Values(_) => {}
         }
     }
-    for (_, cte) in &q.with {
-        collect_query(cte, table, exprs);
+    for cte in &q.with {
+        collect_query(&cte.query, table, exprs);
     }
     body(&q.body, table, exprs);
 }

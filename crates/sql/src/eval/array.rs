@@ -186,8 +186,8 @@ pub fn subscript(array: &Value, index: &Value) -> Result<Value> {
     Ok(at.and_then(|i| array.items.get(i).cloned()).flatten().map_or(Value::Null, Value::Text))
 }
 
-/// The array functions: array_to_string, array_upper, array_lower, array_length,
-/// cardinality. None if `name` is not one of them.
+/// The array functions: `array` (ARRAY[...]), array_to_string, array_upper, array_lower,
+/// array_length, cardinality. None if `name` is not one of them.
 pub fn call(name: &str, args: &[Value]) -> Option<Result<Value>> {
     let int = |v: Option<&Value>| match v {
         Some(Value::Int2(i)) => Some(i64::from(*i)),
@@ -196,6 +196,11 @@ pub fn call(name: &str, args: &[Value]) -> Option<Result<Value>> {
         _ => None,
     };
     let result = match (name, args) {
+        ("array", items) if items.len() > ARRAY_ELEMENTS_MAX => Err(Error::new(
+            codes::PROGRAM_LIMIT_EXCEEDED,
+            format!("array size exceeds the maximum allowed ({ARRAY_ELEMENTS_MAX})"),
+        )),
+        ("array", items) => Ok(Value::Text(format(&items.iter().map(super::to_text).collect::<Vec<_>>()))),
         ("array_to_string", [a, sep] | [a, sep, _]) => (|| {
             let (Some(array), Value::Text(sep)) = (array_arg(a, name)?, sep) else { return Ok(Value::Null) };
             let null = match args.get(2) {

@@ -15,7 +15,7 @@
 use super::{boxed, expr, function_name, ident, query, unsupported_sql};
 use crate::ast::{BinaryOp, Expr, TableRef};
 use crate::error::{Error, Result};
-use crate::types::{DataType, RegKind};
+use crate::types::{DataType, RegKind, Value};
 use sqlparser::ast as sql;
 
 /// An operator `sqlparser` reads as PostgreSQL-specific, or None.
@@ -93,7 +93,27 @@ pub(super) fn any_all(left: sql::Expr, compare_op: &sql::BinaryOperator, right: 
             _ => Err(Error::unsupported(format!("{op} {} (subquery)", if all { "ALL" } else { "ANY" }))),
         };
     }
+    if let sql::Expr::Array(sql::Array { elem, .. }) = right {
+        return any_all_list(expr(left)?, op, elem.into_iter().map(expr).collect::<Result<_>>()?, all);
+    }
     Ok(Expr::AnyAll { expr: boxed(left)?, op, array: boxed(right)?, all })
+}
+
+/// `x op ANY (ARRAY[a, b])` is `x op a OR x op b` (`= ANY` is IN), and `x op ALL (...)` is
+/// `x op a AND x op b` (`<> ALL` is NOT IN), NULLs included; an empty list is false for ANY
+/// and true for ALL.
+fn any_all_list(left: Expr, op: BinaryOp, list: Vec<Expr>, all: bool) -> Result<Expr> {
+    match (op, all) {
+        _ if list.is_empty() => return Ok(Expr::Literal(Value::Bool(all))),
+        (BinaryOp::Eq, false) => return Ok(Expr::InList { expr: Box::new(left), list, negated: false }),
+        (BinaryOp::NotEq, true) => return Ok(Expr::InList { expr: Box::new(left), list, negated: true }),
+        _ => {}
+    }
+    let join = if all { BinaryOp::And } else { BinaryOp::Or };
+    let terms = list.into_iter().map(|e| Expr::Binary { op, left: Box::new(left.clone()), right: Box::new(e) });
+    Ok(terms
+        .reduce(|acc, t| Expr::Binary { op: join, left: Box::new(acc), right: Box::new(t) })
+        .expect("the list is not empty"))
 }
 
 /// `root[index]...`: subscripts only (field selection `(row).field` is 0A000).

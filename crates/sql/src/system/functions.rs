@@ -56,6 +56,7 @@ pub fn function_type(name: &str) -> Option<DataType> {
         | "current_setting"
         | "current_schemas"
         | "array_to_string"
+        | "array"
         | "pg_advisory_unlock_all" => DataType::Text,
         "pg_table_is_visible"
         | "pg_type_is_visible"
@@ -126,7 +127,7 @@ fn wrong_args(name: &str, args: &[Value]) -> Error {
 /// Calls `name` if this module implements it.
 pub fn call(exec: &mut Exec, name: &str, args: &[Value]) -> Option<Result<Value>> {
     if function_type(name).is_none()
-        || matches!(name, "array_to_string" | "array_upper" | "array_lower" | "array_length" | "cardinality")
+        || matches!(name, "array" | "array_to_string" | "array_upper" | "array_lower" | "array_length" | "cardinality")
     {
         return None;
     }
