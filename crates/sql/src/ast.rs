@@ -583,8 +583,12 @@ pub enum TableRef {
         right: Box<TableRef>,
         /// Kind.
         kind: JoinKind,
-        /// ON condition (None for CROSS; USING is turned into ON).
+        /// ON condition (None for CROSS, USING and NATURAL).
         on: Option<Expr>,
+        /// USING (columns): the join's rows have one merged copy of each.
+        using: Vec<String>,
+        /// NATURAL: USING every column name both sides have.
+        natural: bool,
     },
 }
 

@@ -20,6 +20,9 @@ pub struct ScopeColumn {
     pub name: String,
     /// Its type, when known.
     pub data_type: Option<DataType>,
+    /// Reachable only qualified, and left out of `*`: a column of a USING join's input
+    /// that the join's merged column stands for.
+    pub hidden: bool,
 }
 
 /// The columns of the rows an operator produces.
@@ -34,7 +37,10 @@ impl Scope {
     pub fn find(&self, table: Option<&str>, name: &str) -> Result<Option<usize>> {
         let mut found = None;
         for (i, c) in self.columns.iter().enumerate() {
-            let table_ok = table.is_none_or(|t| c.table.as_deref() == Some(t));
+            let table_ok = match table {
+                None => !c.hidden,
+                Some(t) => c.table.as_deref() == Some(t),
+            };
             if table_ok && c.name == name {
                 if found.is_some() {
                     return Err(Error::new(

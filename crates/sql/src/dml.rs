@@ -77,6 +77,7 @@ pub fn check_row(exec: &mut Exec<'_>, table: &Table, row: &[Value]) -> Result<()
                     table: Some(table.name.clone()),
                     name: c.name.clone(),
                     data_type: None,
+                    hidden: false,
                 })
                 .collect(),
         };

@@ -30,23 +30,23 @@
 //! `sqlparser` accepts but Bulwark does not implement is 0A000, naming the construct.
 //!
 //! A few clauses are accepted although the AST cannot carry them; each is listed here so
-//! nobody mistakes it for support: `CASCADE` on DROP and TRUNCATE (the executor still
-//! refuses to break a dependency), the `LOCAL` of `SET LOCAL` (it acts like SET SESSION),
-//! `ALWAYS` in `GENERATED ALWAYS AS IDENTITY` (it acts like BY DEFAULT), and the merging of
-//! `JOIN ... USING` columns (the join keeps both copies). Options that only tune storage or
-//! plans (`WITH (fillfactor=...)`, `CONCURRENTLY`, index `ASC`/`DESC`, `[NOT] MATERIALIZED`,
-//! EXPLAIN's `VERBOSE`/`COSTS`) are ignored because they never change a result.
+//! nobody mistakes it for support: `CASCADE` on DROP (the executor still refuses to break a
+//! dependency) and `ALWAYS` in `GENERATED ALWAYS AS IDENTITY` (it acts like BY DEFAULT).
+//! Options that only tune storage or plans (`WITH (fillfactor=...)`, `CONCURRENTLY`, index
+//! `ASC`/`DESC`, `[NOT] MATERIALIZED`, EXPLAIN's `VERBOSE`/`COSTS`) are ignored because they
+//! never change a result.
 //!
 //! # Left out
 //!
 //! Window functions, `FILTER`, `op ANY/ALL (subquery)` other than `= ANY` and `<> ALL`, row
-//! constructors, `ARRAY[...]` and array slices, `LATERAL`, `NATURAL` joins, recursive CTEs,
-//! `UPDATE ... FROM`, `DELETE ... USING`, partial and expression indexes,
-//! `ON CONFLICT ON CONSTRAINT`, `SET DEFAULT` foreign key actions, collations other than the
-//! default and "C", and time and timestamp precisions other than 6: all 0A000. The
-//! PostgreSQL-specific syntax that is supported (regular expression operators,
-//! `OPERATOR(pg_catalog.op)`, `COLLATE`, `op ANY (array)`, `ARRAY(subquery)`, subscripts,
-//! functions in FROM, `pg_catalog` type names) is translated in `parser/postgres.rs`.
+//! constructors, array slices, `LATERAL`, recursive CTEs, `UPDATE ... FROM`,
+//! `DELETE ... USING`, partial and expression indexes, `ON CONFLICT ON CONSTRAINT`,
+//! `SET DEFAULT` foreign key actions, collations other than the default and "C", and time
+//! and timestamp precisions other than 6: all 0A000. The PostgreSQL-specific syntax that is
+//! supported (regular expression operators, `OPERATOR(pg_catalog.op)`, `COLLATE`,
+//! `op ANY (array)`, `ARRAY[...]` and `ARRAY(subquery)` (arrays in their text form),
+//! subscripts, functions in FROM, `pg_catalog` type names) is translated in
+//! `parser/postgres.rs`.
 
 mod utility_stmts;
 
@@ -1550,50 +1550,30 @@ fn table_with_joins(t: sql::TableWithJoins) -> Result<TableRef> {
             sql::JoinOperator::CrossJoin(c) => (JoinKind::Cross, c),
             other => return Err(Error::unsupported(format!("join {other:?}"))),
         };
-        let on = match (kind, constraint) {
-            (JoinKind::Cross, sql::JoinConstraint::None) => None,
+        let (mut on, mut using, mut natural) = (None, Vec::new(), false);
+        match (kind, constraint) {
+            (JoinKind::Cross, sql::JoinConstraint::None) => {}
             (JoinKind::Cross, _) => return Err(Error::syntax("syntax error at or near \"ON\"")),
-            (_, sql::JoinConstraint::On(e)) => Some(expr(e)?),
-            (_, sql::JoinConstraint::Using(columns)) => Some(using(&left, &right, columns)?),
-            (_, sql::JoinConstraint::Natural) => return Err(Error::unsupported("NATURAL JOIN")),
+            (_, sql::JoinConstraint::On(e)) => on = Some(expr(e)?),
+            (_, sql::JoinConstraint::Using(columns)) => {
+                for c in columns {
+                    let c = column_name(c)?;
+                    if using.contains(&c) {
+                        return Err(Error::new(
+                            codes::DUPLICATE_COLUMN,
+                            format!("column name \"{c}\" appears more than once in USING clause"),
+                        ));
+                    }
+                    using.push(c);
+                }
+            }
+            (_, sql::JoinConstraint::Natural) => natural = true,
             (_, sql::JoinConstraint::UsingAlias(..)) => return Err(Error::unsupported("JOIN ... USING ... AS")),
             (_, sql::JoinConstraint::None) => return Err(Error::syntax("JOIN requires an ON or USING clause")),
-        };
-        left = TableRef::Join { left: Box::new(left), right: Box::new(right), kind, on };
+        }
+        left = TableRef::Join { left: Box::new(left), right: Box::new(right), kind, on, using, natural };
     }
     Ok(left)
-}
-
-/// `USING (a, b)` as `l.a = r.a AND l.b = r.b`. Unlike PostgreSQL this keeps both copies
-/// of each column, so `SELECT *` shows them twice: see the report's AST suggestions.
-fn using(left: &TableRef, right: &TableRef, columns: Vec<sql::ObjectName>) -> Result<Expr> {
-    let (Some(l), Some(r)) = (range_name(left), range_name(right)) else {
-        return Err(Error::unsupported("JOIN ... USING over a nested join"));
-    };
-    let mut on: Option<Expr> = None;
-    for column in columns {
-        let column = column_name(column)?;
-        let eq = Expr::Binary {
-            op: BinaryOp::Eq,
-            left: Box::new(Expr::Column { table: Some(l.clone()), name: column.clone() }),
-            right: Box::new(Expr::Column { table: Some(r.clone()), name: column }),
-        };
-        on = Some(match on {
-            None => eq,
-            Some(prev) => Expr::Binary { op: BinaryOp::And, left: Box::new(prev), right: Box::new(eq) },
-        });
-    }
-    on.ok_or_else(|| Error::syntax("syntax error at or near \")\""))
-}
-
-/// The name a FROM item's columns are qualified with.
-fn range_name(t: &TableRef) -> Option<String> {
-    match t {
-        TableRef::Table { name, alias, .. } => Some(alias.clone().unwrap_or_else(|| name.clone())),
-        TableRef::Subquery { alias, .. } => Some(alias.clone()),
-        TableRef::Function { name, alias, .. } => Some(alias.clone().unwrap_or_else(|| name.clone())),
-        TableRef::Join { .. } => None,
-    }
 }
 
 /// An alias and its column aliases (`AS a(x, y)`).
@@ -2680,7 +2660,7 @@ mod tests {
     }
 
     #[test]
-    fn join_using_becomes_on() {
+    fn join_using_and_natural() {
         let s = sel("SELECT * FROM a JOIN b AS bb USING (id, k)");
         assert_eq!(
             s.from,
@@ -2688,14 +2668,14 @@ mod tests {
                 left: Box::new(table("a", None)),
                 right: Box::new(table("b", Some("bb"))),
                 kind: JoinKind::Inner,
-                on: Some(bin(
-                    BinaryOp::And,
-                    bin(BinaryOp::Eq, qcol("a", "id"), qcol("bb", "id")),
-                    bin(BinaryOp::Eq, qcol("a", "k"), qcol("bb", "k"))
-                )),
+                on: None,
+                using: vec!["id".into(), "k".into()],
+                natural: false,
             }]
         );
-        assert_eq!(code("SELECT * FROM a NATURAL JOIN b"), codes::FEATURE_NOT_SUPPORTED);
+        let s = sel("SELECT * FROM a NATURAL LEFT JOIN b");
+        assert!(matches!(&s.from[0], TableRef::Join { natural: true, kind: JoinKind::Left, on: None, .. }));
+        assert_eq!(code("SELECT * FROM a JOIN b USING (id, id)"), codes::DUPLICATE_COLUMN);
     }
 
     #[test]

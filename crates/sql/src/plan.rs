@@ -346,7 +346,12 @@ impl<'t> Planner<'t> {
                     columns: targets
                         .into_iter()
                         .enumerate()
-                        .map(|(i, t)| ScopeColumn { table: None, name: format!("column{}", i + 1), data_type: t })
+                        .map(|(i, t)| ScopeColumn {
+                            table: None,
+                            name: format!("column{}", i + 1),
+                            data_type: t,
+                            hidden: false,
+                        })
                         .collect(),
                 };
                 Ok((Plan::Values(bound), scope))
@@ -419,6 +424,7 @@ impl<'t> Planner<'t> {
                             table: Some(label.clone()),
                             name: c.name.clone(),
                             data_type: Some(c.data_type.clone()),
+                            hidden: false,
                         })
                         .collect(),
                 };
@@ -466,14 +472,22 @@ impl<'t> Planner<'t> {
                 let scope = Scope {
                     columns: out
                         .into_iter()
-                        .map(|(name, t)| ScopeColumn { table: Some(label.clone()), name, data_type: Some(t) })
+                        .map(|(name, t)| ScopeColumn {
+                            table: Some(label.clone()),
+                            name,
+                            data_type: Some(t),
+                            hidden: false,
+                        })
                         .collect(),
                 };
                 Ok((Plan::Function { name: name.clone(), args: bound, ordinality: *ordinality }, scope))
             }
-            TableRef::Join { left, right, kind, on } => {
+            TableRef::Join { left, right, kind, on, using, natural } => {
                 let (l, ls) = self.plan_from(left, outer, lock)?;
                 let (r, rs) = self.plan_from(right, outer, lock)?;
+                if *natural || !using.is_empty() {
+                    return using_join(l, &ls, r, &rs, *kind, using, *natural);
+                }
                 let scope = ls.join(&rs);
                 let bound = on.as_ref().map(|e| self.bind(e, &scope, outer)).transpose()?;
                 let (lw, rw) = (ls.columns.len(), rs.columns.len());
@@ -718,7 +732,7 @@ impl<'t> Planner<'t> {
                 columns: post
                     .groups
                     .iter()
-                    .map(|g| ScopeColumn { table: None, name: expr_name(g), data_type: None })
+                    .map(|g| ScopeColumn { table: None, name: expr_name(g), data_type: None, hidden: false })
                     .collect(),
             };
             // Aggregates are collected as the output list, HAVING and ORDER BY are bound.
@@ -734,7 +748,7 @@ impl<'t> Planner<'t> {
                     if aggregated {
                         return Err(Error::new(codes::GROUPING_ERROR, "SELECT * is not allowed with GROUP BY"));
                     }
-                    for c in &scope.columns {
+                    for c in scope.columns.iter().filter(|c| !c.hidden) {
                         items.push((Expr::Column { table: c.table.clone(), name: c.name.clone() }, c.name.clone()));
                     }
                 }
@@ -766,7 +780,7 @@ impl<'t> Planner<'t> {
                 _ => infer_type(e, &scope),
             };
             exprs.push(b);
-            out_scope.columns.push(ScopeColumn { table: None, name: name.clone(), data_type });
+            out_scope.columns.push(ScopeColumn { table: None, name: name.clone(), data_type, hidden: false });
         }
         let having = match (&s.having, &plan_after_group) {
             (Some(h), Some(_)) => Some(self.bind_post_agg(h, &mut post, &group_scope, &outer)?),
@@ -1235,6 +1249,102 @@ fn sort_text(key: &SortKey, expr: &str) -> String {
         _ => "",
     };
     format!("{expr}{}{nulls}", if key.desc { " DESC" } else { "" })
+}
+
+/// A join USING (columns), or NATURAL (USING the column names both sides have): a hash join
+/// on the equal columns, under a projection whose row is PostgreSQL's: one merged copy of
+/// each USING column first (the left's value; the right's for RIGHT JOIN; the one not NULL
+/// for FULL JOIN), then the other columns of the left and of the right. The inputs' own
+/// copies stay in the row, hidden: reachable qualified (`a.id`), left out of `*`.
+fn using_join(
+    l: Plan,
+    ls: &Scope,
+    r: Plan,
+    rs: &Scope,
+    kind: JoinKind,
+    using: &[String],
+    natural: bool,
+) -> Result<(Plan, Scope)> {
+    let names: Vec<String> = if natural {
+        let right: Vec<&str> = rs.columns.iter().filter(|c| !c.hidden).map(|c| c.name.as_str()).collect();
+        let mut common: Vec<String> = Vec::new();
+        for c in ls.columns.iter().filter(|c| !c.hidden) {
+            if right.contains(&c.name.as_str()) && !common.contains(&c.name) {
+                common.push(c.name.clone());
+            }
+        }
+        common
+    } else {
+        using.to_vec()
+    };
+    let (lw, rw) = (ls.columns.len(), rs.columns.len());
+    let mut pairs = Vec::with_capacity(names.len());
+    for name in &names {
+        let missing = |side: &str| {
+            Error::new(
+                codes::UNDEFINED_COLUMN,
+                format!("column \"{name}\" specified in USING clause does not exist in {side} table"),
+            )
+        };
+        let li = ls.find(None, name)?.ok_or_else(|| missing("left"))?;
+        let ri = rs.find(None, name)?.ok_or_else(|| missing("right"))?;
+        pairs.push((li, ri));
+    }
+    let qualified = |c: &ScopeColumn| match &c.table {
+        Some(t) => format!("{t}.{}", c.name),
+        None => c.name.clone(),
+    };
+    let plan = if pairs.is_empty() {
+        // NATURAL with no common column: every pair of rows.
+        let kind = if kind == JoinKind::Inner { JoinKind::Cross } else { kind };
+        let on = (kind != JoinKind::Cross).then_some(BExpr::Const(crate::types::Value::Bool(true)));
+        Plan::Join { left: Box::new(l), right: Box::new(r), kind, on, cond: None, left_width: lw, right_width: rw }
+    } else {
+        let conds: Vec<String> = pairs
+            .iter()
+            .map(|&(li, ri)| format!("{} = {}", qualified(&ls.columns[li]), qualified(&rs.columns[ri])))
+            .collect();
+        let on = pairs
+            .iter()
+            .map(|&(li, ri)| BExpr::Binary(ast::BinaryOp::Eq, Box::new(BExpr::Col(li)), Box::new(BExpr::Col(lw + ri))))
+            .reduce(|a, b| BExpr::Binary(ast::BinaryOp::And, Box::new(a), Box::new(b)))
+            .expect("at least one pair");
+        let build_left = estimate_rows(&l) < estimate_rows(&r);
+        Plan::HashJoin {
+            left: Box::new(l),
+            right: Box::new(r),
+            kind,
+            left_keys: pairs.iter().map(|&(li, _)| BExpr::Col(li)).collect(),
+            right_keys: pairs.iter().map(|&(_, ri)| BExpr::Col(ri)).collect(),
+            on,
+            cond: conds.into_iter().reduce(|a, b| format!("({a} AND {b})")).unwrap_or_default(),
+            join_filter: None,
+            build_left,
+            left_width: lw,
+            right_width: rw,
+        }
+    };
+    let mut exprs = Vec::with_capacity(pairs.len() + lw + rw);
+    let mut scope = Scope::default();
+    for (name, &(li, ri)) in names.iter().zip(&pairs) {
+        let (lc, rc) = (BExpr::Col(li), BExpr::Col(lw + ri));
+        exprs.push(match kind {
+            JoinKind::Right => rc,
+            JoinKind::Full => BExpr::Coalesce(vec![lc, rc]),
+            _ => lc,
+        });
+        let data_type = ls.columns[li].data_type.clone().or_else(|| rs.columns[ri].data_type.clone());
+        scope.columns.push(ScopeColumn { table: None, name: name.clone(), data_type, hidden: false });
+    }
+    for (i, c) in ls.columns.iter().enumerate() {
+        exprs.push(BExpr::Col(i));
+        scope.columns.push(ScopeColumn { hidden: c.hidden || pairs.iter().any(|&(li, _)| li == i), ..c.clone() });
+    }
+    for (i, c) in rs.columns.iter().enumerate() {
+        exprs.push(BExpr::Col(lw + i));
+        scope.columns.push(ScopeColumn { hidden: c.hidden || pairs.iter().any(|&(_, ri)| ri == i), ..c.clone() });
+    }
+    Ok((Plan::Project(Box::new(plan), exprs), scope))
 }
 
 /// Names a FROM item's first columns by its column aliases (`AS t(a, b)`); 42P10 if there

@@ -2104,6 +2104,7 @@ fn table_scope(table: &Table, label: &str) -> Scope {
                 table: Some(label.to_string()),
                 name: c.name.clone(),
                 data_type: Some(c.data_type.clone()),
+                hidden: false,
             })
             .collect(),
     }
