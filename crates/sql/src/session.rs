@@ -2027,7 +2027,7 @@ fn returning_columns(items: &[SelectItem], scope: &Scope) -> Option<Vec<ResultCo
                         .ok()
                         .flatten()
                         .and_then(|i| scope.columns[i].data_type.clone()),
-                    _ => None,
+                    _ => crate::plan::infer_type(expr, scope),
                 };
                 out.push(ResultColumn {
                     name: alias.clone().unwrap_or_else(|| crate::plan::expr_name(expr)),

@@ -56,6 +56,9 @@ async def main():
             except asyncpg.DivisionByZeroError:
                 pass
             await conn.execute("UPDATE acct SET bal = bal + 1 WHERE id = 5")
+        # Computed RETURNING columns carry their types (asyncpg decodes by them).
+        row = await conn.fetchrow("UPDATE acct SET bal = bal WHERE id = 6 RETURNING id * 2, bal + 1, owner || '!'")
+        assert tuple(row) == (12, Decimal(101), "owner6!"), row
         rows = await conn.fetch("SELECT id, bal FROM acct WHERE id <= 5 ORDER BY id")
         got = [(r["id"], r["bal"]) for r in rows]
         want = [(1, Decimal(70)), (2, Decimal(130)), (3, Decimal(100)), (4, Decimal(99)), (5, Decimal(101))]
