@@ -255,6 +255,30 @@ pub fn visit_mut(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) {
     }
 }
 
+/// A `char(n)` value used in an expression, as PostgreSQL converts bpchar to text: without
+/// its trailing blanks, so comparisons, length() and || ignore the padding (`c = 'ab'` is
+/// true for the stored 'ab  '). Output and storage keep the padding: see [`as_output`].
+fn char_as_text(e: BExpr, data_type: Option<&DataType>) -> BExpr {
+    match data_type {
+        Some(DataType::Char(_)) => BExpr::Func("rtrim".into(), vec![e]),
+        _ => e,
+    }
+}
+
+/// `bound`, the binding of output item `e`, with the padding of a `char(n)` column or cast
+/// kept: a bare `char(n)` item is output as stored, padded.
+pub fn as_output(e: &Expr, bound: BExpr) -> BExpr {
+    let bare = match e {
+        Expr::Column { .. } => true,
+        Expr::Cast { to, .. } => matches!(to, DataType::Char(_)),
+        _ => false,
+    };
+    match bound {
+        BExpr::Func(name, mut args) if bare && name == "rtrim" && args.len() == 1 => args.pop().expect("one argument"),
+        other => other,
+    }
+}
+
 /// Plans subqueries for the binder.
 pub trait SubPlanner {
     /// Plans `q` with the given enclosing scopes (outermost first).
@@ -277,11 +301,11 @@ impl Binder<'_> {
             Expr::Literal(v) => BExpr::Const(v.clone()),
             Expr::Column { table, name } => {
                 if let Some(i) = scope.find(table.as_deref(), name)? {
-                    return Ok(BExpr::Col(i));
+                    return Ok(char_as_text(BExpr::Col(i), scope.columns[i].data_type.as_ref()));
                 }
                 for (depth, outer) in self.outer.iter().rev().enumerate() {
                     if let Some(i) = outer.find(table.as_deref(), name)? {
-                        return Ok(BExpr::Outer(depth + 1, i));
+                        return Ok(char_as_text(BExpr::Outer(depth + 1, i), outer.columns[i].data_type.as_ref()));
                     }
                 }
                 return Err(match table {
@@ -321,7 +345,9 @@ impl Binder<'_> {
                     BExpr::Func(name.clone(), args)
                 }
             }
-            Expr::Cast { expr, to } => BExpr::Cast(Box::new(self.bind(expr, scope)?), to.clone()),
+            Expr::Cast { expr, to } => {
+                char_as_text(BExpr::Cast(Box::new(self.bind(expr, scope)?), to.clone()), Some(to))
+            }
             Expr::IsNull { expr, negated } => BExpr::IsNull(Box::new(self.bind(expr, scope)?), *negated),
             Expr::IsBool { expr, value, negated } => BExpr::IsBool(Box::new(self.bind(expr, scope)?), *value, *negated),
             Expr::InList { expr, list, negated } => BExpr::InList(

@@ -1782,7 +1782,8 @@ fn expr_node(e: sql::Expr) -> Result<Expr> {
                 sql::DateTimeField::Custom(id) => id.value.to_ascii_lowercase(),
                 other => other.to_string().to_ascii_lowercase(),
             };
-            function_call("date_part", vec![Expr::Literal(Value::Text(field)), expr(*inner)?])
+            // PostgreSQL's EXTRACT is its own function (numeric result, column "extract").
+            function_call("extract", vec![Expr::Literal(Value::Text(field)), expr(*inner)?])
         }
         sql::Expr::Ceil { expr: inner, field: sql::CeilFloorKind::DateTimeField(sql::DateTimeField::NoDateTime) } => {
             function_call("ceil", vec![expr(*inner)?])
@@ -1791,7 +1792,8 @@ fn expr_node(e: sql::Expr) -> Result<Expr> {
             function_call("floor", vec![expr(*inner)?])
         }
         sql::Expr::Position { expr: needle, r#in: haystack } => {
-            function_call("strpos", vec![expr(*haystack)?, expr(*needle)?])
+            // strpos with the arguments swapped; the column is named "position".
+            function_call("position", vec![expr(*haystack)?, expr(*needle)?])
         }
         sql::Expr::Substring { expr: inner, substring_from, substring_for, .. } => {
             let mut args = vec![expr(*inner)?];
@@ -2875,13 +2877,13 @@ mod tests {
         assert_eq!(e("CURRENT_DATE"), func("current_date", vec![]));
         assert_eq!(e("CURRENT_TIMESTAMP"), func("now", vec![]));
         assert_eq!(e("now()"), func("now", vec![]));
-        assert_eq!(e("EXTRACT(YEAR FROM a)"), func("date_part", vec![text("year"), col("a")]));
+        assert_eq!(e("EXTRACT(YEAR FROM a)"), func("extract", vec![text("year"), col("a")]));
         assert_eq!(e("SUBSTRING(a FROM 2 FOR 3)"), func("substring", vec![col("a"), int(2), int(3)]));
         assert_eq!(e("substring(a, 2)"), func("substring", vec![col("a"), int(2)]));
         assert_eq!(e("TRIM(a)"), func("btrim", vec![col("a")]));
         assert_eq!(e("TRIM(LEADING 'x' FROM a)"), func("ltrim", vec![col("a"), text("x")]));
         assert_eq!(e("TRIM(TRAILING FROM a)"), func("rtrim", vec![col("a")]));
-        assert_eq!(e("POSITION('b' IN a)"), func("strpos", vec![col("a"), text("b")]));
+        assert_eq!(e("POSITION('b' IN a)"), func("position", vec![col("a"), text("b")]));
         assert_eq!(e("a AT TIME ZONE 'UTC'"), func("timezone", vec![text("UTC"), col("a")]));
     }
 

@@ -723,7 +723,7 @@ impl<'t> Planner<'t> {
             let mut group_by = Vec::new();
             for g in &s.group_by {
                 // GROUP BY 1 / GROUP BY alias refer to the output list.
-                let g = resolve_output_ref(g, &s.items)?;
+                let g = resolve_output_ref(g, &s.items, &scope)?;
                 group_by.push(self.bind(&g, &scope, &outer)?);
                 post.groups.push(g);
             }
@@ -773,7 +773,7 @@ impl<'t> Planner<'t> {
         for (e, name) in &items {
             let b = match &plan_after_group {
                 Some(_) => self.bind_post_agg(e, &mut post, &group_scope, &outer)?,
-                None => self.bind(e, &scope, &outer)?,
+                None => crate::bind::as_output(e, self.bind(e, &scope, &outer)?),
             };
             let data_type = match b {
                 BExpr::Col(i) if plan_after_group.is_none() => scope.columns[i].data_type.clone(),
@@ -1392,7 +1392,22 @@ fn output_position(e: &Expr, out: &Scope, items: &[(Expr, String)]) -> Result<Op
 }
 
 /// GROUP BY 1 / GROUP BY alias refer to the output list.
-fn resolve_output_ref(g: &Expr, items: &[SelectItem]) -> Result<Expr> {
+fn resolve_output_ref(g: &Expr, items: &[SelectItem], input: &Scope) -> Result<Expr> {
+    // A bare name is an input column if there is one, else an output column's alias.
+    if let Expr::Column { table: None, name } = g {
+        if matches!(input.find(None, name), Ok(None)) {
+            let mut found = items.iter().filter_map(|i| match i {
+                SelectItem::Expr { expr, alias: Some(a) } if a == name => Some(expr),
+                _ => None,
+            });
+            if let Some(expr) = found.next() {
+                if found.any(|other| other != expr) {
+                    return Err(Error::new(codes::AMBIGUOUS_COLUMN, format!("GROUP BY \"{name}\" is ambiguous")));
+                }
+                return Ok(expr.clone());
+            }
+        }
+    }
     if let Expr::Literal(crate::types::Value::Int4(n)) = g {
         return match items.get((*n as usize).wrapping_sub(1)) {
             Some(SelectItem::Expr { expr, .. }) => Ok(expr.clone()),
@@ -1420,6 +1435,7 @@ pub fn expr_name(e: &Expr) -> String {
                 DataType::Text => "text".into(),
                 DataType::Numeric { .. } => "numeric".into(),
                 DataType::Varchar(_) => "varchar".into(),
+                DataType::Char(_) => "bpchar".into(),
                 DataType::Date => "date".into(),
                 DataType::Timestamp => "timestamp".into(),
                 DataType::TimestampTz => "timestamptz".into(),
@@ -1470,13 +1486,22 @@ fn find_lookup(
     let mut pinned: std::collections::BTreeMap<usize, (BExpr, String, usize)> = std::collections::BTreeMap::new();
     let mut ranges: std::collections::BTreeMap<usize, RangeBounds> = std::collections::BTreeMap::new();
     let mut lists: std::collections::BTreeMap<usize, (Vec<BExpr>, String, usize)> = std::collections::BTreeMap::new();
+    // A char(n) key is stored padded: the value looked up is padded too (and truncated, a
+    // longer one then fails the WHERE that every row found is checked against).
+    let key = |b: BExpr, pos: usize| match &scope.columns[pos].data_type {
+        Some(t @ DataType::Char(_)) => BExpr::Cast(Box::new(b), t.clone()),
+        _ => b,
+    };
     for (n, c) in conjuncts.into_iter().enumerate() {
         let (op, col, other, text) = match c {
             Expr::InList { expr, list, negated: false }
                 if !list.is_empty() && list.len() <= IN_LIST_LOOKUPS_MAX && list.iter().all(constant) =>
             {
                 let Some(pos) = column_of(expr, scope)? else { continue };
-                let values = list.iter().map(|e| planner.bind(e, &Scope::default(), outer)).collect::<Result<_>>()?;
+                let values = list
+                    .iter()
+                    .map(|e| Ok(key(planner.bind(e, &Scope::default(), outer)?, pos)))
+                    .collect::<Result<_>>()?;
                 lists.insert(pos, (values, c.to_string(), n));
                 continue;
             }
@@ -1501,7 +1526,7 @@ fn find_lookup(
         let bound = planner.bind(other, &Scope::default(), outer)?;
         match op {
             ast::BinaryOp::Eq => {
-                pinned.insert(pos, (bound, text, n));
+                pinned.insert(pos, (key(bound, pos), text, n));
             }
             ast::BinaryOp::Lt | ast::BinaryOp::LtEq | ast::BinaryOp::Gt | ast::BinaryOp::GtEq => {
                 let r = ranges.entry(pos).or_default();
@@ -1709,7 +1734,9 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
                 "avg" => crate::eval::avg_type(&arg()?),
                 "min" | "max" | "abs" | "ceil" | "ceiling" | "floor" | "trunc" | "round" | "sign" => arg()?,
                 "bool_and" | "bool_or" | "every" => DataType::Bool,
-                "length" | "char_length" | "character_length" | "octet_length" | "strpos" => DataType::Int4,
+                "length" | "char_length" | "character_length" | "octet_length" | "strpos" | "position" => {
+                    DataType::Int4
+                }
                 "string_agg" | "lower" | "upper" | "substr" | "substring" | "btrim" | "ltrim" | "rtrim" | "replace"
                 | "concat" | "concat_ws" | "left" | "right" | "repeat" | "reverse" | "lpad" | "rpad" | "split_part"
                 | "md5" | "version" | "current_database" | "current_schema" | "current_user" | "session_user" => {
@@ -1721,6 +1748,7 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
                 },
                 "mod" => arg()?,
                 "pi" | "date_part" => DataType::Float8,
+                "extract" => numeric,
                 "now" | "current_timestamp" | "transaction_timestamp" | "statement_timestamp" => DataType::TimestampTz,
                 "localtimestamp" => DataType::Timestamp,
                 "current_date" => DataType::Date,

@@ -1843,7 +1843,9 @@ impl Session {
                 SelectItem::Wildcard | SelectItem::QualifiedWildcard(_) => {
                     out.extend((0..scope.columns.len()).map(crate::bind::BExpr::Col));
                 }
-                SelectItem::Expr { expr, .. } => out.push(Planner::new(txn).bind(expr, scope, &[])?),
+                SelectItem::Expr { expr, .. } => {
+                    out.push(crate::bind::as_output(expr, Planner::new(txn).bind(expr, scope, &[])?))
+                }
             }
         }
         Ok(Some(out))
