@@ -672,6 +672,8 @@ pub enum Expr {
         distinct: bool,
         /// `count(*)`.
         star: bool,
+        /// `agg(x ORDER BY y)`: the order an aggregate takes its values in.
+        order_by: Vec<OrderBy>,
     },
     /// CAST(expr AS type) and expr::type.
     Cast {

@@ -127,7 +127,10 @@ pub enum BExpr {
 
 /// The names of the aggregate functions.
 pub fn is_aggregate(name: &str) -> bool {
-    matches!(name, "count" | "sum" | "avg" | "min" | "max" | "bool_and" | "bool_or" | "string_agg" | "every")
+    matches!(
+        name,
+        "count" | "sum" | "avg" | "min" | "max" | "bool_and" | "bool_or" | "string_agg" | "every" | "array_agg"
+    )
 }
 
 /// True if `e` contains an aggregate call (outside subqueries).
@@ -154,7 +157,10 @@ pub fn visit(e: &Expr, f: &mut dyn FnMut(&Expr)) {
             visit(left, f);
             visit(right, f);
         }
-        Expr::Function { args, .. } => args.iter().for_each(|a| visit(a, f)),
+        Expr::Function { args, order_by, .. } => {
+            args.iter().for_each(|a| visit(a, f));
+            order_by.iter().for_each(|o| visit(&o.expr, f));
+        }
         Expr::InList { expr, list, .. } => {
             visit(expr, f);
             list.iter().for_each(|a| visit(a, f));
@@ -210,7 +216,10 @@ pub fn visit_mut(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) {
             visit_mut(left, f);
             visit_mut(right, f);
         }
-        Expr::Function { args, .. } => args.iter_mut().for_each(|a| visit_mut(a, f)),
+        Expr::Function { args, order_by, .. } => {
+            args.iter_mut().for_each(|a| visit_mut(a, f));
+            order_by.iter_mut().for_each(|o| visit_mut(&mut o.expr, f));
+        }
         Expr::InList { expr, list, .. } => {
             visit_mut(expr, f);
             list.iter_mut().for_each(|a| visit_mut(a, f));

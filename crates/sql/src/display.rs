@@ -58,7 +58,7 @@ impl fmt::Display for Expr {
             Expr::Unary { op: UnaryOp::Neg, expr } => write!(f, "(- {expr})"),
             Expr::Unary { op: UnaryOp::Plus, expr } => write!(f, "(+ {expr})"),
             Expr::Binary { op, left, right } => write!(f, "({left} {op} {right})"),
-            Expr::Function { name, args, distinct, star } => {
+            Expr::Function { name, args, distinct, star, order_by } => {
                 write!(f, "{name}(")?;
                 if *star {
                     f.write_str("*")?;
@@ -71,6 +71,15 @@ impl fmt::Display for Expr {
                         f.write_str(", ")?;
                     }
                     write!(f, "{a}")?;
+                }
+                for (i, o) in order_by.iter().enumerate() {
+                    f.write_str(if i == 0 { " ORDER BY " } else { ", " })?;
+                    write!(f, "{}{}", o.expr, if o.desc { " DESC" } else { "" })?;
+                    match o.nulls_first {
+                        Some(true) => f.write_str(" NULLS FIRST")?,
+                        Some(false) => f.write_str(" NULLS LAST")?,
+                        None => {}
+                    }
                 }
                 f.write_str(")")
             }

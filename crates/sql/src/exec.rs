@@ -828,7 +828,12 @@ impl Exec<'_> {
                     Some(e) => Some(self.eval(e, row)?),
                     None => None,
                 };
-                let grew = groups[g].1[a].add(agg, v, extra)?;
+                let grew = if agg.order_by.is_empty() {
+                    groups[g].1[a].add(agg, v, extra)?
+                } else {
+                    let keys = agg.order_by.iter().map(|(k, ..)| self.eval(k, row)).collect::<Result<Row>>()?;
+                    groups[g].1[a].keep(keys, v, extra)
+                };
                 if grew > 0 {
                     self.charge_named(grew, || agg_name(agg))?;
                     bytes += grew;
@@ -1226,6 +1231,10 @@ struct AggState {
     acc: Option<Value>,
     text: Option<String>,
     seen: HashSet<GroupKey>,
+    /// array_agg's elements (None: NULL).
+    items: Vec<Option<String>>,
+    /// `agg(x ORDER BY k)`: (k, x, extra) of each row, added in order at the end.
+    ordered: Vec<(Row, Option<Value>, Option<Value>)>,
 }
 
 impl AggState {
@@ -1237,7 +1246,8 @@ impl AggState {
                 self.count += 1; // count(*)
                 return Ok(0);
             }
-            Some(Value::Null) => return Ok(0),
+            // array_agg keeps NULLs; every other aggregate skips them.
+            Some(Value::Null) if agg.func != "array_agg" => return Ok(0),
             Some(v) => v,
         };
         let mut grew = 0;
@@ -1284,6 +1294,11 @@ impl AggState {
                 };
                 self.acc = Some(Value::Bool(if agg.func == "bool_and" { cur && b } else { cur || b }));
             }
+            "array_agg" => {
+                let item = eval::to_text(&v);
+                grew += (std::mem::size_of::<Option<String>>() + item.as_ref().map_or(0, String::len)) as u64;
+                self.items.push(item);
+            }
             "string_agg" => {
                 let s = eval::to_text(&v).unwrap_or_default();
                 let sep = extra.as_ref().and_then(eval::to_text).unwrap_or_default();
@@ -1304,8 +1319,46 @@ impl AggState {
         Ok(grew)
     }
 
-    fn finish(self, agg: &Agg) -> Result<Value> {
+    /// Keeps a row's values for an aggregate with ORDER BY; returns the bytes kept.
+    fn keep(&mut self, keys: Row, v: Option<Value>, extra: Option<Value>) -> u64 {
+        let bytes = row_bytes(&keys) + v.as_ref().map_or(0, |v| row_bytes(std::slice::from_ref(v))) + 64;
+        self.ordered.push((keys, v, extra));
+        bytes
+    }
+
+    fn finish(mut self, agg: &Agg) -> Result<Value> {
+        if !self.ordered.is_empty() {
+            let mut ordered = std::mem::take(&mut self.ordered);
+            ordered.sort_by(|(a, ..), (b, ..)| {
+                for ((x, y), (_, desc, nulls_first)) in a.iter().zip(b).zip(&agg.order_by) {
+                    let o = match (x.is_null(), y.is_null()) {
+                        (true, true) => std::cmp::Ordering::Equal,
+                        (true, false) if *nulls_first => std::cmp::Ordering::Less,
+                        (true, false) => std::cmp::Ordering::Greater,
+                        (false, true) if *nulls_first => std::cmp::Ordering::Greater,
+                        (false, true) => std::cmp::Ordering::Less,
+                        (false, false) => {
+                            let o = eval::compare(x, y).unwrap_or(std::cmp::Ordering::Equal);
+                            if *desc {
+                                o.reverse()
+                            } else {
+                                o
+                            }
+                        }
+                    };
+                    if o.is_ne() {
+                        return o;
+                    }
+                }
+                std::cmp::Ordering::Equal
+            });
+            for (_, v, extra) in ordered {
+                self.add(agg, v, extra)?;
+            }
+        }
         Ok(match agg.func.as_str() {
+            "array_agg" if self.count == 0 => Value::Null,
+            "array_agg" => Value::Text(eval::array::format(&self.items)),
             "count" => Value::Int8(self.count),
             "avg" => match self.acc {
                 None => Value::Null,

@@ -1656,7 +1656,7 @@ fn boxed(e: sql::Expr) -> Result<Box<Expr>> {
 }
 
 fn function_call(name: &str, args: Vec<Expr>) -> Expr {
-    Expr::Function { name: name.to_string(), args, distinct: false, star: false }
+    Expr::Function { name: name.to_string(), args, distinct: false, star: false, order_by: vec![] }
 }
 
 fn expr(e: sql::Expr) -> Result<Expr> {
@@ -1835,6 +1835,7 @@ fn expr_node(e: sql::Expr) -> Result<Expr> {
             args: elem.into_iter().map(expr).collect::<Result<_>>()?,
             distinct: false,
             star: false,
+            order_by: vec![],
         },
         sql::Expr::AnyOp { left, compare_op, right, .. } => postgres::any_all(*left, &compare_op, *right, false)?,
         sql::Expr::AllOp { left, compare_op, right } => postgres::any_all(*left, &compare_op, *right, true)?,
@@ -1939,9 +1940,6 @@ fn function(f: sql::Function) -> Result<Expr> {
     if f.over.is_some() {
         return Err(Error::unsupported("window functions"));
     }
-    if f.filter.is_some() {
-        return Err(Error::unsupported("FILTER"));
-    }
     if !f.within_group.is_empty() {
         return Err(Error::unsupported("WITHIN GROUP"));
     }
@@ -1949,6 +1947,7 @@ fn function(f: sql::Function) -> Result<Expr> {
         return Err(unsupported_sql("function call", &f));
     }
     let name = function_name(f.name)?;
+    let mut order_by = Vec::new();
     let (args, distinct, star) = match f.args {
         sql::FunctionArguments::None => {
             // The SQL-standard niladic forms: CURRENT_DATE, CURRENT_TIMESTAMP, CURRENT_USER...
@@ -1962,8 +1961,13 @@ fn function(f: sql::Function) -> Result<Expr> {
         sql::FunctionArguments::Subquery(q) if name == "array" => return postgres::array_subquery(*q),
         sql::FunctionArguments::Subquery(_) => return Err(Error::unsupported(format!("{name}(subquery)"))),
         sql::FunctionArguments::List(list) => {
-            if !list.clauses.is_empty() {
-                return Err(Error::unsupported(format!("ORDER BY/LIMIT inside {name}()")));
+            for clause in list.clauses {
+                match clause {
+                    sql::FunctionArgumentClause::OrderBy(items) if order_by.is_empty() => {
+                        order_by = items.into_iter().map(order_by_item).collect::<Result<_>>()?;
+                    }
+                    other => return Err(unsupported_sql(&format!("clause inside {name}()"), &other)),
+                }
             }
             let distinct = list.duplicate_treatment == Some(sql::DuplicateTreatment::Distinct);
             let mut args = Vec::new();
@@ -1981,7 +1985,36 @@ fn function(f: sql::Function) -> Result<Expr> {
             (args, distinct, star)
         }
     };
-    Ok(Expr::Function { name, args, distinct, star })
+    if !order_by.is_empty() && !crate::bind::is_aggregate(&name) {
+        return Err(Error::new(
+            codes::WRONG_OBJECT_TYPE,
+            format!("ORDER BY specified, but {name} is not an aggregate function"),
+        ));
+    }
+    let Some(filter) = f.filter else { return Ok(Expr::Function { name, args, distinct, star, order_by }) };
+    // agg(x) FILTER (WHERE c) is agg(CASE WHEN c THEN x END): the aggregates skip NULLs
+    // (count(*) counts CASE WHEN c THEN 1 END); array_agg keeps them, so it cannot.
+    if !crate::bind::is_aggregate(&name) {
+        return Err(Error::new(
+            codes::WRONG_OBJECT_TYPE,
+            format!("FILTER specified, but {name} is not an aggregate function"),
+        ));
+    }
+    if name == "array_agg" {
+        return Err(Error::unsupported("FILTER on array_agg"));
+    }
+    let when = expr(*filter)?;
+    let guard = |e: Expr| Expr::Case { operand: None, whens: vec![(when.clone(), e)], else_result: None };
+    let args = if star {
+        vec![guard(Expr::Literal(Value::Int4(1)))]
+    } else {
+        let mut args = args;
+        if let Some(first) = args.first_mut() {
+            *first = guard(std::mem::replace(first, Expr::Literal(Value::Null)));
+        }
+        args
+    };
+    Ok(Expr::Function { name, args, distinct, star: false, order_by })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2312,7 +2345,7 @@ mod tests {
     }
 
     fn func(name: &str, args: Vec<Expr>) -> Expr {
-        Expr::Function { name: name.into(), args, distinct: false, star: false }
+        Expr::Function { name: name.into(), args, distinct: false, star: false, order_by: vec![] }
     }
 
     fn table(name: &str, alias: Option<&str>) -> TableRef {
@@ -2616,7 +2649,7 @@ mod tests {
     fn select_clauses() {
         let query = q("SELECT DISTINCT a, count(*) AS n FROM t WHERE b > 1 GROUP BY a HAVING count(*) > 2 \
                        ORDER BY a DESC NULLS LAST, 2 LIMIT 10 OFFSET 5");
-        let star = Expr::Function { name: "count".into(), args: vec![], distinct: false, star: true };
+        let star = Expr::Function { name: "count".into(), args: vec![], distinct: false, star: true, order_by: vec![] };
         assert_eq!(
             query,
             Query {
@@ -2861,9 +2894,18 @@ mod tests {
         assert_eq!(e("Lower(a)"), func("lower", vec![col("a")]));
         assert_eq!(
             e("count(DISTINCT a)"),
-            Expr::Function { name: "count".into(), args: vec![col("a")], distinct: true, star: false }
+            Expr::Function {
+                name: "count".into(),
+                args: vec![col("a")],
+                distinct: true,
+                star: false,
+                order_by: vec![]
+            }
         );
-        assert_eq!(e("count(*)"), Expr::Function { name: "count".into(), args: vec![], distinct: false, star: true });
+        assert_eq!(
+            e("count(*)"),
+            Expr::Function { name: "count".into(), args: vec![], distinct: false, star: true, order_by: vec![] }
+        );
         assert_eq!(e("COALESCE(a, 1)"), func("coalesce", vec![col("a"), int(1)]));
         assert_eq!(e("NULLIF(a, 1)"), func("nullif", vec![col("a"), int(1)]));
         assert_eq!(e("GREATEST(a, 1)"), func("greatest", vec![col("a"), int(1)]));

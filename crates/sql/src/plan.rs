@@ -44,7 +44,7 @@ use txn::Txn;
 /// An aggregate computed by [`Plan::Aggregate`].
 #[derive(Debug, Clone)]
 pub struct Agg {
-    /// count, sum, avg, min, max, bool_and, bool_or, string_agg.
+    /// count, sum, avg, min, max, bool_and, bool_or, string_agg, array_agg.
     pub func: String,
     /// The argument (None for count(*)).
     pub arg: Option<BExpr>,
@@ -52,6 +52,8 @@ pub struct Agg {
     pub extra: Option<BExpr>,
     /// DISTINCT.
     pub distinct: bool,
+    /// `agg(x ORDER BY ...)`: (key, DESC, NULLS FIRST), over the input row.
+    pub order_by: Vec<(BExpr, bool, bool)>,
 }
 
 /// A sort key: a column of the input and its direction.
@@ -851,7 +853,7 @@ impl<'t> Planner<'t> {
             return Ok(BExpr::Col(i));
         }
         match e {
-            Expr::Function { name, args, distinct, star } if is_aggregate(name) => {
+            Expr::Function { name, args, distinct, star, order_by } if is_aggregate(name) => {
                 let input_scope = post.input_scope.clone();
                 let mut bound = Vec::new();
                 for a in args {
@@ -872,8 +874,16 @@ impl<'t> Planner<'t> {
                         format!("function {name} with {} arguments does not exist", bound.len()),
                     ));
                 }
+                let mut order = Vec::with_capacity(order_by.len());
+                for o in order_by {
+                    if has_aggregate(&o.expr) {
+                        return Err(Error::new(codes::GROUPING_ERROR, "aggregate function calls cannot be nested"));
+                    }
+                    let key = self.bind(&o.expr, &input_scope, outer)?;
+                    order.push((key, o.desc, o.nulls_first.unwrap_or(o.desc)));
+                }
                 let mut it = bound.into_iter();
-                let agg = Agg { func: name, arg: it.next(), extra: it.next(), distinct: *distinct };
+                let agg = Agg { func: name, arg: it.next(), extra: it.next(), distinct: *distinct, order_by: order };
                 post.aggs.push(agg);
                 Ok(BExpr::Col(post.groups.len() + post.aggs.len() - 1))
             }
@@ -1737,11 +1747,10 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
                 "length" | "char_length" | "character_length" | "octet_length" | "strpos" | "position" => {
                     DataType::Int4
                 }
-                "string_agg" | "lower" | "upper" | "substr" | "substring" | "btrim" | "ltrim" | "rtrim" | "replace"
-                | "concat" | "concat_ws" | "left" | "right" | "repeat" | "reverse" | "lpad" | "rpad" | "split_part"
-                | "md5" | "version" | "current_database" | "current_schema" | "current_user" | "session_user" => {
-                    DataType::Text
-                }
+                "string_agg" | "array_agg" | "lower" | "upper" | "substr" | "substring" | "btrim" | "ltrim"
+                | "rtrim" | "replace" | "regexp_replace" | "concat" | "concat_ws" | "left" | "right" | "repeat"
+                | "reverse" | "lpad" | "rpad" | "split_part" | "md5" | "version" | "current_database"
+                | "current_schema" | "current_user" | "session_user" => DataType::Text,
                 "sqrt" | "exp" | "ln" | "log" | "power" | "pow" => match arg()? {
                     DataType::Numeric { .. } => numeric,
                     _ => DataType::Float8,

@@ -1338,6 +1338,7 @@ impl Session {
                     args: vec![Expr::Literal(Value::Text(seq))],
                     distinct: false,
                     star: false,
+                    order_by: vec![],
                 });
             }
             columns.push(Column {

@@ -91,6 +91,14 @@ pub fn call_function(name: &str, args: Vec<Value>, ctx: &FnContext) -> Result<Va
             _ => None,
         },
         "btrim" | "trim" | "ltrim" | "rtrim" => trim(name, &args),
+        "regexp_replace" => match (text_arg(&args, 0), text_arg(&args, 1), text_arg(&args, 2), args.len()) {
+            (Some(s), Some(pattern), Some(to), 3) => Some(super::regex::replace(s, pattern, to, "")),
+            (Some(s), Some(pattern), Some(to), 4) => match text_arg(&args, 3) {
+                Some(flags) => Some(super::regex::replace(s, pattern, to, flags)),
+                None => None,
+            },
+            _ => None,
+        },
         "replace" => match (text_arg(&args, 0), text_arg(&args, 1), text_arg(&args, 2), args.len()) {
             (Some(s), Some(from), Some(to), 3) => {
                 Some(Ok(Value::Text(if from.is_empty() { s.to_string() } else { s.replace(from, to) })))
@@ -168,6 +176,7 @@ fn is_known(name: &str) -> bool {
             | "ltrim"
             | "rtrim"
             | "replace"
+            | "regexp_replace"
             | "left"
             | "right"
             | "repeat"

@@ -1,4 +1,5 @@
-//! POSIX regular expression matching: the `~`, `!~`, `~*` and `!~*` operators.
+//! POSIX regular expression matching: the `~`, `!~`, `~*` and `!~*` operators, and
+//! `regexp_replace`.
 //!
 //! PostgreSQL's regular expressions are Henry Spencer's "advanced" flavour; Bulwark runs them
 //! on the `regex` crate, which reads the common syntax the same way (anchors, classes,
@@ -39,19 +40,68 @@ pub fn match_op(op: BinaryOp, text: &str, pattern: &str) -> Result<Value> {
 
 /// Whether `pattern` matches anywhere in `text`.
 pub fn is_match(text: &str, pattern: &str, case_insensitive: bool) -> Result<bool> {
+    with_regex(pattern, case_insensitive, |re| re.is_match(text))
+}
+
+/// `regexp_replace(text, pattern, replacement [, flags])`: the first match replaced, or
+/// every one with flag `g`; flag `i` ignores case. In the replacement `\1`..`\9` stand for
+/// the groups and `\&` for the whole match, as in PostgreSQL.
+pub fn replace(text: &str, pattern: &str, replacement: &str, flags: &str) -> Result<Value> {
+    let (mut global, mut case_insensitive) = (false, false);
+    for f in flags.chars() {
+        match f {
+            'g' => global = true,
+            'i' => case_insensitive = true,
+            'c' => case_insensitive = false,
+            other => {
+                return Err(Error::new(
+                    crate::error::codes::INVALID_PARAMETER_VALUE,
+                    format!("invalid regular expression option: \"{other}\""),
+                ))
+            }
+        }
+    }
+    let mut template = String::with_capacity(replacement.len());
+    let mut chars = replacement.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek().copied()) {
+            ('\\', Some(d @ '1'..='9')) => {
+                chars.next();
+                template.push_str(&format!("${{{d}}}"));
+            }
+            ('\\', Some('&')) => {
+                chars.next();
+                template.push_str("${0}");
+            }
+            ('\\', Some('\\')) => {
+                chars.next();
+                template.push('\\');
+            }
+            ('$', _) => template.push_str("$$"),
+            (c, _) => template.push(c),
+        }
+    }
+    with_regex(pattern, case_insensitive, |re| {
+        let out = if global { re.replace_all(text, template.as_str()) } else { re.replace(text, template.as_str()) };
+        Value::Text(out.into_owned())
+    })
+}
+
+/// Runs `f` on the compiled `pattern`, compiled once per thread.
+fn with_regex<T>(pattern: &str, case_insensitive: bool, f: impl FnOnce(&regex::Regex) -> T) -> Result<T> {
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         let key = (pattern.to_string(), case_insensitive);
         if let Some(re) = cache.get(&key) {
-            return Ok(re.is_match(text));
+            return Ok(f(re));
         }
         let re = compile(pattern, case_insensitive)?;
-        let found = re.is_match(text);
+        let out = f(&re);
         if cache.len() >= REGEX_CACHE_ENTRIES_MAX {
             cache.clear();
         }
         cache.insert(key, re);
-        Ok(found)
+        Ok(out)
     })
 }
 

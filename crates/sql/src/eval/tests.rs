@@ -368,6 +368,14 @@ fn functions() {
     assert_eq!(f("btrim", vec![txt("xxhixx"), txt("x")]).unwrap(), txt("hi"));
     assert_eq!(f("ltrim", vec![txt("  hi ")]).unwrap(), txt("hi "));
     assert_eq!(f("replace", vec![txt("abcabc"), txt("b"), txt("X")]).unwrap(), txt("aXcaXc"));
+    // regexp_replace, checked against PostgreSQL 15.
+    let re = |args: &[&str]| f("regexp_replace", args.iter().map(|a| txt(a)).collect()).unwrap();
+    assert_eq!(re(&["abc123def456", "[0-9]+", "X"]), txt("abcXdef456"));
+    assert_eq!(re(&["abc123def456", "[0-9]+", "X", "g"]), txt("abcXdefX"));
+    assert_eq!(re(&["Hello World", r"(\w+) (\w+)", r"\2 \1"]), txt("World Hello"));
+    assert_eq!(re(&["ABC", "b", r"[\&]", "i"]), txt("A[B]C"));
+    assert_eq!(re(&["x", "x", "$1"]), txt("$1"));
+    assert!(f("regexp_replace", vec![txt("x"), txt("x"), txt("y"), txt("q")]).is_err());
     assert_eq!(f("concat", vec![txt("a"), V::Null, V::Int4(1)]).unwrap(), txt("a1"));
     assert_eq!(f("concat_ws", vec![txt(","), txt("a"), V::Null, txt("b")]).unwrap(), txt("a,b"));
     assert_eq!(f("left", vec![txt("hello"), V::Int4(-2)]).unwrap(), txt("hel"));

@@ -625,6 +625,7 @@ fn nextval_call(seq: &str) -> Expr {
         args: vec![Expr::Literal(Value::Text(seq.to_string()))],
         distinct: false,
         star: false,
+        order_by: vec![],
     }
 }
 

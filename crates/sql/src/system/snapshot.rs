@@ -449,7 +449,7 @@ fn write_expr(e: &Expr, out: &mut String) {
             out.push_str(if *op == UnaryOp::Neg { "-" } else { "+" });
             write_child(expr, p, out);
         }
-        Expr::Function { name, args, distinct, star } if !*distinct && !*star => {
+        Expr::Function { name, args, distinct, star, order_by } if !*distinct && !*star && order_by.is_empty() => {
             out.push_str(name);
             out.push('(');
             for (i, a) in args.iter().enumerate() {
