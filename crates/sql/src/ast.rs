@@ -513,6 +513,8 @@ pub enum SetOperator {
 pub struct Select {
     /// DISTINCT.
     pub distinct: bool,
+    /// DISTINCT ON (expressions): the first row of each set of rows equal in them.
+    pub distinct_on: Vec<Expr>,
     /// The output list.
     pub items: Vec<SelectItem>,
     /// FROM (several items are a cross join).

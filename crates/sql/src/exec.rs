@@ -336,6 +336,23 @@ impl Exec<'_> {
                 self.release(bytes);
                 Ok(out)
             }
+            Plan::DistinctOn(input, cols) => {
+                let rows = self.run(input)?;
+                let mut seen = HashSet::new();
+                let mut out = Vec::new();
+                let mut bytes = 0;
+                for r in rows {
+                    let key = cols.iter().map(|&c| eval::group_key(&r[c])).collect::<Vec<_>>();
+                    let size = key_bytes(&key);
+                    if seen.insert(key) {
+                        self.charge("DISTINCT ON", size)?;
+                        bytes += size;
+                        out.push(r);
+                    }
+                }
+                self.release(bytes);
+                Ok(out)
+            }
             Plan::Trim(input, width) => {
                 let mut rows = self.run(input)?;
                 rows.iter_mut().for_each(|r| r.truncate(*width));

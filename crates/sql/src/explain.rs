@@ -270,7 +270,7 @@ fn node(plan: &Plan, shown: &Plan, depth: usize, opts: &Options<'_>, out: &mut V
             line("Limit".into());
             node(input, input, depth + 1, opts, out);
         }
-        Plan::Distinct(i, _) => {
+        Plan::Distinct(i, _) | Plan::DistinctOn(i, _) => {
             line("Unique".into());
             node(i, i, depth + 1, opts, out);
         }

@@ -1485,10 +1485,14 @@ fn select(s: sql::Select) -> Result<Select> {
     if !s.named_window.is_empty() {
         return Err(Error::unsupported("window functions"));
     }
+    let mut distinct_on = Vec::new();
     let distinct = match s.distinct {
         None | Some(sql::Distinct::All) => false,
         Some(sql::Distinct::Distinct) => true,
-        Some(sql::Distinct::On(_)) => return Err(Error::unsupported("SELECT DISTINCT ON")),
+        Some(sql::Distinct::On(exprs)) => {
+            distinct_on = exprs.into_iter().map(expr).collect::<Result<_>>()?;
+            false
+        }
     };
     let group_by = match s.group_by {
         sql::GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => {
@@ -1498,6 +1502,7 @@ fn select(s: sql::Select) -> Result<Select> {
     };
     Ok(Select {
         distinct,
+        distinct_on,
         items: s.projection.into_iter().map(select_item).collect::<Result<_>>()?,
         from: s.from.into_iter().map(table_with_joins).collect::<Result<_>>()?,
         filter: s.selection.map(expr).transpose()?,
@@ -2656,6 +2661,7 @@ mod tests {
                 with: vec![],
                 body: SetExpr::Select(Box::new(Select {
                     distinct: true,
+                    distinct_on: vec![],
                     items: vec![item(col("a")), SelectItem::Expr { expr: star.clone(), alias: Some("n".into()) }],
                     from: vec![table("t", None)],
                     filter: Some(bin(BinaryOp::Gt, col("b"), int(1))),
@@ -3114,7 +3120,6 @@ mod tests {
             "SELECT a COLLATE \"de_DE\" FROM t",
             "CREATE TABLE t (r regclass)",
             "SELECT * FROM t, LATERAL (SELECT 1) s",
-            "SELECT DISTINCT ON (a) a FROM t",
             "CREATE TEMP TABLE t (a int)",
             "CREATE TABLE t AS SELECT 1",
             "CREATE VIEW v AS SELECT 1",

@@ -180,6 +180,8 @@ pub enum Plan {
     },
     /// DISTINCT on the first `width` columns.
     Distinct(Box<Plan>, usize),
+    /// DISTINCT ON: the first row of each set of rows equal in these columns.
+    DistinctOn(Box<Plan>, Vec<usize>),
     /// Keeps the first `width` columns (drops hidden sort columns).
     Trim(Box<Plan>, usize),
     /// UNION / INTERSECT / EXCEPT.
@@ -794,8 +796,25 @@ impl<'t> Planner<'t> {
         let mut sort_texts = Vec::new();
         let single = scope.columns.windows(2).all(|w| w[0].table == w[1].table);
         let visible = exprs.len();
+        // DISTINCT ON: output columns, or hidden ones, as ORDER BY below.
+        let mut distinct_on = Vec::new();
+        for e in &s.distinct_on {
+            let col = match output_position(e, &out_scope, &items)? {
+                Some(col) => col,
+                None => {
+                    let b = match &plan_after_group {
+                        Some(_) => self.bind_post_agg(e, &mut post, &group_scope, &outer)?,
+                        None => self.bind(e, &scope, &outer)?,
+                    };
+                    exprs.push(b);
+                    exprs.len() - 1
+                }
+            };
+            distinct_on.push(col);
+        }
         for o in &q.order_by {
-            let col = match output_position(&o.expr, &out_scope, &items)? {
+            let on = s.distinct_on.iter().position(|d| d == &o.expr).map(|i| distinct_on[i]);
+            let col = match on.map_or_else(|| output_position(&o.expr, &out_scope, &items), |c| Ok(Some(c)))? {
                 Some(col) => col,
                 None => {
                     if s.distinct {
@@ -836,8 +855,20 @@ impl<'t> Planner<'t> {
         if s.distinct {
             plan = Plan::Distinct(Box::new(plan), visible);
         }
+        // DISTINCT ON keeps the first row of each set in ORDER BY's order, so ORDER BY must
+        // begin with the DISTINCT ON expressions (in any order), as PostgreSQL requires.
+        let leading = keys.iter().take(distinct_on.len()).map(|k: &SortKey| k.col);
+        if !distinct_on.is_empty() && leading.clone().any(|c| !distinct_on.contains(&c)) {
+            return Err(Error::new(
+                codes::INVALID_COLUMN_REFERENCE,
+                "SELECT DISTINCT ON expressions must match initial ORDER BY expressions",
+            ));
+        }
         if !keys.is_empty() {
             plan = Plan::Sort(Box::new(plan), keys, sort_texts);
+        }
+        if !distinct_on.is_empty() {
+            plan = Plan::DistinctOn(Box::new(plan), distinct_on);
         }
         plan = self.limit(plan, q, &out_scope, &outer)?;
         if width > visible {
@@ -1121,6 +1152,10 @@ pub fn estimate_rows(plan: &Plan) -> f64 {
             let rows = estimate_rows(input);
             (0..*width).fold(1.0, |g, c| g * distinct(input, c).unwrap_or(DEFAULT_DISTINCT)).min(rows)
         }
+        Plan::DistinctOn(input, cols) => {
+            let rows = estimate_rows(input);
+            cols.iter().fold(1.0, |g, &c| g * distinct(input, c).unwrap_or(DEFAULT_DISTINCT)).min(rows)
+        }
         Plan::SetOp { op, left, right, .. } => {
             let (l, r) = (estimate_rows(left), estimate_rows(right));
             match op {
@@ -1164,7 +1199,8 @@ pub fn distinct(plan: &Plan, col: usize) -> Option<f64> {
         | Plan::Trim(input, _)
         | Plan::Sort(input, ..)
         | Plan::Limit { input, .. }
-        | Plan::Distinct(input, _) => distinct(input, col)?,
+        | Plan::Distinct(input, _)
+        | Plan::DistinctOn(input, _) => distinct(input, col)?,
         Plan::Project(input, exprs) => expr_distinct(exprs.get(col)?, input)?,
         Plan::Join { left, right, left_width, .. } | Plan::HashJoin { left, right, left_width, .. } => {
             if col < *left_width {
