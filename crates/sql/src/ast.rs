@@ -621,6 +621,32 @@ pub struct OrderBy {
     pub nulls_first: Option<bool>,
 }
 
+/// A window frame: `{ROWS | RANGE} BETWEEN start AND end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowFrame {
+    /// ROWS (else RANGE: peers of the current row count as the current row).
+    pub rows: bool,
+    /// The frame's start.
+    pub start: FrameBound,
+    /// The frame's end.
+    pub end: FrameBound,
+}
+
+/// One end of a window frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameBound {
+    /// UNBOUNDED PRECEDING.
+    UnboundedPreceding,
+    /// n PRECEDING (ROWS only).
+    Preceding(u64),
+    /// CURRENT ROW.
+    CurrentRow,
+    /// n FOLLOWING (ROWS only).
+    Following(u64),
+    /// UNBOUNDED FOLLOWING.
+    UnboundedFollowing,
+}
+
 /// FOR UPDATE / FOR SHARE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Locking {
@@ -676,6 +702,17 @@ pub enum Expr {
         star: bool,
         /// `agg(x ORDER BY y)`: the order an aggregate takes its values in.
         order_by: Vec<OrderBy>,
+    },
+    /// A window function call: `func(args) OVER (PARTITION BY ... ORDER BY ... frame)`.
+    Window {
+        /// The call (`Expr::Function`): a window function or an aggregate.
+        func: Box<Expr>,
+        /// PARTITION BY.
+        partition_by: Vec<Expr>,
+        /// ORDER BY within the partition.
+        order_by: Vec<OrderBy>,
+        /// ROWS / RANGE frame (None: PostgreSQL's default).
+        frame: Option<WindowFrame>,
     },
     /// CAST(expr AS type) and expr::type.
     Cast {

@@ -161,6 +161,14 @@ pub fn visit(e: &Expr, f: &mut dyn FnMut(&Expr)) {
             args.iter().for_each(|a| visit(a, f));
             order_by.iter().for_each(|o| visit(&o.expr, f));
         }
+        // The call's arguments, not the call: `sum(x) OVER ()` is not an aggregate.
+        Expr::Window { func, partition_by, order_by, .. } => {
+            if let Expr::Function { args, .. } = func.as_ref() {
+                args.iter().for_each(|a| visit(a, f));
+            }
+            partition_by.iter().for_each(|p| visit(p, f));
+            order_by.iter().for_each(|o| visit(&o.expr, f));
+        }
         Expr::InList { expr, list, .. } => {
             visit(expr, f);
             list.iter().for_each(|a| visit(a, f));
@@ -218,6 +226,13 @@ pub fn visit_mut(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) {
         }
         Expr::Function { args, order_by, .. } => {
             args.iter_mut().for_each(|a| visit_mut(a, f));
+            order_by.iter_mut().for_each(|o| visit_mut(&mut o.expr, f));
+        }
+        Expr::Window { func, partition_by, order_by, .. } => {
+            if let Expr::Function { args, .. } = func.as_mut() {
+                args.iter_mut().for_each(|a| visit_mut(a, f));
+            }
+            partition_by.iter_mut().for_each(|p| visit_mut(p, f));
             order_by.iter_mut().for_each(|o| visit_mut(&mut o.expr, f));
         }
         Expr::InList { expr, list, .. } => {
@@ -308,6 +323,11 @@ impl Binder<'_> {
     pub fn bind(&mut self, e: &Expr, scope: &Scope) -> Result<BExpr> {
         Ok(match e {
             Expr::Literal(v) => BExpr::Const(v.clone()),
+            // The planner replaces the window calls of a SELECT list and ORDER BY with the
+            // columns a WindowAgg computes; one found anywhere else is misplaced.
+            Expr::Window { .. } => {
+                return Err(Error::new(codes::WINDOWING_ERROR, "window functions are not allowed here"));
+            }
             Expr::Column { table, name } => {
                 if let Some(i) = scope.find(table.as_deref(), name)? {
                     return Ok(char_as_text(BExpr::Col(i), scope.columns[i].data_type.as_ref()));

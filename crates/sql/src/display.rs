@@ -135,6 +135,35 @@ impl fmt::Display for Expr {
             }
             Expr::ArraySubquery(_) => f.write_str("ARRAY(SubPlan)"),
             Expr::Subscript { expr, index } => write!(f, "({expr})[{index}]"),
+            Expr::Window { func, partition_by, order_by, frame } => {
+                write!(f, "{func} OVER (")?;
+                for (i, p) in partition_by.iter().enumerate() {
+                    f.write_str(if i == 0 { "PARTITION BY " } else { ", " })?;
+                    write!(f, "{p}")?;
+                }
+                for (i, o) in order_by.iter().enumerate() {
+                    let lead = if i > 0 {
+                        ", "
+                    } else if partition_by.is_empty() {
+                        "ORDER BY "
+                    } else {
+                        " ORDER BY "
+                    };
+                    write!(f, "{lead}{}{}", o.expr, if o.desc { " DESC" } else { "" })?;
+                }
+                if let Some(fr) = frame {
+                    let b = |b: &crate::ast::FrameBound| match b {
+                        crate::ast::FrameBound::UnboundedPreceding => "UNBOUNDED PRECEDING".to_string(),
+                        crate::ast::FrameBound::Preceding(n) => format!("{n} PRECEDING"),
+                        crate::ast::FrameBound::CurrentRow => "CURRENT ROW".to_string(),
+                        crate::ast::FrameBound::Following(n) => format!("{n} FOLLOWING"),
+                        crate::ast::FrameBound::UnboundedFollowing => "UNBOUNDED FOLLOWING".to_string(),
+                    };
+                    let units = if fr.rows { "ROWS" } else { "RANGE" };
+                    write!(f, " {units} BETWEEN {} AND {}", b(&fr.start), b(&fr.end))?;
+                }
+                f.write_str(")")
+            }
         }
     }
 }

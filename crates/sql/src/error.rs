@@ -148,6 +148,14 @@ pub mod codes {
     pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
     /// 34000
     pub const INVALID_CURSOR_NAME: &str = "34000";
+    /// 22014 invalid_argument_for_ntile_function
+    pub const INVALID_ARGUMENT_FOR_NTILE: &str = "22014";
+    /// 22016 invalid_argument_for_nth_value_function
+    pub const INVALID_ARGUMENT_FOR_NTH_VALUE: &str = "22016";
+    /// 42P20 windowing_error
+    pub const WINDOWING_ERROR: &str = "42P20";
+    /// 22013 invalid_preceding_or_following_size
+    pub const INVALID_PRECEDING_OR_FOLLOWING_SIZE: &str = "22013";
     /// 3B001
     pub const INVALID_SAVEPOINT: &str = "3B001";
     /// 55000

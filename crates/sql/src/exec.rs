@@ -19,7 +19,7 @@ use crate::bind::{BExpr, SubqueryKind};
 use crate::catalog::{keys, Table};
 use crate::error::{codes, Error, Result};
 use crate::eval::{self, FnContext, GroupKey};
-use crate::plan::{Agg, Lookup, Plan, SortKey};
+use crate::plan::{Agg, Lookup, Plan, SortKey, WindowCall};
 use crate::types::Value;
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
@@ -335,6 +335,16 @@ impl Exec<'_> {
                 }
                 self.release(bytes);
                 Ok(out)
+            }
+            Plan::Window { input, calls } => {
+                let mut rows = self.run(input)?;
+                for call in calls {
+                    let values = self.window(&rows, call)?;
+                    for (row, v) in rows.iter_mut().zip(values) {
+                        row.push(v);
+                    }
+                }
+                Ok(rows)
             }
             Plan::DistinctOn(input, cols) => {
                 let rows = self.run(input)?;
@@ -872,6 +882,204 @@ impl Exec<'_> {
             .collect()
     }
 
+    /// One window call's value for each of `rows`: the rows are put in partition and ORDER BY
+    /// order, and each partition is walked once (an aggregate over a frame that starts at the
+    /// partition's start grows as the frame's end moves; other frames are added up afresh).
+    fn window(&mut self, rows: &[Row], call: &WindowCall) -> Result<Vec<Value>> {
+        use crate::ast::FrameBound as B;
+        let mut keyed = Vec::with_capacity(rows.len());
+        let mut bytes = 0;
+        for (i, row) in rows.iter().enumerate() {
+            self.tick()?;
+            let part = call.partition_by.iter().map(|e| self.eval(e, row)).collect::<Result<Row>>()?;
+            let ord = call.order_by.iter().map(|(e, ..)| self.eval(e, row)).collect::<Result<Row>>()?;
+            let size = row_bytes(&part) + row_bytes(&ord) + 64;
+            self.charge("WindowAgg", size)?;
+            bytes += size;
+            keyed.push((part, ord, i));
+        }
+        let part_dirs = vec![(false, false); call.partition_by.len()];
+        let ord_dirs: Vec<(bool, bool)> = call.order_by.iter().map(|&(_, d, n)| (d, n)).collect();
+        keyed.sort_by(|a, b| order_cmp(&a.0, &b.0, &part_dirs).then_with(|| order_cmp(&a.1, &b.1, &ord_dirs)));
+        let mut out = vec![Value::Null; rows.len()];
+        let agg = crate::bind::is_aggregate(&call.func).then(|| Agg {
+            func: call.func.clone(),
+            arg: call.args.first().cloned(),
+            extra: call.args.get(1).cloned(),
+            distinct: false,
+            order_by: Vec::new(),
+        });
+        let mut start = 0;
+        while start < keyed.len() {
+            let mut end = start + 1;
+            while end < keyed.len() && order_cmp(&keyed[start].0, &keyed[end].0, &part_dirs).is_eq() {
+                end += 1;
+            }
+            let part = &keyed[start..end];
+            let m = part.len();
+            // Peer groups: rows equal in ORDER BY.
+            let (mut peer_start, mut peer_end) = (vec![0; m], vec![0; m]);
+            let mut g = 0;
+            while g < m {
+                let mut h = g + 1;
+                while h < m && order_cmp(&part[g].1, &part[h].1, &ord_dirs).is_eq() {
+                    h += 1;
+                }
+                for j in g..h {
+                    peer_start[j] = g;
+                    peer_end[j] = h;
+                }
+                g = h;
+            }
+            let frame = |j: usize| -> (usize, usize) {
+                let f = call.frame;
+                let s = match f.start {
+                    B::UnboundedPreceding => 0,
+                    B::Preceding(k) => j.saturating_sub(usize::try_from(k).unwrap_or(usize::MAX)),
+                    B::CurrentRow if f.rows => j,
+                    B::CurrentRow => peer_start[j],
+                    B::Following(k) => j.saturating_add(usize::try_from(k).unwrap_or(usize::MAX)).min(m),
+                    B::UnboundedFollowing => m,
+                };
+                let e = match f.end {
+                    B::UnboundedPreceding => 0,
+                    B::Preceding(k) => (j + 1).saturating_sub(usize::try_from(k).unwrap_or(usize::MAX)),
+                    B::CurrentRow if f.rows => j + 1,
+                    B::CurrentRow => peer_end[j],
+                    B::Following(k) => {
+                        j.saturating_add(1).saturating_add(usize::try_from(k).unwrap_or(usize::MAX)).min(m)
+                    }
+                    B::UnboundedFollowing => m,
+                };
+                (s, e.max(s))
+            };
+            let row_at = |j: usize| &rows[part[j].2];
+            // A running aggregate: the state of the frame [0, added), and the last result.
+            let mut running: Option<(AggState, usize, Option<Value>)> = None;
+            let mut dense = 0;
+            for j in 0..m {
+                self.tick()?;
+                let row = row_at(j);
+                if j == 0 || peer_start[j] == j {
+                    dense += 1;
+                }
+                let v = match call.func.as_str() {
+                    "row_number" => Value::Int8(j as i64 + 1),
+                    "rank" => Value::Int8(peer_start[j] as i64 + 1),
+                    "dense_rank" => Value::Int8(dense),
+                    "percent_rank" if m == 1 => Value::Float8(0.0),
+                    "percent_rank" => Value::Float8(peer_start[j] as f64 / (m - 1) as f64),
+                    "cume_dist" => Value::Float8(peer_end[j] as f64 / m as f64),
+                    "ntile" => {
+                        let buckets = match self.eval(&call.args[0], row)? {
+                            Value::Null => None,
+                            v => match eval::cast(v, &crate::types::DataType::Int8, false)? {
+                                Value::Int8(n) => Some(n),
+                                _ => None,
+                            },
+                        };
+                        match buckets {
+                            None => Value::Null,
+                            Some(n) if n <= 0 => {
+                                return Err(Error::new(
+                                    codes::INVALID_ARGUMENT_FOR_NTILE,
+                                    "argument of ntile must be greater than zero",
+                                ))
+                            }
+                            Some(n) => Value::Int4(ntile(j, m, usize::try_from(n).unwrap_or(usize::MAX))),
+                        }
+                    }
+                    "lag" | "lead" => {
+                        let offset = match call.args.get(1) {
+                            None => Some(1),
+                            Some(e) => match self.eval(e, row)? {
+                                Value::Null => None,
+                                v => match eval::cast(v, &crate::types::DataType::Int8, false)? {
+                                    Value::Int8(n) => Some(n),
+                                    _ => None,
+                                },
+                            },
+                        };
+                        match offset {
+                            None => Value::Null,
+                            Some(off) => {
+                                let target = if call.func == "lag" {
+                                    (j as i64).checked_sub(off)
+                                } else {
+                                    (j as i64).checked_add(off)
+                                };
+                                match target.filter(|t| *t >= 0 && (*t as usize) < m) {
+                                    Some(t) => self.eval(&call.args[0], row_at(t as usize))?,
+                                    None => match call.args.get(2) {
+                                        Some(d) => self.eval(d, row)?,
+                                        None => Value::Null,
+                                    },
+                                }
+                            }
+                        }
+                    }
+                    "first_value" | "last_value" | "nth_value" => {
+                        let (s, e) = frame(j);
+                        let at = match call.func.as_str() {
+                            "first_value" => (s < e).then_some(s),
+                            "last_value" => (s < e).then(|| e - 1),
+                            _ => match self.eval(&call.args[1], row)? {
+                                Value::Null => None,
+                                v => match eval::cast(v, &crate::types::DataType::Int8, false)? {
+                                    Value::Int8(n) if n <= 0 => {
+                                        return Err(Error::new(
+                                            codes::INVALID_ARGUMENT_FOR_NTH_VALUE,
+                                            "argument of nth_value must be greater than zero",
+                                        ))
+                                    }
+                                    Value::Int8(n) => {
+                                        s.checked_add(usize::try_from(n - 1).unwrap_or(usize::MAX)).filter(|&t| t < e)
+                                    }
+                                    _ => None,
+                                },
+                            },
+                        };
+                        match at {
+                            Some(t) => self.eval(&call.args[0], row_at(t))?,
+                            None => Value::Null,
+                        }
+                    }
+                    _ => {
+                        let agg = agg.as_ref().expect("the planner admits aggregates and window functions only");
+                        let (s, e) = frame(j);
+                        if s == 0 {
+                            let (state, added, last) = running.get_or_insert_with(|| (AggState::default(), 0, None));
+                            if *added < e || last.is_none() {
+                                while *added < e {
+                                    let r = row_at(*added);
+                                    let v = agg.arg.as_ref().map(|a| self.eval(a, r)).transpose()?;
+                                    let x = agg.extra.as_ref().map(|a| self.eval(a, r)).transpose()?;
+                                    state.add(agg, v, x)?;
+                                    *added += 1;
+                                }
+                                *last = Some(state.clone().finish(agg)?);
+                            }
+                            last.clone().expect("computed above")
+                        } else {
+                            let mut state = AggState::default();
+                            for t in s..e {
+                                let r = row_at(t);
+                                let v = agg.arg.as_ref().map(|a| self.eval(a, r)).transpose()?;
+                                let x = agg.extra.as_ref().map(|a| self.eval(a, r)).transpose()?;
+                                state.add(agg, v, x)?;
+                            }
+                            state.finish(agg)?
+                        }
+                    }
+                };
+                out[part[j].2] = v;
+            }
+            start = end;
+        }
+        self.release(bytes);
+        Ok(out)
+    }
+
     /// WHERE semantics: NULL is false.
     pub fn test(&mut self, e: &BExpr, row: &[Value]) -> Result<bool> {
         let v = self.eval(e, row)?;
@@ -1241,8 +1449,44 @@ pub fn parse_bytes(text: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
+/// Compares two rows of sort keys, each key with its (DESC, NULLS FIRST).
+fn order_cmp(a: &[Value], b: &[Value], dirs: &[(bool, bool)]) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    for ((x, y), &(desc, nulls_first)) in a.iter().zip(b).zip(dirs) {
+        let o = match (x.is_null(), y.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) if nulls_first => Ordering::Less,
+            (true, false) => Ordering::Greater,
+            (false, true) if nulls_first => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            (false, false) => {
+                let o = eval::compare(x, y).unwrap_or(Ordering::Equal);
+                if desc {
+                    o.reverse()
+                } else {
+                    o
+                }
+            }
+        };
+        if o.is_ne() {
+            return o;
+        }
+    }
+    Ordering::Equal
+}
+
+/// ntile's bucket (1-based) for position `j` of `m` rows in `n` buckets: the first `m % n`
+/// buckets hold one row more than the others, as in PostgreSQL.
+fn ntile(j: usize, m: usize, n: usize) -> i32 {
+    let n = n.min(m.max(1));
+    let (size, extra) = (m / n, m % n);
+    let big = extra * (size + 1);
+    let bucket = if j < big { j / (size + 1) } else { extra + (j - big) / size.max(1) };
+    i32::try_from(bucket + 1).unwrap_or(i32::MAX)
+}
+
 /// The running state of one aggregate in one group.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct AggState {
     count: i64,
     acc: Option<Value>,
@@ -1346,29 +1590,8 @@ impl AggState {
     fn finish(mut self, agg: &Agg) -> Result<Value> {
         if !self.ordered.is_empty() {
             let mut ordered = std::mem::take(&mut self.ordered);
-            ordered.sort_by(|(a, ..), (b, ..)| {
-                for ((x, y), (_, desc, nulls_first)) in a.iter().zip(b).zip(&agg.order_by) {
-                    let o = match (x.is_null(), y.is_null()) {
-                        (true, true) => std::cmp::Ordering::Equal,
-                        (true, false) if *nulls_first => std::cmp::Ordering::Less,
-                        (true, false) => std::cmp::Ordering::Greater,
-                        (false, true) if *nulls_first => std::cmp::Ordering::Greater,
-                        (false, true) => std::cmp::Ordering::Less,
-                        (false, false) => {
-                            let o = eval::compare(x, y).unwrap_or(std::cmp::Ordering::Equal);
-                            if *desc {
-                                o.reverse()
-                            } else {
-                                o
-                            }
-                        }
-                    };
-                    if o.is_ne() {
-                        return o;
-                    }
-                }
-                std::cmp::Ordering::Equal
-            });
+            let dirs: Vec<(bool, bool)> = agg.order_by.iter().map(|&(_, d, n)| (d, n)).collect();
+            ordered.sort_by(|(a, ..), (b, ..)| order_cmp(a, b, &dirs));
             for (_, v, extra) in ordered {
                 self.add(agg, v, extra)?;
             }

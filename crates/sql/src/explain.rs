@@ -270,6 +270,10 @@ fn node(plan: &Plan, shown: &Plan, depth: usize, opts: &Options<'_>, out: &mut V
             line("Limit".into());
             node(input, input, depth + 1, opts, out);
         }
+        Plan::Window { input, .. } => {
+            line("WindowAgg".into());
+            node(input, input, depth + 1, opts, out);
+        }
         Plan::Distinct(i, _) | Plan::DistinctOn(i, _) => {
             line("Unique".into());
             node(i, i, depth + 1, opts, out);

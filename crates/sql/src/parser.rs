@@ -38,7 +38,8 @@
 //!
 //! # Left out
 //!
-//! Window functions, `FILTER`, `op ANY/ALL (subquery)` other than `= ANY` and `<> ALL`, row
+//! Named windows (`WINDOW w AS`), `GROUPS` frames and RANGE frames with offsets, window
+//! functions over grouped rows, `op ANY/ALL (subquery)` other than `= ANY` and `<> ALL`, row
 //! constructors, array slices, `LATERAL`, recursive CTEs, `UPDATE ... FROM`,
 //! `DELETE ... USING`, partial and expression indexes, `ON CONFLICT ON CONSTRAINT`,
 //! `SET DEFAULT` foreign key actions, collations other than the default and "C", and time
@@ -57,8 +58,9 @@ use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, TokenizerError};
 use txn::IsolationLevel;
 
 use crate::ast::{
-    AlterAction, BinaryOp, ColumnDef, Cte, Expr, InsertSource, JoinKind, Locking, OnConflict, OrderBy, Query,
-    ReferentialAction, Select, SelectItem, SetExpr, SetOperator, Statement, TableConstraint, TableRef, UnaryOp,
+    AlterAction, BinaryOp, ColumnDef, Cte, Expr, FrameBound, InsertSource, JoinKind, Locking, OnConflict, OrderBy,
+    Query, ReferentialAction, Select, SelectItem, SetExpr, SetOperator, Statement, TableConstraint, TableRef, UnaryOp,
+    WindowFrame,
 };
 use crate::error::{codes, Error, Result};
 use crate::types::{DataType, Numeric, Value};
@@ -1941,9 +1943,9 @@ fn interval(i: sql::Interval) -> Result<Expr> {
     Ok(Expr::Cast { expr: Box::new(Expr::Literal(Value::Text(text))), to: DataType::Interval })
 }
 
-fn function(f: sql::Function) -> Result<Expr> {
-    if f.over.is_some() {
-        return Err(Error::unsupported("window functions"));
+fn function(mut f: sql::Function) -> Result<Expr> {
+    if let Some(over) = f.over.take() {
+        return window(f, over);
     }
     if !f.within_group.is_empty() {
         return Err(Error::unsupported("WITHIN GROUP"));
@@ -2020,6 +2022,70 @@ fn function(f: sql::Function) -> Result<Expr> {
         args
     };
     Ok(Expr::Function { name, args, distinct, star: false, order_by })
+}
+
+/// `func(args) OVER (PARTITION BY ... ORDER BY ... [frame])`.
+fn window(f: sql::Function, over: sql::WindowType) -> Result<Expr> {
+    let spec = match over {
+        sql::WindowType::WindowSpec(spec) if spec.window_name.is_none() => spec,
+        other => return Err(unsupported_sql("named window", &other)),
+    };
+    let func = function(f)?;
+    if let Expr::Function { distinct: true, .. } = func {
+        return Err(Error::unsupported("DISTINCT in a window function"));
+    }
+    if let Expr::Function { order_by, .. } = &func {
+        if !order_by.is_empty() {
+            return Err(Error::unsupported("ORDER BY inside a window function's arguments"));
+        }
+    }
+    let frame = spec.window_frame.map(window_frame).transpose()?;
+    Ok(Expr::Window {
+        func: Box::new(func),
+        partition_by: spec.partition_by.into_iter().map(expr).collect::<Result<_>>()?,
+        order_by: spec.order_by.into_iter().map(order_by_item).collect::<Result<_>>()?,
+        frame,
+    })
+}
+
+fn window_frame(f: sql::WindowFrame) -> Result<WindowFrame> {
+    let rows = match f.units {
+        sql::WindowFrameUnits::Rows => true,
+        sql::WindowFrameUnits::Range => false,
+        sql::WindowFrameUnits::Groups => return Err(Error::unsupported("GROUPS frames")),
+    };
+    let bound = |b: sql::WindowFrameBound| -> Result<FrameBound> {
+        let offset = |e: Box<sql::Expr>| -> Result<u64> {
+            if !rows {
+                return Err(Error::unsupported("RANGE with an offset"));
+            }
+            match expr(*e)? {
+                Expr::Literal(Value::Int4(n)) if n >= 0 => Ok(n as u64),
+                Expr::Literal(Value::Int8(n)) if n >= 0 => Ok(n as u64),
+                Expr::Literal(Value::Int4(_) | Value::Int8(_)) => Err(Error::new(
+                    codes::INVALID_PRECEDING_OR_FOLLOWING_SIZE,
+                    "frame starting offset must not be negative",
+                )),
+                _ => Err(Error::unsupported("a frame offset that is not an integer constant")),
+            }
+        };
+        Ok(match b {
+            sql::WindowFrameBound::CurrentRow => FrameBound::CurrentRow,
+            sql::WindowFrameBound::Preceding(None) => FrameBound::UnboundedPreceding,
+            sql::WindowFrameBound::Following(None) => FrameBound::UnboundedFollowing,
+            sql::WindowFrameBound::Preceding(Some(e)) => FrameBound::Preceding(offset(e)?),
+            sql::WindowFrameBound::Following(Some(e)) => FrameBound::Following(offset(e)?),
+        })
+    };
+    let start = bound(f.start_bound)?;
+    let end = f.end_bound.map(bound).transpose()?.unwrap_or(FrameBound::CurrentRow);
+    if start == FrameBound::UnboundedFollowing {
+        return Err(Error::new(codes::WINDOWING_ERROR, "frame start cannot be UNBOUNDED FOLLOWING"));
+    }
+    if end == FrameBound::UnboundedPreceding {
+        return Err(Error::new(codes::WINDOWING_ERROR, "frame end cannot be UNBOUNDED PRECEDING"));
+    }
+    Ok(WindowFrame { rows, start, end })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2917,7 +2983,8 @@ mod tests {
         assert_eq!(e("GREATEST(a, 1)"), func("greatest", vec![col("a"), int(1)]));
         assert_eq!(e("LEAST(a, 1)"), func("least", vec![col("a"), int(1)]));
         assert_eq!(e("pg_catalog.version()"), func("version", vec![]));
-        assert_eq!(code("SELECT sum(a) OVER () FROM t"), codes::FEATURE_NOT_SUPPORTED);
+        assert!(matches!(e("sum(a) OVER ()"), Expr::Window { .. }));
+        assert_eq!(code("SELECT sum(a) OVER w FROM t WINDOW w AS ()"), codes::FEATURE_NOT_SUPPORTED);
     }
 
     #[test]

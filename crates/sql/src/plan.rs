@@ -56,6 +56,26 @@ pub struct Agg {
     pub order_by: Vec<(BExpr, bool, bool)>,
 }
 
+/// A window function call computed by [`Plan::Window`].
+#[derive(Debug, Clone)]
+pub struct WindowCall {
+    /// row_number, rank, dense_rank, percent_rank, cume_dist, ntile, lag, lead,
+    /// first_value, last_value, nth_value, or an aggregate.
+    pub func: String,
+    /// The arguments, over the input row (none for count(*)).
+    pub args: Vec<BExpr>,
+    /// PARTITION BY, over the input row.
+    pub partition_by: Vec<BExpr>,
+    /// ORDER BY: (key, DESC, NULLS FIRST), over the input row.
+    pub order_by: Vec<(BExpr, bool, bool)>,
+    /// The frame (PostgreSQL's default filled in).
+    pub frame: ast::WindowFrame,
+}
+
+/// The label of the columns a WindowAgg adds for the window calls it computes (reachable
+/// only through the planner's rewrite of those calls).
+const WINDOW_LABEL: &str = "\u{0}window";
+
 /// A sort key: a column of the input and its direction.
 #[derive(Debug, Clone, Copy)]
 pub struct SortKey {
@@ -177,6 +197,13 @@ pub enum Plan {
         limit: Option<BExpr>,
         /// OFFSET.
         offset: Option<BExpr>,
+    },
+    /// Window functions: each input row followed by one value per call.
+    Window {
+        /// Input.
+        input: Box<Plan>,
+        /// The calls.
+        calls: Vec<WindowCall>,
     },
     /// DISTINCT on the first `width` columns.
     Distinct(Box<Plan>, usize),
@@ -674,7 +701,7 @@ impl<'t> Planner<'t> {
 
     fn plan_select(&mut self, s: &Select, q: &Query, outer: Vec<Scope>) -> Result<(Plan, Scope)> {
         // FROM
-        let (mut plan, scope) = if s.from.is_empty() {
+        let (mut plan, from_scope) = if s.from.is_empty() {
             (Plan::One, Scope::default())
         } else {
             let mut acc: Option<(Plan, Scope)> = None;
@@ -704,19 +731,90 @@ impl<'t> Planner<'t> {
             if has_aggregate(filter) {
                 return Err(Error::new(codes::GROUPING_ERROR, "aggregate functions are not allowed in WHERE"));
             }
-            let pred = self.bind(filter, &scope, &outer)?;
+            let mut window = false;
+            crate::bind::visit(filter, &mut |x| window |= matches!(x, Expr::Window { .. }));
+            if window {
+                return Err(Error::new(codes::WINDOWING_ERROR, "window functions are not allowed in WHERE"));
+            }
+            let pred = self.bind(filter, &from_scope, &outer)?;
             plan = match plan {
                 scan @ Plan::Scan { lookup: None, filter: None, .. } => {
-                    self.filtered_scan(scan, &scope, filter, pred, &outer)?
+                    self.filtered_scan(scan, &from_scope, filter, pred, &outer)?
                 }
                 other => {
                     let mut used = Vec::new();
-                    let joined = self.hash_cross_joins(other, filter, &scope, &outer, &mut used)?;
+                    let joined = self.hash_cross_joins(other, filter, &from_scope, &outer, &mut used)?;
                     let text = conjuncts_text(filter, |_, c| !used.contains(&c.to_string()));
                     Plan::Filter(Box::new(joined), pred, text)
                 }
             };
         }
+        // Window functions: a WindowAgg over the rows WHERE keeps adds a column per call,
+        // which the output list and ORDER BY then name in place of the calls.
+        let mut windows: Vec<Expr> = Vec::new();
+        for e in s
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                SelectItem::Expr { expr, .. } => Some(expr),
+                _ => None,
+            })
+            .chain(q.order_by.iter().map(|o| &o.expr))
+        {
+            crate::bind::visit(e, &mut |x| {
+                if matches!(x, Expr::Window { .. }) && !windows.contains(x) {
+                    windows.push(x.clone());
+                }
+            });
+        }
+        let (s_windowed, q_windowed, scope);
+        let (s, q) = if windows.is_empty() {
+            scope = from_scope;
+            (s, q)
+        } else {
+            if !s.group_by.is_empty()
+                || s.having.is_some()
+                || s.items.iter().any(|i| matches!(i, SelectItem::Expr { expr, .. } if has_aggregate(expr)))
+            {
+                return Err(Error::unsupported("window functions over grouped rows"));
+            }
+            let mut calls = Vec::with_capacity(windows.len());
+            let mut extended = from_scope.clone();
+            for (i, w) in windows.iter().enumerate() {
+                calls.push(self.window_call(w, &from_scope, &outer)?);
+                let data_type = infer_type(w, &from_scope);
+                extended.columns.push(ScopeColumn {
+                    table: Some(WINDOW_LABEL.into()),
+                    name: i.to_string(),
+                    data_type,
+                    hidden: true,
+                });
+            }
+            plan = Plan::Window { input: Box::new(plan), calls };
+            let replace = |e: &mut Expr| {
+                crate::bind::visit_mut(e, &mut |x| {
+                    if let Some(i) = windows.iter().position(|w| w == x) {
+                        *x = Expr::Column { table: Some(WINDOW_LABEL.into()), name: i.to_string() };
+                    }
+                })
+            };
+            let mut s2 = s.clone();
+            for item in &mut s2.items {
+                if let SelectItem::Expr { expr, alias } = item {
+                    // The output column keeps the call's name (`row_number`, `sum`).
+                    alias.get_or_insert_with(|| expr_name(expr));
+                    replace(expr);
+                }
+            }
+            let mut q2 = q.clone();
+            for o in &mut q2.order_by {
+                replace(&mut o.expr);
+            }
+            s_windowed = s2;
+            q_windowed = q2;
+            scope = extended;
+            (&s_windowed, &q_windowed)
+        };
         // GROUP BY and aggregates.
         let aggregated = !s.group_by.is_empty()
             || s.items.iter().any(|i| matches!(i, SelectItem::Expr { expr, .. } if has_aggregate(expr)))
@@ -875,6 +973,55 @@ impl<'t> Planner<'t> {
             plan = Plan::Trim(Box::new(plan), visible);
         }
         Ok((plan, out_scope))
+    }
+
+    /// Binds a window call (`Expr::Window`) against the rows it runs over.
+    fn window_call(&mut self, w: &Expr, scope: &Scope, outer: &[Scope]) -> Result<WindowCall> {
+        let Expr::Window { func, partition_by, order_by, frame } = w else { unreachable!("a window call") };
+        let Expr::Function { name, args, star, .. } = func.as_ref() else {
+            return Err(Error::syntax("OVER follows a function call"));
+        };
+        let name = if name == "every" { "bool_and".to_string() } else { name.clone() };
+        let arity: &[usize] = match name.as_str() {
+            "row_number" | "rank" | "dense_rank" | "percent_rank" | "cume_dist" => &[0],
+            "ntile" | "first_value" | "last_value" => &[1],
+            "nth_value" | "string_agg" => &[2],
+            "lag" | "lead" => &[1, 2, 3],
+            "count" if *star => &[0],
+            n if is_aggregate(n) => &[1],
+            _ => {
+                return Err(Error::new(
+                    codes::WRONG_OBJECT_TYPE,
+                    format!("OVER specified, but {name} is not a window function nor an aggregate function"),
+                ))
+            }
+        };
+        if !arity.contains(&args.len()) {
+            return Err(Error::new(
+                codes::UNDEFINED_FUNCTION,
+                format!("function {name} with {} arguments does not exist", args.len()),
+            ));
+        }
+        for e in args.iter().chain(partition_by).chain(order_by.iter().map(|o| &o.expr)) {
+            if has_aggregate(e) {
+                return Err(Error::unsupported("aggregates inside window functions"));
+            }
+        }
+        let bind = |p: &mut Self, e: &Expr| p.bind(e, scope, outer);
+        let args = args.iter().map(|a| bind(self, a)).collect::<Result<Vec<_>>>()?;
+        let partition_by = partition_by.iter().map(|e| bind(self, e)).collect::<Result<Vec<_>>>()?;
+        let mut keys = Vec::with_capacity(order_by.len());
+        for o in order_by {
+            keys.push((bind(self, &o.expr)?, o.desc, o.nulls_first.unwrap_or(o.desc)));
+        }
+        // PostgreSQL's default frame: RANGE UNBOUNDED PRECEDING to CURRENT ROW, which
+        // without ORDER BY (every row a peer) is the whole partition.
+        let frame = frame.unwrap_or(ast::WindowFrame {
+            rows: false,
+            start: ast::FrameBound::UnboundedPreceding,
+            end: ast::FrameBound::CurrentRow,
+        });
+        Ok(WindowCall { func: name, args, partition_by, order_by: keys, frame })
     }
 
     /// Binds an expression above GROUP BY: group expressions and aggregates become columns
@@ -1148,6 +1295,7 @@ pub fn estimate_rows(plan: &Plan) -> f64 {
                 _ => rows,
             }
         }
+        Plan::Window { input, .. } => estimate_rows(input),
         Plan::Distinct(input, width) => {
             let rows = estimate_rows(input);
             (0..*width).fold(1.0, |g, c| g * distinct(input, c).unwrap_or(DEFAULT_DISTINCT)).min(rows)
@@ -1470,6 +1618,7 @@ pub fn expr_name(e: &Expr) -> String {
     match e {
         Expr::Column { name, .. } => name.clone(),
         Expr::Function { name, .. } => name.clone(),
+        Expr::Window { func, .. } => expr_name(func),
         Expr::Cast { expr, to } => match expr.as_ref() {
             Expr::Literal(_) => match to {
                 DataType::Int4 => "int4".into(),
@@ -1754,6 +1903,15 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
         Expr::Param(_) | Expr::Default | Expr::Subquery(_) | Expr::Subscript { .. } => return None,
         Expr::ArraySubquery(_) => DataType::Text,
         Expr::AnyAll { .. } => DataType::Bool,
+        Expr::Window { func, .. } => match func.as_ref() {
+            Expr::Function { name, args, .. } => match name.as_str() {
+                "row_number" | "rank" | "dense_rank" | "ntile" | "count" => DataType::Int8,
+                "percent_rank" | "cume_dist" => DataType::Float8,
+                "lag" | "lead" | "first_value" | "last_value" | "nth_value" => infer_type(args.first()?, scope)?,
+                _ => infer_type(func, scope)?,
+            },
+            _ => return None,
+        },
         Expr::Cast { to, .. } => to.clone(),
         Expr::Unary { op: U::Not, .. } => DataType::Bool,
         Expr::Unary { expr, .. } => infer_type(expr, scope)?,

@@ -93,10 +93,9 @@ pub fn call_function(name: &str, args: Vec<Value>, ctx: &FnContext) -> Result<Va
         "btrim" | "trim" | "ltrim" | "rtrim" => trim(name, &args),
         "regexp_replace" => match (text_arg(&args, 0), text_arg(&args, 1), text_arg(&args, 2), args.len()) {
             (Some(s), Some(pattern), Some(to), 3) => Some(super::regex::replace(s, pattern, to, "")),
-            (Some(s), Some(pattern), Some(to), 4) => match text_arg(&args, 3) {
-                Some(flags) => Some(super::regex::replace(s, pattern, to, flags)),
-                None => None,
-            },
+            (Some(s), Some(pattern), Some(to), 4) => {
+                text_arg(&args, 3).map(|flags| super::regex::replace(s, pattern, to, flags))
+            }
             _ => None,
         },
         "replace" => match (text_arg(&args, 0), text_arg(&args, 1), text_arg(&args, 2), args.len()) {
