@@ -456,6 +456,8 @@ pub struct Cte {
     pub columns: Vec<String>,
     /// The query.
     pub query: Query,
+    /// In a WITH RECURSIVE: the query may name itself (`base UNION [ALL] step`).
+    pub recursive: bool,
 }
 
 /// A query: WITH, a body, ORDER BY, LIMIT, OFFSET, FOR UPDATE.

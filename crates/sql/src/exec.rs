@@ -241,6 +241,41 @@ impl Exec<'_> {
                 .get(name)
                 .cloned()
                 .ok_or_else(|| Error::new(codes::INTERNAL_ERROR, format!("CTE {name} not run"))),
+            Plan::Recursive { name, base, step, all } => {
+                let mut seen: HashSet<Vec<GroupKey>> = HashSet::new();
+                let fresh = |rows: Vec<Row>, seen: &mut HashSet<Vec<GroupKey>>| -> Vec<Row> {
+                    if *all {
+                        return rows;
+                    }
+                    rows.into_iter().filter(|r| seen.insert(r.iter().map(eval::group_key).collect())).collect()
+                };
+                let first = self.run(base)?;
+                let mut result = fresh(first, &mut seen);
+                let mut bytes = self.charge_rows("recursive CTE", &result)?;
+                let mut last = result.clone();
+                let saved = self.ctes.remove(name);
+                let outcome = (|| {
+                    while !last.is_empty() {
+                        self.tick()?;
+                        self.ctes.insert(name.clone(), std::mem::take(&mut last));
+                        let added = fresh(self.run(step)?, &mut seen);
+                        if result.len() + added.len() > ROWS_MAX {
+                            return Err(too_many_rows());
+                        }
+                        bytes += self.charge_rows("recursive CTE", &added)?;
+                        result.extend(added.iter().cloned());
+                        last = added;
+                    }
+                    Ok(())
+                })();
+                self.ctes.remove(name);
+                if let Some(rows) = saved {
+                    self.ctes.insert(name.clone(), rows);
+                }
+                self.release(bytes);
+                outcome?;
+                Ok(result)
+            }
             Plan::With(ctes, body) => {
                 for (name, p) in ctes {
                     let rows = self.run(p)?;

@@ -270,6 +270,11 @@ fn node(plan: &Plan, shown: &Plan, depth: usize, opts: &Options<'_>, out: &mut V
             line("Limit".into());
             node(input, input, depth + 1, opts, out);
         }
+        Plan::Recursive { base, step, .. } => {
+            line("Recursive Union".into());
+            node(base, base, depth + 1, opts, out);
+            node(step, step, depth + 1, opts, out);
+        }
         Plan::Window { input, .. } => {
             line("WindowAgg".into());
             node(input, input, depth + 1, opts, out);

@@ -40,7 +40,7 @@
 //!
 //! Named windows (`WINDOW w AS`), `GROUPS` frames and RANGE frames with offsets, window
 //! functions over grouped rows, `op ANY/ALL (subquery)` other than `= ANY` and `<> ALL`, row
-//! constructors, array slices, `LATERAL`, recursive CTEs, `UPDATE ... FROM`,
+//! constructors, array slices, `LATERAL`, `UPDATE ... FROM`,
 //! `DELETE ... USING`, partial and expression indexes, `ON CONFLICT ON CONSTRAINT`,
 //! `SET DEFAULT` foreign key actions, collations other than the default and "C", and time
 //! and timestamp precisions other than 6: all 0A000. The PostgreSQL-specific syntax that is
@@ -1367,16 +1367,13 @@ fn query(q: sql::Query) -> Result<Query> {
     }
     let mut with = Vec::new();
     if let Some(w) = q.with {
-        if w.recursive {
-            return Err(Error::unsupported("WITH RECURSIVE"));
-        }
         for cte in w.cte_tables {
             if cte.from.is_some() {
                 return Err(Error::unsupported("this form of WITH"));
             }
             let (name, columns) = table_alias(cte.alias)?;
             // [NOT] MATERIALIZED is a planner hint: ignored.
-            with.push(Cte { name, columns, query: query(*cte.query)? });
+            with.push(Cte { name, columns, query: query(*cte.query)?, recursive: w.recursive });
         }
     }
     let order_by = match q.order_by {
@@ -2834,7 +2831,7 @@ mod tests {
         let query = q("WITH x AS (SELECT 1), y AS (SELECT 2) SELECT * FROM x, y");
         let names: Vec<_> = query.with.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, vec!["x", "y"]);
-        assert_eq!(code("WITH RECURSIVE r AS (SELECT 1) SELECT * FROM r"), codes::FEATURE_NOT_SUPPORTED);
+        assert!(q("WITH RECURSIVE r AS (SELECT 1) SELECT * FROM r").with[0].recursive);
     }
 
     // --- expressions ------------------------------------------------------------------

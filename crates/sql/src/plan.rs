@@ -127,6 +127,18 @@ pub enum Plan {
     CteRef(String),
     /// WITH: materialise each CTE, then run the body.
     With(Vec<(String, Plan)>, Box<Plan>),
+    /// A recursive CTE's rows: `base`, then `step` run over the rows the last round added
+    /// (as CTE `name`) until it adds none; without ALL, rows already seen are not added.
+    Recursive {
+        /// The CTE's name, under which `step` reads the last round's rows.
+        name: String,
+        /// The non-recursive term.
+        base: Box<Plan>,
+        /// The recursive term.
+        step: Box<Plan>,
+        /// UNION ALL.
+        all: bool,
+    },
     /// WHERE / HAVING: the predicate, and for EXPLAIN the conditions it checks that the
     /// joins below do not already (as written; None if there are none).
     Filter(Box<Plan>, BExpr, Option<String>),
@@ -291,9 +303,27 @@ impl<'t> Planner<'t> {
     pub fn plan_query(&mut self, q: &Query, outer: Vec<Scope>) -> Result<(Plan, Scope)> {
         let ctes_before = self.ctes.len();
         let mut planned_ctes = Vec::new();
-        for Cte { name, columns, query: cq } in &q.with {
-            let (plan, scope) = self.plan_query(cq, outer.clone())?;
-            let scope = rename_columns(relabel(&scope, name), columns, || format!("WITH query \"{name}\""))?;
+        for Cte { name, columns, query: cq, recursive } in &q.with {
+            let what = || format!("WITH query \"{name}\"");
+            let (plan, scope) = match recursive_terms(cq, name) {
+                Some((base, step, all)) if *recursive => {
+                    let (base, scope) = self.plan_set_expr(base, &outer, None)?;
+                    let scope = rename_columns(relabel(&scope, name), columns, what)?;
+                    self.ctes.push((name.clone(), scope.clone()));
+                    let step = self.plan_set_expr(step, &outer, None);
+                    self.ctes.pop();
+                    let (step, step_scope) = step?;
+                    if step_scope.columns.len() != scope.columns.len() {
+                        return Err(Error::syntax("each UNION query must have the same number of columns"));
+                    }
+                    let plan = Plan::Recursive { name: name.clone(), base: Box::new(base), step: Box::new(step), all };
+                    (plan, scope)
+                }
+                _ => {
+                    let (plan, scope) = self.plan_query(cq, outer.clone())?;
+                    (plan, rename_columns(relabel(&scope, name), columns, what)?)
+                }
+            };
             self.ctes.push((name.clone(), scope));
             planned_ctes.push((name.clone(), plan));
         }
@@ -1296,6 +1326,7 @@ pub fn estimate_rows(plan: &Plan) -> f64 {
             }
         }
         Plan::Window { input, .. } => estimate_rows(input),
+        Plan::Recursive { base, .. } => estimate_rows(base) * 10.0,
         Plan::Distinct(input, width) => {
             let rows = estimate_rows(input);
             (0..*width).fold(1.0, |g, c| g * distinct(input, c).unwrap_or(DEFAULT_DISTINCT)).min(rows)
@@ -1443,6 +1474,34 @@ fn sort_text(key: &SortKey, expr: &str) -> String {
         _ => "",
     };
     format!("{expr}{}{nulls}", if key.desc { " DESC" } else { "" })
+}
+
+/// A recursive CTE's terms: its query is `base UNION [ALL] step` whose step names the CTE
+/// (None otherwise: then it is planned as a plain CTE).
+fn recursive_terms<'q>(q: &'q Query, name: &str) -> Option<(&'q SetExpr, &'q SetExpr, bool)> {
+    let SetExpr::SetOp { op: SetOperator::Union, all, left, right } = &q.body else { return None };
+    if !q.order_by.is_empty() || q.limit.is_some() || q.offset.is_some() || !q.with.is_empty() {
+        return None;
+    }
+    set_expr_names(right, name).then_some((left.as_ref(), right.as_ref(), *all))
+}
+
+/// Whether a FROM item in `body` (not nested queries' own WITH) names `name`.
+fn set_expr_names(body: &SetExpr, name: &str) -> bool {
+    fn from_names(t: &TableRef, name: &str) -> bool {
+        match t {
+            TableRef::Table { name: n, .. } => n == name,
+            TableRef::Subquery { query, .. } => set_expr_names(&query.body, name),
+            TableRef::Function { .. } => false,
+            TableRef::Join { left, right, .. } => from_names(left, name) || from_names(right, name),
+        }
+    }
+    match body {
+        SetExpr::Select(s) => s.from.iter().any(|t| from_names(t, name)),
+        SetExpr::Query(q) => set_expr_names(&q.body, name),
+        SetExpr::SetOp { left, right, .. } => set_expr_names(left, name) || set_expr_names(right, name),
+        SetExpr::Values(_) => false,
+    }
 }
 
 /// A join USING (columns), or NATURAL (USING the column names both sides have): a hash join
