@@ -67,6 +67,7 @@ pub fn data_type_for_oid(oid: u32) -> Option<DataType> {
         1114 => DataType::Timestamp,
         1184 => DataType::TimestampTz,
         1186 => DataType::Interval,
+        2950 => DataType::Uuid,
         _ => return None,
     })
 }
@@ -78,7 +79,7 @@ pub fn type_size(t: &DataType) -> i16 {
         DataType::Int2 => 2,
         DataType::Int4 | DataType::Float4 | DataType::Date | DataType::Reg(_) => 4,
         DataType::Int8 | DataType::Float8 | DataType::Timestamp | DataType::TimestampTz => 8,
-        DataType::Interval => 16,
+        DataType::Interval | DataType::Uuid => 16,
         DataType::Numeric { .. } | DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Bytea => -1,
     }
 }
@@ -131,6 +132,34 @@ pub fn conform(v: Value, t: &DataType) -> Result<Value, Error> {
         }
         _ => sql::eval::cast(v, t, true),
     }
+}
+
+/// Appends one DataRow field of a column of type `t`: as [`put_field`], but a uuid's binary
+/// form is its 16 bytes, not its text.
+pub fn put_typed_field(buf: &mut BytesMut, v: &Value, t: &DataType, format: i16) {
+    match (v, t) {
+        (Value::Text(s), DataType::Uuid) if format == FORMAT_BINARY => match uuid_bytes(s) {
+            Some(bytes) => {
+                buf.put_i32(16);
+                buf.put_slice(&bytes);
+            }
+            None => put_field(buf, v, format),
+        },
+        _ => put_field(buf, v, format),
+    }
+}
+
+/// The 16 bytes of a uuid in canonical text form.
+fn uuid_bytes(s: &str) -> Option<[u8; 16]> {
+    let hex: Vec<u8> = s.bytes().filter(|b| *b != b'-').collect();
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        out[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// Appends one DataRow field: its length (-1 for NULL) then its bytes in `format`.
@@ -273,6 +302,7 @@ fn decode_binary(index: usize, oid: u32, t: Option<&DataType>, b: &[u8]) -> Resu
                 .to_string(),
         ),
         DataType::Bytea => Value::Bytea(b.to_vec()),
+        DataType::Uuid => Value::Text(sql::eval::format_uuid(fixed(16)?)),
         DataType::Date => Value::Date(i32::from_be_bytes(fixed(4)?.try_into().unwrap())),
         DataType::Timestamp => Value::Timestamp(i64::from_be_bytes(fixed(8)?.try_into().unwrap())),
         DataType::TimestampTz => Value::TimestampTz(i64::from_be_bytes(fixed(8)?.try_into().unwrap())),

@@ -960,7 +960,7 @@ fn encode_result(
         assert_eq!(row.len(), columns.len(), "a row has one value per result column");
         let mut buf = BytesMut::new();
         for (i, (v, c)) in row.into_iter().zip(&columns).enumerate() {
-            codec::put_field(&mut buf, &codec::conform(v, &c.data_type)?, format_of(i));
+            codec::put_typed_field(&mut buf, &codec::conform(v, &c.data_type)?, &c.data_type, format_of(i));
         }
         rows.push(DataRow::new(buf, columns.len() as i16));
     }

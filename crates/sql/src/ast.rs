@@ -871,3 +871,10 @@ pub enum BinaryOp {
     /// `!~*`
     NotIMatch,
 }
+
+impl BinaryOp {
+    /// `=`, `<>`, `<`, `<=`, `>`, `>=`.
+    pub fn is_comparison(self) -> bool {
+        matches!(self, BinaryOp::Eq | BinaryOp::NotEq | BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq)
+    }
+}

@@ -303,6 +303,22 @@ pub fn as_output(e: &Expr, bound: BExpr) -> BExpr {
     }
 }
 
+/// `Some(uuid)` if `e` is a column of type uuid: an untyped string or parameter compared
+/// with it is read as a uuid (so 'A0EEBC99-...' equals the stored 'a0eebc99-...'), as
+/// PostgreSQL resolves an unknown-typed literal to the other operand's type.
+fn uuid_column(e: &Expr, scope: &Scope) -> Option<DataType> {
+    let Expr::Column { table, name } = e else { return None };
+    let i = scope.find(table.as_deref(), name).ok()??;
+    matches!(scope.columns[i].data_type, Some(DataType::Uuid)).then_some(DataType::Uuid)
+}
+
+fn coerce_untyped(bound: BExpr, e: &Expr, target: Option<DataType>) -> BExpr {
+    match (target, e) {
+        (Some(t), Expr::Literal(Value::Text(_)) | Expr::Param(_)) => BExpr::Cast(Box::new(bound), t),
+        _ => bound,
+    }
+}
+
 /// Plans subqueries for the binder.
 pub trait SubPlanner {
     /// Plans `q` with the given enclosing scopes (outermost first).
@@ -349,13 +365,24 @@ impl Binder<'_> {
             Expr::Default => return Err(Error::syntax("DEFAULT is not allowed in this context")),
             Expr::Unary { op, expr } => BExpr::Unary(*op, Box::new(self.bind(expr, scope)?)),
             Expr::Binary { op, left, right } => {
-                BExpr::Binary(*op, Box::new(self.bind(left, scope)?), Box::new(self.bind(right, scope)?))
+                let (mut l, mut r) = (self.bind(left, scope)?, self.bind(right, scope)?);
+                if op.is_comparison() {
+                    r = coerce_untyped(r, right, uuid_column(left, scope));
+                    l = coerce_untyped(l, left, uuid_column(right, scope));
+                }
+                BExpr::Binary(*op, Box::new(l), Box::new(r))
             }
             Expr::Function { name, args, .. } if is_aggregate(name) => {
                 return Err(Error::new(
                     codes::GROUPING_ERROR,
                     format!("aggregate functions are not allowed here ({name})"),
                 ))
+            }
+            // pg_typeof names the argument's type, which is known before any row is read.
+            Expr::Function { name, args, .. } if name == "pg_typeof" && args.len() == 1 => {
+                self.bind(&args[0], scope)?;
+                let t = crate::plan::infer_type(&args[0], scope);
+                BExpr::Const(Value::Text(t.map_or("unknown".to_string(), |t| t.to_string())))
             }
             Expr::Function { name, args, .. } => {
                 let target = match name.as_str() {
@@ -379,11 +406,14 @@ impl Binder<'_> {
             }
             Expr::IsNull { expr, negated } => BExpr::IsNull(Box::new(self.bind(expr, scope)?), *negated),
             Expr::IsBool { expr, value, negated } => BExpr::IsBool(Box::new(self.bind(expr, scope)?), *value, *negated),
-            Expr::InList { expr, list, negated } => BExpr::InList(
-                Box::new(self.bind(expr, scope)?),
-                list.iter().map(|a| self.bind(a, scope)).collect::<Result<Vec<_>>>()?,
-                *negated,
-            ),
+            Expr::InList { expr, list, negated } => {
+                let target = uuid_column(expr, scope);
+                let mut items = Vec::with_capacity(list.len());
+                for a in list {
+                    items.push(coerce_untyped(self.bind(a, scope)?, a, target.clone()));
+                }
+                BExpr::InList(Box::new(self.bind(expr, scope)?), items, *negated)
+            }
             Expr::Between { expr, low, high, negated } => {
                 let x = self.bind(expr, scope)?;
                 let both = BExpr::Binary(

@@ -420,6 +420,7 @@ impl W {
             DataType::TimestampTz => (14, None, None),
             DataType::Interval => (15, None, None),
             DataType::Reg(kind) => (16, Some(reg_kind_code(*kind)), None),
+            DataType::Uuid => (17, None, None),
         };
         self.u8(tag);
         self.opt_u32(a);
@@ -558,6 +559,7 @@ impl R<'_> {
             14 => DataType::TimestampTz,
             15 => DataType::Interval,
             16 => DataType::Reg(reg_kind(a.ok_or_else(|| corrupt("data type"))?)?),
+            17 => DataType::Uuid,
             _ => return Err(corrupt("data type")),
         })
     }

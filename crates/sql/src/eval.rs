@@ -54,7 +54,7 @@ mod text;
 mod tests;
 
 pub use aggregate::{add_for_sum, avg_finish, avg_type, sum_type};
-pub use cast::{apply_typmod, cast, parse_bool, parse_text};
+pub use cast::{apply_typmod, cast, format_uuid, parse_bool, parse_text, parse_uuid};
 pub use encoding::{decode_row, encode_row, key_part, ROW_FORMAT_VERSION};
 pub use func::{call_function, like, md5_hex, FnContext};
 pub use text::to_text;

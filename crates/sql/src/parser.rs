@@ -2277,6 +2277,7 @@ fn data_type(t: sql::DataType) -> Result<DataType> {
             }
         }
         T::Interval { fields: None, precision: None } => DataType::Interval,
+        T::Uuid => DataType::Uuid,
         T::Custom(name, modifiers) if modifiers.is_empty() => {
             let parts = name_parts(name.clone())?;
             let bare = match parts.as_slice() {
@@ -2571,7 +2572,7 @@ mod tests {
                 Text,
             ]
         );
-        assert_eq!(code("CREATE TABLE t (a uuid)"), codes::FEATURE_NOT_SUPPORTED);
+        assert_eq!(code("CREATE TABLE t (a jsonb)"), codes::FEATURE_NOT_SUPPORTED);
         assert_eq!(code("CREATE TABLE t (a numeric(3, 5))"), codes::INVALID_PARAMETER_VALUE);
     }
 

@@ -1690,6 +1690,7 @@ pub fn expr_name(e: &Expr) -> String {
                 DataType::Numeric { .. } => "numeric".into(),
                 DataType::Varchar(_) => "varchar".into(),
                 DataType::Char(_) => "bpchar".into(),
+                DataType::Uuid => "uuid".into(),
                 DataType::Date => "date".into(),
                 DataType::Timestamp => "timestamp".into(),
                 DataType::TimestampTz => "timestamptz".into(),
@@ -1743,7 +1744,7 @@ fn find_lookup(
     // A char(n) key is stored padded: the value looked up is padded too (and truncated, a
     // longer one then fails the WHERE that every row found is checked against).
     let key = |b: BExpr, pos: usize| match &scope.columns[pos].data_type {
-        Some(t @ DataType::Char(_)) => BExpr::Cast(Box::new(b), t.clone()),
+        Some(t @ (DataType::Char(_) | DataType::Uuid)) => BExpr::Cast(Box::new(b), t.clone()),
         _ => b,
     };
     for (n, c) in conjuncts.into_iter().enumerate() {
@@ -2011,6 +2012,8 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
                 "mod" => arg()?,
                 "pi" | "date_part" => DataType::Float8,
                 "extract" => numeric,
+                "gen_random_uuid" | "uuid_generate_v4" => DataType::Uuid,
+                "pg_typeof" => DataType::Text,
                 "now" | "current_timestamp" | "transaction_timestamp" | "statement_timestamp" => DataType::TimestampTz,
                 "localtimestamp" => DataType::Timestamp,
                 "current_date" => DataType::Date,

@@ -46,6 +46,9 @@ pub enum DataType {
     TimestampTz,
     /// INTERVAL
     Interval,
+    /// UUID: its values are TEXT in the canonical form (lower-case hex, hyphenated), which
+    /// compares and sorts as the 16 bytes do.
+    Uuid,
     /// An object identifier alias type: `regclass`, `regtype`, `regnamespace`, `regproc`,
     /// `regrole`. Its values name the object (see [`Value::Reg`]); the catalog is needed to
     /// make one, so casts to it run in the executor (`system::to_reg`).
@@ -110,6 +113,7 @@ impl DataType {
             DataType::Timestamp => "timestamp without time zone",
             DataType::TimestampTz => "timestamp with time zone",
             DataType::Interval => "interval",
+            DataType::Uuid => "uuid",
             DataType::Reg(kind) => kind.name(),
         }
     }
@@ -132,6 +136,7 @@ impl DataType {
             DataType::Timestamp => 1114,
             DataType::TimestampTz => 1184,
             DataType::Interval => 1186,
+            DataType::Uuid => 2950,
             DataType::Reg(kind) => kind.oid(),
         }
     }

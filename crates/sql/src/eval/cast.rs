@@ -10,6 +10,48 @@ use super::{datetime, numeric, text, type_name};
 use crate::error::{codes, Error, Result};
 use crate::types::{DataType, Interval, Numeric, Value};
 
+/// A UUID in any of PostgreSQL's input forms (hex digits, upper or lower case, hyphens after
+/// any group of four, optionally in braces), in the canonical form; 22P02 otherwise.
+pub fn parse_uuid(s: &str) -> Result<String> {
+    let bad = || Error::new(codes::INVALID_TEXT_REPRESENTATION, format!("invalid input syntax for type uuid: \"{s}\""));
+    let t = s.trim();
+    let t = match t.strip_prefix('{') {
+        Some(inner) => inner.strip_suffix('}').ok_or_else(bad)?,
+        None => t,
+    };
+    let mut digits = Vec::with_capacity(32);
+    let mut since_hyphen = 0;
+    for (i, c) in t.chars().enumerate() {
+        if c == '-' {
+            // PostgreSQL accepts a hyphen after any group of four digits, not first or last.
+            if i == 0 || since_hyphen % 4 != 0 || since_hyphen == 0 {
+                return Err(bad());
+            }
+            since_hyphen = 0;
+            continue;
+        }
+        let d = c.to_digit(16).ok_or_else(bad)?;
+        digits.push(d as u8);
+        since_hyphen += 1;
+    }
+    if digits.len() != 32 || t.ends_with('-') {
+        return Err(bad());
+    }
+    Ok(format_uuid(&digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect::<Vec<u8>>()))
+}
+
+/// 16 bytes as a UUID's canonical text: 8-4-4-4-12 lower-case hex digits.
+pub fn format_uuid(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(36);
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
 /// Converts `v` to type `to`. `explicit` is true for `CAST` and `::`, false for assignment
 /// (the two differ only for `varchar(n)`/`char(n)` overflow).
 pub fn cast(v: Value, to: &DataType, explicit: bool) -> Result<Value> {
@@ -21,6 +63,12 @@ pub fn cast(v: Value, to: &DataType, explicit: bool) -> Result<Value> {
         DataType::Varchar(limit) => {
             let s = text::to_text(&v).unwrap_or_default();
             return Ok(Value::Text(limit_length(s, *limit, explicit, to)?));
+        }
+        DataType::Uuid => {
+            return match v {
+                Value::Text(s) => parse_uuid(&s).map(Value::Text),
+                other => Err(cannot_cast(&other, to)),
+            }
         }
         DataType::Char(limit) => {
             let s = text::to_text(&v).unwrap_or_default();
@@ -246,6 +294,7 @@ fn invalid_input(type_name: &str, s: &str) -> Error {
 pub fn parse_text(s: &str, t: &DataType) -> Result<Value> {
     match t {
         DataType::Text | DataType::Varchar(_) | DataType::Char(_) => cast(Value::Text(s.to_string()), t, false),
+        DataType::Uuid => parse_uuid(s).map(Value::Text),
         DataType::Bool => parse_bool(s).map(Value::Bool).ok_or_else(|| invalid_input("boolean", s)),
         DataType::Int2 | DataType::Int4 | DataType::Int8 => {
             let trimmed = s.trim_matches(|c: char| c.is_ascii_whitespace());

@@ -34,6 +34,19 @@ fn no_function(name: &str, args: &[Value]) -> Error {
 
 const NUMERIC: DataType = DataType::Numeric { precision: None, scale: None };
 
+/// A version 4 (random) UUID, from the operating system's random source, as PostgreSQL's
+/// gen_random_uuid().
+fn random_uuid() -> Result<Value> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| Error::new(codes::INTERNAL_ERROR, "could not generate random values"))?;
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    Ok(Value::Text(super::cast::format_uuid(&bytes)))
+}
+
 /// Calls a scalar function by its lower-case name.
 pub fn call_function(name: &str, args: Vec<Value>, ctx: &FnContext) -> Result<Value> {
     // Non-strict functions first.
@@ -73,6 +86,7 @@ pub fn call_function(name: &str, args: Vec<Value>, ctx: &FnContext) -> Result<Va
             return Ok(Value::Date(datetime::timestamp_to_date(ctx.now_micros)));
         }
         "pi" if args.is_empty() => return Ok(Value::Float8(std::f64::consts::PI)),
+        "gen_random_uuid" | "uuid_generate_v4" if args.is_empty() => return random_uuid(),
         _ => {
             if let Some(result) = super::array::call(name, &args) {
                 return result;

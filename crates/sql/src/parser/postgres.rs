@@ -196,6 +196,7 @@ pub(super) fn catalog_type(name: &str) -> Option<DataType> {
         "timestamp" => DataType::Timestamp,
         "timestamptz" => DataType::TimestampTz,
         "interval" => DataType::Interval,
+        "uuid" => DataType::Uuid,
         "regclass" => DataType::Reg(RegKind::Class),
         "regtype" => DataType::Reg(RegKind::Type),
         "regnamespace" => DataType::Reg(RegKind::Namespace),

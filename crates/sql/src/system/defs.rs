@@ -779,6 +779,7 @@ pub static TYPES: &[SysType] = &[
     SysType { preferred: true, ..ty(1184, "timestamptz", "timestamp with time zone", 8, 'D', 'd', 1185) },
     SysType { preferred: true, ..ty(1186, "interval", "interval", 16, 'T', 'd', 1187) },
     ty(1700, "numeric", "numeric", -1, 'N', 'i', 1231),
+    ty(2950, "uuid", "uuid", 16, 'U', 'c', 2951),
     ty(2205, "regclass", "regclass", 4, 'N', 'i', 2210),
     ty(2206, "regtype", "regtype", 4, 'N', 'i', 2211),
     ty(4089, "regnamespace", "regnamespace", 4, 'N', 'i', 4090),
