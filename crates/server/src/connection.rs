@@ -1564,6 +1564,12 @@ fn sql_error_info(e: sql::Error) -> ErrorInfo {
     info.detail = e.detail;
     info.hint = e.hint;
     info.where_context = e.context;
+    if let Some(o) = e.object {
+        info.schema = Some(o.schema);
+        info.table = Some(o.table);
+        info.column = o.column;
+        info.constraint = o.constraint;
+    }
     info
 }
 

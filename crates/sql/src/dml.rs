@@ -65,7 +65,8 @@ pub fn check_row(exec: &mut Exec<'_>, table: &Table, row: &[Value]) -> Result<()
                     col.name, table.name
                 ),
             )
-            .with_detail(show_row(row)));
+            .with_detail(show_row(row))
+            .on(&table.name, Some(&col.name), None));
         }
     }
     if !table.checks.is_empty() {
@@ -88,7 +89,8 @@ pub fn check_row(exec: &mut Exec<'_>, table: &Table, row: &[Value]) -> Result<()
                     codes::CHECK_VIOLATION,
                     format!("new row for relation \"{}\" violates check constraint \"{name}\"", table.name),
                 )
-                .with_detail(show_row(row)));
+                .with_detail(show_row(row))
+                .on(&table.name, None, Some(name)));
             }
         }
     }
@@ -133,7 +135,8 @@ pub(crate) fn check_parents(exec: &mut Exec<'_>, table: &Table, row: &[Value]) -
                 "Key {} is not present in table \"{}\".",
                 key_detail(table, &fk.columns, row),
                 parent.name
-            )));
+            ))
+            .on(&table.name, None, Some(&fk.name)));
         }
     }
     Ok(())
@@ -161,7 +164,8 @@ pub fn insert_row(exec: &mut Exec<'_>, table: &Table, row: &Row) -> Result<Inser
             codes::UNIQUE_VIOLATION,
             format!("duplicate key value violates unique constraint \"{}\"", table.pk_name),
         )
-        .with_detail(format!("Key {} already exists.", key_detail(table, &table.primary_key, row)));
+        .with_detail(format!("Key {} already exists.", key_detail(table, &table.primary_key, row)))
+        .on(&table.name, None, Some(&table.pk_name));
         return Ok(Inserted::Conflict(key, err, table.primary_key.clone()));
     }
     for index in &table.indexes {
@@ -170,7 +174,8 @@ pub fn insert_row(exec: &mut Exec<'_>, table: &Table, row: &Row) -> Result<Inser
                 codes::UNIQUE_VIOLATION,
                 format!("duplicate key value violates unique constraint \"{}\"", index.name),
             )
-            .with_detail(format!("Key {} already exists.", key_detail(table, &index.columns, row)));
+            .with_detail(format!("Key {} already exists.", key_detail(table, &index.columns, row)))
+            .on(&table.name, None, Some(&index.name));
             return Ok(Inserted::Conflict(existing, err, index.columns.clone()));
         }
     }
@@ -228,7 +233,8 @@ pub fn update_row(exec: &mut Exec<'_>, table: &Table, key: &[u8], old: &Row, new
                 codes::UNIQUE_VIOLATION,
                 format!("duplicate key value violates unique constraint \"{}\"", table.pk_name),
             )
-            .with_detail(format!("Key {} already exists.", key_detail(table, &table.primary_key, new))));
+            .with_detail(format!("Key {} already exists.", key_detail(table, &table.primary_key, new)))
+            .on(&table.name, None, Some(&table.pk_name)));
         }
         exec.txn.delete(key)?;
         k
@@ -246,7 +252,8 @@ pub fn update_row(exec: &mut Exec<'_>, table: &Table, key: &[u8], old: &Row, new
                 codes::UNIQUE_VIOLATION,
                 format!("duplicate key value violates unique constraint \"{}\"", index.name),
             )
-            .with_detail(format!("Key {} already exists.", key_detail(table, &index.columns, new))));
+            .with_detail(format!("Key {} already exists.", key_detail(table, &index.columns, new)))
+            .on(&table.name, None, Some(&index.name)));
         }
         exec.txn.delete(&old_ikey)?;
         exec.txn.put(&new_ikey, &new_key)?;
@@ -289,7 +296,8 @@ fn enforce_children(exec: &mut Exec<'_>, table: &Table, row: &Row, new: Option<&
                         "Key {} is still referenced from table \"{}\".",
                         key_detail(table, &fk.referred, row),
                         child.name
-                    )));
+                    ))
+                    .on(&child.name, None, Some(&fk.name)));
                 }
                 ReferentialAction::Cascade => {
                     for (ckey, crow) in children {

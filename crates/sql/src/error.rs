@@ -19,12 +19,28 @@ pub struct Error {
     pub hint: Option<String>,
     /// CONTEXT: where it happened (e.g. "COPY t, line 3, column b").
     pub context: Option<String>,
+    /// The object a constraint error is about, sent as PostgreSQL's error fields (schema,
+    /// table, column, constraint) so drivers can name it (psycopg's `diag.constraint_name`).
+    pub object: Option<Box<ErrorObject>>,
+}
+
+/// The table, column and constraint an error is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorObject {
+    /// The table's schema (always `public` for a user table).
+    pub schema: String,
+    /// The table.
+    pub table: String,
+    /// The column (NOT NULL violations).
+    pub column: Option<String>,
+    /// The constraint (unique, foreign key and CHECK violations).
+    pub constraint: Option<String>,
 }
 
 impl Error {
     /// An error with `code` and `message`.
     pub fn new(code: &'static str, message: impl Into<String>) -> Error {
-        Error { code, message: message.into(), detail: None, hint: None, context: None }
+        Error { code, message: message.into(), detail: None, hint: None, context: None, object: None }
     }
 
     /// Adds a DETAIL.
@@ -36,6 +52,17 @@ impl Error {
     /// Adds a HINT.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Error {
         self.hint = Some(hint.into());
+        self
+    }
+
+    /// Names the table (and column or constraint) the error is about.
+    pub fn on(mut self, table: &str, column: Option<&str>, constraint: Option<&str>) -> Error {
+        self.object = Some(Box::new(ErrorObject {
+            schema: "public".into(),
+            table: table.into(),
+            column: column.map(Into::into),
+            constraint: constraint.map(Into::into),
+        }));
         self
     }
 

@@ -64,11 +64,14 @@ try:
 except errors.UniqueViolation as e:
     assert e.sqlstate == "23505", e.sqlstate
     assert "items_pkey" in str(e), str(e)
+    # The error's fields name the constraint and its table, as PostgreSQL sends them.
+    assert (e.diag.schema_name, e.diag.table_name, e.diag.constraint_name) == ("public", "items", "items_pkey")
 try:
     conn.execute("INSERT INTO items (id) VALUES (100)")
     raise AssertionError("NULL accepted")
 except errors.NotNullViolation as e:
     assert e.sqlstate == "23502"
+    assert (e.diag.table_name, e.diag.column_name) == ("items", "name"), (e.diag.table_name, e.diag.column_name)
 
 # COPY both ways.
 with conn.cursor() as cur:
