@@ -191,6 +191,10 @@ pub mod codes {
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     /// 53200
     pub const OUT_OF_MEMORY: &str = "53200";
+    /// 55P03 lock_not_available
+    pub const LOCK_NOT_AVAILABLE: &str = "55P03";
+    /// 57014 query_canceled
+    pub const QUERY_CANCELED: &str = "57014";
     /// XX000
     pub const INTERNAL_ERROR: &str = "XX000";
 }

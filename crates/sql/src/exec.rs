@@ -87,6 +87,15 @@ pub trait Sequences: crate::system::SessionInfo {
     fn currval(&self, name: &str) -> Result<i64>;
     /// Sets the sequence's next value to `value + 1`.
     fn setval(&self, txn: &mut Txn, name: &str, value: i64) -> Result<i64>;
+    /// The advisory lock functions (`pg_advisory_lock(key)` and siblings; see
+    /// [`crate::advisory`]): a wait ends at `deadline` or `cancel`.
+    fn advisory(
+        &self,
+        func: &str,
+        args: &[Value],
+        deadline: Option<std::time::Instant>,
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<Value>;
 }
 
 /// The state of a running statement.

@@ -12,6 +12,7 @@
 //! 4. `eval` computes expressions with PostgreSQL's semantics: three-valued logic, casts,
 //!    overflow (22003), bad input (22P02), division by zero (22012).
 
+pub mod advisory;
 pub mod analyze;
 pub mod ast;
 pub mod bind;

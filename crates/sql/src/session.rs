@@ -84,6 +84,10 @@ struct DbInner {
     seq_cache: Mutex<HashMap<String, (i64, i64)>>,
     /// Microseconds since 2000-01-01 at open, and the instant of open (for now()).
     clock: (i64, std::time::Instant),
+    /// The node's advisory locks (pg_advisory_lock).
+    advisory: crate::advisory::AdvisoryLocks,
+    /// The id the next session gets (it holds advisory locks under it).
+    next_session_id: std::sync::atomic::AtomicU64,
     /// Session settings every new session starts with (and RESET returns to), over the
     /// built-in defaults: the server's configuration.
     session_defaults: Mutex<BTreeMap<String, String>>,
@@ -131,6 +135,8 @@ impl Database {
                 engine,
                 node,
                 seq_cache: Mutex::new(HashMap::new()),
+                advisory: crate::advisory::AdvisoryLocks::default(),
+                next_session_id: std::sync::atomic::AtomicU64::new(1),
                 clock: (unix_micros - PG_EPOCH_UNIX_MICROS, std::time::Instant::now()),
                 session_defaults: Mutex::new(BTreeMap::new()),
             }),
@@ -174,6 +180,8 @@ impl Database {
             cancel: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             copy_in: None,
             terminated: false,
+            id: self.inner.next_session_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            xact_advisory: Mutex::new(Vec::new()),
             user: crate::roles::BOOTSTRAP_SUPERUSER.to_string(),
             parsed: HashMap::new(),
             plan_slot: None,
@@ -285,6 +293,17 @@ pub struct Session {
     /// DEALLOCATE statements run and not yet handed to the server (None: ALL), which keeps
     /// the protocol's prepared statements.
     deallocated: Vec<Option<String>>,
+    /// The session's number on this node (advisory locks are held under it).
+    id: u64,
+    /// Advisory locks the running transaction took (pg_advisory_xact_lock), released when
+    /// it ends.
+    xact_advisory: Mutex<Vec<i64>>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.db.advisory.unlock_all(self.id);
+    }
 }
 
 /// What every statement needs from the settings, parsed once when they change (`set`)
@@ -796,11 +815,13 @@ impl Session {
                 }
                 Some(b) if b.failed => {
                     self.end_settings(b.settings, false);
+                    self.release_xact_advisory();
                     Ok(QueryResult::command("ROLLBACK"))
                 }
                 Some(b) => {
                     let committed = b.txn.map_or(Ok(None), Txn::commit);
                     self.end_settings(b.settings, committed.is_ok());
+                    self.release_xact_advisory();
                     committed?;
                     Ok(QueryResult::command("COMMIT"))
                 }
@@ -810,6 +831,7 @@ impl Session {
                 let had = block.is_some();
                 if let Some(b) = block {
                     self.end_settings(b.settings, false);
+                    self.release_xact_advisory();
                 }
                 let mut r = QueryResult::command("ROLLBACK");
                 if !had {
@@ -910,6 +932,9 @@ impl Session {
                 // A cancel that came between statements is for no statement.
                 self.cancel.store(false, std::sync::atomic::Ordering::Relaxed);
                 let result = if in_block { self.run_in_block(other, params) } else { self.run_implicit(other, params) };
+                if !in_block {
+                    self.release_xact_advisory();
+                }
                 if result.is_err() {
                     self.fail_block();
                 }
@@ -972,6 +997,14 @@ impl Session {
         Ok(QueryResult::command("SET"))
     }
 
+    /// Releases the advisory locks the transaction that ended took (pg_advisory_xact_lock).
+    fn release_xact_advisory(&self) {
+        let keys = std::mem::take(&mut *self.xact_advisory.lock().unwrap_or_else(|e| e.into_inner()));
+        for key in keys {
+            self.db.advisory.unlock(self.id, key);
+        }
+    }
+
     /// Ends a block's settings: ROLLBACK restores all of them, COMMIT those SET LOCAL.
     fn end_settings(&mut self, frame: Option<SettingsFrame>, committed: bool) {
         let Some(frame) = frame else { return };
@@ -1005,6 +1038,7 @@ impl Session {
                 self.derived = Derived::of(&self.settings);
                 self.settings_changed = true;
                 self.deallocated.push(None);
+                self.db.advisory.unlock_all(self.id);
                 self.currvals.lock().unwrap_or_else(|e| e.into_inner()).clear();
                 self.parsed.clear();
                 Ok(QueryResult::command("DISCARD ALL"))
@@ -2222,6 +2256,56 @@ impl Sequences for Session {
         let v = self.next_value(txn, name, SEQUENCE_CACHE)?;
         self.currvals.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), v);
         Ok(v)
+    }
+
+    fn advisory(
+        &self,
+        func: &str,
+        args: &[Value],
+        deadline: Option<std::time::Instant>,
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<Value> {
+        use crate::advisory::pair_key;
+        let locks = &self.db.advisory;
+        if func == "pg_advisory_unlock_all" {
+            locks.unlock_all(self.id);
+            self.xact_advisory.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            return Ok(Value::Text(String::new()));
+        }
+        let int = |v: &Value| match eval::cast(v.clone(), &DataType::Int8, false) {
+            Ok(Value::Int8(i)) => Some(i),
+            _ => None,
+        };
+        let key = match args {
+            [k] => int(k),
+            [a, b] => match (int(a).map(i32::try_from), int(b).map(i32::try_from)) {
+                (Some(Ok(a)), Some(Ok(b))) => Some(pair_key(a, b)),
+                _ => None,
+            },
+            _ => None,
+        }
+        .ok_or_else(|| {
+            let types: Vec<&str> = args.iter().map(eval::type_name).collect();
+            Error::new(codes::UNDEFINED_FUNCTION, format!("function {func}({}) does not exist", types.join(", ")))
+        })?;
+        let lock_deadline = self.derived.locks.lock_timeout.map(|d| std::time::Instant::now() + d);
+        let xact = func.contains("_xact_");
+        let taken = match func {
+            "pg_advisory_lock" | "pg_advisory_xact_lock" => {
+                locks.lock(self.id, key, lock_deadline, deadline, cancel)?;
+                None
+            }
+            "pg_try_advisory_lock" | "pg_try_advisory_xact_lock" => Some(locks.try_lock(self.id, key)?),
+            "pg_advisory_unlock" => return Ok(Value::Bool(locks.unlock(self.id, key))),
+            other => return Err(Error::new(codes::UNDEFINED_FUNCTION, format!("function {other} does not exist"))),
+        };
+        if xact && taken != Some(false) {
+            self.xact_advisory.lock().unwrap_or_else(|e| e.into_inner()).push(key);
+        }
+        Ok(match taken {
+            None => Value::Text(String::new()),
+            Some(b) => Value::Bool(b),
+        })
     }
 
     fn next_rowid(&self, txn: &mut Txn, table: &str) -> Result<i64> {

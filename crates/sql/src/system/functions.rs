@@ -57,7 +57,9 @@ pub fn function_type(name: &str) -> Option<DataType> {
         | "current_schemas"
         | "array_to_string"
         | "array"
-        | "pg_advisory_unlock_all" => DataType::Text,
+        | "pg_advisory_unlock_all"
+        | "pg_advisory_lock"
+        | "pg_advisory_xact_lock" => DataType::Text,
         "pg_table_is_visible"
         | "pg_type_is_visible"
         | "pg_relation_is_publishable"
@@ -66,7 +68,10 @@ pub fn function_type(name: &str) -> Option<DataType> {
         | "has_database_privilege"
         | "has_column_privilege"
         | "pg_has_role"
-        | "pg_is_in_recovery" => DataType::Bool,
+        | "pg_is_in_recovery"
+        | "pg_try_advisory_lock"
+        | "pg_try_advisory_xact_lock"
+        | "pg_advisory_unlock" => DataType::Bool,
         "pg_table_size" | "pg_relation_size" | "pg_total_relation_size" | "pg_indexes_size" => DataType::Int8,
         "array_upper" | "array_lower" | "array_length" | "cardinality" => DataType::Int4,
         "to_regclass" | "pg_partition_ancestors" => DataType::Reg(RegKind::Class),
@@ -215,8 +220,16 @@ fn call_known(exec: &mut Exec, name: &str, args: &[Value]) -> Result<Value> {
         | ("has_column_privilege", 3 | 4)
         | ("pg_has_role", 2 | 3) => Ok(Value::Bool(true)),
         ("pg_is_in_recovery", 0) => Ok(Value::Bool(false)),
-        // PostgreSQL's result is void, which prints as ''; no session holds advisory locks.
-        ("pg_advisory_unlock_all", 0) => text(""),
+        // pg_advisory_lock and pg_advisory_unlock_all return void, which prints as ''.
+        (
+            "pg_advisory_lock"
+            | "pg_advisory_xact_lock"
+            | "pg_try_advisory_lock"
+            | "pg_try_advisory_xact_lock"
+            | "pg_advisory_unlock",
+            1 | 2,
+        )
+        | ("pg_advisory_unlock_all", 0) => exec.sequences.advisory(name, args, exec.deadline, exec.cancel),
         // The built-in tablespaces live in the data directory: PostgreSQL says ''.
         ("pg_tablespace_location", 1) => text(""),
         ("current_setting", 1 | 2) => {
