@@ -380,6 +380,29 @@ impl Exec<'_> {
                 self.release(bytes);
                 Ok(out)
             }
+            Plan::ProjectSet { input, calls } => {
+                let rows = self.run(input)?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let mut sets = Vec::with_capacity(calls.len());
+                    for (name, args) in calls {
+                        let args = args.iter().map(|a| self.eval(a, &row)).collect::<Result<Vec<_>>>()?;
+                        let produced = crate::system::table_function(self, name, args, false)?;
+                        sets.push(produced.into_iter().map(|mut r| r.swap_remove(0)).collect::<Vec<_>>());
+                    }
+                    let n = sets.iter().map(Vec::len).max().unwrap_or(0);
+                    if out.len() + n > ROWS_MAX {
+                        return Err(too_many_rows());
+                    }
+                    for i in 0..n {
+                        self.tick()?;
+                        let mut r = row.clone();
+                        r.extend(sets.iter().map(|set| set.get(i).cloned().unwrap_or(Value::Null)));
+                        out.push(r);
+                    }
+                }
+                Ok(out)
+            }
             Plan::Window { input, calls } => {
                 let mut rows = self.run(input)?;
                 for call in calls {

@@ -275,6 +275,10 @@ fn node(plan: &Plan, shown: &Plan, depth: usize, opts: &Options<'_>, out: &mut V
             node(base, base, depth + 1, opts, out);
             node(step, step, depth + 1, opts, out);
         }
+        Plan::ProjectSet { input, .. } => {
+            line("ProjectSet".into());
+            node(input, input, depth + 1, opts, out);
+        }
         Plan::Window { input, .. } => {
             line("WindowAgg".into());
             node(input, input, depth + 1, opts, out);

@@ -76,6 +76,14 @@ pub struct WindowCall {
 /// only through the planner's rewrite of those calls).
 const WINDOW_LABEL: &str = "\u{0}window";
 
+/// The label of the columns a ProjectSet adds for the set-returning calls it runs.
+const SRF_LABEL: &str = "\u{0}srf";
+
+/// Functions that return a set of rows, which in an output list multiply the row.
+fn is_set_returning(name: &str) -> bool {
+    matches!(name, "unnest" | "generate_series" | "generate_subscripts")
+}
+
 /// A sort key: a column of the input and its direction.
 #[derive(Debug, Clone, Copy)]
 pub struct SortKey {
@@ -209,6 +217,15 @@ pub enum Plan {
         limit: Option<BExpr>,
         /// OFFSET.
         offset: Option<BExpr>,
+    },
+    /// Set-returning functions in an output list: each input row repeated as many times as
+    /// the longest call returns rows, followed by each call's value (NULL once it has run
+    /// out), as PostgreSQL's ProjectSet.
+    ProjectSet {
+        /// Input.
+        input: Box<Plan>,
+        /// The calls: function name and arguments over the input row.
+        calls: Vec<(String, Vec<BExpr>)>,
     },
     /// Window functions: each input row followed by one value per call.
     Window {
@@ -845,6 +862,59 @@ impl<'t> Planner<'t> {
             scope = extended;
             (&s_windowed, &q_windowed)
         };
+        // Set-returning functions in the output list (`SELECT unnest(a)`): a ProjectSet
+        // makes as many rows of each input row as the longest of them returns, as
+        // PostgreSQL does, and the output list names its columns in place of the calls.
+        let mut srfs: Vec<Expr> = Vec::new();
+        for item in &s.items {
+            if let SelectItem::Expr { expr, .. } = item {
+                crate::bind::visit(expr, &mut |x| {
+                    if matches!(x, Expr::Function { name, .. } if is_set_returning(name)) && !srfs.contains(x) {
+                        srfs.push(x.clone());
+                    }
+                });
+            }
+        }
+        let s_srf;
+        let (s, scope) = if srfs.is_empty() {
+            (s, scope)
+        } else {
+            let grouped = !s.group_by.is_empty()
+                || s.having.is_some()
+                || s.items.iter().any(|i| matches!(i, SelectItem::Expr { expr, .. } if has_aggregate(expr)));
+            if grouped || !windows.is_empty() {
+                return Err(Error::unsupported("set-returning functions with aggregates or window functions"));
+            }
+            let mut calls = Vec::with_capacity(srfs.len());
+            let mut extended = scope.clone();
+            for (i, f) in srfs.iter().enumerate() {
+                let Expr::Function { name, args, .. } = f else { unreachable!("collected above") };
+                let types: Vec<Option<DataType>> = args.iter().map(|a| infer_type(a, &scope)).collect();
+                let columns = crate::system::table_function_columns(name, &types)?;
+                let bound = args.iter().map(|a| self.bind(a, &scope, &outer)).collect::<Result<Vec<_>>>()?;
+                calls.push((name.clone(), bound));
+                extended.columns.push(ScopeColumn {
+                    table: Some(SRF_LABEL.into()),
+                    name: i.to_string(),
+                    data_type: columns.first().map(|c| c.1.clone()),
+                    hidden: true,
+                });
+            }
+            plan = Plan::ProjectSet { input: Box::new(plan), calls };
+            let mut s2 = s.clone();
+            for item in &mut s2.items {
+                if let SelectItem::Expr { expr, alias } = item {
+                    alias.get_or_insert_with(|| expr_name(expr));
+                    crate::bind::visit_mut(expr, &mut |x| {
+                        if let Some(i) = srfs.iter().position(|f| f == x) {
+                            *x = Expr::Column { table: Some(SRF_LABEL.into()), name: i.to_string() };
+                        }
+                    });
+                }
+            }
+            s_srf = s2;
+            (&s_srf, extended)
+        };
         // GROUP BY and aggregates.
         let aggregated = !s.group_by.is_empty()
             || s.items.iter().any(|i| matches!(i, SelectItem::Expr { expr, .. } if has_aggregate(expr)))
@@ -1326,6 +1396,7 @@ pub fn estimate_rows(plan: &Plan) -> f64 {
             }
         }
         Plan::Window { input, .. } => estimate_rows(input),
+        Plan::ProjectSet { input, .. } => estimate_rows(input) * 10.0,
         Plan::Recursive { base, .. } => estimate_rows(base) * 10.0,
         Plan::Distinct(input, width) => {
             let rows = estimate_rows(input);

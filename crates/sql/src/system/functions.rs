@@ -656,6 +656,7 @@ pub fn table_function_columns(name: &str, args: &[Option<DataType>]) -> Result<V
             vec![("generate_series".to_string(), t)]
         }
         ("unnest", 1) => vec![("unnest".to_string(), DataType::Text)],
+        ("generate_subscripts", 2 | 3) => vec![("generate_subscripts".to_string(), DataType::Int4)],
         ("pg_partition_ancestors", 1) => vec![("relid".to_string(), DataType::Reg(RegKind::Class))],
         _ => {
             let types: Vec<&str> = args.iter().map(|a| a.as_ref().map_or("unknown", DataType::pg_name)).collect();
@@ -678,6 +679,21 @@ pub fn table_function(exec: &mut Exec, name: &str, args: Vec<Value>, ordinality:
                 array::parse(s)?.items.into_iter().map(|i| vec![i.map_or(Value::Null, Value::Text)]).collect()
             }
             Some(other) => return Err(wrong_args(name, std::slice::from_ref(other))),
+        },
+        // The subscripts of a one-dimensional array (Bulwark's arrays have one dimension),
+        // descending if the third argument is true.
+        "generate_subscripts" => match (args.first(), args.get(1).and_then(|d| int_arg(Some(d)))) {
+            (Some(Value::Text(s)), Some(1)) => {
+                let a = array::parse(s)?;
+                let n = a.items.len() as i64;
+                let mut subs: Vec<Row> =
+                    (a.lower..a.lower + n).map(|i| vec![Value::Int4(i32::try_from(i).unwrap_or(i32::MAX))]).collect();
+                if matches!(args.get(2), Some(Value::Bool(true))) {
+                    subs.reverse();
+                }
+                subs
+            }
+            _ => Vec::new(),
         },
         // Bulwark has no partitions: a relation's only ancestor is itself.
         "pg_partition_ancestors" => match args.first() {
