@@ -68,6 +68,7 @@ pub fn data_type_for_oid(oid: u32) -> Option<DataType> {
         1184 => DataType::TimestampTz,
         1186 => DataType::Interval,
         2950 => DataType::Uuid,
+        1009 => DataType::Array(25),
         _ => return None,
     })
 }
@@ -80,7 +81,12 @@ pub fn type_size(t: &DataType) -> i16 {
         DataType::Int4 | DataType::Float4 | DataType::Date | DataType::Reg(_) => 4,
         DataType::Int8 | DataType::Float8 | DataType::Timestamp | DataType::TimestampTz => 8,
         DataType::Interval | DataType::Uuid => 16,
-        DataType::Numeric { .. } | DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Bytea => -1,
+        DataType::Numeric { .. }
+        | DataType::Text
+        | DataType::Varchar(_)
+        | DataType::Char(_)
+        | DataType::Bytea
+        | DataType::Array(_) => -1,
     }
 }
 
@@ -110,7 +116,7 @@ fn has_type(v: &Value, t: &DataType) -> bool {
             | (Value::Float4(_), DataType::Float4)
             | (Value::Float8(_), DataType::Float8)
             | (Value::Numeric(_), DataType::Numeric { precision: None, scale: None })
-            | (Value::Text(_), DataType::Text | DataType::Varchar(None))
+            | (Value::Text(_), DataType::Text | DataType::Varchar(None) | DataType::Array(_))
             | (Value::Bytea(_), DataType::Bytea)
             | (Value::Date(_), DataType::Date)
             | (Value::Timestamp(_), DataType::Timestamp)
@@ -138,6 +144,13 @@ pub fn conform(v: Value, t: &DataType) -> Result<Value, Error> {
 /// form is its 16 bytes, not its text.
 pub fn put_typed_field(buf: &mut BytesMut, v: &Value, t: &DataType, format: i16) {
     match (v, t) {
+        (Value::Text(s), DataType::Array(elem)) if format == FORMAT_BINARY => match array_binary(s, *elem) {
+            Some(bytes) => {
+                buf.put_i32(i32::try_from(bytes.len()).expect("a field fits in a wire message"));
+                buf.put_slice(&bytes);
+            }
+            None => put_field(buf, v, format),
+        },
         (Value::Text(s), DataType::Uuid) if format == FORMAT_BINARY => match uuid_bytes(s) {
             Some(bytes) => {
                 buf.put_i32(16);
@@ -147,6 +160,42 @@ pub fn put_typed_field(buf: &mut BytesMut, v: &Value, t: &DataType, format: i16)
         },
         _ => put_field(buf, v, format),
     }
+}
+
+/// PostgreSQL's binary form of a one-dimensional array of element type `elem` given in its
+/// text form: ndim, has-nulls flag, element type, then the dimension's length and lower
+/// bound, then each element's length (-1 for NULL) and its binary form. None if an element
+/// does not read as its type (the field then goes as text).
+fn array_binary(s: &str, elem: u32) -> Option<Vec<u8>> {
+    let a = sql::eval::array::parse(s).ok()?;
+    let elem_type = data_type_for_oid(elem);
+    let elem = if elem_type.is_some() { elem } else { OID_TEXT };
+    let mut out = BytesMut::new();
+    if a.items.is_empty() {
+        out.put_i32(0);
+        out.put_i32(0);
+        out.put_u32(elem);
+        return Some(out.to_vec());
+    }
+    out.put_i32(1);
+    out.put_i32(i32::from(a.items.iter().any(Option::is_none)));
+    out.put_u32(elem);
+    out.put_i32(i32::try_from(a.items.len()).ok()?);
+    out.put_i32(i32::try_from(a.lower).ok()?);
+    for item in &a.items {
+        let Some(text) = item else {
+            out.put_i32(-1);
+            continue;
+        };
+        let value = match &elem_type {
+            Some(t) => sql::eval::parse_text(text, t).ok()?,
+            None => Value::Text(text.clone()),
+        };
+        let mut field = BytesMut::new();
+        put_typed_field(&mut field, &value, elem_type.as_ref().unwrap_or(&DataType::Text), FORMAT_BINARY);
+        out.put_slice(&field);
+    }
+    Some(out.to_vec())
 }
 
 /// The 16 bytes of a uuid in canonical text form.
@@ -303,6 +352,13 @@ fn decode_binary(index: usize, oid: u32, t: Option<&DataType>, b: &[u8]) -> Resu
         ),
         DataType::Bytea => Value::Bytea(b.to_vec()),
         DataType::Uuid => Value::Text(sql::eval::format_uuid(fixed(16)?)),
+        // Array parameters are read in text form only.
+        DataType::Array(_) => {
+            return Err(Error::new(
+                FEATURE_NOT_SUPPORTED,
+                format!("binary format for parameter {} of an array type is not supported", index + 1),
+            ))
+        }
         DataType::Date => Value::Date(i32::from_be_bytes(fixed(4)?.try_into().unwrap())),
         DataType::Timestamp => Value::Timestamp(i64::from_be_bytes(fixed(8)?.try_into().unwrap())),
         DataType::TimestampTz => Value::TimestampTz(i64::from_be_bytes(fixed(8)?.try_into().unwrap())),

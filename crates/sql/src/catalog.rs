@@ -421,6 +421,7 @@ impl W {
             DataType::Interval => (15, None, None),
             DataType::Reg(kind) => (16, Some(reg_kind_code(*kind)), None),
             DataType::Uuid => (17, None, None),
+            DataType::Array(elem) => (18, Some(*elem), None),
         };
         self.u8(tag);
         self.opt_u32(a);
@@ -560,6 +561,7 @@ impl R<'_> {
             15 => DataType::Interval,
             16 => DataType::Reg(reg_kind(a.ok_or_else(|| corrupt("data type"))?)?),
             17 => DataType::Uuid,
+            18 => DataType::Array(a.unwrap_or(25)),
             _ => return Err(corrupt("data type")),
         })
     }

@@ -76,6 +76,14 @@ pub struct WindowCall {
 /// only through the planner's rewrite of those calls).
 const WINDOW_LABEL: &str = "\u{0}window";
 
+/// The element type oid of an array of `t`: its own where it has an array type, else text.
+fn array_element(t: Option<&DataType>) -> u32 {
+    match t {
+        Some(t) if crate::system::defs::sys_type(t.oid()).is_some_and(|s| s.array != 0) => t.oid(),
+        _ => 25,
+    }
+}
+
 /// The label of the columns a ProjectSet adds for the set-returning calls it runs.
 const SRF_LABEL: &str = "\u{0}srf";
 
@@ -2032,7 +2040,10 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
             scope.columns[i].data_type.clone()?
         }
         Expr::Param(_) | Expr::Default | Expr::Subquery(_) | Expr::Subscript { .. } => return None,
-        Expr::ArraySubquery(_) => DataType::Text,
+        Expr::ArraySubquery(_) => DataType::Array(25),
+        Expr::Function { name, args, .. } if name == "array" => {
+            DataType::Array(array_element(unify_target(&args.iter().collect::<Vec<_>>(), scope).as_ref()))
+        }
         Expr::AnyAll { .. } => DataType::Bool,
         Expr::Window { func, .. } => match func.as_ref() {
             Expr::Function { name, args, .. } => match name.as_str() {
@@ -2072,10 +2083,11 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
                 "length" | "char_length" | "character_length" | "octet_length" | "strpos" | "position" => {
                     DataType::Int4
                 }
-                "string_agg" | "array_agg" | "lower" | "upper" | "substr" | "substring" | "btrim" | "ltrim"
-                | "rtrim" | "replace" | "regexp_replace" | "concat" | "concat_ws" | "left" | "right" | "repeat"
-                | "reverse" | "lpad" | "rpad" | "split_part" | "md5" | "version" | "current_database"
-                | "current_schema" | "current_user" | "session_user" => DataType::Text,
+                "array_agg" => DataType::Array(array_element(arg().as_ref())),
+                "string_agg" | "lower" | "upper" | "substr" | "substring" | "btrim" | "ltrim" | "rtrim" | "replace"
+                | "regexp_replace" | "concat" | "concat_ws" | "left" | "right" | "repeat" | "reverse" | "lpad"
+                | "rpad" | "split_part" | "md5" | "version" | "current_database" | "current_schema"
+                | "current_user" | "session_user" => DataType::Text,
                 "sqrt" | "exp" | "ln" | "log" | "power" | "pow" => match arg()? {
                     DataType::Numeric { .. } => numeric,
                     _ => DataType::Float8,

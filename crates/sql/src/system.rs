@@ -51,7 +51,7 @@
 //! - SERIAL and IDENTITY columns are both shown as SERIAL (a `nextval` default).
 //! - NOT NULL constraints are not rows of information_schema.table_constraints.
 
-mod defs;
+pub(crate) mod defs;
 mod functions;
 mod rows;
 mod settings;

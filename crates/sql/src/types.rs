@@ -46,6 +46,10 @@ pub enum DataType {
     TimestampTz,
     /// INTERVAL
     Interval,
+    /// An array of the type with this oid (`text[]` is `Array(25)`), as array_agg,
+    /// ARRAY[...] and ARRAY(subquery) make them: its values are TEXT in PostgreSQL's array
+    /// form (`{a,b,NULL}`; see `eval::array`), and clients are told the array type.
+    Array(u32),
     /// UUID: its values are TEXT in the canonical form (lower-case hex, hyphenated), which
     /// compares and sorts as the 16 bytes do.
     Uuid,
@@ -114,6 +118,22 @@ impl DataType {
             DataType::TimestampTz => "timestamp with time zone",
             DataType::Interval => "interval",
             DataType::Uuid => "uuid",
+            DataType::Array(elem) => match elem {
+                16 => "boolean[]",
+                21 => "smallint[]",
+                23 => "integer[]",
+                20 => "bigint[]",
+                700 => "real[]",
+                701 => "double precision[]",
+                1700 => "numeric[]",
+                1043 => "character varying[]",
+                1042 => "character[]",
+                1082 => "date[]",
+                1114 => "timestamp without time zone[]",
+                1184 => "timestamp with time zone[]",
+                2950 => "uuid[]",
+                _ => "text[]",
+            },
             DataType::Reg(kind) => kind.name(),
         }
     }
@@ -137,6 +157,7 @@ impl DataType {
             DataType::TimestampTz => 1184,
             DataType::Interval => 1186,
             DataType::Uuid => 2950,
+            DataType::Array(elem) => crate::system::defs::sys_type(*elem).map_or(1009, |t| t.array),
             DataType::Reg(kind) => kind.oid(),
         }
     }

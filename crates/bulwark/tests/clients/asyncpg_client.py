@@ -64,6 +64,9 @@ async def main():
         want = [(1, Decimal(70)), (2, Decimal(130)), (3, Decimal(100)), (4, Decimal(99)), (5, Decimal(101))]
         assert got == want, got
         assert await conn.fetchval("SELECT sum(bal) FROM acct") == Decimal(1000)
+        # array_agg of text is a text[] (binary, decoded by asyncpg into a list).
+        owners = await conn.fetchval("SELECT array_agg(owner ORDER BY id DESC) FROM acct WHERE id <= 3")
+        assert owners == ["owner3", "owner2", "owner1"], owners
 
     # Prepared statements survive release and reuse (the pool does not deallocate them).
     async with pool.acquire() as conn:

@@ -2,8 +2,8 @@
 pg_catalog with `= ANY (ARRAY[...])` and schema-qualified columns), a flush of many
 objects with related rows (insertmanyvalues: `INSERT ... SELECT ... FROM (VALUES ...) AS
 imp_sen(p0, p1, sen_counter) ORDER BY sen_counter RETURNING ...`), queries through
-relationships, update, delete, and reflection of tables and columns (not yet of
-constraints: SQLAlchemy reads those with unnest() in a select list and array_agg(... ORDER BY)). Exits non-zero on any mismatch.
+relationships, update, delete, and reflection of tables, columns, keys and indexes (read
+with unnest() and generate_subscripts() in a select list and array_agg(... ORDER BY)). Exits non-zero on any mismatch.
 Usage: python3 sqlalchemy_client.py PORT [USER]"""
 
 import sys
@@ -55,5 +55,14 @@ with Session(engine) as s:
 insp = inspect(engine)
 assert sorted(insp.get_table_names()) == ["authors", "posts"], insp.get_table_names()
 assert [c["name"] for c in insp.get_columns("posts")] == ["id", "title", "author_id"]
+assert insp.get_pk_constraint("posts")["constrained_columns"] == ["id"]
+fks = insp.get_foreign_keys("posts")
+assert [(f["constrained_columns"], f["referred_table"], f["referred_columns"]) for f in fks] == [
+    (["author_id"], "authors", ["id"])
+], fks
+with engine.begin() as c:
+    c.exec_driver_sql("CREATE INDEX posts_title ON posts (title)")
+indexes = [(i["name"], i["column_names"], i["unique"]) for i in insp.get_indexes("posts")]
+assert indexes == [("posts_title", ["title"], False)], indexes
 Base.metadata.drop_all(engine)
 print("sqlalchemy ok")

@@ -64,6 +64,15 @@ pub fn cast(v: Value, to: &DataType, explicit: bool) -> Result<Value> {
             let s = text::to_text(&v).unwrap_or_default();
             return Ok(Value::Text(limit_length(s, *limit, explicit, to)?));
         }
+        DataType::Array(_) => {
+            return match v {
+                Value::Text(s) => {
+                    super::array::parse(&s)?;
+                    Ok(Value::Text(s))
+                }
+                other => Err(cannot_cast(&other, to)),
+            }
+        }
         DataType::Uuid => {
             return match v {
                 Value::Text(s) => parse_uuid(&s).map(Value::Text),
@@ -295,6 +304,7 @@ pub fn parse_text(s: &str, t: &DataType) -> Result<Value> {
     match t {
         DataType::Text | DataType::Varchar(_) | DataType::Char(_) => cast(Value::Text(s.to_string()), t, false),
         DataType::Uuid => parse_uuid(s).map(Value::Text),
+        DataType::Array(_) => cast(Value::Text(s.to_string()), t, false),
         DataType::Bool => parse_bool(s).map(Value::Bool).ok_or_else(|| invalid_input("boolean", s)),
         DataType::Int2 | DataType::Int4 | DataType::Int8 => {
             let trimmed = s.trim_matches(|c: char| c.is_ascii_whitespace());

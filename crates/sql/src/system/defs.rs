@@ -295,6 +295,36 @@ pub static TABLES: &[SysTable] = &[
     ),
     t("pg_attrdef", 2604, &[("oid", Oid), ("adrelid", Oid), ("adnum", I2), ("adbin", Node)]),
     t("pg_am", 2601, &[("oid", Oid), ("amname", Name), ("amhandler", Proc), ("amtype", Char)]),
+    // Empty: Bulwark has no range types.
+    t(
+        "pg_range",
+        3541,
+        &[
+            ("rngtypid", Oid),
+            ("rngsubtype", Oid),
+            ("rngmultitypid", Oid),
+            ("rngcollation", Oid),
+            ("rngsubopc", Oid),
+            ("rngcanonical", Proc),
+            ("rngsubdiff", Proc),
+        ],
+    ),
+    // Empty: every index uses its column type's default operator class.
+    t(
+        "pg_opclass",
+        2616,
+        &[
+            ("oid", Oid),
+            ("opcmethod", Oid),
+            ("opcname", Name),
+            ("opcnamespace", Oid),
+            ("opcowner", Oid),
+            ("opcfamily", Oid),
+            ("opcintype", Oid),
+            ("opcdefault", Bool),
+            ("opckeytype", Oid),
+        ],
+    ),
     t(
         "pg_database",
         1262,

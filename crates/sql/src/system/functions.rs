@@ -56,7 +56,6 @@ pub fn function_type(name: &str) -> Option<DataType> {
         | "current_setting"
         | "current_schemas"
         | "array_to_string"
-        | "array"
         | "pg_advisory_unlock_all"
         | "pg_advisory_lock"
         | "pg_advisory_xact_lock" => DataType::Text,
@@ -76,6 +75,7 @@ pub fn function_type(name: &str) -> Option<DataType> {
         "array_upper" | "array_lower" | "array_length" | "cardinality" => DataType::Int4,
         "to_regclass" | "pg_partition_ancestors" => DataType::Reg(RegKind::Class),
         "to_regtype" => DataType::Reg(RegKind::Type),
+        "array" => DataType::Array(25),
         _ => return None,
     })
 }
