@@ -8,44 +8,31 @@ mod common;
 use common::{stderr, stdout, ServerProcess, TempDir};
 use std::process::Command;
 
-#[test]
-fn psycopg3_parameters_binary_results_transactions_copy_and_errors() {
-    let dir = TempDir::new("psycopg");
+/// Runs `tests/clients/<name>_client.py` against a fresh server; it must print "<name> ok".
+fn run_client(name: &str, needs: &str) {
+    let dir = TempDir::new(name);
     let server = ServerProcess::start(dir.path(), &[]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/psycopg_client.py");
+    let script = format!("{}/tests/clients/{name}_client.py", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("python3")
-        .arg(script)
+        .arg(&script)
         .arg(server.port.to_string())
         .output()
-        .expect("python3 must be installed, with psycopg 3 (pip install 'psycopg[binary]')");
-    assert!(out.status.success(), "psycopg client failed:\nstdout: {}\nstderr: {}", stdout(&out), stderr(&out));
-    assert_eq!(stdout(&out).trim(), "psycopg ok");
+        .unwrap_or_else(|e| panic!("python3 must be installed, with {needs}: {e}"));
+    assert!(out.status.success(), "{name} client failed:\nstdout: {}\nstderr: {}", stdout(&out), stderr(&out));
+    assert_eq!(stdout(&out).trim(), format!("{name} ok"));
+}
+
+#[test]
+fn psycopg3_parameters_binary_results_transactions_copy_and_errors() {
+    run_client("psycopg", "psycopg 3 (pip install 'psycopg[binary]')");
 }
 
 #[test]
 fn asyncpg_pool_resets_sessions_on_release() {
-    let dir = TempDir::new("asyncpg");
-    let server = ServerProcess::start(dir.path(), &[]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/asyncpg_client.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(server.port.to_string())
-        .output()
-        .expect("python3 must be installed, with asyncpg (pip install asyncpg)");
-    assert!(out.status.success(), "asyncpg client failed:\nstdout: {}\nstderr: {}", stdout(&out), stderr(&out));
-    assert_eq!(stdout(&out).trim(), "asyncpg ok");
+    run_client("asyncpg", "asyncpg (pip install asyncpg)");
 }
 
 #[test]
 fn sqlalchemy_orm_creates_flushes_queries_and_reflects() {
-    let dir = TempDir::new("sqlalchemy");
-    let server = ServerProcess::start(dir.path(), &[]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sqlalchemy_client.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(server.port.to_string())
-        .output()
-        .expect("python3 must be installed, with SQLAlchemy and psycopg 3");
-    assert!(out.status.success(), "SQLAlchemy client failed:\nstdout: {}\nstderr: {}", stdout(&out), stderr(&out));
-    assert_eq!(stdout(&out).trim(), "sqlalchemy ok");
+    run_client("sqlalchemy", "SQLAlchemy and psycopg 3 (pip install SQLAlchemy)");
 }

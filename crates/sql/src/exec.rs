@@ -365,20 +365,8 @@ impl Exec<'_> {
             }
             Plan::Distinct(input, width) => {
                 let rows = self.run(input)?;
-                let mut seen = HashSet::new();
-                let mut out = Vec::new();
-                let mut bytes = 0;
-                for r in rows {
-                    let key = r[..*width].iter().map(eval::group_key).collect::<Vec<_>>();
-                    let size = key_bytes(&key);
-                    if seen.insert(key) {
-                        self.charge("DISTINCT", size)?;
-                        bytes += size;
-                        out.push(r);
-                    }
-                }
-                self.release(bytes);
-                Ok(out)
+                let cols: Vec<usize> = (0..*width).collect();
+                self.first_of_each(rows, &cols, "DISTINCT")
             }
             Plan::ProjectSet { input, calls } => {
                 let rows = self.run(input)?;
@@ -415,20 +403,7 @@ impl Exec<'_> {
             }
             Plan::DistinctOn(input, cols) => {
                 let rows = self.run(input)?;
-                let mut seen = HashSet::new();
-                let mut out = Vec::new();
-                let mut bytes = 0;
-                for r in rows {
-                    let key = cols.iter().map(|&c| eval::group_key(&r[c])).collect::<Vec<_>>();
-                    let size = key_bytes(&key);
-                    if seen.insert(key) {
-                        self.charge("DISTINCT ON", size)?;
-                        bytes += size;
-                        out.push(r);
-                    }
-                }
-                self.release(bytes);
-                Ok(out)
+                self.first_of_each(rows, cols, "DISTINCT ON")
             }
             Plan::Trim(input, width) => {
                 let mut rows = self.run(input)?;
@@ -947,6 +922,25 @@ impl Exec<'_> {
                 Ok(values)
             })
             .collect()
+    }
+
+    /// The first of `rows` with each combination of values in columns `cols` (DISTINCT,
+    /// DISTINCT ON), the keys seen charged to `operator` while it runs.
+    fn first_of_each(&mut self, rows: Vec<Row>, cols: &[usize], operator: &str) -> Result<Vec<Row>> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for r in rows {
+            let key = cols.iter().map(|&c| eval::group_key(&r[c])).collect::<Vec<_>>();
+            let size = key_bytes(&key);
+            if seen.insert(key) {
+                self.charge(operator, size)?;
+                bytes += size;
+                out.push(r);
+            }
+        }
+        self.release(bytes);
+        Ok(out)
     }
 
     /// One window call's value for each of `rows`: the rows are put in partition and ORDER BY
