@@ -52,25 +52,10 @@ pub const PROTOCOL_VIOLATION: &str = "08P01";
 /// The Bulwark type for a PostgreSQL type OID, for types Bulwark has (None otherwise, and for
 /// text-like types without a length limit that take any string: text, name, unknown).
 pub fn data_type_for_oid(oid: u32) -> Option<DataType> {
-    Some(match oid {
-        16 => DataType::Bool,
-        21 => DataType::Int2,
-        23 => DataType::Int4,
-        20 => DataType::Int8,
-        700 => DataType::Float4,
-        701 => DataType::Float8,
-        1700 => DataType::Numeric { precision: None, scale: None },
-        1043 => DataType::Varchar(None),
-        1042 => DataType::Char(None),
-        17 => DataType::Bytea,
-        1082 => DataType::Date,
-        1114 => DataType::Timestamp,
-        1184 => DataType::TimestampTz,
-        1186 => DataType::Interval,
-        2950 => DataType::Uuid,
-        1009 => DataType::Array(25),
-        _ => return None,
-    })
+    match oid {
+        OID_TEXT | OID_NAME | OID_UNKNOWN => None,
+        _ => DataType::from_oid(oid),
+    }
 }
 
 /// `pg_type.typlen` of a type: its fixed width in bytes, or -1 for variable-width types.
@@ -196,6 +181,56 @@ fn array_binary(s: &str, elem: u32) -> Option<Vec<u8>> {
         out.put_slice(&field);
     }
     Some(out.to_vec())
+}
+
+/// An array parameter in binary form (one dimension, or none for an empty array), as its
+/// text form; None if it is malformed or its elements are not of type `elem`. Elements are
+/// decoded as parameters of the element type are.
+fn decode_binary_array(index: usize, elem: u32, b: &[u8]) -> Option<Result<Value, Error>> {
+    let mut r = b;
+    let int = |r: &mut &[u8]| -> Option<i32> {
+        let (head, rest) = r.split_first_chunk::<4>()?;
+        *r = rest;
+        Some(i32::from_be_bytes(*head))
+    };
+    let dims = int(&mut r)?;
+    let _has_nulls = int(&mut r)?;
+    let sent_elem = int(&mut r)? as u32;
+    if dims == 0 {
+        return r.is_empty().then(|| Ok(Value::Text("{}".into())));
+    }
+    if dims != 1 {
+        return Some(Err(Error::new(
+            FEATURE_NOT_SUPPORTED,
+            format!("parameter {}: multi-dimensional arrays are not supported", index + 1),
+        )));
+    }
+    let len = usize::try_from(int(&mut r)?).ok()?;
+    let _lower = int(&mut r)?;
+    if len > sql::eval::array::ARRAY_ELEMENTS_MAX || (sent_elem != elem && sent_elem != 0) {
+        return None;
+    }
+    let elem_type = DataType::from_oid(elem);
+    let mut items = Vec::with_capacity(len.min(r.len() / 4));
+    for _ in 0..len {
+        let n = int(&mut r)?;
+        if n < 0 {
+            items.push(None);
+            continue;
+        }
+        let n = usize::try_from(n).ok()?;
+        if r.len() < n {
+            return None;
+        }
+        let (field, rest) = r.split_at(n);
+        r = rest;
+        let value = match decode_binary(index, elem, elem_type.as_ref(), field) {
+            Ok(v) => v,
+            Err(e) => return Some(Err(e)),
+        };
+        items.push(sql::eval::to_text(&value));
+    }
+    r.is_empty().then(|| Ok(Value::Text(sql::eval::array::format(&items))))
 }
 
 /// The 16 bytes of a uuid in canonical text form.
@@ -352,13 +387,7 @@ fn decode_binary(index: usize, oid: u32, t: Option<&DataType>, b: &[u8]) -> Resu
         ),
         DataType::Bytea => Value::Bytea(b.to_vec()),
         DataType::Uuid => Value::Text(sql::eval::format_uuid(fixed(16)?)),
-        // Array parameters are read in text form only.
-        DataType::Array(_) => {
-            return Err(Error::new(
-                FEATURE_NOT_SUPPORTED,
-                format!("binary format for parameter {} of an array type is not supported", index + 1),
-            ))
-        }
+        DataType::Array(elem) => return decode_binary_array(index, *elem, b).ok_or_else(bad)?,
         DataType::Date => Value::Date(i32::from_be_bytes(fixed(4)?.try_into().unwrap())),
         DataType::Timestamp => Value::Timestamp(i64::from_be_bytes(fixed(8)?.try_into().unwrap())),
         DataType::TimestampTz => Value::TimestampTz(i64::from_be_bytes(fixed(8)?.try_into().unwrap())),

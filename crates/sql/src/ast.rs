@@ -82,6 +82,8 @@ pub enum Statement {
         alias: Option<String>,
         /// SET column = expr.
         assignments: Vec<(String, Expr)>,
+        /// FROM: the items joined to the table (empty without FROM).
+        from: Vec<TableRef>,
         /// WHERE.
         filter: Option<Expr>,
         /// RETURNING.
@@ -93,6 +95,8 @@ pub enum Statement {
         table: String,
         /// Alias.
         alias: Option<String>,
+        /// USING: the items joined to the table (empty without USING).
+        using: Vec<TableRef>,
         /// WHERE.
         filter: Option<Expr>,
         /// RETURNING.

@@ -123,6 +123,8 @@ pub mod codes {
     pub const DUPLICATE_COLUMN: &str = "42701";
     /// 42702
     pub const AMBIGUOUS_COLUMN: &str = "42702";
+    /// 42712
+    pub const DUPLICATE_ALIAS: &str = "42712";
     /// 42804
     pub const DATATYPE_MISMATCH: &str = "42804";
     /// 42846

@@ -1280,27 +1280,29 @@ mod dml {
     }
 
     pub(super) fn update(u: sql::Update) -> Result<Statement> {
-        if u.from.is_some() {
-            return Err(Error::unsupported("UPDATE ... FROM"));
-        }
         if !u.order_by.is_empty() || u.limit.is_some() || u.or.is_some() || u.output.is_some() || u.on_cluster.is_some()
         {
             return Err(Error::unsupported("this form of UPDATE"));
         }
         let (table, alias) = single_table(u.table)?;
+        let from = match u.from {
+            None => Vec::new(),
+            Some(sql::UpdateTableFromKind::AfterSet(items)) => {
+                items.into_iter().map(table_with_joins).collect::<Result<_>>()?
+            }
+            Some(sql::UpdateTableFromKind::BeforeSet(_)) => return Err(Error::unsupported("UPDATE FROM ... SET")),
+        };
         Ok(Statement::Update {
             table,
             alias,
             assignments: assignments(u.assignments)?,
+            from,
             filter: u.selection.map(expr).transpose()?,
             returning: returning(u.returning)?,
         })
     }
 
     pub(super) fn delete(d: sql::Delete) -> Result<Statement> {
-        if d.using.is_some() {
-            return Err(Error::unsupported("DELETE ... USING"));
-        }
         if !d.tables.is_empty()
             || !d.order_by.is_empty()
             || d.limit.is_some()
@@ -1316,9 +1318,11 @@ mod dml {
             return Err(Error::unsupported("DELETE from several tables"));
         }
         let (table, alias) = single_table(from.remove(0))?;
+        let using = d.using.unwrap_or_default().into_iter().map(table_with_joins).collect::<Result<_>>()?;
         Ok(Statement::Delete {
             table,
             alias,
+            using,
             filter: d.selection.map(expr).transpose()?,
             returning: returning(d.returning)?,
         })
@@ -2688,11 +2692,15 @@ mod tests {
                 table: "t".into(),
                 alias: Some("x".into()),
                 assignments: vec![("a".into(), bin(BinaryOp::Add, col("a"), int(1))), ("b".into(), Expr::Default)],
+                from: vec![],
                 filter: Some(bin(BinaryOp::Eq, qcol("x", "id"), Expr::Param(2))),
                 returning: vec![item(col("a"))],
             }
         );
-        assert_eq!(code("UPDATE t SET a = u.a FROM u WHERE t.id = u.id"), codes::FEATURE_NOT_SUPPORTED);
+        assert!(matches!(
+            one("UPDATE t SET a = u.a FROM u WHERE t.id = u.id"),
+            Statement::Update { from, .. } if from.len() == 1
+        ));
     }
 
     #[test]
@@ -2702,13 +2710,14 @@ mod tests {
             Statement::Delete {
                 table: "t".into(),
                 alias: Some("a".into()),
+                using: vec![],
                 filter: Some(Expr::IsNull { expr: Box::new(qcol("a", "x")), negated: false }),
                 returning: vec![SelectItem::Wildcard],
             }
         );
         assert_eq!(
             one("DELETE FROM t"),
-            Statement::Delete { table: "t".into(), alias: None, filter: None, returning: vec![] }
+            Statement::Delete { table: "t".into(), alias: None, using: vec![], filter: None, returning: vec![] }
         );
     }
 

@@ -485,7 +485,7 @@ impl<'t> Planner<'t> {
     }
 
     /// Plans a FROM item.
-    fn plan_from(&mut self, item: &TableRef, outer: &[Scope], lock: Option<Locking>) -> Result<(Plan, Scope)> {
+    pub(crate) fn plan_from(&mut self, item: &TableRef, outer: &[Scope], lock: Option<Locking>) -> Result<(Plan, Scope)> {
         match item {
             TableRef::Table { name, alias, columns } => {
                 let label = alias.clone().unwrap_or_else(|| name.clone());

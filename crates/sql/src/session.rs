@@ -12,6 +12,7 @@ mod alter;
 mod copy;
 mod explain;
 mod roles;
+mod write_from;
 
 pub use copy::CopyResponse;
 
@@ -485,11 +486,18 @@ impl Session {
                 Ok(Some(result_columns(&scope, &[])))
             }
             Statement::Show(name) => Ok(Some(vec![ResultColumn { name, data_type: DataType::Text }])),
-            Statement::Insert { table, returning, .. }
-            | Statement::Update { table, returning, .. }
-            | Statement::Delete { table, returning, .. }
+            Statement::Update { table, alias, from: items, returning, .. }
+            | Statement::Delete { table, alias, using: items, returning, .. }
                 if !returning.is_empty() =>
             {
+                let mut txn =
+                    self.db.engine.begin(TxnOptions { isolation: IsolationLevel::ReadCommitted, read_only: true })?;
+                let def = catalog::table(&mut txn, &table)?;
+                let scope = table_scope(&def, alias.as_deref().unwrap_or(&table))
+                    .join(&write_from::items_scope(&mut txn, &items)?);
+                Ok(returning_columns(&returning, &scope))
+            }
+            Statement::Insert { table, returning, .. } if !returning.is_empty() => {
                 let mut txn =
                     self.db.engine.begin(TxnOptions { isolation: IsolationLevel::ReadCommitted, read_only: true })?;
                 let def = catalog::table(&mut txn, &table)?;
@@ -551,8 +559,11 @@ impl Session {
                     collect_query(q, &mut |name| add_table(&mut txn, name, &mut tables), &mut exprs);
                 }
             }
-            Statement::Update { table, assignments, filter, .. } => {
+            Statement::Update { table, assignments, from, filter, .. } => {
                 add_table(&mut txn, table, &mut tables);
+                for item in from {
+                    collect_from(item, &mut |name| add_table(&mut txn, name, &mut tables), &mut exprs);
+                }
                 if let Some(t) = tables.first().cloned() {
                     for (col, e) in assignments {
                         if let (Expr::Param(n), Ok(c)) = (e, t.column_index(col)) {
@@ -563,8 +574,11 @@ impl Session {
                 }
                 exprs.extend(filter.iter());
             }
-            Statement::Delete { table, filter, .. } => {
+            Statement::Delete { table, using, filter, .. } => {
                 add_table(&mut txn, table, &mut tables);
+                for item in using {
+                    collect_from(item, &mut |name| add_table(&mut txn, name, &mut tables), &mut exprs);
+                }
                 exprs.extend(filter.iter());
             }
             _ => {}
@@ -1210,10 +1224,16 @@ impl Session {
             Statement::Insert { table, columns, source, on_conflict, returning } => {
                 self.insert(txn, table, columns.as_deref(), source, on_conflict.as_ref(), returning, params)
             }
-            Statement::Update { table, alias, assignments, filter, returning } => {
+            Statement::Update { table, alias, assignments, from, filter, returning } if !from.is_empty() => {
+                self.write_from(txn, table, alias.as_deref(), assignments, from, filter.as_ref(), returning, params)
+            }
+            Statement::Delete { table, alias, using, filter, returning } if !using.is_empty() => {
+                self.write_from(txn, table, alias.as_deref(), &[], using, filter.as_ref(), returning, params)
+            }
+            Statement::Update { table, alias, assignments, filter, returning, .. } => {
                 self.update(txn, table, alias.as_deref(), assignments, filter.as_ref(), returning, params)
             }
-            Statement::Delete { table, alias, filter, returning } => {
+            Statement::Delete { table, alias, filter, returning, .. } => {
                 self.delete(txn, table, alias.as_deref(), filter.as_ref(), returning, params)
             }
             Statement::Explain { analyze, costs, timing, summary, statement } => {
@@ -1875,8 +1895,11 @@ impl Session {
         let mut out = Vec::new();
         for item in items {
             match item {
-                SelectItem::Wildcard | SelectItem::QualifiedWildcard(_) => {
-                    out.extend((0..scope.columns.len()).map(crate::bind::BExpr::Col));
+                SelectItem::Wildcard => {
+                    out.extend((0..scope.columns.len()).filter(|i| !scope.columns[*i].hidden).map(crate::bind::BExpr::Col));
+                }
+                SelectItem::QualifiedWildcard(t) => {
+                    out.extend(qualified_wildcard(scope, t)?.into_iter().map(crate::bind::BExpr::Col));
                 }
                 SelectItem::Expr { expr, .. } => {
                     out.push(crate::bind::as_output(expr, Planner::new(txn).bind(expr, scope, &[])?))
@@ -2054,9 +2077,16 @@ fn returning_columns(items: &[SelectItem], scope: &Scope) -> Option<Vec<ResultCo
     let mut out = Vec::new();
     for item in items {
         match item {
-            SelectItem::Wildcard | SelectItem::QualifiedWildcard(_) => out.extend(scope.columns.iter().map(|c| {
-                ResultColumn { name: c.name.clone(), data_type: c.data_type.clone().unwrap_or(DataType::Text) }
+            SelectItem::Wildcard => out.extend(scope.columns.iter().filter(|c| !c.hidden).map(|c| ResultColumn {
+                name: c.name.clone(),
+                data_type: c.data_type.clone().unwrap_or(DataType::Text),
             })),
+            SelectItem::QualifiedWildcard(t) => {
+                out.extend(qualified_wildcard(scope, t).ok()?.into_iter().map(|i| ResultColumn {
+                    name: scope.columns[i].name.clone(),
+                    data_type: scope.columns[i].data_type.clone().unwrap_or(DataType::Text),
+                }))
+            }
             SelectItem::Expr { expr, alias } => {
                 let data_type = match expr {
                     Expr::Column { table, name } => scope
@@ -2076,26 +2106,37 @@ fn returning_columns(items: &[SelectItem], scope: &Scope) -> Option<Vec<ResultCo
     Some(out)
 }
 
+/// The positions of the columns of `t` in `scope` (for `t.*`); 42P01 if no item is `t`.
+fn qualified_wildcard(scope: &Scope, t: &str) -> Result<Vec<usize>> {
+    let found: Vec<usize> = (0..scope.columns.len()).filter(|i| scope.columns[*i].table.as_deref() == Some(t)).collect();
+    if found.is_empty() {
+        return Err(Error::new(codes::UNDEFINED_TABLE, format!("missing FROM-clause entry for table \"{t}\"")));
+    }
+    Ok(found)
+}
+
+/// Visits a FROM item's table names (also in its subqueries) and expressions.
+fn collect_from<'q>(t: &'q ast::TableRef, table: &mut dyn FnMut(&str), exprs: &mut Vec<&'q Expr>) {
+    match t {
+        ast::TableRef::Table { name, .. } => table(name),
+        ast::TableRef::Subquery { query, .. } => collect_query(query, table, exprs),
+        ast::TableRef::Function { args, .. } => exprs.extend(args),
+        ast::TableRef::Join { left, right, on, .. } => {
+            collect_from(left, table, exprs);
+            collect_from(right, table, exprs);
+            exprs.extend(on.iter());
+        }
+    }
+}
+
 /// Visits a query's table names (FROM items, also in subqueries of FROM) and its WHERE,
 /// HAVING and output expressions.
 fn collect_query<'q>(q: &'q ast::Query, table: &mut dyn FnMut(&str), exprs: &mut Vec<&'q Expr>) {
-    fn from<'q>(t: &'q ast::TableRef, table: &mut dyn FnMut(&str), exprs: &mut Vec<&'q Expr>) {
-        match t {
-            ast::TableRef::Table { name, .. } => table(name),
-            ast::TableRef::Subquery { query, .. } => collect_query(query, table, exprs),
-            ast::TableRef::Function { args, .. } => exprs.extend(args),
-            ast::TableRef::Join { left, right, on, .. } => {
-                from(left, table, exprs);
-                from(right, table, exprs);
-                exprs.extend(on.iter());
-            }
-        }
-    }
     fn body<'q>(b: &'q ast::SetExpr, table: &mut dyn FnMut(&str), exprs: &mut Vec<&'q Expr>) {
         match b {
             ast::SetExpr::Select(s) => {
                 for t in &s.from {
-                    from(t, table, exprs);
+                    collect_from(t, table, exprs);
                 }
                 exprs.extend(s.filter.iter());
                 exprs.extend(s.having.iter());

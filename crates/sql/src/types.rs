@@ -161,6 +161,34 @@ impl DataType {
             DataType::Reg(kind) => kind.oid(),
         }
     }
+
+    /// The type with PostgreSQL oid `oid`, for the types Bulwark has (arrays of them
+    /// included); None for any other oid.
+    pub fn from_oid(oid: u32) -> Option<DataType> {
+        Some(match oid {
+            16 => DataType::Bool,
+            21 => DataType::Int2,
+            23 => DataType::Int4,
+            20 => DataType::Int8,
+            700 => DataType::Float4,
+            701 => DataType::Float8,
+            1700 => DataType::Numeric { precision: None, scale: None },
+            25 => DataType::Text,
+            1043 => DataType::Varchar(None),
+            1042 => DataType::Char(None),
+            17 => DataType::Bytea,
+            1082 => DataType::Date,
+            1114 => DataType::Timestamp,
+            1184 => DataType::TimestampTz,
+            1186 => DataType::Interval,
+            2950 => DataType::Uuid,
+            _ => {
+                let elem = crate::system::defs::array_of(oid)?;
+                DataType::from_oid(elem.oid)?;
+                DataType::Array(elem.oid)
+            }
+        })
+    }
 }
 
 impl fmt::Display for DataType {

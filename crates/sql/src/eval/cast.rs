@@ -64,12 +64,9 @@ pub fn cast(v: Value, to: &DataType, explicit: bool) -> Result<Value> {
             let s = text::to_text(&v).unwrap_or_default();
             return Ok(Value::Text(limit_length(s, *limit, explicit, to)?));
         }
-        DataType::Array(_) => {
+        DataType::Array(elem) => {
             return match v {
-                Value::Text(s) => {
-                    super::array::parse(&s)?;
-                    Ok(Value::Text(s))
-                }
+                Value::Text(s) => array_of(&s, *elem),
                 other => Err(cannot_cast(&other, to)),
             }
         }
@@ -297,6 +294,26 @@ pub fn apply_typmod(n: Numeric, precision: Option<u32>, scale: Option<u32>) -> R
 /// 22P02 `invalid input syntax for type integer: "abc"`.
 fn invalid_input(type_name: &str, s: &str) -> Error {
     Error::new(codes::INVALID_TEXT_REPRESENTATION, format!("invalid input syntax for type {type_name}: \"{s}\""))
+}
+
+/// The array text `s` as an array of the type with oid `elem`: every element read as that
+/// type (22P02 and its siblings as for a scalar) and written in its output form, so
+/// `'{ 1, 02}'::int[]` is `{1,2}`. Text elements are kept as they are.
+fn array_of(s: &str, elem: u32) -> Result<Value> {
+    let parsed = super::array::parse(s)?;
+    let elem_type = match DataType::from_oid(elem) {
+        Some(DataType::Text) | None => return Ok(Value::Text(s.to_string())),
+        Some(t) => t,
+    };
+    let items = parsed
+        .items
+        .iter()
+        .map(|item| match item {
+            None => Ok(None),
+            Some(text) => Ok(text::to_text(&parse_text(text, &elem_type)?)),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Value::Text(super::array::format(&items)))
 }
 
 /// Parses the text form of a value of type `t`, as PostgreSQL's input functions.

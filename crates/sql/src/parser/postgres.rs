@@ -206,12 +206,18 @@ pub(super) fn catalog_type(name: &str) -> Option<DataType> {
     })
 }
 
-/// An array type: its values are the text form of arrays, so the type is text.
+/// An array type (`int[]`): its values are the text form of arrays (see `eval::array`),
+/// typed by their element. Elements without an array type of their own are text.
 pub(super) fn array_type(element: Option<Box<sql::DataType>>) -> Result<DataType> {
-    if let Some(inner) = element {
-        super::data_type(*inner)?;
+    let Some(inner) = element else { return Ok(DataType::Array(25)) };
+    let elem = super::data_type(*inner)?;
+    if matches!(elem, DataType::Array(_)) {
+        return Err(Error::unsupported("multi-dimensional array types"));
     }
-    Ok(DataType::Text)
+    Ok(DataType::Array(match DataType::from_oid(elem.oid()) {
+        Some(_) if crate::system::defs::sys_type(elem.oid()).is_some_and(|t| t.array != 0) => elem.oid(),
+        _ => 25,
+    }))
 }
 
 /// Rejects column types Bulwark can cast to but not store.
