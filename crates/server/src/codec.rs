@@ -153,7 +153,10 @@ pub fn put_typed_field(buf: &mut BytesMut, v: &Value, t: &DataType, format: i16)
 /// does not read as its type (the field then goes as text).
 fn array_binary(s: &str, elem: u32) -> Option<Vec<u8>> {
     let a = sql::eval::array::parse(s).ok()?;
-    let elem_type = data_type_for_oid(elem);
+    let elem_type = match elem {
+        sql::types::OID_OID => Some(DataType::Int8),
+        _ => data_type_for_oid(elem),
+    };
     let elem = if elem_type.is_some() { elem } else { OID_TEXT };
     let mut out = BytesMut::new();
     if a.items.is_empty() {
@@ -177,7 +180,13 @@ fn array_binary(s: &str, elem: u32) -> Option<Vec<u8>> {
             None => Value::Text(text.clone()),
         };
         let mut field = BytesMut::new();
-        put_typed_field(&mut field, &value, elem_type.as_ref().unwrap_or(&DataType::Text), FORMAT_BINARY);
+        match (elem, &value) {
+            (sql::types::OID_OID, Value::Int8(oid)) => {
+                field.put_i32(4);
+                field.put_u32(u32::try_from(*oid).ok()?);
+            }
+            _ => put_typed_field(&mut field, &value, elem_type.as_ref().unwrap_or(&DataType::Text), FORMAT_BINARY),
+        }
         out.put_slice(&field);
     }
     Some(out.to_vec())
@@ -224,9 +233,12 @@ fn decode_binary_array(index: usize, elem: u32, b: &[u8]) -> Option<Result<Value
         }
         let (field, rest) = r.split_at(n);
         r = rest;
-        let value = match decode_binary(index, elem, elem_type.as_ref(), field) {
-            Ok(v) => v,
-            Err(e) => return Some(Err(e)),
+        let value = match (elem, field.try_into()) {
+            (sql::types::OID_OID, Ok(oid)) => Value::Int8(i64::from(u32::from_be_bytes(oid))),
+            _ => match decode_binary(index, elem, elem_type.as_ref(), field) {
+                Ok(v) => v,
+                Err(e) => return Some(Err(e)),
+            },
         };
         items.push(sql::eval::to_text(&value));
     }

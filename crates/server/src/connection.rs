@@ -1197,6 +1197,12 @@ impl ExtendedQueryHandler for Connection {
                 &format!("bind message has {formats} parameter formats but {supplied} parameters"),
             ));
         }
+        // A parameter sent in binary without a type is read as the type the statement gives it.
+        if let Some(s) = &statement {
+            if message.parameter_format_codes.contains(&1) {
+                self.infer_params(&s.statement).await?;
+            }
+        }
         match statement {
             Some(s) => client.portal_store().put_portal(Arc::new(Portal::try_new(&message, s)?)),
             None => client.portal_store().put_empty_portal(message.portal_name.as_deref().unwrap_or(DEFAULT_NAME)),

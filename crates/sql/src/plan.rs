@@ -429,13 +429,11 @@ impl<'t> Planner<'t> {
                     bound.push(out);
                 }
                 let scope = Scope {
-                    columns: targets
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, t)| ScopeColumn {
+                    columns: (0..width)
+                        .map(|c| ScopeColumn {
                             table: None,
-                            name: format!("column{}", i + 1),
-                            data_type: t,
+                            name: format!("column{}", c + 1),
+                            data_type: common_of(&rows.iter().map(|row| row[c].clone()).collect::<Vec<_>>(), &empty),
                             hidden: false,
                         })
                         .collect(),
@@ -485,7 +483,12 @@ impl<'t> Planner<'t> {
     }
 
     /// Plans a FROM item.
-    pub(crate) fn plan_from(&mut self, item: &TableRef, outer: &[Scope], lock: Option<Locking>) -> Result<(Plan, Scope)> {
+    pub(crate) fn plan_from(
+        &mut self,
+        item: &TableRef,
+        outer: &[Scope],
+        lock: Option<Locking>,
+    ) -> Result<(Plan, Scope)> {
         match item {
             TableRef::Table { name, alias, columns } => {
                 let label = alias.clone().unwrap_or_else(|| name.clone());
@@ -2042,7 +2045,7 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
         Expr::Param(_) | Expr::Default | Expr::Subquery(_) | Expr::Subscript { .. } => return None,
         Expr::ArraySubquery(_) => DataType::Array(25),
         Expr::Function { name, args, .. } if name == "array" => {
-            DataType::Array(array_element(unify_target(&args.iter().collect::<Vec<_>>(), scope).as_ref()))
+            DataType::Array(array_element(common_of(args, scope).as_ref()))
         }
         Expr::AnyAll { .. } => DataType::Bool,
         Expr::Window { func, .. } => match func.as_ref() {
@@ -2197,6 +2200,28 @@ pub fn unify_target(exprs: &[&Expr], scope: &Scope) -> Option<DataType> {
     }
     if types.windows(2).all(|w| w[0] == w[1]) {
         return None;
+    }
+    common_type(&types)
+}
+
+/// The type the values of `exprs` share (their common type when they differ), ignoring
+/// NULLs and string literals (text when there is nothing else), as ARRAY[...] takes its
+/// element type; None if one is unknown or there is none.
+fn common_of(exprs: &[Expr], scope: &Scope) -> Option<DataType> {
+    let mut types = Vec::new();
+    let mut text = false;
+    for e in exprs {
+        match e {
+            Expr::Literal(crate::types::Value::Null) => {}
+            Expr::Literal(crate::types::Value::Text(_)) => text = true,
+            e => types.push(infer_type(e, scope)?),
+        }
+    }
+    if types.is_empty() && text {
+        return Some(DataType::Text);
+    }
+    if types.windows(2).all(|w| w[0] == w[1]) {
+        return types.pop();
     }
     common_type(&types)
 }

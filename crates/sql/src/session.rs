@@ -1896,7 +1896,9 @@ impl Session {
         for item in items {
             match item {
                 SelectItem::Wildcard => {
-                    out.extend((0..scope.columns.len()).filter(|i| !scope.columns[*i].hidden).map(crate::bind::BExpr::Col));
+                    out.extend(
+                        (0..scope.columns.len()).filter(|i| !scope.columns[*i].hidden).map(crate::bind::BExpr::Col),
+                    );
                 }
                 SelectItem::QualifiedWildcard(t) => {
                     out.extend(qualified_wildcard(scope, t)?.into_iter().map(crate::bind::BExpr::Col));
@@ -2108,7 +2110,8 @@ fn returning_columns(items: &[SelectItem], scope: &Scope) -> Option<Vec<ResultCo
 
 /// The positions of the columns of `t` in `scope` (for `t.*`); 42P01 if no item is `t`.
 fn qualified_wildcard(scope: &Scope, t: &str) -> Result<Vec<usize>> {
-    let found: Vec<usize> = (0..scope.columns.len()).filter(|i| scope.columns[*i].table.as_deref() == Some(t)).collect();
+    let found: Vec<usize> =
+        (0..scope.columns.len()).filter(|i| scope.columns[*i].table.as_deref() == Some(t)).collect();
     if found.is_empty() {
         return Err(Error::new(codes::UNDEFINED_TABLE, format!("missing FROM-clause entry for table \"{t}\"")));
     }

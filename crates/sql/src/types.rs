@@ -8,6 +8,9 @@
 
 use std::fmt;
 
+/// The oid of type `oid`, which Bulwark reads as bigint; `oid[]` keeps its own oid.
+pub const OID_OID: u32 = 26;
+
 /// A column or expression type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DataType {
@@ -184,7 +187,10 @@ impl DataType {
             2950 => DataType::Uuid,
             _ => {
                 let elem = crate::system::defs::array_of(oid)?;
-                DataType::from_oid(elem.oid)?;
+                // oid[] (asyncpg's type lookups send one): its elements are kept as text.
+                if elem.oid != OID_OID {
+                    DataType::from_oid(elem.oid)?;
+                }
                 DataType::Array(elem.oid)
             }
         })

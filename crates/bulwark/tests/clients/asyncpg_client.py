@@ -67,6 +67,15 @@ async def main():
         # array_agg of text is a text[] (binary, decoded by asyncpg into a list).
         owners = await conn.fetchval("SELECT array_agg(owner ORDER BY id DESC) FROM acct WHERE id <= 3")
         assert owners == ["owner3", "owner2", "owner1"], owners
+        # Arrays of other types: asyncpg looks their codecs up with an oid[] parameter, and
+        # sends and reads them in binary.
+        ids = await conn.fetchval("SELECT array_agg(id ORDER BY id) FROM acct WHERE id <= 3")
+        assert ids == [1, 2, 3], ids
+        assert await conn.fetchval("SELECT $1::int[]", [4, None, 5]) == [4, None, 5]
+        await conn.execute("CREATE TABLE tagged (id INT PRIMARY KEY, tags TEXT[], nums BIGINT[])")
+        await conn.execute("INSERT INTO tagged VALUES ($1, $2, $3)", 1, ["a", "b c"], [7, 8])
+        row = await conn.fetchrow("SELECT tags, nums FROM tagged WHERE 8 = ANY (nums)")
+        assert (row["tags"], row["nums"]) == (["a", "b c"], [7, 8]), row
 
     # Prepared statements survive release and reuse (the pool does not deallocate them).
     async with pool.acquire() as conn:

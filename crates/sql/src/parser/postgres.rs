@@ -210,6 +210,10 @@ pub(super) fn catalog_type(name: &str) -> Option<DataType> {
 /// typed by their element. Elements without an array type of their own are text.
 pub(super) fn array_type(element: Option<Box<sql::DataType>>) -> Result<DataType> {
     let Some(inner) = element else { return Ok(DataType::Array(25)) };
+    if matches!(&*inner, sql::DataType::Custom(name, m) if m.is_empty() && name.to_string().eq_ignore_ascii_case("oid"))
+    {
+        return Ok(DataType::Array(crate::types::OID_OID));
+    }
     let elem = super::data_type(*inner)?;
     if matches!(elem, DataType::Array(_)) {
         return Err(Error::unsupported("multi-dimensional array types"));

@@ -170,7 +170,11 @@ impl Session {
         }
         let local: Vec<Expr> =
             conjuncts.into_iter().filter(|c| only_columns_of(c, &t_scope, &item_scope)).cloned().collect();
-        let local = local.into_iter().reduce(|a, b| Expr::Binary { op: ast::BinaryOp::And, left: Box::new(a), right: Box::new(b) });
+        let local = local.into_iter().reduce(|a, b| Expr::Binary {
+            op: ast::BinaryOp::And,
+            left: Box::new(a),
+            right: Box::new(b),
+        });
         let (local, lookup) = match &local {
             None => (None, None),
             Some(l) => {
@@ -201,7 +205,9 @@ fn ambiguous(e: &Expr, t: &Scope, items: &Scope) -> Result<()> {
     let mut found = None;
     crate::bind::visit(e, &mut |x| {
         if let Expr::Column { table: None, name } = x {
-            if found.is_none() && matches!(t.find(None, name), Ok(Some(_))) && !matches!(items.find(None, name), Ok(None))
+            if found.is_none()
+                && matches!(t.find(None, name), Ok(Some(_)))
+                && !matches!(items.find(None, name), Ok(None))
             {
                 found = Some(name.clone());
             }
