@@ -276,8 +276,9 @@ pub(crate) struct Connection {
     running: AtomicUsize,
     /// Where SCRAM authentication stands.
     auth_stage: Mutex<AuthStage>,
-    /// The names of the prepared statements Parse stored (for DEALLOCATE ALL).
-    statement_names: Mutex<BTreeSet<String>>,
+    /// The names of the prepared statements Parse stored, shared with the session (DEALLOCATE
+    /// checks and forgets them).
+    statement_names: Arc<Mutex<BTreeSet<String>>>,
 }
 
 /// SCRAM-SHA-256 authentication, between the startup message and AuthenticationOk.
@@ -336,7 +337,9 @@ struct Outcome {
 
 impl Connection {
     pub(crate) fn new(shared: Arc<Shared>, slot: OwnedSemaphorePermit, peer: std::net::SocketAddr) -> Connection {
-        let session = shared.db.session();
+        let mut session = shared.db.session();
+        let statement_names = Arc::new(Mutex::new(BTreeSet::new()));
+        session.share_statement_names(statement_names.clone());
         Connection {
             shared,
             session: Arc::new(Mutex::new(session)),
@@ -350,7 +353,7 @@ impl Connection {
             last_active: Mutex::new(std::time::Instant::now()),
             running: AtomicUsize::new(0),
             auth_stage: Mutex::new(AuthStage::None),
-            statement_names: Mutex::new(BTreeSet::new()),
+            statement_names,
         }
     }
 

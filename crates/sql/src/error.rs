@@ -123,6 +123,10 @@ pub mod codes {
     pub const DUPLICATE_COLUMN: &str = "42701";
     /// 42702
     pub const AMBIGUOUS_COLUMN: &str = "42702";
+    /// 26000
+    pub const INVALID_SQL_STATEMENT_NAME: &str = "26000";
+    /// 55P02
+    pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
     /// 42712
     pub const DUPLICATE_ALIAS: &str = "42712";
     /// 42804

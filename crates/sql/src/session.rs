@@ -188,6 +188,7 @@ impl Database {
             plan_slot: None,
             reset: settings_at_start,
             deallocated: Vec::new(),
+            statement_names: Arc::default(),
         }
     }
 
@@ -229,6 +230,33 @@ fn default_settings() -> BTreeMap<String, String> {
         (READ_CONSISTENCY_SETTING.to_string(), "linearizable".to_string()),
     ])
     .collect()
+}
+
+/// Whether `name` is one of PostgreSQL's settings only a server's configuration sets.
+fn is_server_setting(name: &str) -> bool {
+    crate::system::pg_settings::SERVER.iter().any(|(n, _)| *n == name)
+}
+
+/// Whether SET may change setting `name` (lower case), as PostgreSQL answers: any setting
+/// a session may set, and any name with a dot (a placeholder for an extension's, or
+/// Bulwark's own `bulwark.*`); 55P02 for a server's setting; 42704 for a name PostgreSQL
+/// does not know.
+fn settable(name: &str) -> Result<()> {
+    if name.contains('.') || crate::system::pg_settings::SESSION.iter().any(|(n, _)| *n == name) {
+        return Ok(());
+    }
+    let message = match crate::system::pg_settings::SERVER.iter().find(|(n, _)| *n == name) {
+        None => {
+            return Err(Error::new(codes::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{name}\"")))
+        }
+        Some((_, "postmaster")) => format!("parameter \"{name}\" cannot be changed without restarting the server"),
+        Some((_, "internal")) => format!("parameter \"{name}\" cannot be changed"),
+        Some((_, "backend" | "superuser-backend")) => {
+            format!("parameter \"{name}\" cannot be set after connection start")
+        }
+        Some(_) => format!("parameter \"{name}\" cannot be changed now"),
+    };
+    Err(Error::new(codes::CANT_CHANGE_RUNTIME_PARAM, message))
 }
 
 /// Whether statements on a node of a cluster must see every commit acknowledged before
@@ -294,6 +322,9 @@ pub struct Session {
     /// DEALLOCATE statements run and not yet handed to the server (None: ALL), which keeps
     /// the protocol's prepared statements.
     deallocated: Vec<Option<String>>,
+    /// The names of the protocol's prepared statements, kept by the server (see
+    /// [`Session::share_statement_names`]); DEALLOCATE of another name fails with 26000.
+    statement_names: Arc<Mutex<BTreeSet<String>>>,
     /// The session's number on this node (advisory locks are held under it).
     id: u64,
     /// Advisory locks the running transaction took (pg_advisory_xact_lock), released when
@@ -409,6 +440,12 @@ pub enum TxnStatus {
 }
 
 impl Session {
+    /// Shares the set of prepared statement names the server keeps for this session's
+    /// connection, which DEALLOCATE checks and updates.
+    pub fn share_statement_names(&mut self, names: Arc<Mutex<BTreeSet<String>>>) {
+        self.statement_names = names;
+    }
+
     /// Runs every statement in `sql`, stopping at the first error (whose result is last).
     pub fn execute(&mut self, sql: &str) -> Vec<Result<QueryResult>> {
         self.execute_with(sql, &[])
@@ -919,6 +956,15 @@ impl Session {
             }
             Statement::Discard(what) => self.discard(*what),
             Statement::Deallocate(name) => {
+                if let Some(name) = name {
+                    if !self.statement_names.lock().unwrap_or_else(|e| e.into_inner()).remove(name) {
+                        self.fail_block();
+                        return Err(Error::new(
+                            codes::INVALID_SQL_STATEMENT_NAME,
+                            format!("prepared statement \"{name}\" does not exist"),
+                        ));
+                    }
+                }
                 self.deallocated.push(name.clone());
                 Ok(QueryResult::command(if name.is_some() { "DEALLOCATE" } else { "DEALLOCATE ALL" }))
             }
@@ -1093,6 +1139,9 @@ impl Session {
             self.settings = reset;
             return Ok(());
         }
+        if !self.settings.contains_key(&name) || is_server_setting(&name) {
+            settable(&name)?;
+        }
         let value = match value {
             None => self.reset.get(&name).cloned().unwrap_or_default(),
             Some(v) => v,
@@ -1182,8 +1231,9 @@ impl Session {
             };
             vec![vec![Value::Text(isolation_name(iso).into())]]
         } else {
-            match self.settings.get(&name) {
-                Some(v) => vec![vec![Value::Text(v.clone())]],
+            let pg_default = || crate::system::pg_settings::SESSION.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+            match self.settings.get(&name).map(String::as_str).or_else(pg_default) {
+                Some(v) => vec![vec![Value::Text(v.to_string())]],
                 None => {
                     return Err(Error::new(
                         codes::UNDEFINED_OBJECT,

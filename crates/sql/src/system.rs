@@ -53,6 +53,7 @@
 
 pub(crate) mod defs;
 mod functions;
+pub(crate) mod pg_settings;
 mod rows;
 mod settings;
 pub mod snapshot;
