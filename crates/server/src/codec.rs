@@ -44,6 +44,8 @@ const NUMERIC_DEC_DIGITS: usize = 4;
 const INVALID_BINARY_REPRESENTATION: &str = "22P03";
 /// 22021 character_not_in_repertoire.
 const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
+/// The version byte that starts jsonb's binary form.
+const JSONB_VERSION: u8 = 1;
 /// 0A000 feature_not_supported.
 const FEATURE_NOT_SUPPORTED: &str = "0A000";
 /// 08P01 protocol_violation.
@@ -71,6 +73,8 @@ pub fn type_size(t: &DataType) -> i16 {
         | DataType::Varchar(_)
         | DataType::Char(_)
         | DataType::Bytea
+        | DataType::Json
+        | DataType::Jsonb
         | DataType::Array(_) => -1,
     }
 }
@@ -107,6 +111,7 @@ fn has_type(v: &Value, t: &DataType) -> bool {
             | (Value::Timestamp(_), DataType::Timestamp)
             | (Value::TimestampTz(_), DataType::TimestampTz)
             | (Value::Interval(_), DataType::Interval)
+            | (Value::Json(_), DataType::Json | DataType::Jsonb)
     ) || matches!((v, t), (Value::Reg(k, ..), DataType::Reg(want)) if k == want)
 }
 
@@ -143,6 +148,11 @@ pub fn put_typed_field(buf: &mut BytesMut, v: &Value, t: &DataType, format: i16)
             }
             None => put_field(buf, v, format),
         },
+        // json's binary form is its text; jsonb's (put_binary) a version byte, then the text.
+        (Value::Json(s), DataType::Json) if format == FORMAT_BINARY => {
+            buf.put_i32(i32::try_from(s.len()).expect("a field fits in a wire message"));
+            buf.put_slice(s.as_bytes());
+        }
         _ => put_field(buf, v, format),
     }
 }
@@ -297,6 +307,11 @@ fn put_binary(buf: &mut BytesMut, v: &Value) {
         }
         // reg* types travel as their oid (PostgreSQL's regclasssend is oidsend).
         Value::Reg(_, oid, _) => buf.put_u32(*oid),
+        // jsonb's binary form: version 1, then the text.
+        Value::Json(s) => {
+            buf.put_u8(JSONB_VERSION);
+            buf.put_slice(s.as_bytes());
+        }
     }
 }
 
@@ -399,6 +414,16 @@ fn decode_binary(index: usize, oid: u32, t: Option<&DataType>, b: &[u8]) -> Resu
         ),
         DataType::Bytea => Value::Bytea(b.to_vec()),
         DataType::Uuid => Value::Text(sql::eval::format_uuid(fixed(16)?)),
+        DataType::Json | DataType::Jsonb => {
+            let text = match (t, b.split_first()) {
+                (DataType::Jsonb, Some((&JSONB_VERSION, rest))) => rest,
+                (DataType::Jsonb, _) => return Err(bad()),
+                _ => b,
+            };
+            let s = std::str::from_utf8(text)
+                .map_err(|_| Error::new(CHARACTER_NOT_IN_REPERTOIRE, "invalid byte sequence for encoding \"UTF8\""))?;
+            sql::eval::parse_text(s, t)?
+        }
         DataType::Array(elem) => return decode_binary_array(index, *elem, b).ok_or_else(bad)?,
         DataType::Date => Value::Date(i32::from_be_bytes(fixed(4)?.try_into().unwrap())),
         DataType::Timestamp => Value::Timestamp(i64::from_be_bytes(fixed(8)?.try_into().unwrap())),

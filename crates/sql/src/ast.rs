@@ -874,6 +874,24 @@ pub enum BinaryOp {
     IMatch,
     /// `!~*`
     NotIMatch,
+    /// `->`: a JSON object's member or array's element.
+    JsonGet,
+    /// `->>`: the same, as text.
+    JsonGetText,
+    /// `#>`: the part of a JSON document at a path (a text array).
+    JsonPath,
+    /// `#>>`: the same, as text.
+    JsonPathText,
+    /// `@>`: contains (jsonb).
+    Contains,
+    /// `<@`: is contained by (jsonb).
+    ContainedBy,
+    /// `?`: has the key (jsonb).
+    HasKey,
+    /// `?|`: has any of the keys (a text array).
+    HasAnyKey,
+    /// `?&`: has all of the keys.
+    HasAllKeys,
 }
 
 impl BinaryOp {

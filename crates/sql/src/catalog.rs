@@ -422,6 +422,8 @@ impl W {
             DataType::Reg(kind) => (16, Some(reg_kind_code(*kind)), None),
             DataType::Uuid => (17, None, None),
             DataType::Array(elem) => (18, Some(*elem), None),
+            DataType::Json => (19, None, None),
+            DataType::Jsonb => (20, None, None),
         };
         self.u8(tag);
         self.opt_u32(a);
@@ -562,6 +564,8 @@ impl R<'_> {
             16 => DataType::Reg(reg_kind(a.ok_or_else(|| corrupt("data type"))?)?),
             17 => DataType::Uuid,
             18 => DataType::Array(a.unwrap_or(25)),
+            19 => DataType::Json,
+            20 => DataType::Jsonb,
             _ => return Err(corrupt("data type")),
         })
     }

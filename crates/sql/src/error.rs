@@ -195,6 +195,10 @@ pub mod codes {
     pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
     /// 54000
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+    /// 54001
+    pub const STATEMENT_TOO_COMPLEX: &str = "54001";
+    /// 22P05
+    pub const UNTRANSLATABLE_CHARACTER: &str = "22P05";
     /// 53200
     pub const OUT_OF_MEMORY: &str = "53200";
     /// 55P03 lock_not_available

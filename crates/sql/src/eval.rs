@@ -46,6 +46,7 @@ mod cast;
 mod datetime;
 mod encoding;
 mod func;
+pub mod json;
 mod numeric;
 mod regex;
 mod text;
@@ -83,6 +84,7 @@ pub fn type_of(v: &Value) -> Option<DataType> {
         Value::TimestampTz(_) => DataType::TimestampTz,
         Value::Interval(_) => DataType::Interval,
         Value::Reg(kind, ..) => DataType::Reg(*kind),
+        Value::Json(_) => DataType::Jsonb,
     })
 }
 
@@ -134,6 +136,15 @@ pub fn op_symbol(op: BinaryOp) -> &'static str {
         BinaryOp::NotMatch => "!~",
         BinaryOp::IMatch => "~*",
         BinaryOp::NotIMatch => "!~*",
+        BinaryOp::JsonGet => "->",
+        BinaryOp::JsonGetText => "->>",
+        BinaryOp::JsonPath => "#>",
+        BinaryOp::JsonPathText => "#>>",
+        BinaryOp::Contains => "@>",
+        BinaryOp::ContainedBy => "<@",
+        BinaryOp::HasKey => "?",
+        BinaryOp::HasAnyKey => "?|",
+        BinaryOp::HasAllKeys => "?&",
     }
 }
 
@@ -150,6 +161,15 @@ pub fn no_operator(op: BinaryOp, l: &Value, r: &Value) -> Error {
 pub fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value> {
     match op {
         BinaryOp::And | BinaryOp::Or => return logic(op, &l, &r),
+        BinaryOp::Concat if matches!((&l, &r), (Value::Json(_), _) | (_, Value::Json(_))) => {
+            return json::concat(&l, &r)
+        }
+        BinaryOp::Sub if matches!(l, Value::Json(_)) => return json::delete(&l, &r),
+        BinaryOp::JsonGet | BinaryOp::JsonGetText => return json::get(&l, &r, op == BinaryOp::JsonGetText),
+        BinaryOp::JsonPath | BinaryOp::JsonPathText => return json::get_path(&l, &r, op == BinaryOp::JsonPathText),
+        BinaryOp::Contains | BinaryOp::ContainedBy => return json::contains_op(&l, &r, op == BinaryOp::ContainedBy),
+        BinaryOp::HasKey => return json::exists(&l, &r, None),
+        BinaryOp::HasAnyKey | BinaryOp::HasAllKeys => return json::exists(&l, &r, Some(op == BinaryOp::HasAllKeys)),
         BinaryOp::Concat => return concat(l, r),
         BinaryOp::Match | BinaryOp::NotMatch | BinaryOp::IMatch | BinaryOp::NotIMatch => {
             return match (cast(l, &DataType::Text, true)?, cast(r, &DataType::Text, true)?) {
@@ -557,7 +577,7 @@ pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     match (a, b) {
         (Value::Null, _) | (_, Value::Null) => None,
         (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
-        (Value::Text(x), Value::Text(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
+        (Value::Text(x), Value::Text(y)) | (Value::Json(x), Value::Json(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
         (Value::Bytea(x), Value::Bytea(y)) => Some(x.cmp(y)),
         (Value::Interval(x), Value::Interval(y)) => {
             Some(datetime::interval_cmp_value(*x).cmp(&datetime::interval_cmp_value(*y)))
@@ -622,7 +642,7 @@ pub fn group_key(v: &Value) -> GroupKey {
                 GroupKey::Decimal(n.mantissa, n.scale)
             }
         }
-        Value::Text(s) => GroupKey::Text(s.clone()),
+        Value::Text(s) | Value::Json(s) => GroupKey::Text(s.clone()),
         Value::Bytea(b) => GroupKey::Bytes(b.clone()),
         Value::Date(d) => GroupKey::Time(datetime::date_to_timestamp(*d)),
         Value::Timestamp(t) | Value::TimestampTz(t) => GroupKey::Time(*t),

@@ -1568,8 +1568,15 @@ impl AggState {
                 self.count += 1; // count(*)
                 return Ok(0);
             }
-            // array_agg keeps NULLs; every other aggregate skips them.
-            Some(Value::Null) if agg.func != "array_agg" => return Ok(0),
+            // array_agg and the JSON aggregates keep NULLs; every other aggregate skips them.
+            Some(Value::Null)
+                if !matches!(
+                    agg.func.as_str(),
+                    "array_agg" | "json_agg" | "jsonb_agg" | "json_object_agg" | "jsonb_object_agg"
+                ) =>
+            {
+                return Ok(0)
+            }
             Some(v) => v,
         };
         let mut grew = 0;
@@ -1621,6 +1628,23 @@ impl AggState {
                 grew += (std::mem::size_of::<Option<String>>() + item.as_ref().map_or(0, String::len)) as u64;
                 self.items.push(item);
             }
+            "json_agg" | "jsonb_agg" => {
+                let mut item = String::new();
+                eval::json::to_json(&v, &mut item);
+                grew += (std::mem::size_of::<Option<String>>() + item.len()) as u64;
+                self.items.push(Some(item));
+            }
+            "json_object_agg" | "jsonb_object_agg" => {
+                let Some(key) = eval::to_text(&v) else {
+                    return Err(Error::new(codes::INVALID_PARAMETER_VALUE, "field name must not be null"));
+                };
+                let mut item = String::new();
+                eval::json::quote(&key, &mut item);
+                item.push_str(" : ");
+                eval::json::to_json(extra.as_ref().unwrap_or(&Value::Null), &mut item);
+                grew += (std::mem::size_of::<Option<String>>() + item.len()) as u64;
+                self.items.push(Some(item));
+            }
             "string_agg" => {
                 let s = eval::to_text(&v).unwrap_or_default();
                 let sep = extra.as_ref().and_then(eval::to_text).unwrap_or_default();
@@ -1660,6 +1684,17 @@ impl AggState {
         Ok(match agg.func.as_str() {
             "array_agg" if self.count == 0 => Value::Null,
             "array_agg" => Value::Text(eval::array::format(&self.items)),
+            "json_agg" | "jsonb_agg" | "json_object_agg" | "jsonb_object_agg" if self.count == 0 => Value::Null,
+            "json_agg" | "jsonb_agg" => {
+                let items: Vec<String> = self.items.into_iter().flatten().collect();
+                let out = format!("[{}]", items.join(", "));
+                Value::Json(if agg.func == "jsonb_agg" { eval::json::normalize(&out)? } else { out })
+            }
+            "json_object_agg" | "jsonb_object_agg" => {
+                let items: Vec<String> = self.items.into_iter().flatten().collect();
+                let out = format!("{{ {} }}", items.join(", "));
+                Value::Json(if agg.func == "jsonb_object_agg" { eval::json::normalize(&out)? } else { out })
+            }
             "count" => Value::Int8(self.count),
             "avg" => match self.acc {
                 None => Value::Null,

@@ -2008,8 +2008,8 @@ fn function(mut f: sql::Function) -> Result<Expr> {
             format!("FILTER specified, but {name} is not an aggregate function"),
         ));
     }
-    if name == "array_agg" {
-        return Err(Error::unsupported("FILTER on array_agg"));
+    if matches!(name.as_str(), "array_agg" | "json_agg" | "jsonb_agg" | "json_object_agg" | "jsonb_object_agg") {
+        return Err(Error::unsupported(format!("FILTER on {name}")));
     }
     let when = expr(*filter)?;
     let guard = |e: Expr| Expr::Case { operand: None, whens: vec![(when.clone(), e)], else_result: None };
@@ -2282,6 +2282,8 @@ fn data_type(t: sql::DataType) -> Result<DataType> {
         }
         T::Interval { fields: None, precision: None } => DataType::Interval,
         T::Uuid => DataType::Uuid,
+        T::JSON => DataType::Json,
+        T::JSONB => DataType::Jsonb,
         T::Custom(name, modifiers) if modifiers.is_empty() => {
             let parts = name_parts(name.clone())?;
             let bare = match parts.as_slice() {
@@ -2576,7 +2578,7 @@ mod tests {
                 Text,
             ]
         );
-        assert_eq!(code("CREATE TABLE t (a jsonb)"), codes::FEATURE_NOT_SUPPORTED);
+        assert_eq!(code("CREATE TABLE t (a xml)"), codes::FEATURE_NOT_SUPPORTED);
         assert_eq!(code("CREATE TABLE t (a numeric(3, 5))"), codes::INVALID_PARAMETER_VALUE);
     }
 

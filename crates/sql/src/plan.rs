@@ -89,7 +89,18 @@ const SRF_LABEL: &str = "\u{0}srf";
 
 /// Functions that return a set of rows, which in an output list multiply the row.
 fn is_set_returning(name: &str) -> bool {
-    matches!(name, "unnest" | "generate_series" | "generate_subscripts")
+    matches!(
+        name,
+        "unnest"
+            | "generate_series"
+            | "generate_subscripts"
+            | "json_array_elements"
+            | "jsonb_array_elements"
+            | "json_array_elements_text"
+            | "jsonb_array_elements_text"
+            | "json_object_keys"
+            | "jsonb_object_keys"
+    )
 }
 
 /// A sort key: a column of the input and its direction.
@@ -1096,7 +1107,7 @@ impl<'t> Planner<'t> {
         let arity: &[usize] = match name.as_str() {
             "row_number" | "rank" | "dense_rank" | "percent_rank" | "cume_dist" => &[0],
             "ntile" | "first_value" | "last_value" => &[1],
-            "nth_value" | "string_agg" => &[2],
+            "nth_value" | "string_agg" | "json_object_agg" | "jsonb_object_agg" => &[2],
             "lag" | "lead" => &[1, 2, 3],
             "count" if *star => &[0],
             n if is_aggregate(n) => &[1],
@@ -1154,7 +1165,7 @@ impl<'t> Planner<'t> {
                 let name = if name == "every" { "bool_and".to_string() } else { name.clone() };
                 let expected = match name.as_str() {
                     "count" if *star => 0,
-                    "string_agg" => 2,
+                    "string_agg" | "json_object_agg" | "jsonb_object_agg" => 2,
                     _ => 1,
                 };
                 if bound.len() != expected {
@@ -2063,6 +2074,14 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
         Expr::Binary { op, left, right } => match op {
             B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq | B::And | B::Or => DataType::Bool,
             B::Match | B::NotMatch | B::IMatch | B::NotIMatch => DataType::Bool,
+            B::Contains | B::ContainedBy | B::HasKey | B::HasAnyKey | B::HasAllKeys => DataType::Bool,
+            B::JsonGetText | B::JsonPathText => DataType::Text,
+            // The part of a json value is json, of a jsonb value jsonb.
+            B::JsonGet | B::JsonPath => match infer_type(left, scope) {
+                Some(DataType::Json) => DataType::Json,
+                _ => DataType::Jsonb,
+            },
+            B::Concat | B::Sub if matches!(infer_type(left, scope), Some(DataType::Jsonb)) => DataType::Jsonb,
             B::Concat => DataType::Text,
             _ => {
                 let (l, r) = (infer_type(left, scope), infer_type(right, scope));
@@ -2087,6 +2106,29 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
                     DataType::Int4
                 }
                 "array_agg" => DataType::Array(array_element(arg().as_ref())),
+                "to_json" | "json_build_object" | "json_build_array" | "json_agg" | "json_object_agg"
+                | "json_extract_path" | "json_object_field" | "json_array_element" => DataType::Json,
+                "to_jsonb"
+                | "jsonb_build_object"
+                | "jsonb_build_array"
+                | "jsonb_agg"
+                | "jsonb_object_agg"
+                | "jsonb_set"
+                | "jsonb_strip_nulls"
+                | "jsonb_extract_path"
+                | "jsonb_object_field"
+                | "jsonb_array_element" => DataType::Jsonb,
+                "json_strip_nulls" => DataType::Json,
+                "json_typeof"
+                | "jsonb_typeof"
+                | "jsonb_pretty"
+                | "json_extract_path_text"
+                | "jsonb_extract_path_text"
+                | "json_object_field_text"
+                | "jsonb_object_field_text"
+                | "json_array_element_text"
+                | "jsonb_array_element_text" => DataType::Text,
+                "json_array_length" | "jsonb_array_length" => DataType::Int4,
                 "string_agg" | "lower" | "upper" | "substr" | "substring" | "btrim" | "ltrim" | "rtrim" | "replace"
                 | "regexp_replace" | "concat" | "concat_ws" | "left" | "right" | "repeat" | "reverse" | "lpad"
                 | "rpad" | "split_part" | "md5" | "version" | "current_database" | "current_schema"

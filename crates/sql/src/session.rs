@@ -630,8 +630,23 @@ impl Session {
                     // boolean).
                     for (a, b) in [(left, right), (right, left)] {
                         let Expr::Param(n) = a.as_ref() else { continue };
+                        let key_side = std::ptr::eq(a, right);
                         let other = match (op, b.as_ref()) {
                             (ast::BinaryOp::And | ast::BinaryOp::Or, _) => Some(DataType::Bool),
+                            // A JSON key or path, or the keys tested for.
+                            (ast::BinaryOp::JsonGet | ast::BinaryOp::JsonGetText | ast::BinaryOp::HasKey, _)
+                                if key_side =>
+                            {
+                                Some(DataType::Text)
+                            }
+                            (
+                                ast::BinaryOp::JsonPath
+                                | ast::BinaryOp::JsonPathText
+                                | ast::BinaryOp::HasAnyKey
+                                | ast::BinaryOp::HasAllKeys,
+                                _,
+                            ) if key_side => Some(DataType::Array(25)),
+                            (ast::BinaryOp::Contains | ast::BinaryOp::ContainedBy, _) => Some(DataType::Jsonb),
                             (_, Expr::Column { name, .. }) => column_type(name),
                             (_, Expr::Literal(v)) => eval::type_of(v),
                             (_, Expr::Cast { to, .. }) => Some(to.clone()),

@@ -53,6 +53,11 @@ pub enum DataType {
     /// ARRAY[...] and ARRAY(subquery) make them: its values are TEXT in PostgreSQL's array
     /// form (`{a,b,NULL}`; see `eval::array`), and clients are told the array type.
     Array(u32),
+    /// JSON: values keep the text they were written in (`Value::Json`).
+    Json,
+    /// JSONB: values are in the normal form (keys sorted, duplicates dropped, numbers and
+    /// spacing as PostgreSQL prints them; `Value::Json`).
+    Jsonb,
     /// UUID: its values are TEXT in the canonical form (lower-case hex, hyphenated), which
     /// compares and sorts as the 16 bytes do.
     Uuid,
@@ -121,6 +126,8 @@ impl DataType {
             DataType::TimestampTz => "timestamp with time zone",
             DataType::Interval => "interval",
             DataType::Uuid => "uuid",
+            DataType::Json => "json",
+            DataType::Jsonb => "jsonb",
             DataType::Array(elem) => match elem {
                 16 => "boolean[]",
                 21 => "smallint[]",
@@ -135,6 +142,8 @@ impl DataType {
                 1114 => "timestamp without time zone[]",
                 1184 => "timestamp with time zone[]",
                 2950 => "uuid[]",
+                114 => "json[]",
+                3802 => "jsonb[]",
                 _ => "text[]",
             },
             DataType::Reg(kind) => kind.name(),
@@ -160,6 +169,8 @@ impl DataType {
             DataType::TimestampTz => 1184,
             DataType::Interval => 1186,
             DataType::Uuid => 2950,
+            DataType::Json => 114,
+            DataType::Jsonb => 3802,
             DataType::Array(elem) => crate::system::defs::sys_type(*elem).map_or(1009, |t| t.array),
             DataType::Reg(kind) => kind.oid(),
         }
@@ -185,6 +196,8 @@ impl DataType {
             1184 => DataType::TimestampTz,
             1186 => DataType::Interval,
             2950 => DataType::Uuid,
+            114 => DataType::Json,
+            3802 => DataType::Jsonb,
             _ => {
                 let elem = crate::system::defs::array_of(oid)?;
                 // oid[] (asyncpg's type lookups send one): its elements are kept as text.
@@ -263,6 +276,9 @@ pub enum Value {
     /// schema-qualified where PostgreSQL would). It compares, groups and converts to
     /// integers as the oid.
     Reg(RegKind, u32, String),
+    /// JSON or JSONB: the document's text. A `json` value keeps its input text as it was
+    /// written; a `jsonb` value is in its normal form (see `eval::json`).
+    Json(String),
 }
 
 impl Value {

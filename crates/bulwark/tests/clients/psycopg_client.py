@@ -99,5 +99,24 @@ for binary in (False, True):
 upper = conn.execute("SELECT owner FROM tokens WHERE id = 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'").fetchone()
 assert upper == ("fixed",), upper
 
+# jsonb and json: bound with psycopg's wrappers (binary jsonb has a version byte), read back
+# as Python objects in text and binary, queried with the operators.
+from psycopg.types.json import Json, Jsonb
+
+conn.execute("CREATE TABLE events (id INT PRIMARY KEY, doc JSONB NOT NULL, raw JSON)")
+conn.execute(
+    "INSERT INTO events VALUES (%s, %s, %s), (%s, %s, NULL)",
+    (1, Jsonb({"kind": "click", "tags": ["a", "b"], "n": 1.5}), Json({"k": None}), 2, Jsonb({"kind": "view"})),
+)
+for binary in (False, True):
+    with conn.cursor(binary=binary) as cur:
+        cur.execute("SELECT doc, raw, doc -> 'tags', doc ->> 'kind' FROM events WHERE id = %s", (1,))
+        got = cur.fetchone()
+        assert got == ({"kind": "click", "tags": ["a", "b"], "n": 1.5}, {"k": None}, ["a", "b"], "click"), got
+        cur.execute("SELECT id FROM events WHERE doc @> %s ORDER BY id", (Jsonb({"tags": ["b"]}),))
+        assert cur.fetchall() == [(1,)], binary
+ids = conn.execute("SELECT jsonb_agg(id ORDER BY id) FROM events WHERE doc ? %s", ("kind",)).fetchone()[0]
+assert ids == [1, 2], ids
+
 conn.close()
 print("psycopg ok")

@@ -70,6 +70,18 @@ pub fn cast(v: Value, to: &DataType, explicit: bool) -> Result<Value> {
                 other => Err(cannot_cast(&other, to)),
             }
         }
+        DataType::Json => {
+            return match v {
+                Value::Text(s) | Value::Json(s) => super::json::check(&s).map(Value::Json),
+                other => Err(cannot_cast(&other, to)),
+            }
+        }
+        DataType::Jsonb => {
+            return match v {
+                Value::Text(s) | Value::Json(s) => super::json::normalize(&s).map(Value::Json),
+                other => Err(cannot_cast(&other, to)),
+            }
+        }
         DataType::Uuid => {
             return match v {
                 Value::Text(s) => parse_uuid(&s).map(Value::Text),
@@ -122,7 +134,39 @@ pub fn cast(v: Value, to: &DataType, explicit: bool) -> Result<Value> {
             DataType::Int4 | DataType::Int2 => cast_number(Value::Int8(i64::from(oid)), to),
             _ => Err(cannot_cast(&Value::Reg(kind, oid, name), to)),
         },
+        // A JSON scalar to a number or boolean, as PostgreSQL's jsonb casts.
+        Value::Json(s) => match super::json::parse(&s)?.kind {
+            super::json::Kind::Number(n) if is_numeric_type(to) => parse_text(n, to),
+            super::json::Kind::Bool(b) if *to == DataType::Bool => Ok(Value::Bool(b)),
+            kind => Err(Error::new(
+                codes::INVALID_PARAMETER_VALUE,
+                format!("cannot cast jsonb {} to type {}", json_kind_name(&kind), to.pg_name()),
+            )),
+        },
         Value::Null => Ok(Value::Null),
+    }
+}
+
+fn is_numeric_type(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Int2
+            | DataType::Int4
+            | DataType::Int8
+            | DataType::Float4
+            | DataType::Float8
+            | DataType::Numeric { .. }
+    )
+}
+
+fn json_kind_name(k: &super::json::Kind) -> &'static str {
+    match k {
+        super::json::Kind::Null => "null",
+        super::json::Kind::Bool(_) => "boolean",
+        super::json::Kind::Number(_) => "numeric",
+        super::json::Kind::String(_) => "string",
+        super::json::Kind::Array(_) => "array",
+        super::json::Kind::Object(_) => "object",
     }
 }
 
@@ -321,6 +365,8 @@ pub fn parse_text(s: &str, t: &DataType) -> Result<Value> {
     match t {
         DataType::Text | DataType::Varchar(_) | DataType::Char(_) => cast(Value::Text(s.to_string()), t, false),
         DataType::Uuid => parse_uuid(s).map(Value::Text),
+        DataType::Json => super::json::check(s).map(Value::Json),
+        DataType::Jsonb => super::json::normalize(s).map(Value::Json),
         DataType::Array(_) => cast(Value::Text(s.to_string()), t, false),
         DataType::Bool => parse_bool(s).map(Value::Bool).ok_or_else(|| invalid_input("boolean", s)),
         DataType::Int2 | DataType::Int4 | DataType::Int8 => {

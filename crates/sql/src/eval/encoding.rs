@@ -45,6 +45,7 @@
 //!   12     TIMESTAMP       8 bytes little-endian
 //!   13     TIMESTAMPTZ     8 bytes little-endian
 //!   14     INTERVAL        months (4) days (4) micros (8), little-endian
+//!   15     JSON / JSONB    length (varint) UTF-8 bytes (jsonb in its normal form)
 //!   varint := LEB128, 7 bits a byte, least significant group first, at most 19 bytes
 //! ```
 //!
@@ -74,7 +75,7 @@ pub fn key_part(v: &Value) -> Result<KeyPart> {
         Value::Float4(f) => KeyPart::Float(f64::from(*f)),
         Value::Float8(f) => KeyPart::Float(*f),
         Value::Numeric(n) => KeyPart::Bytes(numeric_key(*n)),
-        Value::Text(s) => KeyPart::Str(s.clone()),
+        Value::Text(s) | Value::Json(s) => KeyPart::Str(s.clone()),
         Value::Bytea(b) => KeyPart::Bytes(b.clone()),
         Value::Date(d) => KeyPart::Int(i64::from(*d)),
         Value::Timestamp(t) | Value::TimestampTz(t) => KeyPart::Int(*t),
@@ -191,6 +192,11 @@ pub fn encode_row(values: &[Value]) -> Vec<u8> {
                 out.extend(iv.days.to_le_bytes());
                 out.extend(iv.micros.to_le_bytes());
             }
+            Value::Json(s) => {
+                out.push(15);
+                put_varint(&mut out, s.len() as u128);
+                out.extend(s.as_bytes());
+            }
             // No column has a reg* type; a reg* value stored anyway keeps its oid.
             Value::Reg(_, oid, _) => {
                 out.push(5);
@@ -288,6 +294,12 @@ pub fn decode_row(bytes: &[u8]) -> Result<Vec<Value>> {
                 let s =
                     std::str::from_utf8(r.take(n)?).map_err(|_| corrupted(format!("invalid UTF-8 at byte {at}")))?;
                 Value::Text(s.to_string())
+            }
+            15 => {
+                let n = r.length()?;
+                let s =
+                    std::str::from_utf8(r.take(n)?).map_err(|_| corrupted(format!("invalid UTF-8 at byte {at}")))?;
+                Value::Json(s.to_string())
             }
             10 => {
                 let n = r.length()?;

@@ -87,14 +87,21 @@ pub fn call_function(name: &str, args: Vec<Value>, ctx: &FnContext) -> Result<Va
         }
         "pi" if args.is_empty() => return Ok(Value::Float8(std::f64::consts::PI)),
         "gen_random_uuid" | "uuid_generate_v4" if args.is_empty() => return random_uuid(),
+        // The JSON builders take NULL as JSON null.
+        name if super::json::is_builder(name) => {
+            return super::json::call(name, &args).expect("a builder is a JSON function")
+        }
         _ => {
             if let Some(result) = super::array::call(name, &args) {
                 return result;
             }
         }
     }
-    if args.iter().any(Value::is_null) && is_known(name) {
+    if args.iter().any(Value::is_null) && (is_known(name) || super::json::is_function(name)) {
         return Ok(Value::Null);
+    }
+    if let Some(result) = super::json::call(name, &args) {
+        return result;
     }
     let result = match name {
         "lower" | "upper" | "initcap" | "reverse" | "md5" | "ascii" | "length" | "char_length" | "character_length"

@@ -20,7 +20,7 @@ pub fn to_text(v: &Value) -> Option<String> {
         Value::Float4(f) => format_float(f64::from(*f), format!("{:e}", f.abs()), 6),
         Value::Float8(f) => format_float(*f, format!("{:e}", f.abs()), 15),
         Value::Numeric(n) => numeric::to_string(*n),
-        Value::Text(s) => s.clone(),
+        Value::Text(s) | Value::Json(s) => s.clone(),
         Value::Bytea(b) => bytea_to_hex(b),
         Value::Date(d) => datetime::format_date(*d),
         Value::Timestamp(t) => datetime::format_timestamp(*t, false),

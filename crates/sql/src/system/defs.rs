@@ -810,6 +810,8 @@ pub static TYPES: &[SysType] = &[
     SysType { preferred: true, ..ty(1186, "interval", "interval", 16, 'T', 'd', 1187) },
     ty(1700, "numeric", "numeric", -1, 'N', 'i', 1231),
     ty(2950, "uuid", "uuid", 16, 'U', 'c', 2951),
+    ty(114, "json", "json", -1, 'U', 'i', 199),
+    ty(3802, "jsonb", "jsonb", -1, 'U', 'i', 3807),
     ty(2205, "regclass", "regclass", 4, 'N', 'i', 2210),
     ty(2206, "regtype", "regtype", 4, 'N', 'i', 2211),
     ty(4089, "regnamespace", "regnamespace", 4, 'N', 'i', 4090),

@@ -658,6 +658,9 @@ pub fn table_function_columns(name: &str, args: &[Option<DataType>]) -> Result<V
         ("unnest", 1) => vec![("unnest".to_string(), DataType::Text)],
         ("generate_subscripts", 2 | 3) => vec![("generate_subscripts".to_string(), DataType::Int4)],
         ("pg_partition_ancestors", 1) => vec![("relid".to_string(), DataType::Reg(RegKind::Class))],
+        (name, 1) if crate::eval::json::table_function_columns(name).is_some() => {
+            crate::eval::json::table_function_columns(name).expect("checked")
+        }
         _ => {
             let types: Vec<&str> = args.iter().map(|a| a.as_ref().map_or("unknown", DataType::pg_name)).collect();
             return Err(Error::new(
@@ -700,7 +703,10 @@ pub fn table_function(exec: &mut Exec, name: &str, args: Vec<Value>, ordinality:
             Some(Value::Null) | None => Vec::new(),
             Some(v) => vec![vec![to_reg(exec, RegKind::Class, v.clone())?]],
         },
-        other => return Err(Error::new(codes::UNDEFINED_FUNCTION, format!("function {other} does not exist"))),
+        other => match crate::eval::json::table_function(other, &args) {
+            Some(rows) => rows?,
+            None => return Err(Error::new(codes::UNDEFINED_FUNCTION, format!("function {other} does not exist"))),
+        },
     };
     if name != "generate_series" {
         // Bounded by the arguments' size, so charged once built (generate_series charges

@@ -396,7 +396,20 @@ fn precedence(e: &Expr) -> u8 {
             BinaryOp::Or => 1,
             BinaryOp::And => 2,
             BinaryOp::Eq | BinaryOp::NotEq | BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq => 4,
-            BinaryOp::Match | BinaryOp::NotMatch | BinaryOp::IMatch | BinaryOp::NotIMatch | BinaryOp::Concat => 5,
+            BinaryOp::Match
+            | BinaryOp::NotMatch
+            | BinaryOp::IMatch
+            | BinaryOp::NotIMatch
+            | BinaryOp::Concat
+            | BinaryOp::JsonGet
+            | BinaryOp::JsonGetText
+            | BinaryOp::JsonPath
+            | BinaryOp::JsonPathText
+            | BinaryOp::Contains
+            | BinaryOp::ContainedBy
+            | BinaryOp::HasKey
+            | BinaryOp::HasAnyKey
+            | BinaryOp::HasAllKeys => 5,
             BinaryOp::Add | BinaryOp::Sub => 6,
             BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod => 7,
         },

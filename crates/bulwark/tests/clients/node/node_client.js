@@ -176,6 +176,16 @@ async function main() {
   assert.ok(bytes.rows[0].a.equals(raw));
   assert.deepEqual([...bytes.rows[0].b], [92, 120, 52, 49]);
 
+  // jsonb: pg sends an object as its JSON text and parses jsonb results back into objects.
+  await client.query('CREATE TABLE node_docs (id INT PRIMARY KEY, doc JSONB)');
+  await client.query('INSERT INTO node_docs VALUES ($1, $2), ($3, $4)', [1, { a: [1, 2], s: 'x' }, 2, { s: 'y' }]);
+  const docs = await client.query(
+    "SELECT doc, doc -> 'a' AS a, doc ->> 's' AS s, jsonb_build_object('k', id) AS o FROM node_docs WHERE doc @> $1",
+    [{ s: 'x' }],
+  );
+  assert.deepEqual(docs.rows, [{ doc: { a: [1, 2], s: 'x' }, a: [1, 2], s: 'x', o: { k: 1 } }]);
+  assert.deepEqual(docs.fields.map((f) => f.dataTypeID), [3802, 3802, 25, 3802]);
+
   await client.end();
 
   // A Pool of at most 4 connections running 16 queries at once.
