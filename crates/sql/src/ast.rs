@@ -41,6 +41,26 @@ pub enum Statement {
         /// IF EXISTS.
         if_exists: bool,
     },
+    /// CREATE [OR REPLACE] VIEW.
+    CreateView {
+        /// Name.
+        name: String,
+        /// The column names given, if any (else the query's).
+        columns: Vec<String>,
+        /// The query.
+        query: Box<Query>,
+        /// The query as SQL text (what is stored).
+        sql: String,
+        /// OR REPLACE.
+        or_replace: bool,
+    },
+    /// DROP VIEW.
+    DropView {
+        /// Names.
+        names: Vec<String>,
+        /// IF EXISTS.
+        if_exists: bool,
+    },
     /// CREATE [UNIQUE] INDEX.
     CreateIndex {
         /// Index name (generated if absent).

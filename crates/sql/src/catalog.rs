@@ -134,6 +134,12 @@ pub mod keys {
     /// Names no stored key: the cached map from each table to the tables whose foreign
     /// keys refer to it ([`super::referencing_tables`]).
     pub const REFERENCING: &[u8] = b"C\xffreferencing";
+    /// View definitions.
+    pub fn view(name: &str) -> Vec<u8> {
+        [VIEWS, name.as_bytes()].concat()
+    }
+    /// All view definitions.
+    pub const VIEWS: &[u8] = b"Cv";
     /// Index names.
     pub fn index(name: &str) -> Vec<u8> {
         [b"Ci".as_slice(), name.as_bytes()].concat()
@@ -229,6 +235,10 @@ pub fn lock_table_bytes(txn: &mut Txn, name: &str, exclusive: bool) -> Result<Ve
     let mode = if exclusive { txn::LockMode::Exclusive } else { txn::LockMode::Shared };
     let latest = match txn.lock_row_latest(&key, mode, txn::WaitPolicy::Wait)? {
         Some(Some(bytes)) => bytes,
+        _ if txn.get(&keys::view(name))?.is_some() => {
+            return Err(Error::new(codes::WRONG_OBJECT_TYPE, format!("\"{name}\" is a view"))
+                .with_detail("Views are read-only in Bulwark: write to the tables the view reads."))
+        }
         _ => return Err(Error::new(codes::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist"))),
     };
     if txn.options().isolation != txn::IsolationLevel::ReadCommitted && txn.get(&key)?.as_ref() != Some(&latest) {
@@ -694,4 +704,80 @@ mod tests {
         bad[0] = 2;
         assert!(decode_stats(&bad).is_err());
     }
+}
+
+// ---- views ------------------------------------------------------------------------
+
+/// The deepest views may nest in one another (54001 beyond): a view over a view over ...
+/// is planned by expanding each, and OR REPLACE could make a cycle.
+pub const VIEW_DEPTH_MAX: usize = 64;
+
+/// A view: a named query, stored as its SQL text and planned where it is used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct View {
+    /// Object id (from the same counter as tables).
+    pub id: u32,
+    /// Name.
+    pub name: String,
+    /// Its columns' names and types, as its query gave them when it was created.
+    pub columns: Vec<(String, DataType)>,
+    /// The query, as SQL.
+    pub sql: String,
+}
+
+/// Reads a view, or None.
+pub fn get_view(txn: &mut Txn, name: &str) -> Result<Option<View>> {
+    txn.get(&keys::view(name))?.map(|b| decode_view(&b)).transpose()
+}
+
+/// Writes a view.
+pub fn put_view(txn: &mut Txn, view: &View) -> Result<()> {
+    txn.put(&keys::view(&view.name), &encode_view(view))?;
+    Ok(())
+}
+
+/// Every view, sorted by name.
+pub fn views(txn: &mut Txn) -> Result<Vec<View>> {
+    use std::ops::Bound;
+    let end = storage::keycode::prefix_end(keys::VIEWS).expect("prefix has an end");
+    let rows = txn.scan(Bound::Included(keys::VIEWS.to_vec()), Bound::Excluded(end), false, usize::MAX)?;
+    rows.iter().map(|(_, v)| decode_view(v)).collect()
+}
+
+/// A view's stored form: format (u8 = 1), id (u32), name, SQL text, column count (u32),
+/// then each column's name and type (as in a table definition).
+pub fn encode_view(v: &View) -> Vec<u8> {
+    let mut w = W(vec![FORMAT]);
+    w.u32(v.id);
+    w.str(&v.name);
+    w.str(&v.sql);
+    w.u32(v.columns.len() as u32);
+    for (name, t) in &v.columns {
+        w.str(name);
+        w.data_type(t);
+    }
+    w.0
+}
+
+/// Reads [`encode_view`]'s form (XX001 if it is malformed).
+pub fn decode_view(bytes: &[u8]) -> Result<View> {
+    let mut r = R(bytes);
+    if r.u8()? != FORMAT {
+        return Err(corrupt("unknown view format"));
+    }
+    let id = r.u32()?;
+    let name = r.str()?;
+    let sql = r.str()?;
+    let n = r.u32()? as usize;
+    if n > COLUMNS_MAX {
+        return Err(corrupt("view column count"));
+    }
+    let mut columns = Vec::with_capacity(n);
+    for _ in 0..n {
+        columns.push((r.str()?, r.data_type()?));
+    }
+    if !r.0.is_empty() {
+        return Err(corrupt("trailing bytes in view"));
+    }
+    Ok(View { id, name, columns, sql })
 }

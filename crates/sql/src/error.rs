@@ -125,6 +125,10 @@ pub mod codes {
     pub const AMBIGUOUS_COLUMN: &str = "42702";
     /// 26000
     pub const INVALID_SQL_STATEMENT_NAME: &str = "26000";
+    /// 2BP01
+    pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";
+    /// 42P16
+    pub const INVALID_TABLE_DEFINITION: &str = "42P16";
     /// 55P02
     pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
     /// 42712

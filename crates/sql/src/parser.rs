@@ -472,6 +472,22 @@ fn statement(s: sql::Statement) -> Result<Vec<Statement>> {
         sql::Statement::Delete(delete) => dml::delete(delete)?,
         sql::Statement::CreateTable(create) => ddl::create_table(create)?,
         sql::Statement::CreateIndex(create) => ddl::create_index(create)?,
+        sql::Statement::CreateView(v) => {
+            if v.materialized || v.temporary || v.if_not_exists || v.or_alter || v.to.is_some() || v.params.is_some() {
+                return Err(Error::unsupported("this form of CREATE VIEW"));
+            }
+            if !matches!(v.options, sql::CreateTableOptions::None) {
+                return Err(Error::unsupported("CREATE VIEW ... WITH options"));
+            }
+            let sql = v.query.to_string();
+            Statement::CreateView {
+                name: relation_name(v.name)?,
+                columns: v.columns.into_iter().map(|c| ident(c.name)).collect(),
+                query: Box::new(query(*v.query)?),
+                sql,
+                or_replace: v.or_replace,
+            }
+        }
         sql::Statement::Drop { object_type, if_exists, names, cascade: _, restrict: _, purge, temporary, table } => {
             // CASCADE is accepted and left to the executor: dropping an object others
             // depend on still fails there, so nothing is dropped silently.
@@ -482,6 +498,7 @@ fn statement(s: sql::Statement) -> Result<Vec<Statement>> {
             match object_type {
                 sql::ObjectType::Table => Statement::DropTable { names, if_exists },
                 sql::ObjectType::Index => Statement::DropIndex { names, if_exists },
+                sql::ObjectType::View => Statement::DropView { names, if_exists },
                 other => return Err(Error::unsupported(format!("DROP {other}"))),
             }
         }

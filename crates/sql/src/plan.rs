@@ -316,6 +316,8 @@ pub struct Planner<'t> {
     pub txn: &'t mut Txn,
     /// CTEs in scope: name and columns.
     pub ctes: Vec<(String, Scope)>,
+    /// How many views deep the planning is (see `catalog::VIEW_DEPTH_MAX`).
+    view_depth: usize,
 }
 
 impl SubPlanner for Planner<'_> {
@@ -327,7 +329,7 @@ impl SubPlanner for Planner<'_> {
 impl<'t> Planner<'t> {
     /// A planner over `txn`.
     pub fn new(txn: &'t mut Txn) -> Planner<'t> {
-        Planner { txn, ctes: Vec::new() }
+        Planner { txn, ctes: Vec::new(), view_depth: 0 }
     }
 
     /// Binds `e` against `scope` with enclosing scopes `outer`.
@@ -514,7 +516,18 @@ impl<'t> Planner<'t> {
                         let label = alias.clone().unwrap_or_else(|| crate::system::bare_name(name).to_string());
                         (table, label)
                     }
-                    None => (catalog::table(self.txn, name)?, label),
+                    None => match catalog::get_table(self.txn, name)? {
+                        Some(table) => (table, label),
+                        None => match catalog::get_view(self.txn, name)? {
+                            Some(view) => return self.plan_view(&view, &label, columns),
+                            None => {
+                                return Err(Error::new(
+                                    codes::UNDEFINED_TABLE,
+                                    format!("relation \"{name}\" does not exist"),
+                                ))
+                            }
+                        },
+                    },
                 };
                 let scope = Scope {
                     columns: table
@@ -716,6 +729,46 @@ impl<'t> Planner<'t> {
                 self.filtered_scan(scan, scope, f, pred, &[])
             }
         }
+    }
+
+    /// A view in FROM: its stored query, planned here, its columns named as the view's.
+    fn plan_view(&mut self, view: &catalog::View, label: &str, columns: &[String]) -> Result<(Plan, Scope)> {
+        if self.view_depth >= catalog::VIEW_DEPTH_MAX {
+            return Err(Error::new(
+                codes::STATEMENT_TOO_COMPLEX,
+                format!("views nest more than {} deep at \"{}\"", catalog::VIEW_DEPTH_MAX, view.name),
+            ));
+        }
+        let Some(ast::Statement::Query(q)) = crate::parser::parse(&view.sql)?.pop() else {
+            return Err(Error::new("XX001", format!("view \"{}\" has a malformed definition", view.name)));
+        };
+        // The view reads the catalog, not the query's CTEs, and is not correlated.
+        let ctes = std::mem::take(&mut self.ctes);
+        self.view_depth += 1;
+        let planned = self.plan_query(&q, vec![]);
+        self.view_depth -= 1;
+        self.ctes = ctes;
+        let (mut plan, scope) = planned?;
+        let width = view.columns.len();
+        if scope.columns.len() < width {
+            return Err(Error::new(
+                codes::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("view \"{}\" reads columns its tables no longer have", view.name),
+            )
+            .with_hint("Drop the view and create it again."));
+        }
+        // `SELECT *` over a table that gained columns since: the view keeps its own.
+        if scope.columns.len() > width {
+            plan = Plan::Project(Box::new(plan), (0..width).map(BExpr::Col).collect());
+        }
+        let mut scope = relabel(&scope, label);
+        scope.columns.truncate(width);
+        for (c, (name, _)) in scope.columns.iter_mut().zip(&view.columns) {
+            c.name = name.clone();
+            c.hidden = false;
+        }
+        let scope = rename_columns(scope, columns, || format!("table \"{label}\""))?;
+        Ok((plan, scope))
     }
 
     /// `FROM a, b, c WHERE a.x = b.y AND ...`: each cross join of the FROM list (a left-deep

@@ -12,6 +12,7 @@ mod alter;
 mod copy;
 mod explain;
 mod roles;
+mod views;
 mod write_from;
 
 pub use copy::CopyResponse;
@@ -1285,6 +1286,10 @@ impl Session {
                 self.create_index(txn, name.clone(), table, columns, *unique, *if_not_exists)
             }
             Statement::DropIndex { names, if_exists } => self.drop_indexes(txn, names, *if_exists),
+            Statement::CreateView { name, columns, query, sql, or_replace } => {
+                self.create_view(txn, name, columns, query, sql, *or_replace)
+            }
+            Statement::DropView { names, if_exists } => self.drop_views(txn, names, *if_exists),
             Statement::Truncate { tables, cascade } => self.truncate(txn, tables, *cascade),
             Statement::Insert { table, columns, source, on_conflict, returning } => {
                 self.insert(txn, table, columns.as_deref(), source, on_conflict.as_ref(), returning, params)
@@ -1429,7 +1434,7 @@ impl Session {
         defs: &[ast::ColumnDef],
         constraints: &[TableConstraint],
     ) -> Result<QueryResult> {
-        if catalog::get_table(txn, name)?.is_some() {
+        if catalog::get_table(txn, name)?.is_some() || catalog::get_view(txn, name)?.is_some() {
             if if_not_exists {
                 let mut r = QueryResult::command("CREATE TABLE");
                 r.notices.push(format!("relation \"{name}\" already exists, skipping"));
@@ -1575,6 +1580,7 @@ impl Session {
                 return Err(Error::new(codes::UNDEFINED_TABLE, format!("table \"{name}\" does not exist")));
             }
             let table = catalog::lock_table(txn, name, true)?;
+            views::check_no_view_reads(txn, name, "table", &[])?;
             for other in catalog::table_names(txn)? {
                 if &other == name || names.contains(&other) {
                     continue;
@@ -1691,7 +1697,10 @@ impl Session {
     ) -> Result<QueryResult> {
         let mut table = catalog::lock_table(txn, table_name, true)?;
         let name = name.unwrap_or_else(|| format!("{table_name}_{}_idx", columns.join("_")));
-        if txn.get(&keys::index(&name))?.is_some() || catalog::get_table(txn, &name)?.is_some() {
+        if txn.get(&keys::index(&name))?.is_some()
+            || catalog::get_table(txn, &name)?.is_some()
+            || catalog::get_view(txn, &name)?.is_some()
+        {
             if if_not_exists {
                 let mut r = QueryResult::command("CREATE INDEX");
                 r.notices.push(format!("relation \"{name}\" already exists, skipping"));

@@ -577,6 +577,7 @@ pub static TABLES: &[SysTable] = &[
             ("rowsecurity", Bool),
         ],
     ),
+    v("pg_views", 12008, &[("schemaname", Name), ("viewname", Name), ("viewowner", Name), ("definition", Text)]),
     v(
         "pg_indexes",
         12005,
@@ -648,6 +649,22 @@ pub static TABLES: &[SysTable] = &[
             ("is_insertable_into", Text),
             ("is_typed", Text),
             ("commit_action", Text),
+        ],
+    ),
+    is(
+        "views",
+        13007,
+        &[
+            ("table_catalog", Name),
+            ("table_schema", Name),
+            ("table_name", Name),
+            ("view_definition", Text),
+            ("check_option", Text),
+            ("is_updatable", Text),
+            ("is_insertable_into", Text),
+            ("is_trigger_updatable", Text),
+            ("is_trigger_deletable", Text),
+            ("is_trigger_insertable_into", Text),
         ],
     ),
     is(

@@ -183,7 +183,15 @@ fn call_known(exec: &mut Exec, name: &str, args: &[Value]) -> Result<Value> {
             Some(t) if t.view => {
                 Value::Text(format!(" -- {}.{} is computed by Bulwark from its catalog", t.schema.name(), t.name))
             }
-            _ => Value::Null,
+            _ => {
+                let oid = oid_arg(args.first()).unwrap_or(0);
+                let s = (oid >= FIRST_NORMAL_OID).then(|| Snapshot::load(exec.txn)).transpose()?;
+                let sql = s.as_ref().and_then(|s| s.rel(oid).filter(|r| r.kind == RelKind::View).map(|r| r.table));
+                match (s.as_ref(), sql) {
+                    (Some(s), Some(i)) => s.view_sql[i].as_ref().map_or(Value::Null, |q| Value::Text(format!(" {q};"))),
+                    _ => Value::Null,
+                }
+            }
         }),
         // No triggers, rules, extended statistics or partitions exist, so no oid names one.
         ("pg_get_triggerdef" | "pg_get_ruledef", 1 | 2)
@@ -416,8 +424,9 @@ fn relation_size(exec: &mut Exec, name: &str, oid: u32) -> Result<Value> {
         (RelKind::Index(super::snapshot::IndexRef::Secondary(i)), _) => {
             range_bytes(exec, keys::index_entries(t.indexes[i].id))?
         }
-        // The primary key orders the rows themselves; a sequence is one value.
-        (RelKind::Index(_), _) => 0,
+        // The primary key orders the rows themselves; a sequence is one value; a view
+        // stores nothing.
+        (RelKind::Index(_) | RelKind::View, _) => 0,
         (RelKind::Sequence { .. }, _) => 8,
     };
     Ok(Value::Int8(size))

@@ -171,6 +171,30 @@ pub fn rows(def: &SysTable, snapshot: &Snapshot, settings: &[(String, String)]) 
         ]],
         (Schema::PgCatalog, "pg_settings") => settings::rows(settings),
         (Schema::PgCatalog, "pg_tables") => pg_tables(snapshot),
+        (Schema::PgCatalog, "pg_views") => (0..snapshot.tables.len())
+            .filter_map(|i| {
+                let sql = snapshot.view_sql[i].as_ref()?;
+                Some(vec![text("public"), text(&snapshot.tables[i].name), text(SUPERUSER_NAME), text(sql)])
+            })
+            .collect(),
+        (Schema::InformationSchema, "views") => (0..snapshot.tables.len())
+            .filter_map(|i| {
+                let sql = snapshot.view_sql[i].as_ref()?;
+                let no = || text("NO");
+                Some(vec![
+                    text(DATABASE_NAME),
+                    text("public"),
+                    text(&snapshot.tables[i].name),
+                    text(sql),
+                    text("NONE"),
+                    no(),
+                    no(),
+                    no(),
+                    no(),
+                    no(),
+                ])
+            })
+            .collect(),
         (Schema::PgCatalog, "pg_stats") => pg_stats(snapshot),
         (Schema::PgCatalog, "pg_indexes") => snapshot
             .rels
@@ -405,6 +429,9 @@ fn pg_class(s: &Snapshot) -> Vec<Row> {
                 class_row(r.oid, &r.name, PUBLIC_OID, 'i', BTREE_AM_OID, n, 0, false, 'n', false, false)
             }
             RelKind::Sequence { .. } => class_row(r.oid, &r.name, PUBLIC_OID, 'S', 0, 3, 0, false, 'n', false, false),
+            RelKind::View => {
+                class_row(r.oid, &r.name, PUBLIC_OID, 'v', 0, t.columns.len(), 0, false, 'n', false, false)
+            }
         });
     }
     out
@@ -454,7 +481,7 @@ fn pg_attribute(s: &Snapshot) -> Vec<Row> {
     for r in &s.rels {
         let t = &s.tables[r.table];
         match r.kind {
-            RelKind::Table => {
+            RelKind::Table | RelKind::View => {
                 for (i, c) in t.columns.iter().enumerate() {
                     let not_null = c.not_null || t.primary_key.contains(&i);
                     out.push(attribute(r.oid, &c.name, &c.data_type, i + 1, not_null, c.default.is_some()));
@@ -698,7 +725,7 @@ fn pg_depend(s: &Snapshot) -> Vec<Row> {
     for r in &s.rels {
         let table = s.table_oid(r.table);
         match r.kind {
-            RelKind::Table => {}
+            RelKind::Table | RelKind::View => {}
             // A SERIAL column owns its sequence ('a': dropped with it).
             RelKind::Sequence { column } => out.push(dep(PG_CLASS_OID, r.oid, PG_CLASS_OID, table, column + 1, 'a')),
             RelKind::Index(ix) => match s.index_constraint(r.table, ix) {
@@ -735,7 +762,10 @@ fn pg_tables(s: &Snapshot) -> Vec<Row> {
             ]
         })
         .collect();
-    for t in &s.tables {
+    for (i, t) in s.tables.iter().enumerate() {
+        if s.is_view(i) {
+            continue;
+        }
         let has_index = !t.primary_key.is_empty() || !t.indexes.is_empty();
         out.push(vec![
             text("public"),
@@ -769,7 +799,7 @@ fn info_tables(s: &Snapshot) -> Vec<Row> {
         ]
     };
     let mut out: Vec<Row> = TABLES.iter().map(|t| row(t.schema.name(), t.name, t.view)).collect();
-    out.extend(s.tables.iter().map(|t| row("public", &t.name, false)));
+    out.extend(s.tables.iter().enumerate().map(|(i, t)| row("public", &t.name, s.is_view(i))));
     out
 }
 
@@ -870,11 +900,11 @@ fn info_columns(s: &Snapshot) -> Vec<Row> {
             out.push(column_row(t.schema.name(), t.name, name, i + 1, None, true, &ty.data_type(), t.view));
         }
     }
-    for t in &s.tables {
+    for (ti, t) in s.tables.iter().enumerate() {
         for (i, c) in t.columns.iter().enumerate() {
             let nullable = !(c.not_null || t.primary_key.contains(&i));
             let default = c.default.as_ref().map(deparse);
-            out.push(column_row("public", &t.name, &c.name, i + 1, default, nullable, &c.data_type, false));
+            out.push(column_row("public", &t.name, &c.name, i + 1, default, nullable, &c.data_type, s.is_view(ti)));
         }
     }
     out

@@ -24,6 +24,31 @@ use std::fmt::Write;
 use std::ops::Bound;
 use txn::Txn;
 
+/// A view as the system tables show it: a table of its columns, without keys.
+fn view_table(v: &catalog::View) -> Table {
+    Table {
+        id: v.id,
+        name: v.name.clone(),
+        columns: v
+            .columns
+            .iter()
+            .map(|(name, t)| catalog::Column {
+                name: name.clone(),
+                data_type: t.clone(),
+                not_null: false,
+                default: None,
+                sequence: None,
+            })
+            .collect(),
+        primary_key: vec![],
+        pk_name: String::new(),
+        rowid_sequence: 0,
+        indexes: vec![],
+        checks: vec![],
+        foreign_keys: vec![],
+    }
+}
+
 /// PostgreSQL's first oid for user objects.
 pub const FIRST_NORMAL_OID: u32 = 16384;
 /// The first hashed oid.
@@ -49,6 +74,8 @@ pub enum RelKind {
     Table,
     /// An index of the table.
     Index(IndexRef),
+    /// A view (its `Snapshot::tables` entry holds its columns; `Snapshot::view_sql` its query).
+    View,
     /// The sequence feeding the table's column (SERIAL, IDENTITY).
     Sequence {
         /// The column's position.
@@ -109,8 +136,10 @@ pub struct Default {
 /// The catalog as the system tables see it.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    /// Every table, by name.
+    /// Every table, by name, then every view (as a table of its columns, without keys).
     pub tables: Vec<Table>,
+    /// For each of `tables`, a view's query (None for a table).
+    pub view_sql: Vec<Option<String>>,
     /// Tables, indexes and sequences.
     pub rels: Vec<Rel>,
     /// Constraints.
@@ -136,10 +165,27 @@ impl Snapshot {
             false,
             SNAPSHOT_TABLES_MAX,
         )?;
-        let tables = entries.iter().map(|(_, v)| catalog::decode(v)).collect::<Result<Vec<_>>>()?;
+        let mut tables = entries.iter().map(|(_, v)| catalog::decode(v)).collect::<Result<Vec<_>>>()?;
+        let mut view_sql = vec![None; tables.len()];
+        for view in catalog::views(txn)? {
+            tables.push(view_table(&view));
+            view_sql.push(Some(view.sql));
+        }
         let stats = tables.iter().map(|t| catalog::get_stats(txn, t)).collect::<Result<Vec<_>>>()?;
         let reltuples = stats.iter().map(|s| s.as_ref().map(|s| s.rows)).collect();
-        Ok(Snapshot { reltuples, stats, ..Snapshot::new(tables) })
+        let mut s = Snapshot { reltuples, stats, ..Snapshot::new(tables) };
+        for r in &mut s.rels {
+            if r.kind == RelKind::Table && view_sql[r.table].is_some() {
+                r.kind = RelKind::View;
+            }
+        }
+        s.view_sql = view_sql;
+        Ok(s)
+    }
+
+    /// Whether `tables[i]` is a view.
+    pub fn is_view(&self, i: usize) -> bool {
+        self.view_sql.get(i).is_some_and(Option::is_some)
     }
 
     /// A snapshot of `tables` (sorted by name, as the catalog keeps them).
