@@ -1573,6 +1573,7 @@ fn sql_error_info(e: sql::Error) -> ErrorInfo {
     info.detail = e.detail;
     info.hint = e.hint;
     info.where_context = e.context;
+    info.position = e.position.map(|p| p.to_string());
     if let Some(o) = e.object {
         info.schema = Some(o.schema);
         info.table = Some(o.table);

@@ -22,6 +22,75 @@ pub struct Error {
     /// The object a constraint error is about, sent as PostgreSQL's error fields (schema,
     /// table, column, constraint) so drivers can name it (psycopg's `diag.constraint_name`).
     pub object: Option<Box<ErrorObject>>,
+    /// Where in the statement's text the error is: a 1-based character position, sent as
+    /// PostgreSQL's position field (psql then shows the line with a caret under it).
+    pub position: Option<u32>,
+}
+
+/// The 1-based character position of `line` (1-based) and `column` (1-based, in
+/// characters) in `text`.
+pub fn char_position(text: &str, line: u64, column: u64) -> u32 {
+    let mut pos: u64 = 0;
+    for (i, l) in text.split('\n').enumerate() {
+        if i as u64 + 1 == line {
+            return u32::try_from(pos + column.max(1)).unwrap_or(u32::MAX);
+        }
+        pos += l.chars().count() as u64 + 1;
+    }
+    u32::try_from(pos.max(1)).unwrap_or(u32::MAX)
+}
+
+/// Gives an error about a name that does not exist (a relation, column or function) the
+/// position of that name in `sql`, as PostgreSQL reports it: the first place the name
+/// appears as a word (outside string literals), else nothing.
+pub fn locate_name(e: Error, sql: &str) -> Error {
+    if e.position.is_some() {
+        return e;
+    }
+    let quoted = |m: &str| m.split('"').nth(1).map(str::to_string);
+    let name = match e.code {
+        codes::UNDEFINED_TABLE => quoted(&e.message),
+        codes::UNDEFINED_COLUMN => quoted(&e.message)
+            .or_else(|| e.message.strip_prefix("column ").and_then(|r| r.split(' ').next()).map(str::to_string)),
+        codes::UNDEFINED_FUNCTION => {
+            e.message.strip_prefix("function ").and_then(|r| r.split('(').next()).map(str::to_string)
+        }
+        _ => None,
+    };
+    match name.and_then(|n| find_word(sql, &n)) {
+        Some(p) => e.at(p),
+        None => e,
+    }
+}
+
+/// The 1-based character position of the first whole-word, case-insensitive occurrence of
+/// `word` in `sql` outside single-quoted literals.
+fn find_word(sql: &str, word: &str) -> Option<u32> {
+    if word.is_empty() {
+        return None;
+    }
+    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    let chars: Vec<char> = sql.chars().collect();
+    let target: Vec<char> = word.chars().flat_map(char::to_lowercase).collect();
+    let mut in_string = false;
+    for i in 0..chars.len() {
+        if chars[i] == '\'' {
+            in_string = !in_string;
+            continue;
+        }
+        if in_string || (i > 0 && is_word(chars[i - 1])) {
+            continue;
+        }
+        let end = i + target.len();
+        if end > chars.len() || chars.get(end).is_some_and(|c| is_word(*c)) {
+            continue;
+        }
+        let candidate: Vec<char> = chars[i..end].iter().flat_map(|c| c.to_lowercase()).collect();
+        if candidate == target {
+            return u32::try_from(i + 1).ok();
+        }
+    }
+    None
 }
 
 /// The table, column and constraint an error is about.
@@ -40,7 +109,13 @@ pub struct ErrorObject {
 impl Error {
     /// An error with `code` and `message`.
     pub fn new(code: &'static str, message: impl Into<String>) -> Error {
-        Error { code, message: message.into(), detail: None, hint: None, context: None, object: None }
+        Error { code, message: message.into(), detail: None, hint: None, context: None, object: None, position: None }
+    }
+
+    /// Sets the position (1-based, in characters of the statement's text).
+    pub fn at(mut self, position: u32) -> Error {
+        self.position = Some(position);
+        self
     }
 
     /// Adds a DETAIL.
@@ -211,4 +286,22 @@ pub mod codes {
     pub const QUERY_CANCELED: &str = "57014";
     /// XX000
     pub const INTERNAL_ERROR: &str = "XX000";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_located_as_postgres_locates_them() {
+        let at = |code, message: &str, sql| locate_name(Error::new(code, message), sql).position;
+        assert_eq!(at(codes::UNDEFINED_TABLE, "relation \"nosuch\" does not exist", "SELECT * FROM nosuch"), Some(15));
+        let sql = "SELECT 'nosuch', Nosuch FROM t";
+        assert_eq!(at(codes::UNDEFINED_COLUMN, "column \"nosuch\" does not exist", sql), Some(18));
+        assert_eq!(at(codes::UNDEFINED_COLUMN, "column t.x does not exist", "SELECT t.x FROM t"), Some(8));
+        assert_eq!(at(codes::UNDEFINED_FUNCTION, "function foo(integer) does not exist", "SELECT foo(1)"), Some(8));
+        assert_eq!(at(codes::UNDEFINED_COLUMN, "column \"x\" does not exist", "SELECT xx FROM t"), None);
+        assert_eq!(at(codes::DIVISION_BY_ZERO, "division by zero", "SELECT 1/0"), None);
+        assert_eq!(char_position("ab\ncd", 2, 2), 5);
+    }
 }

@@ -98,7 +98,10 @@ const NUMERIC_PRECISION_MAX: u64 = 1000;
 /// string gives an empty list.
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     let dialect = PostgreSqlDialect {};
-    let tokens = Tokenizer::new(&dialect, sql).with_unescape(true).tokenize_with_location().map_err(tokenizer_error)?;
+    let tokens = Tokenizer::new(&dialect, sql)
+        .with_unescape(true)
+        .tokenize_with_location()
+        .map_err(|e| tokenizer_error(e, sql))?;
     let mut statements = Vec::new();
     for run in split_statements(tokens) {
         let significant: Vec<&Token> =
@@ -122,11 +125,23 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
         }
         // One statement per run, then nothing: `parse_statements` would stop quietly at a
         // stray END (`SELECT 1 END junk`), which PostgreSQL rejects.
+        // The end of this statement's text, where "at end of input" points.
+        let end = run.iter().rev().find(|t| !matches!(t.token, Token::Whitespace(_))).map(|t| t.span.end);
         let mut parser = Parser::new(&dialect).with_tokens_with_locations(run);
-        let parsed = parser.parse_statement().map_err(parser_error)?;
+        let parsed = parser.parse_statement().map_err(|e| {
+            let e = parser_error_in(e, Some(sql));
+            match end {
+                Some(end) if e.position.is_none() => {
+                    let at = crate::error::char_position(sql, end.line, end.column);
+                    e.at(at)
+                }
+                _ => e,
+            }
+        })?;
         let next = parser.peek_token();
         if next.token != Token::EOF {
-            return Err(Error::syntax(format!("syntax error at or near \"{}\"", next.token)));
+            let at = crate::error::char_position(sql, next.span.start.line, next.span.start.column);
+            return Err(Error::syntax(format!("syntax error at or near \"{}\"", next.token)).at(at));
         }
         statements.extend(statement(parsed)?);
     }
@@ -210,14 +225,24 @@ fn split_statements(tokens: Vec<TokenWithSpan>) -> Vec<Vec<TokenWithSpan>> {
 // Errors
 // ---------------------------------------------------------------------------------------
 
-fn tokenizer_error(e: TokenizerError) -> Error {
+fn tokenizer_error(e: TokenizerError, sql: &str) -> Error {
     // PostgreSQL words lexer errors like grammar errors, e.g. an unterminated quote is
     // `unterminated quoted string at or near "'abc"`; the tokenizer's text is close enough.
-    Error::syntax(e.message.clone()).with_detail(e.to_string())
+    let at = crate::error::char_position(sql, e.location.line, e.location.column);
+    if e.message.starts_with("Unterminated string literal") {
+        let rest: String = sql.chars().skip(at.saturating_sub(1) as usize).take(QUOTED_SQL_CHARS_MAX).collect();
+        return Error::syntax(format!("unterminated quoted string at or near \"{rest}\"")).at(at);
+    }
+    Error::syntax(e.message.clone()).with_detail(e.to_string()).at(at)
 }
 
 /// Turns `Expected: X, found: Y at Line: 1, Column: 8` into PostgreSQL's wording.
 fn parser_error(e: ParserError) -> Error {
+    parser_error_in(e, None)
+}
+
+/// [`parser_error`], with the position in `sql` the parser reported.
+fn parser_error_in(e: ParserError, sql: Option<&str>) -> Error {
     let message = match e {
         ParserError::RecursionLimitExceeded => {
             return too_complex("The statement nests expressions or queries too deeply.".to_string());
@@ -239,7 +264,15 @@ fn parser_error(e: ParserError) -> Error {
         }
         None => format!("syntax error: {without_location}"),
     };
-    Error::syntax(primary).with_detail(message)
+    let position = sql.zip(message.rfind(" at Line: ")).and_then(|(sql, at)| {
+        let (line, column) = message[at + " at Line: ".len()..].split_once(", Column: ")?;
+        Some(crate::error::char_position(sql, line.trim().parse().ok()?, column.trim().parse().ok()?))
+    });
+    let e = Error::syntax(primary).with_detail(message.clone());
+    match position {
+        Some(at) => e.at(at),
+        None => e,
+    }
 }
 
 /// 0A000 naming a piece of SQL by its text.
@@ -2606,7 +2639,8 @@ mod tests {
             Statement::DropTable { names: vec!["a".into(), "b".into()], if_exists: true }
         );
         assert_eq!(one("DROP INDEX i"), Statement::DropIndex { names: vec!["i".into()], if_exists: false });
-        assert_eq!(code("DROP VIEW v"), codes::FEATURE_NOT_SUPPORTED);
+        assert_eq!(one("DROP VIEW IF EXISTS v"), Statement::DropView { names: vec!["v".into()], if_exists: true });
+        assert_eq!(code("DROP SEQUENCE s"), codes::FEATURE_NOT_SUPPORTED);
     }
 
     #[test]
@@ -3187,6 +3221,15 @@ mod tests {
         assert_eq!((err.code, err.message.as_str()), (codes::SYNTAX_ERROR, "syntax error at end of input"));
         assert_eq!(code("SELEC 1"), codes::SYNTAX_ERROR);
         assert_eq!(code("SELECT 'unterminated"), codes::SYNTAX_ERROR);
+        // Positions, as PostgreSQL 15 reports them for the same text (1-based characters).
+        let at = |sql: &str| parse(sql).unwrap_err().position;
+        assert_eq!(at("SELECT * FROM"), Some(14));
+        assert_eq!(at("selec 1"), Some(1));
+        assert_eq!(at("SELECT 1,\n  2 3"), Some(15));
+        assert_eq!(at("SELECT 1 FROM t WHERE (id = 1"), Some(30));
+        let e = parse("SELECT 'abc").unwrap_err();
+        assert_eq!((e.message.as_str(), e.position), ("unterminated quoted string at or near \"'abc\"", Some(8)));
+        assert_eq!(at("SELECT 'é', 'x"), Some(13));
     }
 
     #[test]
@@ -3215,7 +3258,7 @@ mod tests {
             "SELECT * FROM t, LATERAL (SELECT 1) s",
             "CREATE TEMP TABLE t (a int)",
             "CREATE TABLE t AS SELECT 1",
-            "CREATE VIEW v AS SELECT 1",
+            "CREATE MATERIALIZED VIEW v AS SELECT 1",
             "SELECT a FROM t FOR UPDATE OF t",
             "SELECT x'1f'",
         ] {

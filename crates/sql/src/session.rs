@@ -482,7 +482,7 @@ impl Session {
         let mut out = Vec::new();
         for (i, stmt) in statements.statements.iter().enumerate() {
             self.plan_slot = Some((statements.clone(), i));
-            let r = self.run(stmt, params);
+            let r = self.run(stmt, params).map_err(|e| crate::error::locate_name(e, sql));
             self.plan_slot = None;
             let failed = r.is_err();
             out.push(r);

@@ -72,6 +72,18 @@ try:
 except errors.NotNullViolation as e:
     assert e.sqlstate == "23502"
     assert (e.diag.table_name, e.diag.column_name) == ("items", "name"), (e.diag.table_name, e.diag.column_name)
+# Where in the statement an error is (the position field, 1-based characters).
+for sql, sqlstate, position in [
+    ("SELECT * FROM nosuch", "42P01", "15"),
+    ("SELECT id,\n  nosuch FROM items", "42703", "14"),
+    ("SELECT 1 +", "42601", "11"),
+    ("SELEC 1", "42601", "1"),
+]:
+    try:
+        conn.execute(sql)
+        raise AssertionError(f"{sql} succeeded")
+    except errors.Error as e:
+        assert (e.sqlstate, e.diag.statement_position) == (sqlstate, position), (sql, e.sqlstate, e.diag.statement_position)
 
 # COPY both ways.
 with conn.cursor() as cur:
