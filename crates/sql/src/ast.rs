@@ -54,6 +54,22 @@ pub enum Statement {
         /// OR REPLACE.
         or_replace: bool,
     },
+    /// CREATE SEQUENCE.
+    CreateSequence {
+        /// Name.
+        name: String,
+        /// IF NOT EXISTS.
+        if_not_exists: bool,
+        /// Its options, as written.
+        options: SequenceOptions,
+    },
+    /// DROP SEQUENCE.
+    DropSequence {
+        /// Names.
+        names: Vec<String>,
+        /// IF EXISTS.
+        if_exists: bool,
+    },
     /// DROP VIEW.
     DropView {
         /// Names.
@@ -482,6 +498,25 @@ pub struct Cte {
     pub query: Query,
     /// In a WITH RECURSIVE: the query may name itself (`base UNION [ALL] step`).
     pub recursive: bool,
+}
+
+/// The options of CREATE SEQUENCE (None: not written).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SequenceOptions {
+    /// AS type.
+    pub data_type: Option<DataType>,
+    /// INCREMENT BY.
+    pub increment: Option<i64>,
+    /// MINVALUE n (Some(None): NO MINVALUE).
+    pub min: Option<Option<i64>>,
+    /// MAXVALUE n (Some(None): NO MAXVALUE).
+    pub max: Option<Option<i64>>,
+    /// START WITH.
+    pub start: Option<i64>,
+    /// CACHE.
+    pub cache: Option<i64>,
+    /// [NO] CYCLE.
+    pub cycle: Option<bool>,
 }
 
 /// A query: WITH, a body, ORDER BY, LIMIT, OFFSET, FOR UPDATE.

@@ -140,6 +140,12 @@ pub mod keys {
     }
     /// All view definitions.
     pub const VIEWS: &[u8] = b"Cv";
+    /// Sequence definitions (CREATE SEQUENCE).
+    pub fn sequence_def(name: &str) -> Vec<u8> {
+        [SEQUENCE_DEFS, name.as_bytes()].concat()
+    }
+    /// All sequence definitions.
+    pub const SEQUENCE_DEFS: &[u8] = b"Cq";
     /// Index names.
     pub fn index(name: &str) -> Vec<u8> {
         [b"Ci".as_slice(), name.as_bytes()].concat()
@@ -780,4 +786,86 @@ pub fn decode_view(bytes: &[u8]) -> Result<View> {
         return Err(corrupt("trailing bytes in view"));
     }
     Ok(View { id, name, columns, sql })
+}
+
+// ---- sequences ----------------------------------------------------------------------
+
+/// A sequence made by CREATE SEQUENCE (SERIAL columns' sequences have no definition: they
+/// count from 1 by 1 up to their column type's largest value). Its next value is kept
+/// apart, under `Q<name>` (see the session's `next_value`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sequence {
+    /// Object id (from the same counter as tables).
+    pub id: u32,
+    /// Name.
+    pub name: String,
+    /// smallint, integer or bigint.
+    pub data_type: DataType,
+    /// INCREMENT BY (never 0).
+    pub increment: i64,
+    /// MINVALUE.
+    pub min: i64,
+    /// MAXVALUE.
+    pub max: i64,
+    /// START WITH.
+    pub start: i64,
+    /// CACHE (kept for the catalog; values are taken in blocks of the session's own size).
+    pub cache: i64,
+    /// CYCLE: past the last value, start again from the first.
+    pub cycle: bool,
+}
+
+/// Reads a sequence's definition, or None.
+pub fn get_sequence(txn: &mut Txn, name: &str) -> Result<Option<Sequence>> {
+    txn.get(&keys::sequence_def(name))?.map(|b| decode_sequence(&b)).transpose()
+}
+
+/// Writes a sequence's definition.
+pub fn put_sequence(txn: &mut Txn, s: &Sequence) -> Result<()> {
+    txn.put(&keys::sequence_def(&s.name), &encode_sequence(s))?;
+    Ok(())
+}
+
+/// Every sequence definition, sorted by name.
+pub fn sequences(txn: &mut Txn) -> Result<Vec<Sequence>> {
+    use std::ops::Bound;
+    let end = storage::keycode::prefix_end(keys::SEQUENCE_DEFS).expect("prefix has an end");
+    let rows = txn.scan(Bound::Included(keys::SEQUENCE_DEFS.to_vec()), Bound::Excluded(end), false, usize::MAX)?;
+    rows.iter().map(|(_, v)| decode_sequence(v)).collect()
+}
+
+/// A sequence definition's stored form: format (u8 = 1), id (u32), name, type (as in a
+/// table definition), increment, min, max, start, cache (i64 LE each), cycle (u8).
+pub fn encode_sequence(s: &Sequence) -> Vec<u8> {
+    let mut w = W(vec![FORMAT]);
+    w.u32(s.id);
+    w.str(&s.name);
+    w.data_type(&s.data_type);
+    for v in [s.increment, s.min, s.max, s.start, s.cache] {
+        w.0.extend_from_slice(&v.to_le_bytes());
+    }
+    w.u8(u8::from(s.cycle));
+    w.0
+}
+
+/// Reads [`encode_sequence`]'s form (XX001 if it is malformed).
+pub fn decode_sequence(bytes: &[u8]) -> Result<Sequence> {
+    let mut r = R(bytes);
+    if r.u8()? != FORMAT {
+        return Err(corrupt("unknown sequence format"));
+    }
+    let id = r.u32()?;
+    let name = r.str()?;
+    let data_type = r.data_type()?;
+    let mut int = || -> Result<i64> { Ok(i64::from_le_bytes(r.take(8)?.try_into().expect("8 bytes"))) };
+    let (increment, min, max, start, cache) = (int()?, int()?, int()?, int()?, int()?);
+    let cycle = match r.u8()? {
+        0 => false,
+        1 => true,
+        _ => return Err(corrupt("sequence cycle flag")),
+    };
+    if !r.0.is_empty() || increment == 0 {
+        return Err(corrupt("sequence definition"));
+    }
+    Ok(Sequence { id, name, data_type, increment, min, max, start, cache, cycle })
 }

@@ -204,6 +204,8 @@ pub mod codes {
     pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";
     /// 42P16
     pub const INVALID_TABLE_DEFINITION: &str = "42P16";
+    /// 2200H
+    pub const SEQUENCE_GENERATOR_LIMIT_EXCEEDED: &str = "2200H";
     /// 55P02
     pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
     /// 42712

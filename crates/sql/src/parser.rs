@@ -275,6 +275,60 @@ fn parser_error_in(e: ParserError, sql: Option<&str>) -> Error {
     }
 }
 
+/// CREATE SEQUENCE's options, each a (signed) integer literal.
+fn sequence_options_of(list: Vec<sql::SequenceOptions>) -> Result<crate::ast::SequenceOptions> {
+    fn int(e: sql::Expr) -> Result<i64> {
+        let bad = || Error::syntax("a sequence option takes an integer");
+        let (negative, e) = match expr(e)? {
+            Expr::Unary { op: UnaryOp::Neg, expr } => (true, *expr),
+            e => (false, e),
+        };
+        let Expr::Literal(v) = e else { return Err(bad()) };
+        match crate::eval::cast(v, &DataType::Int8, true)? {
+            Value::Int8(n) if negative => n.checked_neg().ok_or_else(bad),
+            Value::Int8(n) => Ok(n),
+            _ => Err(bad()),
+        }
+    }
+    let mut o = crate::ast::SequenceOptions::default();
+    for option in list {
+        let twice = |set: bool| if set { Err(Error::syntax("conflicting or redundant options")) } else { Ok(()) };
+        match option {
+            sql::SequenceOptions::DataType(t) => {
+                twice(o.data_type.is_some())?;
+                o.data_type = Some(data_type(t)?);
+            }
+            sql::SequenceOptions::IncrementBy(e, _) => {
+                twice(o.increment.is_some())?;
+                o.increment = Some(int(e)?);
+            }
+            sql::SequenceOptions::MinValue(e) => {
+                twice(o.min.is_some())?;
+                o.min = Some(e.map(int).transpose()?);
+            }
+            sql::SequenceOptions::MaxValue(e) => {
+                twice(o.max.is_some())?;
+                o.max = Some(e.map(int).transpose()?);
+            }
+            sql::SequenceOptions::StartWith(e, _) => {
+                twice(o.start.is_some())?;
+                o.start = Some(int(e)?);
+            }
+            sql::SequenceOptions::Cache(e) => {
+                twice(o.cache.is_some())?;
+                o.cache = Some(int(e)?);
+            }
+            // sqlparser's flag is "NO".
+            sql::SequenceOptions::Cycle(no) => {
+                twice(o.cycle.is_some())?;
+                o.cycle = Some(!no);
+            }
+            sql::SequenceOptions::OwnedBy(_) => return Err(Error::unsupported("OWNED BY")),
+        }
+    }
+    Ok(o)
+}
+
 /// 0A000 naming a piece of SQL by its text.
 fn unsupported_sql(what: &str, sql: &impl std::fmt::Display) -> Error {
     let mut text = sql.to_string();
@@ -505,6 +559,16 @@ fn statement(s: sql::Statement) -> Result<Vec<Statement>> {
         sql::Statement::Delete(delete) => dml::delete(delete)?,
         sql::Statement::CreateTable(create) => ddl::create_table(create)?,
         sql::Statement::CreateIndex(create) => ddl::create_index(create)?,
+        sql::Statement::CreateSequence { temporary, if_not_exists, name, sequence_options } => {
+            if temporary {
+                return Err(Error::unsupported("temporary sequences"));
+            }
+            Statement::CreateSequence {
+                name: relation_name(name)?,
+                if_not_exists,
+                options: sequence_options_of(sequence_options)?,
+            }
+        }
         sql::Statement::CreateView(v) => {
             if v.materialized || v.temporary || v.if_not_exists || v.or_alter || v.to.is_some() || v.params.is_some() {
                 return Err(Error::unsupported("this form of CREATE VIEW"));
@@ -532,6 +596,7 @@ fn statement(s: sql::Statement) -> Result<Vec<Statement>> {
                 sql::ObjectType::Table => Statement::DropTable { names, if_exists },
                 sql::ObjectType::Index => Statement::DropIndex { names, if_exists },
                 sql::ObjectType::View => Statement::DropView { names, if_exists },
+                sql::ObjectType::Sequence => Statement::DropSequence { names, if_exists },
                 other => return Err(Error::unsupported(format!("DROP {other}"))),
             }
         }
@@ -2640,7 +2705,7 @@ mod tests {
         );
         assert_eq!(one("DROP INDEX i"), Statement::DropIndex { names: vec!["i".into()], if_exists: false });
         assert_eq!(one("DROP VIEW IF EXISTS v"), Statement::DropView { names: vec!["v".into()], if_exists: true });
-        assert_eq!(code("DROP SEQUENCE s"), codes::FEATURE_NOT_SUPPORTED);
+        assert_eq!(code("DROP TYPE s"), codes::FEATURE_NOT_SUPPORTED);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod alter;
 mod copy;
 mod explain;
 mod roles;
+mod sequences;
 mod views;
 mod write_from;
 
@@ -82,8 +83,8 @@ struct DbInner {
     engine: Engine,
     /// The Raft node commits go through (kept alive with the database).
     node: cluster::node::Node,
-    /// Sequence name -> (next value to hand out, end of the cached block).
-    seq_cache: Mutex<HashMap<String, (i64, i64)>>,
+    /// Sequence name -> the block of its values this node holds.
+    seq_cache: Mutex<HashMap<String, SeqBlock>>,
     /// Microseconds since 2000-01-01 at open, and the instant of open (for now()).
     clock: (i64, std::time::Instant),
     /// The node's advisory locks (pg_advisory_lock).
@@ -1290,6 +1291,10 @@ impl Session {
                 self.create_view(txn, name, columns, query, sql, *or_replace)
             }
             Statement::DropView { names, if_exists } => self.drop_views(txn, names, *if_exists),
+            Statement::CreateSequence { name, if_not_exists, options } => {
+                self.create_sequence(txn, name, *if_not_exists, options)
+            }
+            Statement::DropSequence { names, if_exists } => self.drop_sequences(txn, names, *if_exists),
             Statement::Truncate { tables, cascade } => self.truncate(txn, tables, *cascade),
             Statement::Insert { table, columns, source, on_conflict, returning } => {
                 self.insert(txn, table, columns.as_deref(), source, on_conflict.as_ref(), returning, params)
@@ -1434,7 +1439,10 @@ impl Session {
         defs: &[ast::ColumnDef],
         constraints: &[TableConstraint],
     ) -> Result<QueryResult> {
-        if catalog::get_table(txn, name)?.is_some() || catalog::get_view(txn, name)?.is_some() {
+        if catalog::get_table(txn, name)?.is_some()
+            || catalog::get_view(txn, name)?.is_some()
+            || txn.get(&sequence_key(name))?.is_some()
+        {
             if if_not_exists {
                 let mut r = QueryResult::command("CREATE TABLE");
                 r.notices.push(format!("relation \"{name}\" already exists, skipping"));
@@ -2314,59 +2322,83 @@ fn parse_duration_ms(v: &str) -> Option<u64> {
 }
 
 impl Session {
-    /// The next value of sequence `name`, taking `cache_size` values per trip to the store.
+    /// The next value of sequence `name`, taking up to `cache_size` values per trip to the
+    /// store (fewer where the sequence ends).
     fn next_value(&self, txn: &mut Txn, name: &str, cache_size: i64) -> Result<i64> {
-        let mut cache = self.db.seq_cache.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = cache.entry(name.to_string()).or_insert((0, 0));
         let key = sequence_key(name);
-        if entry.0 >= entry.1 || txn.has_written(&key) {
-            // Take a block of values in a transaction of its own, committed at once, so the
-            // sequence never rolls back and never conflicts (as in PostgreSQL). A sequence
-            // this transaction created (or dropped) is locked by it: count inside it, not
-            // in a second transaction that would wait for this one forever.
-            let mut own = self.db.engine.begin(TxnOptions::default())?;
-            let locked = if txn.has_written(&key) {
-                None
-            } else {
-                own.lock_row_latest(&key, LockMode::Exclusive, WaitPolicy::Wait)?
-            };
-            let block = match locked {
-                Some(Some(bytes)) => {
-                    let next = i64::from_le_bytes(bytes.try_into().map_err(|_| Error::new("XX001", "bad sequence"))?);
-                    own.put(&key, &(next + cache_size).to_le_bytes())?;
-                    own.commit()?;
-                    Some(next)
-                }
-                _ => {
-                    own.rollback();
-                    None
-                }
-            };
-            match block {
-                Some(next) => *entry = (next, next + cache_size),
-                None => {
-                    // Created in this (uncommitted) transaction: count inside it.
-                    drop(cache);
-                    let next = match txn.get(&key)? {
-                        Some(bytes) => {
-                            i64::from_le_bytes(bytes.try_into().map_err(|_| Error::new("XX001", "bad sequence"))?)
-                        }
-                        None => {
-                            return Err(Error::new(
-                                codes::UNDEFINED_TABLE,
-                                format!("relation \"{name}\" does not exist"),
-                            ))
-                        }
-                    };
-                    txn.put(&key, &(next + 1).to_le_bytes())?;
-                    return Ok(next);
-                }
+        if !txn.has_written(&key) {
+            let mut cache = self.db.seq_cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(b) = cache.get_mut(name).filter(|b| b.left > 0) {
+                let v = b.next;
+                b.left -= 1;
+                b.next = b.next.wrapping_add(b.step);
+                return Ok(v);
             }
+            // Take a block of values in a transaction of its own, committed at once, so the
+            // sequence never rolls back and never conflicts (as in PostgreSQL).
+            let mut own = self.db.engine.begin(TxnOptions::default())?;
+            if let Some(Some(bytes)) = own.lock_row_latest(&key, LockMode::Exclusive, WaitPolicy::Wait)? {
+                let stored = stored_value(&bytes)?;
+                let def = catalog::get_sequence(&mut own, name)?;
+                let (first, count, after) = take_block(name, def.as_ref(), stored, cache_size)?;
+                own.put(&key, &after.to_le_bytes())?;
+                own.commit()?;
+                let step = def.map_or(1, |d| d.increment);
+                cache.insert(name.to_string(), SeqBlock { next: first.wrapping_add(step), left: count - 1, step });
+                return Ok(first);
+            }
+            own.rollback();
         }
-        let v = entry.0;
-        entry.0 += 1;
-        Ok(v)
+        // A sequence this transaction created (or changed) is locked by it: count inside it,
+        // not in a second transaction that would wait for this one forever.
+        let Some(bytes) = txn.get(&key)? else {
+            return Err(Error::new(codes::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist")));
+        };
+        let def = catalog::get_sequence(txn, name)?;
+        let (first, _, after) = take_block(name, def.as_ref(), stored_value(&bytes)?, 1)?;
+        txn.put(&key, &after.to_le_bytes())?;
+        Ok(first)
     }
+}
+
+/// A block of a sequence's values taken from the store and not yet handed out.
+#[derive(Debug, Clone, Copy)]
+struct SeqBlock {
+    /// The next value to hand out.
+    next: i64,
+    /// How many are left.
+    left: i64,
+    /// The sequence's increment.
+    step: i64,
+}
+
+/// A sequence's stored next value.
+fn stored_value(bytes: &[u8]) -> Result<i64> {
+    Ok(i64::from_le_bytes(bytes.try_into().map_err(|_| Error::new("XX001", "bad sequence"))?))
+}
+
+/// From `stored`, the next value not yet handed out, a block of at most `want` values of
+/// sequence `name` (defined by `def`; None: a SERIAL column's, 1 by 1 without end):
+/// (first value, count, the stored value after the block). Past the sequence's last value
+/// it starts again if it cycles, else fails with 2200H as PostgreSQL does.
+fn take_block(name: &str, def: Option<&catalog::Sequence>, stored: i64, want: i64) -> Result<(i64, i64, i64)> {
+    let Some(d) = def else { return Ok((stored, want, stored.saturating_add(want))) };
+    let (step, min, max) = (i128::from(d.increment), i128::from(d.min), i128::from(d.max));
+    let mut first = i128::from(stored);
+    if first > max || first < min {
+        if !d.cycle {
+            let (which, bound) = if step > 0 { ("maximum", d.max) } else { ("minimum", d.min) };
+            return Err(Error::new(
+                codes::SEQUENCE_GENERATOR_LIMIT_EXCEEDED,
+                format!("nextval: reached {which} value of sequence \"{name}\" ({bound})"),
+            ));
+        }
+        first = if step > 0 { min } else { max };
+    }
+    let remaining = if step > 0 { (max - first) / step + 1 } else { (first - min) / -step + 1 };
+    let count = remaining.min(i128::from(want.max(1)));
+    let after = (first + step * count).clamp(i128::from(i64::MIN), i128::from(i64::MAX));
+    Ok((first as i64, count as i64, after as i64))
 }
 
 impl Sequences for Session {
@@ -2441,12 +2473,24 @@ impl Sequences for Session {
 
     fn setval(&self, txn: &mut Txn, name: &str, value: i64) -> Result<i64> {
         let key = sequence_key(name);
+        // The next value hands out the one after `value`, within the sequence's bounds.
+        let after = |def: Option<catalog::Sequence>| -> Result<i64> {
+            let Some(d) = def else { return Ok(value.saturating_add(1)) };
+            if value < d.min || value > d.max {
+                return Err(Error::new(
+                    codes::NUMERIC_VALUE_OUT_OF_RANGE,
+                    format!("setval: value {value} is out of bounds for sequence \"{name}\" ({}..{})", d.min, d.max),
+                ));
+            }
+            Ok(value.saturating_add(d.increment))
+        };
         if txn.has_written(&key) {
             // Created in this transaction (see nextval): set it inside it.
             if txn.get(&key)?.is_none() {
                 return Err(Error::new(codes::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist")));
             }
-            txn.put(&key, &(value + 1).to_le_bytes())?;
+            let next = after(catalog::get_sequence(txn, name)?)?;
+            txn.put(&key, &next.to_le_bytes())?;
             self.db.seq_cache.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
             self.currvals.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), value);
             return Ok(value);
@@ -2454,7 +2498,8 @@ impl Sequences for Session {
         let mut own = self.db.engine.begin(TxnOptions::default())?;
         match own.lock_row_latest(&key, LockMode::Exclusive, WaitPolicy::Wait)? {
             Some(Some(_)) => {
-                own.put(&key, &(value + 1).to_le_bytes())?;
+                let next = after(catalog::get_sequence(&mut own, name)?)?;
+                own.put(&key, &next.to_le_bytes())?;
                 own.commit()?;
             }
             _ => return Err(Error::new(codes::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist"))),

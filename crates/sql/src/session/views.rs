@@ -31,7 +31,10 @@ impl Session {
         or_replace: bool,
     ) -> Result<QueryResult> {
         let exists = || Error::new(codes::DUPLICATE_TABLE, format!("relation \"{name}\" already exists"));
-        if catalog::get_table(txn, name)?.is_some() || txn.get(&keys::index(name))?.is_some() {
+        if catalog::get_table(txn, name)?.is_some()
+            || txn.get(&keys::index(name))?.is_some()
+            || txn.get(&super::sequence_key(name))?.is_some()
+        {
             return Err(exists());
         }
         let old = catalog::get_view(txn, name)?;

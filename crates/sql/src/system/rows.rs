@@ -7,6 +7,7 @@ use super::defs::{
 use super::settings;
 use super::snapshot::{deparse, ConKind, IndexRef, Rel, RelKind, Snapshot, SUPERUSER_NAME, SUPERUSER_OID};
 use crate::ast::ReferentialAction;
+use crate::catalog;
 use crate::eval::array;
 use crate::exec::Row;
 use crate::types::{DataType, Value};
@@ -126,15 +127,16 @@ pub fn rows(def: &SysTable, snapshot: &Snapshot, settings: &[(String, String)]) 
         .collect(),
         (Schema::PgCatalog, "pg_sequence") => sequences(snapshot)
             .map(|(rel, t)| {
+                let p = sequence_params(snapshot, rel, &t);
                 vec![
                     oid(rel.oid),
                     oid(t.oid()),
-                    Value::Int8(1),
-                    Value::Int8(1),
-                    Value::Int8(type_max(&t)),
-                    Value::Int8(1),
-                    Value::Int8(1),
-                    b(false),
+                    Value::Int8(p.start),
+                    Value::Int8(p.increment),
+                    Value::Int8(p.max),
+                    Value::Int8(p.min),
+                    Value::Int8(p.cache),
+                    b(p.cycle),
                 ]
             })
             .collect(),
@@ -212,17 +214,18 @@ pub fn rows(def: &SysTable, snapshot: &Snapshot, settings: &[(String, String)]) 
             .collect(),
         (Schema::PgCatalog, "pg_sequences") => sequences(snapshot)
             .map(|(rel, t)| {
+                let p = sequence_params(snapshot, rel, &t);
                 vec![
                     text("public"),
                     text(&rel.name),
                     text(SUPERUSER_NAME),
                     text(t.pg_name()),
-                    Value::Int8(1),
-                    Value::Int8(1),
-                    Value::Int8(type_max(&t)),
-                    Value::Int8(1),
-                    b(false),
-                    Value::Int8(1),
+                    Value::Int8(p.start),
+                    Value::Int8(p.min),
+                    Value::Int8(p.max),
+                    Value::Int8(p.increment),
+                    b(p.cycle),
+                    Value::Int8(p.cache),
                     NULL,
                 ]
             })
@@ -254,6 +257,25 @@ fn sequences(s: &Snapshot) -> impl Iterator<Item = (&Rel, DataType)> {
         RelKind::Sequence { column } => Some((r, s.tables[r.table].columns[column].data_type.clone())),
         _ => None,
     })
+}
+
+/// A sequence's parameters: its definition's for a CREATE SEQUENCE sequence, a SERIAL
+/// column's (from 1 by 1 to its type's largest value) otherwise.
+fn sequence_params(s: &Snapshot, rel: &Rel, t: &DataType) -> catalog::Sequence {
+    match s.sequence_defs.get(rel.table).and_then(Option::as_ref) {
+        Some(d) => d.clone(),
+        None => catalog::Sequence {
+            id: 0,
+            name: rel.name.clone(),
+            data_type: t.clone(),
+            increment: 1,
+            min: 1,
+            max: type_max(t),
+            start: 1,
+            cache: 1,
+            cycle: false,
+        },
+    }
 }
 
 fn type_max(t: &DataType) -> i64 {
@@ -727,6 +749,7 @@ fn pg_depend(s: &Snapshot) -> Vec<Row> {
         match r.kind {
             RelKind::Table | RelKind::View => {}
             // A SERIAL column owns its sequence ('a': dropped with it).
+            RelKind::Sequence { .. } if s.is_sequence(r.table) => {}
             RelKind::Sequence { column } => out.push(dep(PG_CLASS_OID, r.oid, PG_CLASS_OID, table, column + 1, 'a')),
             RelKind::Index(ix) => match s.index_constraint(r.table, ix) {
                 // The index of a PRIMARY KEY or UNIQUE constraint belongs to it ('i').
@@ -763,7 +786,7 @@ fn pg_tables(s: &Snapshot) -> Vec<Row> {
         })
         .collect();
     for (i, t) in s.tables.iter().enumerate() {
-        if s.is_view(i) {
+        if s.is_view(i) || s.is_sequence(i) {
             continue;
         }
         let has_index = !t.primary_key.is_empty() || !t.indexes.is_empty();
@@ -799,7 +822,13 @@ fn info_tables(s: &Snapshot) -> Vec<Row> {
         ]
     };
     let mut out: Vec<Row> = TABLES.iter().map(|t| row(t.schema.name(), t.name, t.view)).collect();
-    out.extend(s.tables.iter().enumerate().map(|(i, t)| row("public", &t.name, s.is_view(i))));
+    out.extend(
+        s.tables
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !s.is_sequence(*i))
+            .map(|(i, t)| row("public", &t.name, s.is_view(i))),
+    );
     out
 }
 
@@ -900,7 +929,7 @@ fn info_columns(s: &Snapshot) -> Vec<Row> {
             out.push(column_row(t.schema.name(), t.name, name, i + 1, None, true, &ty.data_type(), t.view));
         }
     }
-    for (ti, t) in s.tables.iter().enumerate() {
+    for (ti, t) in s.tables.iter().enumerate().filter(|(ti, _)| !s.is_sequence(*ti)) {
         for (i, c) in t.columns.iter().enumerate() {
             let nullable = !(c.not_null || t.primary_key.contains(&i));
             let default = c.default.as_ref().map(deparse);

@@ -49,6 +49,18 @@ fn view_table(v: &catalog::View) -> Table {
     }
 }
 
+/// A CREATE SEQUENCE sequence as the system tables show it: a table of one column of its
+/// type, without keys.
+fn sequence_table(s: &catalog::Sequence) -> Table {
+    let view = catalog::View {
+        id: s.id,
+        name: s.name.clone(),
+        columns: vec![("last_value".to_string(), s.data_type.clone())],
+        sql: String::new(),
+    };
+    view_table(&view)
+}
+
 /// PostgreSQL's first oid for user objects.
 pub const FIRST_NORMAL_OID: u32 = 16384;
 /// The first hashed oid.
@@ -140,6 +152,9 @@ pub struct Snapshot {
     pub tables: Vec<Table>,
     /// For each of `tables`, a view's query (None for a table).
     pub view_sql: Vec<Option<String>>,
+    /// For each of `tables`, a CREATE SEQUENCE sequence's definition (its `tables` entry
+    /// is a table of one column, of the sequence's type).
+    pub sequence_defs: Vec<Option<catalog::Sequence>>,
     /// Tables, indexes and sequences.
     pub rels: Vec<Rel>,
     /// Constraints.
@@ -171,6 +186,12 @@ impl Snapshot {
             tables.push(view_table(&view));
             view_sql.push(Some(view.sql));
         }
+        let mut sequence_defs = vec![None; tables.len()];
+        for seq in catalog::sequences(txn)? {
+            tables.push(sequence_table(&seq));
+            view_sql.push(None);
+            sequence_defs.push(Some(seq));
+        }
         let stats = tables.iter().map(|t| catalog::get_stats(txn, t)).collect::<Result<Vec<_>>>()?;
         let reltuples = stats.iter().map(|s| s.as_ref().map(|s| s.rows)).collect();
         let mut s = Snapshot { reltuples, stats, ..Snapshot::new(tables) };
@@ -178,14 +199,30 @@ impl Snapshot {
             if r.kind == RelKind::Table && view_sql[r.table].is_some() {
                 r.kind = RelKind::View;
             }
+            if r.kind == RelKind::Table && sequence_defs[r.table].is_some() {
+                r.kind = RelKind::Sequence { column: 0 };
+            }
         }
+        // A column whose default takes a CREATE SEQUENCE sequence's values does not own it.
+        let standalone: HashSet<&str> = sequence_defs.iter().flatten().map(|d| d.name.as_str()).collect();
+        s.rels.retain(|r| {
+            !(matches!(r.kind, RelKind::Sequence { .. })
+                && sequence_defs[r.table].is_none()
+                && standalone.contains(r.name.as_str()))
+        });
         s.view_sql = view_sql;
+        s.sequence_defs = sequence_defs;
         Ok(s)
     }
 
     /// Whether `tables[i]` is a view.
     pub fn is_view(&self, i: usize) -> bool {
         self.view_sql.get(i).is_some_and(Option::is_some)
+    }
+
+    /// Whether `tables[i]` stands for a CREATE SEQUENCE sequence.
+    pub fn is_sequence(&self, i: usize) -> bool {
+        self.sequence_defs.get(i).is_some_and(Option::is_some)
     }
 
     /// A snapshot of `tables` (sorted by name, as the catalog keeps them).
