@@ -669,6 +669,7 @@ impl Connection {
         };
         self.shared.cancels.lock().unwrap_or_else(|e| e.into_inner()).insert(pid, (secret, flag));
         *self.pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);
+        self.session.lock().unwrap_or_else(|e| e.into_inner()).set_backend_pid(pid);
         if self.shared.log.connections {
             tracing::info!(peer = %self.peer, user = %user, database = DATABASE_NAME, pid, auth, "connection authorized");
         }
@@ -1572,7 +1573,7 @@ fn sql_error_info(e: sql::Error) -> ErrorInfo {
     let mut info = error_info("ERROR", e.code, &e.message);
     info.detail = e.detail;
     info.hint = e.hint;
-    info.where_context = e.context;
+    info.where_context = e.context.map(String::from);
     info.position = e.position.map(|p| p.to_string());
     if let Some(o) = e.object {
         info.schema = Some(o.schema);

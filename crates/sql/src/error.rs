@@ -18,7 +18,7 @@ pub struct Error {
     /// HINT.
     pub hint: Option<String>,
     /// CONTEXT: where it happened (e.g. "COPY t, line 3, column b").
-    pub context: Option<String>,
+    pub context: Option<Box<str>>,
     /// The object a constraint error is about, sent as PostgreSQL's error fields (schema,
     /// table, column, constraint) so drivers can name it (psycopg's `diag.constraint_name`).
     pub object: Option<Box<ErrorObject>>,
@@ -144,7 +144,7 @@ impl Error {
     /// Adds a CONTEXT, unless one is there already (the innermost place wins).
     pub fn with_context(mut self, context: impl Into<String>) -> Error {
         if self.context.is_none() {
-            self.context = Some(context.into());
+            self.context = Some(context.into().into_boxed_str());
         }
         self
     }

@@ -191,6 +191,7 @@ impl Database {
             reset: settings_at_start,
             deallocated: Vec::new(),
             statement_names: Arc::default(),
+            backend_pid: 0,
         }
     }
 
@@ -329,6 +330,8 @@ pub struct Session {
     statement_names: Arc<Mutex<BTreeSet<String>>>,
     /// The session's number on this node (advisory locks are held under it).
     id: u64,
+    /// The process id the server told the client (pg_backend_pid).
+    backend_pid: i32,
     /// Advisory locks the running transaction took (pg_advisory_xact_lock), released when
     /// it ends.
     xact_advisory: Mutex<Vec<i64>>,
@@ -442,6 +445,16 @@ pub enum TxnStatus {
 }
 
 impl Session {
+    /// Records the process id the server gave this session's connection.
+    pub fn set_backend_pid(&mut self, pid: i32) {
+        self.backend_pid = pid;
+    }
+
+    /// The process id the server gave this session's connection (0 if none).
+    pub fn backend_pid(&self) -> i32 {
+        self.backend_pid
+    }
+
     /// Shares the set of prepared statement names the server keeps for this session's
     /// connection, which DEALLOCATE checks and updates.
     pub fn share_statement_names(&mut self, names: Arc<Mutex<BTreeSet<String>>>) {

@@ -72,11 +72,16 @@ pub use rows::DATABASE_NAME;
 pub trait SessionInfo {
     /// Every setting and its value, sorted by name.
     fn settings(&self) -> Vec<(String, String)>;
+    /// The process id the server gave the connection (BackendKeyData), 0 without one.
+    fn backend_pid(&self) -> i32;
 }
 
 impl SessionInfo for crate::session::Session {
     fn settings(&self) -> Vec<(String, String)> {
         crate::session::Session::settings(self).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+    fn backend_pid(&self) -> i32 {
+        crate::session::Session::backend_pid(self)
     }
 }
 

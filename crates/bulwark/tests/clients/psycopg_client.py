@@ -72,6 +72,9 @@ try:
 except errors.NotNullViolation as e:
     assert e.sqlstate == "23502"
     assert (e.diag.table_name, e.diag.column_name) == ("items", "name"), (e.diag.table_name, e.diag.column_name)
+# pg_backend_pid() is the process id the server gave the connection (its cancel key's).
+assert conn.execute("SELECT pg_backend_pid()").fetchone()[0] == conn.info.backend_pid
+
 # Where in the statement an error is (the position field, 1-based characters).
 for sql, sqlstate, position in [
     ("SELECT * FROM nosuch", "42P01", "15"),

@@ -72,7 +72,8 @@ pub fn function_type(name: &str) -> Option<DataType> {
         | "pg_try_advisory_xact_lock"
         | "pg_advisory_unlock" => DataType::Bool,
         "pg_table_size" | "pg_relation_size" | "pg_total_relation_size" | "pg_indexes_size" => DataType::Int8,
-        "array_upper" | "array_lower" | "array_length" | "cardinality" => DataType::Int4,
+        "array_upper" | "array_lower" | "array_length" | "cardinality" | "pg_backend_pid" => DataType::Int4,
+        "pg_sleep" => DataType::Text,
         "to_regclass" | "pg_partition_ancestors" => DataType::Reg(RegKind::Class),
         "to_regtype" => DataType::Reg(RegKind::Type),
         "array" => DataType::Array(25),
@@ -179,6 +180,8 @@ fn call_known(exec: &mut Exec, name: &str, args: &[Value]) -> Result<Value> {
             None => Value::Null,
         }),
         ("pg_get_serial_sequence", 2) => serial_sequence(exec, args),
+        ("pg_backend_pid", 0) => Ok(Value::Int4(exec.sequences.backend_pid())),
+        ("pg_sleep", 1) => sleep(exec, &args[0]),
         ("pg_get_viewdef", 1 | 2) => Ok(match TABLES.iter().find(|t| Some(t.oid) == oid_arg(args.first())) {
             Some(t) if t.view => {
                 Value::Text(format!(" -- {}.{} is computed by Bulwark from its catalog", t.schema.name(), t.name))
@@ -394,6 +397,32 @@ fn range_bytes(exec: &mut Exec, prefix: Vec<u8>) -> Result<i64> {
         total = total.saturating_add(i64::try_from(k.len() + v.len()).unwrap_or(i64::MAX));
     }
     Ok(total)
+}
+
+/// How often pg_sleep looks at statement_timeout and cancel requests.
+const SLEEP_SLICE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// pg_sleep(seconds): waits, ended early only by statement_timeout or a cancel (57014).
+fn sleep(exec: &mut Exec, seconds: &Value) -> Result<Value> {
+    let secs = match crate::eval::cast(seconds.clone(), &DataType::Float8, false)? {
+        Value::Float8(s) if s.is_finite() => s.max(0.0),
+        Value::Null => return Ok(Value::Text(String::new())),
+        _ => return Err(Error::new(codes::INVALID_PARAMETER_VALUE, "pg_sleep takes a finite number of seconds")),
+    };
+    let end = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs.min(1e9));
+    loop {
+        if exec.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Err(Error::new("57014", "canceling statement due to statement timeout"));
+        }
+        if exec.cancel.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::new("57014", "canceling statement due to user request"));
+        }
+        let now = std::time::Instant::now();
+        if now >= end {
+            return Ok(Value::Text(String::new()));
+        }
+        std::thread::sleep(SLEEP_SLICE.min(end - now));
+    }
 }
 
 /// pg_relation_size and friends, for user tables and indexes; NULL for other oids.
