@@ -84,6 +84,143 @@ fn array_element(t: Option<&DataType>) -> u32 {
     }
 }
 
+/// The name of the subquery [`group_under_windows`] makes, and the prefix of its columns.
+const GROUPED_LABEL: &str = "\u{0}grouped";
+
+/// `SELECT g, count(*), rank() OVER (ORDER BY count(*)) FROM t GROUP BY g HAVING ...` as
+/// `SELECT g, a0, rank() OVER (ORDER BY a0) FROM (SELECT g AS g0, count(*) AS a0 FROM t
+/// WHERE ... GROUP BY g HAVING ...)`: the grouping (and its HAVING) runs first, and the
+/// windows, the output list, DISTINCT and ORDER BY run over its rows, as PostgreSQL
+/// evaluates windows after grouping. Each output keeps the name it would have had.
+fn group_under_windows(s: &Select, q: &Query) -> Result<(Select, Query)> {
+    // GROUP BY 2 and GROUP BY an output name mean that output's expression.
+    let outputs: Vec<(&Expr, Option<&String>)> = s
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            SelectItem::Expr { expr, alias } => Some((expr, alias.as_ref())),
+            _ => None,
+        })
+        .collect();
+    let mut groups = Vec::with_capacity(s.group_by.len());
+    for g in &s.group_by {
+        let resolved = match g {
+            Expr::Literal(crate::types::Value::Int4(n)) => {
+                outputs.get((*n as usize).wrapping_sub(1)).map(|(e, _)| (*e).clone()).ok_or_else(|| {
+                    Error::new(codes::INVALID_COLUMN_REFERENCE, format!("GROUP BY position {n} is not in select list"))
+                })?
+            }
+            Expr::Column { table: None, name } => {
+                outputs.iter().find(|(_, a)| a.is_some_and(|a| a == name)).map_or(g.clone(), |(e, _)| (*e).clone())
+            }
+            other => other.clone(),
+        };
+        groups.push(resolved);
+    }
+    // The aggregate calls of the output list, ORDER BY and the windows.
+    let mut aggs: Vec<Expr> = Vec::new();
+    let mut collect = |e: &Expr| {
+        crate::bind::visit(e, &mut |x| {
+            if matches!(x, Expr::Function { name, .. } if is_aggregate(name)) && !aggs.contains(x) {
+                aggs.push(x.clone());
+            }
+        })
+    };
+    for (e, _) in &outputs {
+        collect(e);
+    }
+    for o in &q.order_by {
+        collect(&o.expr);
+    }
+    let same = |a: &Expr, b: &Expr| match (a, b) {
+        (Expr::Column { table: ta, name: na }, Expr::Column { table: tb, name: nb }) => {
+            na == nb && (ta.is_none() || tb.is_none() || ta == tb)
+        }
+        _ => a == b,
+    };
+    let column = |name: String| Expr::Column { table: Some(GROUPED_LABEL.into()), name };
+    let map = |e: &Expr| -> Expr {
+        let mut e = e.clone();
+        crate::bind::visit_mut(&mut e, &mut |x| {
+            if let Some(i) = aggs.iter().position(|a| a == x) {
+                *x = column(format!("a{i}"));
+            } else if let Some(i) = groups.iter().position(|g| same(g, x)) {
+                *x = column(format!("g{i}"));
+            }
+        });
+        e
+    };
+    let mut inner_items: Vec<SelectItem> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| SelectItem::Expr { expr: g.clone(), alias: Some(format!("g{i}")) })
+        .collect();
+    inner_items.extend(
+        aggs.iter().enumerate().map(|(i, a)| SelectItem::Expr { expr: a.clone(), alias: Some(format!("a{i}")) }),
+    );
+    let inner = Query {
+        with: vec![],
+        body: SetExpr::Select(Box::new(Select {
+            distinct: false,
+            distinct_on: vec![],
+            items: inner_items,
+            from: s.from.clone(),
+            filter: s.filter.clone(),
+            group_by: s.group_by.clone(),
+            having: s.having.clone(),
+        })),
+        order_by: vec![],
+        limit: None,
+        offset: None,
+        locking: None,
+    };
+    // What is left of FROM's columns after the mapping is neither grouped nor aggregated.
+    let ungrouped = |e: &Expr| -> Result<()> {
+        let mut bad = None;
+        crate::bind::visit(e, &mut |x| match x {
+            Expr::Column { table, name } if table.as_deref() != Some(GROUPED_LABEL) && bad.is_none() => {
+                bad = Some(match table {
+                    Some(t) => format!("{t}.{name}"),
+                    None => name.clone(),
+                });
+            }
+            _ => {}
+        });
+        match bad {
+            Some(c) => Err(Error::new(
+                codes::GROUPING_ERROR,
+                format!("column \"{c}\" must appear in the GROUP BY clause or be used in an aggregate function"),
+            )),
+            None => Ok(()),
+        }
+    };
+    let mut items = Vec::with_capacity(s.items.len());
+    for item in &s.items {
+        match item {
+            SelectItem::Expr { expr, alias } => items.push(SelectItem::Expr {
+                expr: {
+                    let mapped = map(expr);
+                    ungrouped(&mapped)?;
+                    mapped
+                },
+                alias: Some(alias.clone().unwrap_or_else(|| expr_name(expr))),
+            }),
+            _ => return Err(Error::new(codes::GROUPING_ERROR, "SELECT * is not allowed with GROUP BY")),
+        }
+    }
+    let outer = Select {
+        distinct: s.distinct,
+        distinct_on: s.distinct_on.iter().map(map).collect(),
+        items,
+        from: vec![TableRef::Subquery { query: Box::new(inner), alias: GROUPED_LABEL.into(), columns: vec![] }],
+        filter: None,
+        group_by: vec![],
+        having: None,
+    };
+    let order_by = q.order_by.iter().map(|o| crate::ast::OrderBy { expr: map(&o.expr), ..o.clone() }).collect();
+    Ok((outer, Query { order_by, limit: None, offset: None, ..q.clone() }))
+}
+
 /// The label of the columns a ProjectSet adds for the set-returning calls it runs.
 const SRF_LABEL: &str = "\u{0}srf";
 
@@ -898,7 +1035,9 @@ impl<'t> Planner<'t> {
                 || s.having.is_some()
                 || s.items.iter().any(|i| matches!(i, SelectItem::Expr { expr, .. } if has_aggregate(expr)))
             {
-                return Err(Error::unsupported("window functions over grouped rows"));
+                // Windows over grouped rows: the grouping as a subquery, the windows over it.
+                let (s2, q2) = group_under_windows(s, q)?;
+                return self.plan_select(&s2, &q2, outer);
             }
             let mut calls = Vec::with_capacity(windows.len());
             let mut extended = from_scope.clone();
