@@ -66,7 +66,11 @@ pub fn type_size(t: &DataType) -> i16 {
         DataType::Bool => 1,
         DataType::Int2 => 2,
         DataType::Int4 | DataType::Float4 | DataType::Date | DataType::Reg(_) => 4,
-        DataType::Int8 | DataType::Float8 | DataType::Timestamp | DataType::TimestampTz => 8,
+        DataType::Int8
+        | DataType::Float8
+        | DataType::Timestamp
+        | DataType::TimestampTz
+        | DataType::TimestampP { .. } => 8,
         DataType::Interval | DataType::Uuid => 16,
         DataType::Numeric { .. }
         | DataType::Text
@@ -89,6 +93,7 @@ pub fn type_modifier(t: &DataType) -> i32 {
             let (p, s) = (*p as i32, scale.unwrap_or(0) as i32);
             ((p << 16) | s) + VARHDRSZ
         }
+        DataType::TimestampP { precision, .. } => i32::try_from(*precision).unwrap_or(-1),
         _ => -1,
     }
 }
@@ -427,6 +432,10 @@ fn decode_binary(index: usize, oid: u32, t: Option<&DataType>, b: &[u8]) -> Resu
         DataType::Array(elem) => return decode_binary_array(index, *elem, b).ok_or_else(bad)?,
         DataType::Date => Value::Date(i32::from_be_bytes(fixed(4)?.try_into().unwrap())),
         DataType::Timestamp => Value::Timestamp(i64::from_be_bytes(fixed(8)?.try_into().unwrap())),
+        DataType::TimestampP { .. } => {
+            let v = decode_binary(index, oid, Some(&t.base()), b)?;
+            sql::eval::cast(v, t, false)?
+        }
         DataType::TimestampTz => Value::TimestampTz(i64::from_be_bytes(fixed(8)?.try_into().unwrap())),
         DataType::Interval => {
             let b = fixed(16)?;

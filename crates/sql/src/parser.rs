@@ -2387,12 +2387,15 @@ fn data_type(t: sql::DataType) -> Result<DataType> {
         T::Bytea => DataType::Bytea,
         T::Date => DataType::Date,
         T::Timestamp(precision, tz) => {
-            if precision.is_some_and(|p| p != 6) {
-                return Err(Error::unsupported("timestamp precision other than 6"));
-            }
-            match tz {
-                sql::TimezoneInfo::None | sql::TimezoneInfo::WithoutTimeZone => DataType::Timestamp,
-                sql::TimezoneInfo::WithTimeZone | sql::TimezoneInfo::Tz => DataType::TimestampTz,
+            let tz = match tz {
+                sql::TimezoneInfo::None | sql::TimezoneInfo::WithoutTimeZone => false,
+                sql::TimezoneInfo::WithTimeZone | sql::TimezoneInfo::Tz => true,
+            };
+            // As PostgreSQL: 6 is the most (more is reduced to 6); fewer rounds the values.
+            match precision.map(|p| u32::try_from(p).unwrap_or(u32::MAX)) {
+                Some(p) => DataType::TimestampP { tz, precision: p.min(6) },
+                None if tz => DataType::TimestampTz,
+                None => DataType::Timestamp,
             }
         }
         T::Interval { fields: None, precision: None } => DataType::Interval,

@@ -673,7 +673,7 @@ impl<'t> Planner<'t> {
                         .map(|c| ScopeColumn {
                             table: Some(label.clone()),
                             name: c.name.clone(),
-                            data_type: Some(c.data_type.clone()),
+                            data_type: Some(c.data_type.base()),
                             hidden: false,
                         })
                         .collect(),
@@ -2260,7 +2260,7 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
             },
             _ => return None,
         },
-        Expr::Cast { to, .. } => to.clone(),
+        Expr::Cast { to, .. } => to.base(),
         Expr::Unary { op: U::Not, .. } => DataType::Bool,
         Expr::Unary { expr, .. } => infer_type(expr, scope)?,
         Expr::Binary { op, left, right } => match op {

@@ -2279,7 +2279,7 @@ fn table_scope(table: &Table, label: &str) -> Scope {
             .map(|c| ScopeColumn {
                 table: Some(label.to_string()),
                 name: c.name.clone(),
-                data_type: Some(c.data_type.clone()),
+                data_type: Some(c.data_type.base()),
                 hidden: false,
             })
             .collect(),

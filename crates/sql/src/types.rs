@@ -49,6 +49,15 @@ pub enum DataType {
     TimestampTz,
     /// INTERVAL
     Interval,
+    /// TIMESTAMP(p) or TIMESTAMP(p) WITH TIME ZONE (p from 0 to 6): a column type
+    /// whose values are rounded to `precision` fractional digits when stored (and by a
+    /// cast to it); expressions read the column as a plain timestamp (`base`).
+    TimestampP {
+        /// WITH TIME ZONE.
+        tz: bool,
+        /// Fractional digits, 0 to 6.
+        precision: u32,
+    },
     /// An array of the type with this oid (`text[]` is `Array(25)`), as array_agg,
     /// ARRAY[...] and ARRAY(subquery) make them: its values are TEXT in PostgreSQL's array
     /// form (`{a,b,NULL}`; see `eval::array`), and clients are told the array type.
@@ -124,6 +133,8 @@ impl DataType {
             DataType::Date => "date",
             DataType::Timestamp => "timestamp without time zone",
             DataType::TimestampTz => "timestamp with time zone",
+            DataType::TimestampP { tz: false, .. } => "timestamp without time zone",
+            DataType::TimestampP { tz: true, .. } => "timestamp with time zone",
             DataType::Interval => "interval",
             DataType::Uuid => "uuid",
             DataType::Json => "json",
@@ -167,12 +178,22 @@ impl DataType {
             DataType::Date => 1082,
             DataType::Timestamp => 1114,
             DataType::TimestampTz => 1184,
+            DataType::TimestampP { .. } => self.base().oid(),
             DataType::Interval => 1186,
             DataType::Uuid => 2950,
             DataType::Json => 114,
             DataType::Jsonb => 3802,
             DataType::Array(elem) => crate::system::defs::sys_type(*elem).map_or(1009, |t| t.array),
             DataType::Reg(kind) => kind.oid(),
+        }
+    }
+
+    /// The type values of this type take in expressions: a TIMESTAMP(p)'s is TIMESTAMP.
+    pub fn base(&self) -> DataType {
+        match self {
+            DataType::TimestampP { tz: false, .. } => DataType::Timestamp,
+            DataType::TimestampP { tz: true, .. } => DataType::TimestampTz,
+            other => other.clone(),
         }
     }
 
@@ -216,6 +237,9 @@ impl fmt::Display for DataType {
             DataType::Numeric { precision: Some(p), scale } => write!(f, "numeric({p},{})", scale.unwrap_or(0)),
             DataType::Varchar(Some(n)) => write!(f, "character varying({n})"),
             DataType::Char(Some(n)) => write!(f, "character({n})"),
+            DataType::TimestampP { tz, precision } => {
+                write!(f, "timestamp({precision}) with{} time zone", if *tz { "" } else { "out" })
+            }
             other => f.write_str(other.pg_name()),
         }
     }

@@ -70,6 +70,13 @@ pub fn cast(v: Value, to: &DataType, explicit: bool) -> Result<Value> {
                 other => Err(cannot_cast(&other, to)),
             }
         }
+        DataType::TimestampP { precision, .. } => {
+            return Ok(match cast(v, &to.base(), explicit)? {
+                Value::Timestamp(t) => Value::Timestamp(round_micros(t, *precision)),
+                Value::TimestampTz(t) => Value::TimestampTz(round_micros(t, *precision)),
+                other => other,
+            });
+        }
         DataType::Json => {
             return match v {
                 Value::Text(s) | Value::Json(s) => super::json::check(&s).map(Value::Json),
@@ -144,6 +151,18 @@ pub fn cast(v: Value, to: &DataType, explicit: bool) -> Result<Value> {
             )),
         },
         Value::Null => Ok(Value::Null),
+    }
+}
+
+/// Microseconds rounded to `precision` fractional digits of a second, halves away from
+/// zero (PostgreSQL's AdjustTimestampForTypmod).
+fn round_micros(t: i64, precision: u32) -> i64 {
+    let scale = 10i64.pow(6 - precision.min(6));
+    let half = scale / 2;
+    if t >= 0 {
+        t.saturating_add(half) / scale * scale
+    } else {
+        -((t.saturating_neg().saturating_add(half)) / scale * scale)
     }
 }
 
@@ -367,7 +386,7 @@ pub fn parse_text(s: &str, t: &DataType) -> Result<Value> {
         DataType::Uuid => parse_uuid(s).map(Value::Text),
         DataType::Json => super::json::check(s).map(Value::Json),
         DataType::Jsonb => super::json::normalize(s).map(Value::Json),
-        DataType::Array(_) => cast(Value::Text(s.to_string()), t, false),
+        DataType::Array(_) | DataType::TimestampP { .. } => cast(Value::Text(s.to_string()), t, false),
         DataType::Bool => parse_bool(s).map(Value::Bool).ok_or_else(|| invalid_input("boolean", s)),
         DataType::Int2 | DataType::Int4 | DataType::Int8 => {
             let trimmed = s.trim_matches(|c: char| c.is_ascii_whitespace());

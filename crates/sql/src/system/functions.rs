@@ -281,6 +281,8 @@ pub fn format_type(oid: u32, typmod: i64) -> String {
         1042 if typmod < 0 => "bpchar".into(),
         1042 | 1043 if typmod >= 4 => format!("{}({m})", t.sql_name),
         1700 if typmod >= 4 => format!("numeric({},{})", (m >> 16) & 0xffff, m & 0xffff),
+        1114 if (0..=6).contains(&typmod) => format!("timestamp({typmod}) without time zone"),
+        1184 if (0..=6).contains(&typmod) => format!("timestamp({typmod}) with time zone"),
         _ => t.sql_name.into(),
     }
 }

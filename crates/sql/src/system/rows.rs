@@ -294,6 +294,7 @@ pub fn typmod(t: &DataType) -> i32 {
         DataType::Numeric { precision: Some(p), scale } => {
             ((i32::try_from(*p).unwrap_or(0) << 16) | i32::try_from(scale.unwrap_or(0)).unwrap_or(0)) + VARHDRSZ
         }
+        DataType::TimestampP { precision, .. } => i32::try_from(*precision).unwrap_or(-1),
         _ => -1,
     }
 }
@@ -856,6 +857,7 @@ fn info_type(t: &DataType) -> [Value; 8] {
     let datetime = match t {
         DataType::Date => int(0),
         DataType::Timestamp | DataType::TimestampTz | DataType::Interval => int(6),
+        DataType::TimestampP { precision, .. } => int(*precision),
         _ => NULL,
     };
     let udt = super::defs::sys_type(t.oid()).map_or("", |s| s.name);
