@@ -206,6 +206,8 @@ pub mod codes {
     pub const INVALID_TABLE_DEFINITION: &str = "42P16";
     /// 2200H
     pub const SEQUENCE_GENERATOR_LIMIT_EXCEEDED: &str = "2200H";
+    /// 22004
+    pub const NULL_VALUE_NOT_ALLOWED: &str = "22004";
     /// 55P02
     pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
     /// 42712

@@ -2321,6 +2321,11 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
                 | "json_array_element_text"
                 | "jsonb_array_element_text" => DataType::Text,
                 "json_array_length" | "jsonb_array_length" => DataType::Int4,
+                "random" => DataType::Float8,
+                "string_to_array" => DataType::Array(25),
+                "array_position" => DataType::Int4,
+                "sha256" | "sha384" | "sha512" | "decode" => DataType::Bytea,
+                "format" | "encode" => DataType::Text,
                 "string_agg" | "lower" | "upper" | "substr" | "substring" | "btrim" | "ltrim" | "rtrim" | "replace"
                 | "regexp_replace" | "concat" | "concat_ws" | "left" | "right" | "repeat" | "reverse" | "lpad"
                 | "rpad" | "split_part" | "md5" | "version" | "current_database" | "current_schema"

@@ -186,8 +186,9 @@ pub fn subscript(array: &Value, index: &Value) -> Result<Value> {
     Ok(at.and_then(|i| array.items.get(i).cloned()).flatten().map_or(Value::Null, Value::Text))
 }
 
-/// The array functions: `array` (ARRAY[...]), array_to_string, array_upper, array_lower,
-/// array_length, cardinality. None if `name` is not one of them.
+/// The array functions: `array` (ARRAY[...]), array_to_string, string_to_array,
+/// array_position, array_upper, array_lower, array_length, cardinality. None if `name` is
+/// not one of them.
 pub fn call(name: &str, args: &[Value]) -> Option<Result<Value>> {
     let int = |v: Option<&Value>| match v {
         Some(Value::Int2(i)) => Some(i64::from(*i)),
@@ -224,6 +225,39 @@ pub fn call(name: &str, args: &[Value]) -> Option<Result<Value>> {
                 })
                 .unwrap_or(i32::MAX),
             ))
+        })(),
+        // string_to_array(text, delimiter [, null string]): a NULL delimiter splits into
+        // characters, an empty one keeps the text whole.
+        ("string_to_array", [s, delim] | [s, delim, _]) => (|| {
+            let Some(s) = super::to_text(s) else { return Ok(Value::Null) };
+            if s.is_empty() {
+                return Ok(Value::Text("{}".into()));
+            }
+            let parts: Vec<String> = match super::to_text(delim) {
+                None => s.chars().map(String::from).collect(),
+                Some(d) if d.is_empty() => vec![s],
+                Some(d) => s.split(d.as_str()).map(str::to_string).collect(),
+            };
+            if parts.len() > ARRAY_ELEMENTS_MAX {
+                return Err(Error::new(codes::PROGRAM_LIMIT_EXCEEDED, "array size exceeds the maximum allowed"));
+            }
+            let null = args.get(2).and_then(super::to_text);
+            Ok(Value::Text(format(
+                &parts.into_iter().map(|p| if Some(&p) == null.as_ref() { None } else { Some(p) }).collect::<Vec<_>>(),
+            )))
+        })(),
+        // array_position(array, value): the first subscript whose element equals the value.
+        ("array_position", [a, v]) => (|| {
+            let Some(array) = array_arg(a, name)? else { return Ok(Value::Null) };
+            let found = array.items.iter().position(|item| match (item, v) {
+                (None, Value::Null) => true,
+                (Some(item), v) if !v.is_null() => {
+                    super::binary(crate::ast::BinaryOp::Eq, Value::Text(item.clone()), v.clone())
+                        .is_ok_and(|r| r == Value::Bool(true))
+                }
+                _ => false,
+            });
+            Ok(found.map_or(Value::Null, |i| Value::Int4(i32::try_from(array.lower + i as i64).unwrap_or(i32::MAX))))
         })(),
         ("cardinality", [a]) => array_arg(a, name).map(|a| match a {
             None => Value::Null,

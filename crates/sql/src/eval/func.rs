@@ -47,6 +47,137 @@ fn random_uuid() -> Result<Value> {
     Ok(Value::Text(super::cast::format_uuid(&bytes)))
 }
 
+/// random(): a double in [0, 1) from the operating system's random source.
+fn random_float() -> Result<Value> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 8];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| Error::new(codes::INTERNAL_ERROR, "could not generate random values"))?;
+    Ok(Value::Float8((u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64))
+}
+
+/// format(fmt, args...): `%s` (text; NULL is empty), `%I` (an identifier, quoted where
+/// needed), `%L` (a literal; NULL is NULL), `%%`; `%n$s` takes the n-th argument.
+fn format_text(args: &[Value]) -> Result<Value> {
+    let Some(fmt) = to_text(&args[0]) else { return Ok(Value::Null) };
+    let mut out = String::new();
+    let mut chars = fmt.chars().peekable();
+    let mut next = 1;
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            digits.push(*d);
+            chars.next();
+        }
+        let index = if !digits.is_empty() && chars.peek() == Some(&'$') {
+            chars.next();
+            digits.parse::<usize>().ok().filter(|n| *n >= 1)
+        } else if digits.is_empty() {
+            None
+        } else {
+            return Err(Error::new(codes::INVALID_PARAMETER_VALUE, "unrecognized format() type specifier"));
+        };
+        let kind = chars
+            .next()
+            .ok_or_else(|| Error::new(codes::INVALID_PARAMETER_VALUE, "unterminated format() type specifier"))?;
+        if kind == '%' {
+            out.push('%');
+            continue;
+        }
+        let at = index.unwrap_or(next);
+        next = at + 1;
+        let arg =
+            args.get(at).ok_or_else(|| Error::new(codes::INVALID_PARAMETER_VALUE, "too few arguments for format()"))?;
+        match kind {
+            's' => out.push_str(&to_text(arg).unwrap_or_default()),
+            'I' => match to_text(arg) {
+                Some(s) => out.push_str(&crate::system::snapshot::quote_ident(&s)),
+                None => {
+                    return Err(Error::new(
+                        codes::NULL_VALUE_NOT_ALLOWED,
+                        "null values cannot be formatted as an SQL identifier",
+                    ))
+                }
+            },
+            'L' => match to_text(arg) {
+                Some(s) => out.push_str(&crate::system::snapshot::quote_literal(&s)),
+                None => out.push_str("NULL"),
+            },
+            other => {
+                return Err(Error::new(
+                    codes::INVALID_PARAMETER_VALUE,
+                    format!("unrecognized format() type specifier \"{other}\""),
+                ))
+            }
+        }
+    }
+    Ok(Value::Text(out))
+}
+
+/// encode(bytes, 'base64' | 'hex' | 'escape').
+fn encode(b: &[u8], fmt: &str) -> Result<Value> {
+    use base64::Engine;
+    Ok(Value::Text(match fmt.to_ascii_lowercase().as_str() {
+        // PostgreSQL breaks base64 into lines of 76 characters.
+        "base64" => {
+            let all = base64::engine::general_purpose::STANDARD.encode(b);
+            all.as_bytes().chunks(76).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("\n")
+        }
+        "hex" => b.iter().map(|x| format!("{x:02x}")).collect(),
+        "escape" => b
+            .iter()
+            .map(|&x| match x {
+                b'\\' => "\\\\".to_string(),
+                0 | 0x80..=0xff => format!("\\{x:03o}"),
+                x => (x as char).to_string(),
+            })
+            .collect(),
+        other => return Err(Error::new(codes::INVALID_PARAMETER_VALUE, format!("unrecognized encoding: \"{other}\""))),
+    }))
+}
+
+/// decode(text, 'base64' | 'hex' | 'escape').
+fn decode(s: &str, fmt: &str) -> Result<Value> {
+    use base64::Engine;
+    let bad = |what: &str| Error::new(codes::INVALID_PARAMETER_VALUE, format!("invalid {what} data"));
+    Ok(Value::Bytea(match fmt.to_ascii_lowercase().as_str() {
+        "base64" => {
+            let compact: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+            base64::engine::general_purpose::STANDARD.decode(compact).map_err(|_| bad("base64"))?
+        }
+        "hex" => {
+            let compact: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+            if compact.len() % 2 != 0 {
+                return Err(bad("hexadecimal"));
+            }
+            compact
+                .chunks(2)
+                .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap_or("zz"), 16).map_err(|_| bad("hexadecimal")))
+                .collect::<Result<Vec<u8>>>()?
+        }
+        "escape" => super::cast::parse_text(s, &DataType::Bytea).and_then(|v| match v {
+            Value::Bytea(b) => Ok(b),
+            _ => Err(bad("escape")),
+        })?,
+        other => return Err(Error::new(codes::INVALID_PARAMETER_VALUE, format!("unrecognized encoding: \"{other}\""))),
+    }))
+}
+
+/// sha256 / sha384 / sha512 of bytes.
+fn sha2(name: &str, b: &[u8]) -> Vec<u8> {
+    let algorithm = match name {
+        "sha256" => &ring::digest::SHA256,
+        "sha384" => &ring::digest::SHA384,
+        _ => &ring::digest::SHA512,
+    };
+    ring::digest::digest(algorithm, b).as_ref().to_vec()
+}
+
 /// Calls a scalar function by its lower-case name.
 pub fn call_function(name: &str, args: Vec<Value>, ctx: &FnContext) -> Result<Value> {
     // Non-strict functions first.
@@ -87,6 +218,8 @@ pub fn call_function(name: &str, args: Vec<Value>, ctx: &FnContext) -> Result<Va
         }
         "pi" if args.is_empty() => return Ok(Value::Float8(std::f64::consts::PI)),
         "gen_random_uuid" | "uuid_generate_v4" if args.is_empty() => return random_uuid(),
+        "random" if args.is_empty() => return random_float(),
+        "format" if !args.is_empty() => return format_text(&args),
         // The JSON builders take NULL as JSON null.
         name if super::json::is_builder(name) => {
             return super::json::call(name, &args).expect("a builder is a JSON function")
@@ -163,6 +296,18 @@ pub fn call_function(name: &str, args: Vec<Value>, ctx: &FnContext) -> Result<Va
             (Some(field), Some(v), 2) => date_trunc(field, v),
             _ => None,
         },
+        "encode" => match (&args[..], text_arg(&args, 1)) {
+            ([Value::Bytea(b), _], Some(fmt)) => Some(encode(b, fmt)),
+            _ => None,
+        },
+        "decode" => match (text_arg(&args, 0), text_arg(&args, 1), args.len()) {
+            (Some(s), Some(fmt), 2) => Some(decode(s, fmt)),
+            _ => None,
+        },
+        "sha256" | "sha384" | "sha512" => match &args[..] {
+            [Value::Bytea(b)] => Some(Ok(Value::Bytea(sha2(name, b)))),
+            _ => None,
+        },
         "make_date" => match (int_arg(&args, 0), int_arg(&args, 1), int_arg(&args, 2), args.len()) {
             (Some(y), Some(m), Some(d), 3) => Some(make_date(y, m, d)),
             _ => None,
@@ -187,6 +332,11 @@ fn is_known(name: &str) -> bool {
             | "character_length"
             | "octet_length"
             | "bit_length"
+            | "encode"
+            | "decode"
+            | "sha256"
+            | "sha384"
+            | "sha512"
             | "substr"
             | "substring"
             | "strpos"
