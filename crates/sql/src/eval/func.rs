@@ -152,7 +152,7 @@ fn decode(s: &str, fmt: &str) -> Result<Value> {
         }
         "hex" => {
             let compact: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-            if compact.len() % 2 != 0 {
+            if !compact.len().is_multiple_of(2) {
                 return Err(bad("hexadecimal"));
             }
             compact
