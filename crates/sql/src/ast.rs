@@ -483,6 +483,8 @@ pub type ConflictUpdate = (Vec<(String, Expr)>, Option<Expr>);
 pub struct OnConflict {
     /// The conflict target columns (may be empty).
     pub columns: Vec<String>,
+    /// ON CONFLICT ON CONSTRAINT name: the target is that constraint's columns.
+    pub constraint: Option<String>,
     /// DO NOTHING (None) or DO UPDATE SET ... [WHERE ...].
     pub update: Option<ConflictUpdate>,
 }

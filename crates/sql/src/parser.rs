@@ -38,14 +38,14 @@
 //!
 //! # Left out
 //!
-//! Named windows (`WINDOW w AS`), `GROUPS` frames and RANGE frames with offsets, window
-//! functions over grouped rows, `op ANY/ALL (subquery)` other than `= ANY` and `<> ALL`, row
-//! constructors, array slices, `LATERAL`, `UPDATE ... FROM`,
-//! `DELETE ... USING`, partial and expression indexes, `ON CONFLICT ON CONSTRAINT`,
-//! `SET DEFAULT` foreign key actions, collations other than the default and "C", and time
-//! and timestamp precisions other than 6: all 0A000. The PostgreSQL-specific syntax that is
-//! supported (regular expression operators, `OPERATOR(pg_catalog.op)`, `COLLATE`,
-//! `op ANY (array)`, `ARRAY[...]` and `ARRAY(subquery)` (arrays in their text form),
+//! Named windows (`WINDOW w AS`), `GROUPS` frames and RANGE frames with offsets,
+//! `op ANY/ALL (subquery)` other than `= ANY` and `<> ALL`, row constructors, array slices,
+//! multi-dimensional arrays, `LATERAL`, partial and expression indexes, `ON CONFLICT (...)
+//! WHERE`, `SET DEFAULT` foreign key actions, collations other than the default and "C",
+//! the TIME type, materialized and temporary views, temporary tables, ALTER SEQUENCE, and
+//! SQL PREPARE/EXECUTE: all 0A000. The PostgreSQL-specific syntax that is
+//! supported (regular expression operators, JSON operators, `OPERATOR(pg_catalog.op)`,
+//! `COLLATE`, `op ANY (array)`, `ARRAY[...]` and `ARRAY(subquery)` (arrays in their text form),
 //! subscripts, functions in FROM, `pg_catalog` type names) is translated in
 //! `parser/postgres.rs`.
 
@@ -1370,18 +1370,18 @@ mod dml {
     }
 
     fn on_conflict(c: sql::OnConflict) -> Result<OnConflict> {
-        let columns = match c.conflict_target {
-            None => Vec::new(),
-            Some(sql::ConflictTarget::Columns { columns, predicate: None }) => idents(columns),
+        let (columns, constraint) = match c.conflict_target {
+            None => (Vec::new(), None),
+            Some(sql::ConflictTarget::Columns { columns, predicate: None }) => (idents(columns), None),
             Some(sql::ConflictTarget::Columns { predicate: Some(_), .. }) => {
                 return Err(Error::unsupported("ON CONFLICT (...) WHERE"))
             }
-            Some(sql::ConflictTarget::OnConstraint(_)) => return Err(Error::unsupported("ON CONFLICT ON CONSTRAINT")),
+            Some(sql::ConflictTarget::OnConstraint(name)) => (Vec::new(), Some(relation_name(name)?)),
         };
         let update = match c.action {
             sql::OnConflictAction::DoNothing => None,
             sql::OnConflictAction::DoUpdate(u) => {
-                if columns.is_empty() {
+                if columns.is_empty() && constraint.is_none() {
                     return Err(Error::syntax(
                         "ON CONFLICT DO UPDATE requires inference specification or constraint name",
                     )
@@ -1391,7 +1391,7 @@ mod dml {
                 Some((assignments(u.assignments)?, filter))
             }
         };
-        Ok(OnConflict { columns, update })
+        Ok(OnConflict { columns, constraint, update })
     }
 
     pub(super) fn update(u: sql::Update) -> Result<Statement> {
@@ -2782,7 +2782,7 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(on_conflict, Some(OnConflict { columns: vec![], update: None }));
+        assert_eq!(on_conflict, Some(OnConflict { columns: vec![], constraint: None, update: None }));
         assert_eq!(returning, vec![SelectItem::Wildcard]);
 
         let Statement::Insert { on_conflict, returning, .. } =
@@ -2795,6 +2795,7 @@ mod tests {
             on_conflict,
             Some(OnConflict {
                 columns: vec!["a".into()],
+                constraint: None,
                 update: Some((
                     vec![("b".into(), qcol("excluded", "b"))],
                     Some(bin(BinaryOp::Lt, qcol("t", "b"), int(5)))

@@ -1852,6 +1852,23 @@ impl Session {
         // order) is the arbiter; a conflict on another one is an error, as without ON
         // CONFLICT. Without columns (DO NOTHING only) every unique constraint is.
         let arbiter: Option<Vec<usize>> = match on_conflict {
+            Some(ast::OnConflict { constraint: Some(name), .. }) => {
+                let mut cols = if !table.primary_key.is_empty() && table.pk_name == *name {
+                    table.primary_key.clone()
+                } else {
+                    match table.indexes.iter().find(|i| i.unique && i.constraint && i.name == *name) {
+                        Some(i) => i.columns.clone(),
+                        None => {
+                            return Err(Error::new(
+                                codes::UNDEFINED_OBJECT,
+                                format!("constraint \"{name}\" for table \"{}\" does not exist", table.name),
+                            ))
+                        }
+                    }
+                };
+                cols.sort_unstable();
+                Some(cols)
+            }
             Some(oc) if !oc.columns.is_empty() => {
                 let mut cols = oc.columns.iter().map(|c| table.column_index(c)).collect::<Result<Vec<_>>>()?;
                 cols.sort_unstable();
