@@ -2322,6 +2322,10 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
                 | "jsonb_array_element_text" => DataType::Text,
                 "json_array_length" | "jsonb_array_length" => DataType::Int4,
                 "random" => DataType::Float8,
+                "timezone" if args.len() == 2 => match infer_type(&args[1], scope) {
+                    Some(DataType::Timestamp) => DataType::TimestampTz,
+                    _ => DataType::Timestamp,
+                },
                 "string_to_array" => DataType::Array(25),
                 "array_position" => DataType::Int4,
                 "sha256" | "sha384" | "sha512" | "decode" => DataType::Bytea,

@@ -168,6 +168,62 @@ fn decode(s: &str, fmt: &str) -> Result<Value> {
     }))
 }
 
+/// `ts AT TIME ZONE zone` (`timezone(zone, ts)`): a timestamptz as the local time in
+/// `zone`, or a local time in `zone` as a timestamptz. Zones are UTC and its aliases,
+/// POSIX-style offsets (`'+02'`, `'UTC+2'`, `'Etc/GMT+2'`: hours west of Greenwich, as
+/// PostgreSQL reads them) and intervals (east); Bulwark has no time zone database, so a
+/// named zone such as 'Europe/Oslo' gives 22023, as an unknown one does in PostgreSQL.
+fn at_time_zone(zone: &Value, ts: &Value) -> Result<Value> {
+    const MICROS_PER_DAY: i64 = 86_400_000_000;
+    let east_micros = match zone {
+        Value::Interval(iv) if iv.months == 0 => iv.micros + i64::from(iv.days) * MICROS_PER_DAY,
+        Value::Interval(_) => {
+            return Err(Error::new(
+                codes::INVALID_PARAMETER_VALUE,
+                "interval time zone must not include months or years",
+            ))
+        }
+        other => {
+            let name = to_text(other).unwrap_or_default();
+            zone_offset_east(&name).ok_or_else(|| {
+                Error::new(codes::INVALID_PARAMETER_VALUE, format!("time zone \"{name}\" not recognized"))
+            })? * 1_000_000
+        }
+    };
+    match ts {
+        Value::TimestampTz(t) => Ok(Value::Timestamp(t.saturating_add(east_micros))),
+        Value::Timestamp(t) => Ok(Value::TimestampTz(t.saturating_sub(east_micros))),
+        Value::Text(s) => at_time_zone(zone, &cast::parse_text(s, &DataType::TimestampTz)?),
+        other => Err(no_function("timezone", &[zone.clone(), other.clone()])),
+    }
+}
+
+/// The offset east of Greenwich, in seconds, of a zone named without a time zone database.
+fn zone_offset_east(name: &str) -> Option<i64> {
+    let lower = name.trim().to_ascii_lowercase();
+    let bare = lower.strip_prefix("etc/").unwrap_or(&lower);
+    if matches!(bare, "utc" | "gmt" | "z" | "zulu" | "uct" | "universal" | "greenwich" | "gmt0" | "gmt+0" | "gmt-0") {
+        return Some(0);
+    }
+    // POSIX style: an optional abbreviation, then hours (and minutes) WEST of Greenwich.
+    let rest = bare.strip_prefix("utc").or_else(|| bare.strip_prefix("gmt")).unwrap_or(bare);
+    let (sign, digits) = match rest.as_bytes().first()? {
+        b'+' => (1, &rest[1..]),
+        b'-' => (-1, &rest[1..]),
+        b'0'..=b'9' => (1, rest),
+        _ => return None,
+    };
+    let (h, m) = match digits.split_once(':') {
+        Some((h, m)) => (h.parse::<i64>().ok()?, m.parse::<i64>().ok()?),
+        None if digits.len() == 4 => (digits[..2].parse::<i64>().ok()?, digits[2..].parse::<i64>().ok()?),
+        None => (digits.parse::<i64>().ok()?, 0),
+    };
+    if h > 15 * 24 || !(0..60).contains(&m) || digits.is_empty() {
+        return None;
+    }
+    Some(-sign * (h * 3600 + m * 60))
+}
+
 /// sha256 / sha384 / sha512 of bytes.
 fn sha2(name: &str, b: &[u8]) -> Vec<u8> {
     let algorithm = match name {
@@ -304,6 +360,10 @@ pub fn call_function(name: &str, args: Vec<Value>, ctx: &FnContext) -> Result<Va
             (Some(s), Some(fmt), 2) => Some(decode(s, fmt)),
             _ => None,
         },
+        "timezone" => match &args[..] {
+            [zone, ts] => Some(at_time_zone(zone, ts)),
+            _ => None,
+        },
         "sha256" | "sha384" | "sha512" => match &args[..] {
             [Value::Bytea(b)] => Some(Ok(Value::Bytea(sha2(name, b)))),
             _ => None,
@@ -335,6 +395,7 @@ fn is_known(name: &str) -> bool {
             | "encode"
             | "decode"
             | "sha256"
+            | "timezone"
             | "sha384"
             | "sha512"
             | "substr"
