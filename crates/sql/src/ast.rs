@@ -54,6 +54,13 @@ pub enum Statement {
         /// OR REPLACE.
         or_replace: bool,
     },
+    /// CREATE EXTENSION.
+    CreateExtension {
+        /// Name.
+        name: String,
+        /// IF NOT EXISTS.
+        if_not_exists: bool,
+    },
     /// CREATE SEQUENCE.
     CreateSequence {
         /// Name.

@@ -208,6 +208,8 @@ pub mod codes {
     pub const SEQUENCE_GENERATOR_LIMIT_EXCEEDED: &str = "2200H";
     /// 22004
     pub const NULL_VALUE_NOT_ALLOWED: &str = "22004";
+    /// 42710
+    pub const DUPLICATE_OBJECT: &str = "42710";
     /// 55P02
     pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
     /// 42712

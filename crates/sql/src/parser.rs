@@ -569,6 +569,10 @@ fn statement(s: sql::Statement) -> Result<Vec<Statement>> {
                 options: sequence_options_of(sequence_options)?,
             }
         }
+        // WITH SCHEMA, VERSION and CASCADE do not change which extensions exist.
+        sql::Statement::CreateExtension(e) => {
+            Statement::CreateExtension { name: ident(e.name), if_not_exists: e.if_not_exists }
+        }
         sql::Statement::CreateView(v) => {
             if v.materialized || v.temporary || v.if_not_exists || v.or_alter || v.to.is_some() || v.params.is_some() {
                 return Err(Error::unsupported("this form of CREATE VIEW"));

@@ -1304,6 +1304,21 @@ impl Session {
                 self.create_view(txn, name, columns, query, sql, *or_replace)
             }
             Statement::DropView { names, if_exists } => self.drop_views(txn, names, *if_exists),
+            // PL/pgSQL is installed in every PostgreSQL database (pg_extension shows it), so
+            // CREATE EXTENSION IF NOT EXISTS plpgsql (which Rails' schema loads run) skips;
+            // functions in it are not supported. Bulwark has no other extension.
+            Statement::CreateExtension { name, if_not_exists } => match (name.as_str(), if_not_exists) {
+                ("plpgsql", true) => {
+                    let mut r = QueryResult::command("CREATE EXTENSION");
+                    r.notices.push(format!("extension \"{name}\" already exists, skipping"));
+                    Ok(r)
+                }
+                ("plpgsql", false) => {
+                    Err(Error::new(codes::DUPLICATE_OBJECT, format!("extension \"{name}\" already exists")))
+                }
+                _ => Err(Error::new(codes::FEATURE_NOT_SUPPORTED, format!("extension \"{name}\" is not available"))
+                    .with_detail("Bulwark has no extensions; gen_random_uuid() and uuid_generate_v4() are built in.")),
+            },
             Statement::CreateSequence { name, if_not_exists, options } => {
                 self.create_sequence(txn, name, *if_not_exists, options)
             }

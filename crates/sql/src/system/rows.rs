@@ -173,6 +173,17 @@ pub fn rows(def: &SysTable, snapshot: &Snapshot, settings: &[(String, String)]) 
         ]],
         (Schema::PgCatalog, "pg_settings") => settings::rows(settings),
         (Schema::PgCatalog, "pg_tables") => pg_tables(snapshot),
+        // PL/pgSQL, which every PostgreSQL database has (Bulwark runs no function in it).
+        (Schema::PgCatalog, "pg_extension") => vec![vec![
+            oid(PLPGSQL_EXTENSION_OID),
+            text("plpgsql"),
+            oid(SUPERUSER_OID),
+            oid(PG_CATALOG_OID),
+            b(false),
+            text("1.0"),
+            NULL,
+            NULL,
+        ]],
         (Schema::PgCatalog, "pg_views") => (0..snapshot.tables.len())
             .filter_map(|i| {
                 let sql = snapshot.view_sql[i].as_ref()?;
@@ -258,6 +269,9 @@ fn sequences(s: &Snapshot) -> impl Iterator<Item = (&Rel, DataType)> {
         _ => None,
     })
 }
+
+/// pg_extension's oid for plpgsql (PostgreSQL 15's on a fresh cluster).
+const PLPGSQL_EXTENSION_OID: u32 = 13559;
 
 /// A sequence's parameters: its definition's for a CREATE SEQUENCE sequence, a SERIAL
 /// column's (from 1 by 1 to its type's largest value) otherwise.
