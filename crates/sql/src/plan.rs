@@ -2223,7 +2223,8 @@ fn conjuncts_text(e: &Expr, mut keep: impl FnMut(usize, &Expr) -> bool) -> Optio
     }
 }
 
-fn split_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+/// The conjuncts of `e` (`a AND b AND c` gives a, b, c).
+pub(crate) fn split_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
     match e {
         Expr::Binary { op: ast::BinaryOp::And, left, right } => {
             split_and(left, out);

@@ -166,7 +166,7 @@ impl Session {
         // The conjuncts over t alone pick and pre-filter its candidates.
         let mut conjuncts = Vec::new();
         if let Some(f) = filter {
-            split_and(f, &mut conjuncts);
+            crate::plan::split_and(f, &mut conjuncts);
         }
         let local: Vec<Expr> =
             conjuncts.into_iter().filter(|c| only_columns_of(c, &t_scope, &item_scope)).cloned().collect();
@@ -233,14 +233,4 @@ fn only_columns_of(e: &Expr, t: &Scope, items: &Scope) -> bool {
         _ => {}
     });
     ok
-}
-
-fn split_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
-    match e {
-        Expr::Binary { op: ast::BinaryOp::And, left, right } => {
-            split_and(left, out);
-            split_and(right, out);
-        }
-        other => out.push(other),
-    }
 }
