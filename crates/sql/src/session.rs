@@ -240,13 +240,23 @@ fn is_server_setting(name: &str) -> bool {
     crate::system::pg_settings::SERVER.iter().any(|(n, _)| *n == name)
 }
 
+/// Settings a session may set that PostgreSQL leaves out of pg_settings.
+const HIDDEN_SESSION_SETTINGS: &[&str] = &["session_authorization"];
+
 /// Whether SET may change setting `name` (lower case), as PostgreSQL answers: any setting
 /// a session may set, and any name with a dot (a placeholder for an extension's, or
 /// Bulwark's own `bulwark.*`); 55P02 for a server's setting; 42704 for a name PostgreSQL
 /// does not know.
 fn settable(name: &str) -> Result<()> {
-    if name.contains('.') || crate::system::pg_settings::SESSION.iter().any(|(n, _)| *n == name) {
+    if name.contains('.')
+        || HIDDEN_SESSION_SETTINGS.contains(&name)
+        || crate::system::pg_settings::SESSION.iter().any(|(n, _)| *n == name)
+    {
         return Ok(());
+    }
+    if name == "role" {
+        // As SET ROLE: the current role does not change within a session here.
+        return Err(Error::unsupported("SET ROLE"));
     }
     let message = match crate::system::pg_settings::SERVER.iter().find(|(n, _)| *n == name) {
         None => {
