@@ -498,98 +498,6 @@ fn decode_numeric(b: &[u8]) -> Option<Result<Value, Error>> {
     Some(sql::eval::parse_text(&text, &DataType::Numeric { precision: None, scale: None }))
 }
 
-/// The highest `$n` parameter number in `sql` (0 if none), skipping string literals, quoted
-/// identifiers, dollar-quoted strings and comments.
-pub fn max_param_number(sql: &str) -> usize {
-    let b = sql.as_bytes();
-    let mut max = 0usize;
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'\'' => {
-                // E'...' strings escape with backslashes; others only by doubling the quote.
-                let backslash = i > 0 && matches!(b[i - 1], b'e' | b'E');
-                i += 1;
-                while i < b.len() {
-                    if backslash && b[i] == b'\\' {
-                        i += 2;
-                        continue;
-                    }
-                    if b[i] == b'\'' {
-                        if b.get(i + 1) == Some(&b'\'') {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'"' => {
-                i += 1;
-                while i < b.len() && b[i] != b'"' {
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                let mut depth = 0usize;
-                while i < b.len() {
-                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
-                        depth += 1;
-                        i += 2;
-                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
-                        depth -= 1;
-                        i += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
-            }
-            b'$' => {
-                let start = i + 1;
-                let mut j = start;
-                while j < b.len() && b[j].is_ascii_digit() {
-                    j += 1;
-                }
-                let prev_is_ident = i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_');
-                if j > start && !prev_is_ident {
-                    max = max.max(sql[start..j].parse().unwrap_or(usize::MAX));
-                    i = j;
-                } else if !prev_is_ident {
-                    // A dollar quote: $tag$ ... $tag$.
-                    let mut k = start;
-                    while k < b.len() && (b[k].is_ascii_alphanumeric() || b[k] == b'_') {
-                        k += 1;
-                    }
-                    if b.get(k) == Some(&b'$') {
-                        let tag = &sql[i..=k];
-                        i = match sql[k + 1..].find(tag) {
-                            Some(end) => k + 1 + end + tag.len(),
-                            None => b.len(),
-                        };
-                    } else {
-                        i += 1;
-                    }
-                } else {
-                    i += 1;
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    max
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -651,15 +559,5 @@ mod tests {
         put_field(&mut buf, &Value::Null, FORMAT_TEXT);
         put_field(&mut buf, &Value::Bool(true), FORMAT_TEXT);
         assert_eq!(&buf[..], &[0, 0, 0, 4, 0, 0, 0, 7, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, b't']);
-    }
-
-    #[test]
-    fn param_numbers_skip_literals_and_comments() {
-        assert_eq!(max_param_number("SELECT 1"), 0);
-        assert_eq!(max_param_number("SELECT $1, $2 + $10"), 10);
-        assert_eq!(max_param_number("SELECT '$3', \"$4\", $1 -- $5\n /* $6 /* $7 */ */"), 1);
-        assert_eq!(max_param_number("SELECT $tag$ $9 $tag$, $$ $8 $$, $2"), 2);
-        assert_eq!(max_param_number("SELECT E'\\' $3', 'it''s $4', $1"), 1);
-        assert_eq!(max_param_number("SELECT a$1 FROM t"), 0);
     }
 }

@@ -234,7 +234,7 @@ impl QueryParser for StatementParser {
             }
         }
         let given: Vec<u32> = types.iter().map(|t| t.as_ref().map_or(0, Type::oid)).collect();
-        let count = given.len().max(codec::max_param_number(sql));
+        let count = given.len().max(sql::parser::max_param_number(sql));
         let param_oids = (0..count).map(|i| given.get(i).copied().unwrap_or(0)).collect();
         Ok(Some(Arc::new(Prepared {
             sql: sql.to_string(),

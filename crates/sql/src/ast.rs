@@ -186,6 +186,23 @@ pub enum Statement {
     Discard(Discard),
     /// DEALLOCATE [PREPARE] { name | ALL } (None: ALL): forgets prepared statements.
     Deallocate(Option<String>),
+    /// PREPARE name [(type, ...)] AS statement: a prepared statement of the session.
+    Prepare {
+        /// The statement's name.
+        name: String,
+        /// The declared types of `$1..$n`; parameters beyond them take their types from
+        /// the statement.
+        types: Vec<DataType>,
+        /// The prepared statement, as SQL text.
+        sql: String,
+    },
+    /// EXECUTE name [(value, ...)]: runs a statement PREPARE made.
+    Execute {
+        /// The prepared statement's name.
+        name: String,
+        /// The values of `$1..$n`.
+        args: Vec<Expr>,
+    },
     /// CLOSE { name | ALL } (None: ALL): closes cursors.
     Close(Option<String>),
     /// UNLISTEN { channel | * }: no session listens, so there is nothing to stop.

@@ -200,6 +200,8 @@ pub mod codes {
     pub const AMBIGUOUS_COLUMN: &str = "42702";
     /// 26000
     pub const INVALID_SQL_STATEMENT_NAME: &str = "26000";
+    /// 42P05
+    pub const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
     /// 2BP01
     pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";
     /// 42P16

@@ -329,6 +329,11 @@ fn sequence_options_of(list: Vec<sql::SequenceOptions>) -> Result<crate::ast::Se
     Ok(o)
 }
 
+/// The first word of a piece of SQL's text, for a syntax error "at or near" it.
+fn first_word(sql: &impl std::fmt::Display) -> String {
+    sql.to_string().split_whitespace().next().unwrap_or_default().to_string()
+}
+
 /// 0A000 naming a piece of SQL by its text.
 fn unsupported_sql(what: &str, sql: &impl std::fmt::Display) -> Error {
     let mut text = sql.to_string();
@@ -570,6 +575,45 @@ fn statement(s: sql::Statement) -> Result<Vec<Statement>> {
             }
         }
         // WITH SCHEMA, VERSION and CASCADE do not change which extensions exist.
+        sql::Statement::Prepare { name, data_types, statement } => {
+            // PostgreSQL prepares SELECT, VALUES, INSERT, UPDATE and DELETE only.
+            if !matches!(
+                *statement,
+                sql::Statement::Query(_)
+                    | sql::Statement::Insert(_)
+                    | sql::Statement::Update(_)
+                    | sql::Statement::Delete(_)
+            ) {
+                return Err(Error::new(
+                    codes::SYNTAX_ERROR,
+                    format!("syntax error at or near \"{}\"", first_word(&statement)),
+                ));
+            }
+            let sql = statement.to_string();
+            // The statement is read now, so one Bulwark cannot run fails at PREPARE.
+            self::statement(*statement)?;
+            Statement::Prepare {
+                name: ident(name),
+                types: data_types.into_iter().map(data_type).collect::<Result<_>>()?,
+                sql,
+            }
+        }
+        sql::Statement::Execute {
+            name: Some(name),
+            parameters,
+            immediate: false,
+            into,
+            using,
+            output: false,
+            default: false,
+            ..
+        } if into.is_empty() && using.is_empty() => {
+            let mut parts = name_parts(name)?;
+            if parts.len() != 1 {
+                return Err(Error::new(codes::SYNTAX_ERROR, "a prepared statement's name is one identifier"));
+            }
+            Statement::Execute { name: parts.remove(0), args: parameters.into_iter().map(expr).collect::<Result<_>>()? }
+        }
         sql::Statement::CreateExtension(e) => {
             Statement::CreateExtension { name: ident(e.name), if_not_exists: e.if_not_exists }
         }
@@ -2482,9 +2526,111 @@ pub fn parse_expr(text: &str) -> Result<Expr> {
     }
 }
 
+/// The highest `$n` parameter number in `sql` (0 if none), skipping string literals, quoted
+/// identifiers, dollar-quoted strings and comments.
+pub fn max_param_number(sql: &str) -> usize {
+    let b = sql.as_bytes();
+    let mut max = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\'' => {
+                // E'...' strings escape with backslashes; others only by doubling the quote.
+                let backslash = i > 0 && matches!(b[i - 1], b'e' | b'E');
+                i += 1;
+                while i < b.len() {
+                    if backslash && b[i] == b'\\' {
+                        i += 2;
+                        continue;
+                    }
+                    if b[i] == b'\'' {
+                        if b.get(i + 1) == Some(&b'\'') {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let mut depth = 0usize;
+                while i < b.len() {
+                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+                        depth += 1;
+                        i += 2;
+                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            b'$' => {
+                let start = i + 1;
+                let mut j = start;
+                while j < b.len() && b[j].is_ascii_digit() {
+                    j += 1;
+                }
+                let prev_is_ident = i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_');
+                if j > start && !prev_is_ident {
+                    max = max.max(sql[start..j].parse().unwrap_or(usize::MAX));
+                    i = j;
+                } else if !prev_is_ident {
+                    // A dollar quote: $tag$ ... $tag$.
+                    let mut k = start;
+                    while k < b.len() && (b[k].is_ascii_alphanumeric() || b[k] == b'_') {
+                        k += 1;
+                    }
+                    if b.get(k) == Some(&b'$') {
+                        let tag = &sql[i..=k];
+                        i = match sql[k + 1..].find(tag) {
+                            Some(end) => k + 1 + end + tag.len(),
+                            None => b.len(),
+                        };
+                    } else {
+                        i += 1;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    max
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn param_numbers_skip_literals_and_comments() {
+        assert_eq!(max_param_number("SELECT 1"), 0);
+        assert_eq!(max_param_number("SELECT $1, $2 + $10"), 10);
+        assert_eq!(max_param_number("SELECT '$3', \"$4\", $1 -- $5\n /* $6 /* $7 */ */"), 1);
+        assert_eq!(max_param_number("SELECT $tag$ $9 $tag$, $$ $8 $$, $2"), 2);
+        assert_eq!(max_param_number("SELECT E'\\' $3', 'it''s $4', $1"), 1);
+        assert_eq!(max_param_number("SELECT a$1 FROM t"), 0);
+    }
 
     fn one(sql: &str) -> Statement {
         let mut statements = parse(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));

@@ -11,6 +11,7 @@
 mod alter;
 mod copy;
 mod explain;
+mod prepared;
 mod roles;
 mod sequences;
 mod views;
@@ -191,6 +192,7 @@ impl Database {
             reset: settings_at_start,
             deallocated: Vec::new(),
             statement_names: Arc::default(),
+            sql_prepared: BTreeMap::new(),
             backend_pid: 0,
         }
     }
@@ -338,6 +340,8 @@ pub struct Session {
     /// The names of the protocol's prepared statements, kept by the server (see
     /// [`Session::share_statement_names`]); DEALLOCATE of another name fails with 26000.
     statement_names: Arc<Mutex<BTreeSet<String>>>,
+    /// The statements PREPARE made, by name.
+    sql_prepared: BTreeMap<String, prepared::SqlPrepared>,
     /// The session's number on this node (advisory locks are held under it).
     id: u64,
     /// The process id the server told the client (pg_backend_pid).
@@ -568,6 +572,10 @@ impl Session {
             Statement::Explain { .. } => {
                 Ok(Some(vec![ResultColumn { name: "QUERY PLAN".into(), data_type: DataType::Text }]))
             }
+            Statement::Execute { name, .. } => match self.prepared_sql(&name) {
+                Some(sql) => self.describe(&sql),
+                None => Ok(None),
+            },
             _ => Ok(None),
         }
     }
@@ -996,17 +1004,25 @@ impl Session {
             }
             Statement::Discard(what) => self.discard(*what),
             Statement::Deallocate(name) => {
-                if let Some(name) = name {
-                    if !self.statement_names.lock().unwrap_or_else(|e| e.into_inner()).remove(name) {
-                        self.fail_block();
-                        return Err(Error::new(
-                            codes::INVALID_SQL_STATEMENT_NAME,
-                            format!("prepared statement \"{name}\" does not exist"),
-                        ));
-                    }
+                let r = self.deallocate(name.as_deref());
+                if r.is_err() {
+                    self.fail_block();
                 }
-                self.deallocated.push(name.clone());
-                Ok(QueryResult::command(if name.is_some() { "DEALLOCATE" } else { "DEALLOCATE ALL" }))
+                r
+            }
+            Statement::Prepare { name, types, sql } => {
+                let r = self.prepare_statement(name, types, sql);
+                if r.is_err() {
+                    self.fail_block();
+                }
+                r
+            }
+            Statement::Execute { name, args } => {
+                let r = self.execute_prepared(name, args, params);
+                if r.is_err() {
+                    self.fail_block();
+                }
+                r
             }
             // Bulwark has no SQL cursors, so none is open.
             Statement::Close(None) => Ok(QueryResult::command("CLOSE CURSOR ALL")),
@@ -1138,6 +1154,7 @@ impl Session {
                 self.derived = Derived::of(&self.settings);
                 self.settings_changed = true;
                 self.deallocated.push(None);
+                self.forget_sql_prepared();
                 self.db.advisory.unlock_all(self.id);
                 self.currvals.lock().unwrap_or_else(|e| e.into_inner()).clear();
                 self.parsed.clear();

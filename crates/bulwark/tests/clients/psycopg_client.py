@@ -133,5 +133,20 @@ for binary in (False, True):
 ids = conn.execute("SELECT jsonb_agg(id ORDER BY id) FROM events WHERE doc ? %s", ("kind",)).fetchone()[0]
 assert ids == [1, 2], ids
 
+# PREPARE and EXECUTE in SQL, through the extended protocol (Describe of an EXECUTE gives
+# the prepared query's columns), with a bound argument and a literal one.
+conn.execute("PREPARE by_kind(text) AS SELECT id, doc ->> 'kind' AS kind FROM events WHERE doc ->> 'kind' = $1")
+with conn.cursor() as cur:
+    cur.execute("EXECUTE by_kind(%s)", ("view",))
+    assert [d.name for d in cur.description] == ["id", "kind"], cur.description
+    assert cur.fetchall() == [(2, "view")]
+    assert cur.execute("EXECUTE by_kind('click')").fetchall() == [(1, "click")]
+conn.execute("DEALLOCATE by_kind")
+try:
+    conn.execute("EXECUTE by_kind('view')")
+    raise AssertionError("EXECUTE after DEALLOCATE succeeded")
+except errors.InvalidSqlStatementName:
+    pass
+
 conn.close()
 print("psycopg ok")
