@@ -143,7 +143,7 @@ pub fn is_aggregate(name: &str) -> bool {
             | "jsonb_agg"
             | "json_object_agg"
             | "jsonb_object_agg"
-    )
+    ) || crate::eval::is_spread(name)
 }
 
 /// True if `e` contains an aggregate call (outside subqueries).

@@ -54,7 +54,7 @@ mod text;
 #[cfg(test)]
 mod tests;
 
-pub use aggregate::{add_for_sum, avg_finish, avg_type, sum_type};
+pub use aggregate::{add_for_sum, avg_finish, avg_type, is_spread, spread_type, sum_type, Spread};
 pub use cast::{apply_typmod, cast, format_uuid, parse_bool, parse_text, parse_uuid};
 pub use encoding::{decode_row, encode_row, key_part, ROW_FORMAT_VERSION};
 pub use func::{call_function, like, md5_hex, FnContext};

@@ -241,9 +241,9 @@ impl Exec<'_> {
                 }
                 Ok(rows)
             }
-            Plan::Function { name, args, ordinality } => {
+            Plan::Function { name, args, ordinality, types } => {
                 let args = args.iter().map(|a| self.eval(a, &[])).collect::<Result<Vec<_>>>()?;
-                crate::system::table_function(self, name, args, *ordinality)
+                crate::system::table_function(self, name, args, *ordinality, types)
             }
             Plan::CteRef(name) => self
                 .ctes
@@ -373,9 +373,10 @@ impl Exec<'_> {
                 let mut out = Vec::new();
                 for row in rows {
                     let mut sets = Vec::with_capacity(calls.len());
-                    for (name, args) in calls {
+                    for (name, args, yields) in calls {
                         let args = args.iter().map(|a| self.eval(a, &row)).collect::<Result<Vec<_>>>()?;
-                        let produced = crate::system::table_function(self, name, args, false)?;
+                        let produced =
+                            crate::system::table_function(self, name, args, false, std::slice::from_ref(yields))?;
                         sets.push(produced.into_iter().map(|mut r| r.swap_remove(0)).collect::<Vec<_>>());
                     }
                     let n = sets.iter().map(Vec::len).max().unwrap_or(0);
@@ -1557,6 +1558,8 @@ struct AggState {
     items: Vec<Option<String>>,
     /// `agg(x ORDER BY k)`: (k, x, extra) of each row, added in order at the end.
     ordered: Vec<(Row, Option<Value>, Option<Value>)>,
+    /// stddev and variance.
+    spread: eval::Spread,
 }
 
 impl AggState {
@@ -1660,6 +1663,7 @@ impl AggState {
                     }
                 }
             }
+            name if eval::is_spread(name) => self.spread.add(name, &v)?,
             other => return Err(Error::new(codes::UNDEFINED_FUNCTION, format!("aggregate {other} does not exist"))),
         }
         Ok(grew)
@@ -1701,6 +1705,7 @@ impl AggState {
                 Some(sum) => eval::avg_finish(sum, self.count)?,
             },
             "string_agg" => self.text.map_or(Value::Null, Value::Text),
+            name if eval::is_spread(name) => self.spread.finish(name)?,
             _ => self.acc.unwrap_or(Value::Null),
         })
     }

@@ -286,6 +286,8 @@ pub enum Plan {
         args: Vec<BExpr>,
         /// WITH ORDINALITY.
         ordinality: bool,
+        /// The type of each column the function yields (without the ordinality).
+        types: Vec<DataType>,
     },
     /// A common table expression's rows, by name.
     CteRef(String),
@@ -380,8 +382,9 @@ pub enum Plan {
     ProjectSet {
         /// Input.
         input: Box<Plan>,
-        /// The calls: function name and arguments over the input row.
-        calls: Vec<(String, Vec<BExpr>)>,
+        /// The calls: function name, arguments over the input row, and the type of the
+        /// values each yields.
+        calls: Vec<(String, Vec<BExpr>, DataType)>,
     },
     /// Window functions: each input row followed by one value per call.
     Window {
@@ -701,6 +704,7 @@ impl<'t> Planner<'t> {
                 let label = alias.clone().unwrap_or_else(|| name.clone());
                 let types: Vec<Option<DataType>> = args.iter().map(|a| infer_type(a, &Scope::default())).collect();
                 let mut out = crate::system::table_function_columns(name, &types)?;
+                let yields: Vec<DataType> = out.iter().map(|c| c.1.clone()).collect();
                 // A function of one unnamed column is named by the alias, as in PostgreSQL.
                 if out.len() == 1 && out[0].0 == *name && alias.is_some() {
                     out[0].0 = label.clone();
@@ -730,7 +734,7 @@ impl<'t> Planner<'t> {
                         })
                         .collect(),
                 };
-                Ok((Plan::Function { name: name.clone(), args: bound, ordinality: *ordinality }, scope))
+                Ok((Plan::Function { name: name.clone(), args: bound, ordinality: *ordinality, types: yields }, scope))
             }
             TableRef::Join { left, right, kind, on, using, natural } => {
                 let (l, ls) = self.plan_from(left, outer, lock)?;
@@ -1106,7 +1110,7 @@ impl<'t> Planner<'t> {
                 let types: Vec<Option<DataType>> = args.iter().map(|a| infer_type(a, &scope)).collect();
                 let columns = crate::system::table_function_columns(name, &types)?;
                 let bound = args.iter().map(|a| self.bind(a, &scope, &outer)).collect::<Result<Vec<_>>>()?;
-                calls.push((name.clone(), bound));
+                calls.push((name.clone(), bound, columns.first().map_or(DataType::Text, |c| c.1.clone())));
                 extended.columns.push(ScopeColumn {
                     table: Some(SRF_LABEL.into()),
                     name: i.to_string(),
@@ -1986,6 +1990,7 @@ pub fn expr_name(e: &Expr) -> String {
         },
         Expr::Case { .. } => "case".into(),
         Expr::Exists { .. } => "exists".into(),
+        Expr::ArraySubquery(_) => "array".into(),
         Expr::Subquery(q) => match &q.body {
             SetExpr::Select(s) => match s.items.first() {
                 Some(SelectItem::Expr { alias: Some(a), .. }) => a.clone(),
@@ -2293,6 +2298,7 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
                 "count" => DataType::Int8,
                 "sum" => crate::eval::sum_type(&arg()?),
                 "avg" => crate::eval::avg_type(&arg()?),
+                name if crate::eval::is_spread(name) => crate::eval::spread_type(&arg()?),
                 "min" | "max" | "abs" | "ceil" | "ceiling" | "floor" | "trunc" | "round" | "sign" => arg()?,
                 "bool_and" | "bool_or" | "every" => DataType::Bool,
                 "length" | "char_length" | "character_length" | "octet_length" | "strpos" | "position" => {

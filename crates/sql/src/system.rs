@@ -163,8 +163,14 @@ pub fn table_function_columns(name: &str, args: &[Option<DataType>]) -> Result<V
 }
 
 /// Runs a function in FROM.
-pub fn table_function(exec: &mut Exec, name: &str, args: Vec<Value>, ordinality: bool) -> Result<Vec<Row>> {
-    functions::table_function(exec, name, args, ordinality)
+pub fn table_function(
+    exec: &mut Exec,
+    name: &str,
+    args: Vec<Value>,
+    ordinality: bool,
+    types: &[DataType],
+) -> Result<Vec<Row>> {
+    functions::table_function(exec, name, args, ordinality, types)
 }
 
 /// The result type of a catalog function, for RowDescription.

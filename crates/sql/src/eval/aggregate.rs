@@ -105,3 +105,112 @@ pub fn avg_finish(sum: Value, count: i64) -> Result<Value> {
         }
     }
 }
+
+/// True for the aggregates of spread: `stddev`, `variance` and their `_samp` and `_pop`
+/// forms.
+pub fn is_spread(name: &str) -> bool {
+    matches!(name, "stddev" | "stddev_samp" | "stddev_pop" | "variance" | "var_samp" | "var_pop")
+}
+
+/// The type the spread aggregates return: `double precision` for floats, `numeric` for
+/// integers and numerics.
+pub fn spread_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Float4 | DataType::Float8 => DataType::Float8,
+        _ => DataType::Numeric { precision: None, scale: None },
+    }
+}
+
+/// The running state of a spread aggregate, as PostgreSQL keeps it: floats by the
+/// Youngs-Cramer update (N, Sx, Sxx) in double precision; integers and numerics as exact
+/// sums of X and X², so the result is the same digits PostgreSQL prints.
+#[derive(Debug, Clone, Default)]
+pub struct Spread {
+    n: i64,
+    float: bool,
+    sx: f64,
+    sxx: f64,
+    sum: Option<crate::types::Numeric>,
+    sum_sq: Option<crate::types::Numeric>,
+}
+
+impl Spread {
+    /// Adds one non-NULL value.
+    pub fn add(&mut self, func: &str, v: &Value) -> Result<()> {
+        let x =
+            match v {
+                Value::Float4(f) => Err(f64::from(*f)),
+                Value::Float8(f) => Err(*f),
+                Value::Int2(_) | Value::Int4(_) | Value::Int8(_) | Value::Numeric(_) => {
+                    match cast::cast(v.clone(), &DataType::Numeric { precision: None, scale: None }, false)? {
+                        Value::Numeric(n) => Ok(n),
+                        _ => unreachable!("cast to numeric gives a numeric"),
+                    }
+                }
+                other => return Err(Error::new(
+                    codes::UNDEFINED_FUNCTION,
+                    format!("function {func}({}) does not exist", type_name(other)),
+                )
+                .with_hint(
+                    "No function matches the given name and argument types. You might need to add explicit type casts.",
+                )),
+            };
+        let before = self.n as f64;
+        self.n += 1;
+        match x {
+            Err(f) => {
+                self.float = true;
+                let n = self.n as f64;
+                self.sx += f;
+                if before > 0.0 {
+                    let tmp = f * n - self.sx;
+                    self.sxx += tmp * tmp / (n * before);
+                } else {
+                    self.sxx = if f.is_finite() { 0.0 } else { f64::NAN };
+                }
+            }
+            Ok(x) => {
+                let sq = numeric::mul(x, x)?;
+                self.sum = Some(match self.sum {
+                    None => x,
+                    Some(s) => numeric::add(s, x)?,
+                });
+                self.sum_sq = Some(match self.sum_sq {
+                    None => sq,
+                    Some(s) => numeric::add(s, sq)?,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The aggregate's value: NULL for no rows, and for one row in the sample forms.
+    pub fn finish(&self, func: &str) -> Result<Value> {
+        let sample = !func.ends_with("_pop");
+        let root = func.starts_with("stddev");
+        if self.n == 0 || (sample && self.n == 1) {
+            return Ok(Value::Null);
+        }
+        if self.float {
+            let n = self.n as f64;
+            let var = self.sxx / if sample { n - 1.0 } else { n };
+            return Ok(Value::Float8(if root { var.sqrt() } else { var }));
+        }
+        let (Some(sum), Some(sum_sq)) = (self.sum, self.sum_sq) else { return Ok(Value::Null) };
+        let n = numeric::from_int(i128::from(self.n))?;
+        // (N·ΣX² − (ΣX)²) / (N·(N−1)), or / N² for the population forms.
+        let numerator = numeric::sub(numeric::mul(n, sum_sq)?, numeric::mul(sum, sum)?)?;
+        if numerator.mantissa <= 0 {
+            return Ok(Value::Numeric(numeric::make(false, 0, 0)));
+        }
+        let other = numeric::from_int(i128::from(if sample { self.n - 1 } else { self.n }))?;
+        let denominator = numeric::mul(n, other)?;
+        let rscale = numeric::div_scale(numerator, denominator);
+        let var = numeric::div_to_scale(numerator, denominator, rscale)?;
+        if root {
+            super::func::numeric_sqrt_to_scale(var, rscale)
+        } else {
+            Ok(Value::Numeric(var))
+        }
+    }
+}

@@ -806,16 +806,21 @@ fn numeric_sqrt(n: Numeric) -> Result<Value> {
     let weight = exponent.div_euclid(4);
     let sweight = (weight + 1) * 4 / 2 - 1;
     let rscale = (16 - sweight).max(i64::from(n.scale)).max(0).min(i64::from(numeric::SCALE_MAX)) as u32;
+    numeric_sqrt_to_scale(n, rscale)
+}
+
+/// The square root of a non-negative NUMERIC rounded to `rscale` fraction digits.
+pub(crate) fn numeric_sqrt_to_scale(n: Numeric, rscale: u32) -> Result<Value> {
+    let mag = n.mantissa.unsigned_abs();
     // sqrt(m / 10^s) * 10^rscale = sqrt(m * 10^(2 rscale - s)).
     let up = 2 * i64::from(rscale) - i64::from(n.scale);
-    let radicand =
-        u32::try_from(up).ok().filter(|u| *u <= numeric::DIGITS_MAX).and_then(|u| mag.checked_mul(numeric::pow10(u)));
+    // Both factors are below 10^38 < 2^127, so the product is below 2^254.
+    let radicand = u32::try_from(up)
+        .ok()
+        .filter(|u| *u <= numeric::DIGITS_MAX)
+        .map(|u| numeric::U256::mul(mag, numeric::pow10(u)));
     match radicand {
-        Some(r) => {
-            let root = r.isqrt();
-            let rounded = root + u128::from(r - root * root > root);
-            Ok(Value::Numeric(numeric::fit(false, numeric::U256::from_u128(rounded), rscale)?))
-        }
+        Some(r) => Ok(Value::Numeric(numeric::fit(false, numeric::U256::from_u128(r.sqrt_rounded()), rscale)?)),
         None => {
             let r = numeric::to_f64(n).sqrt();
             numeric_from_f64_result(r, dweight(r), rscale)

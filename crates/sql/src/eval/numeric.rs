@@ -45,7 +45,7 @@ pub fn division_by_zero() -> Error {
 }
 
 /// A 256-bit unsigned integer, just enough for products of two mantissas and long division.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct U256 {
     hi: u128,
     lo: u128,
@@ -67,6 +67,19 @@ impl U256 {
         let lo = (p00 & MASK) | (mid << 64);
         let hi = p11 + (p01 >> 64) + (p10 >> 64) + (mid >> 64);
         U256 { hi, lo }
+    }
+
+    /// The square root, rounded half up; `self` must be below 2^254 (so the root fits).
+    pub fn sqrt_rounded(self) -> u128 {
+        let mut root: u128 = 0;
+        for bit in (0..127).rev() {
+            let candidate = root | (1 << bit);
+            if U256::mul(candidate, candidate) <= self {
+                root = candidate;
+            }
+        }
+        // The exact root is at least root + 1/2 when self > root² + root.
+        root + u128::from(self > U256::mul(root, root + 1))
     }
 
     /// The value, if it fits a `u128`.
@@ -526,4 +539,24 @@ pub fn from_float(f: f64, digits_wanted: usize) -> Option<Result<Numeric>> {
     }
     let text = format!("{:.*e}", digits_wanted.saturating_sub(1), f);
     parse(&text).map(|r| r.map(normalize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wide_square_roots_round_half_up() {
+        assert_eq!(U256::from_u128(0).sqrt_rounded(), 0);
+        assert_eq!(U256::from_u128(16).sqrt_rounded(), 4);
+        assert_eq!(U256::from_u128(20).sqrt_rounded(), 4); // 4.47
+        assert_eq!(U256::from_u128(21).sqrt_rounded(), 5); // 4.58
+                                                           // 10^76 is past u128; its root is 10^38.
+        assert_eq!(U256::mul(pow10(38), pow10(38)).sqrt_rounded(), pow10(38));
+        let big = pow10(37) * 3 + 12_345;
+        assert_eq!(U256::mul(big, big).sqrt_rounded(), big);
+        // sqrt(big² + big) is just below big + 1/2.
+        assert_eq!(U256::mul(big, big + 1).sqrt_rounded(), big);
+        assert_eq!(U256::mul(big + 1, big + 1).sqrt_rounded(), big + 1);
+    }
 }

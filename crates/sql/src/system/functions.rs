@@ -695,7 +695,14 @@ pub fn table_function_columns(name: &str, args: &[Option<DataType>]) -> Result<V
             };
             vec![("generate_series".to_string(), t)]
         }
-        ("unnest", 1) => vec![("unnest".to_string(), DataType::Text)],
+        // An array's elements have its element type; an array of unknown type gives text.
+        ("unnest", 1) => {
+            let t = match &args[0] {
+                Some(DataType::Array(elem)) => DataType::from_oid(*elem).unwrap_or(DataType::Text),
+                _ => DataType::Text,
+            };
+            vec![("unnest".to_string(), t)]
+        }
         ("generate_subscripts", 2 | 3) => vec![("generate_subscripts".to_string(), DataType::Int4)],
         ("pg_partition_ancestors", 1) => vec![("relid".to_string(), DataType::Reg(RegKind::Class))],
         (name, 1) if crate::eval::json::table_function_columns(name).is_some() => {
@@ -713,13 +720,29 @@ pub fn table_function_columns(name: &str, args: &[Option<DataType>]) -> Result<V
 }
 
 /// Runs a function in FROM.
-pub fn table_function(exec: &mut Exec, name: &str, args: Vec<Value>, ordinality: bool) -> Result<Vec<Row>> {
+/// `types` are the columns' types as [`table_function_columns`] gave them.
+pub fn table_function(
+    exec: &mut Exec,
+    name: &str,
+    args: Vec<Value>,
+    ordinality: bool,
+    types: &[DataType],
+) -> Result<Vec<Row>> {
     let mut rows: Vec<Row> = match name {
         "generate_series" => generate_series(exec, &args)?,
         "unnest" => match args.first() {
             Some(Value::Null) | None => Vec::new(),
             Some(Value::Text(s)) => {
-                array::parse(s)?.items.into_iter().map(|i| vec![i.map_or(Value::Null, Value::Text)]).collect()
+                let elem = types.first().unwrap_or(&DataType::Text);
+                let mut rows = Vec::new();
+                for item in array::parse(s)?.items {
+                    rows.push(vec![match item {
+                        None => Value::Null,
+                        Some(text) if *elem == DataType::Text => Value::Text(text),
+                        Some(text) => crate::eval::parse_text(&text, elem)?,
+                    }]);
+                }
+                rows
             }
             Some(other) => return Err(wrong_args(name, std::slice::from_ref(other))),
         },
