@@ -68,6 +68,7 @@ pub fn type_size(t: &DataType) -> i16 {
         DataType::Int4 | DataType::Float4 | DataType::Date | DataType::Reg(_) => 4,
         DataType::Int8
         | DataType::Float8
+        | DataType::Time
         | DataType::Timestamp
         | DataType::TimestampTz
         | DataType::TimestampP { .. } => 8,
@@ -113,6 +114,7 @@ fn has_type(v: &Value, t: &DataType) -> bool {
             | (Value::Text(_), DataType::Text | DataType::Varchar(None) | DataType::Array(_))
             | (Value::Bytea(_), DataType::Bytea)
             | (Value::Date(_), DataType::Date)
+            | (Value::Time(_), DataType::Time)
             | (Value::Timestamp(_), DataType::Timestamp)
             | (Value::TimestampTz(_), DataType::TimestampTz)
             | (Value::Interval(_), DataType::Interval)
@@ -304,7 +306,7 @@ fn put_binary(buf: &mut BytesMut, v: &Value) {
         Value::Text(s) => buf.put_slice(s.as_bytes()),
         Value::Bytea(b) => buf.put_slice(b),
         Value::Date(d) => buf.put_i32(*d),
-        Value::Timestamp(t) | Value::TimestampTz(t) => buf.put_i64(*t),
+        Value::Time(t) | Value::Timestamp(t) | Value::TimestampTz(t) => buf.put_i64(*t),
         Value::Interval(iv) => {
             buf.put_i64(iv.micros);
             buf.put_i32(iv.days);
@@ -432,6 +434,14 @@ fn decode_binary(index: usize, oid: u32, t: Option<&DataType>, b: &[u8]) -> Resu
         DataType::Array(elem) => return decode_binary_array(index, *elem, b).ok_or_else(bad)?,
         DataType::Date => Value::Date(i32::from_be_bytes(fixed(4)?.try_into().unwrap())),
         DataType::Timestamp => Value::Timestamp(i64::from_be_bytes(fixed(8)?.try_into().unwrap())),
+        DataType::Time => {
+            // Microseconds since midnight, up to 24:00:00.
+            let t = i64::from_be_bytes(fixed(8)?.try_into().unwrap());
+            if !(0..=86_400_000_000).contains(&t) {
+                return Err(bad());
+            }
+            Value::Time(t)
+        }
         DataType::TimestampP { .. } => {
             let v = decode_binary(index, oid, Some(&t.base()), b)?;
             sql::eval::cast(v, t, false)?

@@ -442,6 +442,7 @@ impl W {
             DataType::Array(elem) => (18, Some(*elem), None),
             DataType::Json => (19, None, None),
             DataType::Jsonb => (20, None, None),
+            DataType::Time => (21, None, None),
         };
         self.u8(tag);
         self.opt_u32(a);
@@ -587,6 +588,7 @@ impl R<'_> {
             18 => DataType::Array(a.unwrap_or(25)),
             19 => DataType::Json,
             20 => DataType::Jsonb,
+            21 => DataType::Time,
             _ => return Err(corrupt("data type")),
         })
     }

@@ -80,6 +80,7 @@ pub fn type_of(v: &Value) -> Option<DataType> {
         Value::Text(_) => DataType::Text,
         Value::Bytea(_) => DataType::Bytea,
         Value::Date(_) => DataType::Date,
+        Value::Time(_) => DataType::Time,
         Value::Timestamp(_) => DataType::Timestamp,
         Value::TimestampTz(_) => DataType::TimestampTz,
         Value::Interval(_) => DataType::Interval,
@@ -241,8 +242,12 @@ fn literal_target(op: BinaryOp, comparison: bool, other: &Value, literal_on_left
     }
     // Dates and timestamps: `ts - 'literal'` is ts - ts; `ts + 'literal'` adds an interval.
     match (other, op, literal_on_left) {
-        (Value::Date(_) | Value::Timestamp(_) | Value::TimestampTz(_), BinaryOp::Sub, false) => Some(same),
-        (Value::Date(_) | Value::Timestamp(_) | Value::TimestampTz(_), _, _) => Some(DataType::Interval),
+        (Value::Date(_) | Value::Time(_) | Value::Timestamp(_) | Value::TimestampTz(_), BinaryOp::Sub, false) => {
+            Some(same)
+        }
+        (Value::Date(_) | Value::Time(_) | Value::Timestamp(_) | Value::TimestampTz(_), _, _) => {
+            Some(DataType::Interval)
+        }
         _ => None,
     }
 }
@@ -365,6 +370,24 @@ fn arithmetic(op: BinaryOp, l: Value, r: Value) -> Result<Value> {
             let a = timestamp_micros(&l).ok_or_else(err)?;
             let b = timestamp_micros(&r).ok_or_else(err)?;
             Ok(Value::Interval(datetime::timestamp_diff(a, b)?))
+        }
+        // time ± interval wraps around midnight and ignores the interval's months and days.
+        (BinaryOp::Add | BinaryOp::Sub, Value::Time(t), Value::Interval(iv)) => {
+            let shift = if op == BinaryOp::Sub { -iv.micros } else { iv.micros };
+            Ok(Value::Time(datetime::time_wrap(*t, shift)))
+        }
+        (BinaryOp::Add, Value::Interval(iv), Value::Time(t)) => Ok(Value::Time(datetime::time_wrap(*t, iv.micros))),
+        (BinaryOp::Sub, Value::Time(a), Value::Time(b)) => {
+            Ok(Value::Interval(Interval { months: 0, days: 0, micros: a - b }))
+        }
+        (BinaryOp::Add, Value::Date(d), Value::Time(t)) | (BinaryOp::Add, Value::Time(t), Value::Date(d)) => {
+            if is_infinite_date(*d) {
+                return Ok(Value::Timestamp(datetime::date_to_timestamp(*d)));
+            }
+            datetime::date_to_timestamp(*d)
+                .checked_add(*t)
+                .map(Value::Timestamp)
+                .ok_or_else(|| Error::new(codes::DATETIME_FIELD_OVERFLOW, "timestamp out of range"))
         }
         (BinaryOp::Add, Value::Interval(a), Value::Interval(b)) => Ok(Value::Interval(datetime::interval_add(*a, *b)?)),
         (BinaryOp::Sub, Value::Interval(a), Value::Interval(b)) => {
@@ -583,6 +606,8 @@ pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
             Some(datetime::interval_cmp_value(*x).cmp(&datetime::interval_cmp_value(*y)))
         }
         (Value::Date(x), Value::Date(y)) => Some(x.cmp(y)),
+        (Value::Time(x), Value::Time(y)) => Some(x.cmp(y)),
+        (Value::Time(_), _) | (_, Value::Time(_)) => None,
         // A reg* value compares as its oid, with other reg* values and with numbers.
         (Value::Reg(_, x, _), Value::Reg(_, y, _)) => Some(x.cmp(y)),
         (Value::Reg(_, x, _), other) => compare(&Value::Int8(i64::from(*x)), other),
@@ -645,7 +670,7 @@ pub fn group_key(v: &Value) -> GroupKey {
         Value::Text(s) | Value::Json(s) => GroupKey::Text(s.clone()),
         Value::Bytea(b) => GroupKey::Bytes(b.clone()),
         Value::Date(d) => GroupKey::Time(datetime::date_to_timestamp(*d)),
-        Value::Timestamp(t) | Value::TimestampTz(t) => GroupKey::Time(*t),
+        Value::Time(t) | Value::Timestamp(t) | Value::TimestampTz(t) => GroupKey::Time(*t),
         Value::Interval(iv) => GroupKey::Interval(datetime::interval_cmp_value(*iv)),
         Value::Reg(_, oid, _) => GroupKey::Int(i128::from(*oid)),
     }

@@ -2434,6 +2434,13 @@ fn data_type(t: sql::DataType) -> Result<DataType> {
         }
         T::Bytea => DataType::Bytea,
         T::Date => DataType::Date,
+        // TIME keeps microseconds; TIME(6) is the same type. Fewer digits and WITH TIME
+        // ZONE are not supported.
+        T::Time(precision, sql::TimezoneInfo::None | sql::TimezoneInfo::WithoutTimeZone)
+            if precision.is_none_or(|p| p >= 6) =>
+        {
+            DataType::Time
+        }
         T::Timestamp(precision, tz) => {
             let tz = match tz {
                 sql::TimezoneInfo::None | sql::TimezoneInfo::WithoutTimeZone => false,

@@ -1967,8 +1967,14 @@ pub fn expr_name(e: &Expr) -> String {
         Expr::Column { name, .. } => name.clone(),
         Expr::Function { name, .. } => name.clone(),
         Expr::Window { func, .. } => expr_name(func),
+        // As PostgreSQL's FigureColname: a cast keeps a name its operand has from a column,
+        // a function or the like; otherwise (a literal, an operator, another cast) it is
+        // named by its type.
         Expr::Cast { expr, to } => match expr.as_ref() {
-            Expr::Literal(_) => match to {
+            inner if !matches!(inner, Expr::Literal(_) | Expr::Cast { .. }) && expr_name(inner) != "?column?" => {
+                expr_name(inner)
+            }
+            _ => match to {
                 DataType::Int4 => "int4".into(),
                 DataType::Int8 => "int8".into(),
                 DataType::Int2 => "int2".into(),
@@ -1981,12 +1987,15 @@ pub fn expr_name(e: &Expr) -> String {
                 DataType::Char(_) => "bpchar".into(),
                 DataType::Uuid => "uuid".into(),
                 DataType::Date => "date".into(),
+                DataType::Time => "time".into(),
                 DataType::Timestamp => "timestamp".into(),
                 DataType::TimestampTz => "timestamptz".into(),
                 DataType::Interval => "interval".into(),
+                DataType::Bytea => "bytea".into(),
+                DataType::Json => "json".into(),
+                DataType::Jsonb => "jsonb".into(),
                 _ => "?column?".into(),
             },
-            inner => expr_name(inner),
         },
         Expr::Case { .. } => "case".into(),
         Expr::Exists { .. } => "exists".into(),
@@ -2352,6 +2361,7 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
                 "pg_typeof" => DataType::Text,
                 "now" | "current_timestamp" | "transaction_timestamp" | "statement_timestamp" => DataType::TimestampTz,
                 "localtimestamp" => DataType::Timestamp,
+                "localtime" | "make_time" => DataType::Time,
                 "current_date" => DataType::Date,
                 "nextval" | "currval" | "setval" => DataType::Int8,
                 "coalesce" | "greatest" | "least" => match unify_target(&args.iter().collect::<Vec<_>>(), scope) {
@@ -2510,6 +2520,9 @@ fn promote(op: crate::ast::BinaryOp, l: DataType, r: DataType) -> Option<DataTyp
         (T::TimestampTz, T::Interval) | (T::Interval, T::TimestampTz) => T::TimestampTz,
         (T::Timestamp, T::Timestamp) | (T::TimestampTz, T::TimestampTz) if op == B::Sub => T::Interval,
         (T::Interval, T::Interval) => T::Interval,
+        (T::Time, T::Interval) | (T::Interval, T::Time) => T::Time,
+        (T::Time, T::Time) if op == B::Sub => T::Interval,
+        (T::Date, T::Time) | (T::Time, T::Date) => T::Timestamp,
         _ => {
             let (a, b) = (rank(&l)?, rank(&r)?);
             match a.max(b) {

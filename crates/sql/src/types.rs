@@ -43,6 +43,8 @@ pub enum DataType {
     Bytea,
     /// DATE
     Date,
+    /// TIME (without time zone)
+    Time,
     /// TIMESTAMP (without time zone)
     Timestamp,
     /// TIMESTAMP WITH TIME ZONE
@@ -131,6 +133,7 @@ impl DataType {
             DataType::Char(_) => "character",
             DataType::Bytea => "bytea",
             DataType::Date => "date",
+            DataType::Time => "time without time zone",
             DataType::Timestamp => "timestamp without time zone",
             DataType::TimestampTz => "timestamp with time zone",
             DataType::TimestampP { tz: false, .. } => "timestamp without time zone",
@@ -150,6 +153,7 @@ impl DataType {
                 1043 => "character varying[]",
                 1042 => "character[]",
                 1082 => "date[]",
+                1083 => "time without time zone[]",
                 1114 => "timestamp without time zone[]",
                 1184 => "timestamp with time zone[]",
                 2950 => "uuid[]",
@@ -176,6 +180,7 @@ impl DataType {
             DataType::Char(_) => 1042,
             DataType::Bytea => 17,
             DataType::Date => 1082,
+            DataType::Time => 1083,
             DataType::Timestamp => 1114,
             DataType::TimestampTz => 1184,
             DataType::TimestampP { .. } => self.base().oid(),
@@ -213,6 +218,7 @@ impl DataType {
             1042 => DataType::Char(None),
             17 => DataType::Bytea,
             1082 => DataType::Date,
+            1083 => DataType::Time,
             1114 => DataType::Timestamp,
             1184 => DataType::TimestampTz,
             1186 => DataType::Interval,
@@ -290,6 +296,8 @@ pub enum Value {
     Bytea(Vec<u8>),
     /// DATE: days since 2000-01-01.
     Date(i32),
+    /// TIME: microseconds since midnight, 0 to 86,400,000,000 (24:00:00 included).
+    Time(i64),
     /// TIMESTAMP: microseconds since 2000-01-01 00:00:00.
     Timestamp(i64),
     /// TIMESTAMPTZ: microseconds since 2000-01-01 00:00:00 UTC.

@@ -133,6 +133,22 @@ for binary in (False, True):
 ids = conn.execute("SELECT jsonb_agg(id ORDER BY id) FROM events WHERE doc ? %s", ("kind",)).fetchone()[0]
 assert ids == [1, 2], ids
 
+# time: bound as datetime.time, read back in text and binary.
+from datetime import time
+
+conn.execute("CREATE TABLE shifts (id INT PRIMARY KEY, starts TIME NOT NULL)")
+conn.execute("INSERT INTO shifts VALUES (%s, %s), (2, '23:59:59.5')", (1, time(8, 30, 0, 250)))
+for binary in (False, True):
+    with conn.cursor(binary=binary) as cur:
+        cur.execute("SELECT starts, starts + interval '1 hour' FROM shifts ORDER BY id")
+        got = cur.fetchall()
+        assert got == [
+            (time(8, 30, 0, 250), time(9, 30, 0, 250)),
+            (time(23, 59, 59, 500000), time(0, 59, 59, 500000)),
+        ], (binary, got)
+        cur.execute("SELECT id FROM shifts WHERE starts < %s", (time(12, 0),))
+        assert cur.fetchall() == [(1,)], binary
+
 # PREPARE and EXECUTE in SQL, through the extended protocol (Describe of an EXECUTE gives
 # the prepared query's columns), with a bound argument and a literal one.
 conn.execute("PREPARE by_kind(text) AS SELECT id, doc ->> 'kind' AS kind FROM events WHERE doc ->> 'kind' = $1")

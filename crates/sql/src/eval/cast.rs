@@ -129,10 +129,20 @@ pub fn cast(v: Value, to: &DataType, explicit: bool) -> Result<Value> {
             DataType::Date => Ok(Value::Date(datetime::timestamp_to_date(t))),
             DataType::Timestamp => Ok(Value::Timestamp(t)),
             DataType::TimestampTz => Ok(Value::TimestampTz(t)),
+            // An infinite timestamp has no time of day: NULL, as in PostgreSQL.
+            DataType::Time if t == datetime::TS_INFINITY || t == datetime::TS_NEG_INFINITY => Ok(Value::Null),
+            DataType::Time => Ok(Value::Time(t.rem_euclid(datetime::DAY_MICROS))),
+            _ => Err(cannot_cast(&v, to)),
+        },
+        Value::Time(t) => match to {
+            DataType::Time => Ok(Value::Time(t)),
+            DataType::Interval => Ok(Value::Interval(crate::types::Interval { months: 0, days: 0, micros: t })),
             _ => Err(cannot_cast(&v, to)),
         },
         Value::Interval(iv) => match to {
             DataType::Interval => Ok(Value::Interval(iv)),
+            // The interval's time part, wrapped into one day; months and days are dropped.
+            DataType::Time => Ok(Value::Time(datetime::time_wrap(0, iv.micros))),
             _ => Err(cannot_cast(&Value::Interval(iv), to)),
         },
         Value::Reg(kind, oid, name) => match to {
@@ -421,6 +431,7 @@ pub fn parse_text(s: &str, t: &DataType) -> Result<Value> {
             let d = datetime::parse_datetime(s, datetime::DateKind::Date)?;
             Ok(Value::Date(d as i32))
         }
+        DataType::Time => Ok(Value::Time(datetime::parse_time(s)?)),
         DataType::Timestamp => Ok(Value::Timestamp(datetime::parse_datetime(s, datetime::DateKind::Timestamp)?)),
         DataType::TimestampTz => Ok(Value::TimestampTz(datetime::parse_datetime(s, datetime::DateKind::TimestampTz)?)),
         DataType::Interval => Ok(Value::Interval(parse_interval_value(s)?)),

@@ -427,6 +427,82 @@ pub fn parse_datetime(s: &str, kind: DateKind) -> Result<i64> {
     }
 }
 
+/// `HH:MM:SS[.ffffff]`, a TIME's output form.
+pub fn format_time(t: i64) -> String {
+    let mut out = String::with_capacity(15);
+    format_time_of_day(&mut out, t);
+    out
+}
+
+/// `t + shift` microseconds, wrapped into one day (TIME ± INTERVAL).
+pub fn time_wrap(t: i64, shift: i64) -> i64 {
+    (i128::from(t) + i128::from(shift)).rem_euclid(i128::from(DAY_MICROS)) as i64
+}
+
+/// Parses a TIME: `HH:MM[:SS[.fff]]` with an optional AM or PM, `allballs`, or a
+/// timestamp's text (its time of day is taken). A zone after the time is ignored, as
+/// PostgreSQL's `time` input ignores it.
+pub fn parse_time(s: &str) -> Result<i64> {
+    let t = s.trim();
+    let lower = t.to_ascii_lowercase();
+    if lower == "allballs" {
+        return Ok(0);
+    }
+    let syntax = || bad_syntax("time", s);
+    let mut c = Cursor { b: lower.as_bytes(), i: 0 };
+    let (h, n) = c.digits(4).ok_or_else(syntax)?;
+    if n > 2 || matches!(c.peek(), Some(b'-' | b'/')) {
+        // A date first: the time of day of the timestamp.
+        let ts = parse_datetime(t, DateKind::Timestamp).map_err(|_| syntax())?;
+        return Ok(ts.rem_euclid(DAY_MICROS));
+    }
+    if !c.eat(b':') {
+        return Err(syntax());
+    }
+    let (mi, _) = c.digits(2).ok_or_else(syntax)?;
+    let (mut sec, mut frac) = (0, 0);
+    if c.eat(b':') {
+        sec = c.digits(2).ok_or_else(syntax)?.0;
+        if c.eat(b'.') {
+            frac = parse_fraction_micros(&mut c).ok_or_else(syntax)?;
+        }
+    }
+    c.skip_spaces();
+    let mut h = h;
+    if c.rest().starts_with(b"am") || c.rest().starts_with(b"pm") {
+        if !(1..=12).contains(&h) {
+            return Err(field_out_of_range(s));
+        }
+        let pm = c.rest()[0] == b'p';
+        h = h % 12 + if pm { 12 } else { 0 };
+        c.i += 2;
+        c.skip_spaces();
+    }
+    // A zone (Z, UTC, +hh[:mm]) is read and ignored.
+    if c.eat(b'z') {
+    } else if c.rest().starts_with(b"utc") || c.rest().starts_with(b"gmt") {
+        c.i += 3;
+    } else if c.peek().is_some_and(|b| b == b'+' || b == b'-') {
+        c.i += 1;
+        c.digits(4).ok_or_else(syntax)?;
+        if c.eat(b':') {
+            c.digits(2).ok_or_else(syntax)?;
+        }
+    }
+    c.skip_spaces();
+    if c.peek().is_some() {
+        return Err(syntax());
+    }
+    if h > 24 || mi > 59 || sec > 60 || (h == 24 && (mi, sec, frac) != (0, 0, 0)) {
+        return Err(field_out_of_range(s));
+    }
+    let t = h * HOUR_MICROS + mi * MINUTE_MICROS + sec * SECOND_MICROS + frac;
+    if t > DAY_MICROS {
+        return Err(field_out_of_range(s));
+    }
+    Ok(t)
+}
+
 /// Fraction digits after a point, as microseconds rounded half up (PostgreSQL rounds).
 fn parse_fraction_micros(c: &mut Cursor<'_>) -> Option<i64> {
     let start = c.i;

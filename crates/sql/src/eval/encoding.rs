@@ -78,7 +78,7 @@ pub fn key_part(v: &Value) -> Result<KeyPart> {
         Value::Text(s) | Value::Json(s) => KeyPart::Str(s.clone()),
         Value::Bytea(b) => KeyPart::Bytes(b.clone()),
         Value::Date(d) => KeyPart::Int(i64::from(*d)),
-        Value::Timestamp(t) | Value::TimestampTz(t) => KeyPart::Int(*t),
+        Value::Time(t) | Value::Timestamp(t) | Value::TimestampTz(t) => KeyPart::Int(*t),
         Value::Interval(iv) => {
             let v = datetime::interval_cmp_value(*iv);
             KeyPart::Bytes(((v as u128) ^ (1u128 << 127)).to_be_bytes().to_vec())
@@ -197,6 +197,10 @@ pub fn encode_row(values: &[Value]) -> Vec<u8> {
                 put_varint(&mut out, s.len() as u128);
                 out.extend(s.as_bytes());
             }
+            Value::Time(t) => {
+                out.push(16);
+                out.extend(t.to_le_bytes());
+            }
             // No column has a reg* type; a reg* value stored anyway keeps its oid.
             Value::Reg(_, oid, _) => {
                 out.push(5);
@@ -313,6 +317,7 @@ pub fn decode_row(bytes: &[u8]) -> Result<Vec<Value>> {
                 days: i32::from_le_bytes(r.array()?),
                 micros: i64::from_le_bytes(r.array()?),
             }),
+            16 => Value::Time(i64::from_le_bytes(r.array()?)),
             other => return Err(corrupted(format!("unknown value tag {other} at byte {at}"))),
         });
     }

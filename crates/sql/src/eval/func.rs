@@ -269,6 +269,7 @@ pub fn call_function(name: &str, args: Vec<Value>, ctx: &FnContext) -> Result<Va
             return Ok(Value::TimestampTz(ctx.now_micros));
         }
         "localtimestamp" if args.is_empty() => return Ok(Value::Timestamp(ctx.now_micros)),
+        "localtime" if args.is_empty() => return Ok(Value::Time(ctx.now_micros.rem_euclid(datetime::DAY_MICROS))),
         "current_date" if args.is_empty() => {
             return Ok(Value::Date(datetime::timestamp_to_date(ctx.now_micros)));
         }
@@ -372,6 +373,10 @@ pub fn call_function(name: &str, args: Vec<Value>, ctx: &FnContext) -> Result<Va
             (Some(y), Some(m), Some(d), 3) => Some(make_date(y, m, d)),
             _ => None,
         },
+        "make_time" => match (int_arg(&args, 0), int_arg(&args, 1), args.get(2), args.len()) {
+            (Some(h), Some(m), Some(s), 3) => Some(make_time(h, m, s)),
+            _ => None,
+        },
         _ => None,
     };
     result.unwrap_or_else(|| Err(no_function(name, &args)))
@@ -440,7 +445,30 @@ fn is_known(name: &str) -> bool {
             | "extract"
             | "date_trunc"
             | "make_date"
+            | "make_time"
     )
+}
+
+/// make_time(hour, min, sec): 22008 outside 00:00:00 to 24:00:00.
+fn make_time(h: i64, m: i64, s: &Value) -> Result<Value> {
+    let Value::Float8(sec) = cast::cast(s.clone(), &DataType::Float8, false)? else {
+        return Err(no_function("make_time", &[Value::Int8(h), Value::Int8(m), s.clone()]));
+    };
+    let micros = (sec * 1e6).round();
+    let out_of_range = || {
+        // PostgreSQL's "%d:%02d:%02g".
+        let s = crate::eval::to_text(&Value::Float8(sec)).unwrap_or_default();
+        let s = if s.len() < 2 { format!("0{s}") } else { s };
+        Error::new(codes::DATETIME_FIELD_OVERFLOW, format!("time field value out of range: {h}:{m:02}:{s}"))
+    };
+    if !(0..=24).contains(&h) || !(0..=59).contains(&m) || !(0.0..=60.0e6).contains(&micros) {
+        return Err(out_of_range());
+    }
+    let t = h * datetime::HOUR_MICROS + m * datetime::MINUTE_MICROS + micros as i64;
+    if t > datetime::DAY_MICROS {
+        return Err(out_of_range());
+    }
+    Ok(Value::Time(t))
 }
 
 fn text_arg(args: &[Value], i: usize) -> Option<&str> {
@@ -1023,6 +1051,7 @@ fn extract(field: &str, v: &Value, numeric_result: bool) -> Result<Value> {
     let lower = field.to_ascii_lowercase();
     let (type_name, is_date) = match v {
         Value::Date(_) => ("date", true),
+        Value::Time(_) => ("time without time zone", false),
         Value::Timestamp(_) => ("timestamp without time zone", false),
         Value::TimestampTz(_) => ("timestamp with time zone", false),
         Value::Interval(_) => ("interval", false),
@@ -1041,6 +1070,18 @@ fn extract(field: &str, v: &Value, numeric_result: bool) -> Result<Value> {
             let n = extract_timestamp(unit, datetime::date_to_timestamp(*d), true)
                 .ok_or_else(|| unit_not_supported(&lower, type_name))?;
             numeric::normalize(n)
+        }
+        Value::Time(t) => {
+            let sec_micros = (t % datetime::MINUTE_MICROS) as u128;
+            match unit {
+                "microseconds" => numeric::make(false, sec_micros, 0),
+                "milliseconds" => numeric::make(false, sec_micros, 3),
+                "second" => numeric::make(false, sec_micros, 6),
+                "minute" => numeric::make(false, (t / datetime::MINUTE_MICROS % 60) as u128, 0),
+                "hour" => numeric::make(false, (t / datetime::HOUR_MICROS) as u128, 0),
+                "epoch" => numeric::make(false, *t as u128, 6),
+                _ => return Err(unit_not_supported(&lower, type_name)),
+            }
         }
         Value::Timestamp(t) | Value::TimestampTz(t) => {
             if matches!(unit, "timezone" | "timezone_hour" | "timezone_minute") {

@@ -23,6 +23,7 @@ pub fn to_text(v: &Value) -> Option<String> {
         Value::Text(s) | Value::Json(s) => s.clone(),
         Value::Bytea(b) => bytea_to_hex(b),
         Value::Date(d) => datetime::format_date(*d),
+        Value::Time(t) => datetime::format_time(*t),
         Value::Timestamp(t) => datetime::format_timestamp(*t, false),
         Value::TimestampTz(t) => datetime::format_timestamp(*t, true),
         Value::Interval(iv) => datetime::format_interval(*iv),

@@ -202,6 +202,7 @@ pub(super) fn catalog_type(name: &str) -> Option<DataType> {
         "varchar" => DataType::Varchar(None),
         "bytea" => DataType::Bytea,
         "date" => DataType::Date,
+        "time" => DataType::Time,
         "timestamp" => DataType::Timestamp,
         "timestamptz" => DataType::TimestampTz,
         "interval" => DataType::Interval,

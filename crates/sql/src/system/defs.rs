@@ -822,6 +822,7 @@ pub static TYPES: &[SysType] = &[
     SysType { collation: 100, ..ty(1042, "bpchar", "character", -1, 'S', 'i', 1014) },
     SysType { collation: 100, ..ty(1043, "varchar", "character varying", -1, 'S', 'i', 1015) },
     ty(1082, "date", "date", 4, 'D', 'i', 1182),
+    ty(1083, "time", "time without time zone", 8, 'D', 'd', 1183),
     ty(1114, "timestamp", "timestamp without time zone", 8, 'D', 'd', 1115),
     SysType { preferred: true, ..ty(1184, "timestamptz", "timestamp with time zone", 8, 'D', 'd', 1185) },
     SysType { preferred: true, ..ty(1186, "interval", "interval", 16, 'T', 'd', 1187) },

@@ -870,7 +870,7 @@ fn info_type(t: &DataType) -> [Value; 8] {
     };
     let datetime = match t {
         DataType::Date => int(0),
-        DataType::Timestamp | DataType::TimestampTz | DataType::Interval => int(6),
+        DataType::Time | DataType::Timestamp | DataType::TimestampTz | DataType::Interval => int(6),
         DataType::TimestampP { precision, .. } => int(*precision),
         _ => NULL,
     };
