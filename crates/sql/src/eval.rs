@@ -50,6 +50,7 @@ pub mod json;
 mod numeric;
 mod regex;
 mod text;
+mod to_char;
 
 #[cfg(test)]
 mod tests;

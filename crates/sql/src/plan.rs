@@ -2362,6 +2362,9 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
                 "now" | "current_timestamp" | "transaction_timestamp" | "statement_timestamp" => DataType::TimestampTz,
                 "localtimestamp" => DataType::Timestamp,
                 "localtime" | "make_time" => DataType::Time,
+                "to_char" => DataType::Text,
+                "to_timestamp" => DataType::TimestampTz,
+                "age" | "justify_days" | "justify_hours" | "justify_interval" => DataType::Interval,
                 "current_date" => DataType::Date,
                 "nextval" | "currval" | "setval" => DataType::Int8,
                 "coalesce" | "greatest" | "least" => match unify_target(&args.iter().collect::<Vec<_>>(), scope) {

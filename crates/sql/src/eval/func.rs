@@ -377,6 +377,26 @@ pub fn call_function(name: &str, args: Vec<Value>, ctx: &FnContext) -> Result<Va
             (Some(h), Some(m), Some(s), 3) => Some(make_time(h, m, s)),
             _ => None,
         },
+        "to_char" => match (&args[..], text_arg(&args, 1)) {
+            ([v, _], Some(template)) => to_char(v, template),
+            _ => None,
+        },
+        "to_timestamp" => match &args[..] {
+            [v] if as_numeric(v).is_some() => Some(to_timestamp(v)),
+            _ => None,
+        },
+        "age" => match &args[..] {
+            [a, b] => timestamp_micros_of(a).zip(timestamp_micros_of(b)).map(|(a, b)| age(a, b)),
+            [b] => timestamp_micros_of(b).map(|b| {
+                let midnight = ctx.now_micros - ctx.now_micros.rem_euclid(datetime::DAY_MICROS);
+                age(midnight, b)
+            }),
+            _ => None,
+        },
+        "justify_days" | "justify_hours" | "justify_interval" => match &args[..] {
+            [Value::Interval(iv)] => Some(Ok(Value::Interval(justify(name, *iv)))),
+            _ => None,
+        },
         _ => None,
     };
     result.unwrap_or_else(|| Err(no_function(name, &args)))
@@ -446,7 +466,146 @@ fn is_known(name: &str) -> bool {
             | "date_trunc"
             | "make_date"
             | "make_time"
+            | "to_char"
+            | "to_timestamp"
+            | "age"
+            | "justify_days"
+            | "justify_hours"
+            | "justify_interval"
     )
+}
+
+/// to_char(timestamp | timestamptz | date | number, template); NULL for an infinite
+/// timestamp, as in PostgreSQL.
+fn to_char(v: &Value, template: &str) -> Option<Result<Value>> {
+    let text = |s: Option<String>| Ok(s.map_or(Value::Null, Value::Text));
+    Some(match v {
+        Value::Timestamp(t) => text(super::to_char::timestamp(*t, false, template)),
+        Value::TimestampTz(t) => text(super::to_char::timestamp(*t, true, template)),
+        Value::Date(d) => text(super::to_char::timestamp(datetime::date_to_timestamp(*d), false, template)),
+        Value::Float4(f) => {
+            float_numeric(f64::from(*f), 6).and_then(|n| super::to_char::number(n, template)).map(Value::Text)
+        }
+        Value::Float8(f) => float_numeric(*f, 15).and_then(|n| super::to_char::number(n, template)).map(Value::Text),
+        other => match as_numeric(other)? {
+            Ok(n) => super::to_char::number(n, template).map(Value::Text),
+            Err(e) => Err(e),
+        },
+    })
+}
+
+/// A float as a NUMERIC of its significant digits (22023 for NaN and infinities).
+fn float_numeric(f: f64, digits: usize) -> Result<Numeric> {
+    numeric::from_float(f, digits).unwrap_or_else(|| {
+        Err(Error::new(codes::INVALID_PARAMETER_VALUE, "cannot format NaN or infinity with to_char"))
+    })
+}
+
+/// to_timestamp(seconds since 1970-01-01 00:00 UTC).
+fn to_timestamp(v: &Value) -> Result<Value> {
+    let secs = match cast::cast(v.clone(), &DataType::Float8, false)? {
+        Value::Float8(f) => f,
+        _ => return Err(no_function("to_timestamp", std::slice::from_ref(v))),
+    };
+    if secs.is_nan() {
+        return Err(Error::new(codes::INVALID_PARAMETER_VALUE, "timestamp cannot be NaN"));
+    }
+    if secs.is_infinite() {
+        return Ok(Value::TimestampTz(if secs > 0.0 { datetime::TS_INFINITY } else { datetime::TS_NEG_INFINITY }));
+    }
+    let micros = (secs * 1e6).round() - (datetime::UNIX_EPOCH_DAYS * datetime::DAY_MICROS) as f64;
+    if micros.abs() >= 9.2e18 || !datetime::timestamp_in_range(micros as i64) {
+        return Err(Error::new(codes::DATETIME_FIELD_OVERFLOW, format!("timestamp out of range: \"{secs}\"")));
+    }
+    Ok(Value::TimestampTz(micros as i64))
+}
+
+/// Microseconds of a date (midnight), timestamp or timestamptz.
+fn timestamp_micros_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::Date(d) => Some(datetime::date_to_timestamp(*d)),
+        Value::Timestamp(t) | Value::TimestampTz(t) => Some(*t),
+        _ => None,
+    }
+}
+
+/// age(a, b): a - b in years, months and days as the calendar counts them, borrowing a
+/// month's days from the earlier timestamp's month (PostgreSQL's timestamp_age).
+fn age(a: i64, b: i64) -> Result<Value> {
+    let infinite = |t: i64| t == datetime::TS_INFINITY || t == datetime::TS_NEG_INFINITY;
+    if infinite(a) || infinite(b) {
+        return Err(Error::new(codes::DATETIME_FIELD_OVERFLOW, "interval out of range"));
+    }
+    let fields = |t: i64| {
+        let (y, m, d) = datetime::civil_from_days(t.div_euclid(datetime::DAY_MICROS));
+        (y, i64::from(m), i64::from(d), t.rem_euclid(datetime::DAY_MICROS))
+    };
+    let (y1, m1, d1, t1) = fields(a);
+    let (y2, m2, d2, t2) = fields(b);
+    let sign = if a < b { -1 } else { 1 };
+    let (mut year, mut mon, mut mday, mut tod) =
+        ((y1 - y2) * sign, (m1 - m2) * sign, (d1 - d2) * sign, (t1 - t2) * sign);
+    while tod < 0 {
+        tod += datetime::DAY_MICROS;
+        mday -= 1;
+    }
+    // The month whose length is borrowed: the earlier timestamp's.
+    let (by, bm) = if a < b { (y1, m1) } else { (y2, m2) };
+    while mday < 0 {
+        mday += i64::from(datetime::month_days(by, bm as u32));
+        mon -= 1;
+    }
+    while mon < 0 {
+        mon += 12;
+        year -= 1;
+    }
+    let months = i32::try_from(sign * (year * 12 + mon)).map_err(|_| datetime::interval_out_of_range())?;
+    let days = i32::try_from(sign * mday).map_err(|_| datetime::interval_out_of_range())?;
+    Ok(Value::Interval(crate::types::Interval { months, days, micros: sign * tod }))
+}
+
+/// justify_days (30 days to a month), justify_hours (24 hours to a day) and
+/// justify_interval (both, with the fields' signs made to agree), as PostgreSQL's.
+fn justify(name: &str, iv: crate::types::Interval) -> crate::types::Interval {
+    let (mut months, mut days, mut micros) = (i64::from(iv.months), i64::from(iv.days), iv.micros);
+    let day = datetime::DAY_MICROS;
+    if name != "justify_days" {
+        days += micros / day;
+        micros %= day;
+    }
+    if name != "justify_hours" {
+        months += days / 30;
+        days %= 30;
+    }
+    if name == "justify_interval" {
+        if months > 0 && (days < 0 || (days == 0 && micros < 0)) {
+            days += 30;
+            months -= 1;
+        } else if months < 0 && (days > 0 || (days == 0 && micros > 0)) {
+            days -= 30;
+            months += 1;
+        }
+    }
+    if name == "justify_days" {
+        if months > 0 && days < 0 {
+            days += 30;
+            months -= 1;
+        } else if months < 0 && days > 0 {
+            days -= 30;
+            months += 1;
+        }
+    } else if days > 0 && micros < 0 {
+        micros += day;
+        days -= 1;
+    } else if days < 0 && micros > 0 {
+        micros -= day;
+        days += 1;
+    }
+    crate::types::Interval {
+        months: i32::try_from(months).unwrap_or(if months < 0 { i32::MIN } else { i32::MAX }),
+        days: i32::try_from(days).unwrap_or(if days < 0 { i32::MIN } else { i32::MAX }),
+        micros,
+    }
 }
 
 /// make_time(hour, min, sec): 22008 outside 00:00:00 to 24:00:00.
