@@ -1,5 +1,5 @@
-//! Drivers other than libpq's tools against `bulwark start`: Python's psycopg 3, asyncpg and
-//! SQLAlchemy's ORM (CI installs them with pip), node-postgres (`pg`, pinned in
+//! Drivers other than libpq's tools against `bulwark start`: Python's psycopg 3, asyncpg,
+//! SQLAlchemy's ORM and Django's migrations and ORM (CI installs them with pip), node-postgres (`pg`, pinned in
 //! tests/clients/node/package.json; CI runs `npm ci` there) and the PostgreSQL JDBC driver
 //! (Debian's libpostgresql-jdbc-java, with javac from default-jdk-headless). Each client
 //! script asserts what it gets and exits non-zero on a mismatch. To run one against
@@ -56,6 +56,11 @@ fn asyncpg_pool_resets_sessions_on_release() {
 #[test]
 fn sqlalchemy_orm_creates_flushes_queries_and_reflects() {
     run_client("sqlalchemy", "SQLAlchemy and psycopg 3 (pip install SQLAlchemy)");
+}
+
+#[test]
+fn django_migrates_the_contrib_apps_and_runs_the_orm() {
+    run_client("django", "Django and psycopg 3 (pip install Django)");
 }
 
 #[test]

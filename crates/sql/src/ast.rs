@@ -186,6 +186,13 @@ pub enum Statement {
     Discard(Discard),
     /// DEALLOCATE [PREPARE] { name | ALL } (None: ALL): forgets prepared statements.
     Deallocate(Option<String>),
+    /// SET CONSTRAINTS { ALL | name, ... } { DEFERRED | IMMEDIATE } (names None: ALL).
+    SetConstraints {
+        /// The constraints named; None for ALL.
+        names: Option<Vec<String>>,
+        /// DEFERRED (true) or IMMEDIATE.
+        deferred: bool,
+    },
     /// PREPARE name [(type, ...)] AS statement: a prepared statement of the session.
     Prepare {
         /// The statement's name.
@@ -225,7 +232,14 @@ pub enum Statement {
     /// TRUNCATE.
     /// `TRUNCATE tables [CASCADE]`: with CASCADE, the tables whose foreign keys refer to
     /// them are emptied too.
-    Truncate { tables: Vec<String>, cascade: bool },
+    Truncate {
+        /// The tables.
+        tables: Vec<String>,
+        /// CASCADE.
+        cascade: bool,
+        /// RESTART IDENTITY: the tables' SERIAL and identity sequences start again.
+        restart_identity: bool,
+    },
     /// COPY ... FROM STDIN / TO STDOUT.
     Copy(Box<CopyStatement>),
     /// VACUUM [FULL] [ANALYZE] [table, ...] (no tables: all of them).
@@ -378,12 +392,14 @@ pub enum AlterAction {
         /// IF NOT EXISTS.
         if_not_exists: bool,
     },
-    /// DROP [COLUMN] [IF EXISTS] name.
+    /// DROP [COLUMN] [IF EXISTS] name [CASCADE].
     DropColumn {
         /// Column name.
         name: String,
         /// IF EXISTS.
         if_exists: bool,
+        /// CASCADE: other tables' foreign keys on the column are dropped with it.
+        cascade: bool,
     },
     /// RENAME [COLUMN] old TO new.
     RenameColumn {
@@ -416,6 +432,15 @@ pub enum AlterAction {
         column: String,
         /// SET (true) or DROP (false).
         not_null: bool,
+    },
+    /// ALTER [COLUMN] c [SET DATA] TYPE type [USING expr].
+    SetType {
+        /// Column name.
+        column: String,
+        /// The new type.
+        data_type: DataType,
+        /// How each row's new value is computed (None: the old value, cast).
+        using: Option<Expr>,
     },
 }
 
@@ -472,6 +497,10 @@ pub enum TableConstraint {
         on_delete: ReferentialAction,
         /// ON UPDATE.
         on_update: ReferentialAction,
+        /// DEFERRABLE.
+        deferrable: bool,
+        /// INITIALLY DEFERRED.
+        initially_deferred: bool,
     },
 }
 

@@ -83,6 +83,10 @@ pub struct ForeignKey {
     pub on_delete: ReferentialAction,
     /// ON UPDATE.
     pub on_update: ReferentialAction,
+    /// DEFERRABLE: SET CONSTRAINTS may move its check to the commit.
+    pub deferrable: bool,
+    /// INITIALLY DEFERRED: checked at the commit unless SET CONSTRAINTS says otherwise.
+    pub initially_deferred: bool,
 }
 
 /// A table definition.
@@ -519,6 +523,12 @@ pub fn encode(t: &Table) -> Vec<u8> {
         w.u8(action_to_u8(fk.on_delete));
         w.u8(action_to_u8(fk.on_update));
     }
+    // Added after format 1's first release, so a definition without it still decodes:
+    // each foreign key's deferral (bit 0 DEFERRABLE, bit 1 INITIALLY DEFERRED).
+    w.u32(t.foreign_keys.len() as u32);
+    for fk in &t.foreign_keys {
+        w.u8(u8::from(fk.deferrable) | u8::from(fk.initially_deferred) << 1);
+    }
     w.0
 }
 
@@ -655,7 +665,22 @@ pub fn decode(bytes: &[u8]) -> Result<Table> {
             referred: r.cols()?,
             on_delete: r.action()?,
             on_update: r.action()?,
+            deferrable: false,
+            initially_deferred: false,
         });
+    }
+    if !r.0.is_empty() {
+        if r.u32()? as usize != foreign_keys.len() {
+            return Err(corrupt("foreign key deferral count"));
+        }
+        for fk in &mut foreign_keys {
+            let bits = r.u8()?;
+            if bits > 3 || bits == 2 {
+                return Err(corrupt("foreign key deferral"));
+            }
+            fk.deferrable = bits & 1 != 0;
+            fk.initially_deferred = bits & 2 != 0;
+        }
     }
     Ok(Table { id, name, columns, primary_key, pk_name, rowid_sequence, indexes, checks, foreign_keys })
 }

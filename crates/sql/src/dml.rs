@@ -6,6 +6,13 @@
 //! (`Txn::lock_row_latest`), as PostgreSQL does, so two sessions inserting the same key
 //! serialise on the lock and the second gets 23505, and a parent cannot be deleted while a
 //! child that references it is being inserted.
+//!
+//! A DEFERRABLE foreign key whose check is deferred (INITIALLY DEFERRED, or SET
+//! CONSTRAINTS ... DEFERRED) records what to check in the session's [`Deferred`] instead:
+//! a child row that must find its parent, or a parent key that went while children still
+//! referred to it. The commit (or SET CONSTRAINTS ... IMMEDIATE) checks them against the
+//! state the transaction has made by then: a child row deleted since, or a parent key
+//! inserted again, is no violation, as in PostgreSQL.
 
 use crate::ast::ReferentialAction;
 use crate::catalog::{self, keys, ForeignKey, Index, Table};
@@ -97,47 +104,195 @@ pub fn check_row(exec: &mut Exec<'_>, table: &Table, row: &[Value]) -> Result<()
     Ok(())
 }
 
-/// Checks that every foreign key of `row` finds its parent, locking the parent row shared.
-pub(crate) fn check_parents(exec: &mut Exec<'_>, table: &Table, row: &[Value]) -> Result<()> {
+/// Deferred foreign key checks a transaction holds at once; past this the checks that
+/// pass are done at once and only failing ones are kept (54000 if they alone fill it).
+pub const DEFERRED_CHECKS_MAX: usize = 100_000;
+
+/// The session's deferred constraint checks and SET CONSTRAINTS modes for the running
+/// transaction (cleared when it ends).
+#[derive(Debug, Default)]
+pub struct Deferred {
+    /// SET CONSTRAINTS ALL: Some(true) deferred, Some(false) immediate.
+    pub all: Option<bool>,
+    /// SET CONSTRAINTS name, ...: the mode of each constraint named (after `all`).
+    pub named: std::collections::BTreeMap<String, bool>,
+    /// Checks waiting for the commit.
+    pending: Vec<Pending>,
+}
+
+/// One deferred check.
+#[derive(Debug, Clone)]
+enum Pending {
+    /// The row of `table` at `key` must find its parent through foreign key `fk`.
+    Child { table: String, fk: String, key: Vec<u8> },
+    /// No row of `child` may refer to the key `values` of `table` through `fk`, unless
+    /// the key exists again; `detail` names the key.
+    Parent { table: String, fk: String, child: String, values: Vec<Value>, detail: String },
+}
+
+impl Pending {
+    fn constraint(&self) -> &str {
+        match self {
+            Pending::Child { fk, .. } | Pending::Parent { fk, .. } => fk,
+        }
+    }
+}
+
+impl Deferred {
+    /// True if `fk`'s check waits for the commit in this transaction.
+    pub fn defers(&self, fk: &ForeignKey) -> bool {
+        fk.deferrable && self.named.get(&fk.name).copied().or(self.all).unwrap_or(fk.initially_deferred)
+    }
+
+    /// Forgets the transaction's modes and checks.
+    pub fn clear(&mut self) {
+        *self = Deferred::default();
+    }
+}
+
+/// True if `exec`'s session defers `fk`'s check.
+fn deferred_now(exec: &Exec<'_>, fk: &ForeignKey) -> bool {
+    fk.deferrable && exec.deferred.is_some_and(|d| d.borrow().defers(fk))
+}
+
+/// Records a deferred check, making room by running the ones that pass when full.
+fn defer(exec: &mut Exec<'_>, check: Pending) -> Result<()> {
+    let Some(cell) = exec.deferred else { return Ok(()) };
+    if cell.borrow().pending.len() >= DEFERRED_CHECKS_MAX {
+        let pending = std::mem::take(&mut cell.borrow_mut().pending);
+        let mut failing = Vec::new();
+        for p in pending {
+            if run_check(exec, &p).is_err() {
+                failing.push(p);
+            }
+        }
+        if failing.len() >= DEFERRED_CHECKS_MAX {
+            return Err(Error::new(
+                codes::PROGRAM_LIMIT_EXCEEDED,
+                format!("more than {DEFERRED_CHECKS_MAX} deferred foreign key checks fail in one transaction"),
+            ));
+        }
+        cell.borrow_mut().pending = failing;
+    }
+    cell.borrow_mut().pending.push(check);
+    Ok(())
+}
+
+/// Runs the deferred checks of the constraints `which` selects (all of them for None),
+/// keeping the others: the first violation is the error.
+pub fn check_deferred(exec: &mut Exec<'_>, which: Option<&[String]>) -> Result<()> {
+    let Some(cell) = exec.deferred else { return Ok(()) };
+    let pending = std::mem::take(&mut cell.borrow_mut().pending);
+    let mut kept = Vec::new();
+    let mut result = Ok(());
+    for p in pending {
+        let selected = which.is_none_or(|names| names.iter().any(|n| n == p.constraint()));
+        if !selected || result.is_err() {
+            kept.push(p);
+            continue;
+        }
+        result = run_check(exec, &p);
+    }
+    cell.borrow_mut().pending.extend(kept);
+    result
+}
+
+/// One deferred check, against the transaction's state now.
+fn run_check(exec: &mut Exec<'_>, p: &Pending) -> Result<()> {
+    match p {
+        Pending::Child { table, fk, key } => {
+            let Some(table) = catalog::get_table(exec.txn, table)? else { return Ok(()) };
+            let Some(fk) = table.foreign_keys.iter().find(|f| f.name == *fk) else { return Ok(()) };
+            let Some(bytes) = exec.txn.get(key)? else { return Ok(()) }; // the row went
+            let row = eval::decode_row(&bytes)?;
+            check_parent(exec, &table, fk, &row)
+        }
+        Pending::Parent { table, fk, child, values, detail } => {
+            let (Some(parent), Some(child)) =
+                (catalog::get_table(exec.txn, table)?, catalog::get_table(exec.txn, child)?)
+            else {
+                return Ok(());
+            };
+            let Some(fk) = child.foreign_keys.iter().find(|f| f.name == *fk && f.table == parent.name) else {
+                return Ok(());
+            };
+            if parent_exists(exec, &parent, &fk.referred, values)? {
+                return Ok(());
+            }
+            if matching_children(exec, &child, fk, values)?.is_empty() {
+                return Ok(());
+            }
+            Err(still_referenced(&parent, fk, &child, detail))
+        }
+    }
+}
+
+/// True if `parent` has a row whose `referred` columns hold `values`, locking it shared.
+fn parent_exists(exec: &mut Exec<'_>, parent: &Table, referred: &[usize], values: &[Value]) -> Result<bool> {
+    let key = if referred == parent.primary_key.as_slice() {
+        row_key(parent, values)?
+    } else {
+        let index = parent
+            .indexes
+            .iter()
+            .find(|i| i.unique && i.columns == referred)
+            .ok_or_else(|| Error::new(codes::INTERNAL_ERROR, "referenced columns lost their unique index"))?;
+        let mut full = vec![Value::Null; parent.columns.len()];
+        for (v, &p) in values.iter().zip(referred) {
+            full[p] = v.clone();
+        }
+        index_key(index, &full, &[])?.0
+    };
+    Ok(matches!(exec.txn.lock_row_latest(&key, LockMode::Shared, WaitPolicy::Wait)?, Some(Some(_))))
+}
+
+/// Checks one foreign key of `row` now.
+fn check_parent(exec: &mut Exec<'_>, table: &Table, fk: &ForeignKey, row: &[Value]) -> Result<()> {
+    if fk.columns.iter().any(|&c| row[c].is_null()) {
+        return Ok(()); // MATCH SIMPLE: a NULL in the key means no check
+    }
+    let parent = catalog::table(exec.txn, &fk.table)?;
+    let values: Vec<Value> = fk
+        .columns
+        .iter()
+        .zip(&fk.referred)
+        .map(|(&c, &p)| eval::cast(row[c].clone(), &parent.columns[p].data_type, false))
+        .collect::<Result<_>>()?;
+    if parent_exists(exec, &parent, &fk.referred, &values)? {
+        return Ok(());
+    }
+    Err(Error::new(
+        codes::FOREIGN_KEY_VIOLATION,
+        format!("insert or update on table \"{}\" violates foreign key constraint \"{}\"", table.name, fk.name),
+    )
+    .with_detail(format!("Key {} is not present in table \"{}\".", key_detail(table, &fk.columns, row), parent.name))
+    .on(&table.name, None, Some(&fk.name)))
+}
+
+fn still_referenced(table: &Table, fk: &ForeignKey, child: &Table, detail: &str) -> Error {
+    Error::new(
+        codes::FOREIGN_KEY_VIOLATION,
+        format!(
+            "update or delete on table \"{}\" violates foreign key constraint \"{}\" on table \"{}\"",
+            table.name, fk.name, child.name
+        ),
+    )
+    .with_detail(format!("Key {detail} is still referenced from table \"{}\".", child.name))
+    .on(&child.name, None, Some(&fk.name))
+}
+
+/// Checks that every foreign key of `row` (stored at `key`) finds its parent, locking the
+/// parent row shared; a deferred key's check is recorded for the commit instead.
+pub(crate) fn check_parents(exec: &mut Exec<'_>, table: &Table, row: &[Value], key: &[u8]) -> Result<()> {
     for fk in &table.foreign_keys {
         if fk.columns.iter().any(|&c| row[c].is_null()) {
-            continue; // MATCH SIMPLE: a NULL in the key means no check
+            continue;
         }
-        let parent = catalog::table(exec.txn, &fk.table)?;
-        let values: Vec<Value> = fk
-            .columns
-            .iter()
-            .zip(&fk.referred)
-            .map(|(&c, &p)| eval::cast(row[c].clone(), &parent.columns[p].data_type, false))
-            .collect::<Result<_>>()?;
-        let found = if fk.referred == parent.primary_key {
-            let key = row_key(&parent, &values)?;
-            matches!(exec.txn.lock_row_latest(&key, LockMode::Shared, WaitPolicy::Wait)?, Some(Some(_)))
-        } else {
-            let index = parent
-                .indexes
-                .iter()
-                .find(|i| i.unique && i.columns == fk.referred)
-                .ok_or_else(|| Error::new(codes::INTERNAL_ERROR, "referenced columns lost their unique index"))?;
-            let mut full = vec![Value::Null; parent.columns.len()];
-            for (v, &p) in values.iter().zip(&fk.referred) {
-                full[p] = v.clone();
-            }
-            let (key, _) = index_key(index, &full, &[])?;
-            matches!(exec.txn.lock_row_latest(&key, LockMode::Shared, WaitPolicy::Wait)?, Some(Some(_)))
-        };
-        if !found {
-            return Err(Error::new(
-                codes::FOREIGN_KEY_VIOLATION,
-                format!("insert or update on table \"{}\" violates foreign key constraint \"{}\"", table.name, fk.name),
-            )
-            .with_detail(format!(
-                "Key {} is not present in table \"{}\".",
-                key_detail(table, &fk.columns, row),
-                parent.name
-            ))
-            .on(&table.name, None, Some(&fk.name)));
+        if deferred_now(exec, fk) {
+            defer(exec, Pending::Child { table: table.name.clone(), fk: fk.name.clone(), key: key.to_vec() })?;
+            continue;
         }
+        check_parent(exec, table, fk, row)?;
     }
     Ok(())
 }
@@ -155,7 +310,6 @@ pub enum Inserted {
 /// table's column types.
 pub fn insert_row(exec: &mut Exec<'_>, table: &Table, row: &Row) -> Result<Inserted> {
     check_row(exec, table, row)?;
-    check_parents(exec, table, row)?;
     let rowid =
         if table.primary_key.is_empty() { Some(exec.sequences.next_rowid(exec.txn, &table.name)?) } else { None };
     let key = row_key(table, &primary_key(table, row, rowid))?;
@@ -184,6 +338,8 @@ pub fn insert_row(exec: &mut Exec<'_>, table: &Table, row: &Row) -> Result<Inser
         let (ikey, _) = index_key(index, row, &key)?;
         exec.txn.put(&ikey, &key)?;
     }
+    // After the unique checks, as PostgreSQL's foreign key triggers run after the insert.
+    check_parents(exec, table, row, &key)?;
     Ok(Inserted::Done(key))
 }
 
@@ -221,9 +377,6 @@ pub fn delete_row(exec: &mut Exec<'_>, table: &Table, key: &[u8], row: &Row) -> 
 pub fn update_row(exec: &mut Exec<'_>, table: &Table, key: &[u8], old: &Row, new: &Row) -> Result<Vec<u8>> {
     check_row(exec, table, new)?;
     let fk_cols_changed = table.foreign_keys.iter().any(|fk| fk.columns.iter().any(|&c| !same(&old[c], &new[c])));
-    if fk_cols_changed {
-        check_parents(exec, table, new)?;
-    }
     enforce_children(exec, table, old, Some(new))?;
     let pk_changed = table.primary_key.iter().any(|&c| !same(&old[c], &new[c]));
     let new_key = if pk_changed {
@@ -259,6 +412,9 @@ pub fn update_row(exec: &mut Exec<'_>, table: &Table, key: &[u8], old: &Row, new
         exec.txn.put(&new_ikey, &new_key)?;
     }
     exec.txn.put(&new_key, &eval::encode_row(new))?;
+    if fk_cols_changed {
+        check_parents(exec, table, new, &new_key)?;
+    }
     Ok(new_key)
 }
 
@@ -284,20 +440,22 @@ fn enforce_children(exec: &mut Exec<'_>, table: &Table, row: &Row, new: Option<&
             }
             let action = if new.is_some() { fk.on_update } else { fk.on_delete };
             match action {
+                // NO ACTION's check may wait for the commit; RESTRICT's never does.
+                ReferentialAction::NoAction if deferred_now(exec, fk) => {
+                    let detail = key_detail(table, &fk.referred, row);
+                    defer(
+                        exec,
+                        Pending::Parent {
+                            table: table.name.clone(),
+                            fk: fk.name.clone(),
+                            child: child.name.clone(),
+                            values: referenced,
+                            detail,
+                        },
+                    )?;
+                }
                 ReferentialAction::NoAction | ReferentialAction::Restrict => {
-                    return Err(Error::new(
-                        codes::FOREIGN_KEY_VIOLATION,
-                        format!(
-                            "update or delete on table \"{}\" violates foreign key constraint \"{}\" on table \"{}\"",
-                            table.name, fk.name, child.name
-                        ),
-                    )
-                    .with_detail(format!(
-                        "Key {} is still referenced from table \"{}\".",
-                        key_detail(table, &fk.referred, row),
-                        child.name
-                    ))
-                    .on(&child.name, None, Some(&fk.name)));
+                    return Err(still_referenced(table, fk, &child, &key_detail(table, &fk.referred, row)));
                 }
                 ReferentialAction::Cascade => {
                     for (ckey, crow) in children {

@@ -126,6 +126,8 @@ pub struct Exec<'t> {
     pub mem_max_bytes: u64,
     /// What the materialising operators hold now, charged against `mem_max_bytes`.
     pub mem_used_bytes: u64,
+    /// The session's deferred constraint checks (None: every check is immediate).
+    pub deferred: Option<&'t std::cell::RefCell<crate::dml::Deferred>>,
 }
 
 fn too_many_rows() -> Error {

@@ -937,6 +937,9 @@ mod utility {
             }
         }
         let Some(first) = tokens.first() else { return Ok(None) };
+        if is_word(first, "CONSTRAINTS") && !local {
+            return set_constraints(&tokens[1..]).map(Some);
+        }
         if ["TRANSACTION", "ROLE", "NAMES", "CONSTRAINTS", "SESSION"].iter().any(|w| is_word(first, w)) {
             return Ok(None);
         }
@@ -955,6 +958,35 @@ mod utility {
             return Err(near(op));
         }
         Ok(Some(Statement::Set { name, value: values(rest)?, local }))
+    }
+
+    /// SET CONSTRAINTS { ALL | name [, ...] } { DEFERRED | IMMEDIATE }.
+    fn set_constraints(tokens: &[&Token]) -> Result<Statement> {
+        let Some((mode, names)) = tokens.split_last() else { return Err(at_end()) };
+        let deferred = if is_word(mode, "DEFERRED") {
+            true
+        } else if is_word(mode, "IMMEDIATE") {
+            false
+        } else {
+            return Err(near(mode));
+        };
+        if let [all] = names {
+            if is_word(all, "ALL") {
+                return Ok(Statement::SetConstraints { names: None, deferred });
+            }
+        }
+        let mut out = Vec::new();
+        let mut rest = names;
+        loop {
+            let (name, after) = setting_name(rest)?;
+            out.push(name);
+            match after.split_first() {
+                None => break,
+                Some((Token::Comma, after)) => rest = after,
+                Some((other, _)) => return Err(near(other)),
+            }
+        }
+        Ok(Statement::SetConstraints { names: Some(out), deferred })
     }
 
     /// `name[.name...]`, folded.
@@ -1176,8 +1208,21 @@ mod ddl {
         }
     }
 
+    /// A foreign key's DEFERRABLE and INITIALLY DEFERRED (which implies DEFERRABLE).
+    fn fk_characteristics(c: Option<sql::ConstraintCharacteristics>) -> Result<(bool, bool)> {
+        let Some(c) = c else { return Ok((false, false)) };
+        if c.enforced == Some(false) {
+            return Err(Error::unsupported("unenforced constraints"));
+        }
+        let initially_deferred = matches!(c.initially, Some(sql::DeferrableInitial::Deferred));
+        if initially_deferred && c.deferrable == Some(false) {
+            return Err(Error::syntax("constraint declared INITIALLY DEFERRED must be DEFERRABLE"));
+        }
+        Ok((c.deferrable == Some(true) || initially_deferred, initially_deferred))
+    }
+
     fn foreign_key(fk: sql::ForeignKeyConstraint) -> Result<TableConstraint> {
-        characteristics(fk.characteristics)?;
+        let (deferrable, initially_deferred) = fk_characteristics(fk.characteristics)?;
         if matches!(
             fk.match_kind,
             Some(sql::ConstraintReferenceMatchKind::Full | sql::ConstraintReferenceMatchKind::Partial)
@@ -1191,6 +1236,8 @@ mod ddl {
             referred_columns: idents(fk.referred_columns),
             on_delete: referential_action(fk.on_delete)?,
             on_update: referential_action(fk.on_update)?,
+            deferrable,
+            initially_deferred,
         })
     }
 
@@ -1232,13 +1279,43 @@ mod ddl {
         }
     }
 
-    /// Plain column names of a key or index; expressions and operator classes are 0A000.
+    /// B-tree operator classes an index column may name. Text compares by its bytes here
+    /// (the C collation), which is the order the `*_pattern_ops` classes give, so each is
+    /// the column type's one ordering.
+    const BTREE_OPERATOR_CLASSES: [&str; 16] = [
+        "text_pattern_ops",
+        "varchar_pattern_ops",
+        "bpchar_pattern_ops",
+        "text_ops",
+        "varchar_ops",
+        "bpchar_ops",
+        "int2_ops",
+        "int4_ops",
+        "int8_ops",
+        "numeric_ops",
+        "float4_ops",
+        "float8_ops",
+        "bool_ops",
+        "date_ops",
+        "timestamp_ops",
+        "uuid_ops",
+    ];
+
+    /// Plain column names of a key or index; expressions are 0A000, an operator class other
+    /// than a B-tree one is 42704.
     fn key_columns(columns: Vec<sql::IndexColumn>) -> Result<Vec<String>> {
         columns
             .into_iter()
             .map(|c| {
-                if c.operator_class.is_some() {
-                    return Err(Error::unsupported("operator classes"));
+                if let Some(class) = c.operator_class {
+                    let parts = name_parts(class)?;
+                    let name = parts.last().map(String::as_str).unwrap_or_default();
+                    if !BTREE_OPERATOR_CLASSES.contains(&name) {
+                        return Err(Error::new(
+                            codes::UNDEFINED_OBJECT,
+                            format!("operator class \"{name}\" does not exist for access method \"btree\""),
+                        ));
+                    }
                 }
                 match c.column.expr {
                     sql::Expr::Identifier(id) => Ok(ident(id)),
@@ -1295,14 +1372,12 @@ mod ddl {
                 AlterAction::AddColumn { column, constraints, if_not_exists }
             }
             Op::DropColumn { column_names, if_exists, drop_behavior, .. } => {
-                if drop_behavior == Some(sql::DropBehavior::Cascade) {
-                    return Err(Error::unsupported("DROP COLUMN ... CASCADE"));
-                }
+                let cascade = drop_behavior == Some(sql::DropBehavior::Cascade);
                 let mut names = idents(column_names);
                 if names.len() != 1 {
                     return Err(Error::unsupported("dropping several columns in one action"));
                 }
-                AlterAction::DropColumn { name: names.remove(0), if_exists }
+                AlterAction::DropColumn { name: names.remove(0), if_exists, cascade }
             }
             Op::RenameColumn { old_column_name, new_column_name } => {
                 AlterAction::RenameColumn { old: ident(old_column_name), new: ident(new_column_name) }
@@ -1328,6 +1403,11 @@ mod ddl {
                     sql::AlterColumnOperation::DropDefault => AlterAction::SetDefault { column, default: None },
                     sql::AlterColumnOperation::SetNotNull => AlterAction::SetNotNull { column, not_null: true },
                     sql::AlterColumnOperation::DropNotNull => AlterAction::SetNotNull { column, not_null: false },
+                    sql::AlterColumnOperation::SetDataType { data_type: t, using, .. } => AlterAction::SetType {
+                        column,
+                        data_type: data_type(t)?,
+                        using: using.map(super::expr).transpose()?,
+                    },
                     other => return Err(unsupported_sql("ALTER COLUMN", &other)),
                 }
             }
@@ -1336,15 +1416,13 @@ mod ddl {
     }
 
     pub(super) fn truncate(t: sql::Truncate) -> Result<Statement> {
-        if matches!(t.identity, Some(sql::TruncateIdentityOption::Restart)) {
-            return Err(Error::unsupported("TRUNCATE ... RESTART IDENTITY"));
-        }
+        let restart_identity = matches!(t.identity, Some(sql::TruncateIdentityOption::Restart));
         if t.partitions.is_some() || t.on_cluster.is_some() || t.if_exists {
             return Err(Error::unsupported("this form of TRUNCATE"));
         }
         let cascade = matches!(t.cascade, Some(sql::CascadeOption::Cascade));
         let tables = t.table_names.into_iter().map(|target| relation_name(target.name)).collect::<Result<_>>()?;
-        Ok(Statement::Truncate { tables, cascade })
+        Ok(Statement::Truncate { tables, cascade, restart_identity })
     }
 }
 
@@ -2757,6 +2835,8 @@ mod tests {
                     referred_columns: vec!["id".into()],
                     on_delete: ReferentialAction::Cascade,
                     on_update: ReferentialAction::NoAction,
+                    deferrable: false,
+                    initially_deferred: false,
                 },
                 TableConstraint::Unique { name: Some("u".into()), columns: vec!["code".into(), "qty".into()] },
                 TableConstraint::ForeignKey {
@@ -2766,6 +2846,8 @@ mod tests {
                     referred_columns: vec![],
                     on_delete: ReferentialAction::NoAction,
                     on_update: ReferentialAction::SetNull,
+                    deferrable: false,
+                    initially_deferred: false,
                 },
                 TableConstraint::Check { name: None, expr: bin(BinaryOp::Lt, col("qty"), int(100)) },
             ]
@@ -2898,10 +2980,16 @@ mod tests {
     fn truncate() {
         assert_eq!(
             one("TRUNCATE TABLE a, b"),
-            Statement::Truncate { tables: vec!["a".into(), "b".into()], cascade: false }
+            Statement::Truncate { tables: vec!["a".into(), "b".into()], cascade: false, restart_identity: false }
         );
-        assert_eq!(one("TRUNCATE a CASCADE"), Statement::Truncate { tables: vec!["a".into()], cascade: true });
-        assert_eq!(code("TRUNCATE a RESTART IDENTITY"), codes::FEATURE_NOT_SUPPORTED);
+        assert_eq!(
+            one("TRUNCATE a CASCADE"),
+            Statement::Truncate { tables: vec!["a".into()], cascade: true, restart_identity: false }
+        );
+        assert_eq!(
+            one("TRUNCATE a RESTART IDENTITY"),
+            Statement::Truncate { tables: vec!["a".into()], cascade: false, restart_identity: true }
+        );
     }
 
     #[test]

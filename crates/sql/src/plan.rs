@@ -1141,9 +1141,11 @@ impl<'t> Planner<'t> {
         let mut post = PostAgg::default();
         let (plan_after_group, group_scope) = if aggregated {
             let mut group_by = Vec::new();
-            for g in &s.group_by {
-                // GROUP BY 1 / GROUP BY alias refer to the output list.
-                let g = resolve_output_ref(g, &s.items, &scope)?;
+            // GROUP BY 1 / GROUP BY alias refer to the output list.
+            let mut groups =
+                s.group_by.iter().map(|g| resolve_output_ref(g, &s.items, &scope)).collect::<Result<Vec<_>>>()?;
+            self.add_dependent_groups(&s.from, &scope, &mut groups)?;
+            for g in groups {
                 group_by.push(self.bind(&g, &scope, &outer)?);
                 post.groups.push(g);
             }
@@ -1162,14 +1164,18 @@ impl<'t> Planner<'t> {
         };
         // The output list.
         let mut items: Vec<(Expr, String)> = Vec::new();
+        // For the columns `*` gave: their position in the FROM scope, which binds them even
+        // where two share a name (`SELECT * FROM UNNEST(a, b)`).
+        let mut direct: Vec<Option<usize>> = Vec::new();
         for item in &s.items {
             match item {
                 SelectItem::Wildcard => {
                     if aggregated {
                         return Err(Error::new(codes::GROUPING_ERROR, "SELECT * is not allowed with GROUP BY"));
                     }
-                    for c in scope.columns.iter().filter(|c| !c.hidden) {
+                    for (i, c) in scope.columns.iter().enumerate().filter(|(_, c)| !c.hidden) {
                         items.push((Expr::Column { table: c.table.clone(), name: c.name.clone() }, c.name.clone()));
+                        direct.push(Some(i));
                     }
                 }
                 SelectItem::QualifiedWildcard(t) => {
@@ -1179,21 +1185,24 @@ impl<'t> Planner<'t> {
                             format!("missing FROM-clause entry for table \"{t}\""),
                         ));
                     }
-                    for c in scope.columns.iter().filter(|c| c.table.as_deref() == Some(t)) {
+                    for (i, c) in scope.columns.iter().enumerate().filter(|(_, c)| c.table.as_deref() == Some(t)) {
                         items.push((Expr::Column { table: c.table.clone(), name: c.name.clone() }, c.name.clone()));
+                        direct.push(Some(i));
                     }
                 }
                 SelectItem::Expr { expr, alias } => {
                     items.push((expr.clone(), alias.clone().unwrap_or_else(|| expr_name(expr))));
+                    direct.push(None);
                 }
             }
         }
         let mut exprs = Vec::new();
         let mut out_scope = Scope::default();
-        for (e, name) in &items {
-            let b = match &plan_after_group {
-                Some(_) => self.bind_post_agg(e, &mut post, &group_scope, &outer)?,
-                None => crate::bind::as_output(e, self.bind(e, &scope, &outer)?),
+        for ((e, name), direct) in items.iter().zip(&direct) {
+            let b = match (&plan_after_group, direct) {
+                (Some(_), _) => self.bind_post_agg(e, &mut post, &group_scope, &outer)?,
+                (None, Some(i)) => crate::bind::as_output(e, BExpr::Col(*i)),
+                (None, None) => crate::bind::as_output(e, self.bind(e, &scope, &outer)?),
             };
             let data_type = match b {
                 BExpr::Col(i) if plan_after_group.is_none() => scope.columns[i].data_type.clone(),
@@ -1384,7 +1393,17 @@ impl<'t> Planner<'t> {
                 Ok(BExpr::Col(post.groups.len() + post.aggs.len() - 1))
             }
             Expr::Column { table, name } => {
-                if post.input_scope.find(table.as_deref(), name)?.is_some() {
+                if let Some(found) = post.input_scope.find(table.as_deref(), name)? {
+                    // The same column grouped under another spelling (`name` and `t.name`).
+                    let same = post.groups.iter().position(|g| match g {
+                        Expr::Column { table: gt, name: gn } => {
+                            post.input_scope.find(gt.as_deref(), gn).ok().flatten() == Some(found)
+                        }
+                        _ => false,
+                    });
+                    if let Some(i) = same {
+                        return Ok(BExpr::Col(i));
+                    }
                     let shown = match table {
                         Some(t) => format!("{t}.{name}"),
                         None => name.clone(),
@@ -1934,6 +1953,60 @@ fn output_position(e: &Expr, out: &Scope, items: &[(Expr, String)]) -> Result<Op
 }
 
 /// GROUP BY 1 / GROUP BY alias refer to the output list.
+impl Planner<'_> {
+    /// PostgreSQL's functional dependency: grouping by a table's whole primary key groups
+    /// by all its columns, so they may appear ungrouped in the output. Those columns are
+    /// added to the grouping (they cannot split a group the key makes).
+    fn add_dependent_groups(&mut self, from: &[TableRef], scope: &Scope, groups: &mut Vec<Expr>) -> Result<()> {
+        let mut tables = Vec::new();
+        fn base_tables(t: &TableRef, out: &mut Vec<(String, String)>) {
+            match t {
+                TableRef::Table { name, alias, columns } if columns.is_empty() => {
+                    out.push((alias.clone().unwrap_or_else(|| name.clone()), name.clone()));
+                }
+                TableRef::Join { left, right, .. } => {
+                    base_tables(left, out);
+                    base_tables(right, out);
+                }
+                _ => {}
+            }
+        }
+        for t in from {
+            base_tables(t, &mut tables);
+        }
+        for (label, name) in tables {
+            if self.ctes.iter().any(|(c, _)| *c == name) {
+                continue;
+            }
+            let Some(def) = catalog::get_table(self.txn, &name)? else { continue };
+            if def.primary_key.is_empty() {
+                continue;
+            }
+            let grouped = |groups: &[Expr], column: &str| {
+                groups.iter().any(|g| match g {
+                    Expr::Column { table: Some(t), name } => *t == label && name == column,
+                    Expr::Column { table: None, name } => {
+                        let mut named = scope.columns.iter().filter(|c| !c.hidden && c.name == *name);
+                        name == column
+                            && named.next().is_some_and(|c| c.table.as_deref() == Some(label.as_str()))
+                            && named.next().is_none()
+                    }
+                    _ => false,
+                })
+            };
+            if !def.primary_key.iter().all(|&p| grouped(groups, &def.columns[p].name)) {
+                continue;
+            }
+            for c in &def.columns {
+                if !grouped(groups, &c.name) {
+                    groups.push(Expr::Column { table: Some(label.clone()), name: c.name.clone() });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 fn resolve_output_ref(g: &Expr, items: &[SelectItem], input: &Scope) -> Result<Expr> {
     // A bare name is an input column if there is one, else an output column's alias.
     if let Expr::Column { table: None, name } = g {

@@ -9,6 +9,7 @@
 //! ```
 
 mod alter;
+mod constraints;
 mod copy;
 mod explain;
 mod prepared;
@@ -193,6 +194,7 @@ impl Database {
             deallocated: Vec::new(),
             statement_names: Arc::default(),
             sql_prepared: BTreeMap::new(),
+            deferred: std::cell::RefCell::default(),
             backend_pid: 0,
         }
     }
@@ -342,6 +344,8 @@ pub struct Session {
     statement_names: Arc<Mutex<BTreeSet<String>>>,
     /// The statements PREPARE made, by name.
     sql_prepared: BTreeMap<String, prepared::SqlPrepared>,
+    /// Deferred foreign key checks and SET CONSTRAINTS modes of the running transaction.
+    deferred: std::cell::RefCell<dml::Deferred>,
     /// The session's number on this node (advisory locks are held under it).
     id: u64,
     /// The process id the server told the client (pg_backend_pid).
@@ -913,12 +917,20 @@ impl Session {
                     Ok(r)
                 }
                 Some(b) if b.failed => {
+                    self.deferred.borrow_mut().clear();
                     self.end_settings(b.settings, false);
                     self.release_xact_advisory();
                     Ok(QueryResult::command("ROLLBACK"))
                 }
                 Some(b) => {
-                    let committed = b.txn.map_or(Ok(None), Txn::commit);
+                    let mut txn = b.txn;
+                    let checked = match txn.as_mut() {
+                        Some(t) => self.check_deferred_at_commit(t),
+                        None => Ok(()),
+                    };
+                    // A deferred check that fails rolls the transaction back, as PostgreSQL's
+                    // COMMIT does.
+                    let committed = checked.and_then(|()| txn.map_or(Ok(None), Txn::commit).map_err(Error::from));
                     self.end_settings(b.settings, committed.is_ok());
                     self.release_xact_advisory();
                     committed?;
@@ -928,6 +940,7 @@ impl Session {
             Statement::Rollback => {
                 let block = self.block.take();
                 let had = block.is_some();
+                self.deferred.borrow_mut().clear();
                 if let Some(b) = block {
                     self.end_settings(b.settings, false);
                     self.release_xact_advisory();
@@ -1033,6 +1046,11 @@ impl Session {
             // Nor LISTEN: no channel is listened on.
             Statement::Unlisten => Ok(QueryResult::command("UNLISTEN")),
             Statement::Show(name) => self.show(name),
+            Statement::SetConstraints { .. } if self.block.is_none() => {
+                let mut r = QueryResult::command("SET CONSTRAINTS");
+                r.notices.push("SET CONSTRAINTS can only be used in transaction blocks".into());
+                Ok(r)
+            }
             other => {
                 if self.settings.get(READ_CONSISTENCY_SETTING).map(String::as_str) != Some("stale") {
                     if let Err(why) = self.db.node.read_barrier() {
@@ -1073,9 +1091,16 @@ impl Session {
     fn run_implicit(&mut self, stmt: &Statement, params: &[Value]) -> Result<QueryResult> {
         let mut txn = self.db.engine.begin(self.default_options())?;
         txn.set_lock_settings(self.lock_settings());
-        let r = self.statement(&mut txn, stmt, params)?;
+        let r = self.statement(&mut txn, stmt, params);
+        let checked = match r {
+            Ok(r) => self.check_deferred_at_commit(&mut txn).map(|()| r),
+            Err(e) => {
+                self.deferred.borrow_mut().clear();
+                Err(e)
+            }
+        }?;
         txn.commit()?;
-        Ok(r)
+        Ok(checked)
     }
 
     /// SET [LOCAL] and RESET: inside a block, what is set is recorded so that ROLLBACK (and,
@@ -1319,6 +1344,7 @@ impl Session {
     fn statement(&self, txn: &mut Txn, stmt: &Statement, params: &[Value]) -> Result<QueryResult> {
         match stmt {
             Statement::Query(q) => self.query(txn, q, params),
+            Statement::SetConstraints { names, deferred } => self.set_constraints(txn, names.as_deref(), *deferred),
             Statement::CreateTable { name, if_not_exists, columns, constraints } => {
                 self.create_table(txn, name, *if_not_exists, columns, constraints)
             }
@@ -1350,7 +1376,9 @@ impl Session {
                 self.create_sequence(txn, name, *if_not_exists, options)
             }
             Statement::DropSequence { names, if_exists } => self.drop_sequences(txn, names, *if_exists),
-            Statement::Truncate { tables, cascade } => self.truncate(txn, tables, *cascade),
+            Statement::Truncate { tables, cascade, restart_identity } => {
+                self.truncate(txn, tables, *cascade, *restart_identity)
+            }
             Statement::Insert { table, columns, source, on_conflict, returning } => {
                 self.insert(txn, table, columns.as_deref(), source, on_conflict.as_ref(), returning, params)
             }
@@ -1429,7 +1457,16 @@ impl Session {
             profile: None,
             mem_max_bytes: self.derived.mem_max_bytes,
             mem_used_bytes: 0,
+            deferred: Some(&self.deferred),
         }
+    }
+
+    /// Runs the transaction's deferred checks before its commit; they are forgotten
+    /// either way.
+    fn check_deferred_at_commit(&self, txn: &mut Txn) -> Result<()> {
+        let r = dml::check_deferred(&mut self.exec(txn, &[]), None);
+        self.deferred.borrow_mut().clear();
+        r
     }
 
     fn query(&self, txn: &mut Txn, q: &ast::Query, params: &[Value]) -> Result<QueryResult> {
@@ -1592,6 +1629,8 @@ impl Session {
                     referred_columns,
                     on_delete,
                     on_update,
+                    deferrable,
+                    initially_deferred,
                 } => {
                     let cols = positions(&table, columns)?;
                     let parent =
@@ -1619,6 +1658,8 @@ impl Session {
                         referred,
                         on_delete: *on_delete,
                         on_update: *on_update,
+                        deferrable: *deferrable,
+                        initially_deferred: *initially_deferred,
                     });
                 }
             }
@@ -1687,7 +1728,7 @@ impl Session {
 
     /// TRUNCATE: every table a foreign key of another table refers to must be in the list
     /// (0A000 otherwise, as in PostgreSQL), or with CASCADE those tables are added to it.
-    fn truncate(&self, txn: &mut Txn, names: &[String], cascade: bool) -> Result<QueryResult> {
+    fn truncate(&self, txn: &mut Txn, names: &[String], cascade: bool, restart: bool) -> Result<QueryResult> {
         let mut all: Vec<String> = Vec::new();
         for name in names {
             if !all.contains(name) {
@@ -1720,6 +1761,15 @@ impl Session {
         for t in &all {
             let table = catalog::lock_table(txn, t, true)?;
             self.delete_all(txn, &table)?;
+            if restart {
+                // Each SERIAL or identity column's sequence starts again from 1.
+                for c in &table.columns {
+                    if let Some(seq) = alter::owned_sequence(&table, c) {
+                        txn.put(&sequence_key(&seq), &1i64.to_le_bytes())?;
+                        forget_sequence(self, &seq);
+                    }
+                }
+            }
         }
         let mut r = QueryResult::command("TRUNCATE TABLE");
         r.notices = notices;

@@ -178,8 +178,8 @@ pub(super) fn table_function(
 
 /// `UNNEST(array) [WITH ORDINALITY] [AS alias[(columns)]]` in FROM.
 pub(super) fn unnest(arrays: Vec<sql::Expr>, alias: Option<sql::TableAlias>, ordinality: bool) -> Result<TableRef> {
-    if arrays.len() != 1 {
-        return Err(Error::unsupported("UNNEST of several arrays"));
+    if arrays.is_empty() {
+        return Err(Error::syntax("UNNEST needs an array"));
     }
     let args = sql::TableFunctionArgs {
         args: arrays.into_iter().map(|e| sql::FunctionArg::Unnamed(sql::FunctionArgExpr::Expr(e))).collect(),

@@ -30,7 +30,7 @@ use crate::error::{codes, Error, Result};
 use crate::eval;
 use crate::exec::{row_key, Row, Sequences};
 use crate::plan::Planner;
-use crate::types::Value;
+use crate::types::{DataType, Value};
 use std::collections::HashSet;
 use std::ops::Bound;
 use storage::keycode;
@@ -80,7 +80,7 @@ impl Session {
                         self.add_constraint(txn, table, c)?;
                     }
                 }
-                AlterAction::DropColumn { name: column, if_exists } => {
+                AlterAction::DropColumn { name: column, if_exists, cascade } => {
                     if table.columns.iter().all(|c| &c.name != column) {
                         let message = format!("column \"{column}\" of relation \"{current}\" does not exist");
                         if *if_exists {
@@ -89,7 +89,7 @@ impl Session {
                         }
                         return Err(Error::new(codes::UNDEFINED_COLUMN, message));
                     }
-                    self.drop_column(txn, table, column)?;
+                    self.drop_column(txn, table, column, *cascade, &mut result.notices)?;
                 }
                 AlterAction::RenameColumn { old, new } => self.rename_column(txn, table, old, new)?,
                 AlterAction::RenameTable(new) => {
@@ -114,6 +114,9 @@ impl Session {
                     catalog::put_table(txn, &table)?;
                 }
                 AlterAction::SetNotNull { column, not_null } => self.set_not_null(txn, table, column, *not_null)?,
+                AlterAction::SetType { column, data_type, using } => {
+                    self.set_type(txn, table, column, data_type, using.as_ref())?
+                }
             }
         }
         Ok(result)
@@ -158,15 +161,30 @@ impl Session {
         catalog::put_table(txn, &new)
     }
 
-    fn drop_column(&self, txn: &mut Txn, table: Table, column: &str) -> Result<()> {
+    fn drop_column(
+        &self,
+        txn: &mut Txn,
+        table: Table,
+        column: &str,
+        cascade: bool,
+        notices: &mut Vec<String>,
+    ) -> Result<()> {
         let pos = table.column_index(column)?;
         let mut others = Vec::new();
         for other in catalog::table_names(txn)? {
             if other == table.name {
                 continue;
             }
-            let o = catalog::table(txn, &other)?;
-            if let Some(fk) = o.foreign_keys.iter().find(|fk| fk.table == table.name && fk.referred.contains(&pos)) {
+            let mut o = catalog::table(txn, &other)?;
+            let on_column = |fk: &ForeignKey| fk.table == table.name && fk.referred.contains(&pos);
+            if cascade && o.foreign_keys.iter().any(on_column) {
+                for fk in o.foreign_keys.iter().filter(|fk| on_column(fk)) {
+                    notices.push(format!("drop cascades to constraint {} on table {other}", fk.name));
+                }
+                o.foreign_keys.retain(|fk| !on_column(fk));
+                catalog::put_table(txn, &o)?;
+            }
+            if let Some(fk) = o.foreign_keys.iter().find(|fk| on_column(fk)) {
                 return Err(Error::new(
                     "2BP01",
                     format!("cannot drop column {column} of table {} because other objects depend on it", table.name),
@@ -284,6 +302,59 @@ impl Session {
         catalog::put_table(txn, &table)
     }
 
+    /// ALTER COLUMN ... TYPE: every row rewritten with the column's value cast (or the
+    /// USING expression's), through the same checks and index maintenance as an UPDATE.
+    fn set_type(&self, txn: &mut Txn, table: Table, column: &str, to: &DataType, using: Option<&Expr>) -> Result<()> {
+        let c = table.column_index(column)?;
+        if let Some(view) = super::views::view_reading(txn, &table.name)? {
+            return Err(Error::new(
+                codes::FEATURE_NOT_SUPPORTED,
+                "cannot alter type of a column used by a view or rule",
+            )
+            .with_detail(format!("view {view} depends on column \"{column}\"")));
+        }
+        let in_fk = table.foreign_keys.iter().any(|fk| fk.columns.contains(&c))
+            || catalog::referencing_tables(txn, &table.name)?.iter().any(|child| {
+                catalog::table(txn, child)
+                    .is_ok_and(|t| t.foreign_keys.iter().any(|fk| fk.table == table.name && fk.referred.contains(&c)))
+            });
+        if in_fk {
+            return Err(Error::unsupported(
+                "ALTER COLUMN ... TYPE of a column in a foreign key (drop the constraint first)",
+            ));
+        }
+        // As PostgreSQL's assignment casts: strings do not become other types, nor booleans
+        // integers or the reverse, without USING.
+        let from = table.columns[c].data_type.base();
+        let string = |t: &DataType| matches!(t, DataType::Text | DataType::Varchar(_) | DataType::Char(_));
+        let int = |t: &DataType| matches!(t, DataType::Int2 | DataType::Int4 | DataType::Int8);
+        let automatic = (string(&from) == string(&to.base()) || string(&to.base()))
+            && !(from == DataType::Bool && int(&to.base()))
+            && !(int(&from) && to.base() == DataType::Bool);
+        if using.is_none() && !automatic {
+            return Err(Error::new(
+                codes::DATATYPE_MISMATCH,
+                format!("column \"{column}\" cannot be cast automatically to type {}", to.pg_name()),
+            )
+            .with_hint(format!("You might need to specify \"USING {column}::{to}\".")));
+        }
+        let mut new = table.clone();
+        new.columns[c].data_type = to.clone();
+        let scope = table_scope(&table, &table.name);
+        let bound = using.map(|e| Planner::new(txn).bind(e, &scope, &[])).transpose()?;
+        for (key, row) in table_rows(txn, &table)? {
+            let mut exec = self.exec(txn, &[]);
+            let value = match &bound {
+                Some(b) => exec.eval(b, &row)?,
+                None => row[c].clone(),
+            };
+            let mut changed = row.clone();
+            changed[c] = dml::assign(value, to)?;
+            dml::update_row(&mut exec, &new, &key, &row, &changed)?;
+        }
+        catalog::put_table(txn, &new)
+    }
+
     fn set_not_null(&self, txn: &mut Txn, mut table: Table, column: &str, not_null: bool) -> Result<()> {
         let c = table.column_index(column)?;
         if !not_null && table.primary_key.contains(&c) {
@@ -374,7 +445,16 @@ impl Session {
                 new.checks.push((cname, expr.clone()));
                 catalog::put_table(txn, &new)
             }
-            TableConstraint::ForeignKey { name, columns, foreign_table, referred_columns, on_delete, on_update } => {
+            TableConstraint::ForeignKey {
+                name,
+                columns,
+                foreign_table,
+                referred_columns,
+                on_delete,
+                on_update,
+                deferrable,
+                initially_deferred,
+            } => {
                 let cols = positions(columns)?;
                 let parent = catalog::table(txn, foreign_table)?;
                 let referred = if referred_columns.is_empty() {
@@ -400,11 +480,15 @@ impl Session {
                     referred,
                     on_delete: *on_delete,
                     on_update: *on_update,
+                    deferrable: *deferrable,
+                    initially_deferred: *initially_deferred,
                 };
                 self.check_constraint_name_free(&table, &fk.name)?;
-                let only_this = Table { foreign_keys: vec![fk.clone()], ..table.clone() };
-                for (_, row) in table_rows(txn, &table)? {
-                    dml::check_parents(&mut self.exec(txn, &[]), &only_this, &row)?;
+                // The rows already there are checked now, deferrable or not.
+                let now = ForeignKey { deferrable: false, initially_deferred: false, ..fk.clone() };
+                let only_this = Table { foreign_keys: vec![now], ..table.clone() };
+                for (key, row) in table_rows(txn, &table)? {
+                    dml::check_parents(&mut self.exec(txn, &[]), &only_this, &row, &key)?;
                 }
                 let mut new = table;
                 new.foreign_keys.push(fk);
@@ -630,7 +714,7 @@ fn nextval_call(seq: &str) -> Expr {
 }
 
 /// The sequence a SERIAL column owns: its default is `nextval('<table>_<column>_seq')`.
-fn owned_sequence(table: &Table, column: &Column) -> Option<String> {
+pub(super) fn owned_sequence(table: &Table, column: &Column) -> Option<String> {
     let own = format!("{}_{}_seq", table.name, column.name);
     match &column.default {
         Some(Expr::Function { name, args, .. }) if name == "nextval" => match args.as_slice() {

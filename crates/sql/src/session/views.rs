@@ -127,6 +127,16 @@ pub(super) fn check_no_view_reads(txn: &mut Txn, name: &str, kind: &str, droppin
     Ok(())
 }
 
+/// The name of a view that reads relation `name`, if any.
+pub(super) fn view_reading(txn: &mut Txn, name: &str) -> Result<Option<String>> {
+    for view in catalog::views(txn)? {
+        if reads(&view, name)? {
+            return Ok(Some(view.name));
+        }
+    }
+    Ok(None)
+}
+
 /// Whether `view`'s query names relation `name`.
 fn reads(view: &View, name: &str) -> Result<bool> {
     let Some(crate::ast::Statement::Query(q)) = crate::parser::parse(&view.sql)?.pop() else {

@@ -696,13 +696,17 @@ pub fn table_function_columns(name: &str, args: &[Option<DataType>]) -> Result<V
             vec![("generate_series".to_string(), t)]
         }
         // An array's elements have its element type; an array of unknown type gives text.
-        ("unnest", 1) => {
-            let t = match &args[0] {
-                Some(DataType::Array(elem)) => DataType::from_oid(*elem).unwrap_or(DataType::Text),
-                _ => DataType::Text,
-            };
-            vec![("unnest".to_string(), t)]
-        }
+        // UNNEST(a, b, ...) in FROM gives one column per array.
+        ("unnest", n) if n >= 1 => args
+            .iter()
+            .map(|a| {
+                let t = match a {
+                    Some(DataType::Array(elem)) => DataType::from_oid(*elem).unwrap_or(DataType::Text),
+                    _ => DataType::Text,
+                };
+                ("unnest".to_string(), t)
+            })
+            .collect(),
         ("generate_subscripts", 2 | 3) => vec![("generate_subscripts".to_string(), DataType::Int4)],
         ("pg_partition_ancestors", 1) => vec![("relid".to_string(), DataType::Reg(RegKind::Class))],
         (name, 1) if crate::eval::json::table_function_columns(name).is_some() => {
@@ -730,22 +734,29 @@ pub fn table_function(
 ) -> Result<Vec<Row>> {
     let mut rows: Vec<Row> = match name {
         "generate_series" => generate_series(exec, &args)?,
-        "unnest" => match args.first() {
-            Some(Value::Null) | None => Vec::new(),
-            Some(Value::Text(s)) => {
-                let elem = types.first().unwrap_or(&DataType::Text);
-                let mut rows = Vec::new();
-                for item in array::parse(s)?.items {
-                    rows.push(vec![match item {
+        // The arrays side by side, the shorter ones padded with NULLs.
+        "unnest" => {
+            let mut columns = Vec::with_capacity(args.len());
+            for (i, arg) in args.iter().enumerate() {
+                let items = match arg {
+                    Value::Null => Vec::new(),
+                    Value::Text(s) => array::parse(s)?.items,
+                    other => return Err(wrong_args(name, std::slice::from_ref(other))),
+                };
+                let elem = types.get(i).unwrap_or(&DataType::Text);
+                let mut values = Vec::with_capacity(items.len());
+                for item in items {
+                    values.push(match item {
                         None => Value::Null,
                         Some(text) if *elem == DataType::Text => Value::Text(text),
                         Some(text) => crate::eval::parse_text(&text, elem)?,
-                    }]);
+                    });
                 }
-                rows
+                columns.push(values);
             }
-            Some(other) => return Err(wrong_args(name, std::slice::from_ref(other))),
-        },
+            let n = columns.iter().map(Vec::len).max().unwrap_or(0);
+            (0..n).map(|i| columns.iter().map(|c| c.get(i).cloned().unwrap_or(Value::Null)).collect()).collect()
+        }
         // The subscripts of a one-dimensional array (Bulwark's arrays have one dimension),
         // descending if the third argument is true.
         "generate_subscripts" => match (args.first(), args.get(1).and_then(|d| int_arg(Some(d)))) {

@@ -5,7 +5,7 @@ use super::defs::{
     TABLES, TYPES,
 };
 use super::settings;
-use super::snapshot::{deparse, ConKind, IndexRef, Rel, RelKind, Snapshot, SUPERUSER_NAME, SUPERUSER_OID};
+use super::snapshot::{deparse, Con, ConKind, IndexRef, Rel, RelKind, Snapshot, SUPERUSER_NAME, SUPERUSER_OID};
 use crate::ast::ReferentialAction;
 use crate::catalog;
 use crate::eval::array;
@@ -722,13 +722,14 @@ fn pg_constraint(s: &Snapshot) -> Vec<Row> {
             Some((r, fk)) => (s.table_oid(r), action_code(fk.on_update), action_code(fk.on_delete), 's'),
             None => (0, ' ', ' ', ' '),
         };
+        let (deferrable, deferred) = deferral(s, c);
         out.push(vec![
             oid(c.oid),
             text(&c.name),
             oid(PUBLIC_OID),
             ch(contype),
-            b(false),
-            b(false),
+            b(deferrable),
+            b(deferred),
             b(true),
             oid(s.table_oid(c.table)),
             oid(0),
@@ -964,11 +965,23 @@ fn constraint_type(kind: ConKind) -> &'static str {
     }
 }
 
+/// A constraint's DEFERRABLE and INITIALLY DEFERRED (only foreign keys can be).
+fn deferral(s: &Snapshot, c: &Con) -> (bool, bool) {
+    match c.kind {
+        ConKind::ForeignKey(i) => {
+            let fk = &s.tables[c.table].foreign_keys[i];
+            (fk.deferrable, fk.initially_deferred)
+        }
+        _ => (false, false),
+    }
+}
+
 fn table_constraints(s: &Snapshot) -> Vec<Row> {
     s.cons
         .iter()
         .map(|c| {
             let keyed = matches!(c.kind, ConKind::PrimaryKey | ConKind::Unique(_));
+            let (deferrable, deferred) = deferral(s, c);
             vec![
                 text(DATABASE_NAME),
                 text("public"),
@@ -977,8 +990,8 @@ fn table_constraints(s: &Snapshot) -> Vec<Row> {
                 text("public"),
                 text(&s.tables[c.table].name),
                 text(constraint_type(c.kind)),
-                yes_no(false),
-                yes_no(false),
+                yes_no(deferrable),
+                yes_no(deferred),
                 yes_no(true),
                 if keyed { yes_no(true) } else { NULL },
             ]

@@ -389,6 +389,11 @@ impl Snapshot {
                     };
                     let _ = write!(def, " ON {what} {action}");
                 }
+                if fk.initially_deferred {
+                    def.push_str(" DEFERRABLE INITIALLY DEFERRED");
+                } else if fk.deferrable {
+                    def.push_str(" DEFERRABLE");
+                }
                 def
             }
         }
