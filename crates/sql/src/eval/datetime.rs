@@ -349,17 +349,7 @@ pub fn parse_datetime(s: &str, kind: DateKind) -> Result<i64> {
     };
     if had_sep && c.peek().is_some_and(|d| d.is_ascii_digit()) {
         let (h, _) = c.digits(2).ok_or_else(syntax)?;
-        if !c.eat(b':') {
-            return Err(syntax());
-        }
-        let (mi, _) = c.digits(2).ok_or_else(syntax)?;
-        let (mut sec, mut frac) = (0, 0);
-        if c.eat(b':') {
-            sec = c.digits(2).ok_or_else(syntax)?.0;
-            if c.eat(b'.') {
-                frac = parse_fraction_micros(&mut c).ok_or_else(syntax)?;
-            }
-        }
+        let (mi, sec, frac) = minutes_and_seconds(&mut c).ok_or_else(syntax)?;
         time_fields = (h, mi, sec, frac);
     }
     c.skip_spaces();
@@ -456,17 +446,7 @@ pub fn parse_time(s: &str) -> Result<i64> {
         let ts = parse_datetime(t, DateKind::Timestamp).map_err(|_| syntax())?;
         return Ok(ts.rem_euclid(DAY_MICROS));
     }
-    if !c.eat(b':') {
-        return Err(syntax());
-    }
-    let (mi, _) = c.digits(2).ok_or_else(syntax)?;
-    let (mut sec, mut frac) = (0, 0);
-    if c.eat(b':') {
-        sec = c.digits(2).ok_or_else(syntax)?.0;
-        if c.eat(b'.') {
-            frac = parse_fraction_micros(&mut c).ok_or_else(syntax)?;
-        }
-    }
+    let (mi, sec, frac) = minutes_and_seconds(&mut c).ok_or_else(syntax)?;
     c.skip_spaces();
     let mut h = h;
     if c.rest().starts_with(b"am") || c.rest().starts_with(b"pm") {
@@ -501,6 +481,22 @@ pub fn parse_time(s: &str) -> Result<i64> {
         return Err(field_out_of_range(s));
     }
     Ok(t)
+}
+
+/// `:MM[:SS[.fff]]` after an hour: minutes, seconds and microseconds; None if malformed.
+fn minutes_and_seconds(c: &mut Cursor<'_>) -> Option<(i64, i64, i64)> {
+    if !c.eat(b':') {
+        return None;
+    }
+    let (mi, _) = c.digits(2)?;
+    let (mut sec, mut frac) = (0, 0);
+    if c.eat(b':') {
+        sec = c.digits(2)?.0;
+        if c.eat(b'.') {
+            frac = parse_fraction_micros(c)?;
+        }
+    }
+    Some((mi, sec, frac))
 }
 
 /// Fraction digits after a point, as microseconds rounded half up (PostgreSQL rounds).

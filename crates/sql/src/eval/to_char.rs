@@ -115,7 +115,7 @@ const PATTERNS: [&str; 52] = [
     "HH", "MI", "SS", "MS", "US", "AM", "am", "PM", "pm", "BC", "bc", "AD", "ad", "YY", "IY", "MM", "DY", "Dy", "dy",
     "DD", "ID", "IW", "WW", "CC",
 ];
-const SHORT_PATTERNS: [&str; 12] = ["RM", "rm", "TZ", "tz", "OF", "Y", "I", "D", "W", "J", "Q", "\u{0}"];
+const SHORT_PATTERNS: [&str; 11] = ["RM", "rm", "TZ", "tz", "OF", "Y", "I", "D", "W", "J", "Q"];
 
 /// `to_char` of a timestamp (microseconds since 2000-01-01; `with_zone` for timestamptz,
 /// whose zone is always UTC here).
@@ -150,18 +150,9 @@ pub fn timestamp(t: i64, with_zone: bool, template: &str) -> Option<String> {
         }
         let (fill, skip) = if rest.len() >= 2 && rest[..2].eq_ignore_ascii_case("FM") { (true, 2) } else { (false, 0) };
         let body: String = chars[i + skip..].iter().take(6).collect();
-        let found = PATTERNS
-            .iter()
-            .chain(SHORT_PATTERNS.iter())
-            .find(|p| !p.starts_with('\u{0}') && starts_with_pattern(&body, p))
-            .copied();
+        let found = PATTERNS.iter().chain(SHORT_PATTERNS.iter()).find(|p| starts_with_pattern(&body, p)).copied();
         let Some(p) = found else {
-            if fill {
-                // FM before no pattern: copied as text, as PostgreSQL does.
-                out.push(chars[i]);
-                i += 1;
-                continue;
-            }
+            // Not a pattern (nor FM before one): copied as text, as PostgreSQL does.
             out.push(chars[i]);
             i += 1;
             continue;
