@@ -186,6 +186,35 @@ pub enum Statement {
     Discard(Discard),
     /// DEALLOCATE [PREPARE] { name | ALL } (None: ALL): forgets prepared statements.
     Deallocate(Option<String>),
+    /// CREATE SCHEMA [IF NOT EXISTS] name: Bulwark has one schema for user objects,
+    /// `public`, so only the schemas that exist may be named (with IF NOT EXISTS).
+    CreateSchema {
+        /// The schema's name.
+        name: String,
+        /// IF NOT EXISTS.
+        if_not_exists: bool,
+    },
+    /// LOCK [TABLE] name, ... [IN mode MODE] [NOWAIT].
+    Lock {
+        /// The tables.
+        tables: Vec<String>,
+        /// Whether the mode holds off writers (SHARE and stronger; ACCESS EXCLUSIVE when
+        /// no mode is given).
+        exclusive: bool,
+        /// NOWAIT: fail at once (55P03) rather than wait for a conflicting lock.
+        nowait: bool,
+    },
+    /// COMMENT ON { TABLE | VIEW | SEQUENCE | INDEX | COLUMN } name IS { 'text' | NULL }.
+    Comment {
+        /// The relation.
+        relation: String,
+        /// The column, for COMMENT ON COLUMN.
+        column: Option<String>,
+        /// What the statement named the object as (TABLE, VIEW, ...), checked against it.
+        kind: CommentKind,
+        /// The comment; None (or empty) removes it.
+        comment: Option<String>,
+    },
     /// SET CONSTRAINTS { ALL | name, ... } { DEFERRED | IMMEDIATE } (names None: ALL).
     SetConstraints {
         /// The constraints named; None for ALL.
@@ -1009,4 +1038,19 @@ impl BinaryOp {
     pub fn is_comparison(self) -> bool {
         matches!(self, BinaryOp::Eq | BinaryOp::NotEq | BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq)
     }
+}
+
+/// The kind of object COMMENT ON names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommentKind {
+    /// TABLE (or COLUMN of a table or view).
+    Table,
+    /// VIEW.
+    View,
+    /// SEQUENCE.
+    Sequence,
+    /// INDEX.
+    Index,
+    /// COLUMN.
+    Column,
 }

@@ -156,6 +156,17 @@ pub mod keys {
     }
     /// The object id counter.
     pub const NEXT_ID: &[u8] = b"Cn";
+    /// A comment (COMMENT ON) on relation `relation` (table, view, index or sequence), or
+    /// on its column `column` (empty for the relation itself). The value is the text.
+    pub fn comment(relation: &str, column: &str) -> Vec<u8> {
+        [comments_of(relation).as_slice(), column.as_bytes()].concat()
+    }
+    /// The prefix of every comment on `relation` and its columns.
+    pub fn comments_of(relation: &str) -> Vec<u8> {
+        [COMMENTS, relation.as_bytes(), &[0]].concat()
+    }
+    /// All comments.
+    pub const COMMENTS: &[u8] = b"Cd";
     /// Roles.
     pub fn role(name: &str) -> Vec<u8> {
         [ROLES, name.as_bytes()].concat()
@@ -241,9 +252,15 @@ pub fn decode_shared(bytes: &[u8]) -> Result<std::sync::Arc<Table>> {
 
 /// [`lock_table`], returning the definition as stored.
 pub fn lock_table_bytes(txn: &mut Txn, name: &str, exclusive: bool) -> Result<Vec<u8>> {
+    lock_table_waiting(txn, name, exclusive, txn::WaitPolicy::Wait)
+}
+
+/// [`lock_table_bytes`], waiting for a conflicting lock as `policy` says (LOCK TABLE ...
+/// NOWAIT fails at once with 55P03).
+pub fn lock_table_waiting(txn: &mut Txn, name: &str, exclusive: bool, policy: txn::WaitPolicy) -> Result<Vec<u8>> {
     let key = keys::table(name);
     let mode = if exclusive { txn::LockMode::Exclusive } else { txn::LockMode::Shared };
-    let latest = match txn.lock_row_latest(&key, mode, txn::WaitPolicy::Wait)? {
+    let latest = match txn.lock_row_latest(&key, mode, policy)? {
         Some(Some(bytes)) => bytes,
         _ if txn.get(&keys::view(name))?.is_some() => {
             return Err(Error::new(codes::WRONG_OBJECT_TYPE, format!("\"{name}\" is a view"))
@@ -771,6 +788,77 @@ pub fn get_view(txn: &mut Txn, name: &str) -> Result<Option<View>> {
 /// Writes a view.
 pub fn put_view(txn: &mut Txn, view: &View) -> Result<()> {
     txn.put(&keys::view(&view.name), &encode_view(view))?;
+    Ok(())
+}
+
+/// A comment on a relation or one of its columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    /// The relation (table, view, index or sequence).
+    pub relation: String,
+    /// The column; empty for the relation itself.
+    pub column: String,
+    /// The text.
+    pub text: String,
+}
+
+/// Sets (or, with None or an empty text, removes) the comment on `relation`'s `column`
+/// (empty: the relation's own).
+pub fn put_comment(txn: &mut Txn, relation: &str, column: &str, text: Option<&str>) -> Result<()> {
+    let key = keys::comment(relation, column);
+    match text.filter(|t| !t.is_empty()) {
+        Some(t) => txn.put(&key, t.as_bytes())?,
+        None => txn.delete(&key)?,
+    }
+    Ok(())
+}
+
+/// Every comment, sorted by relation and column.
+pub fn comments(txn: &mut Txn) -> Result<Vec<Comment>> {
+    scan_comments(txn, keys::COMMENTS.to_vec())
+}
+
+fn scan_comments(txn: &mut Txn, prefix: Vec<u8>) -> Result<Vec<Comment>> {
+    use std::ops::Bound;
+    let end = storage::keycode::prefix_end(&prefix).expect("prefix has an end");
+    let rows = txn.scan(Bound::Included(prefix), Bound::Excluded(end), false, usize::MAX)?;
+    rows.into_iter()
+        .map(|(k, v)| {
+            let rest = &k[keys::COMMENTS.len()..];
+            let split = rest.iter().position(|&b| b == 0).ok_or_else(|| corrupt("comment key"))?;
+            let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| corrupt("comment"));
+            Ok(Comment { relation: text(&rest[..split])?, column: text(&rest[split + 1..])?, text: text(&v)? })
+        })
+        .collect()
+}
+
+/// Removes the comments on `relation` and its columns (the relation is dropped).
+pub fn drop_comments(txn: &mut Txn, relation: &str) -> Result<()> {
+    for c in scan_comments(txn, keys::comments_of(relation))? {
+        txn.delete(&keys::comment(&c.relation, &c.column))?;
+    }
+    Ok(())
+}
+
+/// Moves the comments on `relation` and its columns to the name `new` (a rename).
+pub fn rename_comments(txn: &mut Txn, relation: &str, new: &str) -> Result<()> {
+    for c in scan_comments(txn, keys::comments_of(relation))? {
+        txn.delete(&keys::comment(&c.relation, &c.column))?;
+        txn.put(&keys::comment(new, &c.column), c.text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Moves the comment on `relation`'s column `old` to the column's new name `new`; None
+/// drops it (the column is dropped).
+pub fn move_column_comment(txn: &mut Txn, relation: &str, old: &str, new: Option<&str>) -> Result<()> {
+    let key = keys::comment(relation, old);
+    if let Some(text) = txn.get(&key)? {
+        txn.delete(&key)?;
+        if let Some(new) = new {
+            txn.put(&keys::comment(relation, new), &text)?;
+        }
+    }
     Ok(())
 }
 

@@ -234,6 +234,10 @@ pub mod codes {
     pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
     /// 3F000
     pub const INVALID_SCHEMA_NAME: &str = "3F000";
+    /// 42P06
+    pub const DUPLICATE_SCHEMA: &str = "42P06";
+    /// 42939
+    pub const RESERVED_NAME: &str = "42939";
     /// 2201B
     pub const INVALID_REGULAR_EXPRESSION: &str = "2201B";
     /// 22003

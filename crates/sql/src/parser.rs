@@ -705,6 +705,46 @@ fn statement(s: sql::Statement) -> Result<Vec<Statement>> {
             let summary = summary.unwrap_or(analyze);
             Statement::Explain { analyze, costs, timing, summary, statement: Box::new(inner.remove(0)) }
         }
+        sql::Statement::CreateSchema { schema_name, if_not_exists, or_replace: false, .. } => match schema_name {
+            sql::SchemaName::Simple(name) => match name_parts(name)?.as_slice() {
+                [one] => Statement::CreateSchema { name: one.clone(), if_not_exists },
+                _ => return Err(Error::syntax("syntax error at or near \".\"")),
+            },
+            _ => return Err(Error::unsupported("CREATE SCHEMA ... AUTHORIZATION")),
+        },
+        sql::Statement::Lock(lock) => {
+            use sql::LockTableMode as M;
+            // The modes that do not conflict with ROW EXCLUSIVE (the lock INSERT, UPDATE
+            // and DELETE take) run beside writers; the others hold writers off.
+            let exclusive = !matches!(
+                lock.lock_mode,
+                Some(M::AccessShare | M::RowShare | M::RowExclusive | M::ShareUpdateExclusive)
+            );
+            let tables = lock.tables.into_iter().map(|t| relation_name(t.name)).collect::<Result<_>>()?;
+            Statement::Lock { tables, exclusive, nowait: lock.nowait }
+        }
+        sql::Statement::Comment { object_type, object_name, comment, if_exists: false } => {
+            use crate::ast::CommentKind as K;
+            let kind = match object_type {
+                sql::CommentObject::Table => K::Table,
+                sql::CommentObject::View => K::View,
+                sql::CommentObject::Sequence => K::Sequence,
+                sql::CommentObject::Index => K::Index,
+                sql::CommentObject::Column => K::Column,
+                other => return Err(Error::unsupported(format!("COMMENT ON {other}"))),
+            };
+            let (relation, column) = if kind == K::Column {
+                let text = object_name.to_string();
+                let mut parts = name_parts(object_name)?;
+                let Some(column) = parts.pop().filter(|_| !parts.is_empty()) else {
+                    return Err(Error::syntax(format!("column name must be qualified: {text}")));
+                };
+                (qualify(parts, &text)?, Some(column))
+            } else {
+                (relation_name(object_name)?, None)
+            };
+            Statement::Comment { relation, column, kind, comment }
+        }
         other => return Err(unsupported_sql("statement", &other)),
     };
     Ok(vec![one])

@@ -12,6 +12,7 @@ mod alter;
 mod constraints;
 mod copy;
 mod explain;
+mod objects;
 mod prepared;
 mod roles;
 mod sequences;
@@ -1046,6 +1047,9 @@ impl Session {
             // Nor LISTEN: no channel is listened on.
             Statement::Unlisten => Ok(QueryResult::command("UNLISTEN")),
             Statement::Show(name) => self.show(name),
+            Statement::Lock { .. } if self.block.is_none() => {
+                Err(Error::new(codes::NO_ACTIVE_SQL_TRANSACTION, "LOCK TABLE can only be used in transaction blocks"))
+            }
             Statement::SetConstraints { .. } if self.block.is_none() => {
                 let mut r = QueryResult::command("SET CONSTRAINTS");
                 r.notices.push("SET CONSTRAINTS can only be used in transaction blocks".into());
@@ -1414,6 +1418,11 @@ impl Session {
                 Ok(QueryResult::command("ANALYZE"))
             }
             Statement::AlterTable { name, if_exists, actions } => self.alter_table(txn, name, *if_exists, actions),
+            Statement::Comment { relation, column, kind, comment } => {
+                self.comment(txn, relation, column.as_deref(), *kind, comment.as_deref())
+            }
+            Statement::CreateSchema { name, if_not_exists } => self.create_schema(name, *if_not_exists),
+            Statement::Lock { tables, exclusive, nowait } => self.lock_tables(txn, tables, *exclusive, *nowait),
             other => Err(Error::unsupported(format!("{other:?}").split([' ', '{', '(']).next().unwrap_or("statement"))),
         }
     }
@@ -1710,6 +1719,10 @@ impl Session {
             txn.delete(&sequence_key(&format!("{name}_rowid_seq")))?;
             txn.delete(&keys::table(name))?;
             txn.delete(&keys::stats(table.id))?;
+            catalog::drop_comments(txn, name)?;
+            for index in table.indexes.iter().map(|i| &i.name).chain([&table.pk_name]) {
+                catalog::drop_comments(txn, index)?;
+            }
         }
         let mut r = QueryResult::command("DROP TABLE");
         r.notices = notices;
@@ -1877,6 +1890,7 @@ impl Session {
                 txn.delete(&k)?;
             }
             txn.delete(&keys::index(name))?;
+            catalog::drop_comments(txn, name)?;
             catalog::put_table(txn, &table)?;
         }
         let mut r = QueryResult::command("DROP INDEX");

@@ -38,8 +38,7 @@
 //! # Left out
 //!
 //! - Writes: the system tables are read-only; INSERT, UPDATE and DELETE on them fail.
-//! - Catalogs of features Bulwark lacks are present but empty: pg_description,
-//!   pg_inherits, pg_policy, pg_trigger (foreign keys are checked without triggers),
+//! - Catalogs of features Bulwark lacks are present but empty: pg_inherits, pg_policy, pg_trigger (foreign keys are checked without triggers),
 //!   pg_rewrite, pg_statistic_ext, pg_publication*, pg_extension. There is no pg_proc,
 //!   pg_operator or pg_authid.
 //! - One schema for user objects (public) and one role (`bulwark`, a superuser, owner of

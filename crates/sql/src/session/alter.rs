@@ -204,7 +204,9 @@ impl Session {
         new.columns.remove(pos);
         for index in table.indexes.iter().filter(|i| i.columns.contains(&pos)) {
             txn.delete(&keys::index(&index.name))?;
+            catalog::drop_comments(txn, &index.name)?;
         }
+        catalog::move_column_comment(txn, &table.name, column, None)?;
         new.indexes.retain(|i| !i.columns.contains(&pos));
         for index in &mut new.indexes {
             index.columns = shift(&index.columns);
@@ -261,6 +263,7 @@ impl Session {
         for (_, e) in &mut table.checks {
             rename_column_in(e, old, new);
         }
+        catalog::move_column_comment(txn, &table.name, old, Some(new))?;
         catalog::put_table(txn, &table)
     }
 
@@ -270,6 +273,7 @@ impl Session {
         }
         let old = table.name.clone();
         txn.delete(&keys::table(&old))?;
+        catalog::rename_comments(txn, &old, new)?;
         table.name = new.to_string();
         for index in &table.indexes {
             txn.put(&keys::index(&index.name), new.as_bytes())?;

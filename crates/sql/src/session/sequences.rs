@@ -119,6 +119,7 @@ impl Session {
             }
             txn.delete(&keys::sequence_def(name))?;
             txn.delete(&sequence_key(name))?;
+            catalog::drop_comments(txn, name)?;
             forget_sequence(self, name);
         }
         let mut r = QueryResult::command("DROP SEQUENCE");

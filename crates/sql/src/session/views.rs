@@ -102,6 +102,7 @@ impl Session {
             }
             check_no_view_reads(txn, name, "view", names)?;
             txn.delete(&keys::view(name))?;
+            catalog::drop_comments(txn, name)?;
         }
         let mut r = QueryResult::command("DROP VIEW");
         r.notices = notices;

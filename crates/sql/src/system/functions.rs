@@ -199,8 +199,21 @@ fn call_known(exec: &mut Exec, name: &str, args: &[Value]) -> Result<Value> {
         // No triggers, rules, extended statistics or partitions exist, so no oid names one.
         ("pg_get_triggerdef" | "pg_get_ruledef", 1 | 2)
         | ("pg_get_statisticsobjdef_columns" | "pg_get_partkeydef", 1) => Ok(Value::Null),
-        // Bulwark keeps no comments.
-        ("obj_description", 1 | 2) | ("col_description", 2) | ("shobj_description", 2) => Ok(Value::Null),
+        // Comments are kept on relations and their columns only (pg_class's objects).
+        ("obj_description", 1 | 2) | ("col_description", 2) => {
+            let (on_class, subid) = match (name, n) {
+                ("col_description", _) => (true, int_arg(args.get(1))),
+                (_, 1) => (true, Some(0)),
+                _ => (text_arg(args.get(1)).as_deref() == Some("pg_class"), Some(0)),
+            };
+            let oid = oid_arg(args.first()).filter(|&o| o >= FIRST_NORMAL_OID && on_class);
+            let (Some(oid), Some(subid)) = (oid, subid.and_then(|s| usize::try_from(s).ok())) else {
+                return Ok(Value::Null);
+            };
+            let s = Snapshot::load(exec.txn)?;
+            Ok(s.description(oid, subid).map_or(Value::Null, |t| Value::Text(t.to_string())))
+        }
+        ("shobj_description", 2) => Ok(Value::Null),
         ("pg_relation_is_publishable", 1) => {
             let oid = relation_arg(exec, &args[0])?;
             let rel = (oid >= FIRST_NORMAL_OID).then(|| Snapshot::load(exec.txn)).transpose()?;

@@ -68,6 +68,11 @@ pub fn rows(def: &SysTable, snapshot: &Snapshot, settings: &[(String, String)]) 
             vec![oid(INFORMATION_SCHEMA_OID), text("information_schema"), oid(SUPERUSER_OID), NULL],
         ],
         (Schema::PgCatalog, "pg_attribute") => pg_attribute(snapshot),
+        (Schema::PgCatalog, "pg_description") => snapshot
+            .comments
+            .iter()
+            .map(|(o, subid, t)| vec![oid(*o), oid(PG_CLASS_OID), i4(*subid as i64), text(t)])
+            .collect(),
         (Schema::PgCatalog, "pg_type") => pg_type(),
         (Schema::PgCatalog, "pg_index") => pg_index(snapshot),
         (Schema::PgCatalog, "pg_constraint") => pg_constraint(snapshot),

@@ -165,6 +165,9 @@ pub struct Snapshot {
     pub reltuples: Vec<Option<u64>>,
     /// What each table's last ANALYZE found (by position in `tables`; none if never).
     pub stats: Vec<Option<std::sync::Arc<catalog::TableStats>>>,
+    /// Comments (COMMENT ON), with the oid and column number (0: the relation itself)
+    /// of what each describes.
+    pub comments: Vec<(u32, usize, String)>,
 }
 
 /// The most tables one snapshot reads (a guard against runaway catalogs, far above use).
@@ -212,7 +215,23 @@ impl Snapshot {
         });
         s.view_sql = view_sql;
         s.sequence_defs = sequence_defs;
+        for c in catalog::comments(txn)? {
+            let Some(rel) = s.rels.iter().find(|r| r.name == c.relation) else { continue };
+            let subid = match c.column.as_str() {
+                "" => 0,
+                name => match s.tables[rel.table].columns.iter().position(|col| col.name == name) {
+                    Some(i) if matches!(rel.kind, RelKind::Table | RelKind::View) => i + 1,
+                    _ => continue,
+                },
+            };
+            s.comments.push((rel.oid, subid, c.text));
+        }
         Ok(s)
+    }
+
+    /// The comment on the relation with oid `oid`, or on its column `subid` (from 1).
+    pub fn description(&self, oid: u32, subid: usize) -> Option<&str> {
+        self.comments.iter().find(|(o, s, _)| *o == oid && *s == subid).map(|(_, _, t)| t.as_str())
     }
 
     /// Whether `tables[i]` is a view.
