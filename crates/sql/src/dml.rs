@@ -130,6 +130,20 @@ enum Pending {
     Parent { table: String, fk: String, child: String, values: Vec<Value>, detail: String },
 }
 
+impl Deferred {
+    /// The modes SET CONSTRAINTS chose: ALL's, and each named constraint's.
+    pub fn modes(&self) -> (Option<bool>, std::collections::BTreeMap<String, bool>) {
+        (self.all, self.named.clone())
+    }
+
+    /// Puts back modes [`Deferred::modes`] returned (ROLLBACK TO undoes SET CONSTRAINTS);
+    /// the checks waiting for the commit stay.
+    pub fn set_modes(&mut self, (all, named): (Option<bool>, std::collections::BTreeMap<String, bool>)) {
+        self.all = all;
+        self.named = named;
+    }
+}
+
 impl Pending {
     fn constraint(&self) -> &str {
         match self {

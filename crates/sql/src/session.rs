@@ -285,14 +285,19 @@ pub const READ_CONSISTENCY_SETTING: &str = "bulwark.read_consistency";
 /// it knows of, in entries and milliseconds (read-only; see `Node::replication_lag`).
 pub const REPLICATION_LAG_SETTING: &str = "bulwark.replication_lag";
 
+/// What SET CONSTRAINTS chose, as `dml::Deferred` keeps it: ALL's mode and each named
+/// constraint's.
+type ConstraintModes = (Option<bool>, BTreeMap<String, bool>);
+
 struct Block {
     /// Created at the block's first statement, so SET TRANSACTION can still change it.
     txn: Option<Txn>,
     opts: TxnOptions,
     failed: bool,
     /// Open savepoints, oldest first; a name may repeat (the newest one wins). Each keeps
-    /// the session's settings as they were when it was made, for ROLLBACK TO.
-    savepoints: Vec<(String, SavepointId, BTreeMap<String, String>)>,
+    /// the session's settings, and the constraint modes SET CONSTRAINTS chose, as they were
+    /// when it was made, for ROLLBACK TO.
+    savepoints: Vec<(String, SavepointId, BTreeMap<String, String>, ConstraintModes)>,
     /// What SET and SET LOCAL did in the block (None: nothing yet).
     settings: Option<SettingsFrame>,
 }
@@ -859,10 +864,11 @@ impl Session {
         if matches!(stmt, Statement::Savepoint(_)) {
             let id = self.block_txn()?.savepoint()?;
             let settings = self.settings.clone();
-            self.block.as_mut().expect("in a block").savepoints.push((name.clone(), id, settings));
+            let modes = self.deferred.borrow().modes();
+            self.block.as_mut().expect("in a block").savepoints.push((name.clone(), id, settings, modes));
             return Ok(QueryResult::command("SAVEPOINT"));
         }
-        let Some(pos) = block.savepoints.iter().rposition(|(n, _, _)| n == name) else {
+        let Some(pos) = block.savepoints.iter().rposition(|(n, ..)| n == name) else {
             return Err(Error::new(codes::INVALID_SAVEPOINT, format!("savepoint \"{name}\" does not exist")));
         };
         let id = block.savepoints[pos].1;
@@ -872,6 +878,7 @@ impl Session {
             txn.rollback_to(id)?;
             block.savepoints.truncate(pos + 1);
             block.failed = false;
+            self.deferred.borrow_mut().set_modes(block.savepoints[pos].3.clone());
             if block.settings.is_some() {
                 self.settings = block.savepoints[pos].2.clone();
                 self.derived = Derived::of(&self.settings);

@@ -90,10 +90,15 @@ impl Session {
                         return Err(Error::new(codes::UNDEFINED_COLUMN, message));
                     }
                     self.drop_column(txn, table, column, *cascade, &mut result.notices)?;
+                    super::views::check_views_after_alter(txn, &current, Some(column))?;
                 }
-                AlterAction::RenameColumn { old, new } => self.rename_column(txn, table, old, new)?,
+                AlterAction::RenameColumn { old, new } => {
+                    self.rename_column(txn, table, old, new)?;
+                    super::views::check_views_after_alter(txn, &current, None)?;
+                }
                 AlterAction::RenameTable(new) => {
                     self.rename_table(txn, table, new)?;
+                    super::views::check_views_after_alter(txn, &current, None)?;
                     current = new.clone();
                 }
                 AlterAction::AddConstraint(c) => self.add_constraint(txn, table, c)?,

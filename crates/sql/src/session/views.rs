@@ -10,8 +10,10 @@
 //! (42P16); DROP TABLE or DROP VIEW of something a view reads fails with 2BP01.
 //!
 //! Left out: writing through a view (views are read-only here: INSERT, UPDATE and DELETE
-//! give 42809), CASCADE, ALTER VIEW, materialized and temporary views, and checking that an
-//! ALTER TABLE leaves the columns a view reads.
+//! give 42809), CASCADE, ALTER VIEW, and materialized and temporary views. An ALTER TABLE
+//! that would leave a view unable to run is refused (`check_views_after_alter`): dropping a
+//! column a view reads (2BP01, as PostgreSQL), and renaming a column or table a view names
+//! (0A000; PostgreSQL's views follow such renames).
 
 use super::{collect_query, QueryResult, Session};
 use crate::ast::Query;
@@ -124,6 +126,51 @@ pub(super) fn check_no_view_reads(txn: &mut Txn, name: &str, kind: &str, droppin
             .with_detail(format!("view {} depends on {kind} {name}", view.name))
             .with_hint("Drop the view first."));
         }
+    }
+    Ok(())
+}
+
+/// After an ALTER TABLE action that dropped or renamed a column of table `table`, or
+/// renamed the table from `table`: fails if a view that reads it no longer plans to the
+/// columns it was created with. A view is kept as its SQL text, so a view that names a
+/// renamed column or table would break; PostgreSQL follows such renames, Bulwark refuses
+/// them (0A000) while a view reads what they rename. A dropped column a view reads is
+/// 2BP01, as in PostgreSQL (which also counts `SELECT *` as reading every column).
+pub(super) fn check_views_after_alter(txn: &mut Txn, table: &str, dropped_column: Option<&str>) -> Result<()> {
+    for view in catalog::views(txn)? {
+        if !reads(&view, table)? {
+            continue;
+        }
+        let Some(crate::ast::Statement::Query(q)) = crate::parser::parse(&view.sql)?.pop() else {
+            return Err(Error::new("XX001", format!("view \"{}\" has a malformed definition", view.name)));
+        };
+        let same = match Planner::new(txn).plan_query(&q, vec![]) {
+            Ok((_, scope)) => {
+                scope.columns.len() == view.columns.len()
+                    && scope
+                        .columns
+                        .iter()
+                        .zip(&view.columns)
+                        .all(|(c, (_, t))| c.data_type.as_ref().is_none_or(|ct| ct.oid() == t.oid()))
+            }
+            Err(_) => false,
+        };
+        if same {
+            continue;
+        }
+        return Err(match dropped_column {
+            Some(column) => Error::new(
+                codes::DEPENDENT_OBJECTS_STILL_EXIST,
+                format!("cannot drop column {column} of table {table} because other objects depend on it"),
+            )
+            .with_detail(format!("view {} depends on column {column} of table {table}", view.name))
+            .with_hint("Drop the view first."),
+            None => Error::new(
+                codes::FEATURE_NOT_SUPPORTED,
+                format!("cannot rename what view {} reads in table {table}", view.name),
+            )
+            .with_detail("Bulwark keeps a view as its SQL text: drop the view, rename, and create the view again."),
+        });
     }
     Ok(())
 }
