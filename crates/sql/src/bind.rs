@@ -143,6 +143,9 @@ pub fn is_aggregate(name: &str) -> bool {
             | "jsonb_agg"
             | "json_object_agg"
             | "jsonb_object_agg"
+            | "percentile_cont"
+            | "percentile_disc"
+            | "mode"
     ) || crate::eval::is_spread(name)
 }
 

@@ -1562,6 +1562,10 @@ struct AggState {
     ordered: Vec<(Row, Option<Value>, Option<Value>)>,
     /// stddev and variance.
     spread: eval::Spread,
+    /// The ordered-set aggregates' values, in their WITHIN GROUP order.
+    values: Vec<Value>,
+    /// percentile_cont's and percentile_disc's fraction (from the group's first row).
+    fraction: Option<Value>,
 }
 
 impl AggState {
@@ -1666,6 +1670,13 @@ impl AggState {
                 }
             }
             name if eval::is_spread(name) => self.spread.add(name, &v)?,
+            "percentile_cont" | "percentile_disc" | "mode" => {
+                if self.fraction.is_none() {
+                    self.fraction = extra;
+                }
+                grew += row_bytes(std::slice::from_ref(&v));
+                self.values.push(v);
+            }
             other => return Err(Error::new(codes::UNDEFINED_FUNCTION, format!("aggregate {other} does not exist"))),
         }
         Ok(grew)
@@ -1708,9 +1719,69 @@ impl AggState {
             },
             "string_agg" => self.text.map_or(Value::Null, Value::Text),
             name if eval::is_spread(name) => self.spread.finish(name)?,
+            "percentile_cont" | "percentile_disc" => percentile(&agg.func, &self.values, self.fraction)?,
+            "mode" => mode(self.values),
             _ => self.acc.unwrap_or(Value::Null),
         })
     }
+}
+
+/// percentile_cont or percentile_disc of `values` (sorted as WITHIN GROUP says) at
+/// `fraction`, as PostgreSQL computes them: `_disc` takes the first value whose position
+/// in the order reaches the fraction; `_cont` interpolates linearly between the values
+/// around position `fraction * (n - 1)`, in double precision.
+fn percentile(func: &str, values: &[Value], fraction: Option<Value>) -> Result<Value> {
+    let Some(fraction) = fraction.filter(|f| !f.is_null()) else { return Ok(Value::Null) };
+    let Value::Float8(f) = eval::cast(fraction, &crate::types::DataType::Float8, false)? else {
+        return Err(Error::new(codes::DATATYPE_MISMATCH, format!("{func}'s fraction must be a number")));
+    };
+    if !(0.0..=1.0).contains(&f) {
+        return Err(Error::new(
+            codes::NUMERIC_VALUE_OUT_OF_RANGE,
+            format!("percentile value {f} is not between 0 and 1"),
+        ));
+    }
+    let n = values.len();
+    if n == 0 {
+        return Ok(Value::Null);
+    }
+    if func == "percentile_disc" {
+        let row = ((f * n as f64).ceil() as usize).clamp(1, n);
+        return Ok(values[row - 1].clone());
+    }
+    let number = |v: &Value| match eval::cast(v.clone(), &crate::types::DataType::Float8, false) {
+        Ok(Value::Float8(x)) => Ok(x),
+        _ => Err(Error::new(
+            codes::UNDEFINED_FUNCTION,
+            format!("function percentile_cont(double precision) does not accept {}", eval::type_name(v)),
+        )),
+    };
+    let at = f * (n - 1) as f64;
+    let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+    let first = number(&values[lo])?;
+    if lo == hi {
+        return Ok(Value::Float8(first));
+    }
+    let second = number(&values[hi])?;
+    Ok(Value::Float8(first + (at - lo as f64) * (second - first)))
+}
+
+/// mode: the most frequent of `values` (sorted), the first in the order on a tie.
+fn mode(values: Vec<Value>) -> Value {
+    let (mut best, mut best_count) = (Value::Null, 0usize);
+    let mut i = 0;
+    while i < values.len() {
+        let mut j = i + 1;
+        while j < values.len() && eval::compare(&values[i], &values[j]) == Some(std::cmp::Ordering::Equal) {
+            j += 1;
+        }
+        if j - i > best_count {
+            best_count = j - i;
+            best = values[i].clone();
+        }
+        i = j;
+    }
+    best
 }
 
 #[cfg(test)]

@@ -2230,7 +2230,7 @@ fn function(mut f: sql::Function) -> Result<Expr> {
         return window(f, over);
     }
     if !f.within_group.is_empty() {
-        return Err(Error::unsupported("WITHIN GROUP"));
+        return ordered_set_aggregate(f);
     }
     if f.null_treatment.is_some() || f.uses_odbc_syntax || !matches!(f.parameters, sql::FunctionArguments::None) {
         return Err(unsupported_sql("function call", &f));
@@ -2304,6 +2304,63 @@ fn function(mut f: sql::Function) -> Result<Expr> {
         args
     };
     Ok(Expr::Function { name, args, distinct, star: false, order_by })
+}
+
+/// `percentile_cont(f) | percentile_disc(f) | mode() WITHIN GROUP (ORDER BY x)`: the
+/// aggregate of `x` over the group's rows in that order, written as `name(x, f)` with the
+/// ORDER BY (`mode(x)`): the executor feeds the values in order and the fraction beside.
+fn ordered_set_aggregate(mut f: sql::Function) -> Result<Expr> {
+    let name = function_name(f.name.clone())?;
+    let within = std::mem::take(&mut f.within_group);
+    if f.filter.is_some() || f.null_treatment.is_some() {
+        return Err(unsupported_sql("function call", &f));
+    }
+    let direct = match f.args {
+        sql::FunctionArguments::None => vec![],
+        sql::FunctionArguments::List(list)
+            if list.clauses.is_empty() && list.duplicate_treatment != Some(sql::DuplicateTreatment::Distinct) =>
+        {
+            list.args
+                .into_iter()
+                .map(|a| match a {
+                    sql::FunctionArg::Unnamed(sql::FunctionArgExpr::Expr(e)) => expr(e),
+                    other => Err(unsupported_sql("function argument", &other)),
+                })
+                .collect::<Result<Vec<_>>>()?
+        }
+        other => return Err(unsupported_sql("WITHIN GROUP arguments", &other)),
+    };
+    let order_by = within.into_iter().map(order_by_item).collect::<Result<Vec<_>>>()?;
+    let wrong = || {
+        Error::new(
+            codes::UNDEFINED_FUNCTION,
+            format!(
+                "function {name} with {} direct and {} ordered arguments does not exist",
+                direct.len(),
+                order_by.len()
+            ),
+        )
+        .with_hint("No function matches the given name and argument types. You might need to add explicit type casts.")
+    };
+    let [key] = order_by.as_slice() else { return Err(wrong()) };
+    let args = match (name.as_str(), direct.as_slice()) {
+        ("percentile_cont" | "percentile_disc", [fraction]) => {
+            if matches!(fraction, Expr::Function { name, .. } if name == "array") {
+                return Err(Error::unsupported(format!("{name} with an array of fractions")));
+            }
+            vec![key.expr.clone(), fraction.clone()]
+        }
+        ("mode", []) => vec![key.expr.clone()],
+        ("percentile_cont" | "percentile_disc" | "mode", _) => return Err(wrong()),
+        _ => {
+            return Err(Error::new(
+                codes::UNDEFINED_FUNCTION,
+                format!("function {name} does not exist as an ordered-set aggregate (WITHIN GROUP)"),
+            )
+            .with_hint("The ordered-set aggregates are percentile_cont, percentile_disc and mode."))
+        }
+    };
+    Ok(Expr::Function { name, args, distinct: false, star: false, order_by })
 }
 
 /// `func(args) OVER (PARTITION BY ... ORDER BY ... [frame])`.

@@ -1370,7 +1370,7 @@ impl<'t> Planner<'t> {
                 let name = if name == "every" { "bool_and".to_string() } else { name.clone() };
                 let expected = match name.as_str() {
                     "count" if *star => 0,
-                    "string_agg" | "json_object_agg" | "jsonb_object_agg" => 2,
+                    "string_agg" | "json_object_agg" | "jsonb_object_agg" | "percentile_cont" | "percentile_disc" => 2,
                     _ => 1,
                 };
                 if bound.len() != expected {
@@ -2382,6 +2382,11 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
                 "avg" => crate::eval::avg_type(&arg()?),
                 name if crate::eval::is_spread(name) => crate::eval::spread_type(&arg()?),
                 "min" | "max" | "abs" | "ceil" | "ceiling" | "floor" | "trunc" | "round" | "sign" => arg()?,
+                "percentile_disc" | "mode" => arg()?,
+                "percentile_cont" => match arg()? {
+                    DataType::Interval => DataType::Interval,
+                    _ => DataType::Float8,
+                },
                 "bool_and" | "bool_or" | "every" => DataType::Bool,
                 "length" | "char_length" | "character_length" | "octet_length" | "strpos" | "position" => {
                     DataType::Int4
