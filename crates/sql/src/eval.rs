@@ -51,6 +51,7 @@ mod numeric;
 mod regex;
 mod text;
 mod to_char;
+mod to_timestamp;
 
 #[cfg(test)]
 mod tests;

@@ -2442,6 +2442,7 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
                 "localtime" | "make_time" => DataType::Time,
                 "to_char" => DataType::Text,
                 "to_timestamp" => DataType::TimestampTz,
+                "to_date" => DataType::Date,
                 "age" | "justify_days" | "justify_hours" | "justify_interval" => DataType::Interval,
                 "current_date" => DataType::Date,
                 "nextval" | "currval" | "setval" => DataType::Int8,

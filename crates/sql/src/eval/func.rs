@@ -381,8 +381,19 @@ pub fn call_function(name: &str, args: Vec<Value>, ctx: &FnContext) -> Result<Va
             ([v, _], Some(template)) => to_char(v, template),
             _ => None,
         },
-        "to_timestamp" => match &args[..] {
-            [v] if as_numeric(v).is_some() => Some(to_timestamp(v)),
+        "to_timestamp" => match (&args[..], text_arg(&args, 0), text_arg(&args, 1)) {
+            ([v], ..) if as_numeric(v).is_some() => Some(to_timestamp(v)),
+            ([_, _], Some(input), Some(template)) => {
+                Some(super::to_timestamp::parse(input, template).map(Value::TimestampTz))
+            }
+            _ => None,
+        },
+        "to_date" => match (text_arg(&args, 0), text_arg(&args, 1), args.len()) {
+            (Some(input), Some(template), 2) => Some(super::to_timestamp::parse(input, template).and_then(|t| {
+                i32::try_from(t.div_euclid(datetime::DAY_MICROS))
+                    .map(Value::Date)
+                    .map_err(|_| Error::new(codes::DATETIME_FIELD_OVERFLOW, "date out of range"))
+            })),
             _ => None,
         },
         "age" => match &args[..] {
@@ -468,6 +479,7 @@ fn is_known(name: &str) -> bool {
             | "make_time"
             | "to_char"
             | "to_timestamp"
+            | "to_date"
             | "age"
             | "justify_days"
             | "justify_hours"
