@@ -19,7 +19,8 @@ use super::numeric;
 use crate::error::{codes, Error, Result};
 use crate::types::Numeric;
 
-const MONTHS: [&str; 12] = [
+/// The months' names, as `to_char` writes them and `to_timestamp` reads them.
+pub(super) const MONTHS: [&str; 12] = [
     "January",
     "February",
     "March",
@@ -33,7 +34,8 @@ const MONTHS: [&str; 12] = [
     "November",
     "December",
 ];
-const DAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+/// The days' names, Sunday first.
+pub(super) const DAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 const ROMAN: [&str; 12] = ["I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII"];
 
 /// The fields of a timestamp that the patterns read.

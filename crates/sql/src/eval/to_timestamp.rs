@@ -14,23 +14,8 @@
 //! `RM`, `W`, `WW` and the zone patterns.
 
 use super::datetime::{days_from_civil, month_days, DAY_MICROS, HOUR_MICROS, MINUTE_MICROS, SECOND_MICROS};
+use super::to_char::{DAYS, MONTHS};
 use crate::error::{codes, Error, Result};
-
-const MONTHS: [&str; 12] = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-];
-const DAYS: [&str; 7] = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
 
 /// The patterns read, longest first (matched ignoring case).
 const PATTERNS: [&str; 27] = [
@@ -275,7 +260,8 @@ fn take_word(s: &[char], i: &mut usize, n: usize) -> String {
 fn name_at(s: &[char], i: usize, names: &[&str], full: bool) -> Option<(usize, usize)> {
     let rest: String = s[i..].iter().collect::<String>().to_ascii_lowercase();
     names.iter().enumerate().find_map(|(k, name)| {
-        let want = if full { *name } else { &name[..3] };
+        let name = name.to_ascii_lowercase();
+        let want = if full { name.as_str() } else { &name[..3] };
         rest.starts_with(want).then_some((k, want.len()))
     })
 }
