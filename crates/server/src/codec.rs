@@ -65,7 +65,7 @@ pub fn type_size(t: &DataType) -> i16 {
     match t {
         DataType::Bool => 1,
         DataType::Int2 => 2,
-        DataType::Int4 | DataType::Float4 | DataType::Date | DataType::Reg(_) => 4,
+        DataType::Int4 | DataType::Float4 | DataType::Date | DataType::Reg(_) | DataType::Enum(_) => 4,
         DataType::Int8
         | DataType::Float8
         | DataType::Time
@@ -119,6 +119,7 @@ fn has_type(v: &Value, t: &DataType) -> bool {
             | (Value::TimestampTz(_), DataType::TimestampTz)
             | (Value::Interval(_), DataType::Interval)
             | (Value::Json(_), DataType::Json | DataType::Jsonb)
+            | (Value::Enum(_), DataType::Enum(_))
     ) || matches!((v, t), (Value::Reg(k, ..), DataType::Reg(want)) if k == want)
 }
 
@@ -319,6 +320,8 @@ fn put_binary(buf: &mut BytesMut, v: &Value) {
             buf.put_u8(JSONB_VERSION);
             buf.put_slice(s.as_bytes());
         }
+        // An enum's binary form is its label (enum_send).
+        Value::Enum(e) => buf.put_slice(e.label.as_bytes()),
     }
 }
 
@@ -360,6 +363,9 @@ fn put_numeric(buf: &mut BytesMut, n: Numeric) {
     }
 }
 
+/// The first oid of an object made by a user (PostgreSQL's FirstNormalObjectId).
+const FIRST_USER_OID: u32 = 16384;
+
 /// Decodes bound parameter `index` (0-based) of declared type `oid` (0 = unspecified) from
 /// the client's bytes in `format`.
 pub fn decode_param(index: usize, oid: u32, format: i16, bytes: Option<&[u8]>) -> Result<Value, Error> {
@@ -394,7 +400,8 @@ fn decode_binary(index: usize, oid: u32, t: Option<&DataType>, b: &[u8]) -> Resu
     };
     let Some(t) = t else {
         return match oid {
-            0 | OID_TEXT | OID_NAME | OID_UNKNOWN => std::str::from_utf8(b)
+            // An oid from the catalog is an enum type's, whose binary form is the label.
+            0 | OID_TEXT | OID_NAME | OID_UNKNOWN | FIRST_USER_OID.. => std::str::from_utf8(b)
                 .map(|s| Value::Text(s.into()))
                 .map_err(|_| Error::new(CHARACTER_NOT_IN_REPERTOIRE, "invalid byte sequence for encoding \"UTF8\"")),
             _ => Err(Error::new(
@@ -456,7 +463,9 @@ fn decode_binary(index: usize, oid: u32, t: Option<&DataType>, b: &[u8]) -> Resu
             })
         }
         DataType::Numeric { .. } => decode_numeric(b).ok_or_else(bad)??,
-        // Never chosen by `data_type_for_oid` (reg* parameters arrive as text), kept total.
+        // Never chosen by `data_type_for_oid` (enum and reg* parameters arrive as text),
+        // kept total.
+        DataType::Enum(_) => return Err(bad()),
         DataType::Reg(kind) => {
             let oid = u32::from_be_bytes(fixed(4)?.try_into().unwrap());
             Value::Reg(*kind, oid, oid.to_string())

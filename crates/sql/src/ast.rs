@@ -186,6 +186,31 @@ pub enum Statement {
     Discard(Discard),
     /// DEALLOCATE [PREPARE] { name | ALL } (None: ALL): forgets prepared statements.
     Deallocate(Option<String>),
+    /// CREATE TYPE name AS ENUM ('label', ...).
+    CreateEnum {
+        /// The type's name.
+        name: String,
+        /// Its labels, in order.
+        labels: Vec<String>,
+    },
+    /// DROP TYPE [IF EXISTS] name, ...
+    DropType {
+        /// The types.
+        names: Vec<String>,
+        /// IF EXISTS.
+        if_exists: bool,
+    },
+    /// ALTER TYPE name ADD VALUE [IF NOT EXISTS] 'label' [{BEFORE | AFTER} 'neighbour'].
+    AlterEnumAddValue {
+        /// The type.
+        name: String,
+        /// The new label.
+        label: String,
+        /// IF NOT EXISTS.
+        if_not_exists: bool,
+        /// Where it goes: (true for BEFORE, the neighbour); None: after the last.
+        position: Option<(bool, String)>,
+    },
     /// CREATE SCHEMA [IF NOT EXISTS] name: Bulwark has one schema for user objects,
     /// `public`, so only the schemas that exist may be named (with IF NOT EXISTS).
     CreateSchema {

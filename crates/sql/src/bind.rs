@@ -319,13 +319,17 @@ pub fn as_output(e: &Expr, bound: BExpr) -> BExpr {
     }
 }
 
-/// `Some(uuid)` if `e` is a column of type uuid: an untyped string or parameter compared
-/// with it is read as a uuid (so 'A0EEBC99-...' equals the stored 'a0eebc99-...'), as
+/// The type of `e` if it is a column of type uuid or of an enum type: an untyped string or
+/// parameter compared with it is read as that type (so 'A0EEBC99-...' equals the stored
+/// 'a0eebc99-...', and 'happy' is the enum's label, ordered as the type orders them), as
 /// PostgreSQL resolves an unknown-typed literal to the other operand's type.
 fn uuid_column(e: &Expr, scope: &Scope) -> Option<DataType> {
     let Expr::Column { table, name } = e else { return None };
     let i = scope.find(table.as_deref(), name).ok()??;
-    matches!(scope.columns[i].data_type, Some(DataType::Uuid)).then_some(DataType::Uuid)
+    match &scope.columns[i].data_type {
+        Some(t @ (DataType::Uuid | DataType::Enum(_))) => Some(t.clone()),
+        _ => None,
+    }
 }
 
 fn coerce_untyped(bound: BExpr, e: &Expr, target: Option<DataType>) -> BExpr {
@@ -339,6 +343,8 @@ fn coerce_untyped(bound: BExpr, e: &Expr, target: Option<DataType>) -> BExpr {
 pub trait SubPlanner {
     /// Plans `q` with the given enclosing scopes (outermost first).
     fn plan_subquery(&mut self, q: &crate::ast::Query, outer: Vec<Scope>) -> Result<(Plan, Scope)>;
+    /// `t` with an enum type named in the statement looked up in the catalog.
+    fn resolve_type(&mut self, t: &DataType) -> Result<DataType>;
 }
 
 /// The context binding needs: the scopes of enclosing queries (nearest last) and a way to
@@ -351,6 +357,18 @@ pub struct Binder<'a> {
 }
 
 impl Binder<'_> {
+    /// The type an untyped string or parameter compared with `e` takes: a uuid column's,
+    /// or the enum type of `e` (a column, a cast, an aggregate over one), with its labels.
+    fn literal_type(&mut self, e: &Expr, scope: &Scope) -> Result<Option<DataType>> {
+        if let Some(t) = uuid_column(e, scope) {
+            return Ok(Some(t));
+        }
+        match crate::plan::infer_type(e, scope) {
+            Some(t @ DataType::Enum(_)) => self.planner.resolve_type(&t).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// Binds `e` against `scope`.
     pub fn bind(&mut self, e: &Expr, scope: &Scope) -> Result<BExpr> {
         Ok(match e {
@@ -383,8 +401,8 @@ impl Binder<'_> {
             Expr::Binary { op, left, right } => {
                 let (mut l, mut r) = (self.bind(left, scope)?, self.bind(right, scope)?);
                 if op.is_comparison() {
-                    r = coerce_untyped(r, right, uuid_column(left, scope));
-                    l = coerce_untyped(l, left, uuid_column(right, scope));
+                    r = coerce_untyped(r, right, self.literal_type(left, scope)?);
+                    l = coerce_untyped(l, left, self.literal_type(right, scope)?);
                 }
                 BExpr::Binary(*op, Box::new(l), Box::new(r))
             }
@@ -418,12 +436,13 @@ impl Binder<'_> {
                 }
             }
             Expr::Cast { expr, to } => {
-                char_as_text(BExpr::Cast(Box::new(self.bind(expr, scope)?), to.clone()), Some(to))
+                let to = self.planner.resolve_type(to)?;
+                char_as_text(BExpr::Cast(Box::new(self.bind(expr, scope)?), to.clone()), Some(&to))
             }
             Expr::IsNull { expr, negated } => BExpr::IsNull(Box::new(self.bind(expr, scope)?), *negated),
             Expr::IsBool { expr, value, negated } => BExpr::IsBool(Box::new(self.bind(expr, scope)?), *value, *negated),
             Expr::InList { expr, list, negated } => {
-                let target = uuid_column(expr, scope);
+                let target = self.literal_type(expr, scope)?;
                 let mut items = Vec::with_capacity(list.len());
                 for a in list {
                     items.push(coerce_untyped(self.bind(a, scope)?, a, target.clone()));

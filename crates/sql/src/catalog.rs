@@ -27,7 +27,7 @@
 
 use crate::ast::{Expr, ReferentialAction};
 use crate::error::{codes, Error, Result};
-use crate::types::{DataType, RegKind};
+use crate::types::{DataType, EnumType, RegKind};
 use std::collections::{BTreeMap, HashMap};
 use txn::Txn;
 
@@ -167,6 +167,12 @@ pub mod keys {
     }
     /// All comments.
     pub const COMMENTS: &[u8] = b"Cd";
+    /// An enum type (CREATE TYPE ... AS ENUM), by name.
+    pub fn enum_type(name: &str) -> Vec<u8> {
+        [ENUM_TYPES, name.as_bytes()].concat()
+    }
+    /// All enum types.
+    pub const ENUM_TYPES: &[u8] = b"Cy";
     /// Roles.
     pub fn role(name: &str) -> Vec<u8> {
         [ROLES, name.as_bytes()].concat()
@@ -464,10 +470,23 @@ impl W {
             DataType::Json => (19, None, None),
             DataType::Jsonb => (20, None, None),
             DataType::Time => (21, None, None),
+            DataType::Enum(t) => (22, Some(t.oid), None),
         };
         self.u8(tag);
         self.opt_u32(a);
         self.opt_u32(b);
+        if let DataType::Enum(t) = t {
+            self.enum_body(t);
+        }
+    }
+    /// An enum type's name and labels (its oid goes before).
+    fn enum_body(&mut self, t: &EnumType) {
+        self.str(&t.name);
+        self.u32(t.labels.len() as u32);
+        for (label, order) in &t.labels {
+            self.str(label);
+            self.0.extend_from_slice(&order.to_bits().to_le_bytes());
+        }
     }
 }
 
@@ -616,8 +635,23 @@ impl R<'_> {
             19 => DataType::Json,
             20 => DataType::Jsonb,
             21 => DataType::Time,
+            22 => DataType::Enum(std::sync::Arc::new(self.enum_body(a.ok_or_else(|| corrupt("enum oid"))?)?)),
             _ => return Err(corrupt("data type")),
         })
+    }
+    fn enum_body(&mut self, oid: u32) -> Result<EnumType> {
+        let name = self.str()?;
+        let n = self.u32()? as usize;
+        if n > ENUM_LABELS_MAX {
+            return Err(corrupt("enum label count"));
+        }
+        let mut labels = Vec::with_capacity(n);
+        for _ in 0..n {
+            let label = self.str()?;
+            let order = f64::from_bits(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")));
+            labels.push((label, order));
+        }
+        Ok(EnumType { oid, name, labels })
     }
     fn action(&mut self) -> Result<ReferentialAction> {
         Ok(match self.u8()? {
@@ -759,6 +793,67 @@ mod tests {
         bad[0] = 2;
         assert!(decode_stats(&bad).is_err());
     }
+}
+
+// ---- enum types -------------------------------------------------------------------
+
+/// The most labels an enum type may have. PostgreSQL has no fixed bound; this one keeps a
+/// malformed catalog entry from asking for a huge allocation.
+pub const ENUM_LABELS_MAX: usize = 65_536;
+
+/// Reads an enum type, or None.
+pub fn get_enum(txn: &mut Txn, name: &str) -> Result<Option<EnumType>> {
+    txn.get(&keys::enum_type(name))?.map(|b| decode_enum(&b)).transpose()
+}
+
+/// Writes an enum type.
+pub fn put_enum(txn: &mut Txn, t: &EnumType) -> Result<()> {
+    txn.put(&keys::enum_type(&t.name), &encode_enum(t))?;
+    Ok(())
+}
+
+/// Every enum type, by name.
+pub fn enums(txn: &mut Txn) -> Result<Vec<EnumType>> {
+    use std::ops::Bound;
+    let prefix = keys::ENUM_TYPES.to_vec();
+    let end = storage::keycode::prefix_end(&prefix).expect("prefix has an end");
+    let rows = txn.scan(Bound::Included(prefix), Bound::Excluded(end), false, usize::MAX)?;
+    rows.into_iter().map(|(_, v)| decode_enum(&v)).collect()
+}
+
+/// `t` with an enum type the parser left unresolved looked up in the catalog: 42704 if
+/// there is no such type.
+pub fn resolve_type(txn: &mut Txn, t: &DataType) -> Result<DataType> {
+    match t {
+        DataType::Enum(e) if !e.is_resolved() => match get_enum(txn, &e.name)? {
+            Some(found) => Ok(DataType::Enum(std::sync::Arc::new(found))),
+            None => Err(Error::new(codes::UNDEFINED_OBJECT, format!("type \"{}\" does not exist", e.name))),
+        },
+        other => Ok(other.clone()),
+    }
+}
+
+/// Encodes an enum type: format (u8 = 1), oid (u32), name, label count (u32), then each
+/// label and its sort position (f64 bits, u64 little-endian).
+pub fn encode_enum(t: &EnumType) -> Vec<u8> {
+    let mut w = W(vec![FORMAT]);
+    w.u32(t.oid);
+    w.enum_body(t);
+    w.0
+}
+
+/// Decodes an enum type written by [`encode_enum`].
+pub fn decode_enum(bytes: &[u8]) -> Result<EnumType> {
+    let mut r = R(bytes);
+    if r.u8()? != FORMAT {
+        return Err(corrupt("unknown enum format"));
+    }
+    let oid = r.u32()?;
+    let t = r.enum_body(oid)?;
+    if !r.0.is_empty() {
+        return Err(corrupt("trailing bytes after enum type"));
+    }
+    Ok(t)
 }
 
 // ---- views ------------------------------------------------------------------------

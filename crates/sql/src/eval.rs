@@ -88,12 +88,22 @@ pub fn type_of(v: &Value) -> Option<DataType> {
         Value::Interval(_) => DataType::Interval,
         Value::Reg(kind, ..) => DataType::Reg(*kind),
         Value::Json(_) => DataType::Jsonb,
+        // The value knows its type's oid, not its name or labels.
+        Value::Enum(e) => DataType::Enum(std::sync::Arc::new(crate::types::EnumType {
+            oid: e.type_oid,
+            name: "anyenum".into(),
+            labels: Vec::new(),
+        })),
     })
 }
 
 /// PostgreSQL's name of a value's type, `unknown` for NULL (as in error messages).
 pub fn type_name(v: &Value) -> &'static str {
-    type_of(v).map_or("unknown", |t| t.pg_name())
+    match v {
+        // A value knows its type's oid only.
+        Value::Enum(_) => "anyenum",
+        _ => type_of(v).map_or("unknown", |t| t.pg_name()),
+    }
 }
 
 /// Truthiness for WHERE: `Some(bool)`, `None` for NULL; a string literal is read as a
@@ -238,6 +248,11 @@ fn resolve_literals(op: BinaryOp, l: Value, r: Value) -> Result<(Value, Value)> 
 
 /// The type a string literal takes opposite `other`.
 fn literal_target(op: BinaryOp, comparison: bool, other: &Value, literal_on_left: bool) -> Option<DataType> {
+    if matches!(other, Value::Enum(_)) {
+        // Compared by its label (see `compare`); the binder reads a literal beside an enum
+        // column as the column's type, with its labels.
+        return None;
+    }
     let same = type_of(other)?;
     if comparison || is_number(other) || matches!(other, Value::Interval(_) | Value::Bool(_) | Value::Bytea(_)) {
         return Some(same);
@@ -610,6 +625,11 @@ pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
         (Value::Date(x), Value::Date(y)) => Some(x.cmp(y)),
         (Value::Time(x), Value::Time(y)) => Some(x.cmp(y)),
         (Value::Time(_), _) | (_, Value::Time(_)) => None,
+        (Value::Enum(x), Value::Enum(y)) => (x.type_oid == y.type_oid).then(|| x.order.total_cmp(&y.order)),
+        // A string the binder could not type: compared with the label.
+        (Value::Enum(x), Value::Text(y)) => Some(x.label.as_bytes().cmp(y.as_bytes())),
+        (Value::Text(x), Value::Enum(y)) => Some(x.as_bytes().cmp(y.label.as_bytes())),
+        (Value::Enum(_), _) | (_, Value::Enum(_)) => None,
         // A reg* value compares as its oid, with other reg* values and with numbers.
         (Value::Reg(_, x, _), Value::Reg(_, y, _)) => Some(x.cmp(y)),
         (Value::Reg(_, x, _), other) => compare(&Value::Int8(i64::from(*x)), other),
@@ -675,6 +695,7 @@ pub fn group_key(v: &Value) -> GroupKey {
         Value::Time(t) | Value::Timestamp(t) | Value::TimestampTz(t) => GroupKey::Time(*t),
         Value::Interval(iv) => GroupKey::Interval(datetime::interval_cmp_value(*iv)),
         Value::Reg(_, oid, _) => GroupKey::Int(i128::from(*oid)),
+        Value::Enum(e) => GroupKey::Text(e.label.clone()),
     }
 }
 

@@ -645,6 +645,7 @@ fn statement(s: sql::Statement) -> Result<Vec<Statement>> {
                 sql::ObjectType::Index => Statement::DropIndex { names, if_exists },
                 sql::ObjectType::View => Statement::DropView { names, if_exists },
                 sql::ObjectType::Sequence => Statement::DropSequence { names, if_exists },
+                sql::ObjectType::Type => Statement::DropType { names, if_exists },
                 other => return Err(Error::unsupported(format!("DROP {other}"))),
             }
         }
@@ -711,6 +712,28 @@ fn statement(s: sql::Statement) -> Result<Vec<Statement>> {
                 _ => return Err(Error::syntax("syntax error at or near \".\"")),
             },
             _ => return Err(Error::unsupported("CREATE SCHEMA ... AUTHORIZATION")),
+        },
+        sql::Statement::CreateType {
+            name,
+            representation: Some(sql::UserDefinedTypeRepresentation::Enum { labels }),
+        } => Statement::CreateEnum {
+            name: relation_name(name)?,
+            labels: labels.into_iter().map(enum_label).collect::<Result<_>>()?,
+        },
+        sql::Statement::CreateType { .. } => return Err(Error::unsupported("CREATE TYPE other than AS ENUM")),
+        sql::Statement::AlterType(alter) => match alter.operation {
+            sql::AlterTypeOperation::AddValue(add) => Statement::AlterEnumAddValue {
+                name: relation_name(alter.name)?,
+                label: enum_label(add.value)?,
+                if_not_exists: add.if_not_exists,
+                position: match add.position {
+                    Some(sql::AlterTypeAddValuePosition::Before(n)) => Some((true, enum_label(n)?)),
+                    Some(sql::AlterTypeAddValuePosition::After(n)) => Some((false, enum_label(n)?)),
+                    None => None,
+                },
+            },
+            sql::AlterTypeOperation::Rename(_) => return Err(Error::unsupported("ALTER TYPE ... RENAME TO")),
+            sql::AlterTypeOperation::RenameValue(_) => return Err(Error::unsupported("ALTER TYPE ... RENAME VALUE")),
         },
         sql::Statement::Lock(lock) => {
             use sql::LockTableMode as M;
@@ -2636,7 +2659,7 @@ fn data_type(t: sql::DataType) -> Result<DataType> {
             let parts = name_parts(name.clone())?;
             let bare = match parts.as_slice() {
                 [one] => one.as_str(),
-                [schema, one] if schema == "pg_catalog" => one.as_str(),
+                [schema, one] if schema == "pg_catalog" || schema == "public" => one.as_str(),
                 _ => return Err(Error::unsupported(format!("type \"{name}\""))),
             };
             if let Some(t) = postgres::catalog_type(bare) {
@@ -2647,6 +2670,15 @@ fn data_type(t: sql::DataType) -> Result<DataType> {
                 "serial" | "serial2" | "serial4" | "serial8" | "smallserial" | "bigserial" => {
                     return Err(Error::new(codes::UNDEFINED_OBJECT, format!("type \"{bare}\" does not exist")))
                 }
+                // PostgreSQL's own types that Bulwark does not have.
+                "xml" | "money" | "inet" | "cidr" | "macaddr" | "macaddr8" | "point" | "line" | "lseg" | "box"
+                | "path" | "polygon" | "circle" | "tsvector" | "tsquery" | "txid_snapshot" | "pg_lsn" | "int4range"
+                | "int8range" | "numrange" | "tsrange" | "tstzrange" | "daterange" | "timetz" | "varbit" | "hstore"
+                | "citext" => return Err(Error::unsupported(format!("type {bare}"))),
+                // Any other name may be an enum type: the session looks it up.
+                _ if parts[0] != "pg_catalog" => {
+                    DataType::Enum(std::sync::Arc::new(crate::types::EnumType::unresolved(bare)))
+                }
                 _ => return Err(Error::unsupported(format!("type \"{name}\""))),
             }
         }
@@ -2655,6 +2687,22 @@ fn data_type(t: sql::DataType) -> Result<DataType> {
         other => return Err(Error::unsupported(format!("type {other}"))),
     })
 }
+
+/// An enum label: a string constant, at most `ENUM_LABEL_BYTES_MAX` bytes and not empty
+/// (PostgreSQL's NAMEDATALEN - 1).
+fn enum_label(label: sql::Ident) -> Result<String> {
+    if label.quote_style != Some('\'') {
+        return Err(Error::syntax(format!("syntax error at or near \"{}\"", label.value)));
+    }
+    if label.value.is_empty() || label.value.len() > ENUM_LABEL_BYTES_MAX {
+        return Err(invalid_parameter(format!("invalid enum label \"{}\"", label.value))
+            .with_detail(format!("Labels must be {ENUM_LABEL_BYTES_MAX} bytes or less.")));
+    }
+    Ok(label.value)
+}
+
+/// The longest enum label, in bytes (as PostgreSQL).
+pub const ENUM_LABEL_BYTES_MAX: usize = 63;
 
 fn numeric_type(info: sql::ExactNumberInfo) -> Result<DataType> {
     let (precision, scale) = match info {
@@ -3044,7 +3092,36 @@ mod tests {
         );
         assert_eq!(one("DROP INDEX i"), Statement::DropIndex { names: vec!["i".into()], if_exists: false });
         assert_eq!(one("DROP VIEW IF EXISTS v"), Statement::DropView { names: vec!["v".into()], if_exists: true });
-        assert_eq!(code("DROP TYPE s"), codes::FEATURE_NOT_SUPPORTED);
+        assert_eq!(one("DROP TYPE s"), Statement::DropType { names: vec!["s".into()], if_exists: false });
+        assert_eq!(code("DROP DOMAIN s"), codes::FEATURE_NOT_SUPPORTED);
+    }
+
+    #[test]
+    fn enum_types() {
+        assert_eq!(
+            one("CREATE TYPE Mood AS ENUM ('sad', 'Happy')"),
+            Statement::CreateEnum { name: "mood".into(), labels: vec!["sad".into(), "Happy".into()] }
+        );
+        assert_eq!(
+            one("ALTER TYPE mood ADD VALUE IF NOT EXISTS 'ok' BEFORE 'Happy'"),
+            Statement::AlterEnumAddValue {
+                name: "mood".into(),
+                label: "ok".into(),
+                if_not_exists: true,
+                position: Some((true, "Happy".into())),
+            }
+        );
+        // Labels are string constants of at most 63 bytes.
+        assert_eq!(code("CREATE TYPE m AS ENUM (sad)"), codes::SYNTAX_ERROR);
+        assert_eq!(code(&format!("CREATE TYPE m AS ENUM ('{}')", "x".repeat(64))), codes::INVALID_PARAMETER_VALUE);
+        assert_eq!(code("ALTER TYPE m RENAME VALUE 'a' TO 'b'"), codes::FEATURE_NOT_SUPPORTED);
+        assert_eq!(code("CREATE TYPE p AS (x int)"), codes::FEATURE_NOT_SUPPORTED);
+        // A type name the parser does not know is an enum type for the session to look up.
+        let Statement::CreateTable { columns, .. } = one("CREATE TABLE t (m public.mood)") else { panic!() };
+        assert_eq!(
+            columns[0].data_type,
+            DataType::Enum(std::sync::Arc::new(crate::types::EnumType::unresolved("mood")))
+        );
     }
 
     #[test]

@@ -464,6 +464,9 @@ impl SubPlanner for Planner<'_> {
     fn plan_subquery(&mut self, q: &Query, outer: Vec<Scope>) -> Result<(Plan, Scope)> {
         self.plan_query(q, outer)
     }
+    fn resolve_type(&mut self, t: &DataType) -> Result<DataType> {
+        crate::catalog::resolve_type(self.txn, t)
+    }
 }
 
 impl<'t> Planner<'t> {
@@ -1206,7 +1209,7 @@ impl<'t> Planner<'t> {
             };
             let data_type = match b {
                 BExpr::Col(i) if plan_after_group.is_none() => scope.columns[i].data_type.clone(),
-                _ => infer_type(e, &scope),
+                _ => infer_type(e, &scope).map(|t| self.resolve_type(&t)).transpose()?,
             };
             exprs.push(b);
             out_scope.columns.push(ScopeColumn { table: None, name: name.clone(), data_type, hidden: false });

@@ -11,6 +11,7 @@
 mod alter;
 mod constraints;
 mod copy;
+mod enums;
 mod explain;
 mod objects;
 mod prepared;
@@ -1429,6 +1430,11 @@ impl Session {
                 self.comment(txn, relation, column.as_deref(), *kind, comment.as_deref())
             }
             Statement::CreateSchema { name, if_not_exists } => self.create_schema(name, *if_not_exists),
+            Statement::CreateEnum { name, labels } => self.create_enum(txn, name, labels),
+            Statement::AlterEnumAddValue { name, label, if_not_exists, position } => {
+                self.add_enum_value(txn, name, label, *if_not_exists, position.as_ref())
+            }
+            Statement::DropType { names, if_exists } => self.drop_types(txn, names, *if_exists),
             Statement::Lock { tables, exclusive, nowait } => self.lock_tables(txn, tables, *exclusive, *nowait),
             other => Err(Error::unsupported(format!("{other:?}").split([' ', '{', '(']).next().unwrap_or("statement"))),
         }
@@ -1558,6 +1564,11 @@ impl Session {
             }
             return Err(Error::new(codes::DUPLICATE_TABLE, format!("relation \"{name}\" already exists")));
         }
+        if catalog::get_enum(txn, name)?.is_some() {
+            return Err(Error::new(codes::DUPLICATE_OBJECT, format!("type \"{name}\" already exists")).with_hint(
+                "A relation has an associated type of the same name, so you must use a name that doesn't conflict with any existing type.",
+            ));
+        }
         if defs.len() > catalog::COLUMNS_MAX {
             return Err(Error::new(codes::PROGRAM_LIMIT_EXCEEDED, "tables can have at most 1600 columns"));
         }
@@ -1583,7 +1594,7 @@ impl Session {
             }
             columns.push(Column {
                 name: d.name.clone(),
-                data_type: d.data_type.clone(),
+                data_type: catalog::resolve_type(txn, &d.data_type)?,
                 not_null: d.not_null || d.serial,
                 default,
                 sequence: None,

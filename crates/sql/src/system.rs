@@ -139,7 +139,6 @@ pub fn scan(exec: &mut Exec, table: &Table) -> Result<Vec<Row>> {
     let needs_catalog = !matches!(
         def.name,
         "pg_namespace"
-            | "pg_type"
             | "pg_am"
             | "pg_database"
             | "pg_collation"

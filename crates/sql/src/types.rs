@@ -76,6 +76,72 @@ pub enum DataType {
     /// `regrole`. Its values name the object (see [`Value::Reg`]); the catalog is needed to
     /// make one, so casts to it run in the executor (`system::to_reg`).
     Reg(RegKind),
+    /// An enumerated type (CREATE TYPE ... AS ENUM), with its labels. A type name the
+    /// parser does not know is an unresolved enum (oid 0, no labels) until the session
+    /// looks it up in the catalog (`EnumType::is_resolved`).
+    Enum(std::sync::Arc<EnumType>),
+}
+
+/// An enumerated type: its name, oid and labels in sort order.
+#[derive(Debug, Clone)]
+pub struct EnumType {
+    /// The type's oid (`pg_type.oid`); 0 while unresolved.
+    pub oid: u32,
+    /// The type's name.
+    pub name: String,
+    /// The labels with their sort positions (`pg_enum.enumsortorder`), ascending. A
+    /// label's position never changes once given, so stored values stay ordered when
+    /// ALTER TYPE ... ADD VALUE puts a label between two others.
+    pub labels: Vec<(String, f64)>,
+}
+
+impl EnumType {
+    /// A type named `name` that the catalog has not been asked about yet.
+    pub fn unresolved(name: &str) -> EnumType {
+        EnumType { oid: 0, name: name.to_string(), labels: Vec::new() }
+    }
+
+    /// True once the type came from the catalog.
+    pub fn is_resolved(&self) -> bool {
+        self.oid != 0
+    }
+
+    /// The value of this type with label `label`: 22P02 if it has no such label.
+    pub fn value(&self, label: &str) -> crate::error::Result<Value> {
+        match self.labels.iter().find(|(l, _)| l == label) {
+            Some((l, order)) => {
+                Ok(Value::Enum(Box::new(EnumValue { type_oid: self.oid, order: *order, label: l.clone() })))
+            }
+            None => Err(crate::error::Error::new(
+                crate::error::codes::INVALID_TEXT_REPRESENTATION,
+                format!("invalid input value for enum {}: \"{label}\"", self.name),
+            )),
+        }
+    }
+}
+
+impl PartialEq for EnumType {
+    fn eq(&self, other: &EnumType) -> bool {
+        self.oid == other.oid
+            && self.name == other.name
+            && self.labels.len() == other.labels.len()
+            && self.labels.iter().zip(&other.labels).all(|(a, b)| a.0 == b.0 && a.1.to_bits() == b.1.to_bits())
+    }
+}
+
+impl Eq for EnumType {}
+
+/// A value of an enumerated type: the type's oid, the label's sort position and the
+/// label. It carries what comparing and printing it need, so a stored row decodes without
+/// the catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnumValue {
+    /// The type's oid.
+    pub type_oid: u32,
+    /// The label's sort position.
+    pub order: f64,
+    /// The label.
+    pub label: String,
 }
 
 /// The object identifier alias types: an oid that prints as the name of the object.
@@ -162,6 +228,19 @@ impl DataType {
                 _ => "text[]",
             },
             DataType::Reg(kind) => kind.name(),
+            // As information_schema.columns.data_type; Display writes the type's name.
+            DataType::Enum(_) => "USER-DEFINED",
+        }
+    }
+
+    /// The type's name without modifiers, as PostgreSQL's messages give it: [`pg_name`],
+    /// or an enum type's own name.
+    ///
+    /// [`pg_name`]: DataType::pg_name
+    pub fn type_name(&self) -> &str {
+        match self {
+            DataType::Enum(t) => &t.name,
+            other => other.pg_name(),
         }
     }
 
@@ -190,6 +269,7 @@ impl DataType {
             DataType::Jsonb => 3802,
             DataType::Array(elem) => crate::system::defs::sys_type(*elem).map_or(1009, |t| t.array),
             DataType::Reg(kind) => kind.oid(),
+            DataType::Enum(t) => t.oid,
         }
     }
 
@@ -246,6 +326,7 @@ impl fmt::Display for DataType {
             DataType::TimestampP { tz, precision } => {
                 write!(f, "timestamp({precision}) with{} time zone", if *tz { "" } else { "out" })
             }
+            DataType::Enum(t) => f.write_str(&t.name),
             other => f.write_str(other.pg_name()),
         }
     }
@@ -311,6 +392,8 @@ pub enum Value {
     /// JSON or JSONB: the document's text. A `json` value keeps its input text as it was
     /// written; a `jsonb` value is in its normal form (see `eval::json`).
     Json(String),
+    /// A value of an enumerated type.
+    Enum(Box<EnumValue>),
 }
 
 impl Value {

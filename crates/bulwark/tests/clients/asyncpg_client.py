@@ -1,7 +1,8 @@
 """asyncpg against a running Bulwark: a connection pool (whose release runs asyncpg's reset
 query: pg_advisory_unlock_all(), CLOSE ALL, UNLISTEN *, RESET ALL), typed parameters,
 executemany, fetch in a transaction with a savepoint, prepared statements kept across
-acquisitions, and errors caught by SQLSTATE. Exits non-zero on any mismatch.
+acquisitions, errors caught by SQLSTATE, and an enum type (whose oid asyncpg looks up in
+pg_type before it binds or reads a value of it). Exits non-zero on any mismatch.
 Usage: python3 asyncpg_client.py PORT [USER]"""
 
 import asyncio
@@ -76,6 +77,21 @@ async def main():
         await conn.execute("INSERT INTO tagged VALUES ($1, $2, $3)", 1, ["a", "b c"], [7, 8])
         row = await conn.fetchrow("SELECT tags, nums FROM tagged WHERE 8 = ANY (nums)")
         assert (row["tags"], row["nums"]) == (["a", "b c"], [7, 8]), row
+
+    # An enum type: parameters and results of it, compared in the labels' order.
+    async with pool.acquire() as conn:
+        await conn.execute("DROP TABLE IF EXISTS painted; DROP TYPE IF EXISTS color")
+        await conn.execute("CREATE TYPE color AS ENUM ('red', 'green', 'blue')")
+        await conn.execute("CREATE TABLE painted (id int PRIMARY KEY, c color)")
+        await conn.executemany("INSERT INTO painted VALUES ($1, $2)", [(1, "green"), (2, "blue"), (3, "red")])
+        rows = await conn.fetch("SELECT id, c FROM painted WHERE c >= $1 ORDER BY c", "green")
+        assert [tuple(r) for r in rows] == [(1, "green"), (2, "blue")], rows
+        try:
+            await conn.execute("INSERT INTO painted VALUES ($1, $2)", 4, "mauve")
+            raise AssertionError("an unknown label was stored")
+        except asyncpg.InvalidTextRepresentationError as e:
+            assert e.sqlstate == "22P02", e.sqlstate
+        await conn.execute("DROP TABLE painted; DROP TYPE color")
 
     # Prepared statements survive release and reuse (the pool does not deallocate them).
     async with pool.acquire() as conn:

@@ -3,12 +3,16 @@ pg_catalog with `= ANY (ARRAY[...])` and schema-qualified columns), a flush of m
 objects with related rows (insertmanyvalues: `INSERT ... SELECT ... FROM (VALUES ...) AS
 imp_sen(p0, p1, sen_counter) ORDER BY sen_counter RETURNING ...`), queries through
 relationships, update, delete, and reflection of tables, columns, keys and indexes (read
-with unnest() and generate_subscripts() in a select list and array_agg(... ORDER BY)). Exits non-zero on any mismatch.
+with unnest() and generate_subscripts() in a select list and array_agg(... ORDER BY)), and a
+Python enum stored in a PostgreSQL enum type (CREATE TYPE ... AS ENUM by create_all, read
+back, filtered and ordered in the type's order, reflected, dropped by drop_all). Exits
+non-zero on any mismatch.
 Usage: python3 sqlalchemy_client.py PORT [USER]"""
 
+import enum
 import sys
 
-from sqlalchemy import ForeignKey, String, create_engine, func, inspect, select
+from sqlalchemy import Enum, ForeignKey, String, create_engine, func, inspect, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 port = sys.argv[1]
@@ -26,10 +30,17 @@ class Author(Base):
     posts: Mapped[list["Post"]] = relationship(back_populates="author")
 
 
+class Status(enum.Enum):
+    draft = "draft"
+    published = "published"
+    archived = "archived"
+
+
 class Post(Base):
     __tablename__ = "posts"
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(100))
+    status: Mapped[Status] = mapped_column(Enum(Status, name="post_status"), default=Status.draft)
     author_id: Mapped[int] = mapped_column(ForeignKey("authors.id"))
     author: Mapped[Author] = relationship(back_populates="posts")
 
@@ -52,9 +63,24 @@ with Session(engine) as s:
     s.commit()
     assert s.scalar(select(func.count()).select_from(Post)) == 14
     assert s.scalar(select(Author.name).where(Author.id == a3.id)) == "renamed"
+    # Enum values: stored as the type's labels, compared and ordered as the type orders them
+    # (archived > published > draft), not alphabetically.
+    posts = s.scalars(select(Post).order_by(Post.id)).all()
+    posts[0].status = Status.archived
+    posts[1].status = Status.published
+    s.commit()
+    assert s.scalar(select(func.count()).select_from(Post).where(Post.status == Status.draft)) == 12
+    ordered = s.scalars(select(Post.status).order_by(Post.status.desc(), Post.id).limit(3)).all()
+    assert ordered == [Status.archived, Status.published, Status.draft], ordered
+    later = s.scalars(select(Post.id).where(Post.status > Status.draft).order_by(Post.id)).all()
+    assert later == [posts[0].id, posts[1].id], later
 insp = inspect(engine)
+enums = [e for e in insp.get_enums() if e["name"] == "post_status"]
+assert [(e["name"], e["labels"]) for e in enums] == [("post_status", ["draft", "published", "archived"])], enums
 assert sorted(insp.get_table_names()) == ["authors", "posts"], insp.get_table_names()
-assert [c["name"] for c in insp.get_columns("posts")] == ["id", "title", "author_id"]
+columns = insp.get_columns("posts")
+assert [c["name"] for c in columns] == ["id", "title", "status", "author_id"], columns
+assert list(columns[2]["type"].enums) == ["draft", "published", "archived"], columns[2]
 assert insp.get_pk_constraint("posts")["constrained_columns"] == ["id"]
 fks = insp.get_foreign_keys("posts")
 assert [(f["constrained_columns"], f["referred_table"], f["referred_columns"]) for f in fks] == [
@@ -65,4 +91,6 @@ with engine.begin() as c:
 indexes = [(i["name"], i["column_names"], i["unique"]) for i in insp.get_indexes("posts")]
 assert indexes == [("posts_title", ["title"], False)], indexes
 Base.metadata.drop_all(engine)
+with engine.connect() as c:
+    assert c.exec_driver_sql("SELECT count(*) FROM pg_type WHERE typname = 'post_status'").scalar() == 0
 print("sqlalchemy ok")

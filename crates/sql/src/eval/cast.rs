@@ -95,6 +95,13 @@ pub fn cast(v: Value, to: &DataType, explicit: bool) -> Result<Value> {
                 other => Err(cannot_cast(&other, to)),
             }
         }
+        DataType::Enum(t) => {
+            return match v {
+                Value::Text(s) => enum_input(t, &s),
+                Value::Enum(e) if e.type_oid == t.oid => Ok(Value::Enum(e)),
+                other => Err(cannot_cast(&other, to)),
+            }
+        }
         DataType::Char(limit) => {
             let s = text::to_text(&v).unwrap_or_default();
             let n = limit.unwrap_or(1);
@@ -160,6 +167,8 @@ pub fn cast(v: Value, to: &DataType, explicit: bool) -> Result<Value> {
                 format!("cannot cast jsonb {} to type {}", json_kind_name(&kind), to.pg_name()),
             )),
         },
+        // To text and to its own type above; nothing else.
+        Value::Enum(_) => Err(cannot_cast(&v, to)),
         Value::Null => Ok(Value::Null),
     }
 }
@@ -209,7 +218,15 @@ fn checked_date_ts(d: i32) -> Result<i64> {
 
 /// 42846 `cannot cast type boolean to date`.
 pub fn cannot_cast(v: &Value, to: &DataType) -> Error {
-    Error::new(codes::CANNOT_COERCE, format!("cannot cast type {} to {}", type_name(v), to.pg_name()))
+    Error::new(codes::CANNOT_COERCE, format!("cannot cast type {} to {}", type_name(v), to.type_name()))
+}
+
+/// The value of enum type `t` labelled `s`.
+fn enum_input(t: &crate::types::EnumType, s: &str) -> Result<Value> {
+    if !t.is_resolved() {
+        return Err(Error::new(codes::UNDEFINED_OBJECT, format!("type \"{}\" does not exist", t.name)));
+    }
+    t.value(s)
 }
 
 /// Enforces `varchar(n)`/`char(n)`: trailing blanks beyond `n` are dropped silently, an
@@ -435,6 +452,7 @@ pub fn parse_text(s: &str, t: &DataType) -> Result<Value> {
         DataType::Timestamp => Ok(Value::Timestamp(datetime::parse_datetime(s, datetime::DateKind::Timestamp)?)),
         DataType::TimestampTz => Ok(Value::TimestampTz(datetime::parse_datetime(s, datetime::DateKind::TimestampTz)?)),
         DataType::Interval => Ok(Value::Interval(parse_interval_value(s)?)),
+        DataType::Enum(e) => enum_input(e, s),
         DataType::Reg(kind) => {
             let trimmed = s.trim();
             if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {

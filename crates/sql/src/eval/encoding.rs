@@ -46,6 +46,9 @@
 //!   13     TIMESTAMPTZ     8 bytes little-endian
 //!   14     INTERVAL        months (4) days (4) micros (8), little-endian
 //!   15     JSON / JSONB    length (varint) UTF-8 bytes (jsonb in its normal form)
+//!   16     TIME            8 bytes little-endian
+//!   17     ENUM            type oid (varint) sort position (8 bytes little-endian IEEE 754
+//!                          bits) label length (varint) label UTF-8 bytes
 //!   varint := LEB128, 7 bits a byte, least significant group first, at most 19 bytes
 //! ```
 //!
@@ -84,7 +87,19 @@ pub fn key_part(v: &Value) -> Result<KeyPart> {
             KeyPart::Bytes(((v as u128) ^ (1u128 << 127)).to_be_bytes().to_vec())
         }
         Value::Reg(_, oid, _) => KeyPart::Int(i64::from(*oid)),
+        Value::Enum(e) => KeyPart::Bytes(enum_key(e.order, &e.label)),
     })
+}
+
+/// The order-preserving byte form of an enum value: its sort position (the bits of the
+/// double, sign flipped so they sort as the number) then the label, which keeps values of
+/// two labels apart should their positions ever be equal.
+pub fn enum_key(order: f64, label: &str) -> Vec<u8> {
+    let bits = order.to_bits();
+    let sortable = if bits >> 63 == 1 { !bits } else { bits | (1 << 63) };
+    let mut out = sortable.to_be_bytes().to_vec();
+    out.extend_from_slice(label.as_bytes());
+    out
 }
 
 /// The order-preserving byte form of a NUMERIC (see the module doc).
@@ -200,6 +215,13 @@ pub fn encode_row(values: &[Value]) -> Vec<u8> {
             Value::Time(t) => {
                 out.push(16);
                 out.extend(t.to_le_bytes());
+            }
+            Value::Enum(e) => {
+                out.push(17);
+                put_varint(&mut out, u128::from(e.type_oid));
+                out.extend(e.order.to_bits().to_le_bytes());
+                put_varint(&mut out, e.label.len() as u128);
+                out.extend(e.label.as_bytes());
             }
             // No column has a reg* type; a reg* value stored anyway keeps its oid.
             Value::Reg(_, oid, _) => {
@@ -318,6 +340,15 @@ pub fn decode_row(bytes: &[u8]) -> Result<Vec<Value>> {
                 micros: i64::from_le_bytes(r.array()?),
             }),
             16 => Value::Time(i64::from_le_bytes(r.array()?)),
+            17 => {
+                let type_oid =
+                    u32::try_from(r.varint()?).map_err(|_| corrupted(format!("enum type oid at byte {at}")))?;
+                let order = f64::from_bits(u64::from_le_bytes(r.array()?));
+                let n = r.length()?;
+                let label =
+                    std::str::from_utf8(r.take(n)?).map_err(|_| corrupted(format!("invalid UTF-8 at byte {at}")))?;
+                Value::Enum(Box::new(crate::types::EnumValue { type_oid, order, label: label.to_string() }))
+            }
             other => return Err(corrupted(format!("unknown value tag {other} at byte {at}"))),
         });
     }

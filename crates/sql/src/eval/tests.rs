@@ -570,6 +570,8 @@ fn arb_value() -> impl Strategy<Value = V> {
             days,
             micros
         })),
+        (any::<u32>(), -1.0e9f64..1.0e9, "[a-z]{1,8}")
+            .prop_map(|(type_oid, order, label)| V::Enum(Box::new(crate::types::EnumValue { type_oid, order, label }))),
     ]
 }
 
@@ -593,6 +595,13 @@ proptest! {
     fn numeric_key_order_small_scales(a in -2000i128..2000, sa in 0u32..4, b in -2000i128..2000, sb in 0u32..4) {
         let (a, b) = (Numeric { mantissa: a, scale: sa }, Numeric { mantissa: b, scale: sb });
         prop_assert_eq!(encoded(&V::Numeric(a)).cmp(&encoded(&V::Numeric(b))), numeric::cmp(a, b));
+    }
+
+    #[test]
+    fn enum_key_order_matches_position(a in -1.0e12f64..1.0e12, b in -1.0e12f64..1.0e12) {
+        let value = |order: f64| V::Enum(Box::new(crate::types::EnumValue { type_oid: 1, order, label: "x".into() }));
+        prop_assert_eq!(encoded(&value(a)).cmp(&encoded(&value(b))), a.total_cmp(&b), "{} {}", a, b);
+        prop_assert_eq!(super::compare(&value(a), &value(b)), Some(a.total_cmp(&b)));
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub fn to_text(v: &Value) -> Option<String> {
         Value::TimestampTz(t) => datetime::format_timestamp(*t, true),
         Value::Interval(iv) => datetime::format_interval(*iv),
         Value::Reg(_, _, name) => name.clone(),
+        Value::Enum(e) => e.label.clone(),
     })
 }
 

@@ -140,7 +140,7 @@ impl Session {
         }
         let column = Column {
             name: def.name.clone(),
-            data_type: def.data_type.clone(),
+            data_type: catalog::resolve_type(txn, &def.data_type)?,
             not_null: def.not_null || def.serial,
             default: default.clone(),
             sequence: None,
@@ -315,6 +315,7 @@ impl Session {
     /// USING expression's), through the same checks and index maintenance as an UPDATE.
     fn set_type(&self, txn: &mut Txn, table: Table, column: &str, to: &DataType, using: Option<&Expr>) -> Result<()> {
         let c = table.column_index(column)?;
+        let to = &catalog::resolve_type(txn, to)?;
         if let Some(view) = super::views::view_reading(txn, &table.name)? {
             return Err(Error::new(
                 codes::FEATURE_NOT_SUPPORTED,
@@ -343,7 +344,7 @@ impl Session {
         if using.is_none() && !automatic {
             return Err(Error::new(
                 codes::DATATYPE_MISMATCH,
-                format!("column \"{column}\" cannot be cast automatically to type {}", to.pg_name()),
+                format!("column \"{column}\" cannot be cast automatically to type {}", to.type_name()),
             )
             .with_hint(format!("You might need to specify \"USING {column}::{to}\".")));
         }

@@ -234,6 +234,7 @@ pub static TABLES: &[SysTable] = &[
             ("typacl", Arr),
         ],
     ),
+    t("pg_enum", 3501, &[("oid", Oid), ("enumtypid", Oid), ("enumsortorder", F4), ("enumlabel", Name)]),
     t(
         "pg_index",
         2610,

@@ -165,10 +165,16 @@ fn call_known(exec: &mut Exec, name: &str, args: &[Value]) -> Result<Value> {
             None => Err(wrong_args(name, args)),
         },
         ("pg_table_is_visible", 1) => Ok(oid_arg(args.first()).map_or(Value::Null, table_is_visible)),
-        ("pg_type_is_visible", 1) => Ok(Value::Bool(oid_arg(args.first()).is_some_and(|o| type_name(o).is_some()))),
+        ("pg_type_is_visible", 1) => Ok(Value::Bool(match oid_arg(args.first()) {
+            Some(o) => type_name(o).is_some() || enum_name(exec, o)?.is_some(),
+            None => false,
+        })),
         ("format_type", 2) => Ok(match oid_arg(args.first()) {
             None => Value::Null,
-            Some(o) => Value::Text(format_type(o, int_arg(args.get(1)).unwrap_or(-1))),
+            Some(o) => match enum_name(exec, o)? {
+                Some(name) => Value::Text(quote_ident(&name)),
+                None => Value::Text(format_type(o, int_arg(args.get(1)).unwrap_or(-1))),
+            },
         }),
         ("pg_get_expr", 2 | 3) => Ok(args[0].clone()),
         ("pg_get_indexdef", 1 | 3) => {
@@ -298,6 +304,14 @@ pub fn format_type(oid: u32, typmod: i64) -> String {
         1184 if (0..=6).contains(&typmod) => format!("timestamp({typmod}) with time zone"),
         _ => t.sql_name.into(),
     }
+}
+
+/// The name of the enum type with oid `oid`, if there is one.
+fn enum_name(exec: &mut Exec, oid: u32) -> Result<Option<String>> {
+    if oid < FIRST_NORMAL_OID {
+        return Ok(None);
+    }
+    Ok(crate::catalog::enums(exec.txn)?.into_iter().find(|t| t.oid == oid).map(|t| t.name))
 }
 
 /// The typname of a type oid.

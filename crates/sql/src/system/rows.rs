@@ -73,7 +73,16 @@ pub fn rows(def: &SysTable, snapshot: &Snapshot, settings: &[(String, String)]) 
             .iter()
             .map(|(o, subid, t)| vec![oid(*o), oid(PG_CLASS_OID), i4(*subid as i64), text(t)])
             .collect(),
-        (Schema::PgCatalog, "pg_type") => pg_type(),
+        (Schema::PgCatalog, "pg_type") => pg_type(snapshot),
+        (Schema::PgCatalog, "pg_enum") => snapshot
+            .enums
+            .iter()
+            .flat_map(|t| {
+                t.labels.iter().enumerate().map(move |(i, (label, order))| {
+                    vec![oid(enum_label_oid(t.oid, i)), oid(t.oid), Value::Float4(*order as f32), text(label)]
+                })
+            })
+            .collect(),
         (Schema::PgCatalog, "pg_index") => pg_index(snapshot),
         (Schema::PgCatalog, "pg_constraint") => pg_constraint(snapshot),
         (Schema::PgCatalog, "pg_attrdef") => snapshot
@@ -551,8 +560,51 @@ fn io_function(typname: &str, suffix: &str) -> Value {
     Value::Text(if underscore { format!("{typname}_{suffix}") } else { format!("{typname}{suffix}") })
 }
 
-fn pg_type() -> Vec<Row> {
+/// The oid of label `i` of enum type `type_oid` (in the hashed range, as other derived
+/// oids; nothing refers to it).
+fn enum_label_oid(type_oid: u32, i: usize) -> u32 {
+    let h = (u64::from(type_oid) << 20 | i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    0x4000_0000 | (h >> 34) as u32
+}
+
+fn pg_type(s: &Snapshot) -> Vec<Row> {
     let mut out = Vec::new();
+    for t in &s.enums {
+        out.push(vec![
+            oid(t.oid),
+            text(&t.name),
+            oid(PUBLIC_OID),
+            oid(SUPERUSER_OID),
+            Value::Int2(4),
+            b(true),
+            ch('e'),
+            ch('E'),
+            b(false),
+            b(true),
+            ch(','),
+            oid(0),
+            text("-"),
+            oid(0),
+            oid(0),
+            text("enum_in"),
+            text("enum_out"),
+            text("enum_recv"),
+            text("enum_send"),
+            text("-"),
+            text("-"),
+            text("-"),
+            ch('i'),
+            ch('p'),
+            b(false),
+            oid(0),
+            Value::Int4(-1),
+            Value::Int4(0),
+            oid(0),
+            NULL,
+            NULL,
+            NULL,
+        ]);
+    }
     for t in TYPES {
         let (len, byval, align, storage) = type_layout(t.oid);
         let vector_elem = match t.oid {
@@ -880,7 +932,10 @@ fn info_type(t: &DataType) -> [Value; 8] {
         DataType::TimestampP { precision, .. } => int(*precision),
         _ => NULL,
     };
-    let udt = super::defs::sys_type(t.oid()).map_or("", |s| s.name);
+    let udt = match t {
+        DataType::Enum(e) => e.name.as_str(),
+        _ => super::defs::sys_type(t.oid()).map_or("", |s| s.name),
+    };
     [text(t.pg_name()), chars, octets, precision, radix, scale, datetime, text(udt)]
 }
 

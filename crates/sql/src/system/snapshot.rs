@@ -168,6 +168,8 @@ pub struct Snapshot {
     /// Comments (COMMENT ON), with the oid and column number (0: the relation itself)
     /// of what each describes.
     pub comments: Vec<(u32, usize, String)>,
+    /// Enum types (CREATE TYPE ... AS ENUM), by name.
+    pub enums: Vec<crate::types::EnumType>,
 }
 
 /// The most tables one snapshot reads (a guard against runaway catalogs, far above use).
@@ -215,6 +217,7 @@ impl Snapshot {
         });
         s.view_sql = view_sql;
         s.sequence_defs = sequence_defs;
+        s.enums = catalog::enums(txn)?;
         for c in catalog::comments(txn)? {
             let Some(rel) = s.rels.iter().find(|r| r.name == c.relation) else { continue };
             let subid = match c.column.as_str() {
