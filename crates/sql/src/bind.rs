@@ -418,6 +418,45 @@ impl Binder<'_> {
                 let t = crate::plan::infer_type(&args[0], scope);
                 BExpr::Const(Value::Text(t.map_or("unknown".to_string(), |t| t.to_string())))
             }
+            // The enum support functions read the type of their argument, not its value:
+            // its labels become constants here.
+            Expr::Function { name, args, .. }
+                if matches!(name.as_str(), "enum_first" | "enum_last" | "enum_range")
+                    && matches!(args.len(), 1 | 2) =>
+            {
+                let Some(DataType::Enum(t)) =
+                    args.iter().find_map(|a| self.literal_type(a, scope).transpose()).transpose()?
+                else {
+                    return Err(Error::new(
+                        codes::UNDEFINED_FUNCTION,
+                        format!("function {name} needs an argument of an enum type"),
+                    ));
+                };
+                let labels: Vec<Value> = t.labels.iter().map(|(l, _)| t.value(l)).collect::<Result<_>>()?;
+                match (name.as_str(), args.len()) {
+                    ("enum_first", 1) => BExpr::Const(labels.first().cloned().unwrap_or(Value::Null)),
+                    ("enum_last", 1) => BExpr::Const(labels.last().cloned().unwrap_or(Value::Null)),
+                    ("enum_range", _) => {
+                        // enum_range(low, high, label...): NULL bounds are open.
+                        let mut call = Vec::with_capacity(labels.len() + 2);
+                        if args.len() == 1 {
+                            call.extend([BExpr::Const(Value::Null), BExpr::Const(Value::Null)]);
+                        } else {
+                            for a in args {
+                                call.push(coerce_untyped(self.bind(a, scope)?, a, Some(DataType::Enum(t.clone()))));
+                            }
+                        }
+                        call.extend(labels.into_iter().map(BExpr::Const));
+                        BExpr::Func("enum_range".into(), call)
+                    }
+                    _ => {
+                        return Err(Error::new(
+                            codes::UNDEFINED_FUNCTION,
+                            format!("function {name} takes one argument"),
+                        ))
+                    }
+                }
+            }
             Expr::Function { name, args, .. } => {
                 let target = match name.as_str() {
                     "coalesce" | "greatest" | "least" => {

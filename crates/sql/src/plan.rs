@@ -2453,7 +2453,7 @@ pub fn infer_type(e: &Expr, scope: &Scope) -> Option<DataType> {
                     Some(t) => t,
                     None => args.iter().find_map(|a| infer_type(a, scope))?,
                 },
-                "nullif" => args.iter().find_map(|a| infer_type(a, scope))?,
+                "nullif" | "enum_first" | "enum_last" => args.iter().find_map(|a| infer_type(a, scope))?,
                 other => return crate::system::function_type(other),
             }
         }

@@ -263,6 +263,24 @@ pub fn call_function(name: &str, args: Vec<Value>, ctx: &FnContext) -> Result<Va
             return Ok(if equal == Value::Bool(true) { Value::Null } else { a });
         }
         "greatest" | "least" => return extreme(name, args),
+        // Bound by the binder as enum_range(low, high, label...), NULL bounds open.
+        "enum_range" if args.len() >= 2 => {
+            let position = |v: &Value| match v {
+                Value::Enum(e) => Some(e.order),
+                _ => None,
+            };
+            let (low, high) = (position(&args[0]), position(&args[1]));
+            let labels: Vec<Option<String>> = args[2..]
+                .iter()
+                .filter_map(|v| match v {
+                    Value::Enum(e) if low.is_none_or(|l| e.order >= l) && high.is_none_or(|h| e.order <= h) => {
+                        Some(Some(e.label.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            return Ok(Value::Text(super::array::format(&labels)));
+        }
         "now" | "current_timestamp" | "transaction_timestamp" | "statement_timestamp" | "clock_timestamp"
             if args.is_empty() =>
         {

@@ -76,7 +76,7 @@ pub fn function_type(name: &str) -> Option<DataType> {
         "pg_sleep" => DataType::Text,
         "to_regclass" | "pg_partition_ancestors" => DataType::Reg(RegKind::Class),
         "to_regtype" => DataType::Reg(RegKind::Type),
-        "array" => DataType::Array(25),
+        "array" | "enum_range" => DataType::Array(25),
         _ => return None,
     })
 }
@@ -133,7 +133,10 @@ fn wrong_args(name: &str, args: &[Value]) -> Error {
 /// Calls `name` if this module implements it.
 pub fn call(exec: &mut Exec, name: &str, args: &[Value]) -> Option<Result<Value>> {
     if function_type(name).is_none()
-        || matches!(name, "array" | "array_to_string" | "array_upper" | "array_lower" | "array_length" | "cardinality")
+        || matches!(
+            name,
+            "array" | "array_to_string" | "array_upper" | "array_lower" | "array_length" | "cardinality" | "enum_range"
+        )
     {
         return None;
     }
