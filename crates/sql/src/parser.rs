@@ -2041,10 +2041,13 @@ fn expr_node(e: sql::Expr) -> Result<Expr> {
         sql::Expr::Value(v) => literal(v.value)?,
         sql::Expr::Nested(inner) => expr(*inner)?,
         sql::Expr::UnaryOp { op, expr: inner } => unary(op, *inner)?,
-        sql::Expr::BinaryOp { left, op, right } => {
-            let op = binary_op(&op)?;
-            Expr::Binary { op, left: boxed(*left)?, right: boxed(*right)? }
-        }
+        sql::Expr::BinaryOp { left, op, right } => match (row_items(&left), row_items(&right)) {
+            (Some(l), Some(r)) => row_comparison(binary_op(&op)?, l, r)?,
+            _ => {
+                let op = binary_op(&op)?;
+                Expr::Binary { op, left: boxed(*left)?, right: boxed(*right)? }
+            }
+        },
         sql::Expr::IsNull(inner) => Expr::IsNull { expr: boxed(*inner)?, negated: false },
         sql::Expr::IsNotNull(inner) => Expr::IsNull { expr: boxed(*inner)?, negated: true },
         sql::Expr::IsTrue(inner) => Expr::IsBool { expr: boxed(*inner)?, value: Some(true), negated: false },
@@ -2056,6 +2059,27 @@ fn expr_node(e: sql::Expr) -> Result<Expr> {
         sql::Expr::IsDistinctFrom(a, b) => is_distinct_from(expr(*a)?, expr(*b)?, false),
         sql::Expr::IsNotDistinctFrom(a, b) => is_distinct_from(expr(*a)?, expr(*b)?, true),
         sql::Expr::In { expr: inner, target, negated, global: _ } => match target {
+            // (a, b) IN ((1, 2), (3, 4)): one row comparison per item, ORed.
+            sql::InTarget::List(list) if row_items(&inner).is_some() => {
+                let row = row_items(&inner).expect("a row");
+                let mut any: Option<Expr> = None;
+                for item in list {
+                    let items = row_items(&item).ok_or_else(|| {
+                        Error::unsupported("IN with a row on the left and a single value in the list")
+                    })?;
+                    let equal = row_comparison(BinaryOp::Eq, row.clone(), items)?;
+                    any = Some(match any {
+                        None => equal,
+                        Some(a) => Expr::Binary { op: BinaryOp::Or, left: Box::new(a), right: Box::new(equal) },
+                    });
+                }
+                let any = any.ok_or_else(|| Error::syntax("syntax error at or near \")\""))?;
+                if negated {
+                    Expr::Unary { op: crate::ast::UnaryOp::Not, expr: Box::new(any) }
+                } else {
+                    any
+                }
+            }
             sql::InTarget::List(list) => {
                 Expr::InList { expr: boxed(*inner)?, list: list.into_iter().map(expr).collect::<Result<_>>()?, negated }
             }
@@ -2198,6 +2222,68 @@ fn binary_op(op: &sql::BinaryOperator) -> Result<BinaryOp> {
 /// `a IS [NOT] DISTINCT FROM b`, written with the operators the AST has:
 /// `CASE WHEN a IS NULL THEN b IS NOT NULL WHEN b IS NULL THEN TRUE ELSE a <> b END`
 /// (negated for NOT DISTINCT). Exact, though `a` and `b` may be evaluated twice.
+/// The items of a row constructor: `(a, b)` or `ROW(a, b)`.
+fn row_items(e: &sql::Expr) -> Option<Vec<sql::Expr>> {
+    match e {
+        sql::Expr::Tuple(items) => Some(items.clone()),
+        sql::Expr::Nested(inner) => row_items(inner),
+        sql::Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("row") => match &f.args {
+            sql::FunctionArguments::List(list) if list.duplicate_treatment.is_none() && list.clauses.is_empty() => list
+                .args
+                .iter()
+                .map(|a| match a {
+                    sql::FunctionArg::Unnamed(sql::FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A comparison of two rows, item by item, as PostgreSQL defines it: `=` is every pair
+/// equal (AND), `<>` any pair unequal (OR), and `<`, `<=`, `>`, `>=` compare in order
+/// from the left, the first unequal pair deciding (`a < c OR (a = c AND b < d)`); a NULL
+/// in a pair that decides makes the answer NULL.
+fn row_comparison(op: BinaryOp, left: Vec<sql::Expr>, right: Vec<sql::Expr>) -> Result<Expr> {
+    if left.len() != right.len() {
+        return Err(Error::syntax("unequal number of entries in row expressions"));
+    }
+    if left.is_empty() {
+        return Err(Error::unsupported("comparison of empty rows"));
+    }
+    let binary = |op, l: Expr, r: Expr| Expr::Binary { op, left: Box::new(l), right: Box::new(r) };
+    let pairs: Vec<(Expr, Expr)> =
+        left.into_iter().zip(right).map(|(l, r)| Ok((expr(l)?, expr(r)?))).collect::<Result<_>>()?;
+    let join = |join_op, pair_op| {
+        pairs.iter().cloned().map(|(l, r)| binary(pair_op, l, r)).reduce(|a, b| binary(join_op, a, b)).expect("a pair")
+    };
+    Ok(match op {
+        BinaryOp::Eq => join(BinaryOp::And, BinaryOp::Eq),
+        BinaryOp::NotEq => join(BinaryOp::Or, BinaryOp::NotEq),
+        BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq => {
+            // From the last pair back: last = l op r; each earlier pair wraps it as
+            // l strict r OR (l = r AND rest).
+            let strict = if matches!(op, BinaryOp::Lt | BinaryOp::LtEq) { BinaryOp::Lt } else { BinaryOp::Gt };
+            let mut pairs = pairs.into_iter().rev();
+            let (l, r) = pairs.next().expect("a pair");
+            let mut out = binary(op, l, r);
+            for (l, r) in pairs {
+                let tie = binary(BinaryOp::And, binary(BinaryOp::Eq, l.clone(), r.clone()), out);
+                out = binary(BinaryOp::Or, binary(strict, l, r), tie);
+            }
+            out
+        }
+        other => {
+            return Err(Error::new(
+                codes::UNDEFINED_FUNCTION,
+                format!("operator does not exist: record {} record", crate::eval::op_symbol(other)),
+            ))
+        }
+    })
+}
+
 fn is_distinct_from(a: Expr, b: Expr, not: bool) -> Expr {
     let is_null = |e: &Expr, negated| Expr::IsNull { expr: Box::new(e.clone()), negated };
     let distinct = Expr::Case {
