@@ -1245,6 +1245,17 @@ mod ddl {
                     column.serial = true;
                     column.not_null = true;
                 }
+                // Text compares bytewise here, as the "C" collation does: the collations
+                // that mean that are accepted on the string types.
+                sql::ColumnOption::Collation(collation) => {
+                    if !matches!(column.data_type, DataType::Text | DataType::Varchar(_) | DataType::Char(_)) {
+                        return Err(Error::new(
+                            codes::DATATYPE_MISMATCH,
+                            format!("collations are not supported by type {}", column.data_type.type_name()),
+                        ));
+                    }
+                    postgres::check_collation(collation)?;
+                }
                 other => return Err(unsupported_sql("column option", &other)),
             }
         }
