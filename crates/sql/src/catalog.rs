@@ -814,11 +814,15 @@ pub fn put_enum(txn: &mut Txn, t: &EnumType) -> Result<()> {
 
 /// Every enum type, by name.
 pub fn enums(txn: &mut Txn) -> Result<Vec<EnumType>> {
+    decode_all(txn, keys::ENUM_TYPES, decode_enum)
+}
+
+/// Every definition stored under `prefix`, in key order, each decoded by `decode`.
+fn decode_all<T>(txn: &mut Txn, prefix: &[u8], decode: fn(&[u8]) -> Result<T>) -> Result<Vec<T>> {
     use std::ops::Bound;
-    let prefix = keys::ENUM_TYPES.to_vec();
-    let end = storage::keycode::prefix_end(&prefix).expect("prefix has an end");
-    let rows = txn.scan(Bound::Included(prefix), Bound::Excluded(end), false, usize::MAX)?;
-    rows.into_iter().map(|(_, v)| decode_enum(&v)).collect()
+    let end = storage::keycode::prefix_end(prefix).expect("prefix has an end");
+    let rows = txn.scan(Bound::Included(prefix.to_vec()), Bound::Excluded(end), false, usize::MAX)?;
+    rows.iter().map(|(_, v)| decode(v)).collect()
 }
 
 /// `t` with an enum type the parser left unresolved looked up in the catalog: 42704 if
@@ -959,10 +963,7 @@ pub fn move_column_comment(txn: &mut Txn, relation: &str, old: &str, new: Option
 
 /// Every view, sorted by name.
 pub fn views(txn: &mut Txn) -> Result<Vec<View>> {
-    use std::ops::Bound;
-    let end = storage::keycode::prefix_end(keys::VIEWS).expect("prefix has an end");
-    let rows = txn.scan(Bound::Included(keys::VIEWS.to_vec()), Bound::Excluded(end), false, usize::MAX)?;
-    rows.iter().map(|(_, v)| decode_view(v)).collect()
+    decode_all(txn, keys::VIEWS, decode_view)
 }
 
 /// A view's stored form: format (u8 = 1), id (u32), name, SQL text, column count (u32),
@@ -1043,10 +1044,7 @@ pub fn put_sequence(txn: &mut Txn, s: &Sequence) -> Result<()> {
 
 /// Every sequence definition, sorted by name.
 pub fn sequences(txn: &mut Txn) -> Result<Vec<Sequence>> {
-    use std::ops::Bound;
-    let end = storage::keycode::prefix_end(keys::SEQUENCE_DEFS).expect("prefix has an end");
-    let rows = txn.scan(Bound::Included(keys::SEQUENCE_DEFS.to_vec()), Bound::Excluded(end), false, usize::MAX)?;
-    rows.iter().map(|(_, v)| decode_sequence(v)).collect()
+    decode_all(txn, keys::SEQUENCE_DEFS, decode_sequence)
 }
 
 /// A sequence definition's stored form: format (u8 = 1), id (u32), name, type (as in a
